@@ -1,0 +1,5 @@
+//! # loom-gateway
+//!
+//! Loom's HTTP edge.
+
+pub mod config;

@@ -1,0 +1,1 @@
+//! Mock upstream servers for tests.
