@@ -1,7 +1,39 @@
 //! # loom-providers
 //!
-//! Provider adapters.
+//! One adapter per provider type, each a `tower::Service<LlmRequest>` that turns
+//! canonical requests into the provider's wire format over a pooled keep-alive
+//! client (rustls for `https://`, plain HTTP for local servers), streaming included.
+//!
+//! Available now: `openai` (OpenAI and any OpenAI-compatible server through
+//! `base_url`, `local` with `format: openai`) and the built-in `mock`.
+//!
+//! ```
+//! use loom_core::{ChatRequest, LlmRequest, Message, RequestContext, ResponsePayload, Role};
+//! use loom_providers::{Provider, ProviderConfig, ProviderType};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let provider = Provider::from_config(&ProviderConfig::new("demo", ProviderType::Mock)).unwrap();
+//! let chat = ChatRequest::new("any-model", vec![Message::text(Role::User, "ping")]);
+//! let response = provider.oneshot(LlmRequest::chat(RequestContext::new("req-1"), chat)).await.unwrap();
+//! let ResponsePayload::Chat(answer) = response.payload else { unreachable!() };
+//! assert_eq!(
+//!     answer.choices[0].message.content.as_ref().unwrap().joined_text(),
+//!     "Hello from Loom's mock provider! You said: ping"
+//! );
+//! # });
+//! ```
 
+pub mod client;
 pub mod config;
+pub mod error;
+pub mod mock;
+pub mod openai;
+pub mod provider;
+mod upstream;
 
 pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, WireFormat};
+pub use error::{ProviderError, TimeoutPhase};
+pub use mock::MockProvider;
+pub use openai::OpenAiProvider;
+pub use provider::Provider;

@@ -1,0 +1,69 @@
+//! Any configured provider, built from its config entry.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use loom_core::{LlmRequest, LlmResponse, LoomError};
+use tower::Service;
+
+use crate::config::{ProviderConfig, ProviderType, WireFormat};
+use crate::error::ProviderError;
+use crate::mock::MockProvider;
+use crate::openai::OpenAiProvider;
+
+/// One provider of any supported type, as a `tower::Service<LlmRequest>`.
+#[derive(Clone)]
+pub enum Provider {
+    /// OpenAI or an OpenAI-compatible server.
+    OpenAi(OpenAiProvider),
+    /// The built-in mock.
+    Mock(MockProvider),
+}
+
+impl Provider {
+    /// Builds the adapter a config entry asks for.
+    pub fn from_config(config: &ProviderConfig) -> Result<Provider, ProviderError> {
+        match (config.kind, config.format) {
+            (ProviderType::Openai, _) | (ProviderType::Local, Some(WireFormat::Openai) | None) => {
+                Ok(Provider::OpenAi(OpenAiProvider::new(config)?))
+            }
+            (ProviderType::Mock, _) => Ok(Provider::Mock(MockProvider::new(config))),
+            (kind, format) => Err(ProviderError::Unsupported {
+                provider: config.name.clone(),
+                what: match format {
+                    Some(WireFormat::Anthropic) => format!("type `{}` with format `anthropic` yet", kind.as_str()),
+                    _ => format!("type `{}` yet", kind.as_str()),
+                },
+            }),
+        }
+    }
+
+    /// The provider's configured name.
+    pub fn name(&self) -> &str {
+        match self {
+            Provider::OpenAi(provider) => provider.name(),
+            Provider::Mock(provider) => provider.name(),
+        }
+    }
+}
+
+impl Service<LlmRequest> for Provider {
+    type Response = LlmResponse;
+    type Error = LoomError;
+    type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
+        match self {
+            Provider::OpenAi(provider) => provider.poll_ready(cx),
+            Provider::Mock(provider) => provider.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: LlmRequest) -> Self::Future {
+        match self {
+            Provider::OpenAi(provider) => provider.call(request),
+            Provider::Mock(provider) => provider.call(request),
+        }
+    }
+}

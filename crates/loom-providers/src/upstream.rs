@@ -1,0 +1,284 @@
+//! One upstream endpoint: sending a JSON request with timeouts, reading bodies,
+//! streaming server-sent events, and decoding provider error bodies.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::time::{Instant, timeout_at};
+
+use crate::client::HttpClient;
+use crate::config::{Secret, Timeouts};
+use crate::error::{ProviderError, TimeoutPhase, redact_secrets};
+
+/// Largest upstream body Loom reads whole.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// A configured upstream: client, fixed headers and timeouts.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    pub(crate) name: Arc<str>,
+    client: HttpClient,
+    headers: HeaderMap,
+    pub(crate) timeouts: Timeouts,
+    secret: Option<Secret>,
+}
+
+impl Upstream {
+    pub(crate) fn new(
+        name: Arc<str>,
+        client: HttpClient,
+        headers: HeaderMap,
+        timeouts: Timeouts,
+        secret: Option<Secret>,
+    ) -> Self {
+        Upstream { name, client, headers, timeouts, secret }
+    }
+
+    fn provider(&self) -> String {
+        self.name.to_string()
+    }
+
+    /// The deadline of a request starting now.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.timeouts.request
+    }
+
+    /// POSTs `body` and returns the response once its headers arrive; non-2xx becomes an error.
+    pub(crate) async fn post_json(
+        &self,
+        uri: &Uri,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, ProviderError> {
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        let first_byte = (Instant::now() + self.timeouts.first_byte).min(deadline);
+        let response = match timeout_at(first_byte, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(self.transport_error(&error)),
+            Err(_) => return Err(self.timeout(first_byte_phase(deadline, first_byte), self.timeouts.first_byte)),
+        };
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(self.status_error(response, deadline).await)
+    }
+
+    /// Reads a whole (bounded) body before the deadline.
+    pub(crate) async fn read_body(
+        &self,
+        response: Response<Incoming>,
+        deadline: Instant,
+    ) -> Result<Bytes, ProviderError> {
+        let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY);
+        match timeout_at(deadline, body.collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(error)) => Err(ProviderError::InvalidResponse {
+                provider: self.provider(),
+                reason: format!("reading the body failed: {error}"),
+            }),
+            Err(_) => Err(self.timeout(TimeoutPhase::Request, self.timeouts.request)),
+        }
+    }
+
+    /// Decodes a JSON body into `T`, naming the provider on failure.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ProviderError> {
+        serde_json::from_slice(body).map_err(|error| ProviderError::InvalidResponse {
+            provider: self.provider(),
+            reason: format!("unexpected JSON: {error}"),
+        })
+    }
+
+    /// The response body as server-sent events, with the idle gap and deadline enforced.
+    pub(crate) fn events(
+        &self,
+        response: Response<Incoming>,
+        deadline: Instant,
+    ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
+        let upstream = self.clone();
+        let events = response.into_body().into_data_stream().eventsource();
+        futures_util::stream::unfold(Some(events), move |state| {
+            let upstream = upstream.clone();
+            async move {
+                let mut events = state?;
+                let idle_deadline = (Instant::now() + upstream.timeouts.idle).min(deadline);
+                match timeout_at(idle_deadline, events.next()).await {
+                    Ok(Some(Ok(event))) => Some((Ok(event), Some(events))),
+                    Ok(Some(Err(error))) => Some((
+                        Err(ProviderError::InvalidResponse {
+                            provider: upstream.provider(),
+                            reason: format!("stream broke: {error}"),
+                        }),
+                        None,
+                    )),
+                    Ok(None) => None,
+                    Err(_) if idle_deadline >= deadline => {
+                        Some((Err(upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)), None))
+                    }
+                    Err(_) => Some((Err(upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)), None)),
+                }
+            }
+        })
+    }
+
+    /// A stream that ended before its terminator.
+    pub(crate) fn truncated(&self) -> ProviderError {
+        ProviderError::InvalidResponse {
+            provider: self.provider(),
+            reason: "the stream ended before it was complete".to_owned(),
+        }
+    }
+
+    fn timeout(&self, phase: TimeoutPhase, after: Duration) -> ProviderError {
+        ProviderError::Timeout { provider: self.provider(), phase, after }
+    }
+
+    fn transport_error(&self, error: &hyper_util::client::legacy::Error) -> ProviderError {
+        if source_is_timeout(error) {
+            return self.timeout(TimeoutPhase::Connect, self.timeouts.connect);
+        }
+        let reason = if error.is_connect() {
+            format!("connection failed ({})", root_cause(error))
+        } else {
+            format!("request failed ({})", root_cause(error))
+        };
+        ProviderError::Connect { provider: self.provider(), reason }
+    }
+
+    async fn status_error(&self, response: Response<Incoming>, deadline: Instant) -> ProviderError {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let body = self.read_body(response, deadline).await.unwrap_or_default();
+        let (error_type, code, message) = parse_error_body(&body);
+        let message = redact_secrets(&message, self.secret.as_ref().map(Secret::expose));
+        ProviderError::Status { provider: self.provider(), status, error_type, code, message, retry_after }
+    }
+}
+
+fn first_byte_phase(deadline: Instant, first_byte: Instant) -> TimeoutPhase {
+    if first_byte >= deadline { TimeoutPhase::Request } else { TimeoutPhase::FirstByte }
+}
+
+fn source_is_timeout(error: &(dyn StdError + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+fn root_cause(error: &(dyn StdError + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// Reads `retry-after-ms`, then `retry-after` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// Extracts (type, code, message) from `{"error": {...}}` bodies of OpenAI, Anthropic and Google.
+pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>, String) {
+    let fallback = || String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_owned();
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None, fallback());
+    };
+    let error = value.get("error").unwrap_or(&value);
+    let text = |key: &str| match error.get(key) {
+        Some(serde_json::Value::String(text)) => Some(text.clone()),
+        Some(serde_json::Value::Number(number)) => Some(number.to_string()),
+        _ => None,
+    };
+    let error_type = text("type").or_else(|| text("status"));
+    let code = text("code");
+    let message = text("message").unwrap_or_else(fallback);
+    (error_type, code, message)
+}
+
+/// Builds the fixed headers: JSON content type, auth, and configured extras.
+pub(crate) fn base_headers(
+    provider: &str,
+    auth: Option<(HeaderName, String)>,
+    extra: &std::collections::BTreeMap<String, String>,
+) -> Result<HeaderMap, ProviderError> {
+    let invalid = |what: &str| ProviderError::Config {
+        provider: provider.to_owned(),
+        reason: format!("invalid header {what}"),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in extra {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(name))?;
+        let value = HeaderValue::from_str(value).map_err(|_| invalid(name))?;
+        headers.insert(header, value);
+    }
+    if let Some((name, value)) = auth {
+        let mut value = HeaderValue::from_str(&value).map_err(|_| invalid(name.as_str()))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        let mut past = HeaderMap::new();
+        past.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&past), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn error_bodies_of_each_provider() {
+        let openai = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        assert_eq!(
+            parse_error_body(openai),
+            (Some("requests".into()), Some("rate_limit_exceeded".into()), "Rate limit".into())
+        );
+        let google = br#"{"error":{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED"}}"#;
+        assert_eq!(
+            parse_error_body(google),
+            (Some("RESOURCE_EXHAUSTED".into()), Some("429".into()), "Quota".into())
+        );
+        assert_eq!(parse_error_body(b"<html>bad gateway</html>").2, "<html>bad gateway</html>");
+    }
+}
