@@ -14,6 +14,10 @@ pub enum ErrorKind {
     PermissionDenied,
     /// No provider serves the requested model (404).
     ModelNotFound,
+    /// No such endpoint (404).
+    NotFound,
+    /// The endpoint exists but not for this HTTP method (405).
+    MethodNotAllowed,
     /// Request body over the configured limit (413).
     PayloadTooLarge,
     /// Rate limited, by Loom or upstream (429).

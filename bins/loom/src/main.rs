@@ -1,0 +1,127 @@
+//! `loom`: run the gateway, or check a config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use loom_gateway::Gateway;
+use loom_gateway::config::{LogFormat, LoomConfig};
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+/// Loom, the AI gateway: every LLM provider behind one fast API.
+#[derive(Parser)]
+#[command(name = "loom", version)]
+struct Cli {
+    /// Config file.
+    #[arg(long, short, global = true, default_value = "loom.yaml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config, print a summary, and exit (non-zero on error).
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match LoomConfig::load(&cli.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("loom: invalid config {}: {error}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Check) => check(&config),
+        None => run(config),
+    }
+}
+
+fn check(config: &LoomConfig) -> ExitCode {
+    if let Err(error) = Gateway::from_config(config) {
+        eprintln!("loom: config is valid but the gateway cannot be built: {error}");
+        return ExitCode::from(2);
+    }
+    println!("{}", config.summary());
+    for feature in config.inactive_features() {
+        println!("note: {feature}");
+    }
+    println!("config OK");
+    ExitCode::SUCCESS
+}
+
+fn init_logging(config: &LoomConfig) {
+    let filter = EnvFilter::try_from_env("LOOM_LOG").unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.logging.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(config: LoomConfig) -> ExitCode {
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        for feature in config.inactive_features() {
+            warn!("{feature}");
+        }
+        let gateway = match Gateway::from_config(&config) {
+            Ok(gateway) => gateway,
+            Err(error) => {
+                error!(%error, "cannot build the gateway");
+                return ExitCode::from(2);
+            }
+        };
+        let running = match gateway.start().await {
+            Ok(running) => running,
+            Err(error) => {
+                error!(%error, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(addr) = running.addr() {
+            info!(%addr, "loom is serving the AI gateway");
+        }
+        if let Some(addr) = running.admin_addr() {
+            info!(%addr, "admin server (GET /health, GET /metrics)");
+        }
+        shutdown_signal().await;
+        info!(grace = ?config.server.shutdown_timeout, "shutting down: draining in-flight requests");
+        running.shutdown().await;
+        info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops loom");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

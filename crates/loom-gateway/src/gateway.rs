@@ -1,0 +1,178 @@
+//! `Gateway`: builds the pipeline from config and runs the front door and admin servers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use loom_providers::{Provider, ProviderError};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::Layer;
+
+use crate::admin::handle_admin;
+use crate::config::LoomConfig;
+use crate::dispatch::PriorityDispatch;
+use crate::metrics::Metrics;
+use crate::observe::MetricsLayer;
+use crate::request_id::RequestIds;
+use crate::routes::MountedRoute;
+use crate::server::serve;
+use crate::service::{AppState, Pipeline, handle};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A provider could not be built from its config.
+    #[error("ai_gateway.providers: {0}")]
+    Provider(#[from] ProviderError),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        /// The config key of the address.
+        key: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A gateway built from config, ready to serve.
+pub struct Gateway {
+    state: Arc<AppState>,
+    metrics: Arc<Metrics>,
+    listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
+    shutdown_timeout: Duration,
+}
+
+impl Gateway {
+    /// Builds providers, the pipeline and the route table.
+    pub fn from_config(config: &LoomConfig) -> Result<Gateway, GatewayError> {
+        let ai = &config.ai_gateway;
+        let mut providers = Vec::with_capacity(ai.providers.len());
+        for provider in &ai.providers {
+            providers.push((Provider::from_config(provider)?, provider));
+        }
+        let priorities: BTreeMap<String, u32> = ai
+            .routing
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(position, target)| (target.name.clone(), target.priority.unwrap_or(position as u32)))
+            .collect();
+        let dispatch = PriorityDispatch::new(providers, &priorities, ai.model_mapping.clone());
+        let models_body = models_body(dispatch.served_models());
+        let metrics = Arc::new(Metrics::new());
+        let pipeline: Pipeline = MetricsLayer::new(metrics.clone()).layer(dispatch);
+        let routes = if ai.enabled {
+            config.effective_routes().iter().map(MountedRoute::new).collect()
+        } else {
+            Vec::new()
+        };
+        let state = AppState {
+            pipeline,
+            routes,
+            max_body_bytes: config.server.max_body_bytes,
+            streaming_enabled: ai.streaming.enabled,
+            flush_interval: ai.streaming.flush_interval,
+            models_body,
+            request_ids: RequestIds::new(),
+        };
+        Ok(Gateway {
+            state: Arc::new(state),
+            metrics,
+            listen: config.server.listen,
+            admin_listen: config.admin.enabled.then_some(config.admin.listen),
+            shutdown_timeout: config.server.shutdown_timeout,
+        })
+    }
+
+    /// The metrics this gateway records.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Binds the configured addresses and serves until [`RunningGateway::shutdown`].
+    pub async fn start(self) -> Result<RunningGateway, GatewayError> {
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| GatewayError::Bind { key: "server.listen", addr: self.listen, source })?;
+        let admin_listener = match self.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Bind { key: "admin.listen", addr, source })?,
+            ),
+            None => None,
+        };
+        Ok(self.start_on(listener, admin_listener))
+    }
+
+    /// Serves on already-bound listeners (tests bind port 0).
+    pub fn start_on(self, listener: TcpListener, admin_listener: Option<TcpListener>) -> RunningGateway {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let grace = self.shutdown_timeout;
+        let addr = listener.local_addr().ok();
+        let state = self.state.clone();
+        let mut tasks = vec![tokio::spawn(serve(
+            listener,
+            move |request| handle(state.clone(), request),
+            shutdown_rx.clone(),
+            grace,
+        ))];
+        let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
+        if let Some(admin_listener) = admin_listener {
+            let metrics = self.metrics.clone();
+            tasks.push(tokio::spawn(serve(
+                admin_listener,
+                move |request| handle_admin(metrics.clone(), request),
+                shutdown_rx,
+                grace,
+            )));
+        }
+        RunningGateway { addr, admin_addr, shutdown_tx, tasks }
+    }
+}
+
+/// A serving gateway.
+pub struct RunningGateway {
+    addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Address of the front door.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// Address of the admin server, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Stops accepting, drains in-flight requests (streams included) within the
+    /// configured grace period, and returns when both servers have stopped.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The `/v1/models` body, built once.
+fn models_body(models: &[String]) -> Bytes {
+    let data: Vec<_> = models
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "loom"}))
+        .collect();
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}

@@ -1,0 +1,91 @@
+//! Maps a [`LoomError`] to an OpenAI-style error response.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use loom_core::{ErrorKind, LoomError};
+use serde::Serialize;
+
+/// The HTTP status a client sees for this error.
+pub fn status_of(error: &LoomError) -> StatusCode {
+    match error.kind {
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::UpstreamRejected => error
+            .upstream
+            .as_ref()
+            .and_then(|upstream| upstream.status)
+            .and_then(|status| StatusCode::from_u16(status).ok())
+            .filter(StatusCode::is_client_error)
+            .unwrap_or(StatusCode::BAD_REQUEST),
+        ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The OpenAI `error.type` for this error.
+fn openai_type(error: &LoomError) -> &'static str {
+    match error.kind {
+        ErrorKind::InvalidRequest
+        | ErrorKind::ModelNotFound
+        | ErrorKind::NotFound
+        | ErrorKind::MethodNotAllowed
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::UpstreamRejected => "invalid_request_error",
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable => "upstream_error",
+        ErrorKind::Overloaded => "overloaded_error",
+        ErrorKind::Timeout => "timeout_error",
+        ErrorKind::Internal => "server_error",
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+/// The `{"error": {...}}` JSON for this error.
+pub fn openai_error_json(error: &LoomError) -> Vec<u8> {
+    let envelope = ErrorEnvelope {
+        error: ErrorBody {
+            message: &error.message,
+            kind: openai_type(error),
+            param: error.param.as_deref(),
+            code: error.code.as_deref(),
+        },
+    };
+    // Serializing borrowed strings into a Vec cannot fail.
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+/// A complete error response: status, JSON body and `Retry-After` when known.
+pub fn openai_error_response(error: &LoomError) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(openai_error_json(error)));
+    *response.status_mut() = status_of(error);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(wait) = error.retry_after() {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}

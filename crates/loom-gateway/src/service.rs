@@ -1,0 +1,203 @@
+//! The HTTP service of the OpenAI front door: route, read, parse, dispatch, answer.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use loom_core::{
+    ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
+};
+use tokio::time::Instant;
+use tower::ServiceExt;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::dispatch::PriorityDispatch;
+use crate::http_error::openai_error_response;
+use crate::observe::MetricsService;
+use crate::openai_format::{DONE_EVENT, chunk_event, error_event, parse_chat, parse_embeddings, to_json};
+use crate::request_id::RequestIds;
+use crate::routes::{MountedRoute, RouteMatch, match_route};
+use crate::sse::SseBody;
+
+/// Body of every gateway response: whole bytes or a live event stream.
+pub type ResponseBody = Either<Full<Bytes>, SseBody>;
+
+/// The tower pipeline behind the front door.
+pub type Pipeline = MetricsService<PriorityDispatch>;
+
+/// Everything a request handler reads; built once, shared immutably.
+pub struct AppState {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) routes: Vec<MountedRoute>,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) streaming_enabled: bool,
+    pub(crate) flush_interval: Duration,
+    pub(crate) models_body: Bytes,
+    pub(crate) request_ids: RequestIds,
+}
+
+/// The endpoints of the OpenAI front door.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Chat,
+    Embeddings,
+    Models,
+}
+
+/// Handles one HTTP request; never fails, errors become OpenAI-style responses.
+pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let request_id = state.request_ids.for_request(request.headers());
+    let span = info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let outcome = route_and_serve(&state, request, &request_id).instrument(span.clone()).await;
+    let (mut response, provider) = match outcome {
+        Ok(served) => served,
+        Err(error) => {
+            if error.kind == ErrorKind::Internal {
+                warn!(parent: &span, error = %error.message, "request failed");
+            }
+            (openai_error_response(&error).map(|body| Either::Left(Full::new(body))), None)
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    info!(
+        parent: &span,
+        status = response.status().as_u16(),
+        provider = provider.as_deref().unwrap_or("-"),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "{method} {path}"
+    );
+    Ok(response)
+}
+
+type Served = (Response<ResponseBody>, Option<Arc<str>>);
+
+async fn route_and_serve(state: &AppState, request: Request<Incoming>, request_id: &str) -> Result<Served, LoomError> {
+    let path = request.uri().path();
+    let (route_id, endpoint) = match match_route(&state.routes, path) {
+        RouteMatch::Ai { route, endpoint } => (route.id.clone(), endpoint),
+        RouteMatch::NotAi(route) => {
+            return Err(not_found(format!(
+                "The route `{}` is not served by the AI gateway (set `ai_gateway: true` to serve it)",
+                route.id
+            )));
+        }
+        RouteMatch::None => return Err(not_found(format!("Unknown path `{path}`"))),
+    };
+    let (endpoint, allowed) = match endpoint {
+        "chat/completions" => (Endpoint::Chat, Method::POST),
+        "embeddings" => (Endpoint::Embeddings, Method::POST),
+        "models" => (Endpoint::Models, Method::GET),
+        _ => return Err(not_found(format!("Unknown path `{path}`"))),
+    };
+    if request.method() != allowed {
+        return Err(method_not_allowed(request.method(), &allowed));
+    }
+    if let Endpoint::Models = endpoint {
+        return Ok((json_response(StatusCode::OK, state.models_body.clone()), None));
+    }
+    let body = read_body(request, state.max_body_bytes).await?;
+    let mut context = RequestContext::new(request_id);
+    context.route = Some(route_id);
+    let llm_request = match endpoint {
+        Endpoint::Chat => {
+            let chat = parse_chat(&body)?;
+            if chat.is_stream() && !state.streaming_enabled {
+                return Err(LoomError::invalid_request(
+                    "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
+                    Some("stream".into()),
+                ));
+            }
+            context.identity.user = chat.user.as_deref().map(Arc::from);
+            LlmRequest::chat(context, chat)
+        }
+        Endpoint::Embeddings | Endpoint::Models => LlmRequest::embeddings(context, parse_embeddings(&body)?),
+    };
+    let response = state.pipeline.clone().oneshot(llm_request).await?;
+    let provider = response.provider.clone();
+    Ok((answer(state, response)?, Some(provider)))
+}
+
+fn answer(state: &AppState, response: LlmResponse) -> Result<Response<ResponseBody>, LoomError> {
+    let provider = response.provider.clone();
+    let mut http_response = match response.payload {
+        ResponsePayload::Chat(chat) => json_response(StatusCode::OK, to_json(&chat)?),
+        ResponsePayload::Embeddings(embeddings) => json_response(StatusCode::OK, to_json(&embeddings)?),
+        ResponsePayload::Stream(chunks) => {
+            let events = chunks
+                .map(|item| match item {
+                    Ok(chunk) => (chunk_event(&chunk), false),
+                    Err(error) => (error_event(&error), true),
+                })
+                .scan(false, |ended, (event, is_error)| {
+                    if *ended {
+                        return std::future::ready(None);
+                    }
+                    *ended = is_error;
+                    std::future::ready(Some(event))
+                })
+                .chain(futures_util::stream::once(std::future::ready(Bytes::from_static(DONE_EVENT))));
+            sse_response(SseBody::new(Box::pin(events), state.flush_interval))
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&provider) {
+        http_response.headers_mut().insert("x-loom-provider", value);
+    }
+    Ok(http_response)
+}
+
+async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, LoomError> {
+    let too_large = || {
+        LoomError::new(ErrorKind::PayloadTooLarge, format!("The request body exceeds the limit of {limit} bytes"))
+            .with_code("request_too_large")
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(error) => Err(LoomError::invalid_request(format!("The request body could not be read: {error}"), None)),
+    }
+}
+
+fn not_found(message: String) -> LoomError {
+    LoomError::new(ErrorKind::NotFound, message).with_code("unknown_url")
+}
+
+fn method_not_allowed(method: &Method, allowed: &Method) -> LoomError {
+    LoomError::new(ErrorKind::MethodNotAllowed, format!("Method {method} is not allowed here; use {allowed}"))
+        .with_code("method_not_allowed")
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Left(Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn sse_response(body: SseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
