@@ -90,7 +90,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn events(items: &[&'static str]) -> EventStream {
-        Box::pin(futures_util::stream::iter(items.iter().map(|item| Bytes::from_static(item.as_bytes()))))
+        Box::pin(futures_util::stream::iter(items.to_vec().into_iter().map(|item| Bytes::from_static(item.as_bytes()))))
     }
 
     #[tokio::test]
