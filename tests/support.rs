@@ -1,0 +1,161 @@
+//! Helpers for the end-to-end tests: a gateway on loopback and a plain HTTP client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use loom_gateway::config::LoomConfig;
+use loom_gateway::{Gateway, RunningGateway};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+/// A gateway serving on ephemeral loopback ports.
+pub struct TestGateway {
+    /// The running servers.
+    pub running: RunningGateway,
+    /// Front-door address.
+    pub addr: SocketAddr,
+    /// Admin address.
+    pub admin_addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Config for one `openai` provider at `base_url` with key `sk-test`, plus `extra` YAML
+/// lines appended under `ai_gateway:` (indented by the caller with two spaces).
+pub fn openai_config(base_url: &str, provider_extra: &str, gateway_extra: &str) -> String {
+    format!(
+        "ai_gateway:\n  providers:\n    - name: openai\n      type: openai\n      api_key: sk-test-key-0123456789\n      base_url: {base_url}\n{provider_extra}{gateway_extra}"
+    )
+}
+
+impl TestGateway {
+    /// Starts a gateway from YAML (no environment variables available).
+    pub async fn start(yaml: &str) -> TestGateway {
+        let config = LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_or_else(|error| panic!("config: {error}"));
+        let gateway = Gateway::from_config(&config).unwrap_or_else(|error| panic!("gateway: {error}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let addr = listener.local_addr().expect("addr");
+        let admin_addr = admin.local_addr().expect("admin addr");
+        let running = gateway.start_on(listener, Some(admin));
+        TestGateway { running, addr, admin_addr, client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// Full URL of a front-door path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request and returns the response with its body still streaming.
+    pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> http::Response<Incoming> {
+        let mut request = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("request");
+        tokio::time::timeout(Duration::from_secs(20), self.client.request(request))
+            .await
+            .expect("gateway answered in time")
+            .expect("request sent")
+    }
+
+    /// POSTs JSON to a front-door path and reads the whole answer.
+    pub async fn post(&self, path: &str, body: &str) -> TestResponse {
+        self.post_with(path, &[("content-type", "application/json")], body).await
+    }
+
+    /// POSTs with headers and reads the whole answer.
+    pub async fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &str) -> TestResponse {
+        let response = self.send(Method::POST, &self.url(path), headers, body.to_owned()).await;
+        read_whole(response).await
+    }
+
+    /// GETs a front-door path.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        read_whole(self.send(Method::GET, &self.url(path), &[], Bytes::new()).await).await
+    }
+
+    /// GETs an admin path.
+    pub async fn admin_get(&self, path: &str) -> TestResponse {
+        let url = format!("http://{}{path}", self.admin_addr);
+        read_whole(self.send(Method::GET, &url, &[], Bytes::new()).await).await
+    }
+}
+
+/// Reads a whole response.
+pub async fn read_whole(response: http::Response<Incoming>) -> TestResponse {
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(20), body.collect())
+        .await
+        .expect("body in time")
+        .expect("body")
+        .to_bytes();
+    TestResponse { status: parts.status, headers: parts.headers, body }
+}
+
+/// Reads the next data frame of a streaming body, waiting at most `wait`.
+pub async fn next_frame(body: &mut Incoming, wait: Duration) -> Option<Bytes> {
+    loop {
+        let frame = tokio::time::timeout(wait, body.frame()).await.expect("frame in time")?;
+        if let Ok(data) = frame.expect("frame").into_data() {
+            return Some(data);
+        }
+    }
+}
+
+/// The `data:` payloads of an SSE text, in order.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter(|event| !event.trim().is_empty())
+        .map(|event| {
+            event
+                .lines()
+                .filter_map(|line| line.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+/// A loopback address nobody listens on.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    addr
+}
