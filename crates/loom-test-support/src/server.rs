@@ -217,7 +217,7 @@ impl MockUpstream {
         reached
     }
 
-    /// How many SSE bodies were dropped (client went away) before their last step.
+    /// How many SSE bodies were dropped (client went away, or shutdown) before their last step.
     pub fn dropped_streams(&self) -> usize {
         self.shared.dropped.load(Ordering::SeqCst)
     }
@@ -489,14 +489,15 @@ fn builtin(
     seq: usize,
 ) -> Response<MockBody> {
     let path = parts.uri.path();
+    let model_id = path.strip_prefix("/v1/models/");
     let mut response = match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => chat(shared, body),
         (&Method::POST, "/v1/embeddings") => embeddings(shared, body),
         (&Method::GET, "/v1/models") => {
             full(200, shared.templates.models.clone(), APPLICATION_JSON)
         }
-        (&Method::GET, _) if path.starts_with("/v1/models/") => {
-            let id = &path["/v1/models/".len()..];
+        (&Method::GET, _) if model_id.is_some() => {
+            let id = model_id.unwrap_or_default();
             if fixtures::MODELS.contains(&id) {
                 json_response(200, &fixtures::model(id))
             } else {

@@ -758,3 +758,31 @@ async fn start_on_binds_the_given_address() {
     let taken = MockUpstream::start_on(mock.addr(), true).await;
     assert!(taken.is_err(), "a port in use is an error, not a panic");
 }
+
+#[tokio::test]
+async fn dropped_http2_stream_is_counted() {
+    let mock = MockUpstream::start().await;
+    assert!(
+        !mock
+            .wait_for_dropped_stream(Duration::from_millis(50))
+            .await
+    );
+    let gate = Gate::new();
+    mock.push_reply(Reply::sse(vec![
+        SseStep::Data("first".into()),
+        SseStep::Gate(gate.clone()),
+        SseStep::done(),
+    ]));
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let mut response = post(&client, &mock.url("/chat/completions"), &chat_request("m")).await;
+    let mut buf = String::new();
+    assert!(read_events(&mut response, &mut buf, 1, WAIT).await);
+    drop(response);
+    assert!(mock.wait_for_dropped_stream(WAIT).await);
+    // The HTTP/2 connection itself survives the reset stream.
+    let response = post(&client, &mock.url("/models"), &json!({})).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(mock.connection_count(), 1);
+}
