@@ -32,11 +32,14 @@ pub mod usage;
 
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
 pub use context::{ClientFormat, Identity, RequestContext};
-pub use embeddings::{Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage};
+pub use embeddings::{
+    Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
+    EmbeddingsUsage,
+};
 pub use error::{ErrorKind, LoomError, UpstreamFailure};
 pub use llm::{ChunkStream, LlmRequest, LlmResponse, RequestPayload, ResponsePayload};
 pub use message::{CacheControl, Content, ContentPart, Message, Role};
 pub use request::{ChatRequest, ResponseFormat, Stop, StreamOptions, ThinkingConfig};
 pub use response::{ChatResponse, Choice, FinishReason};
 pub use tool::{FunctionCall, FunctionDefinition, Tool, ToolCall, ToolCallDelta, ToolChoice};
-pub use usage::{Usage};
+pub use usage::Usage;

@@ -47,12 +47,18 @@ impl RequestPayload {
 impl LlmRequest {
     /// A chat request with a fresh context.
     pub fn chat(context: RequestContext, chat: ChatRequest) -> Self {
-        LlmRequest { context, payload: RequestPayload::Chat(chat) }
+        LlmRequest {
+            context,
+            payload: RequestPayload::Chat(chat),
+        }
     }
 
     /// An embeddings request with a fresh context.
     pub fn embeddings(context: RequestContext, embeddings: EmbeddingsRequest) -> Self {
-        LlmRequest { context, payload: RequestPayload::Embeddings(embeddings) }
+        LlmRequest {
+            context,
+            payload: RequestPayload::Embeddings(embeddings),
+        }
     }
 }
 

@@ -15,7 +15,10 @@ use crate::metrics::Metrics;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Handles one admin request.
-pub async fn handle_admin(metrics: Arc<Metrics>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn handle_admin(
+    metrics: Arc<Metrics>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/health") => (StatusCode::OK, "application/json", Bytes::from_static(br#"{"status":"ok"}"#)),
         (&Method::GET, "/metrics") => (StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(metrics.encode())),
@@ -32,6 +35,8 @@ pub async fn handle_admin(metrics: Arc<Metrics>, request: Request<Incoming>) -> 
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
 }

@@ -44,7 +44,14 @@ impl PriorityDispatch {
             .enumerate()
             .map(|(position, (provider, config))| {
                 let priority = priorities.get(&config.name).copied().unwrap_or(u32::MAX);
-                (priority, position, Candidate { provider, models: config.models.clone() })
+                (
+                    priority,
+                    position,
+                    Candidate {
+                        provider,
+                        models: config.models.clone(),
+                    },
+                )
             })
             .collect();
         candidates.sort_by_key(|(priority, position, _)| (*priority, *position));
@@ -57,7 +64,10 @@ impl PriorityDispatch {
         served_models.dedup();
         PriorityDispatch {
             inner: Arc::new(DispatchInner {
-                candidates: candidates.into_iter().map(|(_, _, candidate)| candidate).collect(),
+                candidates: candidates
+                    .into_iter()
+                    .map(|(_, _, candidate)| candidate)
+                    .collect(),
                 model_mapping,
                 served_models,
             }),
@@ -79,7 +89,8 @@ impl DispatchInner {
             if let Some(mapped) = mapping.and_then(|mapping| mapping.get(name)) {
                 return Some((candidate.provider.clone(), mapped.clone()));
             }
-            let serves = candidate.models.is_empty() || candidate.models.iter().any(|served| served == model);
+            let serves = candidate.models.is_empty()
+                || candidate.models.iter().any(|served| served == model);
             serves.then(|| (candidate.provider.clone(), model.to_owned()))
         })
     }
@@ -95,8 +106,10 @@ impl Service<LlmRequest> for PriorityDispatch {
     }
 
     fn call(&mut self, mut request: LlmRequest) -> Self::Future {
-        let Some((mut provider, upstream_model)) = self.inner.select(request.payload.model()) else {
-            let error = LoomError::model_not_found(request.payload.model(), &self.inner.served_models);
+        let Some((mut provider, upstream_model)) = self.inner.select(request.payload.model())
+        else {
+            let error =
+                LoomError::model_not_found(request.payload.model(), &self.inner.served_models);
             return Box::pin(std::future::ready(Err(error)));
         };
         match &mut request.payload {

@@ -63,14 +63,23 @@ impl Gateway {
             .providers
             .iter()
             .enumerate()
-            .map(|(position, target)| (target.name.clone(), target.priority.unwrap_or(position as u32)))
+            .map(|(position, target)| {
+                (
+                    target.name.clone(),
+                    target.priority.unwrap_or(position as u32),
+                )
+            })
             .collect();
         let dispatch = PriorityDispatch::new(providers, &priorities, ai.model_mapping.clone());
         let models_body = models_body(dispatch.served_models());
         let metrics = Arc::new(Metrics::new());
         let pipeline: Pipeline = MetricsLayer::new(metrics.clone()).layer(dispatch);
         let routes = if ai.enabled {
-            config.effective_routes().iter().map(MountedRoute::new).collect()
+            config
+                .effective_routes()
+                .iter()
+                .map(MountedRoute::new)
+                .collect()
         } else {
             Vec::new()
         };
@@ -99,22 +108,37 @@ impl Gateway {
 
     /// Binds the configured addresses and serves until [`RunningGateway::shutdown`].
     pub async fn start(self) -> Result<RunningGateway, GatewayError> {
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| GatewayError::Bind { key: "server.listen", addr: self.listen, source })?;
+        let listener =
+            TcpListener::bind(self.listen)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    key: "server.listen",
+                    addr: self.listen,
+                    source,
+                })?;
         let admin_listener = match self.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| GatewayError::Bind { key: "admin.listen", addr, source })?,
-            ),
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| GatewayError::Bind {
+                            key: "admin.listen",
+                            addr,
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         Ok(self.start_on(listener, admin_listener))
     }
 
     /// Serves on already-bound listeners (tests bind port 0).
-    pub fn start_on(self, listener: TcpListener, admin_listener: Option<TcpListener>) -> RunningGateway {
+    pub fn start_on(
+        self,
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+    ) -> RunningGateway {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let grace = self.shutdown_timeout;
         let addr = listener.local_addr().ok();
@@ -125,7 +149,9 @@ impl Gateway {
             shutdown_rx.clone(),
             grace,
         ))];
-        let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
+        let admin_addr = admin_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok());
         if let Some(admin_listener) = admin_listener {
             let metrics = self.metrics.clone();
             tasks.push(tokio::spawn(serve(
@@ -135,7 +161,12 @@ impl Gateway {
                 grace,
             )));
         }
-        RunningGateway { addr, admin_addr, shutdown_tx, tasks }
+        RunningGateway {
+            addr,
+            admin_addr,
+            shutdown_tx,
+            tasks,
+        }
     }
 }
 

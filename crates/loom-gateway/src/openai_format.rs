@@ -16,7 +16,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return LoomError::invalid_request(format!("The request body is not valid JSON: {inner}"), None);
+            return LoomError::invalid_request(
+                format!("The request body is not valid JSON: {inner}"),
+                None,
+            );
         }
         if path == "." {
             LoomError::invalid_request(format!("Invalid request body: {inner}"), None)
@@ -24,9 +27,9 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
             LoomError::invalid_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|error| LoomError::invalid_request(format!("The request body is not valid JSON: {error}"), None))?;
+    deserializer.end().map_err(|error| {
+        LoomError::invalid_request(format!("The request body is not valid JSON: {error}"), None)
+    })?;
     Ok(value)
 }
 
@@ -34,7 +37,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, LoomError> {
     let chat: ChatRequest = parse(body)?;
     if chat.model.is_empty() {
-        return Err(LoomError::invalid_request("`model` must not be empty", Some("model".into())));
+        return Err(LoomError::invalid_request(
+            "`model` must not be empty",
+            Some("model".into()),
+        ));
     }
     if chat.messages.is_empty() {
         return Err(LoomError::invalid_request(
@@ -43,7 +49,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, LoomError> {
         ));
     }
     if chat.n == Some(0) {
-        return Err(LoomError::invalid_request("`n` must be at least 1", Some("n".into())));
+        return Err(LoomError::invalid_request(
+            "`n` must be at least 1",
+            Some("n".into()),
+        ));
     }
     Ok(chat)
 }
@@ -52,10 +61,16 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, LoomError> {
 pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, LoomError> {
     let embeddings: EmbeddingsRequest = parse(body)?;
     if embeddings.model.is_empty() {
-        return Err(LoomError::invalid_request("`model` must not be empty", Some("model".into())));
+        return Err(LoomError::invalid_request(
+            "`model` must not be empty",
+            Some("model".into()),
+        ));
     }
     if embeddings.input.is_empty() {
-        return Err(LoomError::invalid_request("`input` must not be empty", Some("input".into())));
+        return Err(LoomError::invalid_request(
+            "`input` must not be empty",
+            Some("input".into()),
+        ));
     }
     Ok(embeddings)
 }
@@ -95,9 +110,11 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_field() {
-        let error = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).unwrap_err();
+        let error =
+            parse_chat(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("messages[0].content"));
-        let error = parse_chat(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#).unwrap_err();
+        let error = parse_chat(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#)
+            .unwrap_err();
         assert_eq!(error.param.as_deref(), Some("messages[0].role"));
         let error = parse_chat(br#"{"model":"m","messages":[],"temperature":"hot"}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("temperature"));
@@ -106,12 +123,27 @@ mod tests {
     #[test]
     fn missing_fields_and_bad_json() {
         let error = parse_chat(br#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap_err();
-        assert!(error.message.contains("missing field `model`"), "{}", error.message);
+        assert!(
+            error.message.contains("missing field `model`"),
+            "{}",
+            error.message
+        );
         let error = parse_chat(br#"{"model":"m","messages":[]"#).unwrap_err();
-        assert!(error.message.starts_with("The request body is not valid JSON"), "{}", error.message);
+        assert!(
+            error
+                .message
+                .starts_with("The request body is not valid JSON"),
+            "{}",
+            error.message
+        );
         let error = parse_chat(br#"{"model":"m","messages":[]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("messages"));
-        let error = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#).unwrap_err();
-        assert!(error.message.contains("not valid JSON"), "{}", error.message);
+        let error = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#)
+            .unwrap_err();
+        assert!(
+            error.message.contains("not valid JSON"),
+            "{}",
+            error.message
+        );
     }
 }

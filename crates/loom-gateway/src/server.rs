@@ -17,15 +17,22 @@ use tracing::{debug, warn};
 
 /// Serves `handler` on `listener` until `shutdown` fires, then drains open
 /// connections for at most `grace`.
-pub async fn serve<H, Fut, B>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>, grace: Duration)
-where
+pub async fn serve<H, Fut, B>(
+    listener: TcpListener,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) where
     H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {

@@ -32,7 +32,9 @@ impl Provider {
             (kind, format) => Err(ProviderError::Unsupported {
                 provider: config.name.clone(),
                 what: match format {
-                    Some(WireFormat::Anthropic) => format!("type `{}` with format `anthropic` yet", kind.as_str()),
+                    Some(WireFormat::Anthropic) => {
+                        format!("type `{}` with format `anthropic` yet", kind.as_str())
+                    }
                     _ => format!("type `{}` yet", kind.as_str()),
                 },
             }),

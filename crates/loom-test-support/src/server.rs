@@ -179,6 +179,11 @@ impl MockUpstream {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// How many accepted TCP connections are still open.
+    pub fn open_connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst) - self.shared.closed_connections.load(Ordering::SeqCst)
+    }
+
     /// Queue `reply`; queued replies are consumed FIFO, one per request, before the default.
     pub fn push_reply(&self, reply: Reply) {
         let mut queue = lock(&self.shared.queue);
@@ -283,6 +288,7 @@ struct Shared {
     count_waiters: AtomicUsize,
     count_notify: Notify,
     connections: AtomicUsize,
+    closed_connections: AtomicUsize,
     queue: Mutex<VecDeque<Reply>>,
     queued: AtomicUsize,
     default_reply: Mutex<Option<Reply>>,
@@ -302,6 +308,7 @@ impl Shared {
             count_waiters: AtomicUsize::new(0),
             count_notify: Notify::new(),
             connections: AtomicUsize::new(0),
+            closed_connections: AtomicUsize::new(0),
             queue: Mutex::new(VecDeque::new()),
             queued: AtomicUsize::new(0),
             default_reply: Mutex::new(None),
@@ -397,7 +404,8 @@ async fn serve_connection(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = service_fn(move |request| handle(shared.clone(), request));
+    let handler_state = shared.clone();
+    let service = service_fn(move |request| handle(handler_state.clone(), request));
     let connection = builder.serve_connection(TokioIo::new(tcp), service);
     tokio::select! {
         result = connection => {
@@ -407,6 +415,7 @@ async fn serve_connection(
         }
         () = stopped(&mut stop) => {}
     }
+    shared.closed_connections.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Resolves once shutdown is requested or the last handle is gone.
