@@ -183,6 +183,15 @@ fn malformed_yaml_is_a_parse_error() {
         panic!("a list is not a config")
     };
     assert!(matches!(error, ConfigError::Parse { .. }), "{error}");
+    let twice = "ai_gateway:\n  routing:\n    strategy: weighted\n  routing:\n    strategy: cost\n";
+    let Err(error) = LoomConfig::from_yaml_str(twice, &env) else {
+        panic!("a duplicated key must not silently win")
+    };
+    let text = error.to_string();
+    assert!(
+        text.starts_with("invalid YAML: ai_gateway: duplicate key `routing`"),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------- ${VAR}

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use figment::providers::{Format, Yaml};
 use serde_json::{Map, Value};
 
 use super::error::ConfigError;
@@ -142,7 +141,7 @@ fn is_override(name: &str) -> bool {
 
 /// Parses one YAML document into a JSON-like tree; an empty document is an empty map.
 fn parse_layer(yaml: &str) -> Result<Value, ConfigError> {
-    let value: Value = Yaml::from_str(yaml).map_err(|error| ConfigError::Parse {
+    let value = super::yaml::parse(yaml).map_err(|error| ConfigError::Parse {
         key: String::new(),
         message: format!("invalid YAML: {error}"),
     })?;

@@ -30,6 +30,7 @@ mod load;
 mod schema;
 mod summary;
 mod validate;
+mod yaml;
 
 pub use error::ConfigError;
 pub use load::{ConfigBuilder, ENV_IGNORED, ENV_PREFIX, ENV_SEPARATOR};
