@@ -260,7 +260,8 @@ fn caused_by(key: &str, message: &str, path: &str) -> bool {
 /// literal at a key that may hold one (`api_key`, `headers`).
 fn redact(key: &str, message: &str, secrets: &[String]) -> String {
     let mut message = message.to_owned();
-    for secret in secrets {
+    // Values under 4 characters are no secret, and hiding them would garble the message.
+    for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
         message = message.replace(secret.as_str(), "***");
     }
     let sensitive = key.rsplit(['.', '[']).next() == Some("api_key")
