@@ -1,85 +1,41 @@
-//! TEMPORARY stand-in; replaced by the config branch.
-use loom_providers::ProviderConfig;
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::Duration;
+//! Configuration schema and loading.
+//!
+//! A config is YAML ([`LoomConfig`]). Loading substitutes `${VAR}` / `${VAR:-default}` in
+//! string values from the environment, applies `LOOM_<KEY>__<KEY>=value` overrides, parses
+//! with unknown keys rejected, and validates; every error names the key at fault.
+//!
+//! ```
+//! use loom_gateway::config::LoomConfig;
+//!
+//! let yaml = "
+//! ai_gateway:
+//!   providers:
+//!     - name: openai
+//!       type: openai
+//!       api_key: ${OPENAI_API_KEY}
+//! ";
+//! let env = |name: &str| (name == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
+//! let config = LoomConfig::from_yaml_str(yaml, &env).unwrap();
+//! assert_eq!(config.ai_gateway.providers[0].name, "openai");
+//! assert_eq!(config.effective_routes()[0].path, "/v1/*");
+//!
+//! let typo = "ai_gateway:\n  providers:\n    - nmae: openai\n";
+//! let error = LoomConfig::from_yaml_str(typo, &env).unwrap_err();
+//! assert!(error.to_string().starts_with("ai_gateway.providers[0]"));
+//! ```
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoomConfig {
-    pub server: ServerConfig,
-    pub admin: AdminConfig,
-    pub logging: LoggingConfig,
-    pub ai_gateway: AiGatewayConfig,
-    pub routes: Vec<RouteConfig>,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub max_body_bytes: u64,
-    pub shutdown_timeout: Duration,
-    pub request_timeout: Duration,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct AdminConfig {
-    pub listen: SocketAddr,
-    pub enabled: bool,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoggingConfig {
-    pub level: String,
-    pub format: LogFormat,
-}
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct AiGatewayConfig {
-    pub enabled: bool,
-    pub providers: Vec<ProviderConfig>,
-    pub routing: RoutingConfig,
-    pub model_mapping: BTreeMap<String, BTreeMap<String, String>>,
-    pub streaming: StreamingConfig,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct RoutingConfig {
-    pub providers: Vec<RoutingTarget>,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct RoutingTarget {
-    pub name: String,
-    pub priority: Option<u32>,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct StreamingConfig {
-    pub enabled: bool,
-    pub flush_interval: Duration,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct RouteConfig {
-    pub id: String,
-    pub path: String,
-    pub ai_gateway: bool,
-    pub routing: Option<RoutingConfig>,
-}
-impl LoomConfig {
-    pub fn effective_routes(&self) -> Vec<RouteConfig> {
-        self.routes.clone()
-    }
-}
-#[derive(Debug, thiserror::Error)]
-#[error("config")]
-pub struct ConfigError;
-impl LoomConfig {
-    pub fn load(_p: &std::path::Path) -> Result<LoomConfig, ConfigError> {
-        Err(ConfigError)
-    }
-    pub fn summary(&self) -> String {
-        String::new()
-    }
-    pub fn inactive_features(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
+mod error;
+mod interpolate;
+mod load;
+mod schema;
+mod summary;
+mod validate;
+mod yaml;
+
+pub use error::ConfigError;
+pub use load::{ConfigBuilder, ENV_IGNORED, ENV_PREFIX, ENV_SEPARATOR};
+pub use schema::{
+    AdminConfig, AiGatewayConfig, FailoverConfig, LogFormat, LoggingConfig, LoomConfig,
+    RouteConfig, RoutingConfig, RoutingTarget, ServerConfig, Strategy, StreamingConfig,
+};
+pub use summary::provider_is_active;

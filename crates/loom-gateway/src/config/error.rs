@@ -1,0 +1,75 @@
+//! The error a config that cannot load reports; each names the offending key.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a configuration could not be loaded; every variant but `Io` names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Io {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, or a key is unknown or has the wrong type.
+    #[error("{}{message}", KeyPrefix(key))]
+    Parse {
+        /// Dotted key path, e.g. `ai_gateway.providers[0]`; empty for the document itself.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `${VAR}` names an environment variable that is not set.
+    #[error("{}environment variable {var} is not set", KeyPrefix(key))]
+    MissingEnv {
+        /// The variable's name.
+        var: String,
+        /// Dotted key path of the value that uses it.
+        key: String,
+    },
+    /// The config parsed but breaks a rule.
+    #[error("{}{message}", KeyPrefix(key))]
+    Invalid {
+        /// Dotted key path of the offending value.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The dotted key path at fault, if the error has one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Io { .. } => None,
+            ConfigError::Parse { key, .. }
+            | ConfigError::MissingEnv { key, .. }
+            | ConfigError::Invalid { key, .. } => Some(key),
+        }
+    }
+
+    /// A validation error at `key`.
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Writes `key: `, or nothing for the document root.
+struct KeyPrefix<'a>(&'a str);
+
+impl fmt::Display for KeyPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "{}: ", self.0)
+        }
+    }
+}

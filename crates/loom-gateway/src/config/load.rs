@@ -1,0 +1,339 @@
+//! Loading: YAML layers, `${VAR}` substitution, `LOOM_` environment overrides, parsing.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::error::ConfigError;
+use super::interpolate::{Segment, interpolate, render_path};
+use super::schema::LoomConfig;
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "LOOM_";
+
+/// `LOOM_` variables that are not config keys (read by the binary itself).
+pub const ENV_IGNORED: [&str; 2] = ["LOOM_CONFIG", "LOOM_LOG"];
+
+/// Separator between nested keys in an override variable's name.
+pub const ENV_SEPARATOR: &str = "__";
+
+impl LoomConfig {
+    /// Loads, overrides from the process environment, and validates the YAML file at `path`.
+    pub fn load(path: &Path) -> Result<LoomConfig, ConfigError> {
+        let yaml = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let lookup = process_env;
+        ConfigBuilder::new(&lookup)
+            .yaml(yaml)
+            .env_overrides(process_overrides())
+            .build()
+    }
+
+    /// Loads and validates `yaml`, reading `${VAR}` through `env`; no `LOOM_` overrides apply.
+    pub fn from_yaml_str(
+        yaml: &str,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<LoomConfig, ConfigError> {
+        ConfigBuilder::new(env).yaml(yaml).build()
+    }
+
+    /// Parses `yaml` (a whole config or a fragment) without validating it.
+    pub fn parse_yaml_str(
+        yaml: &str,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<LoomConfig, ConfigError> {
+        ConfigBuilder::new(env).yaml(yaml).build_unvalidated()
+    }
+}
+
+/// Builds a [`LoomConfig`] from YAML layers, a `${VAR}` lookup and `LOOM_` overrides.
+///
+/// Layers deep-merge in order: a later layer's keys replace the earlier ones', maps merge
+/// key by key, lists are replaced whole. Then `${VAR}` placeholders are substituted, then
+/// the overrides apply, then the result is parsed (and, with [`ConfigBuilder::build`], validated).
+pub struct ConfigBuilder<'e> {
+    layers: Vec<String>,
+    env: &'e dyn Fn(&str) -> Option<String>,
+    overrides: Vec<(String, String)>,
+}
+
+impl<'e> ConfigBuilder<'e> {
+    /// A builder that reads `${VAR}` through `env`.
+    pub fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+        ConfigBuilder {
+            layers: Vec::new(),
+            env,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// Adds a YAML layer on top of the previous ones.
+    pub fn yaml(mut self, yaml: impl Into<String>) -> Self {
+        self.layers.push(yaml.into());
+        self
+    }
+
+    /// Adds environment variables (name, value); only `LOOM_*` names except `LOOM_CONFIG`/`LOOM_LOG` apply.
+    pub fn env_overrides(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.overrides
+            .extend(vars.into_iter().filter(|(name, _)| is_override(name)));
+        self
+    }
+
+    /// Builds and validates the config.
+    pub fn build(self) -> Result<LoomConfig, ConfigError> {
+        let config = self.build_unvalidated()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Builds the config without validating it (for fragments).
+    pub fn build_unvalidated(self) -> Result<LoomConfig, ConfigError> {
+        let mut merged = Value::Object(Map::new());
+        for layer in &self.layers {
+            deep_merge(&mut merged, parse_layer(layer)?);
+        }
+        let secrets = interpolate(&mut merged, self.env)?;
+        let mut applied = Vec::new();
+        for (name, raw) in &self.overrides {
+            let path = apply_override(&mut merged, name, raw)?;
+            applied.push((path, name.as_str()));
+        }
+        serde_path_to_error::deserialize(&merged).map_err(|error| {
+            let key = render_path(&to_segments(error.path()));
+            let mut message = redact(&key, &error.inner().to_string(), &secrets);
+            if let Some((_, var)) = applied
+                .iter()
+                .find(|(path, _)| caused_by(&key, &message, path))
+            {
+                message.push_str(&format!(" (set by environment variable {var})"));
+            }
+            ConfigError::Parse { key, message }
+        })
+    }
+}
+
+/// Looks a variable up in the process environment.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The process's `LOOM_*` variables that override config keys.
+fn process_overrides() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(name, _)| is_override(name))
+        .collect()
+}
+
+/// Whether the variable `name` is a config override.
+fn is_override(name: &str) -> bool {
+    name.len() > ENV_PREFIX.len()
+        && name
+            .get(..ENV_PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+        && !ENV_IGNORED
+            .iter()
+            .any(|ignored| ignored.eq_ignore_ascii_case(name))
+}
+
+/// Parses one YAML document into a JSON-like tree; an empty document is an empty map.
+fn parse_layer(yaml: &str) -> Result<Value, ConfigError> {
+    let value = super::yaml::parse(yaml).map_err(|error| ConfigError::Parse {
+        key: String::new(),
+        message: format!("invalid YAML: {error}"),
+    })?;
+    match value {
+        Value::Null => Ok(Value::Object(Map::new())),
+        Value::Object(_) => Ok(value),
+        _ => Err(ConfigError::Parse {
+            key: String::new(),
+            message: "the config must be a mapping of keys (like `server:` and `ai_gateway:`)"
+                .to_owned(),
+        }),
+    }
+}
+
+/// Merges `top` onto `base`: maps merge key by key, anything else is replaced.
+fn deep_merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(base), Value::Object(top)) => {
+            for (key, value) in top {
+                match base.get_mut(&key) {
+                    Some(existing) => deep_merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
+/// Sets the key named by override variable `name` (e.g. `LOOM_SERVER__LISTEN`) to `raw`; returns the key path.
+fn apply_override(root: &mut Value, name: &str, raw: &str) -> Result<String, ConfigError> {
+    let bad = |message: String| ConfigError::Parse {
+        key: String::new(),
+        message,
+    };
+    let keys: Vec<String> = name[ENV_PREFIX.len()..]
+        .split(ENV_SEPARATOR)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(bad(format!(
+            "environment variable {name}: empty key segment; nest keys with a single `__`, e.g. LOOM_SERVER__LISTEN"
+        )));
+    }
+    let mut path = Vec::new();
+    let mut node = root;
+    for key in &keys {
+        if let Value::Array(items) = node {
+            let index = key
+                .parse::<usize>()
+                .ok()
+                .filter(|index| *index < items.len())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "environment variable {name}: `{key}` is not an index of {} ({} entries)",
+                        render_path(&path),
+                        items.len()
+                    ))
+                })?;
+            path.push(Segment::Index(index));
+            node = &mut items[index];
+        } else {
+            if !node.is_object() {
+                *node = Value::Object(Map::new());
+            }
+            path.push(Segment::Key(key.clone()));
+            node = match node {
+                Value::Object(map) => map.entry(key.clone()).or_insert(Value::Null),
+                _ => {
+                    return Err(bad(format!(
+                        "environment variable {name}: cannot nest under a value"
+                    )));
+                }
+            };
+        }
+    }
+    let parsed: figment::value::Value = raw.parse().unwrap_or_else(|never| match never {});
+    *node = serde_json::to_value(&parsed).map_err(|error| {
+        bad(format!(
+            "environment variable {name}: unusable value: {error}"
+        ))
+    })?;
+    Ok(render_path(&path))
+}
+
+/// Converts a serde path to key segments.
+fn to_segments(path: &serde_path_to_error::Path) -> Vec<Segment> {
+    use serde_path_to_error::Segment as S;
+    path.iter()
+        .map(|segment| match segment {
+            S::Seq { index } => Segment::Index(*index),
+            S::Map { key } => Segment::Key(key.clone()),
+            S::Enum { variant } => Segment::Key(variant.clone()),
+            S::Unknown => Segment::Key("?".to_owned()),
+        })
+        .collect()
+}
+
+/// Whether the error at `key` with `message` comes from the override of `path`.
+fn caused_by(key: &str, message: &str, path: &str) -> bool {
+    let under = |outer: &str, inner: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    under(path, key)
+        || path
+            .rsplit_once('.')
+            .is_some_and(|(parent, field)| parent == key && message.contains(&format!("`{field}`")))
+}
+
+/// Removes secrets from a parse error message: substituted environment values, and any
+/// literal at a key that may hold one (`api_key`, `headers`).
+fn redact(key: &str, message: &str, secrets: &[String]) -> String {
+    let mut message = message.to_owned();
+    // Values under 4 characters are no secret, and hiding them would garble the message.
+    for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
+        message = message.replace(secret.as_str(), "***");
+    }
+    let sensitive = key.rsplit(['.', '[']).next() == Some("api_key")
+        || key
+            .split('.')
+            .any(|segment| segment == "headers" || segment.starts_with("headers["));
+    if !sensitive {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(quote) if c == quote => {
+                out.push_str("***");
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_names_filter_prefix_and_ignored() {
+        assert!(is_override("LOOM_SERVER__LISTEN"));
+        assert!(is_override("loom_server__listen"));
+        assert!(!is_override("LOOM_CONFIG"));
+        assert!(!is_override("LOOM_LOG"));
+        assert!(!is_override("LOOM_"));
+        assert!(!is_override("OPENAI_API_KEY"));
+    }
+
+    #[test]
+    fn overrides_nest_and_index_lists() {
+        let mut root = serde_json::json!({"ai_gateway": {"providers": [{"name": "a"}]}});
+        let path = apply_override(&mut root, "LOOM_AI_GATEWAY__PROVIDERS__0__NAME", "b");
+        assert_eq!(path.ok().as_deref(), Some("ai_gateway.providers[0].name"));
+        let path = apply_override(&mut root, "LOOM_SERVER__MAX_BODY_BYTES", "1024");
+        assert_eq!(path.ok().as_deref(), Some("server.max_body_bytes"));
+        assert_eq!(
+            root,
+            serde_json::json!({
+                "ai_gateway": {"providers": [{"name": "b"}]},
+                "server": {"max_body_bytes": 1024}
+            })
+        );
+        assert!(apply_override(&mut root, "LOOM_AI_GATEWAY__PROVIDERS__3__NAME", "c").is_err());
+        assert!(apply_override(&mut root, "LOOM_SERVER____LISTEN", "c").is_err());
+    }
+
+    #[test]
+    fn redacts_secret_literals() {
+        let message = "invalid type: integer `12345`, expected a string";
+        assert_eq!(
+            redact("ai_gateway.providers[0].api_key", message, &[]),
+            "invalid type: integer `***`, expected a string"
+        );
+        assert_eq!(
+            redact("server.listen", "bad sk-1 here", &["sk-1".to_owned()]),
+            "bad *** here"
+        );
+    }
+}

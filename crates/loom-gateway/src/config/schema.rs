@@ -1,0 +1,346 @@
+//! The configuration schema: serde structs deserialized straight from `loom.yaml`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use loom_providers::ProviderConfig;
+use serde::Deserialize;
+
+/// The whole `loom.yaml`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoomConfig {
+    /// The public HTTP listener.
+    pub server: ServerConfig,
+    /// The admin API listener.
+    pub admin: AdminConfig,
+    /// Log level and format.
+    pub logging: LoggingConfig,
+    /// Providers, routing, model mapping and streaming.
+    pub ai_gateway: AiGatewayConfig,
+    /// HTTP routes; empty means the single default route (see [`LoomConfig::effective_routes`]).
+    pub routes: Vec<RouteConfig>,
+}
+
+impl LoomConfig {
+    /// The routes in force: `routes`, or the default AI route `/v1/*` when none are configured.
+    pub fn effective_routes(&self) -> Vec<RouteConfig> {
+        if self.routes.is_empty() {
+            vec![RouteConfig::default_ai_route()]
+        } else {
+            self.routes.clone()
+        }
+    }
+}
+
+/// `server:` the public HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the public listener binds.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Time in-flight requests get to finish on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Upper bound on a whole client request, streaming included.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
+            max_body_bytes: 10 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `admin:` the admin API listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address the admin listener binds.
+    pub listen: SocketAddr,
+    /// Whether the admin listener runs at all.
+    pub enabled: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9091)),
+            enabled: true,
+        }
+    }
+}
+
+/// `logging:` log level and output format.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Log filter, e.g. `info` or `loom_gateway=debug,info`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// `ai_gateway:` providers, routing, model mapping and streaming.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AiGatewayConfig {
+    /// Whether AI routes are served.
+    pub enabled: bool,
+    /// The upstream LLM providers.
+    pub providers: Vec<ProviderConfig>,
+    /// How requests pick a provider.
+    pub routing: RoutingConfig,
+    /// Client model name -> provider name -> provider model name.
+    pub model_mapping: BTreeMap<String, BTreeMap<String, String>>,
+    /// Streaming behaviour.
+    pub streaming: StreamingConfig,
+}
+
+impl Default for AiGatewayConfig {
+    fn default() -> Self {
+        AiGatewayConfig {
+            enabled: true,
+            providers: Vec::new(),
+            routing: RoutingConfig::default(),
+            model_mapping: BTreeMap::new(),
+            streaming: StreamingConfig::default(),
+        }
+    }
+}
+
+impl AiGatewayConfig {
+    /// The provider named `name`, if configured.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|provider| provider.name == name)
+    }
+
+    /// The model to send to `provider` for a client's `model` (the mapped name, or `model` itself).
+    pub fn provider_model<'a>(&'a self, model: &'a str, provider: &str) -> &'a str {
+        self.model_mapping
+            .get(model)
+            .and_then(|per_provider| per_provider.get(provider))
+            .map_or(model, String::as_str)
+    }
+}
+
+/// `routing:` strategy, failover and the provider list a request may go to.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// How a provider is picked among the eligible ones.
+    pub strategy: Strategy,
+    /// Retrying a failed request on another provider.
+    pub failover: FailoverConfig,
+    /// Eligible providers; empty means every provider, in listed order.
+    pub providers: Vec<RoutingTarget>,
+}
+
+impl RoutingConfig {
+    /// The routing targets in force: `providers`, or one target per provider (in listed order) when empty.
+    pub fn targets_or_all(&self, providers: &[ProviderConfig]) -> Vec<RoutingTarget> {
+        if self.providers.is_empty() {
+            providers
+                .iter()
+                .map(|provider| RoutingTarget::named(&provider.name))
+                .collect()
+        } else {
+            self.providers.clone()
+        }
+    }
+
+    /// The targets in priority order: lowest `priority` first, unset last, ties in listed order.
+    pub fn targets_by_priority(&self, providers: &[ProviderConfig]) -> Vec<RoutingTarget> {
+        let mut targets = self.targets_or_all(providers);
+        targets.sort_by_key(|target| target.priority.map_or((1, 0), |priority| (0, priority)));
+        targets
+    }
+}
+
+/// A routing strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The first eligible provider by `priority` (lowest number first).
+    #[default]
+    Priority,
+    /// Providers take turns.
+    RoundRobin,
+    /// Random pick, proportional to `weight`.
+    Weighted,
+    /// The cheapest provider by `cost_per_1k_*`.
+    Cost,
+    /// The provider with the lowest observed latency.
+    Latency,
+}
+
+impl Strategy {
+    /// The name used in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Weighted => "weighted",
+            Strategy::Cost => "cost",
+            Strategy::Latency => "latency",
+        }
+    }
+}
+
+/// `failover:` retrying a failed request on the next provider.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverConfig {
+    /// Whether failover is on.
+    pub enabled: bool,
+    /// Upstream HTTP statuses that trigger a retry on another provider.
+    pub retry_codes: Vec<u16>,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            enabled: false,
+            retry_codes: vec![429, 500, 502, 503],
+            max_retries: 2,
+        }
+    }
+}
+
+/// One `routing.providers` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingTarget {
+    /// Name of a provider in `ai_gateway.providers`.
+    pub name: String,
+    /// Rank for the `priority` strategy; lower goes first.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// Share for the `weighted` strategy; unset counts as 1.
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Price per 1,000 input tokens, for the `cost` strategy.
+    #[serde(default)]
+    pub cost_per_1k_input: Option<f64>,
+    /// Price per 1,000 output tokens, for the `cost` strategy.
+    #[serde(default)]
+    pub cost_per_1k_output: Option<f64>,
+}
+
+impl RoutingTarget {
+    /// A target for provider `name` with nothing else set.
+    pub fn named(name: impl Into<String>) -> Self {
+        RoutingTarget {
+            name: name.into(),
+            priority: None,
+            weight: None,
+            cost_per_1k_input: None,
+            cost_per_1k_output: None,
+        }
+    }
+
+    /// The weight used by the `weighted` strategy (unset counts as 1).
+    pub fn effective_weight(&self) -> u32 {
+        self.weight.unwrap_or(1)
+    }
+}
+
+/// `streaming:` server-sent events behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    /// Whether clients may stream (`"stream": true`).
+    pub enabled: bool,
+    /// Longest time a chunk may wait to be batched before it is flushed; 0 flushes every chunk.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            enabled: true,
+            flush_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// One `routes:` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique route id, used in logs and metrics.
+    pub id: String,
+    /// Path pattern: exact, or a prefix ending in `/*`.
+    pub path: String,
+    /// Whether the AI gateway serves this route.
+    #[serde(default)]
+    pub ai_gateway: bool,
+    /// Routing for this route only, instead of `ai_gateway.routing`.
+    #[serde(default)]
+    pub routing: Option<RoutingConfig>,
+}
+
+impl RouteConfig {
+    /// The route used when `routes` is empty: `{id: ai, path: /v1/*, ai_gateway: true}`.
+    pub fn default_ai_route() -> Self {
+        RouteConfig {
+            id: "ai".to_owned(),
+            path: "/v1/*".to_owned(),
+            ai_gateway: true,
+            routing: None,
+        }
+    }
+
+    /// Whether `path` (a request path, no query) matches this route's pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        match self.path.strip_suffix("/*") {
+            Some(prefix) => {
+                path == prefix
+                    || (path.starts_with(prefix) && path[prefix.len()..].starts_with('/'))
+            }
+            None => path == self.path,
+        }
+    }
+}

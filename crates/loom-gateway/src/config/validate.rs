@@ -1,0 +1,389 @@
+//! Rules a loaded config must meet; each error names the offending key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use loom_providers::{ProviderConfig, ProviderType};
+
+use super::error::ConfigError;
+use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, Strategy};
+
+type Result = std::result::Result<(), ConfigError>;
+
+impl LoomConfig {
+    /// Checks every rule a loaded config must meet; the error names the offending key.
+    pub fn validate(&self) -> Result {
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_body_bytes",
+                "must be greater than 0",
+            ));
+        }
+        if self.server.request_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "server.request_timeout",
+                "must be greater than 0",
+            ));
+        }
+        if self.admin.enabled
+            && self.admin.listen.port() != 0
+            && self.admin.listen == self.server.listen
+        {
+            return Err(ConfigError::invalid(
+                "admin.listen",
+                format!(
+                    "{} is also server.listen; the admin API needs its own address",
+                    self.admin.listen
+                ),
+            ));
+        }
+        if self.logging.level.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "logging.level",
+                "must not be empty (e.g. `info`)",
+            ));
+        }
+        validate_ai_gateway(&self.ai_gateway)?;
+        let serves_ai = self.effective_routes().iter().any(|route| route.ai_gateway);
+        if self.ai_gateway.enabled && serves_ai && self.ai_gateway.providers.is_empty() {
+            return Err(ConfigError::invalid(
+                "ai_gateway.providers",
+                "at least one provider is required (or set ai_gateway.enabled: false)",
+            ));
+        }
+        validate_routes(&self.routes, &self.ai_gateway.providers)
+    }
+}
+
+fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, provider) in ai.providers.iter().enumerate() {
+        let key = format!("ai_gateway.providers[{index}]");
+        if provider.name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must not be empty",
+            ));
+        }
+        if let Some(first) = seen.insert(&provider.name, index) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!(
+                    "duplicate provider name \"{}\" (also ai_gateway.providers[{first}])",
+                    provider.name
+                ),
+            ));
+        }
+        validate_provider(&key, provider)?;
+    }
+    validate_routing(&ai.routing, "ai_gateway.routing", &ai.providers)?;
+    for (model, per_provider) in &ai.model_mapping {
+        let key = format!("ai_gateway.model_mapping.{model}");
+        if model.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                key,
+                "the client model name must not be empty",
+            ));
+        }
+        for (provider, target) in per_provider {
+            let key = format!("{key}.{provider}");
+            if ai.provider(provider).is_none() {
+                return Err(ConfigError::invalid(
+                    key,
+                    unknown_provider(provider, &ai.providers),
+                ));
+            }
+            if target.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    key,
+                    "the provider model name must not be empty",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
+    let kind = provider.kind;
+    let needs_key = matches!(
+        kind,
+        ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic | ProviderType::Gemini
+    );
+    let has_key = provider
+        .api_key
+        .as_ref()
+        .is_some_and(|secret| !secret.expose().is_empty());
+    if needs_key && !has_key {
+        let hint = if kind == ProviderType::Openai {
+            "; for an OpenAI-compatible server without keys use `type: local` with `format: openai`"
+        } else {
+            ""
+        };
+        return Err(ConfigError::invalid(
+            format!("{key}.api_key"),
+            format!(
+                "required for type {} (e.g. `api_key: ${{API_KEY_VAR}}`){hint}",
+                kind.as_str()
+            ),
+        ));
+    }
+    let requires: &[(&str, bool)] = match kind {
+        ProviderType::Azure => &[
+            ("base_url", provider.base_url.is_some()),
+            ("api_version", provider.api_version.is_some()),
+        ],
+        ProviderType::Local => &[
+            ("base_url", provider.base_url.is_some()),
+            ("format", provider.format.is_some()),
+        ],
+        _ => &[],
+    };
+    for (field, present) in requires {
+        if !present {
+            return Err(ConfigError::invalid(
+                format!("{key}.{field}"),
+                format!("required for type {}", kind.as_str()),
+            ));
+        }
+    }
+    if let Some(base_url) = &provider.base_url {
+        check_http_url(base_url)
+            .map_err(|message| ConfigError::invalid(format!("{key}.base_url"), message))?;
+    }
+    let only_on: [(&str, bool, ProviderType); 3] = [
+        (
+            "deployments",
+            !provider.deployments.is_empty(),
+            ProviderType::Azure,
+        ),
+        ("format", provider.format.is_some(), ProviderType::Local),
+        ("mock", provider.mock.is_some(), ProviderType::Mock),
+    ];
+    for (field, present, allowed) in only_on {
+        if present && kind != allowed {
+            return Err(ConfigError::invalid(
+                format!("{key}.{field}"),
+                format!(
+                    "only allowed on type {}, this provider is type {}",
+                    allowed.as_str(),
+                    kind.as_str()
+                ),
+            ));
+        }
+    }
+    for (index, model) in provider.models.iter().enumerate() {
+        if model.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.models[{index}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    for (model, deployment) in &provider.deployments {
+        if deployment.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.deployments.{model}"),
+                "must not be empty",
+            ));
+        }
+    }
+    check_price(
+        &format!("{key}.cost_per_1k_input"),
+        provider.cost_per_1k_input,
+    )?;
+    check_price(
+        &format!("{key}.cost_per_1k_output"),
+        provider.cost_per_1k_output,
+    )?;
+    for (name, value) in &provider.headers {
+        let key = format!("{key}.headers.{name}");
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ConfigError::invalid(key, "not a valid HTTP header name"));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(ConfigError::invalid(
+                key,
+                "not a valid HTTP header value (control characters?)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `routing:` block (global or per route) rooted at `key`.
+fn validate_routing(routing: &RoutingConfig, key: &str, providers: &[ProviderConfig]) -> Result {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, target) in routing.providers.iter().enumerate() {
+        let target_key = format!("{key}.providers[{index}]");
+        if !providers
+            .iter()
+            .any(|provider| provider.name == target.name)
+        {
+            return Err(ConfigError::invalid(
+                format!("{target_key}.name"),
+                unknown_provider(&target.name, providers),
+            ));
+        }
+        if let Some(first) = seen.insert(&target.name, index) {
+            return Err(ConfigError::invalid(
+                format!("{target_key}.name"),
+                format!(
+                    "provider \"{}\" is already listed at {key}.providers[{first}]",
+                    target.name
+                ),
+            ));
+        }
+        check_price(
+            &format!("{target_key}.cost_per_1k_input"),
+            target.cost_per_1k_input,
+        )?;
+        check_price(
+            &format!("{target_key}.cost_per_1k_output"),
+            target.cost_per_1k_output,
+        )?;
+    }
+    if routing.strategy == Strategy::Weighted {
+        let targets = routing.targets_or_all(providers);
+        if !targets.is_empty() && targets.iter().all(|target| target.effective_weight() == 0) {
+            return Err(ConfigError::invalid(
+                format!("{key}.providers"),
+                "strategy weighted needs at least one target with a weight above 0",
+            ));
+        }
+    }
+    for (index, code) in routing.failover.retry_codes.iter().enumerate() {
+        if !(400..=599).contains(code) {
+            return Err(ConfigError::invalid(
+                format!("{key}.failover.retry_codes[{index}]"),
+                format!("{code} is not an HTTP error status (400-599)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig]) -> Result {
+    let mut ids = BTreeSet::new();
+    let mut paths = BTreeMap::new();
+    for (index, route) in routes.iter().enumerate() {
+        let key = format!("routes[{index}]");
+        if route.id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.id"),
+                "must not be empty",
+            ));
+        }
+        if !ids.insert(route.id.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.id"),
+                format!("duplicate route id \"{}\"", route.id),
+            ));
+        }
+        check_route_path(&route.path)
+            .map_err(|message| ConfigError::invalid(format!("{key}.path"), message))?;
+        if let Some(first) = paths.insert(route.path.as_str(), index) {
+            return Err(ConfigError::invalid(
+                format!("{key}.path"),
+                format!("\"{}\" is already the path of routes[{first}]", route.path),
+            ));
+        }
+        if let Some(routing) = &route.routing {
+            if !route.ai_gateway {
+                return Err(ConfigError::invalid(
+                    format!("{key}.routing"),
+                    "only allowed on a route with `ai_gateway: true`",
+                ));
+            }
+            validate_routing(routing, &format!("{key}.routing"), providers)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a route path pattern: starts with `/`, and a `*` only as a trailing `/*`.
+fn check_route_path(path: &str) -> std::result::Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("\"{path}\" must start with `/`"));
+    }
+    let body = path.strip_suffix("/*").unwrap_or(path);
+    if body.contains('*') {
+        return Err(format!(
+            "\"{path}\": only a trailing `/*` wildcard is allowed (e.g. `/v1/*`)"
+        ));
+    }
+    if path.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "\"{path}\" must be a plain path (no query, fragment or spaces)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `url` is an absolute http(s) URL; the message never repeats the URL (it may hold credentials).
+fn check_http_url(url: &str) -> std::result::Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| "not a valid URL; expected e.g. `https://api.openai.com/v1`".to_owned())?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => return Err("must use http:// or https://".to_owned()),
+        None => return Err("must be an absolute URL starting with http:// or https://".to_owned()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("must name a host, e.g. `https://api.openai.com/v1`".to_owned());
+    }
+    Ok(())
+}
+
+/// Checks an optional price: finite and not negative.
+fn check_price(key: &str, price: Option<f64>) -> Result {
+    match price {
+        Some(price) if !price.is_finite() || price < 0.0 => {
+            Err(ConfigError::invalid(key, "must be a price of 0 or more"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The message for a reference to a provider that is not defined.
+fn unknown_provider(name: &str, providers: &[ProviderConfig]) -> String {
+    if providers.is_empty() {
+        return format!(
+            "unknown provider \"{name}\"; no providers are defined in ai_gateway.providers"
+        );
+    }
+    let defined: Vec<&str> = providers
+        .iter()
+        .map(|provider| provider.name.as_str())
+        .collect();
+    format!(
+        "unknown provider \"{name}\"; defined: {}",
+        defined.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_paths() {
+        assert!(check_route_path("/v1/*").is_ok());
+        assert!(check_route_path("/*").is_ok());
+        assert!(check_route_path("/v1/chat/completions").is_ok());
+        assert!(check_route_path("v1/*").is_err());
+        assert!(check_route_path("/v1*").is_err());
+        assert!(check_route_path("/v1/*/chat").is_err());
+        assert!(check_route_path("/v1/**").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_http_url("https://api.openai.com/v1").is_ok());
+        assert!(check_http_url("http://127.0.0.1:11434").is_ok());
+        assert!(check_http_url("ftp://example.com").is_err());
+        assert!(check_http_url("api.openai.com/v1").is_err());
+        assert!(check_http_url("not a url").is_err());
+        assert!(check_http_url("").is_err());
+    }
+}

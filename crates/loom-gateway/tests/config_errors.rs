@@ -1,0 +1,878 @@
+//! Bad configs are refused with an error that names the key; secrets never show.
+//!
+//! Only `process_environment_and_files` touches the process environment; every other
+//! test injects its variables, so tests cannot race on `std::env`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use loom_gateway::config::{
+    ConfigBuilder, ConfigError, LogFormat, LoomConfig, RouteConfig, Strategy, provider_is_active,
+};
+use loom_providers::{ProviderType, WireFormat};
+
+/// Two valid providers; fragments in the tests below are merged on top.
+const BASE: &str = r#"
+ai_gateway:
+  providers:
+    - name: openai
+      type: openai
+      api_key: ${OPENAI_API_KEY}
+    - name: anthropic
+      type: anthropic
+      api_key: ${ANTHROPIC_API_KEY}
+"#;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-openai-secret-1".to_owned()),
+        "ANTHROPIC_API_KEY" => Some("sk-ant-secret-2".to_owned()),
+        "OTHER_SECRET" => Some("other-secret-3".to_owned()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// Loads BASE with `fragment` merged on top.
+fn load(fragment: &str) -> Result<LoomConfig, ConfigError> {
+    ConfigBuilder::new(&env).yaml(BASE).yaml(fragment).build()
+}
+
+fn load_ok(fragment: &str) -> LoomConfig {
+    load(fragment)
+        .unwrap_or_else(|error| panic!("expected a valid config, got: {error}\n{fragment}"))
+}
+
+/// Loads BASE + `fragment`, expects a validation error, returns (key, full message).
+fn invalid(fragment: &str) -> (String, String) {
+    match load(fragment) {
+        Err(error @ ConfigError::Invalid { .. }) => {
+            let key = error.key().unwrap_or_default().to_owned();
+            let text = error.to_string();
+            assert!(text.starts_with(&format!("{key}: ")), "{text}");
+            (key, text)
+        }
+        Err(other) => panic!("expected a validation error, got {other:?}"),
+        Ok(_) => panic!("expected a validation error for:\n{fragment}"),
+    }
+}
+
+fn invalid_key(fragment: &str) -> String {
+    invalid(fragment).0
+}
+
+fn repo_file(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
+// ---------------------------------------------------------------- parsing
+
+#[test]
+fn unknown_key_in_a_provider_names_its_path() {
+    let error = load("ai_gateway:\n  providers:\n    - nmae: openai\n      type: openai\n")
+        .err()
+        .map(|error| (error.key().map(str::to_owned), error.to_string()));
+    let Some((Some(key), text)) = error else {
+        panic!("a typo must be rejected")
+    };
+    assert_eq!(key, "ai_gateway.providers[0].nmae");
+    assert!(
+        text.starts_with("ai_gateway.providers[0].nmae: unknown field `nmae`"),
+        "{text}"
+    );
+    assert!(text.contains("`name`"), "lists the expected fields: {text}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_at_every_depth() {
+    for (yaml, key) in [
+        ("serverr:\n  listen: 0.0.0.0:1\n", "serverr"),
+        ("server:\n  listenn: 0.0.0.0:1\n", "server.listenn"),
+        (
+            "ai_gateway:\n  routing:\n    failover:\n      retries: 1\n",
+            "ai_gateway.routing.failover.retries",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    providers:\n      - name: openai\n        wieght: 1\n",
+            "ai_gateway.routing.providers[0].wieght",
+        ),
+        (
+            "ai_gateway:\n  streaming:\n    flush: 1ms\n",
+            "ai_gateway.streaming.flush",
+        ),
+        (
+            "routes:\n  - id: a\n    path: /v1/*\n    ai: true\n",
+            "routes[0].ai",
+        ),
+        (
+            "ai_gateway:\n  providers:\n    - name: m\n      type: mock\n      mock:\n        latncy: 1ms\n",
+            "ai_gateway.providers[0].mock.latncy",
+        ),
+    ] {
+        match load(yaml) {
+            Err(ConfigError::Parse {
+                key: found,
+                message,
+            }) => {
+                assert_eq!(found, key, "{message}");
+                assert!(message.starts_with("unknown field"), "{message}");
+            }
+            other => panic!("{yaml}: expected an unknown-field error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let error = load("ai_gateway:\n  routing:\n    failover:\n      max_retries: \"two\"\n").err();
+    let Some(ConfigError::Parse { key, message }) = error else {
+        panic!("expected a parse error")
+    };
+    assert_eq!(key, "ai_gateway.routing.failover.max_retries");
+    assert!(
+        message.contains("\"two\"") && message.contains("u32"),
+        "{message}"
+    );
+
+    for (yaml, key) in [
+        ("server:\n  listen: localhost\n", "server.listen"),
+        (
+            "server:\n  shutdown_timeout: 30\n",
+            "server.shutdown_timeout",
+        ),
+        (
+            "ai_gateway:\n  streaming:\n    flush_interval: soon\n",
+            "ai_gateway.streaming.flush_interval",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    strategy: fastest\n",
+            "ai_gateway.routing.strategy",
+        ),
+        (
+            "ai_gateway:\n  providers:\n    - name: x\n      type: openia\n",
+            "ai_gateway.providers[0].type",
+        ),
+        ("logging:\n  format: xml\n", "logging.format"),
+        ("routes: yes\n", "routes"),
+    ] {
+        match load(yaml) {
+            Err(ConfigError::Parse { key: found, .. }) => assert_eq!(found, key, "{yaml}"),
+            other => panic!("{yaml}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn malformed_yaml_is_a_parse_error() {
+    let Err(error) = LoomConfig::from_yaml_str("server:\n  listen: [\n", &env) else {
+        panic!("malformed YAML must fail")
+    };
+    let text = error.to_string();
+    assert!(
+        text.starts_with("invalid YAML:") && text.contains("line"),
+        "{text}"
+    );
+    let Err(error) = LoomConfig::from_yaml_str("- a list\n", &env) else {
+        panic!("a list is not a config")
+    };
+    assert!(matches!(error, ConfigError::Parse { .. }), "{error}");
+    let twice = "ai_gateway:\n  routing:\n    strategy: weighted\n  routing:\n    strategy: cost\n";
+    let Err(error) = LoomConfig::from_yaml_str(twice, &env) else {
+        panic!("a duplicated key must not silently win")
+    };
+    let text = error.to_string();
+    assert!(
+        text.starts_with("invalid YAML: ai_gateway: duplicate key `routing`"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- ${VAR}
+
+#[test]
+fn a_missing_variable_names_it_and_the_key_and_leaks_nothing() {
+    let yaml = r#"
+ai_gateway:
+  providers:
+    - name: anthropic
+      type: anthropic
+      api_key: ${ANTHROPIC_API_KEY}
+    - name: openai
+      type: openai
+      api_key: ${UNSET_OPENAI_KEY}
+      headers:
+        X-Other: ${OTHER_SECRET}
+"#;
+    let Err(error) = LoomConfig::from_yaml_str(yaml, &env) else {
+        panic!("an unset variable must fail")
+    };
+    let text = error.to_string();
+    assert_eq!(
+        text,
+        "ai_gateway.providers[1].api_key: environment variable UNSET_OPENAI_KEY is not set"
+    );
+    match error {
+        ConfigError::MissingEnv { var, key } => {
+            assert_eq!(var, "UNSET_OPENAI_KEY");
+            assert_eq!(key, "ai_gateway.providers[1].api_key");
+        }
+        other => panic!("expected MissingEnv, got {other:?}"),
+    }
+    for secret in ["sk-openai-secret-1", "sk-ant-secret-2", "other-secret-3"] {
+        assert!(!text.contains(secret), "error leaks a secret: {text}");
+    }
+}
+
+#[test]
+fn substituted_values_never_appear_in_errors() {
+    // An env value that lands in a typed key: the error names the key but hides the value.
+    let Err(error) = LoomConfig::from_yaml_str("logging:\n  format: ${OTHER_SECRET}\n", &env)
+    else {
+        panic!("not a log format")
+    };
+    let text = error.to_string();
+    assert!(
+        text.starts_with("logging.format: unknown variant"),
+        "{text}"
+    );
+    assert!(!text.contains("other-secret-3"), "{text}");
+
+    // A literal of the wrong type at an api_key is hidden too.
+    let yaml =
+        "ai_gateway:\n  providers:\n    - name: o\n      type: openai\n      api_key: 987654321\n";
+    let Err(error) = LoomConfig::from_yaml_str(yaml, &env) else {
+        panic!("a number is not a key")
+    };
+    let text = error.to_string();
+    assert!(
+        text.starts_with("ai_gateway.providers[0].api_key:"),
+        "{text}"
+    );
+    assert!(!text.contains("987654321"), "{text}");
+}
+
+#[test]
+fn defaults_and_escapes_in_placeholders() {
+    let yaml = r#"
+ai_gateway:
+  providers:
+    - name: local
+      type: local
+      format: openai
+      base_url: ${LOCAL_LLM_URL:-http://127.0.0.1:11434/v1}
+      api_key: ${EMPTY:-none-needed}
+      headers:
+        X-Template: "$${NOT_A_VAR} costs $5"
+"#;
+    let config = LoomConfig::from_yaml_str(yaml, &env).unwrap_or_else(|error| panic!("{error}"));
+    let provider = &config.ai_gateway.providers[0];
+    assert_eq!(
+        provider.base_url.as_deref(),
+        Some("http://127.0.0.1:11434/v1")
+    );
+    assert_eq!(
+        provider.api_key.as_ref().map(|key| key.expose()),
+        Some("none-needed")
+    );
+    assert_eq!(provider.headers["X-Template"], "${NOT_A_VAR} costs $5");
+
+    let set = |name: &str| (name == "LOCAL_LLM_URL").then(|| "http://10.0.0.7:8000/v1".to_owned());
+    let config = LoomConfig::from_yaml_str(yaml, &set).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        config.ai_gateway.providers[0].base_url.as_deref(),
+        Some("http://10.0.0.7:8000/v1")
+    );
+}
+
+#[test]
+fn placeholders_in_comments_and_keys_are_not_expanded() {
+    let yaml = "# api_key: ${NEVER_SET}\nai_gateway:\n  model_mapping:\n    ${NOT_EXPANDED}:\n      openai: gpt-4o\n";
+    let config = ConfigBuilder::new(&no_env)
+        .yaml("ai_gateway:\n  providers:\n    - name: openai\n      type: local\n      format: openai\n      base_url: http://localhost:1\n")
+        .yaml(yaml)
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        config
+            .ai_gateway
+            .model_mapping
+            .contains_key("${NOT_EXPANDED}")
+    );
+}
+
+#[test]
+fn malformed_placeholders_name_the_key() {
+    let Err(error) = load("logging:\n  level: ${UNCLOSED\n") else {
+        panic!("unterminated placeholder")
+    };
+    assert_eq!(error.key(), Some("logging.level"));
+    let Err(error) = load("logging:\n  level: ${LEVEL:info}\n") else {
+        panic!("`:` without `-`")
+    };
+    assert_eq!(error.key(), Some("logging.level"));
+    assert!(error.to_string().contains(":-"), "{error}");
+}
+
+// ---------------------------------------------------------------- LOOM_ overrides
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+#[test]
+fn loom_variables_override_keys() {
+    let config = ConfigBuilder::new(&env)
+        .yaml(BASE)
+        .yaml("server:\n  listen: 127.0.0.1:8080\n")
+        .env_overrides(vars(&[
+            ("LOOM_SERVER__LISTEN", "0.0.0.0:9000"),
+            ("LOOM_AI_GATEWAY__STREAMING__FLUSH_INTERVAL", "10ms"),
+            (
+                "LOOM_AI_GATEWAY__ROUTING__FAILOVER__RETRY_CODES",
+                "[429, 503]",
+            ),
+            ("LOOM_AI_GATEWAY__ROUTING__FAILOVER__MAX_RETRIES", "5"),
+            ("LOOM_AI_GATEWAY__PROVIDERS__1__API_KEY", "sk-from-env"),
+            ("LOOM_LOGGING__FORMAT", "json"),
+            ("LOOM_ADMIN__ENABLED", "false"),
+            // Not config keys: read by the binary, or not ours.
+            ("LOOM_CONFIG", "/etc/loom/loom.yaml"),
+            ("LOOM_LOG", "debug"),
+            ("OPENAI_API_KEY", "ignored"),
+            ("PATH", "/usr/bin"),
+        ]))
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        config.server.listen,
+        "0.0.0.0:9000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        config.ai_gateway.streaming.flush_interval,
+        Duration::from_millis(10)
+    );
+    assert_eq!(config.ai_gateway.routing.failover.retry_codes, [429, 503]);
+    assert_eq!(config.ai_gateway.routing.failover.max_retries, 5);
+    assert_eq!(
+        config.ai_gateway.providers[1]
+            .api_key
+            .as_ref()
+            .map(|key| key.expose()),
+        Some("sk-from-env")
+    );
+    assert_eq!(config.logging.format, LogFormat::Json);
+    assert!(!config.admin.enabled);
+}
+
+#[test]
+fn bad_overrides_name_the_key_and_the_variable() {
+    let Err(error) = ConfigBuilder::new(&env)
+        .yaml(BASE)
+        .env_overrides(vars(&[("LOOM_SERVER__LISTN", "0.0.0.0:1")]))
+        .build()
+    else {
+        panic!("an unknown override key must fail")
+    };
+    let text = error.to_string();
+    assert!(
+        text.starts_with("server.listn: unknown field `listn`"),
+        "{text}"
+    );
+    assert!(text.contains("LOOM_SERVER__LISTN"), "{text}");
+
+    let Err(error) = ConfigBuilder::new(&env)
+        .yaml(BASE)
+        .env_overrides(vars(&[("LOOM_SERVER__MAX_BODY_BYTES", "lots")]))
+        .build()
+    else {
+        panic!("a wrong-typed override must fail")
+    };
+    assert_eq!(error.key(), Some("server.max_body_bytes"));
+    assert!(
+        error.to_string().contains("LOOM_SERVER__MAX_BODY_BYTES"),
+        "{error}"
+    );
+
+    let Err(error) = ConfigBuilder::new(&env)
+        .yaml(BASE)
+        .env_overrides(vars(&[("LOOM_AI_GATEWAY__PROVIDERS__9__NAME", "x")]))
+        .build()
+    else {
+        panic!("an out-of-range index must fail")
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("LOOM_AI_GATEWAY__PROVIDERS__9__NAME"),
+        "{error}"
+    );
+}
+
+// ---------------------------------------------------------------- validation
+
+#[test]
+fn provider_names_are_unique_and_not_empty() {
+    let (key, text) = invalid(
+        "ai_gateway:\n  providers:\n    - {name: a, type: mock}\n    - {name: a, type: mock}\n",
+    );
+    assert_eq!(key, "ai_gateway.providers[1].name");
+    assert!(text.contains("duplicate provider name \"a\""), "{text}");
+    assert_eq!(
+        invalid_key("ai_gateway:\n  providers:\n    - {name: \"\", type: mock}\n"),
+        "ai_gateway.providers[0].name"
+    );
+}
+
+#[test]
+fn api_keys_are_required_where_the_provider_needs_one() {
+    for kind in ["openai", "anthropic", "gemini"] {
+        let yaml = format!("ai_gateway:\n  providers:\n    - {{name: p, type: {kind}}}\n");
+        assert_eq!(
+            invalid_key(&yaml),
+            "ai_gateway.providers[0].api_key",
+            "{kind}"
+        );
+    }
+    let azure = "ai_gateway:\n  providers:\n    - {name: p, type: azure, base_url: \"https://r.openai.azure.com\", api_version: \"2024-02-15-preview\"}\n";
+    assert_eq!(invalid_key(azure), "ai_gateway.providers[0].api_key");
+    // An empty value (e.g. `${VAR}` set to "") counts as missing.
+    let empty = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: \"${EMPTY}\"}\n";
+    assert_eq!(invalid_key(empty), "ai_gateway.providers[0].api_key");
+    // No key needed for mock, local and (for now) vertex.
+    load_ok("ai_gateway:\n  providers:\n    - {name: m, type: mock}\n");
+    load_ok(
+        "ai_gateway:\n  providers:\n    - {name: l, type: local, format: openai, base_url: \"http://127.0.0.1:8000/v1\"}\n",
+    );
+    load_ok("ai_gateway:\n  providers:\n    - {name: v, type: vertex}\n");
+}
+
+#[test]
+fn azure_and_local_need_their_settings() {
+    let azure = |extra: &str| {
+        format!("ai_gateway:\n  providers:\n    - {{name: az, type: azure, api_key: k{extra}}}\n")
+    };
+    assert_eq!(
+        invalid_key(&azure(", api_version: v1")),
+        "ai_gateway.providers[0].base_url"
+    );
+    assert_eq!(
+        invalid_key(&azure(", base_url: \"https://r.openai.azure.com\"")),
+        "ai_gateway.providers[0].api_version"
+    );
+    load_ok(&azure(
+        ", base_url: \"https://r.openai.azure.com\", api_version: v1",
+    ));
+
+    let local =
+        |extra: &str| format!("ai_gateway:\n  providers:\n    - {{name: l, type: local{extra}}}\n");
+    assert_eq!(
+        invalid_key(&local(", format: openai")),
+        "ai_gateway.providers[0].base_url"
+    );
+    assert_eq!(
+        invalid_key(&local(", base_url: \"http://h:1\"")),
+        "ai_gateway.providers[0].format"
+    );
+}
+
+#[test]
+fn base_urls_must_be_http_urls_and_are_not_echoed() {
+    for url in [
+        "ftp://files.internal",
+        "files.internal/v1",
+        "not a url",
+        "https:///no-host",
+    ] {
+        let yaml = format!(
+            "ai_gateway:\n  providers:\n    - {{name: o, type: openai, api_key: k, base_url: \"{url}\"}}\n"
+        );
+        let (key, text) = invalid(&yaml);
+        assert_eq!(key, "ai_gateway.providers[0].base_url", "{url}");
+        assert!(!text.contains(url), "{text}");
+    }
+}
+
+#[test]
+fn type_specific_settings_only_on_their_type() {
+    let openai = |extra: &str| {
+        format!("ai_gateway:\n  providers:\n    - {{name: o, type: openai, api_key: k, {extra}}}\n")
+    };
+    assert_eq!(
+        invalid_key(&openai("deployments: {gpt-4: d}")),
+        "ai_gateway.providers[0].deployments"
+    );
+    assert_eq!(
+        invalid_key(&openai("format: openai")),
+        "ai_gateway.providers[0].format"
+    );
+    assert_eq!(
+        invalid_key(&openai("mock: {latency: 1ms}")),
+        "ai_gateway.providers[0].mock"
+    );
+}
+
+#[test]
+fn headers_must_be_valid_http() {
+    let yaml = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k, headers: {\"bad header\": v}}\n";
+    assert_eq!(
+        invalid_key(yaml),
+        "ai_gateway.providers[0].headers.bad header"
+    );
+}
+
+#[test]
+fn routing_targets_must_name_defined_providers_once() {
+    let (_, text) = invalid("ai_gateway:\n  routing:\n    providers:\n      - name: foo\n");
+    assert_eq!(
+        text,
+        "ai_gateway.routing.providers[0].name: unknown provider \"foo\"; defined: openai, anthropic"
+    );
+    let (key, text) = invalid(
+        "ai_gateway:\n  routing:\n    providers:\n      - name: openai\n      - name: openai\n",
+    );
+    assert_eq!(key, "ai_gateway.routing.providers[1].name");
+    assert!(
+        text.contains("already listed at ai_gateway.routing.providers[0]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn weighted_routing_needs_a_positive_weight() {
+    let fragment = "ai_gateway:\n  routing:\n    strategy: weighted\n    providers:\n      - {name: openai, weight: 0}\n      - {name: anthropic, weight: 0}\n";
+    assert_eq!(invalid_key(fragment), "ai_gateway.routing.providers");
+    load_ok(
+        "ai_gateway:\n  routing:\n    strategy: weighted\n    providers:\n      - {name: openai, weight: 0}\n      - {name: anthropic, weight: 1}\n",
+    );
+    // Unset weights count as 1.
+    load_ok("ai_gateway:\n  routing:\n    strategy: weighted\n");
+}
+
+#[test]
+fn model_mapping_must_name_defined_providers() {
+    let (key, text) = invalid(
+        "ai_gateway:\n  model_mapping:\n    gpt-4:\n      openai: gpt-4-turbo\n      azure: gpt-4\n",
+    );
+    assert_eq!(key, "ai_gateway.model_mapping.gpt-4.azure");
+    assert!(
+        text.contains("unknown provider \"azure\"; defined: openai, anthropic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn retry_codes_are_http_error_statuses() {
+    let fragment = "ai_gateway:\n  routing:\n    failover:\n      retry_codes: [429, 302]\n";
+    assert_eq!(
+        invalid_key(fragment),
+        "ai_gateway.routing.failover.retry_codes[1]"
+    );
+    assert_eq!(
+        invalid_key("ai_gateway:\n  routing:\n    failover:\n      retry_codes: [600]\n"),
+        "ai_gateway.routing.failover.retry_codes[0]"
+    );
+}
+
+#[test]
+fn routes_are_checked() {
+    let (key, text) = invalid(
+        "routes:\n  - {id: ai, path: /v1/*, ai_gateway: true}\n  - {id: ai, path: /v2/*, ai_gateway: true}\n",
+    );
+    assert_eq!(key, "routes[1].id");
+    assert!(text.contains("duplicate route id \"ai\""), "{text}");
+    assert_eq!(
+        invalid_key("routes:\n  - {id: ai, path: v1/*, ai_gateway: true}\n"),
+        "routes[0].path"
+    );
+    assert_eq!(
+        invalid_key("routes:\n  - {id: ai, path: /v1/*/chat, ai_gateway: true}\n"),
+        "routes[0].path"
+    );
+    assert_eq!(
+        invalid_key("routes:\n  - {id: ai, path: /v1*, ai_gateway: true}\n"),
+        "routes[0].path"
+    );
+    load_ok(
+        "routes:\n  - {id: chat, path: /v1/chat/completions, ai_gateway: true}\n  - {id: rest, path: /*, ai_gateway: true}\n",
+    );
+}
+
+#[test]
+fn per_route_routing_is_checked_like_the_global_block() {
+    let route = |routing: &str| {
+        format!(
+            "routes:\n  - id: ai\n    path: /v1/*\n    ai_gateway: true\n    routing:\n{routing}"
+        )
+    };
+    assert_eq!(
+        invalid_key(&route("      providers:\n        - name: foo\n")),
+        "routes[0].routing.providers[0].name"
+    );
+    assert_eq!(
+        invalid_key(&route("      failover:\n        retry_codes: [200]\n")),
+        "routes[0].routing.failover.retry_codes[0]"
+    );
+    assert_eq!(
+        invalid_key(
+            "routes:\n  - id: web\n    path: /web/*\n    routing:\n      strategy: priority\n"
+        ),
+        "routes[0].routing"
+    );
+    let config = load_ok(&route(
+        "      strategy: round_robin\n      providers:\n        - name: anthropic\n",
+    ));
+    let notes = config.inactive_features();
+    assert!(
+        notes
+            .iter()
+            .any(|note| note.starts_with("routes[0].routing: configured, not active yet")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|note| note.starts_with("routes[0].routing.strategy=round_robin")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn an_enabled_gateway_needs_a_provider() {
+    let Err(error) = LoomConfig::from_yaml_str("server:\n  listen: 0.0.0.0:8080\n", &env) else {
+        panic!("no providers")
+    };
+    assert_eq!(error.key(), Some("ai_gateway.providers"));
+    LoomConfig::from_yaml_str("ai_gateway:\n  enabled: false\n", &env)
+        .unwrap_or_else(|error| panic!("{error}"));
+}
+
+#[test]
+fn listeners_are_checked() {
+    assert_eq!(
+        invalid_key("admin:\n  listen: 0.0.0.0:8080\nserver:\n  listen: 0.0.0.0:8080\n"),
+        "admin.listen"
+    );
+    assert_eq!(
+        invalid_key("server:\n  max_body_bytes: 0\n"),
+        "server.max_body_bytes"
+    );
+    assert_eq!(
+        invalid_key("server:\n  request_timeout: 0s\n"),
+        "server.request_timeout"
+    );
+    // Port 0 on both (tests binding ephemeral ports) is fine.
+    load_ok("admin:\n  listen: 127.0.0.1:0\nserver:\n  listen: 127.0.0.1:0\n");
+}
+
+// ---------------------------------------------------------------- defaults, summary
+
+#[test]
+fn defaults() {
+    let config = load_ok("");
+    assert_eq!(
+        config.server.listen,
+        "0.0.0.0:8080".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.server.max_body_bytes, 10_485_760);
+    assert_eq!(config.server.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(config.server.request_timeout, Duration::from_secs(600));
+    assert_eq!(
+        config.admin.listen,
+        "127.0.0.1:9091".parse::<SocketAddr>().unwrap()
+    );
+    assert!(config.admin.enabled);
+    assert_eq!(config.logging.level, "info");
+    assert_eq!(config.logging.format, LogFormat::Text);
+    let ai = &config.ai_gateway;
+    assert!(ai.enabled);
+    assert_eq!(ai.routing.strategy, Strategy::Priority);
+    assert!(!ai.routing.failover.enabled);
+    assert_eq!(ai.routing.failover.retry_codes, [429, 500, 502, 503]);
+    assert_eq!(ai.routing.failover.max_retries, 2);
+    assert!(ai.streaming.enabled);
+    assert_eq!(ai.streaming.flush_interval, Duration::ZERO);
+    assert!(config.routes.is_empty());
+    assert_eq!(
+        config.effective_routes(),
+        [RouteConfig {
+            id: "ai".into(),
+            path: "/v1/*".into(),
+            ai_gateway: true,
+            routing: None
+        }]
+    );
+    let targets = ai.routing.targets_by_priority(&ai.providers);
+    assert_eq!(
+        targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["openai", "anthropic"]
+    );
+}
+
+#[test]
+fn summary_shows_the_setup_but_never_a_key() {
+    let config = load_ok(
+        "ai_gateway:\n  providers:\n    - {name: openai, type: openai, api_key: \"${OPENAI_API_KEY}\", base_url: \"https://user:pw@api.example.com/v1?key=qs-secret\", models: [gpt-4o]}\n",
+    );
+    let summary = config.summary();
+    for expected in [
+        "0.0.0.0:8080",
+        "127.0.0.1:9091",
+        "openai",
+        "https://api.example.com/v1",
+        "gpt-4o",
+        "priority",
+        "/v1/*",
+        "streaming",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "summary lacks {expected}:\n{summary}"
+        );
+    }
+    for secret in ["sk-openai-secret-1", "pw", "qs-secret"] {
+        assert!(
+            !summary.contains(secret),
+            "summary leaks {secret}:\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn inactive_features_are_listed() {
+    assert!(
+        load_ok("")
+            .inactive_features()
+            .iter()
+            .any(|note| note.contains("provider type anthropic"))
+    );
+    let only_active = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n    - {name: m, type: mock}\n    - {name: l, type: local, format: openai, base_url: \"http://h:1\"}\n";
+    assert_eq!(
+        load_ok(only_active).inactive_features(),
+        Vec::<String>::new()
+    );
+    let config = load_ok(
+        "ai_gateway:\n  providers:\n    - {name: l, type: local, format: anthropic, base_url: \"http://h:1\"}\n",
+    );
+    assert!(!provider_is_active(&config.ai_gateway.providers[0]));
+    assert_eq!(
+        config.ai_gateway.providers[0].format,
+        Some(WireFormat::Anthropic)
+    );
+    assert!(
+        config.inactive_features()[0].contains("local with format anthropic"),
+        "{:?}",
+        config.inactive_features()
+    );
+}
+
+// ---------------------------------------------------------------- examples and files
+
+#[test]
+fn quickstart_example_loads_without_any_environment() {
+    let yaml = std::fs::read_to_string(repo_file("examples/quickstart.yaml"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let config = LoomConfig::from_yaml_str(&yaml, &no_env)
+        .unwrap_or_else(|error| panic!("quickstart: {error}"));
+    let mock = &config.ai_gateway.providers[0];
+    assert_eq!(
+        (mock.name.as_str(), mock.kind),
+        ("mock", ProviderType::Mock)
+    );
+    assert!(
+        mock.models.is_empty()
+            && mock.serves("gpt-4o-mini")
+            && mock.serves("text-embedding-3-small")
+    );
+    assert_eq!(
+        mock.mock.as_ref().map(|settings| settings.latency),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(config.ai_gateway.streaming.flush_interval, Duration::ZERO);
+    assert_eq!(config.effective_routes()[0].path, "/v1/*");
+    assert!(
+        config.inactive_features().is_empty(),
+        "{:?}",
+        config.inactive_features()
+    );
+}
+
+#[test]
+fn openai_example_loads_with_its_key_set() {
+    let yaml = std::fs::read_to_string(repo_file("examples/openai.yaml"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let config = LoomConfig::from_yaml_str(&yaml, &env)
+        .unwrap_or_else(|error| panic!("openai example: {error}"));
+    let openai = &config.ai_gateway.providers[0];
+    assert_eq!(openai.kind, ProviderType::Openai);
+    assert_eq!(
+        openai.api_key.as_ref().map(|key| key.expose()),
+        Some("sk-openai-secret-1")
+    );
+    assert!(openai.serves("gpt-4o-mini") && !openai.serves("claude-3-opus"));
+    assert!(
+        config.inactive_features().is_empty(),
+        "{:?}",
+        config.inactive_features()
+    );
+
+    let Err(error) = LoomConfig::from_yaml_str(&yaml, &no_env) else {
+        panic!("no key set")
+    };
+    assert_eq!(
+        error.to_string(),
+        "ai_gateway.providers[0].api_key: environment variable OPENAI_API_KEY is not set"
+    );
+}
+
+/// The only test that touches the process environment (see the module docs).
+#[test]
+fn process_environment_and_files() {
+    let missing = repo_file("examples/does-not-exist.yaml");
+    let Err(error @ ConfigError::Io { .. }) = LoomConfig::load(&missing) else {
+        panic!("missing file")
+    };
+    assert!(error.to_string().contains("does-not-exist.yaml"), "{error}");
+
+    let quickstart = LoomConfig::load(&repo_file("examples/quickstart.yaml"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(quickstart.ai_gateway.providers[0].name, "mock");
+
+    let path = std::env::temp_dir().join(format!("loom-config-errors-{}.yaml", std::process::id()));
+    let yaml = "ai_gateway:\n  providers:\n    - name: openai\n      type: openai\n      api_key: ${CONFIG_ERRORS_TEST_KEY}\n";
+    std::fs::write(&path, yaml).unwrap_or_else(|error| panic!("{error}"));
+    // SAFETY: no other test in this binary reads or writes the process environment.
+    unsafe {
+        std::env::set_var("CONFIG_ERRORS_TEST_KEY", "sk-process-env");
+        std::env::set_var("LOOM_SERVER__LISTEN", "127.0.0.1:9000");
+        std::env::set_var("LOOM_CONFIG", "ignored.yaml");
+    }
+    let loaded = LoomConfig::load(&path);
+    unsafe {
+        std::env::remove_var("CONFIG_ERRORS_TEST_KEY");
+        std::env::remove_var("LOOM_SERVER__LISTEN");
+        std::env::remove_var("LOOM_CONFIG");
+    }
+    let _ = std::fs::remove_file(&path);
+    let config = loaded.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        config.server.listen,
+        "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        config.ai_gateway.providers[0]
+            .api_key
+            .as_ref()
+            .map(|key| key.expose()),
+        Some("sk-process-env")
+    );
+}
