@@ -45,7 +45,11 @@ async fn whole_chat_reaches_upstream_unchanged_and_answers_exactly() {
         "prediction": {"type": "content", "content": "Hello"}
     });
     let response = gateway
-        .post_with("/v1/chat/completions", &[("content-type", "application/json"), ("x-request-id", "trace-42")], &body.to_string())
+        .post_with(
+            "/v1/chat/completions",
+            &[("content-type", "application/json"), ("x-request-id", "trace-42")],
+            &body.to_string(),
+        )
         .await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.header("content-type").as_deref(), Some("application/json"));
@@ -76,25 +80,39 @@ async fn streamed_chat_reaches_the_client_before_upstream_finishes() {
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}],
         "stream": true, "stream_options": {"include_usage": true}});
     let response = gateway
-        .send(Method::POST, &gateway.url("/v1/chat/completions"), &[("content-type", "application/json")], body.to_string())
+        .send(
+            Method::POST,
+            &gateway.url("/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.into_body();
     let first = next_frame(&mut stream, Duration::from_secs(5)).await.expect("first frame");
     assert!(!gate.is_open(), "the first chunk arrived while upstream was still paused");
-    assert_eq!(sse_data(&String::from_utf8_lossy(&first)), vec![without_nulls(&chunks[0]).to_string()]);
+    let first_events = sse_data(&String::from_utf8_lossy(&first));
+    assert_eq!(first_events.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(&first_events[0]).unwrap(), without_nulls(&chunks[0]));
 
     gate.open();
     let mut rest = String::new();
     while let Some(frame) = next_frame(&mut stream, Duration::from_secs(5)).await {
         rest.push_str(&String::from_utf8_lossy(&frame));
     }
-    let mut expected: Vec<String> = chunks[1..].iter().map(|chunk| without_nulls(chunk).to_string()).collect();
+    let mut expected: Vec<String> =
+        chunks[1..].iter().map(|chunk| without_nulls(chunk).to_string()).collect();
     expected.push("[DONE]".to_owned());
     let received: Vec<String> = sse_data(&rest)
         .iter()
-        .map(|data| if data == "[DONE]" { data.clone() } else { serde_json::from_str::<Value>(data).unwrap().to_string() })
+        .map(|data| {
+            if data == "[DONE]" {
+                data.clone()
+            } else {
+                serde_json::from_str::<Value>(data).unwrap().to_string()
+            }
+        })
         .collect();
     assert_eq!(received, expected);
     assert_eq!(mock.requests()[0].json(), body);
@@ -106,10 +124,19 @@ async fn client_disconnect_mid_stream_cancels_the_upstream_stream() {
     let gateway = gateway_for(&mock).await;
     let gate = Gate::new();
     let chunks = fixtures::chat_stream_chunks("gpt-4o", false);
-    mock.push_reply(Reply::sse(vec![SseStep::json(&chunks[0]), SseStep::Gate(gate.clone()), SseStep::json(&chunks[1])]));
+    mock.push_reply(Reply::sse(vec![
+        SseStep::json(&chunks[0]),
+        SseStep::Gate(gate.clone()),
+        SseStep::json(&chunks[1]),
+    ]));
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "stream": true});
     let response = gateway
-        .send(Method::POST, &gateway.url("/v1/chat/completions"), &[("content-type", "application/json")], body.to_string())
+        .send(
+            Method::POST,
+            &gateway.url("/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
         .await;
     let mut stream = response.into_body();
     assert!(next_frame(&mut stream, Duration::from_secs(5)).await.is_some());
@@ -175,7 +202,8 @@ async fn models_lists_what_config_serves() {
 #[tokio::test]
 async fn model_mapping_sends_the_provider_its_own_model() {
     let mock = MockUpstream::start().await;
-    let yaml = openai_config(&mock.base_url(), "", "  model_mapping:\n    gpt-4:\n      openai: gpt-4-turbo\n");
+    let yaml =
+        openai_config(&mock.base_url(), "", "  model_mapping:\n    gpt-4:\n      openai: gpt-4-turbo\n");
     let gateway = TestGateway::start(&yaml).await;
     let response = gateway
         .post("/v1/chat/completions", r#"{"model":"gpt-4","messages":[{"role":"user","content":"Hi"}]}"#)
@@ -208,15 +236,24 @@ async fn mock_provider_answers_whole_and_streamed_without_network() {
     let yaml = "ai_gateway:\n  providers:\n    - name: mock\n      type: mock\n";
     let gateway = TestGateway::start(yaml).await;
     let response = gateway
-        .post("/v1/chat/completions", r#"{"model":"demo","messages":[{"role":"user","content":"ping pong"}]}"#)
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"demo","messages":[{"role":"user","content":"ping pong"}]}"#,
+        )
         .await;
     assert_eq!(response.status, 200);
     let answer = response.json();
-    assert_eq!(answer["choices"][0]["message"]["content"], "Hello from Loom's mock provider! You said: ping pong");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Hello from Loom's mock provider! You said: ping pong"
+    );
     assert_eq!(answer["usage"], json!({"prompt_tokens": 2, "completion_tokens": 9, "total_tokens": 11}));
 
     let streamed = gateway
-        .post("/v1/chat/completions", r#"{"model":"demo","messages":[{"role":"user","content":"ping"}],"stream":true}"#)
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"demo","messages":[{"role":"user","content":"ping"}],"stream":true}"#,
+        )
         .await;
     let events = sse_data(&streamed.text());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));

@@ -36,7 +36,10 @@ async fn wrong_field_type_is_a_400_naming_the_field() {
     let cases = [
         (r#"{"model":"gpt-4o","messages":[{"role":"user","content":42}]}"#, "messages[0].content"),
         (r#"{"model":"gpt-4o","messages":[{"role":"wizard","content":"x"}]}"#, "messages[0].role"),
-        (r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"temperature":"warm"}"#, "temperature"),
+        (
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"temperature":"warm"}"#,
+            "temperature",
+        ),
         (r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, "max_tokens"),
         (r#"{"model":"gpt-4o","messages":[]}"#, "messages"),
         (r#"{"model":7,"messages":[]}"#, "model"),
@@ -79,7 +82,8 @@ async fn body_over_the_limit_is_a_413() {
     let mock = MockUpstream::start().await;
     let yaml = format!("server:\n  max_body_bytes: 1024\n{}", openai_config(&mock.base_url(), "", ""));
     let gateway = TestGateway::start(&yaml).await;
-    let big = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(2000)}]}).to_string();
+    let big =
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(2000)}]}).to_string();
     let response = gateway.post("/v1/chat/completions", &big).await;
     assert_eq!(response.status, 413);
     assert_error(&response.json(), "invalid_request_error", Some("request_too_large"));
@@ -101,7 +105,10 @@ async fn upstream_429_is_a_429_with_retry_after() {
     assert_eq!(response.header("retry-after").as_deref(), Some("7"));
     let body = response.json();
     assert_error(&body, "rate_limit_error", Some("rate_limit_exceeded"));
-    assert!(body["error"]["message"].as_str().unwrap().contains("provider `openai` returned HTTP 429"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("provider `openai` returned HTTP 429"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +130,10 @@ async fn upstream_refused_is_a_502() {
     assert_eq!(response.status, 502);
     let body = response.json();
     assert_error(&body, "upstream_error", Some("upstream_unavailable"));
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("could not reach provider `openai`"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("could not reach provider `openai`"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -214,10 +224,23 @@ async fn hostile_bodies_get_clear_errors_and_the_gateway_keeps_serving() {
     for body in bodies {
         for path in ["/v1/chat/completions", "/v1/embeddings"] {
             let response = loom_e2e::read_whole(
-                gateway.send(Method::POST, &gateway.url(path), &[("content-type", "application/json")], body.clone()).await,
+                gateway
+                    .send(
+                        Method::POST,
+                        &gateway.url(path),
+                        &[("content-type", "application/json")],
+                        body.clone(),
+                    )
+                    .await,
             )
             .await;
-            assert_eq!(response.status, 400, "{path} {:?}: {}", String::from_utf8_lossy(&body), response.text());
+            assert_eq!(
+                response.status,
+                400,
+                "{path} {:?}: {}",
+                String::from_utf8_lossy(&body),
+                response.text()
+            );
             assert_error(&response.json(), "invalid_request_error", None);
         }
     }
@@ -232,7 +255,12 @@ async fn streamed_upstream_error_status_is_reported_before_the_stream_starts() {
     let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
     let response = gateway
-        .send(Method::POST, &gateway.url("/v1/chat/completions"), &[("content-type", "application/json")], body)
+        .send(
+            Method::POST,
+            &gateway.url("/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            body,
+        )
         .await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "2");

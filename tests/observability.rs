@@ -22,12 +22,18 @@ async fn metrics_count_requests_and_time_them_exactly() {
         assert_eq!(response.status, 200);
     }
     let streamed = gateway
-        .post("/v1/chat/completions", r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"stream":true}"#)
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"stream":true}"#,
+        )
         .await;
     assert!(streamed.text().ends_with("data: [DONE]\n\n"));
     mock.push_reply(Reply::server_error());
     let failed = gateway
-        .post("/v1/chat/completions", r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#)
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#,
+        )
         .await;
     assert_eq!(failed.status, 502);
     // Rejected before reaching a provider: not counted.
@@ -44,9 +50,18 @@ async fn metrics_count_requests_and_time_them_exactly() {
             .unwrap_or_else(|| panic!("no `{prefix}` in\n{text}"))
             .to_owned()
     };
-    assert_eq!(line("loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"}"), "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"} 3");
-    assert_eq!(line("loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o-mini\"}"), "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o-mini\"} 2");
-    assert_eq!(line("loom_ai_duration_seconds_count{provider=\"openai\"}"), "loom_ai_duration_seconds_count{provider=\"openai\"} 5");
+    assert_eq!(
+        line("loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"}"),
+        "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"} 3"
+    );
+    assert_eq!(
+        line("loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o-mini\"}"),
+        "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o-mini\"} 2"
+    );
+    assert_eq!(
+        line("loom_ai_duration_seconds_count{provider=\"openai\"}"),
+        "loom_ai_duration_seconds_count{provider=\"openai\"} 5"
+    );
     assert!(text.contains("# TYPE loom_ai_duration_seconds histogram"), "{text}");
     assert!(text.contains("# TYPE loom_ai_requests counter"), "{text}");
     assert!(!text.contains("sk-test"), "no secrets in metrics");

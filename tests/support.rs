@@ -41,19 +41,13 @@ impl TestResponse {
     /// The body as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!(
-                "body is not JSON ({error}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
+            panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body))
         })
     }
 
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
+        self.headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
     }
 
     /// The body as text.
@@ -73,21 +67,15 @@ pub fn openai_config(base_url: &str, provider_extra: &str, gateway_extra: &str) 
 impl TestGateway {
     /// Starts a gateway from YAML (no environment variables available).
     pub async fn start(yaml: &str) -> TestGateway {
-        let config = LoomConfig::from_yaml_str(yaml, &|_| None)
-            .unwrap_or_else(|error| panic!("config: {error}"));
-        let gateway =
-            Gateway::from_config(&config).unwrap_or_else(|error| panic!("gateway: {error}"));
+        let config =
+            LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_or_else(|error| panic!("config: {error}"));
+        let gateway = Gateway::from_config(&config).unwrap_or_else(|error| panic!("gateway: {error}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let addr = listener.local_addr().expect("addr");
         let admin_addr = admin.local_addr().expect("admin addr");
         let running = gateway.start_on(listener, Some(admin));
-        TestGateway {
-            running,
-            addr,
-            admin_addr,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+        TestGateway { running, addr, admin_addr, client: Client::builder(TokioExecutor::new()).build_http() }
     }
 
     /// Full URL of a front-door path.
@@ -116,30 +104,18 @@ impl TestGateway {
 
     /// POSTs JSON to a front-door path and reads the whole answer.
     pub async fn post(&self, path: &str, body: &str) -> TestResponse {
-        self.post_with(path, &[("content-type", "application/json")], body)
-            .await
+        self.post_with(path, &[("content-type", "application/json")], body).await
     }
 
     /// POSTs with headers and reads the whole answer.
-    pub async fn post_with(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> TestResponse {
-        let response = self
-            .send(Method::POST, &self.url(path), headers, body.to_owned())
-            .await;
+    pub async fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &str) -> TestResponse {
+        let response = self.send(Method::POST, &self.url(path), headers, body.to_owned()).await;
         read_whole(response).await
     }
 
     /// GETs a front-door path.
     pub async fn get(&self, path: &str) -> TestResponse {
-        read_whole(
-            self.send(Method::GET, &self.url(path), &[], Bytes::new())
-                .await,
-        )
-        .await
+        read_whole(self.send(Method::GET, &self.url(path), &[], Bytes::new()).await).await
     }
 
     /// GETs an admin path.
@@ -157,19 +133,13 @@ pub async fn read_whole(response: http::Response<Incoming>) -> TestResponse {
         .expect("body in time")
         .expect("body")
         .to_bytes();
-    TestResponse {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    TestResponse { status: parts.status, headers: parts.headers, body }
 }
 
 /// Reads the next data frame of a streaming body, waiting at most `wait`.
 pub async fn next_frame(body: &mut Incoming, wait: Duration) -> Option<Bytes> {
     loop {
-        let frame = tokio::time::timeout(wait, body.frame())
-            .await
-            .expect("frame in time")?;
+        let frame = tokio::time::timeout(wait, body.frame()).await.expect("frame in time")?;
         if let Ok(data) = frame.expect("frame").into_data() {
             return Some(data);
         }
@@ -181,11 +151,7 @@ pub fn sse_data(text: &str) -> Vec<String> {
     text.split("\n\n")
         .filter(|event| !event.trim().is_empty())
         .map(|event| {
-            event
-                .lines()
-                .filter_map(|line| line.strip_prefix("data: "))
-                .collect::<Vec<_>>()
-                .join("\n")
+            event.lines().filter_map(|line| line.strip_prefix("data: ")).collect::<Vec<_>>().join("\n")
         })
         .collect()
 }

@@ -55,8 +55,8 @@ fn check(config: &LoomConfig) -> ExitCode {
 }
 
 fn init_logging(config: &LoomConfig) {
-    let filter = EnvFilter::try_from_env("LOOM_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
+    let filter =
+        EnvFilter::try_from_env("LOOM_LOG").unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.logging.format {
         LogFormat::Json => builder.json().init(),
@@ -66,10 +66,7 @@ fn init_logging(config: &LoomConfig) {
 
 fn run(config: LoomConfig) -> ExitCode {
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             error!(%error, "cannot start the async runtime");
@@ -113,15 +110,14 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops loom");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops loom");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

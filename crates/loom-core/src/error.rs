@@ -69,21 +69,12 @@ pub struct LoomError {
 impl LoomError {
     /// An error of this kind with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        LoomError {
-            kind,
-            message: message.into(),
-            param: None,
-            code: None,
-            upstream: None,
-        }
+        LoomError { kind, message: message.into(), param: None, code: None, upstream: None }
     }
 
     /// A 400 naming the field at fault.
     pub fn invalid_request(message: impl Into<String>, param: Option<String>) -> Self {
-        LoomError {
-            param,
-            ..LoomError::new(ErrorKind::InvalidRequest, message)
-        }
+        LoomError { param, ..LoomError::new(ErrorKind::InvalidRequest, message) }
     }
 
     /// A 404 for a model nobody serves, listing what is served.
@@ -91,10 +82,7 @@ impl LoomError {
         let message = if served.is_empty() {
             format!("The model `{model}` does not exist: this gateway serves no models")
         } else {
-            format!(
-                "The model `{model}` does not exist; models served here: {}",
-                served.join(", ")
-            )
+            format!("The model `{model}` does not exist; models served here: {}", served.join(", "))
         };
         LoomError {
             param: Some("model".to_owned()),
@@ -122,9 +110,7 @@ impl LoomError {
 
     /// How long the client should wait before retrying, if upstream said.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.upstream
-            .as_ref()
-            .and_then(|upstream| upstream.retry_after)
+        self.upstream.as_ref().and_then(|upstream| upstream.retry_after)
     }
 }
 

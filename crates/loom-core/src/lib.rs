@@ -33,8 +33,7 @@ pub mod usage;
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
 pub use context::{ClientFormat, Identity, RequestContext};
 pub use embeddings::{
-    Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
-    EmbeddingsUsage,
+    Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
 };
 pub use error::{ErrorKind, LoomError, UpstreamFailure};
 pub use llm::{ChunkStream, LlmRequest, LlmResponse, RequestPayload, ResponsePayload};

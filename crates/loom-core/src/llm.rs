@@ -26,6 +26,8 @@ pub struct LlmRequest {
 }
 
 /// The operation a request asks for.
+// Moved once per request; boxing the large variant would cost an allocation instead.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RequestPayload {
     /// Chat completion, whole or streamed.
@@ -47,18 +49,12 @@ impl RequestPayload {
 impl LlmRequest {
     /// A chat request with a fresh context.
     pub fn chat(context: RequestContext, chat: ChatRequest) -> Self {
-        LlmRequest {
-            context,
-            payload: RequestPayload::Chat(chat),
-        }
+        LlmRequest { context, payload: RequestPayload::Chat(chat) }
     }
 
     /// An embeddings request with a fresh context.
     pub fn embeddings(context: RequestContext, embeddings: EmbeddingsRequest) -> Self {
-        LlmRequest {
-            context,
-            payload: RequestPayload::Embeddings(embeddings),
-        }
+        LlmRequest { context, payload: RequestPayload::Embeddings(embeddings) }
     }
 }
 
@@ -71,6 +67,7 @@ pub struct LlmResponse {
 }
 
 /// The answer: whole, streamed, or embeddings.
+#[allow(clippy::large_enum_variant)]
 pub enum ResponsePayload {
     /// A whole chat answer.
     Chat(ChatResponse),
@@ -89,9 +86,6 @@ impl fmt::Debug for LlmResponse {
                 format!("Embeddings({} vectors)", embeddings.data.len())
             }
         };
-        f.debug_struct("LlmResponse")
-            .field("provider", &self.provider)
-            .field("payload", &payload)
-            .finish()
+        f.debug_struct("LlmResponse").field("provider", &self.provider).field("payload", &payload).finish()
     }
 }

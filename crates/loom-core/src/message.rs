@@ -269,11 +269,7 @@ pub struct RedactedThinkingPart {
     pub data: String,
 }
 
-fn tagged<T: Serialize, S: Serializer>(
-    kind: &str,
-    body: &T,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn tagged<T: Serialize, S: Serializer>(kind: &str, body: &T, serializer: S) -> Result<S::Ok, S::Error> {
     use serde::ser::Error;
     let mut map = match serde_json::to_value(body).map_err(S::Error::custom)? {
         Value::Object(map) => map,
@@ -305,9 +301,7 @@ impl<'de> Deserialize<'de> for ContentPart {
             Some(_) => return Err(de::Error::custom("content part `type` must be a string")),
             None => return Err(de::Error::missing_field("type")),
         };
-        fn typed<T: serde::de::DeserializeOwned, E: de::Error>(
-            map: Map<String, Value>,
-        ) -> Result<T, E> {
+        fn typed<T: serde::de::DeserializeOwned, E: de::Error>(map: Map<String, Value>) -> Result<T, E> {
             serde_json::from_value(Value::Object(map)).map_err(E::custom)
         }
         let known = matches!(
@@ -344,9 +338,7 @@ mod tests {
             {"type": "gemini_video", "uri": "gs://v"}
         ]);
         let content: Content = serde_json::from_value(wire.clone()).unwrap();
-        let Content::Parts(parts) = &content else {
-            panic!("parts expected")
-        };
+        let Content::Parts(parts) = &content else { panic!("parts expected") };
         assert!(matches!(parts[0], ContentPart::Text(ref t) if t.extra["x"] == 1));
         assert!(matches!(parts[4], ContentPart::Other(_)));
         assert_eq!(serde_json::to_value(&content).unwrap(), wire);

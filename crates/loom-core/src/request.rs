@@ -126,10 +126,7 @@ impl ChatRequest {
 
     /// Whether the client asked for a final usage chunk on the stream.
     pub fn wants_stream_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .and_then(|options| options.include_usage)
-            .unwrap_or(false)
+        self.stream_options.as_ref().and_then(|options| options.include_usage).unwrap_or(false)
     }
 
     /// The output limit, whichever field carries it.

@@ -74,17 +74,11 @@ impl Usage {
 
     /// Tokens served from the provider's prompt cache, zero when unknown.
     pub fn cached_tokens(&self) -> u64 {
-        self.prompt_tokens_details
-            .as_ref()
-            .and_then(|details| details.cached_tokens)
-            .unwrap_or(0)
+        self.prompt_tokens_details.as_ref().and_then(|details| details.cached_tokens).unwrap_or(0)
     }
 
     /// Reasoning tokens, zero when unknown.
     pub fn reasoning_tokens(&self) -> u64 {
-        self.completion_tokens_details
-            .as_ref()
-            .and_then(|details| details.reasoning_tokens)
-            .unwrap_or(0)
+        self.completion_tokens_details.as_ref().and_then(|details| details.reasoning_tokens).unwrap_or(0)
     }
 }

@@ -33,45 +33,23 @@ struct DispatchInner {
 }
 
 impl PriorityDispatch {
-    /// Orders `providers` by `priorities` (lower first; unlisted ones after, in config order).
+    /// Dispatches over `providers`, given in priority order (first = preferred).
     pub fn new(
         providers: Vec<(Provider, &ProviderConfig)>,
-        priorities: &BTreeMap<String, u32>,
         model_mapping: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Self {
-        let mut candidates: Vec<(u32, usize, Candidate)> = providers
+        let candidates: Vec<Candidate> = providers
             .into_iter()
-            .enumerate()
-            .map(|(position, (provider, config))| {
-                let priority = priorities.get(&config.name).copied().unwrap_or(u32::MAX);
-                (
-                    priority,
-                    position,
-                    Candidate {
-                        provider,
-                        models: config.models.clone(),
-                    },
-                )
-            })
+            .map(|(provider, config)| Candidate { provider, models: config.models.clone() })
             .collect();
-        candidates.sort_by_key(|(priority, position, _)| (*priority, *position));
         let mut served_models: Vec<String> = candidates
             .iter()
-            .flat_map(|(_, _, candidate)| candidate.models.iter().cloned())
+            .flat_map(|candidate| candidate.models.iter().cloned())
             .chain(model_mapping.keys().cloned())
             .collect();
         served_models.sort();
         served_models.dedup();
-        PriorityDispatch {
-            inner: Arc::new(DispatchInner {
-                candidates: candidates
-                    .into_iter()
-                    .map(|(_, _, candidate)| candidate)
-                    .collect(),
-                model_mapping,
-                served_models,
-            }),
-        }
+        PriorityDispatch { inner: Arc::new(DispatchInner { candidates, model_mapping, served_models }) }
     }
 
     /// Models named in config, for `/v1/models` and 404 messages.
@@ -89,8 +67,7 @@ impl DispatchInner {
             if let Some(mapped) = mapping.and_then(|mapping| mapping.get(name)) {
                 return Some((candidate.provider.clone(), mapped.clone()));
             }
-            let serves = candidate.models.is_empty()
-                || candidate.models.iter().any(|served| served == model);
+            let serves = candidate.models.is_empty() || candidate.models.iter().any(|served| served == model);
             serves.then(|| (candidate.provider.clone(), model.to_owned()))
         })
     }
@@ -106,10 +83,8 @@ impl Service<LlmRequest> for PriorityDispatch {
     }
 
     fn call(&mut self, mut request: LlmRequest) -> Self::Future {
-        let Some((mut provider, upstream_model)) = self.inner.select(request.payload.model())
-        else {
-            let error =
-                LoomError::model_not_found(request.payload.model(), &self.inner.served_models);
+        let Some((mut provider, upstream_model)) = self.inner.select(request.payload.model()) else {
+            let error = LoomError::model_not_found(request.payload.model(), &self.inner.served_models);
             return Box::pin(std::future::ready(Err(error)));
         };
         match &mut request.payload {

@@ -1,6 +1,5 @@
 //! `Gateway`: builds the pipeline from config and runs the front door and admin servers.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use tokio::task::JoinHandle;
 use tower::Layer;
 
 use crate::admin::handle_admin;
-use crate::config::LoomConfig;
+use crate::config::{LoomConfig, provider_is_active};
 use crate::dispatch::PriorityDispatch;
 use crate::metrics::Metrics;
 use crate::observe::MetricsLayer;
@@ -55,31 +54,20 @@ impl Gateway {
     pub fn from_config(config: &LoomConfig) -> Result<Gateway, GatewayError> {
         let ai = &config.ai_gateway;
         let mut providers = Vec::with_capacity(ai.providers.len());
-        for provider in &ai.providers {
-            providers.push((Provider::from_config(provider)?, provider));
+        for target in ai.routing.targets_by_priority(&ai.providers) {
+            // Types that arrive with later releases load but receive no traffic;
+            // `LoomConfig::inactive_features` reports them at start-up.
+            if let Some(provider) = ai.provider(&target.name).filter(|provider| provider_is_active(provider))
+            {
+                providers.push((Provider::from_config(provider)?, provider));
+            }
         }
-        let priorities: BTreeMap<String, u32> = ai
-            .routing
-            .providers
-            .iter()
-            .enumerate()
-            .map(|(position, target)| {
-                (
-                    target.name.clone(),
-                    target.priority.unwrap_or(position as u32),
-                )
-            })
-            .collect();
-        let dispatch = PriorityDispatch::new(providers, &priorities, ai.model_mapping.clone());
+        let dispatch = PriorityDispatch::new(providers, ai.model_mapping.clone());
         let models_body = models_body(dispatch.served_models());
         let metrics = Arc::new(Metrics::new());
         let pipeline: Pipeline = MetricsLayer::new(metrics.clone()).layer(dispatch);
         let routes = if ai.enabled {
-            config
-                .effective_routes()
-                .iter()
-                .map(MountedRoute::new)
-                .collect()
+            config.effective_routes().iter().map(MountedRoute::new).collect()
         } else {
             Vec::new()
         };
@@ -108,37 +96,24 @@ impl Gateway {
 
     /// Binds the configured addresses and serves until [`RunningGateway::shutdown`].
     pub async fn start(self) -> Result<RunningGateway, GatewayError> {
-        let listener =
-            TcpListener::bind(self.listen)
-                .await
-                .map_err(|source| GatewayError::Bind {
-                    key: "server.listen",
-                    addr: self.listen,
-                    source,
-                })?;
+        let listener = TcpListener::bind(self.listen).await.map_err(|source| GatewayError::Bind {
+            key: "server.listen",
+            addr: self.listen,
+            source,
+        })?;
         let admin_listener = match self.admin_listen {
-            Some(addr) => {
-                Some(
-                    TcpListener::bind(addr)
-                        .await
-                        .map_err(|source| GatewayError::Bind {
-                            key: "admin.listen",
-                            addr,
-                            source,
-                        })?,
-                )
-            }
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind {
+                key: "admin.listen",
+                addr,
+                source,
+            })?),
             None => None,
         };
         Ok(self.start_on(listener, admin_listener))
     }
 
     /// Serves on already-bound listeners (tests bind port 0).
-    pub fn start_on(
-        self,
-        listener: TcpListener,
-        admin_listener: Option<TcpListener>,
-    ) -> RunningGateway {
+    pub fn start_on(self, listener: TcpListener, admin_listener: Option<TcpListener>) -> RunningGateway {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let grace = self.shutdown_timeout;
         let addr = listener.local_addr().ok();
@@ -149,9 +124,7 @@ impl Gateway {
             shutdown_rx.clone(),
             grace,
         ))];
-        let admin_addr = admin_listener
-            .as_ref()
-            .and_then(|listener| listener.local_addr().ok());
+        let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
         if let Some(admin_listener) = admin_listener {
             let metrics = self.metrics.clone();
             tasks.push(tokio::spawn(serve(
@@ -161,12 +134,7 @@ impl Gateway {
                 grace,
             )));
         }
-        RunningGateway {
-            addr,
-            admin_addr,
-            shutdown_tx,
-            tasks,
-        }
+        RunningGateway { addr, admin_addr, shutdown_tx, tasks }
     }
 }
 

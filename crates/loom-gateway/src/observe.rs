@@ -29,10 +29,7 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> MetricsService<S> {
-        MetricsService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
+        MetricsService { inner, metrics: self.metrics.clone() }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The OpenAI front door's wire format: parsing requests, encoding answers and stream events.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use loom_core::{ChatChunk, ChatRequest, EmbeddingsRequest, LoomError};
+use futures_util::StreamExt;
+use loom_core::{ChatChunk, ChatRequest, ChunkStream, EmbeddingsRequest, LoomError};
 use serde::de::DeserializeOwned;
 
 use crate::http_error::openai_error_json;
+use crate::sse::EventStream;
 
 /// The stream terminator OpenAI clients wait for.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -16,10 +18,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return LoomError::invalid_request(
-                format!("The request body is not valid JSON: {inner}"),
-                None,
-            );
+            return LoomError::invalid_request(format!("The request body is not valid JSON: {inner}"), None);
         }
         if path == "." {
             LoomError::invalid_request(format!("Invalid request body: {inner}"), None)
@@ -37,10 +36,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, LoomError> {
     let chat: ChatRequest = parse(body)?;
     if chat.model.is_empty() {
-        return Err(LoomError::invalid_request(
-            "`model` must not be empty",
-            Some("model".into()),
-        ));
+        return Err(LoomError::invalid_request("`model` must not be empty", Some("model".into())));
     }
     if chat.messages.is_empty() {
         return Err(LoomError::invalid_request(
@@ -49,10 +45,7 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, LoomError> {
         ));
     }
     if chat.n == Some(0) {
-        return Err(LoomError::invalid_request(
-            "`n` must be at least 1",
-            Some("n".into()),
-        ));
+        return Err(LoomError::invalid_request("`n` must be at least 1", Some("n".into())));
     }
     Ok(chat)
 }
@@ -61,16 +54,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, LoomError> {
 pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, LoomError> {
     let embeddings: EmbeddingsRequest = parse(body)?;
     if embeddings.model.is_empty() {
-        return Err(LoomError::invalid_request(
-            "`model` must not be empty",
-            Some("model".into()),
-        ));
+        return Err(LoomError::invalid_request("`model` must not be empty", Some("model".into())));
     }
     if embeddings.input.is_empty() {
-        return Err(LoomError::invalid_request(
-            "`input` must not be empty",
-            Some("input".into()),
-        ));
+        return Err(LoomError::invalid_request("`input` must not be empty", Some("input".into())));
     }
     Ok(embeddings)
 }
@@ -95,6 +82,19 @@ pub fn chunk_event(chunk: &ChatChunk) -> Bytes {
     event.freeze()
 }
 
+/// The OpenAI SSE events of a chunk stream: one per chunk, then `[DONE]`; an error
+/// becomes an error event and ends the stream without `[DONE]`.
+pub fn openai_events(chunks: ChunkStream) -> EventStream {
+    Box::pin(futures_util::stream::unfold(Some(chunks), |state| async move {
+        let mut chunks = state?;
+        match chunks.next().await {
+            Some(Ok(chunk)) => Some((chunk_event(&chunk), Some(chunks))),
+            Some(Err(error)) => Some((error_event(&error), None)),
+            None => Some((Bytes::from_static(DONE_EVENT), None)),
+        }
+    }))
+}
+
 /// The event that reports an error in the middle of a stream.
 pub fn error_event(error: &LoomError) -> Bytes {
     let mut event = BytesMut::with_capacity(256);
@@ -110,11 +110,9 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_field() {
-        let error =
-            parse_chat(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).unwrap_err();
+        let error = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("messages[0].content"));
-        let error = parse_chat(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#)
-            .unwrap_err();
+        let error = parse_chat(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("messages[0].role"));
         let error = parse_chat(br#"{"model":"m","messages":[],"temperature":"hot"}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("temperature"));
@@ -123,27 +121,12 @@ mod tests {
     #[test]
     fn missing_fields_and_bad_json() {
         let error = parse_chat(br#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap_err();
-        assert!(
-            error.message.contains("missing field `model`"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("missing field `model`"), "{}", error.message);
         let error = parse_chat(br#"{"model":"m","messages":[]"#).unwrap_err();
-        assert!(
-            error
-                .message
-                .starts_with("The request body is not valid JSON"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.starts_with("The request body is not valid JSON"), "{}", error.message);
         let error = parse_chat(br#"{"model":"m","messages":[]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("messages"));
-        let error = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#)
-            .unwrap_err();
-        assert!(
-            error.message.contains("not valid JSON"),
-            "{}",
-            error.message
-        );
+        let error = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#).unwrap_err();
+        assert!(error.message.contains("not valid JSON"), "{}", error.message);
     }
 }

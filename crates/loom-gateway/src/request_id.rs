@@ -26,16 +26,11 @@ impl RequestIds {
     /// A generator with a fresh random prefix.
     pub fn new() -> Self {
         let mut hasher = RandomState::new().build_hasher();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or(0);
+        let nanos =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos()).unwrap_or(0);
         hasher.write_u128(nanos);
         hasher.write_u32(std::process::id());
-        RequestIds {
-            prefix: hasher.finish(),
-            counter: AtomicU64::new(0),
-        }
+        RequestIds { prefix: hasher.finish(), counter: AtomicU64::new(0) }
     }
 
     /// The client's id if it is short printable ASCII, else a new one.

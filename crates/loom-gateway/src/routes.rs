@@ -20,10 +20,7 @@ pub struct MountedRoute {
 /// What a path resolved to.
 pub enum RouteMatch<'a> {
     /// An AI route, and the endpoint below its prefix (e.g. `chat/completions`).
-    Ai {
-        route: &'a MountedRoute,
-        endpoint: &'a str,
-    },
+    Ai { route: &'a MountedRoute, endpoint: &'a str },
     /// A route the AI gateway does not serve.
     NotAi(&'a MountedRoute),
     /// No route.
@@ -37,12 +34,7 @@ impl MountedRoute {
             Some(prefix) => (prefix.to_owned(), true),
             None => (config.path.clone(), false),
         };
-        MountedRoute {
-            id: Arc::from(config.id.as_str()),
-            pattern,
-            wildcard,
-            ai_gateway: config.ai_gateway,
-        }
+        MountedRoute { id: Arc::from(config.id.as_str()), pattern, wildcard, ai_gateway: config.ai_gateway }
     }
 
     fn endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
@@ -50,9 +42,7 @@ impl MountedRoute {
             path.strip_prefix(self.pattern.as_str())
         } else if path == self.pattern {
             // An exact route names the endpoint by its last segment (e.g. `/chat/completions`).
-            path.rsplit_once("/v1/")
-                .map(|(_, endpoint)| endpoint)
-                .or(Some(""))
+            path.rsplit_once("/v1/").map(|(_, endpoint)| endpoint).or(Some(""))
         } else {
             None
         }
@@ -78,12 +68,7 @@ mod tests {
     use super::*;
 
     fn route(id: &str, path: &str, ai_gateway: bool) -> MountedRoute {
-        MountedRoute::new(&RouteConfig {
-            id: id.into(),
-            path: path.into(),
-            ai_gateway,
-            routing: None,
-        })
+        MountedRoute::new(&RouteConfig { id: id.into(), path: path.into(), ai_gateway, routing: None })
     }
 
     #[test]
@@ -91,18 +76,9 @@ mod tests {
         let routes = [route("ai", "/v1/*", true), route("web", "/web/*", false)];
         assert!(matches!(
             match_route(&routes, "/v1/chat/completions"),
-            RouteMatch::Ai {
-                endpoint: "chat/completions",
-                ..
-            }
+            RouteMatch::Ai { endpoint: "chat/completions", .. }
         ));
-        assert!(matches!(
-            match_route(&routes, "/web/x"),
-            RouteMatch::NotAi(_)
-        ));
-        assert!(matches!(
-            match_route(&routes, "/v2/chat/completions"),
-            RouteMatch::None
-        ));
+        assert!(matches!(match_route(&routes, "/web/x"), RouteMatch::NotAi(_)));
+        assert!(matches!(match_route(&routes, "/v2/chat/completions"), RouteMatch::None));
     }
 }

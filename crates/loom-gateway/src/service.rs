@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -18,9 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::dispatch::PriorityDispatch;
 use crate::http_error::openai_error_response;
 use crate::observe::MetricsService;
-use crate::openai_format::{
-    DONE_EVENT, chunk_event, error_event, parse_chat, parse_embeddings, to_json,
-};
+use crate::openai_format::{openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
@@ -57,22 +54,18 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let request_id = state.request_ids.for_request(request.headers());
-    let span = info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
+    let span =
+        info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let outcome = route_and_serve(&state, request, &request_id)
-        .instrument(span.clone())
-        .await;
+    let outcome = route_and_serve(&state, request, &request_id).instrument(span.clone()).await;
     let (mut response, provider) = match outcome {
         Ok(served) => served,
         Err(error) => {
             if error.kind == ErrorKind::Internal {
                 warn!(parent: &span, error = %error.message, "request failed");
             }
-            (
-                openai_error_response(&error).map(|body| Either::Left(Full::new(body))),
-                None,
-            )
+            (openai_error_response(&error).map(|body| Either::Left(Full::new(body))), None)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -116,10 +109,7 @@ async fn route_and_serve(
         return Err(method_not_allowed(request.method(), &allowed));
     }
     if let Endpoint::Models = endpoint {
-        return Ok((
-            json_response(StatusCode::OK, state.models_body.clone()),
-            None,
-        ));
+        return Ok((json_response(StatusCode::OK, state.models_body.clone()), None));
     }
     let body = read_body(request, state.max_body_bytes).await?;
     let mut context = RequestContext::new(request_id);
@@ -136,9 +126,7 @@ async fn route_and_serve(
             context.identity.user = chat.user.as_deref().map(Arc::from);
             LlmRequest::chat(context, chat)
         }
-        Endpoint::Embeddings | Endpoint::Models => {
-            LlmRequest::embeddings(context, parse_embeddings(&body)?)
-        }
+        Endpoint::Embeddings | Endpoint::Models => LlmRequest::embeddings(context, parse_embeddings(&body)?),
     };
     let response = state.pipeline.clone().oneshot(llm_request).await?;
     let provider = response.provider.clone();
@@ -149,26 +137,9 @@ fn answer(state: &AppState, response: LlmResponse) -> Result<Response<ResponseBo
     let provider = response.provider.clone();
     let mut http_response = match response.payload {
         ResponsePayload::Chat(chat) => json_response(StatusCode::OK, to_json(&chat)?),
-        ResponsePayload::Embeddings(embeddings) => {
-            json_response(StatusCode::OK, to_json(&embeddings)?)
-        }
+        ResponsePayload::Embeddings(embeddings) => json_response(StatusCode::OK, to_json(&embeddings)?),
         ResponsePayload::Stream(chunks) => {
-            let events = chunks
-                .map(|item| match item {
-                    Ok(chunk) => (chunk_event(&chunk), false),
-                    Err(error) => (error_event(&error), true),
-                })
-                .scan(false, |ended, (event, is_error)| {
-                    if *ended {
-                        return std::future::ready(None);
-                    }
-                    *ended = is_error;
-                    std::future::ready(Some(event))
-                })
-                .chain(futures_util::stream::once(std::future::ready(
-                    Bytes::from_static(DONE_EVENT),
-                )));
-            sse_response(SseBody::new(Box::pin(events), state.flush_interval))
+            sse_response(SseBody::new(openai_events(chunks), state.flush_interval))
         }
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
@@ -197,10 +168,9 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Loom
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(LoomError::invalid_request(
-            format!("The request body could not be read: {error}"),
-            None,
-        )),
+        Err(error) => {
+            Err(LoomError::invalid_request(format!("The request body could not be read: {error}"), None))
+        }
     }
 }
 
@@ -209,19 +179,14 @@ fn not_found(message: String) -> LoomError {
 }
 
 fn method_not_allowed(method: &Method, allowed: &Method) -> LoomError {
-    LoomError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("Method {method} is not allowed here; use {allowed}"),
-    )
-    .with_code("method_not_allowed")
+    LoomError::new(ErrorKind::MethodNotAllowed, format!("Method {method} is not allowed here; use {allowed}"))
+        .with_code("method_not_allowed")
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Left(Full::new(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -32,19 +32,12 @@ pub struct SseBody {
 impl SseBody {
     /// A body over `events`, flushing at most once per `flush_interval` (zero: always).
     pub fn new(events: EventStream, flush_interval: Duration) -> Self {
-        SseBody {
-            events: Some(events),
-            pending: BytesMut::new(),
-            flush_interval,
-            next_flush: None,
-        }
+        SseBody { events: Some(events), pending: BytesMut::new(), flush_interval, next_flush: None }
     }
 
     fn take_frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if !self.flush_interval.is_zero() {
-            self.next_flush = Some(Box::pin(tokio::time::sleep_until(
-                Instant::now() + self.flush_interval,
-            )));
+            self.next_flush = Some(Box::pin(tokio::time::sleep_until(Instant::now() + self.flush_interval)));
         }
         Poll::Ready(Some(Ok(Frame::data(self.pending.split().freeze()))))
     }
@@ -70,22 +63,14 @@ impl Body for SseBody {
             }
         }
         if this.pending.is_empty() {
-            return if this.events.is_none() {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            };
+            return if this.events.is_none() { Poll::Ready(None) } else { Poll::Pending };
         }
         let stream_ended = this.events.is_none();
         let waiting = match this.next_flush.as_mut() {
             Some(timer) => !stream_ended && timer.as_mut().poll(cx).is_pending(),
             None => false,
         };
-        if waiting {
-            Poll::Pending
-        } else {
-            this.take_frame()
-        }
+        if waiting { Poll::Pending } else { this.take_frame() }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -102,13 +87,8 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    fn events(items: &[&'static str]) -> EventStream {
-        Box::pin(futures_util::stream::iter(
-            items
-                .to_vec()
-                .into_iter()
-                .map(|item| Bytes::from_static(item.as_bytes())),
-        ))
+    fn events(items: &'static [&'static str]) -> EventStream {
+        Box::pin(futures_util::stream::iter(items.iter().map(|item| Bytes::from_static(item.as_bytes()))))
     }
 
     #[tokio::test]
@@ -122,23 +102,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn flush_interval_spaces_frames_but_sends_the_first_at_once() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
+        let stream =
+            futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         let mut body = SseBody::new(Box::pin(stream), Duration::from_millis(50));
         tx.send(Bytes::from_static(b"1")).unwrap();
         let start = Instant::now();
-        assert_eq!(
-            body.frame().await.unwrap().unwrap().into_data().unwrap(),
-            "1"
-        );
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "1");
         assert_eq!(start.elapsed(), Duration::ZERO);
         tx.send(Bytes::from_static(b"2")).unwrap();
         tx.send(Bytes::from_static(b"3")).unwrap();
-        assert_eq!(
-            body.frame().await.unwrap().unwrap().into_data().unwrap(),
-            "23"
-        );
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "23");
         assert_eq!(start.elapsed(), Duration::from_millis(50));
         drop(tx);
         assert!(body.frame().await.is_none());

@@ -44,8 +44,7 @@ fn load(fragment: &str) -> Result<LoomConfig, ConfigError> {
 }
 
 fn load_ok(fragment: &str) -> LoomConfig {
-    load(fragment)
-        .unwrap_or_else(|error| panic!("expected a valid config, got: {error}\n{fragment}"))
+    load(fragment).unwrap_or_else(|error| panic!("expected a valid config, got: {error}\n{fragment}"))
 }
 
 /// Loads BASE + `fragment`, expects a validation error, returns (key, full message).
@@ -67,9 +66,7 @@ fn invalid_key(fragment: &str) -> String {
 }
 
 fn repo_file(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
 }
 
 // ---------------------------------------------------------------- parsing
@@ -79,14 +76,9 @@ fn unknown_key_in_a_provider_names_its_path() {
     let error = load("ai_gateway:\n  providers:\n    - nmae: openai\n      type: openai\n")
         .err()
         .map(|error| (error.key().map(str::to_owned), error.to_string()));
-    let Some((Some(key), text)) = error else {
-        panic!("a typo must be rejected")
-    };
+    let Some((Some(key), text)) = error else { panic!("a typo must be rejected") };
     assert_eq!(key, "ai_gateway.providers[0].nmae");
-    assert!(
-        text.starts_with("ai_gateway.providers[0].nmae: unknown field `nmae`"),
-        "{text}"
-    );
+    assert!(text.starts_with("ai_gateway.providers[0].nmae: unknown field `nmae`"), "{text}");
     assert!(text.contains("`name`"), "lists the expected fields: {text}");
 }
 
@@ -95,32 +87,20 @@ fn unknown_keys_are_rejected_at_every_depth() {
     for (yaml, key) in [
         ("serverr:\n  listen: 0.0.0.0:1\n", "serverr"),
         ("server:\n  listenn: 0.0.0.0:1\n", "server.listenn"),
-        (
-            "ai_gateway:\n  routing:\n    failover:\n      retries: 1\n",
-            "ai_gateway.routing.failover.retries",
-        ),
+        ("ai_gateway:\n  routing:\n    failover:\n      retries: 1\n", "ai_gateway.routing.failover.retries"),
         (
             "ai_gateway:\n  routing:\n    providers:\n      - name: openai\n        wieght: 1\n",
             "ai_gateway.routing.providers[0].wieght",
         ),
-        (
-            "ai_gateway:\n  streaming:\n    flush: 1ms\n",
-            "ai_gateway.streaming.flush",
-        ),
-        (
-            "routes:\n  - id: a\n    path: /v1/*\n    ai: true\n",
-            "routes[0].ai",
-        ),
+        ("ai_gateway:\n  streaming:\n    flush: 1ms\n", "ai_gateway.streaming.flush"),
+        ("routes:\n  - id: a\n    path: /v1/*\n    ai: true\n", "routes[0].ai"),
         (
             "ai_gateway:\n  providers:\n    - name: m\n      type: mock\n      mock:\n        latncy: 1ms\n",
             "ai_gateway.providers[0].mock.latncy",
         ),
     ] {
         match load(yaml) {
-            Err(ConfigError::Parse {
-                key: found,
-                message,
-            }) => {
+            Err(ConfigError::Parse { key: found, message }) => {
                 assert_eq!(found, key, "{message}");
                 assert!(message.starts_with("unknown field"), "{message}");
             }
@@ -132,33 +112,16 @@ fn unknown_keys_are_rejected_at_every_depth() {
 #[test]
 fn wrong_types_name_the_key() {
     let error = load("ai_gateway:\n  routing:\n    failover:\n      max_retries: \"two\"\n").err();
-    let Some(ConfigError::Parse { key, message }) = error else {
-        panic!("expected a parse error")
-    };
+    let Some(ConfigError::Parse { key, message }) = error else { panic!("expected a parse error") };
     assert_eq!(key, "ai_gateway.routing.failover.max_retries");
-    assert!(
-        message.contains("\"two\"") && message.contains("u32"),
-        "{message}"
-    );
+    assert!(message.contains("\"two\"") && message.contains("u32"), "{message}");
 
     for (yaml, key) in [
         ("server:\n  listen: localhost\n", "server.listen"),
-        (
-            "server:\n  shutdown_timeout: 30\n",
-            "server.shutdown_timeout",
-        ),
-        (
-            "ai_gateway:\n  streaming:\n    flush_interval: soon\n",
-            "ai_gateway.streaming.flush_interval",
-        ),
-        (
-            "ai_gateway:\n  routing:\n    strategy: fastest\n",
-            "ai_gateway.routing.strategy",
-        ),
-        (
-            "ai_gateway:\n  providers:\n    - name: x\n      type: openia\n",
-            "ai_gateway.providers[0].type",
-        ),
+        ("server:\n  shutdown_timeout: 30\n", "server.shutdown_timeout"),
+        ("ai_gateway:\n  streaming:\n    flush_interval: soon\n", "ai_gateway.streaming.flush_interval"),
+        ("ai_gateway:\n  routing:\n    strategy: fastest\n", "ai_gateway.routing.strategy"),
+        ("ai_gateway:\n  providers:\n    - name: x\n      type: openia\n", "ai_gateway.providers[0].type"),
         ("logging:\n  format: xml\n", "logging.format"),
         ("routes: yes\n", "routes"),
     ] {
@@ -175,23 +138,15 @@ fn malformed_yaml_is_a_parse_error() {
         panic!("malformed YAML must fail")
     };
     let text = error.to_string();
-    assert!(
-        text.starts_with("invalid YAML:") && text.contains("line"),
-        "{text}"
-    );
-    let Err(error) = LoomConfig::from_yaml_str("- a list\n", &env) else {
-        panic!("a list is not a config")
-    };
+    assert!(text.starts_with("invalid YAML:") && text.contains("line"), "{text}");
+    let Err(error) = LoomConfig::from_yaml_str("- a list\n", &env) else { panic!("a list is not a config") };
     assert!(matches!(error, ConfigError::Parse { .. }), "{error}");
     let twice = "ai_gateway:\n  routing:\n    strategy: weighted\n  routing:\n    strategy: cost\n";
     let Err(error) = LoomConfig::from_yaml_str(twice, &env) else {
         panic!("a duplicated key must not silently win")
     };
     let text = error.to_string();
-    assert!(
-        text.starts_with("invalid YAML: ai_gateway: duplicate key `routing`"),
-        "{text}"
-    );
+    assert!(text.starts_with("invalid YAML: ai_gateway: duplicate key `routing`"), "{text}");
 }
 
 // ---------------------------------------------------------------- ${VAR}
@@ -210,14 +165,9 @@ ai_gateway:
       headers:
         X-Other: ${OTHER_SECRET}
 "#;
-    let Err(error) = LoomConfig::from_yaml_str(yaml, &env) else {
-        panic!("an unset variable must fail")
-    };
+    let Err(error) = LoomConfig::from_yaml_str(yaml, &env) else { panic!("an unset variable must fail") };
     let text = error.to_string();
-    assert_eq!(
-        text,
-        "ai_gateway.providers[1].api_key: environment variable UNSET_OPENAI_KEY is not set"
-    );
+    assert_eq!(text, "ai_gateway.providers[1].api_key: environment variable UNSET_OPENAI_KEY is not set");
     match error {
         ConfigError::MissingEnv { var, key } => {
             assert_eq!(var, "UNSET_OPENAI_KEY");
@@ -233,28 +183,18 @@ ai_gateway:
 #[test]
 fn substituted_values_never_appear_in_errors() {
     // An env value that lands in a typed key: the error names the key but hides the value.
-    let Err(error) = LoomConfig::from_yaml_str("logging:\n  format: ${OTHER_SECRET}\n", &env)
-    else {
+    let Err(error) = LoomConfig::from_yaml_str("logging:\n  format: ${OTHER_SECRET}\n", &env) else {
         panic!("not a log format")
     };
     let text = error.to_string();
-    assert!(
-        text.starts_with("logging.format: unknown variant"),
-        "{text}"
-    );
+    assert!(text.starts_with("logging.format: unknown variant"), "{text}");
     assert!(!text.contains("other-secret-3"), "{text}");
 
     // A literal of the wrong type at an api_key is hidden too.
-    let yaml =
-        "ai_gateway:\n  providers:\n    - name: o\n      type: openai\n      api_key: 987654321\n";
-    let Err(error) = LoomConfig::from_yaml_str(yaml, &env) else {
-        panic!("a number is not a key")
-    };
+    let yaml = "ai_gateway:\n  providers:\n    - name: o\n      type: openai\n      api_key: 987654321\n";
+    let Err(error) = LoomConfig::from_yaml_str(yaml, &env) else { panic!("a number is not a key") };
     let text = error.to_string();
-    assert!(
-        text.starts_with("ai_gateway.providers[0].api_key:"),
-        "{text}"
-    );
+    assert!(text.starts_with("ai_gateway.providers[0].api_key:"), "{text}");
     assert!(!text.contains("987654321"), "{text}");
 }
 
@@ -273,22 +213,13 @@ ai_gateway:
 "#;
     let config = LoomConfig::from_yaml_str(yaml, &env).unwrap_or_else(|error| panic!("{error}"));
     let provider = &config.ai_gateway.providers[0];
-    assert_eq!(
-        provider.base_url.as_deref(),
-        Some("http://127.0.0.1:11434/v1")
-    );
-    assert_eq!(
-        provider.api_key.as_ref().map(|key| key.expose()),
-        Some("none-needed")
-    );
+    assert_eq!(provider.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
+    assert_eq!(provider.api_key.as_ref().map(|key| key.expose()), Some("none-needed"));
     assert_eq!(provider.headers["X-Template"], "${NOT_A_VAR} costs $5");
 
     let set = |name: &str| (name == "LOCAL_LLM_URL").then(|| "http://10.0.0.7:8000/v1".to_owned());
     let config = LoomConfig::from_yaml_str(yaml, &set).unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(
-        config.ai_gateway.providers[0].base_url.as_deref(),
-        Some("http://10.0.0.7:8000/v1")
-    );
+    assert_eq!(config.ai_gateway.providers[0].base_url.as_deref(), Some("http://10.0.0.7:8000/v1"));
 }
 
 #[test]
@@ -299,23 +230,14 @@ fn placeholders_in_comments_and_keys_are_not_expanded() {
         .yaml(yaml)
         .build()
         .unwrap_or_else(|error| panic!("{error}"));
-    assert!(
-        config
-            .ai_gateway
-            .model_mapping
-            .contains_key("${NOT_EXPANDED}")
-    );
+    assert!(config.ai_gateway.model_mapping.contains_key("${NOT_EXPANDED}"));
 }
 
 #[test]
 fn malformed_placeholders_name_the_key() {
-    let Err(error) = load("logging:\n  level: ${UNCLOSED\n") else {
-        panic!("unterminated placeholder")
-    };
+    let Err(error) = load("logging:\n  level: ${UNCLOSED\n") else { panic!("unterminated placeholder") };
     assert_eq!(error.key(), Some("logging.level"));
-    let Err(error) = load("logging:\n  level: ${LEVEL:info}\n") else {
-        panic!("`:` without `-`")
-    };
+    let Err(error) = load("logging:\n  level: ${LEVEL:info}\n") else { panic!("`:` without `-`") };
     assert_eq!(error.key(), Some("logging.level"));
     assert!(error.to_string().contains(":-"), "{error}");
 }
@@ -323,10 +245,7 @@ fn malformed_placeholders_name_the_key() {
 // ---------------------------------------------------------------- LOOM_ overrides
 
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-        .collect()
+    pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
 }
 
 #[test]
@@ -337,10 +256,7 @@ fn loom_variables_override_keys() {
         .env_overrides(vars(&[
             ("LOOM_SERVER__LISTEN", "0.0.0.0:9000"),
             ("LOOM_AI_GATEWAY__STREAMING__FLUSH_INTERVAL", "10ms"),
-            (
-                "LOOM_AI_GATEWAY__ROUTING__FAILOVER__RETRY_CODES",
-                "[429, 503]",
-            ),
+            ("LOOM_AI_GATEWAY__ROUTING__FAILOVER__RETRY_CODES", "[429, 503]"),
             ("LOOM_AI_GATEWAY__ROUTING__FAILOVER__MAX_RETRIES", "5"),
             ("LOOM_AI_GATEWAY__PROVIDERS__1__API_KEY", "sk-from-env"),
             ("LOOM_LOGGING__FORMAT", "json"),
@@ -353,23 +269,11 @@ fn loom_variables_override_keys() {
         ]))
         .build()
         .unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(
-        config.server.listen,
-        "0.0.0.0:9000".parse::<SocketAddr>().unwrap()
-    );
-    assert_eq!(
-        config.ai_gateway.streaming.flush_interval,
-        Duration::from_millis(10)
-    );
+    assert_eq!(config.server.listen, "0.0.0.0:9000".parse::<SocketAddr>().unwrap());
+    assert_eq!(config.ai_gateway.streaming.flush_interval, Duration::from_millis(10));
     assert_eq!(config.ai_gateway.routing.failover.retry_codes, [429, 503]);
     assert_eq!(config.ai_gateway.routing.failover.max_retries, 5);
-    assert_eq!(
-        config.ai_gateway.providers[1]
-            .api_key
-            .as_ref()
-            .map(|key| key.expose()),
-        Some("sk-from-env")
-    );
+    assert_eq!(config.ai_gateway.providers[1].api_key.as_ref().map(|key| key.expose()), Some("sk-from-env"));
     assert_eq!(config.logging.format, LogFormat::Json);
     assert!(!config.admin.enabled);
 }
@@ -384,10 +288,7 @@ fn bad_overrides_name_the_key_and_the_variable() {
         panic!("an unknown override key must fail")
     };
     let text = error.to_string();
-    assert!(
-        text.starts_with("server.listn: unknown field `listn`"),
-        "{text}"
-    );
+    assert!(text.starts_with("server.listn: unknown field `listn`"), "{text}");
     assert!(text.contains("LOOM_SERVER__LISTN"), "{text}");
 
     let Err(error) = ConfigBuilder::new(&env)
@@ -398,10 +299,7 @@ fn bad_overrides_name_the_key_and_the_variable() {
         panic!("a wrong-typed override must fail")
     };
     assert_eq!(error.key(), Some("server.max_body_bytes"));
-    assert!(
-        error.to_string().contains("LOOM_SERVER__MAX_BODY_BYTES"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("LOOM_SERVER__MAX_BODY_BYTES"), "{error}");
 
     let Err(error) = ConfigBuilder::new(&env)
         .yaml(BASE)
@@ -410,21 +308,15 @@ fn bad_overrides_name_the_key_and_the_variable() {
     else {
         panic!("an out-of-range index must fail")
     };
-    assert!(
-        error
-            .to_string()
-            .contains("LOOM_AI_GATEWAY__PROVIDERS__9__NAME"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("LOOM_AI_GATEWAY__PROVIDERS__9__NAME"), "{error}");
 }
 
 // ---------------------------------------------------------------- validation
 
 #[test]
 fn provider_names_are_unique_and_not_empty() {
-    let (key, text) = invalid(
-        "ai_gateway:\n  providers:\n    - {name: a, type: mock}\n    - {name: a, type: mock}\n",
-    );
+    let (key, text) =
+        invalid("ai_gateway:\n  providers:\n    - {name: a, type: mock}\n    - {name: a, type: mock}\n");
     assert_eq!(key, "ai_gateway.providers[1].name");
     assert!(text.contains("duplicate provider name \"a\""), "{text}");
     assert_eq!(
@@ -437,11 +329,7 @@ fn provider_names_are_unique_and_not_empty() {
 fn api_keys_are_required_where_the_provider_needs_one() {
     for kind in ["openai", "anthropic", "gemini"] {
         let yaml = format!("ai_gateway:\n  providers:\n    - {{name: p, type: {kind}}}\n");
-        assert_eq!(
-            invalid_key(&yaml),
-            "ai_gateway.providers[0].api_key",
-            "{kind}"
-        );
+        assert_eq!(invalid_key(&yaml), "ai_gateway.providers[0].api_key", "{kind}");
     }
     let azure = "ai_gateway:\n  providers:\n    - {name: p, type: azure, base_url: \"https://r.openai.azure.com\", api_version: \"2024-02-15-preview\"}\n";
     assert_eq!(invalid_key(azure), "ai_gateway.providers[0].api_key");
@@ -461,38 +349,21 @@ fn azure_and_local_need_their_settings() {
     let azure = |extra: &str| {
         format!("ai_gateway:\n  providers:\n    - {{name: az, type: azure, api_key: k{extra}}}\n")
     };
-    assert_eq!(
-        invalid_key(&azure(", api_version: v1")),
-        "ai_gateway.providers[0].base_url"
-    );
+    assert_eq!(invalid_key(&azure(", api_version: v1")), "ai_gateway.providers[0].base_url");
     assert_eq!(
         invalid_key(&azure(", base_url: \"https://r.openai.azure.com\"")),
         "ai_gateway.providers[0].api_version"
     );
-    load_ok(&azure(
-        ", base_url: \"https://r.openai.azure.com\", api_version: v1",
-    ));
+    load_ok(&azure(", base_url: \"https://r.openai.azure.com\", api_version: v1"));
 
-    let local =
-        |extra: &str| format!("ai_gateway:\n  providers:\n    - {{name: l, type: local{extra}}}\n");
-    assert_eq!(
-        invalid_key(&local(", format: openai")),
-        "ai_gateway.providers[0].base_url"
-    );
-    assert_eq!(
-        invalid_key(&local(", base_url: \"http://h:1\"")),
-        "ai_gateway.providers[0].format"
-    );
+    let local = |extra: &str| format!("ai_gateway:\n  providers:\n    - {{name: l, type: local{extra}}}\n");
+    assert_eq!(invalid_key(&local(", format: openai")), "ai_gateway.providers[0].base_url");
+    assert_eq!(invalid_key(&local(", base_url: \"http://h:1\"")), "ai_gateway.providers[0].format");
 }
 
 #[test]
 fn base_urls_must_be_http_urls_and_are_not_echoed() {
-    for url in [
-        "ftp://files.internal",
-        "files.internal/v1",
-        "not a url",
-        "https:///no-host",
-    ] {
+    for url in ["ftp://files.internal", "files.internal/v1", "not a url", "https:///no-host"] {
         let yaml = format!(
             "ai_gateway:\n  providers:\n    - {{name: o, type: openai, api_key: k, base_url: \"{url}\"}}\n"
         );
@@ -507,27 +378,15 @@ fn type_specific_settings_only_on_their_type() {
     let openai = |extra: &str| {
         format!("ai_gateway:\n  providers:\n    - {{name: o, type: openai, api_key: k, {extra}}}\n")
     };
-    assert_eq!(
-        invalid_key(&openai("deployments: {gpt-4: d}")),
-        "ai_gateway.providers[0].deployments"
-    );
-    assert_eq!(
-        invalid_key(&openai("format: openai")),
-        "ai_gateway.providers[0].format"
-    );
-    assert_eq!(
-        invalid_key(&openai("mock: {latency: 1ms}")),
-        "ai_gateway.providers[0].mock"
-    );
+    assert_eq!(invalid_key(&openai("deployments: {gpt-4: d}")), "ai_gateway.providers[0].deployments");
+    assert_eq!(invalid_key(&openai("format: openai")), "ai_gateway.providers[0].format");
+    assert_eq!(invalid_key(&openai("mock: {latency: 1ms}")), "ai_gateway.providers[0].mock");
 }
 
 #[test]
 fn headers_must_be_valid_http() {
     let yaml = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k, headers: {\"bad header\": v}}\n";
-    assert_eq!(
-        invalid_key(yaml),
-        "ai_gateway.providers[0].headers.bad header"
-    );
+    assert_eq!(invalid_key(yaml), "ai_gateway.providers[0].headers.bad header");
 }
 
 #[test]
@@ -537,14 +396,10 @@ fn routing_targets_must_name_defined_providers_once() {
         text,
         "ai_gateway.routing.providers[0].name: unknown provider \"foo\"; defined: openai, anthropic"
     );
-    let (key, text) = invalid(
-        "ai_gateway:\n  routing:\n    providers:\n      - name: openai\n      - name: openai\n",
-    );
+    let (key, text) =
+        invalid("ai_gateway:\n  routing:\n    providers:\n      - name: openai\n      - name: openai\n");
     assert_eq!(key, "ai_gateway.routing.providers[1].name");
-    assert!(
-        text.contains("already listed at ai_gateway.routing.providers[0]"),
-        "{text}"
-    );
+    assert!(text.contains("already listed at ai_gateway.routing.providers[0]"), "{text}");
 }
 
 #[test]
@@ -560,23 +415,16 @@ fn weighted_routing_needs_a_positive_weight() {
 
 #[test]
 fn model_mapping_must_name_defined_providers() {
-    let (key, text) = invalid(
-        "ai_gateway:\n  model_mapping:\n    gpt-4:\n      openai: gpt-4-turbo\n      azure: gpt-4\n",
-    );
+    let (key, text) =
+        invalid("ai_gateway:\n  model_mapping:\n    gpt-4:\n      openai: gpt-4-turbo\n      azure: gpt-4\n");
     assert_eq!(key, "ai_gateway.model_mapping.gpt-4.azure");
-    assert!(
-        text.contains("unknown provider \"azure\"; defined: openai, anthropic"),
-        "{text}"
-    );
+    assert!(text.contains("unknown provider \"azure\"; defined: openai, anthropic"), "{text}");
 }
 
 #[test]
 fn retry_codes_are_http_error_statuses() {
     let fragment = "ai_gateway:\n  routing:\n    failover:\n      retry_codes: [429, 302]\n";
-    assert_eq!(
-        invalid_key(fragment),
-        "ai_gateway.routing.failover.retry_codes[1]"
-    );
+    assert_eq!(invalid_key(fragment), "ai_gateway.routing.failover.retry_codes[1]");
     assert_eq!(
         invalid_key("ai_gateway:\n  routing:\n    failover:\n      retry_codes: [600]\n"),
         "ai_gateway.routing.failover.retry_codes[0]"
@@ -590,18 +438,9 @@ fn routes_are_checked() {
     );
     assert_eq!(key, "routes[1].id");
     assert!(text.contains("duplicate route id \"ai\""), "{text}");
-    assert_eq!(
-        invalid_key("routes:\n  - {id: ai, path: v1/*, ai_gateway: true}\n"),
-        "routes[0].path"
-    );
-    assert_eq!(
-        invalid_key("routes:\n  - {id: ai, path: /v1/*/chat, ai_gateway: true}\n"),
-        "routes[0].path"
-    );
-    assert_eq!(
-        invalid_key("routes:\n  - {id: ai, path: /v1*, ai_gateway: true}\n"),
-        "routes[0].path"
-    );
+    assert_eq!(invalid_key("routes:\n  - {id: ai, path: v1/*, ai_gateway: true}\n"), "routes[0].path");
+    assert_eq!(invalid_key("routes:\n  - {id: ai, path: /v1/*/chat, ai_gateway: true}\n"), "routes[0].path");
+    assert_eq!(invalid_key("routes:\n  - {id: ai, path: /v1*, ai_gateway: true}\n"), "routes[0].path");
     load_ok(
         "routes:\n  - {id: chat, path: /v1/chat/completions, ai_gateway: true}\n  - {id: rest, path: /*, ai_gateway: true}\n",
     );
@@ -610,9 +449,7 @@ fn routes_are_checked() {
 #[test]
 fn per_route_routing_is_checked_like_the_global_block() {
     let route = |routing: &str| {
-        format!(
-            "routes:\n  - id: ai\n    path: /v1/*\n    ai_gateway: true\n    routing:\n{routing}"
-        )
+        format!("routes:\n  - id: ai\n    path: /v1/*\n    ai_gateway: true\n    routing:\n{routing}")
     };
     assert_eq!(
         invalid_key(&route("      providers:\n        - name: foo\n")),
@@ -623,27 +460,17 @@ fn per_route_routing_is_checked_like_the_global_block() {
         "routes[0].routing.failover.retry_codes[0]"
     );
     assert_eq!(
-        invalid_key(
-            "routes:\n  - id: web\n    path: /web/*\n    routing:\n      strategy: priority\n"
-        ),
+        invalid_key("routes:\n  - id: web\n    path: /web/*\n    routing:\n      strategy: priority\n"),
         "routes[0].routing"
     );
-    let config = load_ok(&route(
-        "      strategy: round_robin\n      providers:\n        - name: anthropic\n",
-    ));
+    let config =
+        load_ok(&route("      strategy: round_robin\n      providers:\n        - name: anthropic\n"));
     let notes = config.inactive_features();
     assert!(
-        notes
-            .iter()
-            .any(|note| note.starts_with("routes[0].routing: configured, not active yet")),
+        notes.iter().any(|note| note.starts_with("routes[0].routing: configured, not active yet")),
         "{notes:?}"
     );
-    assert!(
-        notes
-            .iter()
-            .any(|note| note.starts_with("routes[0].routing.strategy=round_robin")),
-        "{notes:?}"
-    );
+    assert!(notes.iter().any(|note| note.starts_with("routes[0].routing.strategy=round_robin")), "{notes:?}");
 }
 
 #[test]
@@ -662,14 +489,8 @@ fn listeners_are_checked() {
         invalid_key("admin:\n  listen: 0.0.0.0:8080\nserver:\n  listen: 0.0.0.0:8080\n"),
         "admin.listen"
     );
-    assert_eq!(
-        invalid_key("server:\n  max_body_bytes: 0\n"),
-        "server.max_body_bytes"
-    );
-    assert_eq!(
-        invalid_key("server:\n  request_timeout: 0s\n"),
-        "server.request_timeout"
-    );
+    assert_eq!(invalid_key("server:\n  max_body_bytes: 0\n"), "server.max_body_bytes");
+    assert_eq!(invalid_key("server:\n  request_timeout: 0s\n"), "server.request_timeout");
     // Port 0 on both (tests binding ephemeral ports) is fine.
     load_ok("admin:\n  listen: 127.0.0.1:0\nserver:\n  listen: 127.0.0.1:0\n");
 }
@@ -679,17 +500,11 @@ fn listeners_are_checked() {
 #[test]
 fn defaults() {
     let config = load_ok("");
-    assert_eq!(
-        config.server.listen,
-        "0.0.0.0:8080".parse::<SocketAddr>().unwrap()
-    );
+    assert_eq!(config.server.listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
     assert_eq!(config.server.max_body_bytes, 10_485_760);
     assert_eq!(config.server.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(config.server.request_timeout, Duration::from_secs(600));
-    assert_eq!(
-        config.admin.listen,
-        "127.0.0.1:9091".parse::<SocketAddr>().unwrap()
-    );
+    assert_eq!(config.admin.listen, "127.0.0.1:9091".parse::<SocketAddr>().unwrap());
     assert!(config.admin.enabled);
     assert_eq!(config.logging.level, "info");
     assert_eq!(config.logging.format, LogFormat::Text);
@@ -704,18 +519,10 @@ fn defaults() {
     assert!(config.routes.is_empty());
     assert_eq!(
         config.effective_routes(),
-        [RouteConfig {
-            id: "ai".into(),
-            path: "/v1/*".into(),
-            ai_gateway: true,
-            routing: None
-        }]
+        [RouteConfig { id: "ai".into(), path: "/v1/*".into(), ai_gateway: true, routing: None }]
     );
     let targets = ai.routing.targets_by_priority(&ai.providers);
-    assert_eq!(
-        targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-        ["openai", "anthropic"]
-    );
+    assert_eq!(targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["openai", "anthropic"]);
 }
 
 #[test]
@@ -734,40 +541,23 @@ fn summary_shows_the_setup_but_never_a_key() {
         "/v1/*",
         "streaming",
     ] {
-        assert!(
-            summary.contains(expected),
-            "summary lacks {expected}:\n{summary}"
-        );
+        assert!(summary.contains(expected), "summary lacks {expected}:\n{summary}");
     }
     for secret in ["sk-openai-secret-1", "pw", "qs-secret"] {
-        assert!(
-            !summary.contains(secret),
-            "summary leaks {secret}:\n{summary}"
-        );
+        assert!(!summary.contains(secret), "summary leaks {secret}:\n{summary}");
     }
 }
 
 #[test]
 fn inactive_features_are_listed() {
-    assert!(
-        load_ok("")
-            .inactive_features()
-            .iter()
-            .any(|note| note.contains("provider type anthropic"))
-    );
+    assert!(load_ok("").inactive_features().iter().any(|note| note.contains("provider type anthropic")));
     let only_active = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n    - {name: m, type: mock}\n    - {name: l, type: local, format: openai, base_url: \"http://h:1\"}\n";
-    assert_eq!(
-        load_ok(only_active).inactive_features(),
-        Vec::<String>::new()
-    );
+    assert_eq!(load_ok(only_active).inactive_features(), Vec::<String>::new());
     let config = load_ok(
         "ai_gateway:\n  providers:\n    - {name: l, type: local, format: anthropic, base_url: \"http://h:1\"}\n",
     );
     assert!(!provider_is_active(&config.ai_gateway.providers[0]));
-    assert_eq!(
-        config.ai_gateway.providers[0].format,
-        Some(WireFormat::Anthropic)
-    );
+    assert_eq!(config.ai_gateway.providers[0].format, Some(WireFormat::Anthropic));
     assert!(
         config.inactive_features()[0].contains("local with format anthropic"),
         "{:?}",
@@ -781,53 +571,30 @@ fn inactive_features_are_listed() {
 fn quickstart_example_loads_without_any_environment() {
     let yaml = std::fs::read_to_string(repo_file("examples/quickstart.yaml"))
         .unwrap_or_else(|error| panic!("{error}"));
-    let config = LoomConfig::from_yaml_str(&yaml, &no_env)
-        .unwrap_or_else(|error| panic!("quickstart: {error}"));
+    let config =
+        LoomConfig::from_yaml_str(&yaml, &no_env).unwrap_or_else(|error| panic!("quickstart: {error}"));
     let mock = &config.ai_gateway.providers[0];
-    assert_eq!(
-        (mock.name.as_str(), mock.kind),
-        ("mock", ProviderType::Mock)
-    );
-    assert!(
-        mock.models.is_empty()
-            && mock.serves("gpt-4o-mini")
-            && mock.serves("text-embedding-3-small")
-    );
-    assert_eq!(
-        mock.mock.as_ref().map(|settings| settings.latency),
-        Some(Duration::ZERO)
-    );
+    assert_eq!((mock.name.as_str(), mock.kind), ("mock", ProviderType::Mock));
+    assert!(mock.models.is_empty() && mock.serves("gpt-4o-mini") && mock.serves("text-embedding-3-small"));
+    assert_eq!(mock.mock.as_ref().map(|settings| settings.latency), Some(Duration::ZERO));
     assert_eq!(config.ai_gateway.streaming.flush_interval, Duration::ZERO);
     assert_eq!(config.effective_routes()[0].path, "/v1/*");
-    assert!(
-        config.inactive_features().is_empty(),
-        "{:?}",
-        config.inactive_features()
-    );
+    assert!(config.inactive_features().is_empty(), "{:?}", config.inactive_features());
 }
 
 #[test]
 fn openai_example_loads_with_its_key_set() {
-    let yaml = std::fs::read_to_string(repo_file("examples/openai.yaml"))
-        .unwrap_or_else(|error| panic!("{error}"));
-    let config = LoomConfig::from_yaml_str(&yaml, &env)
-        .unwrap_or_else(|error| panic!("openai example: {error}"));
+    let yaml =
+        std::fs::read_to_string(repo_file("examples/openai.yaml")).unwrap_or_else(|error| panic!("{error}"));
+    let config =
+        LoomConfig::from_yaml_str(&yaml, &env).unwrap_or_else(|error| panic!("openai example: {error}"));
     let openai = &config.ai_gateway.providers[0];
     assert_eq!(openai.kind, ProviderType::Openai);
-    assert_eq!(
-        openai.api_key.as_ref().map(|key| key.expose()),
-        Some("sk-openai-secret-1")
-    );
+    assert_eq!(openai.api_key.as_ref().map(|key| key.expose()), Some("sk-openai-secret-1"));
     assert!(openai.serves("gpt-4o-mini") && !openai.serves("claude-3-opus"));
-    assert!(
-        config.inactive_features().is_empty(),
-        "{:?}",
-        config.inactive_features()
-    );
+    assert!(config.inactive_features().is_empty(), "{:?}", config.inactive_features());
 
-    let Err(error) = LoomConfig::from_yaml_str(&yaml, &no_env) else {
-        panic!("no key set")
-    };
+    let Err(error) = LoomConfig::from_yaml_str(&yaml, &no_env) else { panic!("no key set") };
     assert_eq!(
         error.to_string(),
         "ai_gateway.providers[0].api_key: environment variable OPENAI_API_KEY is not set"
@@ -838,13 +605,11 @@ fn openai_example_loads_with_its_key_set() {
 #[test]
 fn process_environment_and_files() {
     let missing = repo_file("examples/does-not-exist.yaml");
-    let Err(error @ ConfigError::Io { .. }) = LoomConfig::load(&missing) else {
-        panic!("missing file")
-    };
+    let Err(error @ ConfigError::Io { .. }) = LoomConfig::load(&missing) else { panic!("missing file") };
     assert!(error.to_string().contains("does-not-exist.yaml"), "{error}");
 
-    let quickstart = LoomConfig::load(&repo_file("examples/quickstart.yaml"))
-        .unwrap_or_else(|error| panic!("{error}"));
+    let quickstart =
+        LoomConfig::load(&repo_file("examples/quickstart.yaml")).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(quickstart.ai_gateway.providers[0].name, "mock");
 
     let path = std::env::temp_dir().join(format!("loom-config-errors-{}.yaml", std::process::id()));
@@ -864,15 +629,9 @@ fn process_environment_and_files() {
     }
     let _ = std::fs::remove_file(&path);
     let config = loaded.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(config.server.listen, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
     assert_eq!(
-        config.server.listen,
-        "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
-    );
-    assert_eq!(
-        config.ai_gateway.providers[0]
-            .api_key
-            .as_ref()
-            .map(|key| key.expose()),
+        config.ai_gateway.providers[0].api_key.as_ref().map(|key| key.expose()),
         Some("sk-process-env")
     );
 }

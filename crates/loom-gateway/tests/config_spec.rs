@@ -34,10 +34,7 @@ const SECRETS: [(&str, &str); 3] = [
 ];
 
 fn env(name: &str) -> Option<String> {
-    SECRETS
-        .iter()
-        .find(|(var, _)| *var == name)
-        .map(|(_, value)| (*value).to_owned())
+    SECRETS.iter().find(|(var, _)| *var == name).map(|(_, value)| (*value).to_owned())
 }
 
 /// A ```yaml block and the heading it sits under.
@@ -47,10 +44,9 @@ struct Block {
 }
 
 fn spec_blocks() -> Vec<Block> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/ai-gateway-overview.md");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/ai-gateway-overview.md");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
     let mut blocks = Vec::new();
     let mut heading = String::new();
     // Inside a fenced block: Some(true) for ```yaml, Some(false) for any other fence.
@@ -61,10 +57,7 @@ fn spec_blocks() -> Vec<Block> {
         match fence {
             Some(is_yaml) if fenced => {
                 if is_yaml {
-                    blocks.push(Block {
-                        heading: heading.clone(),
-                        yaml: std::mem::take(&mut yaml),
-                    });
+                    blocks.push(Block { heading: heading.clone(), yaml: std::mem::take(&mut yaml) });
                 }
                 fence = None;
             }
@@ -74,9 +67,7 @@ fn spec_blocks() -> Vec<Block> {
             }
             Some(false) => {}
             None if fenced => fence = Some(line.trim() == "```yaml"),
-            None if line.starts_with('#') => {
-                heading = line.trim_start_matches('#').trim().to_owned()
-            }
+            None if line.starts_with('#') => heading = line.trim_start_matches('#').trim().to_owned(),
             None => {}
         }
     }
@@ -85,16 +76,9 @@ fn spec_blocks() -> Vec<Block> {
 }
 
 fn merged(block: &Block) -> LoomConfig {
-    ConfigBuilder::new(&env)
-        .yaml(BASE)
-        .yaml(block.yaml.as_str())
-        .build()
-        .unwrap_or_else(|error| {
-            panic!(
-                "spec block under \"{}\", merged onto the base: {error}",
-                block.heading
-            )
-        })
+    ConfigBuilder::new(&env).yaml(BASE).yaml(block.yaml.as_str()).build().unwrap_or_else(|error| {
+        panic!("spec block under \"{}\", merged onto the base: {error}", block.heading)
+    })
 }
 
 fn target(name: &str) -> RoutingTarget {
@@ -106,40 +90,25 @@ fn names(targets: &[RoutingTarget]) -> Vec<&str> {
 }
 
 fn ai_route() -> RouteConfig {
-    RouteConfig {
-        id: "ai".into(),
-        path: "/v1/*".into(),
-        ai_gateway: true,
-        routing: None,
-    }
+    RouteConfig { id: "ai".into(), path: "/v1/*".into(), ai_gateway: true, routing: None }
 }
 
 fn has_note(config: &LoomConfig, needle: &str) -> bool {
-    config
-        .inactive_features()
-        .iter()
-        .any(|note| note.contains(needle))
+    config.inactive_features().iter().any(|note| note.contains(needle))
 }
 
 #[test]
 fn the_spec_has_every_yaml_block() {
     let blocks = spec_blocks();
     let headings: Vec<&str> = blocks.iter().map(|block| block.heading.as_str()).collect();
-    assert_eq!(
-        blocks.len(),
-        SPEC_YAML_BLOCKS,
-        "yaml blocks found under: {headings:?}"
-    );
+    assert_eq!(blocks.len(), SPEC_YAML_BLOCKS, "yaml blocks found under: {headings:?}");
 }
 
 #[test]
 fn every_block_parses_standalone() {
     for block in spec_blocks() {
         if let Err(error) = LoomConfig::parse_yaml_str(&block.yaml, &env) {
-            panic!(
-                "spec block under \"{}\" does not parse: {error}\n{}",
-                block.heading, block.yaml
-            );
+            panic!("spec block under \"{}\" does not parse: {error}\n{}", block.heading, block.yaml);
         }
     }
 }
@@ -150,11 +119,7 @@ fn every_block_validates_merged_onto_the_base() {
         let config = merged(&block);
         let summary = config.summary();
         for (_, secret) in SECRETS {
-            assert!(
-                !summary.contains(secret),
-                "summary shows a key under \"{}\"",
-                block.heading
-            );
+            assert!(!summary.contains(secret), "summary shows a key under \"{}\"", block.heading);
         }
     }
 }
@@ -175,46 +140,22 @@ fn every_block_says_what_the_spec_says() {
                 assert!(ai.enabled);
                 assert_eq!(ai.providers.len(), 2);
                 let openai = &ai.providers[0];
-                assert_eq!(
-                    (openai.name.as_str(), openai.kind),
-                    ("openai", ProviderType::Openai)
-                );
-                assert_eq!(
-                    openai.api_key.as_ref().map(|key| key.expose()),
-                    Some("sk-openai-spec-secret")
-                );
-                assert_eq!(
-                    openai.base_url.as_deref(),
-                    Some("https://api.openai.com/v1")
-                );
+                assert_eq!((openai.name.as_str(), openai.kind), ("openai", ProviderType::Openai));
+                assert_eq!(openai.api_key.as_ref().map(|key| key.expose()), Some("sk-openai-spec-secret"));
+                assert_eq!(openai.base_url.as_deref(), Some("https://api.openai.com/v1"));
                 let anthropic = &ai.providers[1];
-                assert_eq!(
-                    (anthropic.name.as_str(), anthropic.kind),
-                    ("anthropic", ProviderType::Anthropic)
-                );
-                assert_eq!(
-                    anthropic.api_key.as_ref().map(|key| key.expose()),
-                    Some("sk-ant-spec-secret")
-                );
+                assert_eq!((anthropic.name.as_str(), anthropic.kind), ("anthropic", ProviderType::Anthropic));
+                assert_eq!(anthropic.api_key.as_ref().map(|key| key.expose()), Some("sk-ant-spec-secret"));
                 assert_eq!(routing.strategy, Strategy::Priority);
                 assert_eq!(
                     routing.providers,
                     [
-                        RoutingTarget {
-                            priority: Some(1),
-                            ..target("openai")
-                        },
-                        RoutingTarget {
-                            priority: Some(2),
-                            ..target("anthropic")
-                        },
+                        RoutingTarget { priority: Some(1), ..target("openai") },
+                        RoutingTarget { priority: Some(2), ..target("anthropic") },
                     ]
                 );
                 assert_eq!(config.routes, [ai_route()]);
-                assert!(has_note(
-                    &config,
-                    "provider type anthropic is configured, not active yet"
-                ));
+                assert!(has_note(&config, "provider type anthropic is configured, not active yet"));
             }
             "Single Provider" => {
                 let standalone = LoomConfig::from_yaml_str(&block.yaml, &env)
@@ -226,38 +167,24 @@ fn every_block_says_what_the_spec_says() {
                 assert_eq!(ai.providers[0].kind, ProviderType::Openai);
                 assert_eq!(ai.providers[0].base_url, None);
                 assert_eq!(config.routes, [ai_route()]);
-                assert!(
-                    config.inactive_features().is_empty(),
-                    "{:?}",
-                    config.inactive_features()
-                );
+                assert!(config.inactive_features().is_empty(), "{:?}", config.inactive_features());
             }
             "Multiple Providers" => {
                 let standalone = LoomConfig::from_yaml_str(&block.yaml, &env)
                     .unwrap_or_else(|error| panic!("multiple providers alone: {error}"));
                 assert_eq!(standalone, config);
-                let provider_names: Vec<&str> =
-                    ai.providers.iter().map(|p| p.name.as_str()).collect();
+                let provider_names: Vec<&str> = ai.providers.iter().map(|p| p.name.as_str()).collect();
                 assert_eq!(provider_names, ["openai", "anthropic", "azure"]);
                 assert_eq!(ai.providers[0].models, ["gpt-4", "gpt-3.5-turbo"]);
                 assert_eq!(ai.providers[1].models, ["claude-3-opus", "claude-3-sonnet"]);
                 let azure = &ai.providers[2];
                 assert_eq!(azure.kind, ProviderType::Azure);
-                assert_eq!(
-                    azure.api_key.as_ref().map(|key| key.expose()),
-                    Some("azure-spec-secret")
-                );
-                assert_eq!(
-                    azure.base_url.as_deref(),
-                    Some("https://your-resource.openai.azure.com")
-                );
+                assert_eq!(azure.api_key.as_ref().map(|key| key.expose()), Some("azure-spec-secret"));
+                assert_eq!(azure.base_url.as_deref(), Some("https://your-resource.openai.azure.com"));
                 assert_eq!(azure.api_version.as_deref(), Some("2024-02-15-preview"));
                 let deployments = BTreeMap::from([
                     ("gpt-4".to_owned(), "your-gpt4-deployment".to_owned()),
-                    (
-                        "gpt-35-turbo".to_owned(),
-                        "your-gpt35-deployment".to_owned(),
-                    ),
+                    ("gpt-35-turbo".to_owned(), "your-gpt35-deployment".to_owned()),
                 ]);
                 assert_eq!(azure.deployments, deployments);
                 assert!(config.routes.is_empty());
@@ -268,20 +195,11 @@ fn every_block_says_what_the_spec_says() {
                 assert_eq!(
                     routing.providers,
                     [
-                        RoutingTarget {
-                            priority: Some(1),
-                            ..target("openai")
-                        },
-                        RoutingTarget {
-                            priority: Some(2),
-                            ..target("anthropic")
-                        },
+                        RoutingTarget { priority: Some(1), ..target("openai") },
+                        RoutingTarget { priority: Some(2), ..target("anthropic") },
                     ]
                 );
-                assert_eq!(
-                    names(&routing.targets_by_priority(&ai.providers)),
-                    ["openai", "anthropic"]
-                );
+                assert_eq!(names(&routing.targets_by_priority(&ai.providers)), ["openai", "anthropic"]);
                 assert!(!has_note(&config, "strategy"));
             }
             "Round Robin" => {
@@ -298,14 +216,8 @@ fn every_block_says_what_the_spec_says() {
                 assert_eq!(
                     routing.providers,
                     [
-                        RoutingTarget {
-                            weight: Some(70),
-                            ..target("openai")
-                        },
-                        RoutingTarget {
-                            weight: Some(30),
-                            ..target("anthropic")
-                        },
+                        RoutingTarget { weight: Some(70), ..target("openai") },
+                        RoutingTarget { weight: Some(30), ..target("anthropic") },
                     ]
                 );
                 assert!(has_note(&config, "ai_gateway.routing.strategy=weighted"));
@@ -328,10 +240,7 @@ fn every_block_says_what_the_spec_says() {
                     ]
                 );
                 assert!(has_note(&config, "ai_gateway.routing.strategy=cost"));
-                assert!(has_note(
-                    &config,
-                    "ai_gateway.routing.providers[1].cost_per_1k_output"
-                ));
+                assert!(has_note(&config, "ai_gateway.routing.providers[1].cost_per_1k_output"));
             }
             "Latency-Optimized" => {
                 assert_eq!(routing.strategy, Strategy::Latency);
@@ -343,14 +252,8 @@ fn every_block_says_what_the_spec_says() {
                 assert!(routing.failover.enabled);
                 assert_eq!(routing.failover.retry_codes, [429, 500, 502, 503]);
                 assert_eq!(routing.failover.max_retries, 2);
-                assert_eq!(
-                    names(&routing.targets_by_priority(&ai.providers)),
-                    ["openai", "anthropic"]
-                );
-                assert!(has_note(
-                    &config,
-                    "ai_gateway.routing.failover.enabled=true"
-                ));
+                assert_eq!(names(&routing.targets_by_priority(&ai.providers)), ["openai", "anthropic"]);
+                assert!(has_note(&config, "ai_gateway.routing.failover.enabled=true"));
             }
             "Model Mapping" => {
                 let gpt4 = &ai.model_mapping["gpt-4"];
@@ -379,19 +282,11 @@ fn every_block_says_what_the_spec_says() {
 #[test]
 fn fragments_leave_the_base_providers_in_place() {
     let blocks = spec_blocks();
-    let Some(streaming) = blocks
-        .iter()
-        .find(|block| block.heading == "Streaming Support")
-    else {
+    let Some(streaming) = blocks.iter().find(|block| block.heading == "Streaming Support") else {
         panic!("no streaming block");
     };
     let config = merged(streaming);
-    let provider_names: Vec<&str> = config
-        .ai_gateway
-        .providers
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
+    let provider_names: Vec<&str> = config.ai_gateway.providers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(provider_names, ["openai", "anthropic", "azure"]);
     assert_eq!(config.effective_routes(), [ai_route()]);
 }

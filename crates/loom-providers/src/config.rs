@@ -119,11 +119,7 @@ pub struct MockSettings {
 
 impl Default for MockSettings {
     fn default() -> Self {
-        MockSettings {
-            latency: Duration::ZERO,
-            chunk_delay: Duration::ZERO,
-            reply: None,
-        }
+        MockSettings { latency: Duration::ZERO, chunk_delay: Duration::ZERO, reply: None }
     }
 }
 

@@ -130,13 +130,7 @@ impl From<ProviderError> for LoomError {
         let kind = match &error {
             ProviderError::Connect { .. } => ErrorKind::UpstreamUnavailable,
             ProviderError::Timeout { .. } => ErrorKind::Timeout,
-            ProviderError::Status {
-                status,
-                error_type,
-                code,
-                retry_after,
-                ..
-            } => {
+            ProviderError::Status { status, error_type, code, retry_after, .. } => {
                 upstream.status = Some(*status);
                 upstream.error_type = error_type.clone();
                 upstream.code = code.clone();
@@ -153,11 +147,7 @@ impl From<ProviderError> for LoomError {
             ProviderError::Connect { .. } => Some("upstream_unavailable".to_owned()),
             _ => None,
         };
-        LoomError {
-            code,
-            ..LoomError::new(kind, message)
-        }
-        .with_upstream(upstream)
+        LoomError { code, ..LoomError::new(kind, message) }.with_upstream(upstream)
     }
 }
 
@@ -172,10 +162,7 @@ pub fn redact_secrets(text: &str, secret: Option<&str>) -> String {
         let mut cleaned = String::with_capacity(out.len());
         let mut rest = out.as_str();
         while let Some(at) = rest.find(prefix) {
-            let boundary = rest[..at]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !c.is_alphanumeric());
+            let boundary = rest[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
             let tail = &rest[at..];
             let len = tail
                 .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*')))
@@ -200,13 +187,9 @@ mod tests {
 
     #[test]
     fn redacts_configured_and_echoed_keys() {
-        let text =
-            "Incorrect API key provided: sk-proj-****************abcd. Key sk-live-secret-123";
+        let text = "Incorrect API key provided: sk-proj-****************abcd. Key sk-live-secret-123";
         let redacted = redact_secrets(text, Some("sk-live-secret-123"));
-        assert_eq!(
-            redacted,
-            "Incorrect API key provided: [redacted]. Key [redacted]"
-        );
+        assert_eq!(redacted, "Incorrect API key provided: [redacted]. Key [redacted]");
         assert_eq!(redact_secrets("task-list ok", None), "task-list ok");
     }
 

@@ -9,10 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use futures_util::StreamExt;
 use loom_core::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Embedding,
-    EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
-    FinishReason, LlmRequest, LlmResponse, LoomError, Message, RequestPayload, ResponsePayload,
-    Role, Usage,
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Embedding, EmbeddingInput,
+    EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, FinishReason, LlmRequest,
+    LlmResponse, LoomError, Message, RequestPayload, ResponsePayload, Role, Usage,
 };
 use serde_json::Map;
 use tower::Service;
@@ -80,10 +79,7 @@ fn prompt_tokens(chat: &ChatRequest) -> u64 {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
 }
 
 fn completion_id(request: &LlmRequest) -> String {
@@ -120,38 +116,18 @@ impl MockInner {
             object: "chat.completion.chunk".to_owned(),
             created,
             model: chat.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason,
-                logprobs: None,
-                extra: Map::new(),
-            }],
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None, extra: Map::new() }],
             usage: None,
             system_fingerprint: None,
             extra: Map::new(),
         };
         let mut chunks = vec![chunk(
-            Delta {
-                role: Some(Role::Assistant),
-                content: Some(String::new()),
-                ..Delta::default()
-            },
+            Delta { role: Some(Role::Assistant), content: Some(String::new()), ..Delta::default() },
             None,
         )];
         for (index, word) in text.split(' ').enumerate() {
-            let piece = if index == 0 {
-                word.to_owned()
-            } else {
-                format!(" {word}")
-            };
-            chunks.push(chunk(
-                Delta {
-                    content: Some(piece),
-                    ..Delta::default()
-                },
-                None,
-            ));
+            let piece = if index == 0 { word.to_owned() } else { format!(" {word}") };
+            chunks.push(chunk(Delta { content: Some(piece), ..Delta::default() }, None));
         }
         chunks.push(chunk(Delta::default(), Some(FinishReason::Stop)));
         if chat.wants_stream_usage() {
@@ -179,19 +155,13 @@ impl MockInner {
             .map(|(index, text)| {
                 let vector = mock_vector(text);
                 let embedding = if base64 {
-                    let bytes: Vec<u8> = vector
-                        .iter()
-                        .flat_map(|value| (*value as f32).to_le_bytes())
-                        .collect();
+                    let bytes: Vec<u8> =
+                        vector.iter().flat_map(|value| (*value as f32).to_le_bytes()).collect();
                     EmbeddingVector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
                 } else {
                     EmbeddingVector::Float(vector)
                 };
-                Embedding {
-                    object: "embedding".to_owned(),
-                    index: index as u32,
-                    embedding,
-                }
+                Embedding { object: "embedding".to_owned(), index: index as u32, embedding }
             })
             .collect();
         let tokens: u64 = inputs.iter().map(|text| word_count(text)).sum();
@@ -199,10 +169,7 @@ impl MockInner {
             object: "list".to_owned(),
             data,
             model: request.model.clone(),
-            usage: Some(EmbeddingsUsage {
-                prompt_tokens: tokens,
-                total_tokens: tokens,
-            }),
+            usage: Some(EmbeddingsUsage { prompt_tokens: tokens, total_tokens: tokens }),
             extra: Map::new(),
         }
     }
@@ -220,15 +187,8 @@ fn mock_vector(text: &str) -> Vec<f64> {
             (hash % 2000) as f64 / 1000.0 - 1.0
         })
         .collect();
-    let norm = raw
-        .iter()
-        .map(|value| value * value)
-        .sum::<f64>()
-        .sqrt()
-        .max(f64::EPSILON);
-    raw.iter()
-        .map(|value| ((value / norm) * 1e6).round() / 1e6)
-        .collect()
+    let norm = raw.iter().map(|value| value * value).sum::<f64>().sqrt().max(f64::EPSILON);
+    raw.iter().map(|value| ((value / norm) * 1e6).round() / 1e6).collect()
 }
 
 impl Service<LlmRequest> for MockProvider {
@@ -267,10 +227,7 @@ impl Service<LlmRequest> for MockProvider {
                     ResponsePayload::Embeddings(inner.embeddings(embeddings))
                 }
             };
-            Ok(LlmResponse {
-                provider: inner.name.clone(),
-                payload,
-            })
+            Ok(LlmResponse { provider: inner.name.clone(), payload })
         })
     }
 }

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use http::Uri;
 use http::header::AUTHORIZATION;
 use loom_core::{
-    ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse,
-    LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
+    ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, LlmRequest,
+    LlmResponse, LoomError, RequestPayload, ResponsePayload,
 };
 use tokio::time::Instant;
 use tower::Service;
@@ -38,29 +38,16 @@ struct Inner {
 impl OpenAiProvider {
     /// Builds the provider from its config entry.
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
-        let base = config
-            .base_url
-            .as_deref()
-            .unwrap_or(OPENAI_BASE_URL)
-            .trim_end_matches('/');
+        let base = config.base_url.as_deref().unwrap_or(OPENAI_BASE_URL).trim_end_matches('/');
         let uri = |path: &str| {
-            format!("{base}{path}")
-                .parse::<Uri>()
-                .map_err(|error| ProviderError::Config {
-                    provider: config.name.clone(),
-                    reason: format!("base_url `{base}` is not a valid URL: {error}"),
-                })
+            format!("{base}{path}").parse::<Uri>().map_err(|error| ProviderError::Config {
+                provider: config.name.clone(),
+                reason: format!("base_url `{base}` is not a valid URL: {error}"),
+            })
         };
-        let auth = config
-            .api_key
-            .as_ref()
-            .map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
+        let auth = config.api_key.as_ref().map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
         let headers = base_headers(&config.name, auth, &config.headers)?;
-        let client = build_client(
-            &config.name,
-            config.timeouts.connect,
-            config.pool_max_idle_per_host,
-        )?;
+        let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
         Ok(OpenAiProvider {
             inner: Arc::new(Inner {
                 upstream: Upstream::new(
@@ -93,10 +80,7 @@ impl Inner {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
             }
         };
-        Ok(LlmResponse {
-            provider: self.upstream.name.clone(),
-            payload,
-        })
+        Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
     }
 
     fn encode<T: serde::Serialize>(&self, body: &T) -> Result<Vec<u8>, ProviderError> {
@@ -108,33 +92,22 @@ impl Inner {
 
     async fn chat(&self, chat: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let deadline = self.upstream.deadline();
-        let response = self
-            .upstream
-            .post_json(&self.chat_uri, self.encode(chat)?, deadline)
-            .await?;
+        let response = self.upstream.post_json(&self.chat_uri, self.encode(chat)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
         self.upstream.decode(&body)
     }
 
-    async fn embeddings(
-        &self,
-        embeddings: &EmbeddingsRequest,
-    ) -> Result<EmbeddingsResponse, ProviderError> {
+    async fn embeddings(&self, embeddings: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
         let deadline = self.upstream.deadline();
-        let response = self
-            .upstream
-            .post_json(&self.embeddings_uri, self.encode(embeddings)?, deadline)
-            .await?;
+        let response =
+            self.upstream.post_json(&self.embeddings_uri, self.encode(embeddings)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
         self.upstream.decode(&body)
     }
 
     async fn stream(&self, chat: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         let deadline: Instant = self.upstream.deadline();
-        let response = self
-            .upstream
-            .post_json(&self.chat_uri, self.encode(chat)?, deadline)
-            .await?;
+        let response = self.upstream.post_json(&self.chat_uri, self.encode(chat)?, deadline).await?;
         let upstream = self.upstream.clone();
         let events = Box::pin(self.upstream.events(response, deadline));
         let chunks = futures_util::stream::unfold(Some((events, upstream)), |state| async move {

@@ -39,13 +39,7 @@ impl Upstream {
         timeouts: Timeouts,
         secret: Option<Secret>,
     ) -> Self {
-        Upstream {
-            name,
-            client,
-            headers,
-            timeouts,
-            secret,
-        }
+        Upstream { name, client, headers, timeouts, secret }
     }
 
     fn provider(&self) -> String {
@@ -73,10 +67,7 @@ impl Upstream {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(self.transport_error(&error)),
             Err(_) => {
-                return Err(self.timeout(
-                    first_byte_phase(deadline, first_byte),
-                    self.timeouts.first_byte,
-                ));
+                return Err(self.timeout(first_byte_phase(deadline, first_byte), self.timeouts.first_byte));
             }
         };
         if response.status().is_success() {
@@ -103,10 +94,7 @@ impl Upstream {
     }
 
     /// Decodes a JSON body into `T`, naming the provider on failure.
-    pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        body: &[u8],
-    ) -> Result<T, ProviderError> {
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ProviderError> {
         serde_json::from_slice(body).map_err(|error| ProviderError::InvalidResponse {
             provider: self.provider(),
             reason: format!("unexpected JSON: {error}"),
@@ -136,14 +124,10 @@ impl Upstream {
                         None,
                     )),
                     Ok(None) => None,
-                    Err(_) if idle_deadline >= deadline => Some((
-                        Err(upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)),
-                        None,
-                    )),
-                    Err(_) => Some((
-                        Err(upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)),
-                        None,
-                    )),
+                    Err(_) if idle_deadline >= deadline => {
+                        Some((Err(upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)), None))
+                    }
+                    Err(_) => Some((Err(upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)), None)),
                 }
             }
         })
@@ -158,11 +142,7 @@ impl Upstream {
     }
 
     fn timeout(&self, phase: TimeoutPhase, after: Duration) -> ProviderError {
-        ProviderError::Timeout {
-            provider: self.provider(),
-            phase,
-            after,
-        }
+        ProviderError::Timeout { provider: self.provider(), phase, after }
     }
 
     fn transport_error(&self, error: &hyper_util::client::legacy::Error) -> ProviderError {
@@ -174,10 +154,7 @@ impl Upstream {
         } else {
             format!("request failed ({})", root_cause(error))
         };
-        ProviderError::Connect {
-            provider: self.provider(),
-            reason,
-        }
+        ProviderError::Connect { provider: self.provider(), reason }
     }
 
     async fn status_error(&self, response: Response<Incoming>, deadline: Instant) -> ProviderError {
@@ -186,23 +163,12 @@ impl Upstream {
         let body = self.read_body(response, deadline).await.unwrap_or_default();
         let (error_type, code, message) = parse_error_body(&body);
         let message = redact_secrets(&message, self.secret.as_ref().map(Secret::expose));
-        ProviderError::Status {
-            provider: self.provider(),
-            status,
-            error_type,
-            code,
-            message,
-            retry_after,
-        }
+        ProviderError::Status { provider: self.provider(), status, error_type, code, message, retry_after }
     }
 }
 
 fn first_byte_phase(deadline: Instant, first_byte: Instant) -> TimeoutPhase {
-    if first_byte >= deadline {
-        TimeoutPhase::Request
-    } else {
-        TimeoutPhase::FirstByte
-    }
+    if first_byte >= deadline { TimeoutPhase::Request } else { TimeoutPhase::FirstByte }
 }
 
 fn source_is_timeout(error: &(dyn StdError + 'static)) -> bool {
@@ -241,19 +207,12 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 /// Extracts (type, code, message) from `{"error": {...}}` bodies of OpenAI, Anthropic and Google.
 pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>, String) {
-    let fallback = || {
-        String::from_utf8_lossy(&body[..body.len().min(512)])
-            .trim()
-            .to_owned()
-    };
+    let fallback = || String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_owned();
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return (None, None, fallback());
     };
@@ -306,10 +265,7 @@ mod tests {
         headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
         let mut past = HeaderMap::new();
-        past.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        past.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&past), Some(Duration::ZERO));
     }
 
@@ -318,24 +274,13 @@ mod tests {
         let openai = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
         assert_eq!(
             parse_error_body(openai),
-            (
-                Some("requests".into()),
-                Some("rate_limit_exceeded".into()),
-                "Rate limit".into()
-            )
+            (Some("requests".into()), Some("rate_limit_exceeded".into()), "Rate limit".into())
         );
         let google = br#"{"error":{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED"}}"#;
         assert_eq!(
             parse_error_body(google),
-            (
-                Some("RESOURCE_EXHAUSTED".into()),
-                Some("429".into()),
-                "Quota".into()
-            )
+            (Some("RESOURCE_EXHAUSTED".into()), Some("429".into()), "Quota".into())
         );
-        assert_eq!(
-            parse_error_body(b"<html>bad gateway</html>").2,
-            "<html>bad gateway</html>"
-        );
+        assert_eq!(parse_error_body(b"<html>bad gateway</html>").2, "<html>bad gateway</html>");
     }
 }

@@ -23,12 +23,7 @@ pub const PROMPT_TOKENS: u64 = 9;
 /// `usage.completion_tokens` of the default chat completion.
 pub const COMPLETION_TOKENS: u64 = 6;
 /// Model ids listed by the default `GET /v1/models` reply.
-pub const MODELS: [&str; 4] = [
-    "gpt-4o",
-    "gpt-4o-mini",
-    "text-embedding-3-small",
-    "text-embedding-3-large",
-];
+pub const MODELS: [&str; 4] = ["gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "text-embedding-3-large"];
 /// Prompt tokens the default embeddings reply counts per input.
 pub const EMBEDDING_TOKENS_PER_INPUT: u64 = 4;
 /// Length of every default embedding vector.
@@ -102,24 +97,13 @@ pub fn chat_stream_chunks(model: &str, include_usage: bool) -> Vec<Value> {
     let mut chunks = Vec::with_capacity(STREAM_PIECES.len() + 3);
     chunks.push(chat_chunk(
         model,
-        choice(
-            json!({"role": "assistant", "content": "", "refusal": null}),
-            Value::Null,
-        ),
+        choice(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null),
         include_usage,
     ));
     for piece in STREAM_PIECES {
-        chunks.push(chat_chunk(
-            model,
-            choice(json!({"content": piece}), Value::Null),
-            include_usage,
-        ));
+        chunks.push(chat_chunk(model, choice(json!({"content": piece}), Value::Null), include_usage));
     }
-    chunks.push(chat_chunk(
-        model,
-        choice(json!({}), json!("stop")),
-        include_usage,
-    ));
+    chunks.push(chat_chunk(model, choice(json!({}), json!("stop")), include_usage));
     if include_usage {
         let mut last = chat_chunk(model, json!([]), false);
         last["usage"] = chat_usage();
@@ -197,11 +181,7 @@ pub fn error(error_type: &str, code: Option<&str>, message: &str) -> Value {
 
 /// The error OpenAI answers for an unknown route: 404 `Invalid URL (METHOD /path)`.
 pub fn invalid_url(method: &str, path: &str) -> Value {
-    error(
-        "invalid_request_error",
-        None,
-        &format!("Invalid URL ({method} {path})"),
-    )
+    error("invalid_request_error", None, &format!("Invalid URL ({method} {path})"))
 }
 
 /// The error OpenAI answers for a body that is not JSON (status 400).
@@ -218,11 +198,7 @@ pub fn invalid_json() -> Value {
 
 /// The error OpenAI answers when a required parameter is missing (status 400).
 pub fn missing_parameter(param: &str) -> Value {
-    error(
-        "invalid_request_error",
-        None,
-        &format!("you must provide a {param} parameter"),
-    )
+    error("invalid_request_error", None, &format!("you must provide a {param} parameter"))
 }
 
 /// The error OpenAI answers for an unknown model id (status 404).
@@ -244,11 +220,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {

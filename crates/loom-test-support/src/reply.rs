@@ -54,11 +54,7 @@ impl Reply {
 
     /// A JSON reply with the given status.
     pub fn json_status(status: u16, body: Value) -> Reply {
-        Reply::Json {
-            status,
-            headers: Vec::new(),
-            body,
-        }
+        Reply::Json { status, headers: Vec::new(), body }
     }
 
     /// A 200 SSE reply.
@@ -68,11 +64,7 @@ impl Reply {
 
     /// A verbatim body with the given status and `content-type: application/json`.
     pub fn raw(status: u16, body: impl Into<String>) -> Reply {
-        Reply::Raw {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-        }
+        Reply::Raw { status, headers: Vec::new(), body: body.into() }
     }
 
     /// An OpenAI error: `{"error":{"message","type","param":null,"code"}}` with `status`.
@@ -179,10 +171,7 @@ impl SseStep {
 
     /// An `event:` step holding `data` serialized as JSON.
     pub fn event(event: &str, data: &Value) -> SseStep {
-        SseStep::Event {
-            event: event.to_owned(),
-            data: data.to_string(),
-        }
+        SseStep::Event { event: event.to_owned(), data: data.to_string() }
     }
 
     /// The bytes this step writes, or `None` for pauses.
@@ -209,9 +198,7 @@ pub struct Gate {
 impl Gate {
     /// A closed gate.
     pub fn new() -> Gate {
-        Gate {
-            state: Arc::new(watch::Sender::new(false)),
-        }
+        Gate { state: Arc::new(watch::Sender::new(false)) }
     }
 
     /// Open the gate, releasing every stream waiting on it now or later.
@@ -246,8 +233,6 @@ impl Default for Gate {
 
 impl fmt::Debug for Gate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gate")
-            .field("open", &self.is_open())
-            .finish()
+        f.debug_struct("Gate").field("open", &self.is_open()).finish()
     }
 }

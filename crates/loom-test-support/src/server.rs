@@ -84,9 +84,7 @@ impl RecordedRequest {
 
     /// The first value of header `name` (case-insensitive), lossily decoded as UTF-8.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        self.headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
     }
 
     /// The body as UTF-8 text, lossily decoded.
@@ -120,11 +118,7 @@ impl MockUpstream {
     /// The entry point for bench harnesses: keep the handle alive as long as the
     /// server should run (must be called inside a Tokio runtime).
     pub async fn start_on(addr: SocketAddr, recording: bool) -> std::io::Result<MockUpstream> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
         let listener = socket.listen(4096)?;
@@ -132,10 +126,7 @@ impl MockUpstream {
         let shared = Arc::new(Shared::new(addr, recording));
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
-        Ok(MockUpstream {
-            shared,
-            stop: Arc::new(stop),
-        })
+        Ok(MockUpstream { shared, stop: Arc::new(stop) })
     }
 
     /// The address the mock listens on.
@@ -214,10 +205,8 @@ impl MockUpstream {
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
         let shared = &self.shared;
         shared.count_waiters.fetch_add(1, Ordering::SeqCst);
-        let reached = wait_until(&shared.count_notify, timeout, || {
-            shared.count.load(Ordering::SeqCst) >= n
-        })
-        .await;
+        let reached =
+            wait_until(&shared.count_notify, timeout, || shared.count.load(Ordering::SeqCst) >= n).await;
         shared.count_waiters.fetch_sub(1, Ordering::SeqCst);
         reached
     }
@@ -235,10 +224,7 @@ impl MockUpstream {
     /// Wait until at least `n` SSE bodies have been dropped early; `false` on timeout.
     pub async fn wait_for_dropped_streams(&self, n: usize, timeout: Duration) -> bool {
         let shared = &self.shared;
-        wait_until(&shared.dropped_notify, timeout, || {
-            shared.dropped.load(Ordering::SeqCst) >= n
-        })
-        .await
+        wait_until(&shared.dropped_notify, timeout, || shared.dropped.load(Ordering::SeqCst) >= n).await
     }
 
     /// Stop accepting connections and close open ones, for every handle.
@@ -382,12 +368,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             Ok((tcp, _peer)) => {
                 shared.connections.fetch_add(1, Ordering::SeqCst);
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(serve_connection(
-                    tcp,
-                    builder.clone(),
-                    shared.clone(),
-                    stop.clone(),
-                ));
+                tokio::spawn(serve_connection(tcp, builder.clone(), shared.clone(), stop.clone()));
             }
             Err(err) => {
                 // E.g. out of file descriptors under load: back off, keep serving.
@@ -441,10 +422,7 @@ impl fmt::Display for MockError {
 
 impl std::error::Error for MockError {}
 
-async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Response<MockBody>, MockError> {
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<MockBody>, MockError> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(MockError::Body)?.to_bytes();
     let seq = shared.record(&parts, &body);
@@ -461,21 +439,13 @@ async fn handle(
             }
             Reply::Hang => std::future::pending().await,
             Reply::Close => return Err(MockError::Close),
-            Reply::Json {
-                status,
-                headers,
-                body,
-            } => {
+            Reply::Json { status, headers, body } => {
                 let bytes = Bytes::from(body.to_string());
                 let mut response = full(status, bytes, APPLICATION_JSON);
                 add_headers(response.headers_mut(), &headers);
                 response
             }
-            Reply::Raw {
-                status,
-                headers,
-                body,
-            } => {
+            Reply::Raw { status, headers, body } => {
                 let mut response = full(status, Bytes::from(body), APPLICATION_JSON);
                 add_headers(response.headers_mut(), &headers);
                 response
@@ -502,9 +472,7 @@ fn builtin(
     let mut response = match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => chat(shared, body),
         (&Method::POST, "/v1/embeddings") => embeddings(shared, body),
-        (&Method::GET, "/v1/models") => {
-            full(200, shared.templates.models.clone(), APPLICATION_JSON)
-        }
+        (&Method::GET, "/v1/models") => full(200, shared.templates.models.clone(), APPLICATION_JSON),
         (&Method::GET, _) if model_id.is_some() => {
             let id = model_id.unwrap_or_default();
             if fixtures::MODELS.contains(&id) {
@@ -546,10 +514,7 @@ fn chat(shared: &Arc<Shared>, body: &Bytes) -> Response<MockBody> {
     let model_json = json_string(&model);
     let templates = &shared.templates;
     if probe.stream.unwrap_or(false) {
-        let include_usage = probe
-            .stream_options
-            .and_then(|options| options.include_usage)
-            .unwrap_or(false);
+        let include_usage = probe.stream_options.and_then(|options| options.include_usage).unwrap_or(false);
         let frames = &templates.chat_stream[usize::from(include_usage)];
         let total: usize = frames.iter().map(|t| t.len(&model_json)).sum();
         let mut buf = BytesMut::with_capacity(total);
@@ -595,11 +560,7 @@ fn embeddings(shared: &Shared, body: &Bytes) -> Response<MockBody> {
     let base64 = probe.encoding_format.as_deref() == Some("base64");
     if n_inputs == 1 && !base64 {
         let model_json = json_string(&model);
-        return full(
-            200,
-            shared.templates.embeddings_single.render(&model_json),
-            APPLICATION_JSON,
-        );
+        return full(200, shared.templates.embeddings_single.render(&model_json), APPLICATION_JSON);
     }
     json_response(200, &fixtures::embeddings_with(&model, n_inputs, base64))
 }
@@ -610,10 +571,7 @@ fn bad_body(body: &Bytes, err: serde_json::Error) -> Response<MockBody> {
         return json_response(400, &fixtures::invalid_json());
     }
     let message = format!("Invalid request body: {err}");
-    json_response(
-        400,
-        &fixtures::error("invalid_request_error", None, &message),
-    )
+    json_response(400, &fixtures::error("invalid_request_error", None, &message))
 }
 
 fn json_string(s: &str) -> String {
@@ -623,10 +581,7 @@ fn json_string(s: &str) -> String {
 
 fn status_code(status: u16) -> StatusCode {
     StatusCode::from_u16(status).unwrap_or_else(|_| {
-        tracing::warn!(
-            status,
-            "mock upstream reply has an invalid status; sending 500"
-        );
+        tracing::warn!(status, "mock upstream reply has an invalid status; sending 500");
         StatusCode::INTERNAL_SERVER_ERROR
     })
 }
@@ -645,18 +600,11 @@ fn json_response(status: u16, body: &Value) -> Response<MockBody> {
 /// Apply scripted headers; later entries with the same name replace earlier ones.
 fn add_headers(map: &mut HeaderMap, headers: &[(String, String)]) {
     for (name, value) in headers {
-        match (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
             (Ok(name), Ok(value)) => {
                 map.insert(name, value);
             }
-            _ => tracing::warn!(
-                name,
-                value,
-                "mock upstream skips an invalid scripted header"
-            ),
+            _ => tracing::warn!(name, value, "mock upstream skips an invalid scripted header"),
         }
     }
 }
@@ -716,10 +664,7 @@ struct StreamState {
 fn sse(shared: &Arc<Shared>, status: u16, steps: Vec<Step>) -> Response<MockBody> {
     let state = StreamState {
         steps: steps.into_iter(),
-        guard: DropGuard {
-            shared: shared.clone(),
-            finished: false,
-        },
+        guard: DropGuard { shared: shared.clone(), finished: false },
     };
     let frames = stream::unfold(state, |mut state| async move {
         loop {
@@ -757,10 +702,7 @@ impl Template {
     /// Split `text` (built with [`MODEL_PLACEHOLDER`] as model) around the placeholder.
     fn new(text: &str) -> Template {
         let needle = format!("\"{MODEL_PLACEHOLDER}\"");
-        let parts = text
-            .split(&needle)
-            .map(|part| Bytes::copy_from_slice(part.as_bytes()))
-            .collect();
+        let parts = text.split(&needle).map(|part| Bytes::copy_from_slice(part.as_bytes())).collect();
         Template { parts }
     }
 
@@ -806,13 +748,9 @@ impl Templates {
                 .collect::<Vec<_>>()
         };
         Templates {
-            chat_completion: Template::new(
-                &fixtures::chat_completion(MODEL_PLACEHOLDER).to_string(),
-            ),
+            chat_completion: Template::new(&fixtures::chat_completion(MODEL_PLACEHOLDER).to_string()),
             chat_stream: [stream(false), stream(true)],
-            embeddings_single: Template::new(
-                &fixtures::embeddings(MODEL_PLACEHOLDER, 1).to_string(),
-            ),
+            embeddings_single: Template::new(&fixtures::embeddings(MODEL_PLACEHOLDER, 1).to_string()),
             models: Bytes::from(fixtures::models().to_string()),
         }
     }

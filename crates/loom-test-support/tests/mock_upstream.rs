@@ -20,12 +20,7 @@ fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-async fn send(
-    client: &HttpClient,
-    method: Method,
-    url: &str,
-    body: Option<&Value>,
-) -> Response<Incoming> {
+async fn send(client: &HttpClient, method: Method, url: &str, body: Option<&Value>) -> Response<Incoming> {
     let mut builder = Request::builder().method(method).uri(url);
     let bytes = match body {
         Some(body) => {
@@ -59,10 +54,7 @@ async fn json_body(response: Response<Incoming>) -> Value {
 }
 
 fn header(response: &Response<Incoming>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
+    response.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
 }
 
 /// The `data:` payloads of an SSE body, in order.
@@ -101,40 +93,23 @@ fn chat_request(model: &str) -> Value {
 #[tokio::test]
 async fn default_chat_completion_is_openai_shaped() {
     let mock = MockUpstream::start().await;
-    let response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("gpt-4o-mini"),
-    )
-    .await;
+    let response = post(&client(), &mock.url("/chat/completions"), &chat_request("gpt-4o-mini")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        header(&response, "content-type").as_deref(),
-        Some("application/json")
-    );
-    assert_eq!(
-        header(&response, "x-request-id").as_deref(),
-        Some("req_mock_1")
-    );
+    assert_eq!(header(&response, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(header(&response, "x-request-id").as_deref(), Some("req_mock_1"));
     let body = json_body(response).await;
     assert_eq!(body, fixtures::chat_completion("gpt-4o-mini"));
     assert_eq!(body["id"], "chatcmpl-mock");
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["created"], 1_700_000_000);
     assert_eq!(body["model"], "gpt-4o-mini");
-    assert_eq!(
-        body["choices"][0]["message"]["content"],
-        "Hello from the mock upstream"
-    );
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello from the mock upstream");
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(body["usage"]["prompt_tokens"], 9);
     assert_eq!(body["usage"]["completion_tokens"], 6);
     assert_eq!(body["usage"]["total_tokens"], 15);
     assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
-    assert_eq!(
-        body["usage"]["completion_tokens_details"]["reasoning_tokens"],
-        0
-    );
+    assert_eq!(body["usage"]["completion_tokens_details"]["reasoning_tokens"], 0);
     assert!(body["system_fingerprint"].is_string());
 }
 
@@ -142,15 +117,7 @@ async fn default_chat_completion_is_openai_shaped() {
 async fn model_with_escapes_is_echoed_verbatim() {
     let mock = MockUpstream::start().await;
     let model = "weird \"model\" \\ ünï";
-    let body = json_body(
-        post(
-            &client(),
-            &mock.url("/chat/completions"),
-            &chat_request(model),
-        )
-        .await,
-    )
-    .await;
+    let body = json_body(post(&client(), &mock.url("/chat/completions"), &chat_request(model)).await).await;
     assert_eq!(body, fixtures::chat_completion(model));
 }
 
@@ -161,10 +128,7 @@ async fn default_chat_stream_is_the_exact_openai_sequence() {
     request["stream"] = json!(true);
     let response = post(&client(), &mock.url("/chat/completions"), &request).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        header(&response, "content-type").as_deref(),
-        Some("text/event-stream")
-    );
+    assert_eq!(header(&response, "content-type").as_deref(), Some("text/event-stream"));
     let body = text(response).await;
 
     let expected: String = fixtures::chat_stream_chunks("gpt-4o", false)
@@ -177,18 +141,13 @@ async fn default_chat_stream_is_the_exact_openai_sequence() {
     let data = sse_data(&body);
     assert_eq!(data.len(), 8);
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..7]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks: Vec<Value> = data[..7].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
     assert_eq!(
         chunks[0]["choices"][0]["delta"],
         json!({"role": "assistant", "content": "", "refusal": null})
     );
-    let pieces: Vec<&str> = chunks[1..6]
-        .iter()
-        .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap())
-        .collect();
+    let pieces: Vec<&str> =
+        chunks[1..6].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
     assert_eq!(pieces, ["Hello", " from", " the", " mock", " upstream"]);
     assert_eq!(chunks[6]["choices"][0]["delta"], json!({}));
     assert_eq!(chunks[6]["choices"][0]["finish_reason"], "stop");
@@ -196,16 +155,9 @@ async fn default_chat_stream_is_the_exact_openai_sequence() {
         assert_eq!(chunk["object"], "chat.completion.chunk");
         assert_eq!(chunk["id"], "chatcmpl-mock");
         assert_eq!(chunk["model"], "gpt-4o");
-        assert!(
-            chunk.get("usage").is_none(),
-            "no usage without include_usage"
-        );
+        assert!(chunk.get("usage").is_none(), "no usage without include_usage");
     }
-    assert_eq!(
-        mock.dropped_streams(),
-        0,
-        "a finished stream is not dropped"
-    );
+    assert_eq!(mock.dropped_streams(), 0, "a finished stream is not dropped");
 }
 
 #[tokio::test]
@@ -218,10 +170,7 @@ async fn include_usage_adds_usage_null_and_a_final_usage_chunk() {
     let data = sse_data(&body);
     assert_eq!(data.len(), 9);
     assert_eq!(data[8], "[DONE]");
-    let chunks: Vec<Value> = data[..8]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks: Vec<Value> = data[..8].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
     assert_eq!(chunks, fixtures::chat_stream_chunks("gpt-4o", true));
     for chunk in &chunks[..7] {
         assert!(chunk["usage"].is_null());
@@ -253,10 +202,7 @@ async fn embeddings_answer_one_vector_per_input() {
         assert_eq!(item["embedding"].as_array().unwrap().len(), 4);
     }
     assert_ne!(body["data"][0]["embedding"], body["data"][1]["embedding"]);
-    assert_eq!(
-        body["usage"]["prompt_tokens"],
-        body["usage"]["total_tokens"]
-    );
+    assert_eq!(body["usage"]["prompt_tokens"], body["usage"]["total_tokens"]);
 
     let request = json!({"model": "text-embedding-3-small", "input": "just one"});
     let body = json_body(post(&client, &url, &request).await).await;
@@ -264,11 +210,7 @@ async fn embeddings_answer_one_vector_per_input() {
 
     let request = json!({"model": "m", "input": [1, 2, 3]});
     let body = json_body(post(&client, &url, &request).await).await;
-    assert_eq!(
-        body["data"].as_array().unwrap().len(),
-        1,
-        "a token array is one input"
-    );
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "a token array is one input");
 
     let request = json!({"model": "m", "input": ["x", "y"], "encoding_format": "base64"});
     let body = json_body(post(&client, &url, &request).await).await;
@@ -297,10 +239,7 @@ async fn models_and_unknown_routes() {
 
     let response = send(&client, Method::GET, &mock.url("/models/nope"), None).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        json_body(response).await["error"]["code"],
-        "model_not_found"
-    );
+    assert_eq!(json_body(response).await["error"]["code"], "model_not_found");
 
     let response = post(&client, &mock.url("/nope"), &json!({})).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -325,26 +264,16 @@ async fn bad_chat_bodies_get_openai_400s() {
     let client = client();
     let url = mock.url("/chat/completions");
 
-    let request = Request::post(&url)
-        .body(Full::new(Bytes::from_static(b"{not json")))
-        .unwrap();
+    let request = Request::post(&url).body(Full::new(Bytes::from_static(b"{not json"))).unwrap();
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body = json_body(response).await;
     assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("We could not parse the JSON body")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("We could not parse the JSON body"));
 
     let response = post(&client, &url, &json!({"messages": []})).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        json_body(response).await["error"]["message"],
-        "you must provide a model parameter"
-    );
+    assert_eq!(json_body(response).await["error"]["message"], "you must provide a model parameter");
 
     let response = post(&client, &url, &json!({"model": 5})).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -357,9 +286,7 @@ async fn queued_replies_are_consumed_fifo_then_the_default() {
     let url = mock.url("/chat/completions");
     mock.push_reply(Reply::rate_limited(7));
     mock.push_reply(Reply::raw(200, "{\"id\": truncated"));
-    mock.push_reply(
-        Reply::chat_completion_with("queued-model", "scripted").with_header("x-extra", "1"),
-    );
+    mock.push_reply(Reply::chat_completion_with("queued-model", "scripted").with_header("x-extra", "1"));
     mock.push_reply(Reply::openai_error(
         401,
         "invalid_request_error",
@@ -377,10 +304,7 @@ async fn queued_replies_are_consumed_fifo_then_the_default() {
 
     let response = post(&client, &url, &chat_request("m")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        header(&response, "content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(header(&response, "content-type").as_deref(), Some("application/json"));
     assert_eq!(text(response).await, "{\"id\": truncated");
 
     let response = post(&client, &url, &chat_request("m")).await;
@@ -435,23 +359,12 @@ async fn gate_pauses_the_stream_after_the_first_frame() {
     mock.push_reply(Reply::sse(vec![
         SseStep::Data("first".into()),
         SseStep::Gate(gate.clone()),
-        SseStep::Event {
-            event: "second".into(),
-            data: "{}".into(),
-        },
+        SseStep::Event { event: "second".into(), data: "{}".into() },
         SseStep::Comment("ping".into()),
         SseStep::done(),
     ]));
-    let mut response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("m"),
-    )
-    .await;
-    assert_eq!(
-        header(&response, "content-type").as_deref(),
-        Some("text/event-stream")
-    );
+    let mut response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
+    assert_eq!(header(&response, "content-type").as_deref(), Some("text/event-stream"));
 
     let mut buf = String::new();
     assert!(
@@ -486,12 +399,7 @@ async fn gate_opened_before_the_stream_reaches_it_does_not_block() {
         SseStep::Gate(gate),
         SseStep::done(),
     ]));
-    let response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("m"),
-    )
-    .await;
+    let response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
     assert_eq!(text(response).await, "data: x\n\ndata: [DONE]\n\n");
 }
 
@@ -504,12 +412,7 @@ async fn dropped_stream_is_counted() {
         SseStep::Gate(gate.clone()),
         SseStep::done(),
     ]));
-    let mut response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("m"),
-    )
-    .await;
+    let mut response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
     let mut buf = String::new();
     assert!(read_events(&mut response, &mut buf, 1, WAIT).await);
     assert_eq!(mock.dropped_streams(), 0);
@@ -519,12 +422,7 @@ async fn dropped_stream_is_counted() {
     assert_eq!(gate.waiting(), 0, "the dropped stream no longer waits");
 
     // The server keeps serving afterwards.
-    let response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("m"),
-    )
-    .await;
+    let response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -537,9 +435,8 @@ async fn hang_does_not_block_other_requests() {
         let client = client.clone();
         let url = mock.url("/chat/completions");
         tokio::spawn(async move {
-            let request = Request::post(url)
-                .body(Full::new(Bytes::from(chat_request("m").to_string())))
-                .unwrap();
+            let request =
+                Request::post(url).body(Full::new(Bytes::from(chat_request("m").to_string()))).unwrap();
             client.request(request).await
         })
     };
@@ -558,17 +455,9 @@ async fn hang_does_not_block_other_requests() {
 #[tokio::test]
 async fn delay_waits_before_answering() {
     let mock = MockUpstream::start().await;
-    mock.push_reply(Reply::delayed(
-        Duration::from_millis(150),
-        Reply::rate_limited(1),
-    ));
+    mock.push_reply(Reply::delayed(Duration::from_millis(150), Reply::rate_limited(1)));
     let started = Instant::now();
-    let response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("m"),
-    )
-    .await;
+    let response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
 }
@@ -582,12 +471,7 @@ async fn sse_delay_steps_pause_between_frames() {
         SseStep::Data("b".into()),
     ]));
     let started = Instant::now();
-    let response = post(
-        &client(),
-        &mock.url("/chat/completions"),
-        &chat_request("m"),
-    )
-    .await;
+    let response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
     assert_eq!(text(response).await, "data: a\n\ndata: b\n\n");
     assert!(started.elapsed() >= Duration::from_millis(100));
 }
@@ -600,9 +484,7 @@ async fn close_drops_the_connection_without_an_answer() {
     let request = Request::post(mock.url("/chat/completions"))
         .body(Full::new(Bytes::from(chat_request("m").to_string())))
         .unwrap();
-    let result = tokio::time::timeout(WAIT, client.request(request))
-        .await
-        .expect("Close must not hang");
+    let result = tokio::time::timeout(WAIT, client.request(request)).await.expect("Close must not hang");
     assert!(result.is_err(), "no response for Reply::Close");
     assert_eq!(mock.request_count(), 1);
 
@@ -614,15 +496,12 @@ async fn close_drops_the_connection_without_an_answer() {
 async fn requests_are_recorded_in_order_with_headers_and_body() {
     let mock = MockUpstream::start().await;
     let client = client();
-    let request = Request::post(format!(
-        "{}?api-version=2024-10-21",
-        mock.url("/chat/completions")
-    ))
-    .header("authorization", "Bearer sk-test")
-    .header("x-custom", "yes")
-    .header("content-type", "application/json")
-    .body(Full::new(Bytes::from(chat_request("first").to_string())))
-    .unwrap();
+    let request = Request::post(format!("{}?api-version=2024-10-21", mock.url("/chat/completions")))
+        .header("authorization", "Bearer sk-test")
+        .header("x-custom", "yes")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(chat_request("first").to_string())))
+        .unwrap();
     text(client.request(request).await.unwrap()).await;
     text(send(&client, Method::GET, &mock.url("/models"), None).await).await;
 
@@ -636,10 +515,7 @@ async fn requests_are_recorded_in_order_with_headers_and_body() {
     assert_eq!(first.method, "POST");
     assert_eq!(first.path, "/v1/chat/completions");
     assert_eq!(first.query.as_deref(), Some("api-version=2024-10-21"));
-    assert_eq!(
-        first.header("authorization").as_deref(),
-        Some("Bearer sk-test")
-    );
+    assert_eq!(first.header("authorization").as_deref(), Some("Bearer sk-test"));
     assert_eq!(first.header("X-Custom").as_deref(), Some("yes"));
     assert_eq!(first.header("missing"), None);
     assert_eq!(first.json(), chat_request("first"));
@@ -672,9 +548,7 @@ async fn keep_alive_reuses_one_connection() {
 #[tokio::test]
 async fn http2_prior_knowledge_is_served() {
     let mock = MockUpstream::start().await;
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
+    let client: HttpClient = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
     let mut request = chat_request("m");
     request["stream"] = json!(true);
     let response = post(&client, &mock.url("/chat/completions"), &request).await;
@@ -706,10 +580,7 @@ async fn many_concurrent_connections() {
         assert!(body.contains(&format!("\"model-{i}\"")));
     }
     assert_eq!(mock.request_count(), 200);
-    assert!(
-        mock.requests().is_empty(),
-        "nothing recorded when unrecorded"
-    );
+    assert!(mock.requests().is_empty(), "nothing recorded when unrecorded");
     assert!(mock.connection_count() >= 200);
 }
 
@@ -719,17 +590,11 @@ async fn server_stops_when_the_last_handle_drops() {
     let addr = mock.addr();
     let clone = mock.clone();
     drop(mock);
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_ok(),
-        "a clone keeps it alive"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok(), "a clone keeps it alive");
     drop(clone);
     let deadline = Instant::now() + WAIT;
     while tokio::net::TcpStream::connect(addr).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "listener still open after the last drop"
-        );
+        assert!(Instant::now() < deadline, "listener still open after the last drop");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -740,19 +605,14 @@ async fn shutdown_stops_the_server() {
     mock.shutdown();
     let deadline = Instant::now() + WAIT;
     while tokio::net::TcpStream::connect(mock.addr()).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "listener still open after shutdown"
-        );
+        assert!(Instant::now() < deadline, "listener still open after shutdown");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 #[tokio::test]
 async fn start_on_binds_the_given_address() {
-    let mock = MockUpstream::start_on("127.0.0.1:0".parse().unwrap(), true)
-        .await
-        .unwrap();
+    let mock = MockUpstream::start_on("127.0.0.1:0".parse().unwrap(), true).await.unwrap();
     assert_eq!(mock.base_url(), format!("http://{}/v1", mock.addr()));
     assert_ne!(mock.addr().port(), 0);
     let taken = MockUpstream::start_on(mock.addr(), true).await;
@@ -762,20 +622,14 @@ async fn start_on_binds_the_given_address() {
 #[tokio::test]
 async fn dropped_http2_stream_is_counted() {
     let mock = MockUpstream::start().await;
-    assert!(
-        !mock
-            .wait_for_dropped_stream(Duration::from_millis(50))
-            .await
-    );
+    assert!(!mock.wait_for_dropped_stream(Duration::from_millis(50)).await);
     let gate = Gate::new();
     mock.push_reply(Reply::sse(vec![
         SseStep::Data("first".into()),
         SseStep::Gate(gate.clone()),
         SseStep::done(),
     ]));
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
+    let client: HttpClient = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
     let mut response = post(&client, &mock.url("/chat/completions"), &chat_request("m")).await;
     let mut buf = String::new();
     assert!(read_events(&mut response, &mut buf, 1, WAIT).await);

@@ -108,9 +108,7 @@ fn substitute(
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
             let end = after.find('}').ok_or_else(|| {
-                SubstError::Syntax(
-                    "unterminated `${`: expected `${VAR}` or `${VAR:-default}`".to_owned(),
-                )
+                SubstError::Syntax("unterminated `${`: expected `${VAR}` or `${VAR:-default}`".to_owned())
             })?;
             let body = &after[..end];
             let (name, default) = match body.split_once(":-") {
@@ -188,9 +186,7 @@ mod tests {
     fn reports_missing_and_malformed_placeholders() {
         assert_eq!(run("${NOPE}"), Err("missing NOPE".to_owned()));
         assert!(run("${KEY").is_err_and(|message| message.contains("unterminated")));
-        assert!(
-            run("${KEY:fallback}").is_err_and(|message| message.contains("invalid placeholder"))
-        );
+        assert!(run("${KEY:fallback}").is_err_and(|message| message.contains("invalid placeholder")));
         assert!(run("${}").is_err());
     }
 

@@ -20,15 +20,10 @@ pub const ENV_SEPARATOR: &str = "__";
 impl LoomConfig {
     /// Loads, overrides from the process environment, and validates the YAML file at `path`.
     pub fn load(path: &Path) -> Result<LoomConfig, ConfigError> {
-        let yaml = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let yaml = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         let lookup = process_env;
-        ConfigBuilder::new(&lookup)
-            .yaml(yaml)
-            .env_overrides(process_overrides())
-            .build()
+        ConfigBuilder::new(&lookup).yaml(yaml).env_overrides(process_overrides()).build()
     }
 
     /// Loads and validates `yaml`, reading `${VAR}` through `env`; no `LOOM_` overrides apply.
@@ -62,11 +57,7 @@ pub struct ConfigBuilder<'e> {
 impl<'e> ConfigBuilder<'e> {
     /// A builder that reads `${VAR}` through `env`.
     pub fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
-        ConfigBuilder {
-            layers: Vec::new(),
-            env,
-            overrides: Vec::new(),
-        }
+        ConfigBuilder { layers: Vec::new(), env, overrides: Vec::new() }
     }
 
     /// Adds a YAML layer on top of the previous ones.
@@ -77,8 +68,7 @@ impl<'e> ConfigBuilder<'e> {
 
     /// Adds environment variables (name, value); only `LOOM_*` names except `LOOM_CONFIG`/`LOOM_LOG` apply.
     pub fn env_overrides(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.overrides
-            .extend(vars.into_iter().filter(|(name, _)| is_override(name)));
+        self.overrides.extend(vars.into_iter().filter(|(name, _)| is_override(name)));
         self
     }
 
@@ -104,10 +94,7 @@ impl<'e> ConfigBuilder<'e> {
         serde_path_to_error::deserialize(&merged).map_err(|error| {
             let key = render_path(&to_segments(error.path()));
             let mut message = redact(&key, &error.inner().to_string(), &secrets);
-            if let Some((_, var)) = applied
-                .iter()
-                .find(|(path, _)| caused_by(&key, &message, path))
-            {
+            if let Some((_, var)) = applied.iter().find(|(path, _)| caused_by(&key, &message, path)) {
                 message.push_str(&format!(" (set by environment variable {var})"));
             }
             ConfigError::Parse { key, message }
@@ -131,12 +118,8 @@ fn process_overrides() -> Vec<(String, String)> {
 /// Whether the variable `name` is a config override.
 fn is_override(name: &str) -> bool {
     name.len() > ENV_PREFIX.len()
-        && name
-            .get(..ENV_PREFIX.len())
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
-        && !ENV_IGNORED
-            .iter()
-            .any(|ignored| ignored.eq_ignore_ascii_case(name))
+        && name.get(..ENV_PREFIX.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+        && !ENV_IGNORED.iter().any(|ignored| ignored.eq_ignore_ascii_case(name))
 }
 
 /// Parses one YAML document into a JSON-like tree; an empty document is an empty map.
@@ -150,8 +133,7 @@ fn parse_layer(yaml: &str) -> Result<Value, ConfigError> {
         Value::Object(_) => Ok(value),
         _ => Err(ConfigError::Parse {
             key: String::new(),
-            message: "the config must be a mapping of keys (like `server:` and `ai_gateway:`)"
-                .to_owned(),
+            message: "the config must be a mapping of keys (like `server:` and `ai_gateway:`)".to_owned(),
         }),
     }
 }
@@ -175,14 +157,9 @@ fn deep_merge(base: &mut Value, top: Value) {
 
 /// Sets the key named by override variable `name` (e.g. `LOOM_SERVER__LISTEN`) to `raw`; returns the key path.
 fn apply_override(root: &mut Value, name: &str, raw: &str) -> Result<String, ConfigError> {
-    let bad = |message: String| ConfigError::Parse {
-        key: String::new(),
-        message,
-    };
-    let keys: Vec<String> = name[ENV_PREFIX.len()..]
-        .split(ENV_SEPARATOR)
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let bad = |message: String| ConfigError::Parse { key: String::new(), message };
+    let keys: Vec<String> =
+        name[ENV_PREFIX.len()..].split(ENV_SEPARATOR).map(str::to_ascii_lowercase).collect();
     if keys.iter().any(String::is_empty) {
         return Err(bad(format!(
             "environment variable {name}: empty key segment; nest keys with a single `__`, e.g. LOOM_SERVER__LISTEN"
@@ -192,17 +169,13 @@ fn apply_override(root: &mut Value, name: &str, raw: &str) -> Result<String, Con
     let mut node = root;
     for key in &keys {
         if let Value::Array(items) = node {
-            let index = key
-                .parse::<usize>()
-                .ok()
-                .filter(|index| *index < items.len())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "environment variable {name}: `{key}` is not an index of {} ({} entries)",
-                        render_path(&path),
-                        items.len()
-                    ))
-                })?;
+            let index = key.parse::<usize>().ok().filter(|index| *index < items.len()).ok_or_else(|| {
+                bad(format!(
+                    "environment variable {name}: `{key}` is not an index of {} ({} entries)",
+                    render_path(&path),
+                    items.len()
+                ))
+            })?;
             path.push(Segment::Index(index));
             node = &mut items[index];
         } else {
@@ -213,19 +186,14 @@ fn apply_override(root: &mut Value, name: &str, raw: &str) -> Result<String, Con
             node = match node {
                 Value::Object(map) => map.entry(key.clone()).or_insert(Value::Null),
                 _ => {
-                    return Err(bad(format!(
-                        "environment variable {name}: cannot nest under a value"
-                    )));
+                    return Err(bad(format!("environment variable {name}: cannot nest under a value")));
                 }
             };
         }
     }
     let parsed: figment::value::Value = raw.parse().unwrap_or_else(|never| match never {});
-    *node = serde_json::to_value(&parsed).map_err(|error| {
-        bad(format!(
-            "environment variable {name}: unusable value: {error}"
-        ))
-    })?;
+    *node = serde_json::to_value(&parsed)
+        .map_err(|error| bad(format!("environment variable {name}: unusable value: {error}")))?;
     Ok(render_path(&path))
 }
 
@@ -245,10 +213,7 @@ fn to_segments(path: &serde_path_to_error::Path) -> Vec<Segment> {
 /// Whether the error at `key` with `message` comes from the override of `path`.
 fn caused_by(key: &str, message: &str, path: &str) -> bool {
     let under = |outer: &str, inner: &str| {
-        inner == outer
-            || inner
-                .strip_prefix(outer)
-                .is_some_and(|rest| rest.starts_with(['.', '[']))
+        inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with(['.', '[']))
     };
     under(path, key)
         || path
@@ -265,9 +230,7 @@ fn redact(key: &str, message: &str, secrets: &[String]) -> String {
         message = message.replace(secret.as_str(), "***");
     }
     let sensitive = key.rsplit(['.', '[']).next() == Some("api_key")
-        || key
-            .split('.')
-            .any(|segment| segment == "headers" || segment.starts_with("headers["));
+        || key.split('.').any(|segment| segment == "headers" || segment.starts_with("headers["));
     if !sensitive {
         return message;
     }
@@ -331,9 +294,6 @@ mod tests {
             redact("ai_gateway.providers[0].api_key", message, &[]),
             "invalid type: integer `***`, expected a string"
         );
-        assert_eq!(
-            redact("server.listen", "bad sk-1 here", &["sk-1".to_owned()]),
-            "bad *** here"
-        );
+        assert_eq!(redact("server.listen", "bad sk-1 here", &["sk-1".to_owned()]), "bad *** here");
     }
 }

@@ -35,7 +35,7 @@ mod yaml;
 pub use error::ConfigError;
 pub use load::{ConfigBuilder, ENV_IGNORED, ENV_PREFIX, ENV_SEPARATOR};
 pub use schema::{
-    AdminConfig, AiGatewayConfig, FailoverConfig, LogFormat, LoggingConfig, LoomConfig,
-    RouteConfig, RoutingConfig, RoutingTarget, ServerConfig, Strategy, StreamingConfig,
+    AdminConfig, AiGatewayConfig, FailoverConfig, LogFormat, LoggingConfig, LoomConfig, RouteConfig,
+    RoutingConfig, RoutingTarget, ServerConfig, Strategy, StreamingConfig,
 };
 pub use summary::provider_is_active;

@@ -26,11 +26,7 @@ pub struct LoomConfig {
 impl LoomConfig {
     /// The routes in force: `routes`, or the default AI route `/v1/*` when none are configured.
     pub fn effective_routes(&self) -> Vec<RouteConfig> {
-        if self.routes.is_empty() {
-            vec![RouteConfig::default_ai_route()]
-        } else {
-            self.routes.clone()
-        }
+        if self.routes.is_empty() { vec![RouteConfig::default_ai_route()] } else { self.routes.clone() }
     }
 }
 
@@ -73,10 +69,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9091)),
-            enabled: true,
-        }
+        AdminConfig { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9091)), enabled: true }
     }
 }
 
@@ -92,10 +85,7 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig {
-            level: "info".to_owned(),
-            format: LogFormat::Text,
-        }
+        LoggingConfig { level: "info".to_owned(), format: LogFormat::Text }
     }
 }
 
@@ -179,10 +169,7 @@ impl RoutingConfig {
     /// The routing targets in force: `providers`, or one target per provider (in listed order) when empty.
     pub fn targets_or_all(&self, providers: &[ProviderConfig]) -> Vec<RoutingTarget> {
         if self.providers.is_empty() {
-            providers
-                .iter()
-                .map(|provider| RoutingTarget::named(&provider.name))
-                .collect()
+            providers.iter().map(|provider| RoutingTarget::named(&provider.name)).collect()
         } else {
             self.providers.clone()
         }
@@ -240,11 +227,7 @@ pub struct FailoverConfig {
 
 impl Default for FailoverConfig {
     fn default() -> Self {
-        FailoverConfig {
-            enabled: false,
-            retry_codes: vec![429, 500, 502, 503],
-            max_retries: 2,
-        }
+        FailoverConfig { enabled: false, retry_codes: vec![429, 500, 502, 503], max_retries: 2 }
     }
 }
 
@@ -299,10 +282,7 @@ pub struct StreamingConfig {
 
 impl Default for StreamingConfig {
     fn default() -> Self {
-        StreamingConfig {
-            enabled: true,
-            flush_interval: Duration::ZERO,
-        }
+        StreamingConfig { enabled: true, flush_interval: Duration::ZERO }
     }
 }
 
@@ -325,20 +305,14 @@ pub struct RouteConfig {
 impl RouteConfig {
     /// The route used when `routes` is empty: `{id: ai, path: /v1/*, ai_gateway: true}`.
     pub fn default_ai_route() -> Self {
-        RouteConfig {
-            id: "ai".to_owned(),
-            path: "/v1/*".to_owned(),
-            ai_gateway: true,
-            routing: None,
-        }
+        RouteConfig { id: "ai".to_owned(), path: "/v1/*".to_owned(), ai_gateway: true, routing: None }
     }
 
     /// Whether `path` (a request path, no query) matches this route's pattern.
     pub fn matches(&self, path: &str) -> bool {
         match self.path.strip_suffix("/*") {
             Some(prefix) => {
-                path == prefix
-                    || (path.starts_with(prefix) && path[prefix.len()..].starts_with('/'))
+                path == prefix || (path.starts_with(prefix) && path[prefix.len()..].starts_with('/'))
             }
             None => path == self.path,
         }

@@ -13,10 +13,7 @@ pub fn provider_is_active(provider: &ProviderConfig) -> bool {
     match provider.kind {
         ProviderType::Openai | ProviderType::Mock => true,
         ProviderType::Local => provider.format == Some(WireFormat::Openai),
-        ProviderType::Azure
-        | ProviderType::Anthropic
-        | ProviderType::Gemini
-        | ProviderType::Vertex => false,
+        ProviderType::Azure | ProviderType::Anthropic | ProviderType::Gemini | ProviderType::Vertex => false,
     }
 }
 
@@ -44,27 +41,13 @@ impl LoomConfig {
         } else {
             writeln!(out, "admin: disabled")?;
         }
-        writeln!(
-            out,
-            "logging: level {}, format {}",
-            self.logging.level,
-            self.logging.format.as_str()
-        )?;
+        writeln!(out, "logging: level {}, format {}", self.logging.level, self.logging.format.as_str())?;
 
         let ai = &self.ai_gateway;
-        writeln!(
-            out,
-            "ai_gateway: {}",
-            if ai.enabled { "enabled" } else { "disabled" }
-        )?;
+        writeln!(out, "ai_gateway: {}", if ai.enabled { "enabled" } else { "disabled" })?;
         writeln!(out, "  providers ({}):", ai.providers.len())?;
         for provider in &ai.providers {
-            write!(
-                out,
-                "    - {} (type {}",
-                provider.name,
-                provider.kind.as_str()
-            )?;
+            write!(out, "    - {} (type {}", provider.name, provider.kind.as_str())?;
             if let Some(format) = provider.format {
                 let format = match format {
                     WireFormat::Openai => "openai",
@@ -79,11 +62,7 @@ impl LoomConfig {
             if let Some(version) = &provider.api_version {
                 write!(out, " api_version {version}")?;
             }
-            let key = if provider.api_key.is_some() {
-                "set"
-            } else {
-                "none"
-            };
+            let key = if provider.api_key.is_some() { "set" } else { "none" };
             write!(out, "; api key {key}")?;
             if provider.models.is_empty() {
                 write!(out, "; models: any")?;
@@ -91,11 +70,8 @@ impl LoomConfig {
                 write!(out, "; models: {}", provider.models.join(", "))?;
             }
             if !provider.deployments.is_empty() {
-                let deployments: Vec<String> = provider
-                    .deployments
-                    .iter()
-                    .map(|(model, name)| format!("{model} -> {name}"))
-                    .collect();
+                let deployments: Vec<String> =
+                    provider.deployments.iter().map(|(model, name)| format!("{model} -> {name}")).collect();
                 write!(out, "; deployments: {}", deployments.join(", "))?;
             }
             if !provider_is_active(provider) {
@@ -107,10 +83,8 @@ impl LoomConfig {
         if !ai.model_mapping.is_empty() {
             writeln!(out, "  model mapping:")?;
             for (model, per_provider) in &ai.model_mapping {
-                let targets: Vec<String> = per_provider
-                    .iter()
-                    .map(|(provider, target)| format!("{provider}: {target}"))
-                    .collect();
+                let targets: Vec<String> =
+                    per_provider.iter().map(|(provider, target)| format!("{provider}: {target}")).collect();
                 writeln!(out, "    {model} -> {}", targets.join(", "))?;
             }
         }
@@ -125,18 +99,10 @@ impl LoomConfig {
         }
 
         let routes = self.effective_routes();
-        let default_note = if self.routes.is_empty() {
-            " (default)"
-        } else {
-            ""
-        };
+        let default_note = if self.routes.is_empty() { " (default)" } else { "" };
         writeln!(out, "routes{default_note}:")?;
         for route in &routes {
-            let kind = if route.ai_gateway {
-                "ai_gateway"
-            } else {
-                "not ai_gateway"
-            };
+            let kind = if route.ai_gateway { "ai_gateway" } else { "not ai_gateway" };
             writeln!(out, "  - {} {} ({kind})", route.id, route.path)?;
             if let Some(routing) = &route.routing {
                 write_routing(out, "    ", routing, &ai.providers)?;
@@ -168,9 +134,7 @@ impl LoomConfig {
                 ("cost_per_1k_output", provider.cost_per_1k_output),
             ] {
                 if price.is_some() {
-                    notes.push(price_note(&format!(
-                        "ai_gateway.providers[{index}].{field}"
-                    )));
+                    notes.push(price_note(&format!("ai_gateway.providers[{index}].{field}")));
                 }
             }
         }
@@ -232,18 +196,9 @@ fn write_routing(
     routing: &RoutingConfig,
     providers: &[ProviderConfig],
 ) -> std::fmt::Result {
-    writeln!(
-        out,
-        "{indent}routing: strategy {}",
-        routing.strategy.as_str()
-    )?;
+    writeln!(out, "{indent}routing: strategy {}", routing.strategy.as_str())?;
     if routing.failover.enabled {
-        let codes: Vec<String> = routing
-            .failover
-            .retry_codes
-            .iter()
-            .map(u16::to_string)
-            .collect();
+        let codes: Vec<String> = routing.failover.retry_codes.iter().map(u16::to_string).collect();
         writeln!(
             out,
             "{indent}  failover: on, max {} retries on {}",
@@ -281,14 +236,8 @@ fn display_url(url: &str) -> String {
         Ok(uri) => {
             let scheme = uri.scheme_str().unwrap_or("");
             let host = uri.host().unwrap_or("");
-            let port = uri
-                .port_u16()
-                .map(|port| format!(":{port}"))
-                .unwrap_or_default();
-            format!(
-                "{scheme}://{host}{port}{}",
-                uri.path().trim_end_matches('/')
-            )
+            let port = uri.port_u16().map(|port| format!(":{port}")).unwrap_or_default();
+            format!("{scheme}://{host}{port}{}", uri.path().trim_end_matches('/'))
         }
         Err(_) => "(invalid URL)".to_owned(),
     }
@@ -300,13 +249,7 @@ mod tests {
 
     #[test]
     fn urls_print_without_credentials_or_query() {
-        assert_eq!(
-            display_url("https://user:pw@example.com:8443/v1/?key=sk"),
-            "https://example.com:8443/v1"
-        );
-        assert_eq!(
-            display_url("https://api.openai.com/v1"),
-            "https://api.openai.com/v1"
-        );
+        assert_eq!(display_url("https://user:pw@example.com:8443/v1/?key=sk"), "https://example.com:8443/v1");
+        assert_eq!(display_url("https://api.openai.com/v1"), "https://api.openai.com/v1");
     }
 }

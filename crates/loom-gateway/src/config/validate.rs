@@ -13,34 +13,19 @@ impl LoomConfig {
     /// Checks every rule a loaded config must meet; the error names the offending key.
     pub fn validate(&self) -> Result {
         if self.server.max_body_bytes == 0 {
-            return Err(ConfigError::invalid(
-                "server.max_body_bytes",
-                "must be greater than 0",
-            ));
+            return Err(ConfigError::invalid("server.max_body_bytes", "must be greater than 0"));
         }
         if self.server.request_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "server.request_timeout",
-                "must be greater than 0",
-            ));
+            return Err(ConfigError::invalid("server.request_timeout", "must be greater than 0"));
         }
-        if self.admin.enabled
-            && self.admin.listen.port() != 0
-            && self.admin.listen == self.server.listen
-        {
+        if self.admin.enabled && self.admin.listen.port() != 0 && self.admin.listen == self.server.listen {
             return Err(ConfigError::invalid(
                 "admin.listen",
-                format!(
-                    "{} is also server.listen; the admin API needs its own address",
-                    self.admin.listen
-                ),
+                format!("{} is also server.listen; the admin API needs its own address", self.admin.listen),
             ));
         }
         if self.logging.level.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                "logging.level",
-                "must not be empty (e.g. `info`)",
-            ));
+            return Err(ConfigError::invalid("logging.level", "must not be empty (e.g. `info`)"));
         }
         validate_ai_gateway(&self.ai_gateway)?;
         let serves_ai = self.effective_routes().iter().any(|route| route.ai_gateway);
@@ -59,18 +44,12 @@ fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
     for (index, provider) in ai.providers.iter().enumerate() {
         let key = format!("ai_gateway.providers[{index}]");
         if provider.name.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}.name"),
-                "must not be empty",
-            ));
+            return Err(ConfigError::invalid(format!("{key}.name"), "must not be empty"));
         }
         if let Some(first) = seen.insert(&provider.name, index) {
             return Err(ConfigError::invalid(
                 format!("{key}.name"),
-                format!(
-                    "duplicate provider name \"{}\" (also ai_gateway.providers[{first}])",
-                    provider.name
-                ),
+                format!("duplicate provider name \"{}\" (also ai_gateway.providers[{first}])", provider.name),
             ));
         }
         validate_provider(&key, provider)?;
@@ -79,24 +58,15 @@ fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
     for (model, per_provider) in &ai.model_mapping {
         let key = format!("ai_gateway.model_mapping.{model}");
         if model.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                key,
-                "the client model name must not be empty",
-            ));
+            return Err(ConfigError::invalid(key, "the client model name must not be empty"));
         }
         for (provider, target) in per_provider {
             let key = format!("{key}.{provider}");
             if ai.provider(provider).is_none() {
-                return Err(ConfigError::invalid(
-                    key,
-                    unknown_provider(provider, &ai.providers),
-                ));
+                return Err(ConfigError::invalid(key, unknown_provider(provider, &ai.providers)));
             }
             if target.trim().is_empty() {
-                return Err(ConfigError::invalid(
-                    key,
-                    "the provider model name must not be empty",
-                ));
+                return Err(ConfigError::invalid(key, "the provider model name must not be empty"));
             }
         }
     }
@@ -109,10 +79,7 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         kind,
         ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic | ProviderType::Gemini
     );
-    let has_key = provider
-        .api_key
-        .as_ref()
-        .is_some_and(|secret| !secret.expose().is_empty());
+    let has_key = provider.api_key.as_ref().is_some_and(|secret| !secret.expose().is_empty());
     if needs_key && !has_key {
         let hint = if kind == ProviderType::Openai {
             "; for an OpenAI-compatible server without keys use `type: local` with `format: openai`"
@@ -121,21 +88,16 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         };
         return Err(ConfigError::invalid(
             format!("{key}.api_key"),
-            format!(
-                "required for type {} (e.g. `api_key: ${{API_KEY_VAR}}`){hint}",
-                kind.as_str()
-            ),
+            format!("required for type {} (e.g. `api_key: ${{API_KEY_VAR}}`){hint}", kind.as_str()),
         ));
     }
     let requires: &[(&str, bool)] = match kind {
-        ProviderType::Azure => &[
-            ("base_url", provider.base_url.is_some()),
-            ("api_version", provider.api_version.is_some()),
-        ],
-        ProviderType::Local => &[
-            ("base_url", provider.base_url.is_some()),
-            ("format", provider.format.is_some()),
-        ],
+        ProviderType::Azure => {
+            &[("base_url", provider.base_url.is_some()), ("api_version", provider.api_version.is_some())]
+        }
+        ProviderType::Local => {
+            &[("base_url", provider.base_url.is_some()), ("format", provider.format.is_some())]
+        }
         _ => &[],
     };
     for (field, present) in requires {
@@ -151,11 +113,7 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
             .map_err(|message| ConfigError::invalid(format!("{key}.base_url"), message))?;
     }
     let only_on: [(&str, bool, ProviderType); 3] = [
-        (
-            "deployments",
-            !provider.deployments.is_empty(),
-            ProviderType::Azure,
-        ),
+        ("deployments", !provider.deployments.is_empty(), ProviderType::Azure),
         ("format", provider.format.is_some(), ProviderType::Local),
         ("mock", provider.mock.is_some(), ProviderType::Mock),
     ];
@@ -163,48 +121,29 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         if present && kind != allowed {
             return Err(ConfigError::invalid(
                 format!("{key}.{field}"),
-                format!(
-                    "only allowed on type {}, this provider is type {}",
-                    allowed.as_str(),
-                    kind.as_str()
-                ),
+                format!("only allowed on type {}, this provider is type {}", allowed.as_str(), kind.as_str()),
             ));
         }
     }
     for (index, model) in provider.models.iter().enumerate() {
         if model.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}.models[{index}]"),
-                "must not be empty",
-            ));
+            return Err(ConfigError::invalid(format!("{key}.models[{index}]"), "must not be empty"));
         }
     }
     for (model, deployment) in &provider.deployments {
         if deployment.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}.deployments.{model}"),
-                "must not be empty",
-            ));
+            return Err(ConfigError::invalid(format!("{key}.deployments.{model}"), "must not be empty"));
         }
     }
-    check_price(
-        &format!("{key}.cost_per_1k_input"),
-        provider.cost_per_1k_input,
-    )?;
-    check_price(
-        &format!("{key}.cost_per_1k_output"),
-        provider.cost_per_1k_output,
-    )?;
+    check_price(&format!("{key}.cost_per_1k_input"), provider.cost_per_1k_input)?;
+    check_price(&format!("{key}.cost_per_1k_output"), provider.cost_per_1k_output)?;
     for (name, value) in &provider.headers {
         let key = format!("{key}.headers.{name}");
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(ConfigError::invalid(key, "not a valid HTTP header name"));
         }
         if http::HeaderValue::from_str(value).is_err() {
-            return Err(ConfigError::invalid(
-                key,
-                "not a valid HTTP header value (control characters?)",
-            ));
+            return Err(ConfigError::invalid(key, "not a valid HTTP header value (control characters?)"));
         }
     }
     Ok(())
@@ -215,10 +154,7 @@ fn validate_routing(routing: &RoutingConfig, key: &str, providers: &[ProviderCon
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, target) in routing.providers.iter().enumerate() {
         let target_key = format!("{key}.providers[{index}]");
-        if !providers
-            .iter()
-            .any(|provider| provider.name == target.name)
-        {
+        if !providers.iter().any(|provider| provider.name == target.name) {
             return Err(ConfigError::invalid(
                 format!("{target_key}.name"),
                 unknown_provider(&target.name, providers),
@@ -227,20 +163,11 @@ fn validate_routing(routing: &RoutingConfig, key: &str, providers: &[ProviderCon
         if let Some(first) = seen.insert(&target.name, index) {
             return Err(ConfigError::invalid(
                 format!("{target_key}.name"),
-                format!(
-                    "provider \"{}\" is already listed at {key}.providers[{first}]",
-                    target.name
-                ),
+                format!("provider \"{}\" is already listed at {key}.providers[{first}]", target.name),
             ));
         }
-        check_price(
-            &format!("{target_key}.cost_per_1k_input"),
-            target.cost_per_1k_input,
-        )?;
-        check_price(
-            &format!("{target_key}.cost_per_1k_output"),
-            target.cost_per_1k_output,
-        )?;
+        check_price(&format!("{target_key}.cost_per_1k_input"), target.cost_per_1k_input)?;
+        check_price(&format!("{target_key}.cost_per_1k_output"), target.cost_per_1k_output)?;
     }
     if routing.strategy == Strategy::Weighted {
         let targets = routing.targets_or_all(providers);
@@ -268,10 +195,7 @@ fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig]) -> Resu
     for (index, route) in routes.iter().enumerate() {
         let key = format!("routes[{index}]");
         if route.id.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}.id"),
-                "must not be empty",
-            ));
+            return Err(ConfigError::invalid(format!("{key}.id"), "must not be empty"));
         }
         if !ids.insert(route.id.as_str()) {
             return Err(ConfigError::invalid(
@@ -307,23 +231,18 @@ fn check_route_path(path: &str) -> std::result::Result<(), String> {
     }
     let body = path.strip_suffix("/*").unwrap_or(path);
     if body.contains('*') {
-        return Err(format!(
-            "\"{path}\": only a trailing `/*` wildcard is allowed (e.g. `/v1/*`)"
-        ));
+        return Err(format!("\"{path}\": only a trailing `/*` wildcard is allowed (e.g. `/v1/*`)"));
     }
     if path.contains(['?', '#', ' ']) {
-        return Err(format!(
-            "\"{path}\" must be a plain path (no query, fragment or spaces)"
-        ));
+        return Err(format!("\"{path}\" must be a plain path (no query, fragment or spaces)"));
     }
     Ok(())
 }
 
 /// Checks that `url` is an absolute http(s) URL; the message never repeats the URL (it may hold credentials).
 fn check_http_url(url: &str) -> std::result::Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| "not a valid URL; expected e.g. `https://api.openai.com/v1`".to_owned())?;
+    let uri: http::Uri =
+        url.parse().map_err(|_| "not a valid URL; expected e.g. `https://api.openai.com/v1`".to_owned())?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         Some(_) => return Err("must use http:// or https://".to_owned()),
@@ -348,18 +267,10 @@ fn check_price(key: &str, price: Option<f64>) -> Result {
 /// The message for a reference to a provider that is not defined.
 fn unknown_provider(name: &str, providers: &[ProviderConfig]) -> String {
     if providers.is_empty() {
-        return format!(
-            "unknown provider \"{name}\"; no providers are defined in ai_gateway.providers"
-        );
+        return format!("unknown provider \"{name}\"; no providers are defined in ai_gateway.providers");
     }
-    let defined: Vec<&str> = providers
-        .iter()
-        .map(|provider| provider.name.as_str())
-        .collect();
-    format!(
-        "unknown provider \"{name}\"; defined: {}",
-        defined.join(", ")
-    )
+    let defined: Vec<&str> = providers.iter().map(|provider| provider.name.as_str()).collect();
+    format!("unknown provider \"{name}\"; defined: {}", defined.join(", "))
 }
 
 #[cfg(test)]

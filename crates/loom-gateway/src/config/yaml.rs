@@ -8,9 +8,7 @@ use serde_json::{Map, Number, Value};
 
 /// Parses one YAML document; the error text carries the line and column.
 pub(crate) fn parse(yaml: &str) -> Result<Value, String> {
-    Yaml::from_str::<Document>(yaml)
-        .map(|document| document.0)
-        .map_err(|error| error.to_string())
+    Yaml::from_str::<Document>(yaml).map(|document| document.0).map_err(|error| error.to_string())
 }
 
 /// A whole document, deserialized without duplicate keys.
@@ -54,9 +52,7 @@ impl<'de> Visitor<'de> for Node {
     }
 
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
-        Number::from_f64(value)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("not a finite number"))
+        Number::from_f64(value).map(Value::Number).ok_or_else(|| E::custom("not a finite number"))
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Value, E> {
@@ -156,20 +152,10 @@ mod tests {
 
     #[test]
     fn refuses_duplicate_keys_naming_them() {
-        let error = parse("ai_gateway:\n  routing: {}\n  routing: {}\n")
-            .err()
-            .unwrap_or_default();
-        assert!(
-            error.starts_with("ai_gateway: duplicate key `routing` at line"),
-            "{error}"
-        );
-        let error = parse("r:\n  - {id: a}\n  - {id: b, id: c}\n")
-            .err()
-            .unwrap_or_default();
-        assert!(
-            error.starts_with("r[1]: duplicate key `id` at line"),
-            "{error}"
-        );
+        let error = parse("ai_gateway:\n  routing: {}\n  routing: {}\n").err().unwrap_or_default();
+        assert!(error.starts_with("ai_gateway: duplicate key `routing` at line"), "{error}");
+        let error = parse("r:\n  - {id: a}\n  - {id: b, id: c}\n").err().unwrap_or_default();
+        assert!(error.starts_with("r[1]: duplicate key `id` at line"), "{error}");
         let error = parse("a: 1\na: 2\n").err().unwrap_or_default();
         assert!(error.starts_with("duplicate key `a`"), "{error}");
     }
