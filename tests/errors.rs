@@ -269,3 +269,25 @@ async fn streamed_upstream_error_status_is_reported_before_the_stream_starts() {
     let json: Value = serde_json::from_slice(&frame).unwrap();
     assert_error(&json, "rate_limit_error", Some("rate_limit_exceeded"));
 }
+
+#[tokio::test]
+async fn server_request_timeout_bounds_whole_and_streamed_requests() {
+    let yaml = "server:\n  request_timeout: 300ms\nai_gateway:\n  providers:\n    - name: slow\n      type: mock\n      mock:\n        latency: 0ms\n        chunk_delay: 10s\n    - name: late\n      type: mock\n      models: [late-model]\n      mock:\n        latency: 10s\n  routing:\n    providers:\n      - name: late\n      - name: slow\n";
+    let gateway = TestGateway::start(yaml).await;
+    let whole = gateway
+        .post("/v1/chat/completions", r#"{"model":"late-model","messages":[{"role":"user","content":"Hi"}]}"#)
+        .await;
+    assert_eq!(whole.status, 504);
+    let body = whole.json();
+    assert_error(&body, "timeout_error", Some("request_timeout"));
+    assert_eq!(body["error"]["message"], "The request took longer than server.request_timeout (300ms)");
+
+    let streamed = gateway
+        .post("/v1/chat/completions", r#"{"model":"any","messages":[{"role":"user","content":"Hi"}],"stream":true}"#)
+        .await;
+    assert_eq!(streamed.status, 200);
+    let events = sse_data(&streamed.text());
+    assert_eq!(events.len(), 2, "the first chunk, then the timeout: {events:?}");
+    let error: Value = serde_json::from_str(&events[1]).unwrap();
+    assert_error(&error, "timeout_error", Some("request_timeout"));
+}

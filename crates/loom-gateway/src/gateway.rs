@@ -77,6 +77,7 @@ impl Gateway {
             max_body_bytes: config.server.max_body_bytes,
             streaming_enabled: ai.streaming.enabled,
             flush_interval: ai.streaming.flush_interval,
+            request_timeout: config.server.request_timeout,
             models_body,
             request_ids: RequestIds::new(),
         };

@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod deadline;
 pub mod dispatch;
 pub mod gateway;
 pub mod http_error;

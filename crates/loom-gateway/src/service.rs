@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::dispatch::PriorityDispatch;
 use crate::http_error::openai_error_response;
 use crate::observe::MetricsService;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub(crate) max_body_bytes: u64,
     pub(crate) streaming_enabled: bool,
     pub(crate) flush_interval: Duration,
+    pub(crate) request_timeout: Duration,
     pub(crate) models_body: Bytes,
     pub(crate) request_ids: RequestIds,
 }
@@ -128,17 +130,27 @@ async fn route_and_serve(
         }
         Endpoint::Embeddings | Endpoint::Models => LlmRequest::embeddings(context, parse_embeddings(&body)?),
     };
-    let response = state.pipeline.clone().oneshot(llm_request).await?;
+    let deadline = Instant::now() + state.request_timeout;
+    let response = match tokio::time::timeout_at(deadline, state.pipeline.clone().oneshot(llm_request)).await
+    {
+        Ok(response) => response?,
+        Err(_) => return Err(request_timeout_error(state.request_timeout)),
+    };
     let provider = response.provider.clone();
-    Ok((answer(state, response)?, Some(provider)))
+    Ok((answer(state, response, deadline)?, Some(provider)))
 }
 
-fn answer(state: &AppState, response: LlmResponse) -> Result<Response<ResponseBody>, LoomError> {
+fn answer(
+    state: &AppState,
+    response: LlmResponse,
+    deadline: Instant,
+) -> Result<Response<ResponseBody>, LoomError> {
     let provider = response.provider.clone();
     let mut http_response = match response.payload {
         ResponsePayload::Chat(chat) => json_response(StatusCode::OK, to_json(&chat)?),
         ResponsePayload::Embeddings(embeddings) => json_response(StatusCode::OK, to_json(&embeddings)?),
         ResponsePayload::Stream(chunks) => {
+            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             sse_response(SseBody::new(openai_events(chunks), state.flush_interval))
         }
     };
