@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "loom", version)]
 struct Cli {
     /// Config file.
-    #[arg(long, short, global = true, default_value = "loom.yaml")]
+    #[arg(long, short, global = true, env = "LOOM_CONFIG", default_value = "loom.yaml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
