@@ -283,7 +283,10 @@ async fn server_request_timeout_bounds_whole_and_streamed_requests() {
     assert_eq!(body["error"]["message"], "The request took longer than server.request_timeout (300ms)");
 
     let streamed = gateway
-        .post("/v1/chat/completions", r#"{"model":"any","messages":[{"role":"user","content":"Hi"}],"stream":true}"#)
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"any","messages":[{"role":"user","content":"Hi"}],"stream":true}"#,
+        )
         .await;
     assert_eq!(streamed.status, 200);
     let events = sse_data(&streamed.text());

@@ -5,13 +5,28 @@
 //! `streaming.flush_interval`, the admin server (`/health`, `/metrics`), and the
 //! config schema that every block of the spec loads into.
 //!
-//! ```no_run
+//! ```
 //! use loom_gateway::{Gateway, config::LoomConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = LoomConfig::load("examples/quickstart.yaml".as_ref())?;
-//! let running = Gateway::from_config(&config)?.start().await?;
-//! tokio::signal::ctrl_c().await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = "ai_gateway:\n  providers:\n    - name: demo\n      type: mock\n";
+//! let config = LoomConfig::from_yaml_str(yaml, &|_| None)?;
+//! // `Gateway::start()` binds the configured addresses; tests bind port 0 themselves.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let running = Gateway::from_config(&config)?.start_on(listener, None);
+//!
+//! let body = r#"{"model":"any","messages":[{"role":"user","content":"hi"}]}"#;
+//! let mut tcp = tokio::net::TcpStream::connect(running.addr().unwrap()).await?;
+//! tcp.write_all(format!(
+//!     "POST /v1/chat/completions HTTP/1.1\r\nhost: loom\r\ncontent-type: application/json\r\n\
+//!      content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes()).await?;
+//! let mut answer = String::new();
+//! tcp.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 200 OK"));
+//! assert!(answer.contains("Hello from Loom's mock provider! You said: hi"));
+//!
 //! running.shutdown().await;
 //! # Ok(())
 //! # }

@@ -12,24 +12,37 @@ use crate::sse::EventStream;
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
 /// Parses a JSON body, naming the field at fault on error.
+///
+/// The fast parser runs first; only a body that fails is parsed again with path
+/// tracking, so valid requests do not pay for it.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
+    serde_json::from_slice(body).map_err(|_| explain_parse_error::<T>(body))
+}
+
+/// The error for a body that failed to parse, naming the field at fault.
+fn explain_parse_error<T: DeserializeOwned>(body: &[u8]) -> LoomError {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return LoomError::invalid_request(format!("The request body is not valid JSON: {inner}"), None);
-        }
-        if path == "." {
-            LoomError::invalid_request(format!("Invalid request body: {inner}"), None)
-        } else {
-            LoomError::invalid_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
-        }
-    })?;
-    deserializer.end().map_err(|error| {
-        LoomError::invalid_request(format!("The request body is not valid JSON: {error}"), None)
-    })?;
-    Ok(value)
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(_) => match deserializer.end() {
+            Ok(()) => return LoomError::invalid_request("The request body is not valid", None),
+            Err(error) => {
+                return LoomError::invalid_request(
+                    format!("The request body is not valid JSON: {error}"),
+                    None,
+                );
+            }
+        },
+        Err(error) => error,
+    };
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        LoomError::invalid_request(format!("The request body is not valid JSON: {inner}"), None)
+    } else if path == "." {
+        LoomError::invalid_request(format!("Invalid request body: {inner}"), None)
+    } else {
+        LoomError::invalid_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
+    }
 }
 
 /// Parses and checks a chat-completions body.
