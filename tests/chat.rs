@@ -264,3 +264,41 @@ async fn mock_provider_answers_whole_and_streamed_without_network() {
         .collect();
     assert_eq!(text, "Hello from Loom's mock provider! You said: ping");
 }
+
+#[tokio::test]
+async fn azure_gets_its_deployment_url_api_version_and_api_key_header() {
+    let mock = MockUpstream::start().await;
+    let yaml = format!(
+        "ai_gateway:\n  providers:\n    - name: azure\n      type: azure\n      api_key: azure-key-123\n      base_url: http://{}\n      api_version: \"2024-02-15-preview\"\n      deployments:\n        gpt-4: my-gpt4-deployment\n",
+        mock.addr()
+    );
+    let gateway = TestGateway::start(&yaml).await;
+    mock.push_reply(Reply::chat_completion("gpt-4"));
+    let body = json!({"model": "gpt-4", "messages": [{"role": "user", "content": "Hi"}]});
+    let response = gateway.post("/v1/chat/completions", &body.to_string()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json(), without_nulls(&fixtures::chat_completion("gpt-4")));
+    let upstream = mock.requests();
+    assert_eq!(upstream[0].path, "/openai/deployments/my-gpt4-deployment/chat/completions");
+    assert_eq!(upstream[0].query.as_deref(), Some("api-version=2024-02-15-preview"));
+    assert_eq!(upstream[0].header("api-key").as_deref(), Some("azure-key-123"));
+    assert_eq!(upstream[0].header("authorization"), None);
+    assert_eq!(upstream[0].json(), body);
+
+    mock.push_reply(Reply::embeddings("text-embedding-3-small", 1));
+    let embeddings =
+        gateway.post("/v1/embeddings", r#"{"model":"text-embedding-3-small","input":"x"}"#).await;
+    assert_eq!(embeddings.status, 200);
+    let upstream = mock.requests();
+    assert_eq!(upstream[1].path, "/openai/deployments/text-embedding-3-small/embeddings");
+
+    mock.push_reply(Reply::chat_stream("gpt-4", false));
+    let streamed = gateway
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4","messages":[{"role":"user","content":"Hi"}],"stream":true}"#,
+        )
+        .await;
+    assert!(streamed.text().ends_with("data: [DONE]\n\n"), "{}", streamed.text());
+    assert_eq!(mock.requests()[2].path, "/openai/deployments/my-gpt4-deployment/chat/completions");
+}

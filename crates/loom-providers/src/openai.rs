@@ -1,4 +1,4 @@
-//! The `openai` provider: OpenAI and any OpenAI-compatible server.
+//! The `openai` provider (OpenAI and any OpenAI-compatible server) and `azure` (Azure OpenAI).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,16 +7,17 @@ use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
 use http::Uri;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, HeaderName};
 use loom_core::{
     ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, LlmRequest,
     LlmResponse, LoomError, RequestPayload, ResponsePayload,
 };
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tower::Service;
 
 use crate::client::build_client;
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
 use crate::upstream::{Upstream, base_headers, parse_error_body};
 
@@ -31,21 +32,95 @@ pub struct OpenAiProvider {
 
 struct Inner {
     upstream: Upstream,
-    chat_uri: Uri,
-    embeddings_uri: Uri,
+    endpoints: Endpoints,
+}
+
+/// Where chat and embeddings requests go.
+enum Endpoints {
+    /// OpenAI and compatible servers: one URL per operation.
+    Fixed { chat: Uri, embeddings: Uri },
+    /// Azure OpenAI: one URL per deployment, the deployment named by the model.
+    Azure(AzureEndpoints),
+}
+
+/// Azure URLs: `{base}/openai/deployments/{deployment}/{operation}?api-version={version}`.
+struct AzureEndpoints {
+    base: String,
+    api_version: String,
+    /// Model name -> deployment name, from `deployments:`.
+    deployments: BTreeMap<String, String>,
+}
+
+impl AzureEndpoints {
+    fn uri(&self, provider: &str, model: &str, operation: &str) -> Result<Uri, ProviderError> {
+        let deployment = self.deployments.get(model).map(String::as_str).unwrap_or(model);
+        let url_safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if deployment.is_empty() || !deployment.chars().all(url_safe) {
+            return Err(ProviderError::Unsupported {
+                provider: provider.to_owned(),
+                what: format!("the deployment name `{deployment}` (letters, digits, `-`, `_`, `.` only)"),
+            });
+        }
+        let url = format!(
+            "{}/openai/deployments/{deployment}/{operation}?api-version={}",
+            self.base, self.api_version
+        );
+        url.parse::<Uri>().map_err(|error| ProviderError::Config {
+            provider: provider.to_owned(),
+            reason: format!("invalid Azure URL `{url}`: {error}"),
+        })
+    }
+}
+
+impl Inner {
+    fn chat_uri(&self, model: &str) -> Result<Uri, ProviderError> {
+        match &self.endpoints {
+            Endpoints::Fixed { chat, .. } => Ok(chat.clone()),
+            Endpoints::Azure(azure) => azure.uri(&self.upstream.name, model, "chat/completions"),
+        }
+    }
+
+    fn embeddings_uri(&self, model: &str) -> Result<Uri, ProviderError> {
+        match &self.endpoints {
+            Endpoints::Fixed { embeddings, .. } => Ok(embeddings.clone()),
+            Endpoints::Azure(azure) => azure.uri(&self.upstream.name, model, "embeddings"),
+        }
+    }
 }
 
 impl OpenAiProvider {
-    /// Builds the provider from its config entry.
+    /// Builds the provider from its config entry (`openai`, `local` with `format: openai`, or `azure`).
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
-        let base = config.base_url.as_deref().unwrap_or(OPENAI_BASE_URL).trim_end_matches('/');
-        let uri = |path: &str| {
-            format!("{base}{path}").parse::<Uri>().map_err(|error| ProviderError::Config {
-                provider: config.name.clone(),
-                reason: format!("base_url `{base}` is not a valid URL: {error}"),
-            })
+        let config_error = |reason: String| ProviderError::Config { provider: config.name.clone(), reason };
+        let (endpoints, auth) = if config.kind == ProviderType::Azure {
+            let base = config
+                .base_url
+                .as_deref()
+                .ok_or_else(|| {
+                    config_error("azure needs `base_url` (https://RESOURCE.openai.azure.com)".into())
+                })?
+                .trim_end_matches('/')
+                .to_owned();
+            let api_version =
+                config.api_version.clone().ok_or_else(|| config_error("azure needs `api_version`".into()))?;
+            let azure = AzureEndpoints { base, api_version, deployments: config.deployments.clone() };
+            let auth = config
+                .api_key
+                .as_ref()
+                .map(|key| (HeaderName::from_static("api-key"), key.expose().to_owned()));
+            (Endpoints::Azure(azure), auth)
+        } else {
+            let base = config.base_url.as_deref().unwrap_or(OPENAI_BASE_URL).trim_end_matches('/');
+            let uri = |path: &str| {
+                format!("{base}{path}")
+                    .parse::<Uri>()
+                    .map_err(|error| config_error(format!("base_url `{base}` is not a valid URL: {error}")))
+            };
+            let endpoints =
+                Endpoints::Fixed { chat: uri("/chat/completions")?, embeddings: uri("/embeddings")? };
+            let auth = config.api_key.as_ref().map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
+            (endpoints, auth)
         };
-        let auth = config.api_key.as_ref().map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
         let headers = base_headers(&config.name, auth, &config.headers)?;
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
         Ok(OpenAiProvider {
@@ -57,8 +132,7 @@ impl OpenAiProvider {
                     config.timeouts,
                     config.api_key.clone(),
                 ),
-                chat_uri: uri("/chat/completions")?,
-                embeddings_uri: uri("/embeddings")?,
+                endpoints,
             }),
         })
     }
@@ -92,22 +166,26 @@ impl Inner {
 
     async fn chat(&self, chat: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let deadline = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.chat_uri, self.encode(chat)?, deadline).await?;
+        let response =
+            self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
         self.upstream.decode(&body)
     }
 
     async fn embeddings(&self, embeddings: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
         let deadline = self.upstream.deadline();
-        let response =
-            self.upstream.post_json(&self.embeddings_uri, self.encode(embeddings)?, deadline).await?;
+        let response = self
+            .upstream
+            .post_json(&self.embeddings_uri(&embeddings.model)?, self.encode(embeddings)?, deadline)
+            .await?;
         let body = self.upstream.read_body(response, deadline).await?;
         self.upstream.decode(&body)
     }
 
     async fn stream(&self, chat: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         let deadline: Instant = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.chat_uri, self.encode(chat)?, deadline).await?;
+        let response =
+            self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
         let upstream = self.upstream.clone();
         let events = Box::pin(self.upstream.events(response, deadline));
         let chunks = futures_util::stream::unfold(Some((events, upstream)), |state| async move {

@@ -15,7 +15,7 @@ use crate::openai::OpenAiProvider;
 /// One provider of any supported type, as a `tower::Service<LlmRequest>`.
 #[derive(Clone)]
 pub enum Provider {
-    /// OpenAI or an OpenAI-compatible server.
+    /// OpenAI, Azure OpenAI, or an OpenAI-compatible server.
     OpenAi(OpenAiProvider),
     /// The built-in mock.
     Mock(MockProvider),
@@ -25,7 +25,8 @@ impl Provider {
     /// Builds the adapter a config entry asks for.
     pub fn from_config(config: &ProviderConfig) -> Result<Provider, ProviderError> {
         match (config.kind, config.format) {
-            (ProviderType::Openai, _) | (ProviderType::Local, Some(WireFormat::Openai) | None) => {
+            (ProviderType::Openai | ProviderType::Azure, _)
+            | (ProviderType::Local, Some(WireFormat::Openai) | None) => {
                 Ok(Provider::OpenAi(OpenAiProvider::new(config)?))
             }
             (ProviderType::Mock, _) => Ok(Provider::Mock(MockProvider::new(config))),
