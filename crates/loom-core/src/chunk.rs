@@ -75,7 +75,13 @@ pub struct Delta {
     /// Next piece of plain-text reasoning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
-    /// Fields Loom does not model (e.g. a thinking signature).
+    /// Signature that closes the current reasoning block (Anthropic `signature_delta`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_signature: Option<String>,
+    /// A whole redacted reasoning block (Anthropic `redacted_thinking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_reasoning: Option<String>,
+    /// Fields Loom does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -2,8 +2,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use loom_core::{ChatChunk, ChatRequest, ChunkStream, EmbeddingsRequest, LoomError};
+use loom_core::{
+    ChatChunk, ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest, LoomError,
+};
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::http_error::openai_error_json;
 use crate::sse::EventStream;
@@ -96,16 +99,65 @@ pub fn chunk_event(chunk: &ChatChunk) -> Bytes {
 }
 
 /// The OpenAI SSE events of a chunk stream: one per chunk, then `[DONE]`; an error
-/// becomes an error event and ends the stream without `[DONE]`.
-pub fn openai_events(chunks: ChunkStream) -> EventStream {
-    Box::pin(futures_util::stream::unfold(Some(chunks), |state| async move {
+/// becomes an error event and ends the stream without `[DONE]`. Usage goes out only
+/// when the client asked for it (`stream_options.include_usage`).
+pub fn openai_events(chunks: ChunkStream, include_usage: bool) -> EventStream {
+    Box::pin(futures_util::stream::unfold(Some(chunks), move |state| async move {
         let mut chunks = state?;
-        match chunks.next().await {
-            Some(Ok(chunk)) => Some((chunk_event(&chunk), Some(chunks))),
-            Some(Err(error)) => Some((error_event(&error), None)),
-            None => Some((Bytes::from_static(DONE_EVENT), None)),
+        loop {
+            return match chunks.next().await {
+                Some(Ok(mut chunk)) => {
+                    if !include_usage && chunk.usage.is_some() {
+                        if chunk.choices.is_empty() {
+                            continue;
+                        }
+                        chunk.usage = None;
+                    }
+                    Some((chunk_event(&chunk), Some(chunks)))
+                }
+                Some(Err(error)) => Some((error_event(&error), None)),
+                None => Some((Bytes::from_static(DONE_EVENT), None)),
+            };
         }
     }))
+}
+
+/// Rewrites reasoning blocks for OpenAI clients: text stays `content` (a string),
+/// reasoning text goes to `reasoning_content`, and the blocks with their signatures
+/// to `thinking_blocks`, which Loom accepts back on the next turn.
+pub fn for_openai_client(response: &mut ChatResponse) {
+    for choice in &mut response.choices {
+        let message = &mut choice.message;
+        let Some(Content::Parts(parts)) = &message.content else { continue };
+        if !parts
+            .iter()
+            .any(|part| matches!(part, ContentPart::Thinking(_) | ContentPart::RedactedThinking(_)))
+        {
+            continue;
+        }
+        let mut text = String::new();
+        let mut reasoning = String::new();
+        let mut blocks = Vec::new();
+        for part in parts {
+            match part {
+                ContentPart::Text(part) => text.push_str(&part.text),
+                ContentPart::Thinking(thinking) => {
+                    reasoning.push_str(&thinking.thinking);
+                    blocks.push(json!({"type": "thinking", "thinking": thinking.thinking,
+                        "signature": thinking.signature.clone().unwrap_or_default()}));
+                }
+                ContentPart::RedactedThinking(redacted) => {
+                    blocks.push(json!({"type": "redacted_thinking", "data": redacted.data}));
+                }
+                _ => {}
+            }
+        }
+        message.content = (!text.is_empty() || message.tool_calls.is_none()).then_some(Content::Text(text));
+        if !reasoning.is_empty() {
+            message.reasoning_content = Some(reasoning);
+        }
+        message.extra.insert("thinking_blocks".to_owned(), Value::Array(blocks));
+    }
 }
 
 /// The event that reports an error in the middle of a stream.

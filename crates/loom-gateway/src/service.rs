@@ -18,7 +18,7 @@ use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::dispatch::PriorityDispatch;
 use crate::http_error::openai_error_response;
 use crate::observe::MetricsService;
-use crate::openai_format::{openai_events, parse_chat, parse_embeddings, to_json};
+use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
@@ -116,6 +116,7 @@ async fn route_and_serve(
     let body = read_body(request, state.max_body_bytes).await?;
     let mut context = RequestContext::new(request_id);
     context.route = Some(route_id);
+    let mut wants_usage = false;
     let llm_request = match endpoint {
         Endpoint::Chat => {
             let chat = parse_chat(&body)?;
@@ -126,6 +127,7 @@ async fn route_and_serve(
                 ));
             }
             context.identity.user = chat.user.as_deref().map(Arc::from);
+            wants_usage = chat.wants_stream_usage();
             LlmRequest::chat(context, chat)
         }
         Endpoint::Embeddings | Endpoint::Models => LlmRequest::embeddings(context, parse_embeddings(&body)?),
@@ -137,21 +139,25 @@ async fn route_and_serve(
         Err(_) => return Err(request_timeout_error(state.request_timeout)),
     };
     let provider = response.provider.clone();
-    Ok((answer(state, response, deadline)?, Some(provider)))
+    Ok((answer(state, response, deadline, wants_usage)?, Some(provider)))
 }
 
 fn answer(
     state: &AppState,
     response: LlmResponse,
     deadline: Instant,
+    wants_usage: bool,
 ) -> Result<Response<ResponseBody>, LoomError> {
     let provider = response.provider.clone();
     let mut http_response = match response.payload {
-        ResponsePayload::Chat(chat) => json_response(StatusCode::OK, to_json(&chat)?),
+        ResponsePayload::Chat(mut chat) => {
+            for_openai_client(&mut chat);
+            json_response(StatusCode::OK, to_json(&chat)?)
+        }
         ResponsePayload::Embeddings(embeddings) => json_response(StatusCode::OK, to_json(&embeddings)?),
         ResponsePayload::Stream(chunks) => {
             let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
-            sse_response(SseBody::new(openai_events(chunks), state.flush_interval))
+            sse_response(SseBody::new(openai_events(chunks, wants_usage), state.flush_interval))
         }
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {

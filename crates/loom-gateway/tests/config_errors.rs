@@ -550,19 +550,20 @@ fn summary_shows_the_setup_but_never_a_key() {
 
 #[test]
 fn inactive_features_are_listed() {
-    assert!(load_ok("").inactive_features().iter().any(|note| note.contains("provider type anthropic")));
-    let only_active = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n    - {name: m, type: mock}\n    - {name: l, type: local, format: openai, base_url: \"http://h:1\"}\n";
-    assert_eq!(load_ok(only_active).inactive_features(), Vec::<String>::new());
-    let config = load_ok(
-        "ai_gateway:\n  providers:\n    - {name: l, type: local, format: anthropic, base_url: \"http://h:1\"}\n",
-    );
+    let gemini = "ai_gateway:\n  providers:\n    - {name: g, type: gemini, api_key: k}\n";
+    let config = load_ok(gemini);
     assert!(!provider_is_active(&config.ai_gateway.providers[0]));
-    assert_eq!(config.ai_gateway.providers[0].format, Some(WireFormat::Anthropic));
     assert!(
-        config.inactive_features()[0].contains("local with format anthropic"),
+        config
+            .inactive_features()
+            .iter()
+            .any(|note| note.contains("provider type gemini is configured, not active yet")),
         "{:?}",
         config.inactive_features()
     );
+    let only_active = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n    - {name: m, type: mock}\n    - {name: l, type: local, format: openai, base_url: \"http://h:1\"}\n    - {name: a, type: anthropic, api_key: k}\n    - {name: la, type: local, format: anthropic, base_url: \"http://h:2\"}\n    - {name: z, type: azure, api_key: k, base_url: \"https://r.openai.azure.com\", api_version: \"2024-02-15-preview\"}\n";
+    assert_eq!(load_ok(only_active).inactive_features(), Vec::<String>::new());
+    assert_eq!(load_ok(only_active).ai_gateway.providers[4].format, Some(WireFormat::Anthropic));
 }
 
 // ---------------------------------------------------------------- examples and files

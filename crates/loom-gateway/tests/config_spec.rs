@@ -155,7 +155,7 @@ fn every_block_says_what_the_spec_says() {
                     ]
                 );
                 assert_eq!(config.routes, [ai_route()]);
-                assert!(has_note(&config, "provider type anthropic is configured, not active yet"));
+                assert!(!has_note(&config, "provider type anthropic"), "anthropic is active");
             }
             "Single Provider" => {
                 let standalone = LoomConfig::from_yaml_str(&block.yaml, &env)

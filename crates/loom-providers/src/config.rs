@@ -156,6 +156,9 @@ pub struct ProviderConfig {
     /// Price per 1,000 output tokens.
     #[serde(default)]
     pub cost_per_1k_output: Option<f64>,
+    /// Output limit sent to providers that require one (Anthropic) when the client set none.
+    #[serde(default)]
+    pub default_max_tokens: Option<u32>,
     /// Extra headers sent upstream on every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -188,6 +191,7 @@ impl ProviderConfig {
             format: None,
             cost_per_1k_input: None,
             cost_per_1k_output: None,
+            default_max_tokens: None,
             headers: BTreeMap::new(),
             timeouts: Timeouts::default(),
             pool_max_idle_per_host: default_pool_max_idle(),

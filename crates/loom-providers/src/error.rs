@@ -110,6 +110,8 @@ pub fn kind_for_status(status: u16) -> ErrorKind {
         408 => ErrorKind::Timeout,
         413 => ErrorKind::PayloadTooLarge,
         429 => ErrorKind::RateLimited,
+        // Anthropic's "overloaded": retryable, shown to clients as 503.
+        529 => ErrorKind::Overloaded,
         // Upstream rejected the gateway's own credentials: a gateway fault, not the client's.
         401 | 403 => ErrorKind::UpstreamError,
         400..=499 => ErrorKind::UpstreamRejected,

@@ -24,6 +24,7 @@
 //! # });
 //! ```
 
+pub mod anthropic;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod openai;
 pub mod provider;
 mod upstream;
 
+pub use anthropic::AnthropicProvider;
 pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, WireFormat};
 pub use error::{ProviderError, TimeoutPhase};
 pub use mock::MockProvider;

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use http::Uri;
 use http::header::{AUTHORIZATION, HeaderName};
 use loom_core::{
-    ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, LlmRequest,
-    LlmResponse, LoomError, RequestPayload, ResponsePayload,
+    ChatChunk, ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest,
+    EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role,
 };
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -146,10 +146,14 @@ impl OpenAiProvider {
 impl Inner {
     async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, ProviderError> {
         let payload = match request.payload {
-            RequestPayload::Chat(chat) if chat.is_stream() => {
+            RequestPayload::Chat(mut chat) if chat.is_stream() => {
+                drop_reasoning_blocks(&mut chat);
                 ResponsePayload::Stream(self.stream(&chat).await?)
             }
-            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat).await?),
+            RequestPayload::Chat(mut chat) => {
+                drop_reasoning_blocks(&mut chat);
+                ResponsePayload::Chat(self.chat(&chat).await?)
+            }
             RequestPayload::Embeddings(embeddings) => {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
             }
@@ -205,6 +209,20 @@ impl Inner {
             }
         });
         Ok(Box::pin(chunks))
+    }
+}
+
+/// Removes Anthropic reasoning blocks from earlier assistant turns: OpenAI-format
+/// servers reject them, and they only matter to the model that wrote them.
+fn drop_reasoning_blocks(chat: &mut ChatRequest) {
+    for message in &mut chat.messages {
+        if message.role != Role::Assistant {
+            continue;
+        }
+        message.extra.remove("thinking_blocks");
+        if let Some(Content::Parts(parts)) = &mut message.content {
+            parts.retain(|part| !matches!(part, ContentPart::Thinking(_) | ContentPart::RedactedThinking(_)));
+        }
     }
 }
 

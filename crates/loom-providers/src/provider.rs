@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use loom_core::{LlmRequest, LlmResponse, LoomError};
 use tower::Service;
 
+use crate::anthropic::AnthropicProvider;
 use crate::config::{ProviderConfig, ProviderType, WireFormat};
 use crate::error::ProviderError;
 use crate::mock::MockProvider;
@@ -17,6 +18,8 @@ use crate::openai::OpenAiProvider;
 pub enum Provider {
     /// OpenAI, Azure OpenAI, or an OpenAI-compatible server.
     OpenAi(OpenAiProvider),
+    /// Anthropic's Messages API.
+    Anthropic(AnthropicProvider),
     /// The built-in mock.
     Mock(MockProvider),
 }
@@ -28,6 +31,9 @@ impl Provider {
             (ProviderType::Openai | ProviderType::Azure, _)
             | (ProviderType::Local, Some(WireFormat::Openai) | None) => {
                 Ok(Provider::OpenAi(OpenAiProvider::new(config)?))
+            }
+            (ProviderType::Anthropic, _) | (ProviderType::Local, Some(WireFormat::Anthropic)) => {
+                Ok(Provider::Anthropic(AnthropicProvider::new(config)?))
             }
             (ProviderType::Mock, _) => Ok(Provider::Mock(MockProvider::new(config))),
             (kind, format) => Err(ProviderError::Unsupported {
@@ -46,6 +52,7 @@ impl Provider {
     pub fn name(&self) -> &str {
         match self {
             Provider::OpenAi(provider) => provider.name(),
+            Provider::Anthropic(provider) => provider.name(),
             Provider::Mock(provider) => provider.name(),
         }
     }
@@ -59,6 +66,7 @@ impl Service<LlmRequest> for Provider {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
         match self {
             Provider::OpenAi(provider) => provider.poll_ready(cx),
+            Provider::Anthropic(provider) => provider.poll_ready(cx),
             Provider::Mock(provider) => provider.poll_ready(cx),
         }
     }
@@ -66,6 +74,7 @@ impl Service<LlmRequest> for Provider {
     fn call(&mut self, request: LlmRequest) -> Self::Future {
         match self {
             Provider::OpenAi(provider) => provider.call(request),
+            Provider::Anthropic(provider) => provider.call(request),
             Provider::Mock(provider) => provider.call(request),
         }
     }

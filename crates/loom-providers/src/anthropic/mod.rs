@@ -1,0 +1,203 @@
+//! The `anthropic` provider (and `local` with `format: anthropic`): the Messages API.
+
+pub mod request;
+pub mod response;
+pub mod stream;
+pub mod wire;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use http::Uri;
+use http::header::HeaderName;
+use loom_core::{
+    ChatRequest, ChatResponse, ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload,
+    ResponsePayload, UpstreamFailure,
+};
+use tower::Service;
+
+use crate::client::build_client;
+use crate::config::ProviderConfig;
+use crate::error::ProviderError;
+use crate::upstream::{Upstream, base_headers};
+
+use self::stream::StreamTranslator;
+use self::wire::{MessagesResponse, StreamEvent};
+
+/// Default base URL of the Anthropic API.
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// Default `anthropic-version` header.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// Output limit sent when the client set none (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+}
+
+/// The canonical error for an Anthropic error type sent in a stream.
+pub(crate) fn stream_error(provider: &str, kind: &str, message: &str) -> LoomError {
+    let (error_kind, status) = match kind {
+        "overloaded_error" => (ErrorKind::Overloaded, 529),
+        "rate_limit_error" => (ErrorKind::RateLimited, 429),
+        "invalid_request_error" => (ErrorKind::UpstreamRejected, 400),
+        "request_too_large" => (ErrorKind::PayloadTooLarge, 413),
+        "not_found_error" => (ErrorKind::UpstreamRejected, 404),
+        "authentication_error" | "permission_error" => (ErrorKind::UpstreamError, 401),
+        _ => (ErrorKind::UpstreamError, 500),
+    };
+    LoomError::new(error_kind, format!("provider `{provider}` reported {kind}: {message}")).with_upstream(
+        UpstreamFailure {
+            provider: provider.to_owned(),
+            status: Some(status),
+            error_type: Some(kind.to_owned()),
+            code: None,
+            retry_after: None,
+        },
+    )
+}
+
+/// A `tower::Service` that speaks Anthropic's Messages API.
+#[derive(Clone)]
+pub struct AnthropicProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    upstream: Upstream,
+    messages_uri: Uri,
+    default_max_tokens: u32,
+}
+
+impl AnthropicProvider {
+    /// Builds the provider from its config entry.
+    pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
+        let base = config.base_url.as_deref().unwrap_or(ANTHROPIC_BASE_URL).trim_end_matches('/');
+        let url =
+            if base.ends_with("/v1") { format!("{base}/messages") } else { format!("{base}/v1/messages") };
+        let messages_uri = url.parse::<Uri>().map_err(|error| ProviderError::Config {
+            provider: config.name.clone(),
+            reason: format!("base_url `{base}` is not a valid URL: {error}"),
+        })?;
+        let auth = config
+            .api_key
+            .as_ref()
+            .map(|key| (HeaderName::from_static("x-api-key"), key.expose().to_owned()));
+        let mut headers = base_headers(&config.name, auth, &config.headers)?;
+        if !headers.contains_key("anthropic-version") {
+            let version = config.api_version.as_deref().unwrap_or(ANTHROPIC_VERSION);
+            let value = http::HeaderValue::from_str(version).map_err(|_| ProviderError::Config {
+                provider: config.name.clone(),
+                reason: "api_version is not a valid header value".to_owned(),
+            })?;
+            headers.insert(HeaderName::from_static("anthropic-version"), value);
+        }
+        let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
+        Ok(AnthropicProvider {
+            inner: Arc::new(Inner {
+                upstream: Upstream::new(
+                    Arc::from(config.name.as_str()),
+                    client,
+                    headers,
+                    config.timeouts,
+                    config.api_key.clone(),
+                ),
+                messages_uri,
+                default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            }),
+        })
+    }
+
+    /// The provider's configured name.
+    pub fn name(&self) -> &str {
+        &self.inner.upstream.name
+    }
+}
+
+impl Inner {
+    async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+        let payload = match request.payload {
+            RequestPayload::Chat(chat) if chat.is_stream() => {
+                ResponsePayload::Stream(self.stream(&chat).await?)
+            }
+            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat).await?),
+            RequestPayload::Embeddings(_) => {
+                return Err(ProviderError::Unsupported {
+                    provider: self.upstream.name.to_string(),
+                    what: "embeddings (Anthropic has no embeddings API)".to_owned(),
+                }
+                .into());
+            }
+        };
+        Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
+    }
+
+    fn body(&self, chat: &ChatRequest) -> Result<Vec<u8>, LoomError> {
+        let body = request::to_anthropic(chat, self.default_max_tokens)?;
+        serde_json::to_vec(&body).map_err(|error| LoomError::internal(format!("encoding failed: {error}")))
+    }
+
+    async fn chat(&self, chat: &ChatRequest) -> Result<ChatResponse, LoomError> {
+        let deadline = self.upstream.deadline();
+        let response = self.upstream.post_json(&self.messages_uri, self.body(chat)?, deadline).await?;
+        let body = self.upstream.read_body(response, deadline).await?;
+        let answer: MessagesResponse = self.upstream.decode(&body)?;
+        Ok(response::from_anthropic(answer))
+    }
+
+    async fn stream(&self, chat: &ChatRequest) -> Result<ChunkStream, LoomError> {
+        let deadline = self.upstream.deadline();
+        let response = self.upstream.post_json(&self.messages_uri, self.body(chat)?, deadline).await?;
+        let upstream = self.upstream.clone();
+        let events = Box::pin(self.upstream.events(response, deadline));
+        let translator = StreamTranslator::new(&self.upstream.name);
+        let state = (events, upstream, translator, std::collections::VecDeque::new());
+        let chunks = futures_util::stream::unfold(Some(state), |state| async move {
+            let (mut events, upstream, mut translator, mut pending) = state?;
+            loop {
+                if let Some(chunk) = pending.pop_front() {
+                    return Some((Ok(chunk), Some((events, upstream, translator, pending))));
+                }
+                if translator.is_complete() {
+                    return None;
+                }
+                let event = match events.next().await {
+                    None => return Some((Err(LoomError::from(upstream.truncated())), None)),
+                    Some(Err(error)) => return Some((Err(LoomError::from(error)), None)),
+                    Some(Ok(event)) => event,
+                };
+                if event.data.trim().is_empty() {
+                    continue;
+                }
+                let parsed: StreamEvent = match upstream.decode(event.data.as_bytes()) {
+                    Ok(parsed) => parsed,
+                    Err(error) => return Some((Err(LoomError::from(error)), None)),
+                };
+                match translator.on_event(parsed) {
+                    Ok(chunks) => pending.extend(chunks),
+                    Err(error) => return Some((Err(error), None)),
+                }
+            }
+        });
+        Ok(Box::pin(chunks))
+    }
+}
+
+impl Service<LlmRequest> for AnthropicProvider {
+    type Response = LlmResponse;
+    type Error = LoomError;
+    type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: LlmRequest) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(inner.call(request))
+    }
+}
