@@ -55,6 +55,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anthropic_fixtures;
 pub mod fixtures;
 mod reply;
 mod server;
