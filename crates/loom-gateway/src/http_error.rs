@@ -1,9 +1,9 @@
-//! Maps a [`LoomError`] to an OpenAI-style error response.
+//! Maps a [`LoomError`] to an error response in the client's format.
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
-use loom_core::{ErrorKind, LoomError};
+use loom_core::{ClientFormat, ErrorKind, LoomError};
 use serde::Serialize;
 
 /// The HTTP status a client sees for this error.
@@ -77,9 +77,14 @@ pub fn openai_error_json(error: &LoomError) -> Vec<u8> {
     serde_json::to_vec(&envelope).unwrap_or_default()
 }
 
-/// A complete error response: status, JSON body and `Retry-After` when known.
-pub fn openai_error_response(error: &LoomError) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(openai_error_json(error)));
+/// A complete error response in the client's format: status, JSON body, and
+/// `Retry-After` when known.
+pub fn error_response(format: ClientFormat, error: &LoomError) -> Response<Bytes> {
+    let body = match format {
+        ClientFormat::OpenAi => openai_error_json(error),
+        ClientFormat::Anthropic => crate::anthropic_format::anthropic_error_json(error),
+    };
+    let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status_of(error);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -33,6 +33,8 @@
 //! ```
 
 pub mod admin;
+pub mod anthropic_format;
+pub mod anthropic_stream;
 pub mod config;
 pub mod deadline;
 pub mod dispatch;

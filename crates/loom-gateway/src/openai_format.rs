@@ -18,7 +18,7 @@ pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 ///
 /// The fast parser runs first; only a body that fails is parsed again with path
 /// tracking, so valid requests do not pay for it.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
     serde_json::from_slice(body).map_err(|_| explain_parse_error::<T>(body))
 }
 

@@ -1,4 +1,4 @@
-//! The HTTP service of the OpenAI front door: route, read, parse, dispatch, answer.
+//! The HTTP service of the front doors (OpenAI and Anthropic): route, read, parse, dispatch, answer.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,14 +9,18 @@ use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use loom_core::{ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload};
+use loom_core::{
+    ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
+};
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::anthropic_format::{parse_messages, to_messages_response};
+use crate::anthropic_stream::anthropic_events;
 use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::dispatch::PriorityDispatch;
-use crate::http_error::openai_error_response;
+use crate::http_error::error_response;
 use crate::observe::MetricsService;
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_id::RequestIds;
@@ -41,15 +45,42 @@ pub struct AppState {
     pub(crate) request_ids: RequestIds,
 }
 
-/// The endpoints of the OpenAI front door.
+/// The endpoints of the front doors.
 #[derive(Clone, Copy)]
 enum Endpoint {
     Chat,
     Embeddings,
     Models,
+    Messages,
 }
 
-/// Handles one HTTP request; never fails, errors become OpenAI-style responses.
+impl Endpoint {
+    fn from_path(endpoint: &str) -> Option<Endpoint> {
+        Some(match endpoint {
+            "chat/completions" => Endpoint::Chat,
+            "embeddings" => Endpoint::Embeddings,
+            "models" => Endpoint::Models,
+            "messages" => Endpoint::Messages,
+            _ => return None,
+        })
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Endpoint::Models => Method::GET,
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages => Method::POST,
+        }
+    }
+
+    fn format(self) -> ClientFormat {
+        match self {
+            Endpoint::Messages => ClientFormat::Anthropic,
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Models => ClientFormat::OpenAi,
+        }
+    }
+}
+
+/// Handles one HTTP request; never fails: errors become error responses in the client's format.
 pub async fn handle(
     state: Arc<AppState>,
     request: Request<Incoming>,
@@ -60,14 +91,20 @@ pub async fn handle(
         info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let outcome = route_and_serve(&state, request, &request_id).instrument(span.clone()).await;
+    let (format, outcome) = match resolve(&state, &request) {
+        Ok((route, endpoint)) => {
+            let served = serve(&state, request, &request_id, route, endpoint).instrument(span.clone()).await;
+            (endpoint.format(), served)
+        }
+        Err(error) => (ClientFormat::OpenAi, Err(error)),
+    };
     let (mut response, provider) = match outcome {
         Ok(served) => served,
         Err(error) => {
             if error.kind == ErrorKind::Internal {
                 warn!(parent: &span, error = %error.message, "request failed");
             }
-            (openai_error_response(&error).map(|body| Either::Left(Full::new(body))), None)
+            (error_response(format, &error).map(|body| Either::Left(Full::new(body))), None)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -85,13 +122,10 @@ pub async fn handle(
 
 type Served = (Response<ResponseBody>, Option<Arc<str>>);
 
-async fn route_and_serve(
-    state: &AppState,
-    request: Request<Incoming>,
-    request_id: &str,
-) -> Result<Served, LoomError> {
+/// Finds the route and endpoint of a request.
+fn resolve(state: &AppState, request: &Request<Incoming>) -> Result<(Arc<str>, Endpoint), LoomError> {
     let path = request.uri().path();
-    let (route_id, endpoint) = match match_route(&state.routes, path) {
+    let (route, endpoint) = match match_route(&state.routes, path) {
         RouteMatch::Ai { route, endpoint } => (route.id.clone(), endpoint),
         RouteMatch::NotAi(route) => {
             return Err(not_found(format!(
@@ -101,30 +135,46 @@ async fn route_and_serve(
         }
         RouteMatch::None => return Err(not_found(format!("Unknown path `{path}`"))),
     };
-    let (endpoint, allowed) = match endpoint {
-        "chat/completions" => (Endpoint::Chat, Method::POST),
-        "embeddings" => (Endpoint::Embeddings, Method::POST),
-        "models" => (Endpoint::Models, Method::GET),
-        _ => return Err(not_found(format!("Unknown path `{path}`"))),
-    };
+    let endpoint =
+        Endpoint::from_path(endpoint).ok_or_else(|| not_found(format!("Unknown path `{path}`")))?;
+    let allowed = endpoint.method();
     if request.method() != allowed {
         return Err(method_not_allowed(request.method(), &allowed));
     }
+    Ok((route, endpoint))
+}
+
+/// Reads, parses, dispatches and answers one request.
+async fn serve(
+    state: &AppState,
+    request: Request<Incoming>,
+    request_id: &str,
+    route: Arc<str>,
+    endpoint: Endpoint,
+) -> Result<Served, LoomError> {
     if let Endpoint::Models = endpoint {
         return Ok((json_response(StatusCode::OK, state.models_body.clone()), None));
     }
     let body = read_body(request, state.max_body_bytes).await?;
     let mut context = RequestContext::new(request_id);
-    context.route = Some(route_id);
+    context.route = Some(route);
+    context.client_format = endpoint.format();
     let mut wants_usage = false;
     let llm_request = match endpoint {
-        Endpoint::Chat => {
-            let chat = parse_chat(&body)?;
+        Endpoint::Chat | Endpoint::Messages => {
+            let mut chat = match endpoint {
+                Endpoint::Messages => parse_messages(&body)?,
+                _ => parse_chat(&body)?,
+            };
             if chat.is_stream() && !state.streaming_enabled {
                 return Err(LoomError::invalid_request(
                     "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
                     Some("stream".into()),
                 ));
+            }
+            if chat.is_stream() && context.client_format == ClientFormat::Anthropic {
+                // Anthropic clients always get usage at the end of a stream.
+                chat.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
             }
             context.identity.user = chat.user.as_deref().map(Arc::from);
             wants_usage = chat.wants_stream_usage();
@@ -139,17 +189,23 @@ async fn route_and_serve(
         Err(_) => return Err(request_timeout_error(state.request_timeout)),
     };
     let provider = response.provider.clone();
-    Ok((answer(state, response, deadline, wants_usage)?, Some(provider)))
+    let mut http_response = match endpoint.format() {
+        ClientFormat::OpenAi => openai_answer(state, response, deadline, wants_usage)?,
+        ClientFormat::Anthropic => anthropic_answer(state, response, deadline)?,
+    };
+    if let Ok(value) = HeaderValue::from_str(&provider) {
+        http_response.headers_mut().insert("x-loom-provider", value);
+    }
+    Ok((http_response, Some(provider)))
 }
 
-fn answer(
+fn openai_answer(
     state: &AppState,
     response: LlmResponse,
     deadline: Instant,
     wants_usage: bool,
 ) -> Result<Response<ResponseBody>, LoomError> {
-    let provider = response.provider.clone();
-    let mut http_response = match response.payload {
+    Ok(match response.payload {
         ResponsePayload::Chat(mut chat) => {
             for_openai_client(&mut chat);
             json_response(StatusCode::OK, to_json(&chat)?)
@@ -159,11 +215,24 @@ fn answer(
             let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             sse_response(SseBody::new(openai_events(chunks, wants_usage), state.flush_interval))
         }
-    };
-    if let Ok(value) = HeaderValue::from_str(&provider) {
-        http_response.headers_mut().insert("x-loom-provider", value);
-    }
-    Ok(http_response)
+    })
+}
+
+fn anthropic_answer(
+    state: &AppState,
+    response: LlmResponse,
+    deadline: Instant,
+) -> Result<Response<ResponseBody>, LoomError> {
+    Ok(match response.payload {
+        ResponsePayload::Chat(chat) => json_response(StatusCode::OK, to_json(&to_messages_response(chat)?)?),
+        ResponsePayload::Stream(chunks) => {
+            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
+            sse_response(SseBody::new(anthropic_events(chunks), state.flush_interval))
+        }
+        ResponsePayload::Embeddings(_) => {
+            return Err(LoomError::internal("an embeddings answer to a messages request"));
+        }
+    })
 }
 
 async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, LoomError> {
