@@ -336,12 +336,20 @@ fn api_keys_are_required_where_the_provider_needs_one() {
     // An empty value (e.g. `${VAR}` set to "") counts as missing.
     let empty = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: \"${EMPTY}\"}\n";
     assert_eq!(invalid_key(empty), "ai_gateway.providers[0].api_key");
-    // No key needed for mock, local and (for now) vertex.
+    // No key needed for mock, local and vertex (which authenticates with OAuth2).
     load_ok("ai_gateway:\n  providers:\n    - {name: m, type: mock}\n");
     load_ok(
         "ai_gateway:\n  providers:\n    - {name: l, type: local, format: openai, base_url: \"http://127.0.0.1:8000/v1\"}\n",
     );
-    load_ok("ai_gateway:\n  providers:\n    - {name: v, type: vertex}\n");
+    load_ok(
+        "ai_gateway:\n  providers:\n    - {name: v, type: vertex, vertex: {project: p, access_token: t}}\n",
+    );
+    let (key, _) = invalid("ai_gateway:\n  providers:\n    - {name: v, type: vertex}\n");
+    assert_eq!(key, "ai_gateway.providers[0].vertex");
+    let (key, _) = invalid(
+        "ai_gateway:\n  providers:\n    - {name: g, type: gemini, api_key: k, vertex: {project: p}}\n",
+    );
+    assert_eq!(key, "ai_gateway.providers[0].vertex");
 }
 
 #[test]
@@ -550,20 +558,21 @@ fn summary_shows_the_setup_but_never_a_key() {
 
 #[test]
 fn inactive_features_are_listed() {
-    let gemini = "ai_gateway:\n  providers:\n    - {name: g, type: gemini, api_key: k}\n";
-    let config = load_ok(gemini);
-    assert!(!provider_is_active(&config.ai_gateway.providers[0]));
+    let routing = "ai_gateway:\n  providers:\n    - {name: g, type: gemini, api_key: k}\n  routing:\n    strategy: weighted\n";
+    let config = load_ok(routing);
     assert!(
         config
             .inactive_features()
             .iter()
-            .any(|note| note.contains("provider type gemini is configured, not active yet")),
+            .any(|note| note.contains("strategy=weighted: configured, not active yet")),
         "{:?}",
         config.inactive_features()
     );
-    let only_active = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n    - {name: m, type: mock}\n    - {name: l, type: local, format: openai, base_url: \"http://h:1\"}\n    - {name: a, type: anthropic, api_key: k}\n    - {name: la, type: local, format: anthropic, base_url: \"http://h:2\"}\n    - {name: z, type: azure, api_key: k, base_url: \"https://r.openai.azure.com\", api_version: \"2024-02-15-preview\"}\n";
-    assert_eq!(load_ok(only_active).inactive_features(), Vec::<String>::new());
-    assert_eq!(load_ok(only_active).ai_gateway.providers[4].format, Some(WireFormat::Anthropic));
+    let only_active = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n    - {name: m, type: mock}\n    - {name: l, type: local, format: openai, base_url: \"http://h:1\"}\n    - {name: a, type: anthropic, api_key: k}\n    - {name: la, type: local, format: anthropic, base_url: \"http://h:2\"}\n    - {name: z, type: azure, api_key: k, base_url: \"https://r.openai.azure.com\", api_version: \"2024-02-15-preview\"}\n    - {name: g, type: gemini, api_key: k}\n    - {name: v, type: vertex, vertex: {project: p, access_token: t}}\n";
+    let config = load_ok(only_active);
+    assert_eq!(config.inactive_features(), Vec::<String>::new());
+    assert!(config.ai_gateway.providers.iter().all(provider_is_active));
+    assert_eq!(config.ai_gateway.providers[4].format, Some(WireFormat::Anthropic));
 }
 
 // ---------------------------------------------------------------- examples and files

@@ -123,6 +123,30 @@ impl Default for MockSettings {
     }
 }
 
+/// Google Vertex AI settings (`type: vertex`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VertexSettings {
+    /// Google Cloud project id.
+    pub project: String,
+    /// Region, e.g. `us-central1` (or `global`).
+    #[serde(default = "default_vertex_location")]
+    pub location: String,
+    /// A ready OAuth2 access token (e.g. `${VERTEX_ACCESS_TOKEN}`); used as is.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// Path of a service-account JSON key; tokens are minted from it and refreshed.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// OAuth2 token endpoint; defaults to the key file's `token_uri`.
+    #[serde(default)]
+    pub token_url: Option<String>,
+}
+
+fn default_vertex_location() -> String {
+    "us-central1".to_owned()
+}
+
 /// One `ai_gateway.providers` entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +195,9 @@ pub struct ProviderConfig {
     /// Settings of the `mock` type.
     #[serde(default)]
     pub mock: Option<MockSettings>,
+    /// Settings of the `vertex` type.
+    #[serde(default)]
+    pub vertex: Option<VertexSettings>,
 }
 
 fn default_pool_max_idle() -> usize {
@@ -196,6 +223,7 @@ impl ProviderConfig {
             timeouts: Timeouts::default(),
             pool_max_idle_per_host: default_pool_max_idle(),
             mock: None,
+            vertex: None,
         }
     }
 

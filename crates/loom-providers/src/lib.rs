@@ -28,14 +28,17 @@ pub mod anthropic;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod gemini;
+pub mod google_auth;
 pub mod mock;
 pub mod openai;
 pub mod provider;
 mod upstream;
 
 pub use anthropic::AnthropicProvider;
-pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, WireFormat};
+pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, VertexSettings, WireFormat};
 pub use error::{ProviderError, TimeoutPhase};
+pub use gemini::GeminiProvider;
 pub use mock::MockProvider;
 pub use openai::OpenAiProvider;
 pub use provider::Provider;

@@ -10,6 +10,7 @@ use tower::Service;
 use crate::anthropic::AnthropicProvider;
 use crate::config::{ProviderConfig, ProviderType, WireFormat};
 use crate::error::ProviderError;
+use crate::gemini::GeminiProvider;
 use crate::mock::MockProvider;
 use crate::openai::OpenAiProvider;
 
@@ -20,6 +21,8 @@ pub enum Provider {
     OpenAi(OpenAiProvider),
     /// Anthropic's Messages API.
     Anthropic(AnthropicProvider),
+    /// Gemini on Google AI Studio or Vertex AI.
+    Gemini(GeminiProvider),
     /// The built-in mock.
     Mock(MockProvider),
 }
@@ -53,6 +56,7 @@ impl Provider {
         match self {
             Provider::OpenAi(provider) => provider.name(),
             Provider::Anthropic(provider) => provider.name(),
+            Provider::Gemini(provider) => provider.name(),
             Provider::Mock(provider) => provider.name(),
         }
     }
@@ -67,6 +71,7 @@ impl Service<LlmRequest> for Provider {
         match self {
             Provider::OpenAi(provider) => provider.poll_ready(cx),
             Provider::Anthropic(provider) => provider.poll_ready(cx),
+            Provider::Gemini(provider) => provider.poll_ready(cx),
             Provider::Mock(provider) => provider.poll_ready(cx),
         }
     }
@@ -75,6 +80,7 @@ impl Service<LlmRequest> for Provider {
         match self {
             Provider::OpenAi(provider) => provider.call(request),
             Provider::Anthropic(provider) => provider.call(request),
+            Provider::Gemini(provider) => provider.call(request),
             Provider::Mock(provider) => provider.call(request),
         }
     }

@@ -58,10 +58,31 @@ impl Upstream {
         body: Vec<u8>,
         deadline: Instant,
     ) -> Result<Response<Incoming>, ProviderError> {
+        self.post_json_with_token(uri, body, deadline, None).await
+    }
+
+    /// Like [`Upstream::post_json`], with a per-request bearer token.
+    pub(crate) async fn post_json_with_token(
+        &self,
+        uri: &Uri,
+        body: Vec<u8>,
+        deadline: Instant,
+        token: Option<&Secret>,
+    ) -> Result<Response<Incoming>, ProviderError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = self.headers.clone();
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                ProviderError::InvalidResponse {
+                    provider: self.provider(),
+                    reason: "the access token is not a valid header value".to_owned(),
+                }
+            })?;
+            value.set_sensitive(true);
+            request.headers_mut().insert(http::header::AUTHORIZATION, value);
+        }
         let first_byte = (Instant::now() + self.timeouts.first_byte).min(deadline);
         let response = match timeout_at(first_byte, self.client.request(request)).await {
             Ok(Ok(response)) => response,

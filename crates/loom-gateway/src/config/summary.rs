@@ -11,9 +11,13 @@ use super::schema::{LoomConfig, RoutingConfig, Strategy};
 /// Whether this build sends requests to a provider of this configuration.
 pub fn provider_is_active(provider: &ProviderConfig) -> bool {
     match provider.kind {
-        ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic | ProviderType::Mock => true,
         ProviderType::Local => provider.format.is_some(),
-        ProviderType::Gemini | ProviderType::Vertex => false,
+        ProviderType::Openai
+        | ProviderType::Azure
+        | ProviderType::Anthropic
+        | ProviderType::Gemini
+        | ProviderType::Vertex
+        | ProviderType::Mock => true,
     }
 }
 

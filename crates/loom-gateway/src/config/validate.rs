@@ -98,6 +98,7 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         ProviderType::Local => {
             &[("base_url", provider.base_url.is_some()), ("format", provider.format.is_some())]
         }
+        ProviderType::Vertex => &[("vertex", provider.vertex.is_some())],
         _ => &[],
     };
     for (field, present) in requires {
@@ -112,10 +113,11 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         check_http_url(base_url)
             .map_err(|message| ConfigError::invalid(format!("{key}.base_url"), message))?;
     }
-    let only_on: [(&str, bool, ProviderType); 3] = [
+    let only_on: [(&str, bool, ProviderType); 4] = [
         ("deployments", !provider.deployments.is_empty(), ProviderType::Azure),
         ("format", provider.format.is_some(), ProviderType::Local),
         ("mock", provider.mock.is_some(), ProviderType::Mock),
+        ("vertex", provider.vertex.is_some(), ProviderType::Vertex),
     ];
     for (field, present, allowed) in only_on {
         if present && kind != allowed {

@@ -1,0 +1,272 @@
+//! The `gemini` (Google AI Studio) and `vertex` (Vertex AI) providers.
+
+pub mod request;
+pub mod response;
+pub mod wire;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::StreamExt;
+use http::Uri;
+use http::header::HeaderName;
+use loom_core::{
+    ChatRequest, ChatResponse, ChunkStream, Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest,
+    EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
+};
+use serde_json::Map;
+use tower::Service;
+
+use crate::client::build_client;
+use crate::config::{ProviderConfig, ProviderType};
+use crate::error::ProviderError;
+use crate::google_auth::TokenSource;
+use crate::upstream::{Upstream, base_headers};
+
+use self::response::StreamTranslator;
+use self::wire::{
+    BatchEmbedRequest, BatchEmbedResponse, EmbedContentRequest, GeminiContent, GenerateContentResponse, Part,
+};
+
+/// Default base URL of the Gemini API.
+pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+/// Prefix of tool-call ids Loom invents when Gemini sends none.
+pub(crate) const SYNTHETIC_CALL_PREFIX: &str = "call_loom_";
+
+/// A `tower::Service` for Gemini models, on Google AI Studio or Vertex AI.
+#[derive(Clone)]
+pub struct GeminiProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    upstream: Upstream,
+    /// `.../models` (AI Studio) or `.../publishers/google/models` (Vertex).
+    models_base: String,
+    /// Vertex tokens; AI Studio sends its key as a fixed header.
+    tokens: Option<TokenSource>,
+}
+
+impl GeminiProvider {
+    /// Builds the provider from its config entry (`gemini` or `vertex`).
+    pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
+        let config_error = |reason: String| ProviderError::Config { provider: config.name.clone(), reason };
+        let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
+        let (models_base, auth, tokens) = if config.kind == ProviderType::Vertex {
+            let vertex = config
+                .vertex
+                .as_ref()
+                .ok_or_else(|| config_error("vertex needs a `vertex:` block".into()))?;
+            let host = match vertex.location.as_str() {
+                "global" => "https://aiplatform.googleapis.com".to_owned(),
+                location => format!("https://{location}-aiplatform.googleapis.com"),
+            };
+            let base = config.base_url.as_deref().unwrap_or(&host).trim_end_matches('/').to_owned();
+            let models_base = format!(
+                "{base}/v1/projects/{}/locations/{}/publishers/google/models",
+                vertex.project, vertex.location
+            );
+            let tokens = TokenSource::from_settings(&config.name, vertex, client.clone())?;
+            (models_base, None, Some(tokens))
+        } else {
+            let base = config.base_url.as_deref().unwrap_or(GEMINI_BASE_URL).trim_end_matches('/');
+            let base = if base.ends_with("/v1beta") || base.ends_with("/v1") {
+                base.to_owned()
+            } else {
+                format!("{base}/v1beta")
+            };
+            let auth = config
+                .api_key
+                .as_ref()
+                .map(|key| (HeaderName::from_static("x-goog-api-key"), key.expose().to_owned()));
+            (format!("{base}/models"), auth, None)
+        };
+        let headers = base_headers(&config.name, auth, &config.headers)?;
+        Ok(GeminiProvider {
+            inner: Arc::new(Inner {
+                upstream: Upstream::new(
+                    Arc::from(config.name.as_str()),
+                    client,
+                    headers,
+                    config.timeouts,
+                    config.api_key.clone(),
+                ),
+                models_base,
+                tokens,
+            }),
+        })
+    }
+
+    /// The provider's configured name.
+    pub fn name(&self) -> &str {
+        &self.inner.upstream.name
+    }
+}
+
+impl Inner {
+    fn uri(&self, model: &str, method: &str) -> Result<Uri, ProviderError> {
+        let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@');
+        if model.is_empty() || !model.chars().all(safe) {
+            return Err(ProviderError::Unsupported {
+                provider: self.upstream.name.to_string(),
+                what: format!("the model name `{model}` in a URL"),
+            });
+        }
+        let url = format!("{}/{model}:{method}", self.models_base);
+        url.parse::<Uri>().map_err(|error| ProviderError::Config {
+            provider: self.upstream.name.to_string(),
+            reason: format!("invalid URL `{url}`: {error}"),
+        })
+    }
+
+    async fn post(
+        &self,
+        uri: &Uri,
+        body: Vec<u8>,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, tokio::time::Instant), LoomError> {
+        let deadline = self.upstream.deadline();
+        let token = match &self.tokens {
+            Some(tokens) => Some(tokens.token().await?),
+            None => None,
+        };
+        let response = self.upstream.post_json_with_token(uri, body, deadline, token.as_ref()).await?;
+        Ok((response, deadline))
+    }
+
+    fn encode<T: serde::Serialize>(&self, body: &T) -> Result<Vec<u8>, LoomError> {
+        serde_json::to_vec(body).map_err(|error| LoomError::internal(format!("encoding failed: {error}")))
+    }
+
+    async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+        let id = format!("chatcmpl-{}", request.context.request_id);
+        let payload = match request.payload {
+            RequestPayload::Chat(chat) if chat.is_stream() => {
+                ResponsePayload::Stream(self.stream(&chat, id).await?)
+            }
+            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, id).await?),
+            RequestPayload::Embeddings(embeddings) => {
+                ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
+            }
+        };
+        Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
+    }
+
+    async fn chat(&self, chat: &ChatRequest, id: String) -> Result<ChatResponse, LoomError> {
+        let body = self.encode(&request::to_gemini(chat)?)?;
+        let (response, deadline) = self.post(&self.uri(&chat.model, "generateContent")?, body).await?;
+        let bytes = self.upstream.read_body(response, deadline).await?;
+        let answer: GenerateContentResponse = self.upstream.decode(&bytes)?;
+        Ok(response::from_gemini(answer, id, &chat.model))
+    }
+
+    async fn stream(&self, chat: &ChatRequest, id: String) -> Result<ChunkStream, LoomError> {
+        let body = self.encode(&request::to_gemini(chat)?)?;
+        let mut uri = self.uri(&chat.model, "streamGenerateContent")?.to_string();
+        uri.push_str("?alt=sse");
+        let uri = uri.parse::<Uri>().map_err(|error| LoomError::internal(format!("stream URL: {error}")))?;
+        let (response, deadline) = self.post(&uri, body).await?;
+        let upstream = self.upstream.clone();
+        let events = Box::pin(self.upstream.events(response, deadline));
+        let translator = StreamTranslator::new(id, &chat.model);
+        let state = (events, upstream, translator, std::collections::VecDeque::new(), false);
+        let chunks = futures_util::stream::unfold(Some(state), |state| async move {
+            let (mut events, upstream, mut translator, mut pending, ended) = state?;
+            loop {
+                if let Some(chunk) = pending.pop_front() {
+                    return Some((Ok(chunk), Some((events, upstream, translator, pending, ended))));
+                }
+                if ended {
+                    return None;
+                }
+                let event = match events.next().await {
+                    None if translator.is_finished() => {
+                        pending.extend(translator.finish());
+                        return pending
+                            .pop_front()
+                            .map(|chunk| (Ok(chunk), Some((events, upstream, translator, pending, true))));
+                    }
+                    None => return Some((Err(LoomError::from(upstream.truncated())), None)),
+                    Some(Err(error)) => return Some((Err(LoomError::from(error)), None)),
+                    Some(Ok(event)) => event,
+                };
+                if event.data.trim().is_empty() {
+                    continue;
+                }
+                match upstream.decode::<GenerateContentResponse>(event.data.as_bytes()) {
+                    Ok(chunk) => pending.extend(translator.on_chunk(chunk)),
+                    Err(error) => return Some((Err(LoomError::from(error)), None)),
+                }
+            }
+        });
+        Ok(Box::pin(chunks))
+    }
+
+    async fn embeddings(&self, embeddings: &EmbeddingsRequest) -> Result<EmbeddingsResponse, LoomError> {
+        let texts: Vec<String> = match &embeddings.input {
+            EmbeddingInput::Text(text) => vec![text.clone()],
+            EmbeddingInput::Texts(texts) => texts.clone(),
+            EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
+                return Err(LoomError::invalid_request(
+                    "Gemini embeds text, not token ids",
+                    Some("input".to_owned()),
+                ));
+            }
+        };
+        if embeddings.encoding_format.as_deref().is_some_and(|format| format != "float") {
+            return Err(LoomError::invalid_request(
+                "Gemini embeddings are returned as floats only; set `encoding_format: float`",
+                Some("encoding_format".to_owned()),
+            ));
+        }
+        let model_path = format!("models/{}", embeddings.model);
+        let body = BatchEmbedRequest {
+            requests: texts
+                .into_iter()
+                .map(|text| EmbedContentRequest {
+                    model: Some(model_path.clone()),
+                    content: GeminiContent {
+                        role: None,
+                        parts: vec![Part { text: Some(text), ..Part::default() }],
+                    },
+                    output_dimensionality: embeddings.dimensions,
+                })
+                .collect(),
+        };
+        let (response, deadline) =
+            self.post(&self.uri(&embeddings.model, "batchEmbedContents")?, self.encode(&body)?).await?;
+        let bytes = self.upstream.read_body(response, deadline).await?;
+        let answer: BatchEmbedResponse = self.upstream.decode(&bytes)?;
+        Ok(EmbeddingsResponse {
+            object: "list".to_owned(),
+            data: answer
+                .embeddings
+                .into_iter()
+                .enumerate()
+                .map(|(index, embedding)| Embedding {
+                    object: "embedding".to_owned(),
+                    index: index as u32,
+                    embedding: EmbeddingVector::Float(embedding.values),
+                })
+                .collect(),
+            model: embeddings.model.clone(),
+            usage: None,
+            extra: Map::new(),
+        })
+    }
+}
+
+impl Service<LlmRequest> for GeminiProvider {
+    type Response = LlmResponse;
+    type Error = LoomError;
+    type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: LlmRequest) -> Self::Future {
+        Box::pin(self.inner.clone().call(request))
+    }
+}
