@@ -38,16 +38,10 @@ impl Provider {
             (ProviderType::Anthropic, _) | (ProviderType::Local, Some(WireFormat::Anthropic)) => {
                 Ok(Provider::Anthropic(AnthropicProvider::new(config)?))
             }
+            (ProviderType::Gemini | ProviderType::Vertex, _) => {
+                Ok(Provider::Gemini(GeminiProvider::new(config)?))
+            }
             (ProviderType::Mock, _) => Ok(Provider::Mock(MockProvider::new(config))),
-            (kind, format) => Err(ProviderError::Unsupported {
-                provider: config.name.clone(),
-                what: match format {
-                    Some(WireFormat::Anthropic) => {
-                        format!("type `{}` with format `anthropic` yet", kind.as_str())
-                    }
-                    _ => format!("type `{}` yet", kind.as_str()),
-                },
-            }),
         }
     }
 

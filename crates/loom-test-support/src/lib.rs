@@ -57,6 +57,7 @@
 
 pub mod anthropic_fixtures;
 pub mod fixtures;
+pub mod gemini_fixtures;
 mod reply;
 mod server;
 
