@@ -3,9 +3,11 @@
 //! models, error mapping, the async client) through a real gateway in front of mock
 //! upstreams.
 //!
-//! The interpreter is `$LOOM_TEST_PYTHON`, else `<workspace>/.venv/bin/python`, else
+//! The interpreter is `$TEST_PYTHON`, else `<workspace>/.venv/bin/python`, else
 //! `python3`; it must have the packages of `tests/python/requirements.txt` (`.ci/run`
-//! installs them).
+//! installs them). The variable deliberately has no `LOOM_` prefix: Loom reads every
+//! `LOOM_*` variable as a config override and refuses unknown keys, so a
+//! `LOOM_TEST_PYTHON` in the environment would stop every config from loading.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,9 +25,9 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// `$LOOM_TEST_PYTHON`, else the workspace's `.venv`, else `python3` from `PATH`.
+/// `$TEST_PYTHON`, else the workspace's `.venv`, else `python3` from `PATH`.
 fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("LOOM_TEST_PYTHON").filter(|value| !value.is_empty()) {
+    if let Some(python) = std::env::var_os("TEST_PYTHON").filter(|value| !value.is_empty()) {
         return PathBuf::from(python);
     }
     let venv = workspace_root().join(".venv/bin/python");
@@ -87,7 +89,7 @@ fn require_openai_sdk(python: &Path) {
         "the Python `openai` SDK is not importable with `{}` ({}):\n{}\n\
          Run `.ci/run`, or from the workspace root: \
          `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt` \
-         (or point LOOM_TEST_PYTHON at an interpreter that has it).",
+         (or point TEST_PYTHON at an interpreter that has it).",
         python.display(),
         probe.status,
         probe.stderr.trim()
