@@ -114,10 +114,12 @@ fn tool_call_stream() -> Reply {
     };
     let arguments =
         |index: u32, piece: &str| json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
-    let mut steps = vec![chunk(
-        json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": start(0, "call_weather_1", "get_weather")["tool_calls"]}),
-        Value::Null,
-    )];
+    // OpenAI's first delta carries the role, null content and the first call's id and name.
+    let mut first = start(0, "call_weather_1", "get_weather");
+    first["role"] = json!("assistant");
+    first["content"] = Value::Null;
+    first["refusal"] = Value::Null;
+    let mut steps = vec![chunk(first, Value::Null)];
     for piece in ["{\"city\"", ": \"Par", "is\", \"unit\": ", "\"celsius\"}"] {
         steps.push(chunk(arguments(0, piece), Value::Null));
     }
