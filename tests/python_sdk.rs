@@ -1,0 +1,235 @@
+//! The official `openai` Python SDK against Loom: `tests/python/openai_compat.py` runs
+//! a gateway's worth of calls (whole and streamed chat, tool-call deltas, embeddings,
+//! models, error mapping, the async client) through a real gateway in front of mock
+//! upstreams.
+//!
+//! The interpreter is `$TEST_PYTHON`, else `<workspace>/.venv/bin/python`, else
+//! `python3`; it must have the packages of `tests/python/requirements.txt` (`.ci/run`
+//! installs them). The variable deliberately has no `LOOM_` prefix: Loom reads every
+//! `LOOM_*` variable as a config override and refuses unknown keys, so a
+//! `LOOM_TEST_PYTHON` in the environment would stop every config from loading.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use loom_e2e::TestGateway;
+use loom_test_support::{MockUpstream, Reply, SseStep, fixtures};
+use serde_json::{Value, json};
+
+/// Longest the script may take; it gives up by itself a little earlier.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(150);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// `$TEST_PYTHON`, else the workspace's `.venv`, else `python3` from `PATH`.
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("TEST_PYTHON").filter(|value| !value.is_empty()) {
+        return PathBuf::from(python);
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `command` to the end, killing it if it outlives `deadline`.
+fn run(mut command: Command, deadline: Duration) -> Finished {
+    let description = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {description}: {error}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{description} did not finish within {deadline:?}\nstdout:\n{}\nstderr:\n{}",
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+}
+
+/// Fails with instructions unless `python` can import the SDK.
+fn require_openai_sdk(python: &Path) {
+    let mut command = Command::new(python);
+    command.args(["-c", "import openai; print(openai.__version__)"]);
+    let probe = run(command, Duration::from_secs(60));
+    assert!(
+        probe.status.success(),
+        "the Python `openai` SDK is not importable with `{}` ({}):\n{}\n\
+         Run `.ci/run`, or from the workspace root: \
+         `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt` \
+         (or point TEST_PYTHON at an interpreter that has it).",
+        python.display(),
+        probe.status,
+        probe.stderr.trim()
+    );
+}
+
+/// The deltas OpenAI streams for two parallel tool calls, arguments in fragments.
+/// `openai_compat.py` asserts the SDK accumulates them into `TOOL_CALLS`.
+fn tool_call_stream() -> Reply {
+    let chunk = |delta: Value, finish_reason: Value| {
+        let mut chunk = fixtures::chat_chunk(
+            "gpt-4o-tools",
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]),
+            false,
+        );
+        chunk["id"] = json!("chatcmpl-tools");
+        SseStep::json(&chunk)
+    };
+    let start = |index: u32, id: &str, name: &str| {
+        json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+            "function": {"name": name, "arguments": ""}}]})
+    };
+    let arguments =
+        |index: u32, piece: &str| json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
+    // OpenAI's first delta carries the role, null content and the first call's id and name.
+    let mut first = start(0, "call_weather_1", "get_weather");
+    first["role"] = json!("assistant");
+    first["content"] = Value::Null;
+    first["refusal"] = Value::Null;
+    let mut steps = vec![chunk(first, Value::Null)];
+    for piece in ["{\"city\"", ": \"Par", "is\", \"unit\": ", "\"celsius\"}"] {
+        steps.push(chunk(arguments(0, piece), Value::Null));
+    }
+    steps.push(chunk(start(1, "call_time_2", "get_time"), Value::Null));
+    for piece in ["{\"timezone\": ", "\"Europe/", "Paris\"}"] {
+        steps.push(chunk(arguments(1, piece), Value::Null));
+    }
+    steps.push(chunk(json!({}), json!("tool_calls")));
+    steps.push(SseStep::done());
+    Reply::sse(steps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_openai_python_sdk_works_against_loom() {
+    let python = python();
+    require_openai_sdk(&python);
+
+    // One upstream per behaviour, so the script's calls need no particular order.
+    let main = MockUpstream::start().await;
+    let tools = MockUpstream::start().await;
+    tools.set_default_reply(tool_call_stream());
+    let limited = MockUpstream::start().await;
+    limited.set_default_reply(Reply::rate_limited(7));
+    let provider = |name: &str, base_url: String, models: &str| {
+        format!(
+            "    - name: {name}\n      type: openai\n      api_key: sk-test-key-0123456789\n      \
+             base_url: {base_url}\n      models: [{models}]\n"
+        )
+    };
+    let yaml = format!(
+        "ai_gateway:\n  providers:\n{}{}{}",
+        provider("openai", main.base_url(), "gpt-4o, gpt-4o-mini, text-embedding-3-small"),
+        provider("tools", tools.base_url(), "gpt-4o-tools"),
+        provider("limited", limited.base_url(), "gpt-4o-limited"),
+    );
+    let gateway = TestGateway::start(&yaml).await;
+
+    let script = workspace_root().join("tests/python/openai_compat.py");
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .arg("--base-url")
+        .arg(gateway.url("/v1"))
+        .arg("--time-limit")
+        .arg((SCRIPT_DEADLINE.as_secs() - 30).to_string())
+        // No proxy or real key from the environment may change what the SDK does.
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env("NO_PROXY", "*")
+        .env("PYTHONUNBUFFERED", "1");
+    let finished = tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
+    assert!(
+        finished.status.success(),
+        "{} {} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        python.display(),
+        script.display(),
+        finished.status,
+        finished.stdout,
+        finished.stderr
+    );
+    println!("{}", finished.stdout);
+    assert!(finished.stdout.contains("all 10 checks passed"), "{}", finished.stdout);
+
+    // What reached the upstreams: errors Loom answers itself never do, and the SDK
+    // (max_retries=0) sends the rate-limited call once.
+    let upstream = main.requests();
+    let calls: Vec<(String, Value, Value, Value)> = upstream
+        .iter()
+        .map(|request| {
+            let body = request.json();
+            (
+                request.path.clone(),
+                body["model"].clone(),
+                body["stream"].clone(),
+                body["encoding_format"].clone(),
+            )
+        })
+        .collect();
+    let call = |path: &str, model: &str, stream: Value, encoding: Value| {
+        (path.to_owned(), json!(model), stream, encoding)
+    };
+    assert_eq!(
+        calls,
+        vec![
+            call("/v1/chat/completions", "gpt-4o", Value::Null, Value::Null),
+            call("/v1/chat/completions", "gpt-4o", json!(true), Value::Null),
+            call("/v1/chat/completions", "gpt-4o-mini", json!(true), Value::Null),
+            call("/v1/embeddings", "text-embedding-3-small", Value::Null, json!("base64")),
+            call("/v1/embeddings", "text-embedding-3-small", Value::Null, json!("float")),
+            call("/v1/chat/completions", "gpt-4o", json!(true), Value::Null),
+        ]
+    );
+    assert_eq!(upstream[2].json()["stream_options"], json!({"include_usage": true}));
+    assert_eq!(upstream[3].json()["input"], json!(["first", "second"]));
+    assert!(
+        upstream.iter().all(
+            |request| request.header("authorization").as_deref() == Some("Bearer sk-test-key-0123456789")
+        ),
+        "the provider's key, not the client's, goes upstream"
+    );
+
+    let tool_requests = tools.requests();
+    assert_eq!(tool_requests.len(), 1);
+    let tool_body = tool_requests[0].json();
+    assert_eq!(tool_body["stream"], json!(true));
+    assert_eq!(tool_body["parallel_tool_calls"], json!(true));
+    let names: Vec<&Value> =
+        tool_body["tools"].as_array().expect("tools").iter().map(|t| &t["function"]["name"]).collect();
+    assert_eq!(names, [&json!("get_weather"), &json!("get_time")]);
+    assert_eq!(tool_body["tools"][0]["function"]["strict"], json!(true));
+
+    assert_eq!(limited.request_count(), 1, "the 429 reached the SDK without a retry");
+}
