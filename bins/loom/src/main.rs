@@ -77,6 +77,7 @@ fn run(config: LoomConfig) -> ExitCode {
         for feature in config.inactive_features() {
             warn!("{feature}");
         }
+        let signals = ShutdownSignals::install();
         let gateway = match Gateway::from_config(&config) {
             Ok(gateway) => gateway,
             Err(error) => {
@@ -97,7 +98,7 @@ fn run(config: LoomConfig) -> ExitCode {
         if let Some(addr) = running.admin_addr() {
             info!(%addr, "admin server (GET /health, GET /metrics)");
         }
-        shutdown_signal().await;
+        signals.wait().await;
         info!(grace = ?config.server.shutdown_timeout, "shutting down: draining in-flight requests");
         running.shutdown().await;
         info!("stopped");
@@ -105,24 +106,54 @@ fn run(config: LoomConfig) -> ExitCode {
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM handlers, installed before the listeners open so no signal
+/// arriving during start-up skips the graceful drain.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops loom");
-                let _ = interrupt.await;
-                return;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    warn!(%error, "cannot listen for {name}");
+                    None
+                }
+            };
+            ShutdownSignals {
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => {}
+                () = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
