@@ -26,9 +26,9 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 pub(crate) struct Upstream {
     pub(crate) name: Arc<str>,
     client: HttpClient,
-    headers: HeaderMap,
+    headers: Arc<HeaderMap>,
     pub(crate) timeouts: Timeouts,
-    secret: Option<Secret>,
+    secret: Option<Arc<Secret>>,
 }
 
 impl Upstream {
@@ -39,7 +39,7 @@ impl Upstream {
         timeouts: Timeouts,
         secret: Option<Secret>,
     ) -> Self {
-        Upstream { name, client, headers, timeouts, secret }
+        Upstream { name, client, headers: Arc::new(headers), timeouts, secret: secret.map(Arc::new) }
     }
 
     fn provider(&self) -> String {
@@ -72,7 +72,7 @@ impl Upstream {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = HeaderMap::clone(&self.headers);
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
                 ProviderError::InvalidResponse {
@@ -128,28 +128,24 @@ impl Upstream {
         response: Response<Incoming>,
         deadline: Instant,
     ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
-        let upstream = self.clone();
         let events = response.into_body().into_data_stream().eventsource();
-        futures_util::stream::unfold(Some(events), move |state| {
-            let upstream = upstream.clone();
-            async move {
-                let mut events = state?;
-                let idle_deadline = (Instant::now() + upstream.timeouts.idle).min(deadline);
-                match timeout_at(idle_deadline, events.next()).await {
-                    Ok(Some(Ok(event))) => Some((Ok(event), Some(events))),
-                    Ok(Some(Err(error))) => Some((
-                        Err(ProviderError::InvalidResponse {
-                            provider: upstream.provider(),
-                            reason: format!("stream broke: {error}"),
-                        }),
-                        None,
-                    )),
-                    Ok(None) => None,
-                    Err(_) if idle_deadline >= deadline => {
-                        Some((Err(upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)), None))
-                    }
-                    Err(_) => Some((Err(upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)), None)),
+        futures_util::stream::unfold(Some((events, self.clone())), move |state| async move {
+            let (mut events, upstream) = state?;
+            let idle_deadline = (Instant::now() + upstream.timeouts.idle).min(deadline);
+            match timeout_at(idle_deadline, events.next()).await {
+                Ok(Some(Ok(event))) => Some((Ok(event), Some((events, upstream)))),
+                Ok(Some(Err(error))) => Some((
+                    Err(ProviderError::InvalidResponse {
+                        provider: upstream.provider(),
+                        reason: format!("stream broke: {error}"),
+                    }),
+                    None,
+                )),
+                Ok(None) => None,
+                Err(_) if idle_deadline >= deadline => {
+                    Some((Err(upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)), None))
                 }
+                Err(_) => Some((Err(upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)), None)),
             }
         })
     }
@@ -183,7 +179,7 @@ impl Upstream {
         let retry_after = retry_after(response.headers());
         let body = self.read_body(response, deadline).await.unwrap_or_default();
         let (error_type, code, message) = parse_error_body(&body);
-        let message = redact_secrets(&message, self.secret.as_ref().map(Secret::expose));
+        let message = redact_secrets(&message, self.secret.as_deref().map(Secret::expose));
         ProviderError::Status { provider: self.provider(), status, error_type, code, message, retry_after }
     }
 }
