@@ -36,6 +36,8 @@ pub struct RequestContext {
     pub client_format: ClientFormat,
     /// When the gateway received the request.
     pub received_at: Instant,
+    /// Estimated input tokens, set by token accounting for later stages (cost routing).
+    pub input_token_estimate: Option<u64>,
 }
 
 impl RequestContext {
@@ -47,6 +49,7 @@ impl RequestContext {
             identity: Identity::default(),
             client_format: ClientFormat::OpenAi,
             received_at: Instant::now(),
+            input_token_estimate: None,
         }
     }
 }
