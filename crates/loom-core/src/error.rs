@@ -67,6 +67,30 @@ pub struct LoomError {
 }
 
 impl LoomError {
+    /// The HTTP status a client sees for this error.
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::Authentication => 401,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::ModelNotFound | ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::RateLimited => 429,
+            // Upstream's own 4xx passes through; anything else is the client's fault too.
+            ErrorKind::UpstreamRejected => self
+                .upstream
+                .as_ref()
+                .and_then(|upstream| upstream.status)
+                .filter(|status| (400..500).contains(status))
+                .unwrap_or(400),
+            ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable => 502,
+            ErrorKind::Overloaded => 503,
+            ErrorKind::Timeout => 504,
+            ErrorKind::Internal => 500,
+        }
+    }
+
     /// An error of this kind with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         LoomError { kind, message: message.into(), param: None, code: None, upstream: None }

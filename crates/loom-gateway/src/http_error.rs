@@ -8,26 +8,7 @@ use serde::Serialize;
 
 /// The HTTP status a client sees for this error.
 pub fn status_of(error: &LoomError) -> StatusCode {
-    match error.kind {
-        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
-        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-        ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::UpstreamRejected => error
-            .upstream
-            .as_ref()
-            .and_then(|upstream| upstream.status)
-            .and_then(|status| StatusCode::from_u16(status).ok())
-            .filter(StatusCode::is_client_error)
-            .unwrap_or(StatusCode::BAD_REQUEST),
-        ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
-        ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The OpenAI `error.type` for this error.
