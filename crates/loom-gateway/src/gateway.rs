@@ -10,9 +10,13 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::Layer;
 
-use crate::admin::handle_admin;
+use loom_tokens::accounting::{
+    AccountingError, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
+};
+use tower::ServiceBuilder;
+
+use crate::admin::{AdminState, handle_admin};
 use crate::config::{LoomConfig, provider_is_active};
 use crate::dispatch::PriorityDispatch;
 use crate::metrics::Metrics;
@@ -28,6 +32,9 @@ pub enum GatewayError {
     /// A provider could not be built from its config.
     #[error("ai_gateway.providers: {0}")]
     Provider(#[from] ProviderError),
+    /// Usage accounting could not start (e.g. the ledger file cannot be opened).
+    #[error("ai_gateway.token_accounting: {0}")]
+    Accounting(#[from] AccountingError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
@@ -44,6 +51,7 @@ pub enum GatewayError {
 pub struct Gateway {
     state: Arc<AppState>,
     metrics: Arc<Metrics>,
+    recorder: Arc<UsageRecorder>,
     listen: SocketAddr,
     admin_listen: Option<SocketAddr>,
     shutdown_timeout: Duration,
@@ -65,7 +73,17 @@ impl Gateway {
         let dispatch = PriorityDispatch::new(providers, ai.model_mapping.clone());
         let models_body = models_body(dispatch.served_models());
         let metrics = Arc::new(Metrics::new());
-        let pipeline: Pipeline = MetricsLayer::new(metrics.clone()).layer(dispatch);
+        let accounting = &ai.token_accounting;
+        let recorder = Arc::new(UsageRecorder::new(
+            accounting.ledger_path.as_deref(),
+            accounting.flush_interval,
+            vec![metrics.clone() as Arc<dyn UsageObserver>],
+        )?);
+        let accounting_layer = TokenAccountingLayer::new(recorder.clone(), price_table(config));
+        let pipeline: Pipeline = ServiceBuilder::new()
+            .layer(MetricsLayer::new(metrics.clone()))
+            .layer(accounting_layer)
+            .service(dispatch);
         let routes = if ai.enabled {
             config.effective_routes().iter().map(MountedRoute::new).collect()
         } else {
@@ -84,6 +102,7 @@ impl Gateway {
         Ok(Gateway {
             state: Arc::new(state),
             metrics,
+            recorder,
             listen: config.server.listen,
             admin_listen: config.admin.enabled.then_some(config.admin.listen),
             shutdown_timeout: config.server.shutdown_timeout,
@@ -93,6 +112,11 @@ impl Gateway {
     /// The metrics this gateway records.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// Where this gateway's usage records go.
+    pub fn usage(&self) -> Arc<UsageRecorder> {
+        self.recorder.clone()
     }
 
     /// Binds the configured addresses and serves until [`RunningGateway::shutdown`].
@@ -127,16 +151,42 @@ impl Gateway {
         ))];
         let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
         if let Some(admin_listener) = admin_listener {
-            let metrics = self.metrics.clone();
+            let admin = Arc::new(AdminState { metrics: self.metrics.clone(), usage: self.recorder.clone() });
             tasks.push(tokio::spawn(serve(
                 admin_listener,
-                move |request| handle_admin(metrics.clone(), request),
+                move |request| handle_admin(admin.clone(), request),
                 shutdown_rx,
                 grace,
             )));
         }
-        RunningGateway { addr, admin_addr, shutdown_tx, tasks }
+        RunningGateway { addr, admin_addr, shutdown_tx, tasks, recorder: self.recorder }
     }
+}
+
+/// Prices from config: provider `cost_per_1k_*`, then the routing targets' (the spec
+/// puts them there), then `token_accounting.prices` over the built-in table.
+fn price_table(config: &LoomConfig) -> PriceTable {
+    let ai = &config.ai_gateway;
+    let mut table = PriceTable::new();
+    for (model, price) in &ai.token_accounting.prices {
+        table.set_model_price(model.clone(), *price);
+    }
+    let targets = ai
+        .routing
+        .providers
+        .iter()
+        .map(|target| (&target.name, target.cost_per_1k_input, target.cost_per_1k_output));
+    let providers = ai
+        .providers
+        .iter()
+        .map(|provider| (&provider.name, provider.cost_per_1k_input, provider.cost_per_1k_output));
+    // Providers come last so their own prices win.
+    for (name, input, output) in targets.chain(providers) {
+        if input.is_some() || output.is_some() {
+            table.set_provider_price(name.clone(), Price::new(input.unwrap_or(0.0), output.unwrap_or(0.0)));
+        }
+    }
+    table
 }
 
 /// A serving gateway.
@@ -145,6 +195,7 @@ pub struct RunningGateway {
     admin_addr: Option<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    recorder: Arc<UsageRecorder>,
 }
 
 impl RunningGateway {
@@ -159,12 +210,15 @@ impl RunningGateway {
     }
 
     /// Stops accepting, drains in-flight requests (streams included) within the
-    /// configured grace period, and returns when both servers have stopped.
+    /// configured grace period, commits the usage ledger, and returns when both
+    /// servers have stopped.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        let recorder = self.recorder;
+        let _ = tokio::task::spawn_blocking(move || recorder.flush()).await;
     }
 }
 

@@ -7,6 +7,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use loom_tokens::accounting::{UsageObserver, UsageRecord};
 
 /// Upper bounds (seconds) of the request-duration buckets; LLM calls run long.
 const DURATION_BUCKETS: [f64; 14] =
@@ -31,11 +34,27 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
+/// Labels of `loom_ai_tokens_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    provider: String,
+    #[prometheus(flatten)]
+    kind: TokenKind,
+}
+
+/// `type="input"` or `type="output"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenKind {
+    r#type: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: DurationFamily,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<ProviderLabels, Counter<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -56,7 +75,15 @@ impl Metrics {
             "Time from request to the provider's last byte",
             duration.clone(),
         );
-        Metrics { registry, requests, duration }
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "loom_ai_tokens",
+            "Tokens processed, by provider and type (input or output)",
+            tokens.clone(),
+        );
+        let cost = Family::<ProviderLabels, Counter<f64, AtomicU64>>::default();
+        registry.register("loom_ai_cost", "Cost in USD, by provider", cost.clone());
+        Metrics { registry, requests, duration, tokens, cost }
     }
 
     /// Counts one request to `provider` for `model`.
@@ -73,11 +100,32 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Adds one request's tokens and cost.
+    pub fn record_usage(&self, provider: &str, input_tokens: u64, output_tokens: u64, cost: f64) {
+        for (kind, tokens) in [("input", input_tokens), ("output", output_tokens)] {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_owned(),
+                    kind: TokenKind { r#type: kind },
+                })
+                .inc_by(tokens);
+        }
+        self.cost.get_or_create(&ProviderLabels { provider: provider.to_owned() }).inc_by(cost);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl UsageObserver for Metrics {
+    fn observe(&self, record: &UsageRecord) {
+        if let Some(provider) = &record.provider {
+            self.record_usage(provider, record.input_tokens, record.output_tokens, record.cost);
+        }
     }
 }

@@ -26,12 +26,13 @@ use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_e
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
+use loom_tokens::accounting::TokenAccounting;
 
 /// Body of every gateway response: whole bytes or a live event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
 
-/// The tower pipeline behind the front door.
-pub type Pipeline = MetricsService<PriorityDispatch>;
+/// The tower pipeline behind the front door, in DESIGN.md's order.
+pub type Pipeline = MetricsService<TokenAccounting<PriorityDispatch>>;
 
 /// Everything a request handler reads; built once, shared immutably.
 pub struct AppState {
@@ -155,8 +156,19 @@ async fn serve(
     if let Endpoint::Models = endpoint {
         return Ok((json_response(StatusCode::OK, state.models_body.clone()), None));
     }
+    let header_identity = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+            .map(Arc::from)
+    };
+    // Until authentication exists, callers name themselves with these headers.
+    let (header_user, header_team) = (header_identity("x-loom-user"), header_identity("x-loom-team"));
     let body = read_body(request, state.max_body_bytes).await?;
     let mut context = RequestContext::new(request_id);
+    context.identity.team = header_team;
     context.route = Some(route);
     context.client_format = endpoint.format();
     let mut wants_usage = false;
@@ -176,11 +188,15 @@ async fn serve(
                 // Anthropic clients always get usage at the end of a stream.
                 chat.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
             }
-            context.identity.user = chat.user.as_deref().map(Arc::from);
+            context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
             wants_usage = chat.wants_stream_usage();
             LlmRequest::chat(context, chat)
         }
-        Endpoint::Embeddings | Endpoint::Models => LlmRequest::embeddings(context, parse_embeddings(&body)?),
+        Endpoint::Embeddings | Endpoint::Models => {
+            let embeddings = parse_embeddings(&body)?;
+            context.identity.user = header_user.or_else(|| embeddings.user.as_deref().map(Arc::from));
+            LlmRequest::embeddings(context, embeddings)
+        }
     };
     let deadline = Instant::now() + state.request_timeout;
     let response = match tokio::time::timeout_at(deadline, state.pipeline.clone().oneshot(llm_request)).await

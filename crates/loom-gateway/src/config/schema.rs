@@ -124,6 +124,31 @@ pub struct AiGatewayConfig {
     pub model_mapping: BTreeMap<String, BTreeMap<String, String>>,
     /// Streaming behaviour.
     pub streaming: StreamingConfig,
+    /// Token usage and cost accounting.
+    pub token_accounting: TokenAccountingConfig,
+}
+
+/// `ai_gateway.token_accounting:` usage records, the ledger and prices.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenAccountingConfig {
+    /// SQLite file that keeps every usage record across restarts; none keeps usage in memory only.
+    pub ledger_path: Option<std::path::PathBuf>,
+    /// Longest time a record waits before it is committed (the crash-loss window).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: std::time::Duration,
+    /// Model name prefix -> price, overriding the built-in table.
+    pub prices: BTreeMap<String, loom_tokens::accounting::Price>,
+}
+
+impl Default for TokenAccountingConfig {
+    fn default() -> Self {
+        TokenAccountingConfig {
+            ledger_path: None,
+            flush_interval: std::time::Duration::from_secs(1),
+            prices: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for AiGatewayConfig {
@@ -134,6 +159,7 @@ impl Default for AiGatewayConfig {
             routing: RoutingConfig::default(),
             model_mapping: BTreeMap::new(),
             streaming: StreamingConfig::default(),
+            token_accounting: TokenAccountingConfig::default(),
         }
     }
 }

@@ -133,14 +133,6 @@ impl LoomConfig {
                     provider.name
                 ));
             }
-            for (field, price) in [
-                ("cost_per_1k_input", provider.cost_per_1k_input),
-                ("cost_per_1k_output", provider.cost_per_1k_output),
-            ] {
-                if price.is_some() {
-                    notes.push(price_note(&format!("ai_gateway.providers[{index}].{field}")));
-                }
-            }
         }
         routing_notes(&mut notes, "ai_gateway.routing", &ai.routing);
         for (index, route) in self.routes.iter().enumerate() {
@@ -177,20 +169,6 @@ fn routing_notes(notes: &mut Vec<String>, key: &str, routing: &RoutingConfig) {
              on another provider"
         ));
     }
-    for (index, target) in routing.providers.iter().enumerate() {
-        for (field, price) in [
-            ("cost_per_1k_input", target.cost_per_1k_input),
-            ("cost_per_1k_output", target.cost_per_1k_output),
-        ] {
-            if price.is_some() {
-                notes.push(price_note(&format!("{key}.providers[{index}].{field}")));
-            }
-        }
-    }
-}
-
-fn price_note(key: &str) -> String {
-    format!("{key}: configured, not active yet; cost accounting arrives later")
 }
 
 /// Writes a routing block: strategy, failover and targets.

@@ -1,0 +1,205 @@
+//! In-memory usage totals per user, team, key, model and provider, by minute and by
+//! day. Bounded: old buckets age out, and each bucket keeps at most a fixed number of
+//! groups (the rest add up under `(other)`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{UsageRecord, unix_millis_of};
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+/// Minute buckets kept: one day.
+const MINUTES_KEPT: i64 = 24 * 60;
+/// Day buckets kept: a little over a year.
+const DAYS_KEPT: i64 = 400;
+/// Distinct groups per dimension and bucket before the rest go to `(other)`.
+pub const MAX_GROUPS_PER_BUCKET: usize = 10_000;
+/// The group that collects what exceeds [`MAX_GROUPS_PER_BUCKET`].
+pub const OTHER_GROUP: &str = "(other)";
+/// The group of records without a value (e.g. no user).
+pub const NONE_GROUP: &str = "(none)";
+
+/// What usage can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// End user.
+    User,
+    /// Team.
+    Team,
+    /// Virtual key id.
+    Key,
+    /// Model the client asked for.
+    Model,
+    /// Provider that answered.
+    Provider,
+}
+
+impl Dimension {
+    /// Every dimension.
+    pub const ALL: [Dimension; 5] =
+        [Dimension::User, Dimension::Team, Dimension::Key, Dimension::Model, Dimension::Provider];
+
+    /// Parses `user`, `team`, `key`, `model` or `provider`.
+    pub fn parse(name: &str) -> Option<Dimension> {
+        Some(match name {
+            "user" => Dimension::User,
+            "team" => Dimension::Team,
+            "key" => Dimension::Key,
+            "model" => Dimension::Model,
+            "provider" => Dimension::Provider,
+            _ => return None,
+        })
+    }
+
+    /// The ledger column holding this dimension.
+    pub fn column(self) -> &'static str {
+        match self {
+            Dimension::User => "user",
+            Dimension::Team => "team",
+            Dimension::Key => "key_id",
+            Dimension::Model => "model_requested",
+            Dimension::Provider => "provider",
+        }
+    }
+
+    fn value(self, record: &UsageRecord) -> &str {
+        let value = match self {
+            Dimension::User => record.user.as_deref(),
+            Dimension::Team => record.team.as_deref(),
+            Dimension::Key => record.key_id.as_deref(),
+            Dimension::Model => Some(record.model_requested.as_str()),
+            Dimension::Provider => record.provider.as_deref(),
+        };
+        value.unwrap_or(NONE_GROUP)
+    }
+}
+
+/// Totals of one group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UsageTotals {
+    /// Requests.
+    pub requests: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cached input tokens.
+    pub cached_tokens: u64,
+    /// Cost in USD.
+    pub cost: f64,
+}
+
+impl UsageTotals {
+    fn add(&mut self, record: &UsageRecord) {
+        self.requests += 1;
+        self.input_tokens += record.input_tokens;
+        self.output_tokens += record.output_tokens;
+        self.cached_tokens += record.cached_tokens;
+        self.cost += record.cost;
+    }
+
+    fn merge(&mut self, other: &UsageTotals) {
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.cost += other.cost;
+    }
+}
+
+/// One row of a grouped usage report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageGroup {
+    /// The group's value (a user, a model, ...).
+    pub group: String,
+    /// Its totals.
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+type Bucket = HashMap<Dimension, HashMap<String, UsageTotals>>;
+
+#[derive(Default)]
+struct Buckets {
+    minutes: BTreeMap<i64, Bucket>,
+    days: BTreeMap<i64, Bucket>,
+}
+
+/// Usage totals kept in memory.
+#[derive(Default)]
+pub struct UsageAggregates {
+    buckets: Mutex<Buckets>,
+}
+
+fn add_to(bucket: &mut Bucket, record: &UsageRecord) {
+    for dimension in Dimension::ALL {
+        let groups = bucket.entry(dimension).or_default();
+        let value = dimension.value(record);
+        let key = if groups.contains_key(value) || groups.len() < MAX_GROUPS_PER_BUCKET {
+            value
+        } else {
+            OTHER_GROUP
+        };
+        match groups.get_mut(key) {
+            Some(totals) => totals.add(record),
+            None => groups.entry(key.to_owned()).or_default().add(record),
+        }
+    }
+}
+
+impl UsageAggregates {
+    /// Empty aggregates.
+    pub fn new() -> Self {
+        UsageAggregates::default()
+    }
+
+    /// Adds one record.
+    pub fn add(&self, record: &UsageRecord) {
+        let at = unix_millis_of(record.time);
+        let minute = at - at.rem_euclid(MINUTE_MS);
+        let day = at - at.rem_euclid(DAY_MS);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        add_to(buckets.minutes.entry(minute).or_default(), record);
+        add_to(buckets.days.entry(day).or_default(), record);
+        let newest_minute = buckets.minutes.keys().next_back().copied().unwrap_or(minute);
+        buckets.minutes.retain(|start, _| *start > newest_minute - MINUTES_KEPT * MINUTE_MS);
+        let newest_day = buckets.days.keys().next_back().copied().unwrap_or(day);
+        buckets.days.retain(|start, _| *start > newest_day - DAYS_KEPT * DAY_MS);
+    }
+
+    /// Totals per group of `dimension` for records in `[from_ms, to_ms)`, largest cost
+    /// first. Minute buckets answer ranges within the last day, day buckets older ones;
+    /// a bucket counts when its start lies in the range.
+    pub fn report(&self, dimension: Dimension, from_ms: i64, to_ms: i64) -> Vec<UsageGroup> {
+        let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let oldest_minute = buckets.minutes.keys().next().copied().unwrap_or(i64::MAX);
+        let source = if from_ms >= oldest_minute { &buckets.minutes } else { &buckets.days };
+        let mut merged: HashMap<&str, UsageTotals> = HashMap::new();
+        for (_, bucket) in source.range(from_ms..to_ms) {
+            for (group, totals) in bucket.get(&dimension).into_iter().flatten() {
+                merged.entry(group.as_str()).or_default().merge(totals);
+            }
+        }
+        let mut groups: Vec<UsageGroup> = merged
+            .into_iter()
+            .map(|(group, totals)| UsageGroup { group: group.to_owned(), totals })
+            .collect();
+        sort_groups(&mut groups);
+        groups
+    }
+}
+
+/// Largest cost first, then most requests, then by name.
+pub fn sort_groups(groups: &mut [UsageGroup]) {
+    groups.sort_by(|a, b| {
+        b.totals
+            .cost
+            .total_cmp(&a.totals.cost)
+            .then(b.totals.requests.cmp(&a.totals.requests))
+            .then(a.group.cmp(&b.group))
+    });
+}

@@ -1,0 +1,315 @@
+//! `TokenAccountingLayer`: estimates each request's input tokens for later stages,
+//! asks streaming upstreams for usage, and records a [`UsageRecord`] for every
+//! request — whole, streamed, failed, or cut off by a client that went away.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_util::Stream;
+use loom_core::{
+    ChatChunk, ChunkStream, Content, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
+    Usage,
+};
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+use super::estimate;
+use super::prices::PriceTable;
+use super::record::{Outcome, UsageRecord, UsageSource};
+use super::recorder::UsageRecorder;
+
+/// Status recorded for a request whose client disconnected (nginx's convention).
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
+
+struct Accounting {
+    recorder: Arc<UsageRecorder>,
+    prices: PriceTable,
+}
+
+/// Records token usage and cost of every request passing through.
+#[derive(Clone)]
+pub struct TokenAccountingLayer {
+    accounting: Arc<Accounting>,
+}
+
+impl TokenAccountingLayer {
+    /// A layer recording into `recorder`, pricing with `prices`.
+    pub fn new(recorder: Arc<UsageRecorder>, prices: PriceTable) -> Self {
+        TokenAccountingLayer { accounting: Arc::new(Accounting { recorder, prices }) }
+    }
+}
+
+impl<S> Layer<S> for TokenAccountingLayer {
+    type Service = TokenAccounting<S>;
+
+    fn layer(&self, inner: S) -> TokenAccounting<S> {
+        TokenAccounting { inner, accounting: self.accounting.clone() }
+    }
+}
+
+/// The service [`TokenAccountingLayer`] produces.
+#[derive(Clone)]
+pub struct TokenAccounting<S> {
+    inner: S,
+    accounting: Arc<Accounting>,
+}
+
+/// What is known about a request before its answer.
+struct Pending {
+    record: UsageRecord,
+    input_estimate: u64,
+    input_exact: bool,
+    started: Instant,
+}
+
+impl Pending {
+    fn finish(
+        mut self,
+        accounting: &Accounting,
+        usage: Option<&Usage>,
+        output_text: Option<&str>,
+        outcome: Outcome,
+        status: u16,
+    ) {
+        let record = &mut self.record;
+        record.latency = self.started.elapsed();
+        record.outcome = outcome;
+        record.status = status;
+        match usage {
+            Some(usage) => {
+                record.input_tokens = usage.prompt_tokens;
+                record.output_tokens = usage.completion_tokens;
+                record.cached_tokens = usage.cached_tokens();
+                record.reasoning_tokens = usage.reasoning_tokens();
+                record.source = UsageSource::Reported;
+            }
+            None => {
+                let model = record.model_served.as_deref().unwrap_or(&record.model_requested);
+                let (output, output_exact) = match output_text {
+                    Some(text) if !text.is_empty() => estimate::text(model, text),
+                    _ => (0, true),
+                };
+                // A failed request before any output is billed nothing.
+                record.input_tokens =
+                    if outcome == Outcome::Error && output_text.is_none() { 0 } else { self.input_estimate };
+                record.output_tokens = output;
+                record.source = if self.input_exact && output_exact {
+                    UsageSource::Counted
+                } else {
+                    UsageSource::Estimated
+                };
+            }
+        }
+        let model = record.model_served.as_deref().unwrap_or(&record.model_requested);
+        record.cost = accounting
+            .prices
+            .price(record.provider.as_deref(), model)
+            .map(|price| price.cost(record.input_tokens, record.cached_tokens, record.output_tokens))
+            .unwrap_or(0.0);
+        accounting.recorder.record(self.record);
+    }
+}
+
+fn start(request: &mut LlmRequest) -> Pending {
+    let context = &request.context;
+    let (input_estimate, input_exact, model, streamed) = match &mut request.payload {
+        RequestPayload::Chat(chat) => {
+            let (tokens, exact) = estimate::chat(chat);
+            if chat.is_stream() {
+                // Usage comes from upstream even when the client did not ask; the edge
+                // shows the client a usage chunk only if it asked.
+                chat.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
+            }
+            (tokens, exact, chat.model.clone(), chat.is_stream())
+        }
+        RequestPayload::Embeddings(embeddings) => {
+            let (tokens, exact) = estimate::embeddings(embeddings);
+            (tokens, exact, embeddings.model.clone(), false)
+        }
+    };
+    let record = UsageRecord {
+        request_id: context.request_id.clone(),
+        time: SystemTime::now(),
+        key_id: context.identity.key_id.clone(),
+        user: context.identity.user.clone(),
+        team: context.identity.team.clone(),
+        route: context.route.clone(),
+        provider: None,
+        model_requested: model,
+        model_served: None,
+        input_tokens: 0,
+        output_tokens: 0,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+        source: UsageSource::Estimated,
+        cost: 0.0,
+        latency: Duration::ZERO,
+        time_to_first_byte: None,
+        status: 200,
+        outcome: Outcome::Ok,
+        cache_hit: false,
+        streamed,
+    };
+    request.context.input_token_estimate = Some(input_estimate);
+    Pending { record, input_estimate, input_exact, started: Instant::now() }
+}
+
+/// The text of a whole answer, for counting when the provider reports no usage.
+fn answer_text(response: &loom_core::ChatResponse) -> String {
+    let mut text = String::new();
+    for choice in &response.choices {
+        if let Some(content) = &choice.message.content {
+            match content {
+                Content::Text(value) => text.push_str(value),
+                Content::Parts(_) => text.push_str(&content.joined_text()),
+            }
+        }
+        if let Some(reasoning) = &choice.message.reasoning_content {
+            text.push_str(reasoning);
+        }
+        for call in choice.message.tool_calls.iter().flatten() {
+            text.push_str(&call.function.name);
+            text.push_str(&call.function.arguments);
+        }
+    }
+    text
+}
+
+impl<S> Service<LlmRequest> for TokenAccounting<S>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
+    S::Future: Send + 'static,
+{
+    type Response = LlmResponse;
+    type Error = LoomError;
+    type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: LlmRequest) -> Self::Future {
+        let mut pending = start(&mut request);
+        let accounting = self.accounting.clone();
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = match call.await {
+                Ok(response) => response,
+                Err(error) => {
+                    pending.record.provider =
+                        error.upstream.as_ref().map(|upstream| Arc::from(upstream.provider.as_str()));
+                    pending.finish(&accounting, None, None, Outcome::Error, error.http_status());
+                    return Err(error);
+                }
+            };
+            pending.record.provider = Some(response.provider.clone());
+            pending.record.time_to_first_byte = Some(pending.started.elapsed());
+            match &mut response.payload {
+                ResponsePayload::Chat(chat) => {
+                    pending.record.model_served = Some(chat.model.clone());
+                    let text = chat.usage.is_none().then(|| answer_text(chat));
+                    pending.finish(&accounting, chat.usage.as_ref(), text.as_deref(), Outcome::Ok, 200);
+                }
+                ResponsePayload::Embeddings(embeddings) => {
+                    pending.record.model_served = Some(embeddings.model.clone());
+                    let usage = embeddings.usage.as_ref().map(|usage| Usage::new(usage.prompt_tokens, 0));
+                    pending.finish(&accounting, usage.as_ref(), None, Outcome::Ok, 200);
+                }
+                ResponsePayload::Stream(stream) => {
+                    pending.record.time_to_first_byte = None;
+                    let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
+                    *stream = Box::pin(MeteredStream {
+                        inner,
+                        meter: Some(Meter { pending, accounting, usage: None, text: String::new() }),
+                    });
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// What a stream has produced so far.
+struct Meter {
+    pending: Pending,
+    accounting: Arc<Accounting>,
+    usage: Option<Usage>,
+    text: String,
+}
+
+impl Meter {
+    fn observe(&mut self, chunk: &ChatChunk) {
+        if self.pending.record.time_to_first_byte.is_none() {
+            self.pending.record.time_to_first_byte = Some(self.pending.started.elapsed());
+            self.pending.record.model_served = Some(chunk.model.clone());
+        }
+        if let Some(usage) = &chunk.usage {
+            self.usage = Some(usage.clone());
+        }
+        if self.usage.is_some() {
+            return;
+        }
+        for choice in &chunk.choices {
+            let delta = &choice.delta;
+            for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
+                self.text.push_str(piece);
+            }
+            for call in delta.tool_calls.iter().flatten() {
+                if let Some(function) = &call.function {
+                    for piece in [&function.name, &function.arguments].into_iter().flatten() {
+                        self.text.push_str(piece);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self, outcome: Outcome, status: u16) {
+        let text = (self.usage.is_none()).then_some(self.text.as_str());
+        self.pending.finish(&self.accounting, self.usage.as_ref(), text, outcome, status);
+    }
+}
+
+/// A chunk stream that records its usage when it ends, fails, or is dropped.
+struct MeteredStream {
+    inner: ChunkStream,
+    meter: Option<Meter>,
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<ChatChunk, LoomError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(meter) = self.meter.as_mut() {
+                    meter.observe(chunk);
+                }
+            }
+            Poll::Ready(Some(Err(error))) => {
+                if let Some(meter) = self.meter.take() {
+                    meter.finish(Outcome::Error, error.http_status());
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(meter) = self.meter.take() {
+                    meter.finish(Outcome::Ok, 200);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        if let Some(meter) = self.meter.take() {
+            meter.finish(Outcome::Cancelled, CLIENT_CLOSED_STATUS);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! One request's usage: who, what, how many tokens, what it cost, how it went.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Where the token counts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageSource {
+    /// The provider reported them.
+    Reported,
+    /// Loom counted them (exact tokenizer) because the provider did not report.
+    Counted,
+    /// Loom estimated them (no exact tokenizer for this model).
+    Estimated,
+}
+
+impl UsageSource {
+    /// The name stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Reported => "reported",
+            UsageSource::Counted => "counted",
+            UsageSource::Estimated => "estimated",
+        }
+    }
+}
+
+/// How the request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered completely.
+    Ok,
+    /// Failed (the status says how).
+    Error,
+    /// The client went away before the answer was complete.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The name stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The usage of one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRecord {
+    /// Request id.
+    pub request_id: Arc<str>,
+    /// When the request arrived.
+    #[serde(with = "unix_millis")]
+    pub time: SystemTime,
+    /// Virtual key id, when authenticated.
+    pub key_id: Option<Arc<str>>,
+    /// End user.
+    pub user: Option<Arc<str>>,
+    /// Team.
+    pub team: Option<Arc<str>>,
+    /// Route id.
+    pub route: Option<Arc<str>>,
+    /// Provider that answered (or failed).
+    pub provider: Option<Arc<str>>,
+    /// Model the client asked for.
+    pub model_requested: String,
+    /// Model that answered.
+    pub model_served: Option<String>,
+    /// Input tokens (cached included).
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Input tokens read from the provider's cache.
+    pub cached_tokens: u64,
+    /// Output tokens spent on reasoning.
+    pub reasoning_tokens: u64,
+    /// Where the counts came from.
+    pub source: UsageSource,
+    /// Cost in USD.
+    pub cost: f64,
+    /// Time until the answer was complete (or the request ended).
+    #[serde(with = "millis")]
+    pub latency: Duration,
+    /// Time until the first byte of the answer (streams: the first chunk).
+    #[serde(with = "opt_millis")]
+    pub time_to_first_byte: Option<Duration>,
+    /// HTTP status the client saw (200 for answers, the error status otherwise).
+    pub status: u16,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Whether the answer came from Loom's cache.
+    pub cache_hit: bool,
+    /// Whether the answer was streamed.
+    pub streamed: bool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_millis_of(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
+}
+
+mod unix_millis {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(super::unix_millis_of(*time))
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis() as u64)
+    }
+}
+
+mod opt_millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(
+        duration: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => serializer.serialize_some(&(duration.as_millis() as u64)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
