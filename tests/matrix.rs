@@ -1000,18 +1000,74 @@ async fn run_matrix(kind: Kind) -> (MockUpstream, TestGateway, Vec<String>) {
         let outcome = AssertUnwindSafe(run_case(&mock, &gateway, case)).catch_unwind().await;
         drain(&mock, &gateway).await;
         if let Err(panic) = outcome {
-            let message = panic_message(panic.as_ref());
-            let first_line = message.lines().next().unwrap_or_default().to_owned();
-            failures.push(format!("{}: {first_line}", case.name()));
+            failures.push(format!("{}: {}", case.name(), first_line(panic.as_ref())));
         }
     }
+    let outcome = AssertUnwindSafe(stream_without_usage(&mock, &gateway, kind)).catch_unwind().await;
+    drain(&mock, &gateway).await;
+    if let Err(panic) = outcome {
+        failures.push(format!("{}: {}", no_usage_case_name(kind), first_line(panic.as_ref())));
+    }
     (mock, gateway, failures)
+}
+
+fn first_line(panic: &(dyn Any + Send)) -> String {
+    panic_message(panic).lines().next().unwrap_or_default().to_owned()
+}
+
+fn no_usage_case_name(kind: Kind) -> String {
+    format!("openai-client -> {} / stream / text without include_usage", kind.name())
+}
+
+/// An OpenAI client that does not set `stream_options.include_usage` gets no usage
+/// chunk (and no `usage` on any chunk), even from providers that always report usage.
+async fn stream_without_usage(mock: &MockUpstream, gateway: &TestGateway, kind: Kind) {
+    let name = no_usage_case_name(kind);
+    let name = name.as_str();
+    let case = Case { client: Client::OpenAi, kind, mode: Mode::Stream, input: Input::Text };
+    mock.take_requests();
+    mock.push_reply(match kind.wire() {
+        // OpenAI sends usage only when asked.
+        Wire::OpenAi => Reply::chat_stream(kind.model(), false),
+        _ => upstream_reply(&case),
+    });
+    let body = json!({"model": kind.model(), "messages": openai_messages(Input::Text), "stream": true});
+    let response = gateway.post(case.client.path(), &body.to_string()).await;
+    assert_eq!(response.status, 200, "{name}: {}", response.text());
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1, "{name}: exactly one upstream request");
+    let mut expected_body = expected_upstream_body(&case);
+    if let Some(object) = expected_body.as_object_mut() {
+        object.remove("stream_options");
+    }
+    assert_eq!(requests[0].json(), expected_body, "{name}: upstream body");
+    let text = response.text();
+    let events = sse_data(&text);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{name}: stream must end in [DONE]: {text}"
+    );
+    let mut content = String::new();
+    let mut finish = String::new();
+    for data in &events[..events.len() - 1] {
+        let chunk: Value =
+            serde_json::from_str(data).unwrap_or_else(|error| panic!("{name}: {error}: {data}"));
+        assert!(chunk["usage"].is_null(), "{name}: usage the client did not ask for: {chunk}");
+        assert_eq!(chunk["choices"].as_array().map(Vec::len), Some(1), "{name}: {chunk}");
+        content.push_str(str_of(&chunk["choices"][0]["delta"]["content"]));
+        if let Some(reason) = chunk["choices"][0]["finish_reason"].as_str() {
+            finish = reason.to_owned();
+        }
+    }
+    let expected = expected_answer(&case);
+    assert_eq!((content.as_str(), finish.as_str()), (expected.text.as_str(), "stop"), "{name}: answer");
 }
 
 fn assert_no_failures(kind: Kind, failures: &[String]) {
     assert!(
         failures.is_empty(),
-        "{} of 12 `{}` cases failed (full messages above):\n  {}",
+        "{} `{}` cases failed (full messages above):\n  {}",
         failures.len(),
         kind.name(),
         failures.join("\n  ")
@@ -1232,4 +1288,116 @@ async fn matrix_local_anthropic() {
     .await;
 
     assert_no_failures(Kind::LocalAnthropic, &failures);
+}
+
+// ---------------------------------------------------------------------------------------
+// Loom bugs found while building the matrix; each test fails until its bug is fixed.
+// ---------------------------------------------------------------------------------------
+
+/// BUG: `top_k` from an Anthropic-format client never reaches any provider.
+///
+/// `loom-gateway/src/anthropic_format.rs`, `to_canonical`: `top_k` is stored in
+/// `chat.extra`, then `chat.extra = request.extra;` at the end replaces the whole map,
+/// so the anthropic provider (`request::to_anthropic` reads `chat.extra["top_k"]`) and
+/// Gemini (`generation_config` reads it too) never see it.
+#[tokio::test]
+async fn bug_anthropic_client_top_k_is_dropped() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&Kind::Anthropic.config(&mock)).await;
+    mock.push_reply(Reply::json(anthropic_fixtures::message("claude-sonnet-4-5", "Hi")));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "top_k": 40,
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let response = gateway.post("/v1/messages", &body.to_string()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        mock.requests()[0].json(),
+        body,
+        "anthropic-client -> anthropic / top_k: Anthropic to Anthropic must be lossless (top_k is missing)"
+    );
+}
+
+/// BUG: an Anthropic-format client reaching the anthropic provider loses
+/// `stop_reason: "stop_sequence"` and `stop_sequence`.
+///
+/// `loom-providers/src/anthropic/response.rs` `finish_reason` maps `stop_sequence` to
+/// `FinishReason::Stop`, and `loom-gateway/src/anthropic_format.rs`
+/// `to_messages_response` (and `anthropic_stream.rs` `EventWriter::finish`) turn that
+/// into `end_turn` with `stop_sequence: null`, so the client cannot tell which stop
+/// sequence ended the answer.
+#[tokio::test]
+async fn bug_anthropic_client_loses_stop_sequence_from_anthropic() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&Kind::Anthropic.config(&mock)).await;
+    let mut answer = anthropic_fixtures::message("claude-sonnet-4-5", "1, 2, 3, ");
+    answer["stop_reason"] = json!("stop_sequence");
+    answer["stop_sequence"] = json!("4");
+    mock.push_reply(Reply::json(answer));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stop_sequences": ["4"],
+        "messages": [{"role": "user", "content": "Count to ten"}]});
+    let response = gateway.post("/v1/messages", &body.to_string()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let got = response.json();
+    assert_eq!(
+        (&got["stop_reason"], &got["stop_sequence"]),
+        (&json!("stop_sequence"), &json!("4")),
+        "anthropic-client -> anthropic / whole / stop sequence: {got}"
+    );
+}
+
+/// BUG: an OpenAI-format upstream's tool call with empty `arguments` (what
+/// OpenAI-compatible servers send for a function without parameters) reaches an
+/// Anthropic-format client as `"input": ""`, a string where Anthropic's `tool_use.input`
+/// is always an object.
+///
+/// `loom-gateway/src/anthropic_format.rs` `to_messages_response`: arguments that do not
+/// parse as JSON become `Value::String`; empty arguments should be `{}` (as
+/// `loom-providers/src/anthropic/request.rs` `assistant_blocks` already treats them, and
+/// as the streamed path yields, where no `input_json_delta` is sent).
+#[tokio::test]
+async fn bug_anthropic_client_gets_string_input_for_empty_tool_arguments() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&Kind::LocalOpenAi.config(&mock)).await;
+    let mut answer = fixtures::chat_tool_call("gpt-4o");
+    answer["choices"][0]["message"]["tool_calls"][0]["function"] =
+        json!({"name": "get_time", "arguments": ""});
+    mock.push_reply(Reply::json(answer));
+    let body = json!({"model": "gpt-4o", "max_tokens": 64, "messages": [{"role": "user", "content": "Time?"}],
+        "tools": [{"name": "get_time", "input_schema": {"type": "object", "properties": {}}}]});
+    let response = gateway.post("/v1/messages", &body.to_string()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let got = response.json();
+    assert_eq!(
+        got["content"],
+        json!([{"type": "tool_use", "id": fixtures::TOOL_CALL_ID, "name": "get_time", "input": {}}]),
+        "anthropic-client -> local-openai / whole / tool call without arguments: {got}"
+    );
+}
+
+/// BUG: Anthropic server tools (web search, code execution, ...) are refused with
+/// "only available on Anthropic's own API" even when the provider IS Anthropic's API.
+///
+/// `loom-gateway/src/anthropic_format.rs` `tool` rejects every tool whose `type` is not
+/// `custom` while parsing, before routing, so no provider ever gets the chance; an
+/// Anthropic client on the anthropic provider should get them passed through (and
+/// other providers should refuse them, as `matrix_openai` checks).
+#[tokio::test]
+async fn bug_anthropic_server_tools_refused_for_the_anthropic_provider() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&Kind::Anthropic.config(&mock)).await;
+    mock.push_reply(Reply::json(anthropic_fixtures::message("claude-sonnet-4-5", "Here is the news.")));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "News?"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]});
+    let response = gateway.post("/v1/messages", &body.to_string()).await;
+    assert_eq!(
+        response.status,
+        200,
+        "anthropic-client -> anthropic / server tool must reach Anthropic: {}",
+        response.text()
+    );
+    assert_eq!(
+        mock.requests()[0].json()["tools"],
+        body["tools"],
+        "anthropic-client -> anthropic / server tool"
+    );
 }
