@@ -15,8 +15,10 @@
 //! A failing case does not stop the others: every case runs, and the test fails at the
 //! end listing the failed case names (each assertion message names its case too).
 //!
-//! Each provider test also checks one request the provider cannot honour: a 400
-//! naming the field, with nothing sent upstream when Loom can tell beforehand.
+//! Each provider test also checks that an OpenAI client streaming without
+//! `stream_options.include_usage` gets no usage, and one request the provider cannot
+//! honour: a 400 naming the field, with nothing sent upstream when Loom can tell
+//! beforehand.
 //!
 //! Tests named `bug_*` document Loom bugs found while writing the matrix; they fail
 //! until the bug is fixed.
