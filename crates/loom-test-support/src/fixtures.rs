@@ -121,6 +121,93 @@ pub fn chat_stream_steps(model: &str, include_usage: bool) -> Vec<SseStep> {
         .collect()
 }
 
+/// The `id` of the tool call in [`chat_tool_call`] and [`chat_tool_call_stream_chunks`].
+pub const TOOL_CALL_ID: &str = "call_Jx4kQ2mZ8vLp0TnW7bYc3RdE";
+/// The function the scripted tool call calls.
+pub const TOOL_CALL_NAME: &str = "get_weather";
+/// The JSON arguments of the scripted tool call.
+pub const TOOL_CALL_ARGUMENTS: &str = "{\"city\":\"Paris\"}";
+/// The argument fragments of the streamed tool call, in order; they concatenate to
+/// [`TOOL_CALL_ARGUMENTS`] (OpenAI streams arguments a few tokens at a time).
+pub const TOOL_CALL_ARGUMENT_PIECES: [&str; 5] = ["{\"", "city", "\":\"", "Paris", "\"}"];
+
+/// A whole `chat.completion` in which the model calls [`TOOL_CALL_NAME`] with
+/// [`TOOL_CALL_ARGUMENTS`]: `content: null`, one `tool_calls` entry and
+/// `finish_reason: "tool_calls"`, as OpenAI answers a forced or chosen function call.
+pub fn chat_tool_call(model: &str) -> Value {
+    json!({
+        "id": CHAT_ID,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "id": TOOL_CALL_ID,
+                    "type": "function",
+                    "function": {"name": TOOL_CALL_NAME, "arguments": TOOL_CALL_ARGUMENTS}
+                }],
+                "refusal": null,
+                "annotations": []
+            },
+            "logprobs": null,
+            "finish_reason": "tool_calls"
+        }],
+        "usage": chat_usage(),
+        "service_tier": "default",
+        "system_fingerprint": SYSTEM_FINGERPRINT
+    })
+}
+
+/// The JSON payloads of a streamed tool call, in order, without the final `[DONE]`.
+///
+/// A first chunk whose delta carries the role, `content: null` and the call's
+/// `index`, `id`, `type` and `function.name` with empty `arguments`; one chunk per
+/// [`TOOL_CALL_ARGUMENT_PIECES`] entry with only `index` and an `arguments`
+/// fragment; a chunk with an empty delta and `finish_reason: "tool_calls"`; and
+/// with `include_usage` a last chunk with `choices: []` and the usage.
+pub fn chat_tool_call_stream_chunks(model: &str, include_usage: bool) -> Vec<Value> {
+    let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+    let mut chunks = Vec::with_capacity(TOOL_CALL_ARGUMENT_PIECES.len() + 3);
+    let first = json!({
+        "role": "assistant",
+        "content": null,
+        "tool_calls": [{
+            "index": 0,
+            "id": TOOL_CALL_ID,
+            "type": "function",
+            "function": {"name": TOOL_CALL_NAME, "arguments": ""}
+        }],
+        "refusal": null
+    });
+    chunks.push(chat_chunk(model, choice(first, Value::Null), include_usage));
+    for piece in TOOL_CALL_ARGUMENT_PIECES {
+        let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+        chunks.push(chat_chunk(model, choice(delta, Value::Null), include_usage));
+    }
+    chunks.push(chat_chunk(model, choice(json!({}), json!("tool_calls")), include_usage));
+    if include_usage {
+        let mut last = chat_chunk(model, json!([]), false);
+        last["usage"] = chat_usage();
+        chunks.push(last);
+    }
+    chunks
+}
+
+/// The streamed tool call as SSE steps, as a client that set
+/// `stream_options.include_usage` gets it: one `data:` event per chunk of
+/// [`chat_tool_call_stream_chunks`] (usage included), then `data: [DONE]`.
+pub fn chat_tool_call_stream_steps(model: &str) -> Vec<SseStep> {
+    chat_tool_call_stream_chunks(model, true)
+        .iter()
+        .map(|chunk| SseStep::Data(chunk.to_string()))
+        .chain(std::iter::once(SseStep::Data("[DONE]".to_owned())))
+        .collect()
+}
+
 /// The default vector for the embedding at `index`: small values exact in `f32`.
 pub fn embedding_vector(index: usize) -> [f32; EMBEDDING_DIMENSIONS] {
     // Exact in f32 for any index below 2^24, so float and base64 forms agree.
@@ -249,6 +336,21 @@ mod tests {
     #[test]
     fn stream_pieces_concatenate_to_content() {
         assert_eq!(STREAM_PIECES.concat(), CONTENT);
+    }
+
+    #[test]
+    fn tool_call_fragments_concatenate_to_the_arguments() {
+        assert_eq!(TOOL_CALL_ARGUMENT_PIECES.concat(), TOOL_CALL_ARGUMENTS);
+        let chunks = chat_tool_call_stream_chunks("m", false);
+        let streamed: String = chunks
+            .iter()
+            .filter_map(|chunk| {
+                chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(streamed, TOOL_CALL_ARGUMENTS);
+        assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(chat_tool_call_stream_steps("m").len(), TOOL_CALL_ARGUMENT_PIECES.len() + 4);
     }
 
     #[test]

@@ -59,6 +59,25 @@ pub fn text_stream(model_version: &str, pieces: &[&str]) -> Vec<SseStep> {
         .collect()
 }
 
+/// A streamed answer calling `get_weather`: Gemini sends a function call whole, in
+/// one SSE event that also carries the finish reason, the usage and (thinking
+/// models) the call's thought signature; the call has no `id`.
+pub fn function_call_stream(model_version: &str) -> Vec<SseStep> {
+    vec![SseStep::json(&json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": [
+                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "Cs4BAdHtim9sig"}
+            ]},
+            "finishReason": "STOP",
+            "index": 0
+        }],
+        "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 8, "thoughtsTokenCount": 20,
+            "cachedContentTokenCount": 10, "totalTokenCount": 58},
+        "modelVersion": model_version,
+        "responseId": "resp-gemini-4"
+    }))]
+}
+
 /// A `batchEmbedContents` answer with `n` small vectors.
 pub fn batch_embeddings(n: usize) -> Value {
     let embeddings: Vec<Value> =
