@@ -15,6 +15,8 @@ use loom_providers::anthropic::wire::{
 };
 use serde_json::{Map, Value};
 
+pub use loom_providers::anthropic::response::STOP_SEQUENCE;
+
 /// Parses an Anthropic Messages body into the canonical request.
 pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, LoomError> {
     let request: MessagesRequest = crate::openai_format::parse(body)?;
@@ -42,6 +44,7 @@ fn to_canonical(request: MessagesRequest) -> Result<ChatRequest, LoomError> {
         }
     }
     let mut chat = ChatRequest::new(request.model, messages);
+    chat.extra = request.extra;
     chat.max_tokens = Some(request.max_tokens);
     chat.stop = request.stop_sequences.map(Stop::Many);
     chat.stream = request.stream;
@@ -63,18 +66,21 @@ fn to_canonical(request: MessagesRequest) -> Result<ChatRequest, LoomError> {
     if let Some(choice) = request.tool_choice {
         apply_tool_choice(&mut chat, choice)?;
     }
-    chat.extra = request.extra;
     Ok(chat)
 }
 
-fn tool(tool: AnthropicTool) -> Result<Tool, LoomError> {
-    if let Some(kind) = tool.extra.get("type").and_then(Value::as_str)
+fn tool(mut tool: AnthropicTool) -> Result<Tool, LoomError> {
+    if let Some(kind) = tool.extra.get("type").and_then(Value::as_str).map(str::to_owned)
         && kind != "custom"
     {
-        return Err(LoomError::invalid_request(
-            format!("Server tool `{kind}` is only available on Anthropic's own API"),
-            Some("tools".into()),
-        ));
+        // A server tool (web search, code execution...): only Anthropic can run it, so it
+        // travels as-is and other providers refuse it.
+        tool.extra.remove("type");
+        tool.extra.insert("name".to_owned(), Value::String(tool.name));
+        if let Some(description) = tool.description {
+            tool.extra.insert("description".to_owned(), Value::String(description));
+        }
+        return Ok(Tool { kind, function: None, cache_control: tool.cache_control, extra: tool.extra });
     }
     Ok(Tool {
         kind: "function".to_owned(),
@@ -244,6 +250,11 @@ pub fn stop_reason(finish: &FinishReason) -> String {
     .to_owned()
 }
 
+/// The stop sequence a provider reported on a choice (kept in `extra`).
+pub fn stop_sequence_of(extra: &Map<String, Value>) -> Option<String> {
+    extra.get(STOP_SEQUENCE).and_then(Value::as_str).map(str::to_owned)
+}
+
 /// Anthropic usage from canonical usage (Anthropic's input count excludes cache reads and writes).
 pub fn anthropic_usage(usage: Option<&Usage>) -> AnthropicUsage {
     let Some(usage) = usage else { return AnthropicUsage::default() };
@@ -267,6 +278,7 @@ pub fn to_messages_response(response: ChatResponse) -> Result<MessagesResponse, 
         .into_iter()
         .next()
         .ok_or_else(|| LoomError::new(ErrorKind::UpstreamError, "The provider returned no choices"))?;
+    let stop_sequence = stop_sequence_of(&choice.extra);
     let mut content = Vec::new();
     match choice.message.content {
         None => {}
@@ -299,8 +311,12 @@ pub fn to_messages_response(response: ChatResponse) -> Result<MessagesResponse, 
         content.insert(0, ContentBlock::Thinking { thinking: reasoning, signature: String::new() });
     }
     for call in choice.message.tool_calls.into_iter().flatten() {
-        let input = serde_json::from_str(&call.function.arguments)
-            .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
+        let input = if call.function.arguments.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_str(&call.function.arguments)
+                .unwrap_or_else(|_| Value::String(call.function.arguments.clone()))
+        };
         content.push(ContentBlock::ToolUse {
             id: call.id,
             name: call.function.name,
@@ -314,8 +330,11 @@ pub fn to_messages_response(response: ChatResponse) -> Result<MessagesResponse, 
         role: AnthropicRole::Assistant,
         model: response.model,
         content,
-        stop_reason: Some(choice.finish_reason.as_ref().map_or_else(|| "end_turn".to_owned(), stop_reason)),
-        stop_sequence: None,
+        stop_reason: Some(match &stop_sequence {
+            Some(_) => "stop_sequence".to_owned(),
+            None => choice.finish_reason.as_ref().map_or_else(|| "end_turn".to_owned(), stop_reason),
+        }),
+        stop_sequence,
         usage: anthropic_usage(response.usage.as_ref()),
         extra: Map::new(),
     })

@@ -8,7 +8,7 @@ use loom_providers::anthropic::wire::{
 };
 use serde_json::{Map, Value};
 
-use crate::anthropic_format::{anthropic_error_json, anthropic_usage, stop_reason};
+use crate::anthropic_format::{anthropic_error_json, anthropic_usage, stop_reason, stop_sequence_of};
 use crate::sse::EventStream;
 
 /// The kind of the content block currently open.
@@ -25,12 +25,20 @@ struct EventWriter {
     next_index: u32,
     open: Option<Open>,
     finish: Option<FinishReason>,
+    stop_sequence: Option<String>,
     usage: Option<Usage>,
 }
 
 impl EventWriter {
     fn new() -> Self {
-        EventWriter { started: false, next_index: 0, open: None, finish: None, usage: None }
+        EventWriter {
+            started: false,
+            next_index: 0,
+            open: None,
+            finish: None,
+            stop_sequence: None,
+            usage: None,
+        }
     }
 
     fn start_block(&mut self, out: &mut Vec<StreamEvent>, kind: Open, block: ContentBlock) {
@@ -74,6 +82,9 @@ impl EventWriter {
         }
         // Anthropic messages have one choice; others are ignored.
         let Some(choice) = chunk.choices.into_iter().find(|choice| choice.index == 0) else { return out };
+        if let Some(sequence) = stop_sequence_of(&choice.extra) {
+            self.stop_sequence = Some(sequence);
+        }
         let delta = choice.delta;
         if let Some(thinking) = delta.reasoning_content.filter(|text| !text.is_empty()) {
             if self.open != Some(Open::Thinking) {
@@ -134,8 +145,11 @@ impl EventWriter {
         let usage = anthropic_usage(self.usage.as_ref());
         out.push(StreamEvent::MessageDelta {
             delta: MessageDeltaBody {
-                stop_reason: Some(self.finish.as_ref().map_or_else(|| "end_turn".to_owned(), stop_reason)),
-                stop_sequence: None,
+                stop_reason: Some(match &self.stop_sequence {
+                    Some(_) => "stop_sequence".to_owned(),
+                    None => self.finish.as_ref().map_or_else(|| "end_turn".to_owned(), stop_reason),
+                }),
+                stop_sequence: self.stop_sequence.take(),
             },
             usage: Some(usage),
         });

@@ -109,6 +109,10 @@ pub async fn handle(
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
+        if format == ClientFormat::Anthropic {
+            // Anthropic SDKs read `request-id`.
+            response.headers_mut().insert("request-id", value.clone());
+        }
         response.headers_mut().insert("x-request-id", value);
     }
     info!(

@@ -147,11 +147,11 @@ impl Inner {
     async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, ProviderError> {
         let payload = match request.payload {
             RequestPayload::Chat(mut chat) if chat.is_stream() => {
-                drop_reasoning_blocks(&mut chat);
+                prepare(&mut chat, &self.upstream.name)?;
                 ResponsePayload::Stream(self.stream(&chat).await?)
             }
             RequestPayload::Chat(mut chat) => {
-                drop_reasoning_blocks(&mut chat);
+                prepare(&mut chat, &self.upstream.name)?;
                 ResponsePayload::Chat(self.chat(&chat).await?)
             }
             RequestPayload::Embeddings(embeddings) => {
@@ -212,8 +212,36 @@ impl Inner {
     }
 }
 
-/// Removes Anthropic reasoning blocks from earlier assistant turns: OpenAI-format
-/// servers reject them, and they only matter to the model that wrote them.
+/// Adapts a canonical request to what OpenAI-format servers accept: Anthropic
+/// reasoning blocks of earlier turns are removed (servers reject them, and they only
+/// matter to the model that wrote them), Anthropic `thinking` becomes
+/// `reasoning_effort`, and tools only Anthropic can run are refused.
+fn prepare(chat: &mut ChatRequest, provider: &str) -> Result<(), ProviderError> {
+    for tool in chat.tools.iter().flatten() {
+        if tool.function.is_none() && !matches!(tool.kind.as_str(), "function" | "custom") {
+            return Err(ProviderError::Unsupported {
+                provider: provider.to_owned(),
+                what: format!("the tool type `{}` (tools)", tool.kind),
+            });
+        }
+    }
+    if let Some(thinking) = chat.thinking.take()
+        && thinking.kind == "enabled"
+        && chat.reasoning_effort.is_none()
+    {
+        let effort = match thinking.budget_tokens.unwrap_or(8192) {
+            0..=1024 => "minimal",
+            1025..=4096 => "low",
+            4097..=16384 => "medium",
+            _ => "high",
+        };
+        chat.reasoning_effort = Some(effort.to_owned());
+    }
+    drop_reasoning_blocks(chat);
+    Ok(())
+}
+
+/// Removes reasoning blocks from earlier assistant turns.
 fn drop_reasoning_blocks(chat: &mut ChatRequest) {
     for message in &mut chat.messages {
         if message.role != Role::Assistant {

@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use http::Uri;
 use http::header::HeaderName;
 use loom_core::{
-    ChatRequest, ChatResponse, ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload,
-    ResponsePayload, UpstreamFailure,
+    ChatRequest, ChatResponse, ChunkStream, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError,
+    RequestPayload, ResponsePayload, UpstreamFailure,
 };
 use tower::Service;
 
@@ -120,11 +120,14 @@ impl AnthropicProvider {
 
 impl Inner {
     async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+        // Fields an Anthropic client sent that Loom does not model are Anthropic's own:
+        // they pass through. An OpenAI client's unknown fields would be rejected.
+        let native = request.context.client_format == ClientFormat::Anthropic;
         let payload = match request.payload {
             RequestPayload::Chat(chat) if chat.is_stream() => {
-                ResponsePayload::Stream(self.stream(&chat).await?)
+                ResponsePayload::Stream(self.stream(&chat, native).await?)
             }
-            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat).await?),
+            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, native).await?),
             RequestPayload::Embeddings(_) => {
                 return Err(ProviderError::Unsupported {
                     provider: self.upstream.name.to_string(),
@@ -136,22 +139,32 @@ impl Inner {
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
     }
 
-    fn body(&self, chat: &ChatRequest) -> Result<Vec<u8>, LoomError> {
-        let body = request::to_anthropic(chat, self.default_max_tokens)?;
+    fn body(&self, chat: &ChatRequest, native: bool) -> Result<Vec<u8>, LoomError> {
+        let mut body = request::to_anthropic(chat, self.default_max_tokens)?;
+        if native {
+            body.extra = chat
+                .extra
+                .iter()
+                .filter(|(key, _)| key.as_str() != "top_k")
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+        }
         serde_json::to_vec(&body).map_err(|error| LoomError::internal(format!("encoding failed: {error}")))
     }
 
-    async fn chat(&self, chat: &ChatRequest) -> Result<ChatResponse, LoomError> {
+    async fn chat(&self, chat: &ChatRequest, native: bool) -> Result<ChatResponse, LoomError> {
         let deadline = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.messages_uri, self.body(chat)?, deadline).await?;
+        let response =
+            self.upstream.post_json(&self.messages_uri, self.body(chat, native)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
         let answer: MessagesResponse = self.upstream.decode(&body)?;
         Ok(response::from_anthropic(answer))
     }
 
-    async fn stream(&self, chat: &ChatRequest) -> Result<ChunkStream, LoomError> {
+    async fn stream(&self, chat: &ChatRequest, native: bool) -> Result<ChunkStream, LoomError> {
         let deadline = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.messages_uri, self.body(chat)?, deadline).await?;
+        let response =
+            self.upstream.post_json(&self.messages_uri, self.body(chat, native)?, deadline).await?;
         let upstream = self.upstream.clone();
         let events = Box::pin(self.upstream.events(response, deadline));
         let translator = StreamTranslator::new(&self.upstream.name);

@@ -313,6 +313,25 @@ fn tools(chat: &ChatRequest) -> Result<Option<Vec<AnthropicTool>>, LoomError> {
     for (index, tool) in tools.iter().enumerate() {
         let function = match (&tool.function, tool.kind.as_str()) {
             (Some(function), "function") => function,
+            (None, kind) if tool.extra.get("name").is_some_and(Value::is_string) => {
+                // An Anthropic server tool carried through from an Anthropic client.
+                let mut extra = tool.extra.clone();
+                let name = extra
+                    .remove("name")
+                    .and_then(|name| name.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let description =
+                    extra.remove("description").and_then(|text| text.as_str().map(str::to_owned));
+                extra.insert("type".to_owned(), Value::String(kind.to_owned()));
+                converted.push(AnthropicTool {
+                    name,
+                    description,
+                    input_schema: None,
+                    cache_control: tool.cache_control.clone(),
+                    extra,
+                });
+                continue;
+            }
             _ => {
                 return Err(LoomError::invalid_request(
                     format!("Tool type `{}` is not supported by Anthropic", tool.kind),

@@ -10,6 +10,10 @@ use loom_core::{
 
 use super::wire::{AnthropicUsage, ContentBlock, MessagesResponse};
 
+/// The choice (or chunk choice) `extra` key that carries the stop sequence that ended
+/// generation, so Anthropic clients get `stop_reason: stop_sequence` back.
+pub const STOP_SEQUENCE: &str = "stop_sequence";
+
 /// Maps Anthropic's `stop_reason` to OpenAI's `finish_reason`.
 pub fn finish_reason(stop_reason: &str) -> FinishReason {
     match stop_reason {
@@ -76,6 +80,10 @@ pub fn from_anthropic(response: MessagesResponse) -> ChatResponse {
     let mut message = Message::text(Role::Assistant, "");
     message.content = content;
     message.tool_calls = (!tool_calls.is_empty()).then_some(tool_calls);
+    let mut extra = Map::new();
+    if let Some(sequence) = response.stop_sequence {
+        extra.insert(STOP_SEQUENCE.to_owned(), serde_json::Value::String(sequence));
+    }
     ChatResponse {
         id: response.id,
         object: "chat.completion".to_owned(),
@@ -86,7 +94,7 @@ pub fn from_anthropic(response: MessagesResponse) -> ChatResponse {
             message,
             finish_reason: response.stop_reason.as_deref().map(finish_reason),
             logprobs: None,
-            extra: Map::new(),
+            extra,
         }],
         usage: Some(usage(&response.usage)),
         system_fingerprint: None,

@@ -9,7 +9,7 @@ use loom_core::{
     tool::FunctionCallDelta,
 };
 
-use super::response::{finish_reason, usage};
+use super::response::{STOP_SEQUENCE, finish_reason, usage};
 use super::wire::{AnthropicUsage, BlockDelta, ContentBlock, StreamEvent};
 
 /// What a content block index holds.
@@ -173,7 +173,15 @@ impl StreamTranslator {
                     Some(reason) => {
                         let reason = finish_reason(&reason);
                         self.finish = Some(reason.clone());
-                        return Ok(vec![self.chunk(Delta::default(), Some(reason))]);
+                        let mut chunk = self.chunk(Delta::default(), Some(reason));
+                        if let (Some(sequence), Some(choice)) =
+                            (delta.stop_sequence, chunk.choices.first_mut())
+                        {
+                            choice
+                                .extra
+                                .insert(STOP_SEQUENCE.to_owned(), serde_json::Value::String(sequence));
+                        }
+                        return Ok(vec![chunk]);
                     }
                     None => return Ok(Vec::new()),
                 }
