@@ -9,6 +9,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use loom_routing::{ProviderSnapshot, ProviderState};
 use loom_tokens::accounting::{Dimension, UsageGroup, UsageRecorder};
 use serde::Serialize;
 use serde_json::json;
@@ -26,6 +27,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Usage records.
     pub usage: Arc<UsageRecorder>,
+    /// Provider health and statistics, in config order.
+    pub providers: Vec<Arc<ProviderState>>,
 }
 
 /// A usage report (`GET /ai/usage`).
@@ -47,13 +50,18 @@ pub async fn handle_admin(
             (StatusCode::OK, "application/json", Bytes::from_static(br#"{"status":"ok"}"#))
         }
         (&Method::GET, "/metrics") => (StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(state.metrics.encode())),
+        (&Method::GET, "/ai/providers") => {
+            let providers: Vec<ProviderSnapshot> =
+                state.providers.iter().map(|provider| provider.snapshot()).collect();
+            (StatusCode::OK, "application/json", Bytes::from(json!({"providers": providers}).to_string()))
+        }
         (&Method::GET, "/ai/usage") => match usage(&state, request.uri().query().unwrap_or("")).await {
             Ok(body) => (StatusCode::OK, "application/json", body),
             Err((status, message, param)) => {
                 (status, "application/json", error_body(&message, param, status))
             }
         },
-        (_, "/health" | "/metrics" | "/ai/usage") => {
+        (_, "/health" | "/metrics" | "/ai/usage" | "/ai/providers") => {
             let status = StatusCode::METHOD_NOT_ALLOWED;
             (status, "application/json", error_body("use GET", None, status))
         }
@@ -62,7 +70,11 @@ pub async fn handle_admin(
             (
                 status,
                 "application/json",
-                error_body("unknown admin path; try /health, /metrics or /ai/usage", None, status),
+                error_body(
+                    "unknown admin path; try /health, /metrics, /ai/providers or /ai/usage",
+                    None,
+                    status,
+                ),
             )
         }
     };

@@ -17,14 +17,16 @@ use loom_tokens::accounting::{
 use tower::ServiceBuilder;
 
 use crate::admin::{AdminState, handle_admin};
-use crate::config::{LoomConfig, provider_is_active};
-use crate::dispatch::PriorityDispatch;
+use crate::config::{LoomConfig, RoutingConfig, provider_is_active};
 use crate::metrics::Metrics;
 use crate::observe::MetricsLayer;
+use crate::observe::ProviderTokens;
 use crate::request_id::RequestIds;
 use crate::routes::MountedRoute;
 use crate::server::serve;
 use crate::service::{AppState, Pipeline, handle};
+use loom_routing::{ProviderState, RouteTarget, Router};
+use std::collections::HashMap;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,7 @@ pub enum GatewayError {
 pub struct Gateway {
     state: Arc<AppState>,
     metrics: Arc<Metrics>,
+    provider_states: Vec<Arc<ProviderState>>,
     recorder: Arc<UsageRecorder>,
     listen: SocketAddr,
     admin_listen: Option<SocketAddr>,
@@ -61,47 +64,62 @@ impl Gateway {
     /// Builds providers, the pipeline and the route table.
     pub fn from_config(config: &LoomConfig) -> Result<Gateway, GatewayError> {
         let ai = &config.ai_gateway;
-        let mut providers = Vec::with_capacity(ai.providers.len());
-        for target in ai.routing.targets_by_priority(&ai.providers) {
-            // Types that arrive with later releases load but receive no traffic;
-            // `LoomConfig::inactive_features` reports them at start-up.
-            if let Some(provider) = ai.provider(&target.name).filter(|provider| provider_is_active(provider))
-            {
-                providers.push((Provider::from_config(provider)?, provider));
-            }
+        // One adapter and one health record per provider, shared by every route's router.
+        let mut providers: HashMap<String, (Provider, Arc<ProviderState>)> = HashMap::new();
+        let mut provider_states = Vec::new();
+        for provider in ai.providers.iter().filter(|provider| provider_is_active(provider)) {
+            let state = Arc::new(ProviderState::new(&provider.name, ai.routing.health.clone()));
+            provider_states.push(state.clone());
+            providers.insert(provider.name.clone(), (Provider::from_config(provider)?, state));
         }
-        let dispatch = PriorityDispatch::new(providers, ai.model_mapping.clone());
-        let models_body = models_body(dispatch.served_models());
         let metrics = Arc::new(Metrics::new());
         let accounting = &ai.token_accounting;
         let recorder = Arc::new(UsageRecorder::new(
             accounting.ledger_path.as_deref(),
             accounting.flush_interval,
-            vec![metrics.clone() as Arc<dyn UsageObserver>],
+            vec![
+                metrics.clone() as Arc<dyn UsageObserver>,
+                Arc::new(ProviderTokens::new(&provider_states)) as Arc<dyn UsageObserver>,
+            ],
         )?);
         let accounting_layer = TokenAccountingLayer::new(recorder.clone(), price_table(config));
-        let pipeline: Pipeline = ServiceBuilder::new()
-            .layer(MetricsLayer::new(metrics.clone()))
-            .layer(accounting_layer)
-            .service(dispatch);
+        let pipeline = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
+            let router = build_router(config, routing, &providers);
+            let models = models_body(router.served_models());
+            let pipeline = ServiceBuilder::new()
+                .layer(MetricsLayer::new(metrics.clone()))
+                .layer(accounting_layer.clone())
+                .service(router);
+            (pipeline, models)
+        };
+        let global = pipeline(&ai.routing);
         let routes = if ai.enabled {
-            config.effective_routes().iter().map(MountedRoute::new).collect()
+            config
+                .effective_routes()
+                .iter()
+                .map(|route| {
+                    let (pipeline, models_body) = match &route.routing {
+                        Some(routing) => pipeline(routing),
+                        None => global.clone(),
+                    };
+                    MountedRoute::new(route, pipeline, models_body)
+                })
+                .collect()
         } else {
             Vec::new()
         };
         let state = AppState {
-            pipeline,
             routes,
             max_body_bytes: config.server.max_body_bytes,
             streaming_enabled: ai.streaming.enabled,
             flush_interval: ai.streaming.flush_interval,
             request_timeout: config.server.request_timeout,
-            models_body,
             request_ids: RequestIds::new(),
         };
         Ok(Gateway {
             state: Arc::new(state),
             metrics,
+            provider_states,
             recorder,
             listen: config.server.listen,
             admin_listen: config.admin.enabled.then_some(config.admin.listen),
@@ -151,7 +169,11 @@ impl Gateway {
         ))];
         let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
         if let Some(admin_listener) = admin_listener {
-            let admin = Arc::new(AdminState { metrics: self.metrics.clone(), usage: self.recorder.clone() });
+            let admin = Arc::new(AdminState {
+                metrics: self.metrics.clone(),
+                usage: self.recorder.clone(),
+                providers: self.provider_states.clone(),
+            });
             tasks.push(tokio::spawn(serve(
                 admin_listener,
                 move |request| handle_admin(admin.clone(), request),
@@ -161,6 +183,36 @@ impl Gateway {
         }
         RunningGateway { addr, admin_addr, shutdown_tx, tasks, recorder: self.recorder }
     }
+}
+
+/// The router of one routing block: its targets in priority order, with their prices.
+fn build_router(
+    config: &LoomConfig,
+    routing: &RoutingConfig,
+    providers: &HashMap<String, (Provider, Arc<ProviderState>)>,
+) -> Router {
+    let ai = &config.ai_gateway;
+    let targets = routing
+        .targets_by_priority(&ai.providers)
+        .into_iter()
+        .filter_map(|target| {
+            // Inactive provider types load but get no traffic.
+            let (provider, state) = providers.get(&target.name)?;
+            let provider_config = ai.provider(&target.name)?;
+            let input = target.cost_per_1k_input.or(provider_config.cost_per_1k_input);
+            let output = target.cost_per_1k_output.or(provider_config.cost_per_1k_output);
+            let price = (input.is_some() || output.is_some())
+                .then(|| Price::new(input.unwrap_or(0.0), output.unwrap_or(0.0)));
+            Some(RouteTarget {
+                provider: provider.clone(),
+                state: state.clone(),
+                models: provider_config.models.clone(),
+                weight: target.effective_weight(),
+                price,
+            })
+        })
+        .collect();
+    Router::new(targets, routing, ai.model_mapping.clone())
 }
 
 /// Prices from config: provider `cost_per_1k_*`, then the routing targets' (the spec

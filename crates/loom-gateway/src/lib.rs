@@ -37,7 +37,6 @@ pub mod anthropic_format;
 pub mod anthropic_stream;
 pub mod config;
 pub mod deadline;
-pub mod dispatch;
 pub mod gateway;
 pub mod http_error;
 pub mod metrics;

@@ -1,4 +1,5 @@
-//! `MetricsLayer`: counts requests per provider and model and times them, streams included.
+//! `MetricsLayer`: counts requests per provider and model and times them, streams
+//! included; and the observer that feeds token counts to provider statistics.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,31 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::metrics::Metrics;
+use loom_routing::ProviderState;
+use loom_tokens::accounting::{UsageObserver, UsageRecord};
+use std::collections::HashMap;
+
+/// Adds each request's tokens to its provider's statistics (for `/ai/providers`).
+pub struct ProviderTokens {
+    by_name: HashMap<String, Arc<ProviderState>>,
+}
+
+impl ProviderTokens {
+    /// Tracks these providers.
+    pub fn new(states: &[Arc<ProviderState>]) -> Self {
+        ProviderTokens {
+            by_name: states.iter().map(|state| (state.name().to_owned(), state.clone())).collect(),
+        }
+    }
+}
+
+impl UsageObserver for ProviderTokens {
+    fn observe(&self, record: &UsageRecord) {
+        if let Some(state) = record.provider.as_deref().and_then(|name| self.by_name.get(name)) {
+            state.add_tokens(record.input_tokens, record.output_tokens);
+        }
+    }
+}
 
 /// Records `loom_ai_requests_total` and `loom_ai_duration_seconds` around a provider call.
 #[derive(Clone)]

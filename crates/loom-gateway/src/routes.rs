@@ -2,46 +2,35 @@
 
 use std::sync::Arc;
 
-use crate::config::RouteConfig;
+use bytes::Bytes;
 
-/// A configured route, ready for matching.
-#[derive(Debug, Clone)]
-pub struct MountedRoute {
-    /// Route id from config.
-    pub id: Arc<str>,
+use crate::config::RouteConfig;
+use crate::service::Pipeline;
+
+/// A route's path: `/prefix/*` or an exact path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePattern {
     /// Path prefix for `/x/*` routes, or the exact path.
     pattern: String,
     /// Whether the pattern ended in `/*`.
     wildcard: bool,
-    /// Whether the AI gateway serves it.
-    pub ai_gateway: bool,
 }
 
-/// What a path resolved to.
-pub enum RouteMatch<'a> {
-    /// An AI route, and the endpoint below its prefix (e.g. `chat/completions`).
-    Ai { route: &'a MountedRoute, endpoint: &'a str },
-    /// A route the AI gateway does not serve.
-    NotAi(&'a MountedRoute),
-    /// No route.
-    None,
-}
-
-impl MountedRoute {
-    /// Prepares a configured route.
-    pub fn new(config: &RouteConfig) -> Self {
-        let (pattern, wildcard) = match config.path.strip_suffix('*') {
-            Some(prefix) => (prefix.to_owned(), true),
-            None => (config.path.clone(), false),
-        };
-        MountedRoute { id: Arc::from(config.id.as_str()), pattern, wildcard, ai_gateway: config.ai_gateway }
+impl RoutePattern {
+    /// Parses a configured `path`.
+    pub fn new(path: &str) -> Self {
+        match path.strip_suffix('*') {
+            Some(prefix) => RoutePattern { pattern: prefix.to_owned(), wildcard: true },
+            None => RoutePattern { pattern: path.to_owned(), wildcard: false },
+        }
     }
 
-    fn endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
+    /// The endpoint below the route (e.g. `chat/completions`), if `path` is in it.
+    pub fn endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
         if self.wildcard {
             path.strip_prefix(self.pattern.as_str())
         } else if path == self.pattern {
-            // An exact route names the endpoint by its last segment (e.g. `/chat/completions`).
+            // An exact route names the endpoint by what follows `/v1/` (e.g. `/v1/chat/completions`).
             path.rsplit_once("/v1/").map(|(_, endpoint)| endpoint).or(Some(""))
         } else {
             None
@@ -49,10 +38,53 @@ impl MountedRoute {
     }
 }
 
+/// A configured route, ready for matching, with its own pipeline.
+#[derive(Clone)]
+pub struct MountedRoute {
+    /// Route id from config.
+    pub id: Arc<str>,
+    /// Its path.
+    pub pattern: RoutePattern,
+    /// Whether the AI gateway serves it.
+    pub ai_gateway: bool,
+    /// The pipeline its requests go through (its own router when it has a routing block).
+    pub pipeline: Pipeline,
+    /// Its `/models` answer.
+    pub models_body: Bytes,
+}
+
+impl MountedRoute {
+    /// Prepares a configured route.
+    pub fn new(config: &RouteConfig, pipeline: Pipeline, models_body: Bytes) -> Self {
+        MountedRoute {
+            id: Arc::from(config.id.as_str()),
+            pattern: RoutePattern::new(&config.path),
+            ai_gateway: config.ai_gateway,
+            pipeline,
+            models_body,
+        }
+    }
+}
+
+/// What a path resolved to.
+pub enum RouteMatch<'r, 'p> {
+    /// An AI route, and the endpoint below its prefix (e.g. `chat/completions`).
+    Ai {
+        /// The route.
+        route: &'r MountedRoute,
+        /// The endpoint below it.
+        endpoint: &'p str,
+    },
+    /// A route the AI gateway does not serve.
+    NotAi(&'r MountedRoute),
+    /// No route.
+    None,
+}
+
 /// Finds the first route matching `path`.
-pub fn match_route<'a>(routes: &'a [MountedRoute], path: &'a str) -> RouteMatch<'a> {
+pub fn match_route<'r, 'p>(routes: &'r [MountedRoute], path: &'p str) -> RouteMatch<'r, 'p> {
     for route in routes {
-        if let Some(endpoint) = route.endpoint(path) {
+        if let Some(endpoint) = route.pattern.endpoint(path) {
             return if route.ai_gateway {
                 RouteMatch::Ai { route, endpoint }
             } else {
@@ -67,18 +99,13 @@ pub fn match_route<'a>(routes: &'a [MountedRoute], path: &'a str) -> RouteMatch<
 mod tests {
     use super::*;
 
-    fn route(id: &str, path: &str, ai_gateway: bool) -> MountedRoute {
-        MountedRoute::new(&RouteConfig { id: id.into(), path: path.into(), ai_gateway, routing: None })
-    }
-
     #[test]
-    fn wildcard_routes_expose_the_endpoint() {
-        let routes = [route("ai", "/v1/*", true), route("web", "/web/*", false)];
-        assert!(matches!(
-            match_route(&routes, "/v1/chat/completions"),
-            RouteMatch::Ai { endpoint: "chat/completions", .. }
-        ));
-        assert!(matches!(match_route(&routes, "/web/x"), RouteMatch::NotAi(_)));
-        assert!(matches!(match_route(&routes, "/v2/chat/completions"), RouteMatch::None));
+    fn wildcard_and_exact_patterns() {
+        let wildcard = RoutePattern::new("/v1/*");
+        assert_eq!(wildcard.endpoint("/v1/chat/completions"), Some("chat/completions"));
+        assert_eq!(wildcard.endpoint("/v2/chat/completions"), None);
+        let exact = RoutePattern::new("/openai/v1/chat/completions");
+        assert_eq!(exact.endpoint("/openai/v1/chat/completions"), Some("chat/completions"));
+        assert_eq!(exact.endpoint("/openai/v1/embeddings"), None);
     }
 }

@@ -19,30 +19,28 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::anthropic_format::{parse_messages, to_messages_response};
 use crate::anthropic_stream::anthropic_events;
 use crate::deadline::{request_timeout_error, stream_with_deadline};
-use crate::dispatch::PriorityDispatch;
 use crate::http_error::error_response;
 use crate::observe::MetricsService;
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
+use loom_routing::Router;
 use loom_tokens::accounting::TokenAccounting;
 
 /// Body of every gateway response: whole bytes or a live event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
 
 /// The tower pipeline behind the front door, in DESIGN.md's order.
-pub type Pipeline = MetricsService<TokenAccounting<PriorityDispatch>>;
+pub type Pipeline = MetricsService<TokenAccounting<Router>>;
 
 /// Everything a request handler reads; built once, shared immutably.
 pub struct AppState {
-    pub(crate) pipeline: Pipeline,
     pub(crate) routes: Vec<MountedRoute>,
     pub(crate) max_body_bytes: u64,
     pub(crate) streaming_enabled: bool,
     pub(crate) flush_interval: Duration,
     pub(crate) request_timeout: Duration,
-    pub(crate) models_body: Bytes,
     pub(crate) request_ids: RequestIds,
 }
 
@@ -128,10 +126,13 @@ pub async fn handle(
 type Served = (Response<ResponseBody>, Option<Arc<str>>);
 
 /// Finds the route and endpoint of a request.
-fn resolve(state: &AppState, request: &Request<Incoming>) -> Result<(Arc<str>, Endpoint), LoomError> {
+fn resolve<'s>(
+    state: &'s AppState,
+    request: &Request<Incoming>,
+) -> Result<(&'s MountedRoute, Endpoint), LoomError> {
     let path = request.uri().path();
     let (route, endpoint) = match match_route(&state.routes, path) {
-        RouteMatch::Ai { route, endpoint } => (route.id.clone(), endpoint),
+        RouteMatch::Ai { route, endpoint } => (route, endpoint),
         RouteMatch::NotAi(route) => {
             return Err(not_found(format!(
                 "The route `{}` is not served by the AI gateway (set `ai_gateway: true` to serve it)",
@@ -154,11 +155,11 @@ async fn serve(
     state: &AppState,
     request: Request<Incoming>,
     request_id: &str,
-    route: Arc<str>,
+    route: &MountedRoute,
     endpoint: Endpoint,
 ) -> Result<Served, LoomError> {
     if let Endpoint::Models = endpoint {
-        return Ok((json_response(StatusCode::OK, state.models_body.clone()), None));
+        return Ok((json_response(StatusCode::OK, route.models_body.clone()), None));
     }
     let header_identity = |name: &str| {
         request
@@ -173,7 +174,7 @@ async fn serve(
     let body = read_body(request, state.max_body_bytes).await?;
     let mut context = RequestContext::new(request_id);
     context.identity.team = header_team;
-    context.route = Some(route);
+    context.route = Some(route.id.clone());
     context.client_format = endpoint.format();
     let mut wants_usage = false;
     let llm_request = match endpoint {
@@ -203,7 +204,7 @@ async fn serve(
         }
     };
     let deadline = Instant::now() + state.request_timeout;
-    let response = match tokio::time::timeout_at(deadline, state.pipeline.clone().oneshot(llm_request)).await
+    let response = match tokio::time::timeout_at(deadline, route.pipeline.clone().oneshot(llm_request)).await
     {
         Ok(response) => response?,
         Err(_) => return Err(request_timeout_error(state.request_timeout)),

@@ -6,7 +6,7 @@ use humantime_serde::re::humantime::format_duration;
 
 use loom_providers::{ProviderConfig, ProviderType, WireFormat};
 
-use super::schema::{LoomConfig, RoutingConfig, Strategy};
+use super::schema::{LoomConfig, RoutingConfig};
 
 /// Whether this build sends requests to a provider of this configuration.
 pub fn provider_is_active(provider: &ProviderConfig) -> bool {
@@ -134,7 +134,6 @@ impl LoomConfig {
                 ));
             }
         }
-        routing_notes(&mut notes, "ai_gateway.routing", &ai.routing);
         for (index, route) in self.routes.iter().enumerate() {
             if !route.ai_gateway {
                 notes.push(format!(
@@ -143,31 +142,8 @@ impl LoomConfig {
                     route.id
                 ));
             }
-            if let Some(routing) = &route.routing {
-                notes.push(format!(
-                    "routes[{index}].routing: configured, not active yet; the route uses ai_gateway.routing"
-                ));
-                routing_notes(&mut notes, &format!("routes[{index}].routing"), routing);
-            }
         }
         notes
-    }
-}
-
-/// Notes for the inactive parts of a routing block rooted at `key`.
-fn routing_notes(notes: &mut Vec<String>, key: &str, routing: &RoutingConfig) {
-    if routing.strategy != Strategy::Priority {
-        notes.push(format!(
-            "{key}.strategy={}: configured, not active yet; requests go to the first eligible provider \
-             in priority order",
-            routing.strategy.as_str()
-        ));
-    }
-    if routing.failover.enabled {
-        notes.push(format!(
-            "{key}.failover.enabled=true: configured, not active yet; a failed request is not retried \
-             on another provider"
-        ));
     }
 }
 

@@ -1,0 +1,306 @@
+//! `Router`: a `tower::Service<LlmRequest>` over the providers: model eligibility and
+//! mapping, the strategy's pick, failover with jittered backoff, and health.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use loom_core::{
+    ChatChunk, ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
+};
+use loom_providers::Provider;
+use loom_tokens::accounting::Price;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use crate::config::{FailoverConfig, RoutingConfig};
+use crate::health::ProviderState;
+use crate::strategy::{Candidate, DEFAULT_OUTPUT_ESTIMATE, Picker};
+
+/// One provider the router may use.
+pub struct RouteTarget {
+    /// The adapter.
+    pub provider: Provider,
+    /// Its shared health and statistics.
+    pub state: Arc<ProviderState>,
+    /// Models it serves; empty means any.
+    pub models: Vec<String>,
+    /// Weight for the `weighted` strategy.
+    pub weight: u32,
+    /// Price for the `cost` strategy, if known.
+    pub price: Option<Price>,
+}
+
+/// Routes each request to a provider, failing over when one fails.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<RouterInner>,
+}
+
+struct RouterInner {
+    /// In priority order.
+    targets: Vec<RouteTarget>,
+    picker: Picker,
+    failover: FailoverConfig,
+    model_mapping: BTreeMap<String, BTreeMap<String, String>>,
+    served_models: Vec<String>,
+}
+
+impl Router {
+    /// A router over `targets`, given in priority order (first = preferred).
+    pub fn new(
+        targets: Vec<RouteTarget>,
+        routing: &RoutingConfig,
+        model_mapping: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Router {
+        let mut served_models: Vec<String> = targets
+            .iter()
+            .flat_map(|target| target.models.iter().cloned())
+            .chain(model_mapping.keys().cloned())
+            .collect();
+        served_models.sort();
+        served_models.dedup();
+        Router {
+            inner: Arc::new(RouterInner {
+                picker: Picker::new(routing.strategy, targets.len()),
+                targets,
+                failover: routing.failover.clone(),
+                model_mapping,
+                served_models,
+            }),
+        }
+    }
+
+    /// Models named in config, for `/v1/models` and 404 messages.
+    pub fn served_models(&self) -> &[String] {
+        &self.inner.served_models
+    }
+}
+
+impl RouterInner {
+    /// Targets that serve `model`, with the model name each should receive.
+    fn eligible(&self, model: &str) -> Vec<(usize, String)> {
+        let mapping = self.model_mapping.get(model);
+        self.targets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, target)| {
+                if let Some(mapped) = mapping.and_then(|mapping| mapping.get(target.state.name())) {
+                    return Some((index, mapped.clone()));
+                }
+                let serves = target.models.is_empty() || target.models.iter().any(|served| served == model);
+                serves.then(|| (index, model.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The next target: a healthy one not tried yet; else a tried one (when no other is
+    /// eligible); else, when every breaker is open, any eligible one.
+    fn choose(
+        &self,
+        eligible: &[(usize, String)],
+        tried: &[usize],
+        input: u64,
+        output: u64,
+    ) -> Option<usize> {
+        let candidate = |index: usize| {
+            let target = &self.targets[index];
+            Candidate { index, state: &target.state, weight: target.weight, price: target.price }
+        };
+        let healthy = |index: &usize| self.targets[*index].state.breaker_state() != crate::BreakerState::Open;
+        let untried: Vec<usize> =
+            eligible.iter().map(|(index, _)| *index).filter(|index| !tried.contains(index)).collect();
+        let pools: [Vec<usize>; 3] = [
+            untried.iter().copied().filter(healthy).collect(),
+            eligible.iter().map(|(index, _)| *index).filter(healthy).collect(),
+            eligible.iter().map(|(index, _)| *index).collect(),
+        ];
+        for mut pool in pools {
+            while !pool.is_empty() {
+                let candidates: Vec<Candidate<'_>> = pool.iter().map(|index| candidate(*index)).collect();
+                let pick = self.picker.pick(&candidates, input, output);
+                // Half-open breakers let one probe through at a time.
+                if self.targets[pick].state.admits() || pool.len() == 1 && !healthy(&pick) {
+                    return Some(pick);
+                }
+                pool.retain(|index| *index != pick);
+            }
+        }
+        None
+    }
+
+    fn retryable(&self, error: &LoomError) -> bool {
+        matches!(error.kind, ErrorKind::UpstreamUnavailable | ErrorKind::Timeout | ErrorKind::Overloaded)
+            || error
+                .upstream
+                .as_ref()
+                .and_then(|upstream| upstream.status)
+                .is_some_and(|status| self.failover.retry_codes.contains(&status))
+    }
+
+    /// Whether an error says something about the provider (and counts against its health).
+    fn provider_fault(error: &LoomError) -> bool {
+        error.upstream.is_some()
+            && !matches!(error.kind, ErrorKind::UpstreamRejected | ErrorKind::InvalidRequest)
+    }
+
+    /// Jittered exponential backoff; `Retry-After` is honoured when the same provider
+    /// is tried again.
+    fn backoff(&self, attempt: u32, error: &LoomError, same_provider: bool) -> Duration {
+        let exponential = self.failover.backoff.saturating_mul(1 << attempt.min(10));
+        let jitter = 0.5 + (random_u64() % 1000) as f64 / 1000.0;
+        let mut wait = exponential.mul_f64(jitter);
+        if same_provider && let Some(retry_after) = error.retry_after() {
+            wait = wait.max(retry_after);
+        }
+        wait.min(self.failover.max_backoff)
+    }
+
+    async fn route(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+        let model = request.payload.model().to_owned();
+        let eligible = self.eligible(&model);
+        if eligible.is_empty() {
+            return Err(LoomError::model_not_found(&model, &self.served_models));
+        }
+        let input = request.context.input_token_estimate.unwrap_or(0);
+        let output = match &request.payload {
+            RequestPayload::Chat(chat) => chat.output_limit().map_or(DEFAULT_OUTPUT_ESTIMATE, u64::from),
+            RequestPayload::Embeddings(_) => 0,
+        };
+        let attempts = if self.failover.enabled { self.failover.max_retries + 1 } else { 1 };
+        let mut tried: Vec<usize> = Vec::new();
+        let mut request = Some(request);
+        let mut attempt = 0;
+        loop {
+            let Some(index) = self.choose(&eligible, &tried, input, output) else {
+                return Err(LoomError::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!("no provider can serve `{model}`"),
+                ));
+            };
+            let last = attempt + 1 >= attempts;
+            let mut this_request = if last { request.take() } else { request.clone() }
+                .ok_or_else(|| LoomError::internal("the request was already sent"))?;
+            let upstream_model =
+                eligible.iter().find(|(candidate, _)| *candidate == index).map(|(_, model)| model.clone());
+            if let Some(upstream_model) = upstream_model {
+                match &mut this_request.payload {
+                    RequestPayload::Chat(chat) => chat.model = upstream_model,
+                    RequestPayload::Embeddings(embeddings) => embeddings.model = upstream_model,
+                }
+            }
+            let target = &self.targets[index];
+            target.state.on_attempt();
+            tried.push(index);
+            let started = Instant::now();
+            let outcome = match target.provider.clone().oneshot(this_request).await {
+                Ok(response) => first_chunk(response).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(mut response) => {
+                    target.state.on_success(started.elapsed());
+                    let state = target.state.clone();
+                    match &mut response.payload {
+                        ResponsePayload::Stream(stream) => {
+                            let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
+                            *stream = Box::pin(Timed { inner, state: Some(state), started });
+                        }
+                        _ => state.on_complete(started.elapsed()),
+                    }
+                    return Ok(response);
+                }
+                Err(error) => {
+                    if Self::provider_fault(&error) {
+                        target.state.on_failure();
+                    }
+                    if last || !self.retryable(&error) {
+                        return Err(error);
+                    }
+                    let others_left = eligible.iter().any(|(candidate, _)| !tried.contains(candidate));
+                    let wait = self.backoff(attempt, &error, !others_left);
+                    tracing::info!(
+                        provider = %target.state.name(),
+                        error = %error.message,
+                        wait_ms = wait.as_millis() as u64,
+                        "failing over"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// For streams, waits for the first chunk so a failure before the client has seen any
+/// byte can still fail over; the chunk is put back in front.
+async fn first_chunk(mut response: LlmResponse) -> Result<LlmResponse, LoomError> {
+    let ResponsePayload::Stream(stream) = &mut response.payload else { return Ok(response) };
+    match stream.next().await {
+        Some(Err(error)) => Err(error),
+        Some(Ok(chunk)) => {
+            let rest = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
+            *stream = Box::pin(futures_util::stream::once(async move { Ok(chunk) }).chain(rest));
+            Ok(response)
+        }
+        None => Ok(response),
+    }
+}
+
+/// A stream that reports its total duration to the provider's statistics when it ends.
+struct Timed {
+    inner: ChunkStream,
+    state: Option<Arc<ProviderState>>,
+    started: Instant,
+}
+
+impl Stream for Timed {
+    type Item = Result<ChatChunk, LoomError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = polled
+            && let Some(state) = self.state.take()
+        {
+            state.on_complete(self.started.elapsed());
+        }
+        polled
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            state.on_complete(self.started.elapsed());
+        }
+    }
+}
+
+/// A fresh random number for jitter (std's per-process random keys; not for secrets).
+fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+    );
+    hasher.finish()
+}
+
+impl Service<LlmRequest> for Router {
+    type Response = LlmResponse;
+    type Error = LoomError;
+    type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: LlmRequest) -> Self::Future {
+        Box::pin(self.inner.clone().route(request))
+    }
+}
