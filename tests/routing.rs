@@ -167,12 +167,12 @@ async fn cost_picks_the_cheaper_provider_and_follows_price_changes() {
 async fn latency_converges_on_the_fast_provider_and_finds_a_recovered_one() {
     let (slow, fast) = (MockUpstream::start().await, MockUpstream::start().await);
     slow.set_default_reply(Reply::delayed(Duration::from_millis(40), Reply::chat_completion("gpt-4o")));
-    let routing = "    strategy: latency\n    health:\n      probe_interval: 300ms\n    providers:\n      - name: slow\n      - name: fast\n";
+    let routing = "    strategy: latency\n    health:\n      probe_interval: 1s\n    providers:\n      - name: slow\n      - name: fast\n";
     let gateway =
         TestGateway::start(&config(&[provider("slow", &slow, ""), provider("fast", &fast, "")], routing))
             .await;
     let mut picks = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..12 {
         picks.push(ask(&gateway).await.1);
     }
     assert_eq!(&picks[..2], ["slow", "fast"], "each is measured once");
@@ -181,7 +181,7 @@ async fn latency_converges_on_the_fast_provider_and_finds_a_recovered_one() {
     // The fast one slows down, the slow one recovers: a probe finds it again.
     fast.set_default_reply(Reply::delayed(Duration::from_millis(40), Reply::chat_completion("gpt-4o")));
     slow.clear_default_reply();
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let mut later = Vec::new();
     for _ in 0..10 {
         later.push(ask(&gateway).await.1);
