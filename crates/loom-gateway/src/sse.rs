@@ -1,8 +1,11 @@
 //! Server-sent-events response body with the spec's `streaming.flush_interval`.
 //!
-//! Events that are ready together go out in one frame. With a non-zero interval,
-//! frames are sent at most once per interval and nothing waits longer than that;
-//! the first event always goes out at once.
+//! Events that are ready together go out in one frame. When the stream pauses after
+//! an event, the body yields to the scheduler once before writing, so events the
+//! upstream connection task is about to deliver (they often arrive in one read) join
+//! the same write: one scheduler turn, not a timer, so no event waits noticeably.
+//! With a non-zero interval, frames are sent at most once per interval and nothing
+//! waits longer than that; the first event always goes out at once.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,15 +30,18 @@ pub struct SseBody {
     pending: BytesMut,
     flush_interval: Duration,
     next_flush: Option<Pin<Box<Sleep>>>,
+    /// Whether this frame already yielded once to let more events arrive.
+    yielded: bool,
 }
 
 impl SseBody {
     /// A body over `events`, flushing at most once per `flush_interval` (zero: always).
     pub fn new(events: EventStream, flush_interval: Duration) -> Self {
-        SseBody { events: Some(events), pending: BytesMut::new(), flush_interval, next_flush: None }
+        SseBody { events: Some(events), pending: BytesMut::new(), flush_interval, next_flush: None, yielded: false }
     }
 
     fn take_frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.yielded = false;
         if !self.flush_interval.is_zero() {
             self.next_flush = Some(Box::pin(tokio::time::sleep_until(Instant::now() + self.flush_interval)));
         }
@@ -66,6 +72,12 @@ impl Body for SseBody {
             return if this.events.is_none() { Poll::Ready(None) } else { Poll::Pending };
         }
         let stream_ended = this.events.is_none();
+        if !stream_ended && !this.yielded && this.pending.len() < MAX_FRAME_BYTES {
+            // One scheduler turn for the upstream task to hand over what it has read.
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let waiting = match this.next_flush.as_mut() {
             Some(timer) => !stream_ended && timer.as_mut().poll(cx).is_pending(),
             None => false,
