@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use loom_tokens::accounting::{
     AccountingError, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
 };
+use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 use tower::ServiceBuilder;
 
 use crate::admin::{AdminState, handle_admin};
@@ -37,6 +38,14 @@ pub enum GatewayError {
     /// Usage accounting could not start (e.g. the ledger file cannot be opened).
     #[error("ai_gateway.token_accounting: {0}")]
     Accounting(#[from] AccountingError),
+    /// A configured tokenizer could not be loaded.
+    #[error("ai_gateway.token_accounting.tokenizers.{model}: {reason}")]
+    Tokenizer {
+        /// The model prefix it is configured for.
+        model: String,
+        /// Why.
+        reason: String,
+    },
     /// A listen address could not be bound.
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
@@ -82,7 +91,17 @@ impl Gateway {
                 Arc::new(ProviderTokens::new(&provider_states)) as Arc<dyn UsageObserver>,
             ],
         )?);
-        let accounting_layer = TokenAccountingLayer::new(recorder.clone(), price_table(config));
+        // Models no rule knows are estimated with o200k_base (marked not exact).
+        let mut tokenizers = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
+        for (prefix, spec) in &accounting.tokenizers {
+            tokenizers.load(spec).map_err(|error| GatewayError::Tokenizer {
+                model: prefix.clone(),
+                reason: error.to_string(),
+            })?;
+            tokenizers = tokenizers.with_model(prefix.clone(), spec.clone());
+        }
+        let accounting_layer =
+            TokenAccountingLayer::new(recorder.clone(), price_table(config), Arc::new(tokenizers));
         let pipeline = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
             let router = build_router(config, routing, &providers);
             let models = models_body(router.served_models());

@@ -37,7 +37,13 @@ pub struct SseBody {
 impl SseBody {
     /// A body over `events`, flushing at most once per `flush_interval` (zero: always).
     pub fn new(events: EventStream, flush_interval: Duration) -> Self {
-        SseBody { events: Some(events), pending: BytesMut::new(), flush_interval, next_flush: None, yielded: false }
+        SseBody {
+            events: Some(events),
+            pending: BytesMut::new(),
+            flush_interval,
+            next_flush: None,
+            yielded: false,
+        }
     }
 
     fn take_frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {

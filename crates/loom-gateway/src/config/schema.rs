@@ -139,6 +139,8 @@ pub struct TokenAccountingConfig {
     pub flush_interval: std::time::Duration,
     /// Model name prefix -> price, overriding the built-in table.
     pub prices: BTreeMap<String, loom_tokens::accounting::Price>,
+    /// Model name prefix -> tokenizer (`o200k_base`, `cl100k_base` or a `tokenizer.json` path).
+    pub tokenizers: BTreeMap<String, loom_tokens::TokenizerSpec>,
 }
 
 impl Default for TokenAccountingConfig {
@@ -147,6 +149,7 @@ impl Default for TokenAccountingConfig {
             ledger_path: None,
             flush_interval: std::time::Duration::from_secs(1),
             prices: BTreeMap::new(),
+            tokenizers: BTreeMap::new(),
         }
     }
 }

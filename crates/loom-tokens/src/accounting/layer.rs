@@ -20,6 +20,7 @@ use super::estimate;
 use super::prices::PriceTable;
 use super::record::{Outcome, UsageRecord, UsageSource};
 use super::recorder::UsageRecorder;
+use crate::registry::TokenizerRegistry;
 
 /// Status recorded for a request whose client disconnected (nginx's convention).
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
@@ -27,6 +28,7 @@ pub const CLIENT_CLOSED_STATUS: u16 = 499;
 struct Accounting {
     recorder: Arc<UsageRecorder>,
     prices: PriceTable,
+    tokenizers: Arc<TokenizerRegistry>,
 }
 
 /// Records token usage and cost of every request passing through.
@@ -36,9 +38,9 @@ pub struct TokenAccountingLayer {
 }
 
 impl TokenAccountingLayer {
-    /// A layer recording into `recorder`, pricing with `prices`.
-    pub fn new(recorder: Arc<UsageRecorder>, prices: PriceTable) -> Self {
-        TokenAccountingLayer { accounting: Arc::new(Accounting { recorder, prices }) }
+    /// A layer recording into `recorder`, pricing with `prices` and counting with `tokenizers`.
+    pub fn new(recorder: Arc<UsageRecorder>, prices: PriceTable, tokenizers: Arc<TokenizerRegistry>) -> Self {
+        TokenAccountingLayer { accounting: Arc::new(Accounting { recorder, prices, tokenizers }) }
     }
 }
 
@@ -89,7 +91,7 @@ impl Pending {
             None => {
                 let model = record.model_served.as_deref().unwrap_or(&record.model_requested);
                 let (output, output_exact) = match output_text {
-                    Some(text) if !text.is_empty() => estimate::text(model, text),
+                    Some(text) if !text.is_empty() => estimate::text(&accounting.tokenizers, model, text),
                     _ => (0, true),
                 };
                 // A failed request before any output is billed nothing.
@@ -113,11 +115,11 @@ impl Pending {
     }
 }
 
-fn start(request: &mut LlmRequest) -> Pending {
+fn start(request: &mut LlmRequest, tokenizers: &TokenizerRegistry) -> Pending {
     let context = &request.context;
     let (input_estimate, input_exact, model, streamed) = match &mut request.payload {
         RequestPayload::Chat(chat) => {
-            let (tokens, exact) = estimate::chat(chat);
+            let (tokens, exact) = estimate::chat(tokenizers, chat);
             if chat.is_stream() {
                 // Usage comes from upstream even when the client did not ask; the edge
                 // shows the client a usage chunk only if it asked.
@@ -126,7 +128,7 @@ fn start(request: &mut LlmRequest) -> Pending {
             (tokens, exact, chat.model.clone(), chat.is_stream())
         }
         RequestPayload::Embeddings(embeddings) => {
-            let (tokens, exact) = estimate::embeddings(embeddings);
+            let (tokens, exact) = estimate::embeddings(tokenizers, embeddings);
             (tokens, exact, embeddings.model.clone(), false)
         }
     };
@@ -192,7 +194,7 @@ where
     }
 
     fn call(&mut self, mut request: LlmRequest) -> Self::Future {
-        let mut pending = start(&mut request);
+        let mut pending = start(&mut request, &self.accounting.tokenizers);
         let accounting = self.accounting.clone();
         let call = self.inner.call(request);
         Box::pin(async move {
