@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -129,6 +129,10 @@ impl UsageRecorder {
     }
 }
 
+/// How often the background thread picks up queued records. Senders never wake it,
+/// so recording costs a request no system call.
+const TICK: Duration = Duration::from_millis(10);
+
 fn work(
     receiver: Receiver<Message>,
     aggregates: Arc<UsageAggregates>,
@@ -143,33 +147,33 @@ fn work(
         None => batch.clear(),
     };
     loop {
-        let wait = match oldest {
-            Some(since) => flush_interval.saturating_sub(since.elapsed()),
-            None => Duration::from_secs(3600),
-        };
-        match receiver.recv_timeout(wait) {
-            Ok(Message::Record(record)) => {
-                aggregates.add(&record);
-                batch.push(*record);
-                oldest.get_or_insert_with(Instant::now);
-                if batch.len() >= MAX_BATCH {
+        loop {
+            match receiver.try_recv() {
+                Ok(Message::Record(record)) => {
+                    aggregates.add(&record);
+                    batch.push(*record);
+                    oldest.get_or_insert_with(Instant::now);
+                    if batch.len() >= MAX_BATCH {
+                        commit(&mut batch);
+                        oldest = None;
+                    }
+                }
+                Ok(Message::Flush(done)) => {
                     commit(&mut batch);
                     oldest = None;
+                    let _ = done.send(());
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    commit(&mut batch);
+                    return;
                 }
             }
-            Ok(Message::Flush(done)) => {
-                commit(&mut batch);
-                oldest = None;
-                let _ = done.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                commit(&mut batch);
-                oldest = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                commit(&mut batch);
-                return;
-            }
         }
+        if oldest.is_some_and(|since| since.elapsed() >= flush_interval) {
+            commit(&mut batch);
+            oldest = None;
+        }
+        std::thread::sleep(TICK);
     }
 }
