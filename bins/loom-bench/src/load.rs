@@ -73,6 +73,8 @@ pub struct Outcome {
     pub latency_us: Histogram<u64>,
     /// Successful requests completed in the measured window.
     pub ok: u64,
+    /// Successful requests over the whole run, warm-up included.
+    pub completed: u64,
     /// Failed requests (transport error, timeout, or non-200 status) in the window.
     pub errors: u64,
     /// The first error seen, for diagnosis.
@@ -83,7 +85,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn new(window: Duration) -> Outcome {
-        Outcome { latency_us: new_histogram(), ok: 0, errors: 0, first_error: None, window }
+        Outcome { latency_us: new_histogram(), ok: 0, completed: 0, errors: 0, first_error: None, window }
     }
 
     /// Successful requests per second over the measured window.
@@ -116,6 +118,7 @@ impl Outcome {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
         self.ok += other.ok;
+        self.completed += other.completed;
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
@@ -232,6 +235,9 @@ async fn saturation_worker(addr: SocketAddr, body: Bytes, start: Instant, end: I
         };
         let done = Instant::now();
         let in_window = done >= start && done <= end;
+        if result.is_ok() {
+            outcome.completed += 1;
+        }
         match result {
             Ok(()) if in_window => outcome.record(done - sent),
             Ok(()) => {}
@@ -339,8 +345,13 @@ pub async fn fixed_rate(
     };
     for task in tasks {
         match task.await {
-            Ok((scheduled, _, _)) if scheduled < measure_from => {}
-            Ok((_, latency, Ok(()))) => outcome.record(latency),
+            Ok((scheduled, _, result)) if scheduled < measure_from => {
+                outcome.completed += u64::from(result.is_ok());
+            }
+            Ok((_, latency, Ok(()))) => {
+                outcome.completed += 1;
+                outcome.record(latency);
+            }
             Ok((_, _, Err(err))) => outcome.error(err),
             Err(err) => outcome.error(format!("request task failed: {err}")),
         }

@@ -4,9 +4,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -83,60 +80,6 @@ pub fn spawn(loom_bin: &Path, upstream: SocketAddr) -> io::Result<LoomChild> {
     Ok(LoomChild { guard, addr, _dir: dir })
 }
 
-/// The resident set size of process `pid` in bytes (`VmRSS` of `/proc/PID/status`).
-pub fn rss_bytes(pid: u32) -> io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_vm_rss(&status).ok_or_else(|| io::Error::other(format!("no VmRSS line for pid {pid}")))
-}
-
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
-    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// Samples a process's RSS every few milliseconds on a thread and keeps the maximum.
-#[derive(Debug)]
-pub struct RssSampler {
-    max: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RssSampler {
-    /// Start sampling `pid` every `period`.
-    pub fn start(pid: u32, period: Duration) -> RssSampler {
-        let max = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (max, stop) = (max.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(rss) = rss_bytes(pid) {
-                        max.fetch_max(rss, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(period);
-                }
-            })
-        };
-        RssSampler { max, stop, thread: Some(thread) }
-    }
-
-    /// The largest RSS seen so far, in bytes.
-    pub fn max(&self) -> u64 {
-        self.max.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for RssSampler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,17 +97,5 @@ mod tests {
         assert!(yaml.contains("type: openai"));
         assert!(yaml.contains("api_key: sk-bench"));
         assert!(yaml.contains("base_url: http://127.0.0.1:9001/v1"));
-    }
-
-    #[test]
-    fn parses_vm_rss() {
-        let status = "Name:\tloom\nVmPeak:\t  100 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
-        assert_eq!(parse_vm_rss(status), Some(12345 * 1024));
-        assert_eq!(parse_vm_rss("Name:\tloom\n"), None);
-    }
-
-    #[test]
-    fn reads_our_own_rss() {
-        assert!(rss_bytes(std::process::id()).unwrap() > 0);
     }
 }

@@ -33,6 +33,7 @@ mod load;
 mod loom_child;
 mod mock;
 mod nginx;
+mod procfs;
 mod report;
 
 use std::net::SocketAddr;
@@ -43,7 +44,7 @@ use clap::Parser;
 
 use crate::cli::{BenchArgs, Cli, Command, Only};
 use crate::load::Workload;
-use crate::report::{Machine, RateRow, Report, Rss, SaturationRow, TargetKind};
+use crate::report::{CpuUse, Machine, RateRow, Report, Rss, SaturationRow, TargetKind};
 
 /// Warm-up before each saturation run.
 const SATURATION_WARMUP: Duration = Duration::from_secs(1);
@@ -94,14 +95,24 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
 }
 
 /// A server under load.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Target {
     kind: TargetKind,
     addr: SocketAddr,
+    /// The proxy's processes, whose CPU time is counted (empty for the mock itself).
+    pids: Vec<u32>,
+}
+
+/// Process ids whose CPU time each run reports.
+#[derive(Debug, Clone, Copy)]
+struct Pids {
+    mock: u32,
+    client: u32,
 }
 
 /// Start the servers, run every load, and stop the servers (guards drop on return).
 fn bench(args: &BenchArgs) -> Result<Report, String> {
+    let mut machine = Machine::detect();
     let self_exe = std::env::current_exe().map_err(|err| format!("cannot find this executable: {err}"))?;
     let loom_bin = match &args.loom_bin {
         Some(path) => path.clone(),
@@ -131,11 +142,15 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     let loom = loom_child::spawn(&loom_bin, mock.addr).map_err(|err| format!("loom: {err}"))?;
     progress(format_args!("loom on {} (pid {}, {})", loom.addr, loom.guard.pid(), loom_bin.display()));
 
-    let mut targets = vec![Target { kind: TargetKind::Direct, addr: mock.addr }];
+    let mut targets = vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new() }];
     if let Some(nginx) = &nginx {
-        targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr });
+        let master = nginx.guard.pid();
+        let mut pids = procfs::children(master).map_err(|err| format!("nginx workers: {err}"))?;
+        pids.push(master);
+        targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids });
     }
-    targets.push(Target { kind: TargetKind::Loom, addr: loom.addr });
+    targets.push(Target { kind: TargetKind::Loom, addr: loom.addr, pids: vec![loom.guard.pid()] });
+    let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
     let workloads: Vec<Workload> = match args.only {
         Some(Only::Whole) => vec![Workload::Whole],
         Some(Only::Stream) => vec![Workload::Stream],
@@ -143,8 +158,8 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     };
 
     let loom_pid = loom.guard.pid();
-    let idle = loom_child::rss_bytes(loom_pid).map_err(|err| format!("loom RSS: {err}"))?;
-    let sampler = loom_child::RssSampler::start(loom_pid, RSS_PERIOD);
+    let idle = procfs::rss_bytes(loom_pid).map_err(|err| format!("loom RSS: {err}"))?;
+    let sampler = procfs::RssSampler::start(loom_pid, RSS_PERIOD);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,7 +167,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
         .map_err(|err| format!("cannot start the runtime: {err}"))?;
     let (saturation, fixed_rate) = runtime.block_on(async {
         tokio::select! {
-            result = run_loads(args, &targets, &workloads) => result,
+            result = run_loads(args, &targets, &workloads, pids) => result,
             signalled = shutdown_signal() => match signalled {
                 Ok(()) => Err("interrupted; stopping the servers".to_owned()),
                 Err(err) => Err(format!("cannot listen for signals: {err}")),
@@ -161,7 +176,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     })?;
 
     std::thread::sleep(Duration::from_millis(500));
-    let after = loom_child::rss_bytes(loom_pid).map_err(|err| format!("loom RSS: {err}"))?;
+    let after = procfs::rss_bytes(loom_pid).map_err(|err| format!("loom RSS: {err}"))?;
     let peak = sampler.max().max(idle).max(after);
     drop(sampler);
     let rss = Rss { idle_mib: idle as f64 / MIB, peak_mib: peak as f64 / MIB, after_mib: after as f64 / MIB };
@@ -169,7 +184,8 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     drop(loom);
     drop(nginx);
     drop(mock);
-    Ok(Report::new(Machine::detect(), args, saturation, fixed_rate, rss))
+    machine.loadavg_after = report::loadavg();
+    Ok(Report::new(machine, args, saturation, fixed_rate, rss))
 }
 
 /// Every saturation run, then every fixed-rate run; each target in turn per workload,
@@ -178,6 +194,7 @@ async fn run_loads(
     args: &BenchArgs,
     targets: &[Target],
     workloads: &[Workload],
+    pids: Pids,
 ) -> Result<(Vec<SaturationRow>, Vec<RateRow>), String> {
     for &workload in workloads {
         for target in targets {
@@ -196,10 +213,20 @@ async fn run_loads(
                 args.concurrency,
                 args.duration()
             ));
+            let cpu_before = cpu_use(target, pids);
             let outcome =
                 load::saturate(target.addr, workload, args.concurrency, SATURATION_WARMUP, args.duration())
                     .await;
-            saturation.push(SaturationRow::new(target.kind, workload, &outcome));
+            let cpu_after = cpu_use(target, pids);
+            let cpu = CpuUse {
+                proxy: cpu_after
+                    .proxy
+                    .zip(cpu_before.proxy)
+                    .map(|(after, before)| after.saturating_sub(before)),
+                mock: cpu_after.mock.saturating_sub(cpu_before.mock),
+                client: cpu_after.client.saturating_sub(cpu_before.client),
+            };
+            saturation.push(SaturationRow::new(target.kind, workload, &outcome, cpu));
         }
     }
     let mut fixed_rate = Vec::new();
@@ -221,6 +248,15 @@ async fn run_loads(
         }
     }
     Ok((saturation, fixed_rate))
+}
+
+/// The CPU time used so far by the target's proxy, the mock and this process.
+fn cpu_use(target: &Target, pids: Pids) -> CpuUse {
+    CpuUse {
+        proxy: (!target.pids.is_empty()).then(|| procfs::total_cpu_time(&target.pids)),
+        mock: procfs::total_cpu_time(&[pids.mock]),
+        client: procfs::total_cpu_time(&[pids.client]),
+    }
 }
 
 fn progress(message: std::fmt::Arguments<'_>) {

@@ -1,6 +1,7 @@
 //! The results: ratios, verdicts against the targets, and the table or JSON output.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -53,11 +54,31 @@ pub struct SaturationRow {
     pub errors: u64,
     /// The first failure, if any.
     pub first_error: Option<String>,
+    /// CPU time per request of the proxy (Loom, or nginx's master and workers), µs.
+    pub proxy_cpu_us: Option<f64>,
+    /// CPU time per request of the mock upstream, µs.
+    pub mock_cpu_us: Option<f64>,
+    /// CPU time per request of the load generator itself, µs.
+    pub client_cpu_us: Option<f64>,
+}
+
+/// CPU time used by each process during one run, warm-up included.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    /// The proxy under test; `None` for the direct target.
+    pub proxy: Option<Duration>,
+    /// The mock upstream.
+    pub mock: Duration,
+    /// The load generator.
+    pub client: Duration,
 }
 
 impl SaturationRow {
-    /// The row for `outcome`.
-    pub fn new(target: TargetKind, workload: Workload, outcome: &Outcome) -> SaturationRow {
+    /// The row for `outcome`, with `cpu` spread over every completed request.
+    pub fn new(target: TargetKind, workload: Workload, outcome: &Outcome, cpu: CpuUse) -> SaturationRow {
+        let per_request = |time: Duration| {
+            (outcome.completed > 0).then(|| time.as_secs_f64() * 1e6 / outcome.completed as f64)
+        };
         SaturationRow {
             target,
             workload,
@@ -66,6 +87,9 @@ impl SaturationRow {
             p99_ms: outcome.latency_ms(0.99),
             errors: outcome.errors,
             first_error: outcome.first_error.clone(),
+            proxy_cpu_us: cpu.proxy.and_then(per_request),
+            mock_cpu_us: per_request(cpu.mock),
+            client_cpu_us: per_request(cpu.client),
         }
     }
 }
@@ -119,6 +143,8 @@ pub struct Ratio {
     pub loom_over_nginx: Option<f64>,
     /// Loom req/s divided by the mock's own req/s.
     pub loom_over_direct: Option<f64>,
+    /// nginx CPU per request divided by Loom CPU per request (above 1: Loom is leaner).
+    pub cpu_nginx_over_loom: Option<f64>,
 }
 
 /// Loom's resident memory over the run.
@@ -150,6 +176,10 @@ pub struct Machine {
     pub cpus: usize,
     /// The CPU model from /proc/cpuinfo.
     pub cpu_model: String,
+    /// The 1, 5 and 15 minute load averages when the run started (others' work included).
+    pub loadavg_before: String,
+    /// The load averages when the run ended.
+    pub loadavg_after: String,
 }
 
 impl Machine {
@@ -162,8 +192,16 @@ impl Machine {
             .find_map(|line| line.strip_prefix("model name"))
             .and_then(|rest| rest.split_once(':'))
             .map_or_else(|| "unknown".to_owned(), |(_, model)| model.trim().to_owned());
-        Machine { cpus, cpu_model }
+        let loadavg = loadavg();
+        Machine { cpus, cpu_model, loadavg_before: loadavg.clone(), loadavg_after: loadavg }
     }
+}
+
+/// The first three fields of /proc/loadavg, or `unknown`.
+pub fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    if fields.len() == 3 { fields.join(" ") } else { "unknown".to_owned() }
 }
 
 /// Everything one run measured.
@@ -202,9 +240,11 @@ impl Report {
             .into_iter()
             .filter(|workload| saturation.iter().any(|row| row.workload == *workload))
             .collect();
-        let rps = |target, workload| {
-            saturation.iter().find(|row| row.target == target && row.workload == workload).map(|row| row.rps)
+        let find = |target, workload| {
+            saturation.iter().find(|row: &&SaturationRow| row.target == target && row.workload == workload)
         };
+        let rps = |target, workload| find(target, workload).map(|row| row.rps);
+        let cpu = |target, workload| find(target, workload).and_then(|row| row.proxy_cpu_us);
         let ratios: Vec<Ratio> = workloads
             .iter()
             .map(|&workload| {
@@ -213,6 +253,10 @@ impl Report {
                     workload,
                     loom_over_nginx: ratio(loom, rps(TargetKind::Nginx, workload)),
                     loom_over_direct: ratio(loom, rps(TargetKind::Direct, workload)),
+                    cpu_nginx_over_loom: ratio(
+                        cpu(TargetKind::Nginx, workload),
+                        cpu(TargetKind::Loom, workload),
+                    ),
                 }
             })
             .collect();
@@ -261,25 +305,42 @@ impl Report {
             self.duration_secs,
             self.rate_duration_secs
         );
+        let _ = writeln!(
+            out,
+            "load average before {}, after {}",
+            self.machine.loadavg_before, self.machine.loadavg_after
+        );
         let _ = writeln!(out);
         let _ = writeln!(out, "Saturation (closed loop)");
         let _ = writeln!(
             out,
-            "{:<8} {:<8} {:>10} {:>9} {:>9} {:>8}",
-            "target", "workload", "req/s", "p50 ms", "p99 ms", "errors"
+            "{:<8} {:<8} {:>10} {:>9} {:>9} {:>8}   {:>10} {:>10} {:>10}",
+            "target",
+            "workload",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "proxy CPU",
+            "mock CPU",
+            "client CPU"
         );
         for row in &self.saturation {
             let _ = writeln!(
                 out,
-                "{:<8} {:<8} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+                "{:<8} {:<8} {:>10.0} {:>9.3} {:>9.3} {:>8}   {:>10} {:>10} {:>10}",
                 row.target.name(),
                 row.workload.name(),
                 row.rps,
                 row.p50_ms,
                 row.p99_ms,
-                row.errors
+                row.errors,
+                format_micros(row.proxy_cpu_us),
+                format_micros(row.mock_cpu_us),
+                format_micros(row.client_cpu_us),
             );
         }
+        let _ = writeln!(out, "(CPU: time per request, warm-up included, of each process)");
         if !self.fixed_rate.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(out, "Fixed rate (open loop, latency from the scheduled send time)");
@@ -308,10 +369,11 @@ impl Report {
         for ratio in &self.ratios {
             let _ = writeln!(
                 out,
-                "{:<8} loom/nginx {:>6}   loom/direct {:>6}",
+                "{:<8} loom/nginx {:>6}   loom/direct {:>6}   CPU per request nginx/loom {:>6}",
                 ratio.workload.name(),
                 format_ratio(ratio.loom_over_nginx),
-                format_ratio(ratio.loom_over_direct)
+                format_ratio(ratio.loom_over_direct),
+                format_ratio(ratio.cpu_nginx_over_loom)
             );
         }
         let _ = writeln!(out);
@@ -355,6 +417,11 @@ pub fn ratio(numerator: Option<f64>, denominator: Option<f64>) -> Option<f64> {
     }
 }
 
+/// A per-request CPU time as `12.3 µs`, or `-` when unknown.
+pub fn format_micros(micros: Option<f64>) -> String {
+    micros.map_or_else(|| "-".to_owned(), |us| format!("{us:.1} µs"))
+}
+
 /// A ratio as `0.83x`, or `-` when unknown.
 pub fn format_ratio(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
@@ -365,7 +432,18 @@ mod tests {
     use super::*;
 
     fn row(target: TargetKind, workload: Workload, rps: f64) -> SaturationRow {
-        SaturationRow { target, workload, rps, p50_ms: 1.0, p99_ms: 2.0, errors: 0, first_error: None }
+        SaturationRow {
+            target,
+            workload,
+            rps,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            errors: 0,
+            first_error: None,
+            proxy_cpu_us: (target != TargetKind::Direct).then_some(rps),
+            mock_cpu_us: None,
+            client_cpu_us: None,
+        }
     }
 
     fn args() -> crate::cli::BenchArgs {
@@ -374,7 +452,12 @@ mod tests {
     }
 
     fn machine() -> Machine {
-        Machine { cpus: 2, cpu_model: "test".to_owned() }
+        Machine {
+            cpus: 2,
+            cpu_model: "test".to_owned(),
+            loadavg_before: "0.00 0.00 0.00".to_owned(),
+            loadavg_after: "0.00 0.00 0.00".to_owned(),
+        }
     }
 
     #[test]
@@ -382,6 +465,7 @@ mod tests {
         assert_eq!(format_ratio(Some(0.8349)), "0.83x");
         assert_eq!(format_ratio(Some(1.0)), "1.00x");
         assert_eq!(format_ratio(None), "-");
+        assert_eq!(format_micros(Some(12.345)), "12.3 µs");
         assert_eq!(ratio(Some(1.0), Some(0.0)), None);
         assert_eq!(ratio(Some(1.0), None), None);
         assert_eq!(ratio(Some(3.0), Some(4.0)), Some(0.75));
@@ -404,6 +488,7 @@ mod tests {
         let met: Vec<Option<bool>> = report.verdicts.iter().map(|v| v.met).collect();
         assert_eq!(met, [Some(true), Some(false), Some(true)]);
         let table = report.table();
+        assert_eq!(report.ratios[1].cpu_nginx_over_loom, Some(50.0 / 30.0));
         assert!(table.contains("whole    loom/nginx  0.90x   loom/direct  0.45x"), "{table}");
         assert!(table.contains("[MISS] stream throughput >= 0.8x nginx"), "{table}");
     }
