@@ -13,14 +13,18 @@
 //! `--concurrency` keep-alive connections for `--duration` seconds after a 1 s warm-up)
 //! and fixed rate (an open loop at `--rate` requests/s for `--rate-duration` seconds,
 //! latency measured from each request's scheduled send time). Loom's RSS is sampled
-//! throughout. It prints one table (or `--json`) with req/s, p50/p99, the ratios
+//! throughout, and the CPU time each process spends per request is read from /proc.
+//! It prints one table (or `--json`) with req/s, p50/p99, CPU per request, the ratios
 //! Loom/nginx and Loom/direct, the fixed-rate latencies, the RSS, and a verdict for
 //! each target, then stops every child (also on Ctrl-C, SIGTERM or a panic).
+//!
+//! The Loom child inherits the environment, so `LOOM_...` overrides apply to it, e.g.
+//! `LOOM_AI_GATEWAY__STREAMING__FLUSH_INTERVAL=1ms loom-bench --only stream`.
 //!
 //! ```sh
 //! apt-get install -y nginx-light        # or nginx
 //! cargo build --release -p loom -p loom-bench
-//! target/release/loom-bench             # defaults: 64 connections, 10 s, 500 req/s
+//! target/release/loom-bench             # defaults: 64 connections, 10 s, 500 req/s, ~100 s
 //! target/release/loom-bench --only stream --duration 5 --json
 //! ```
 //!
@@ -118,9 +122,11 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
         Some(path) => path.clone(),
         None => loom_child::default_bin().map_err(|err| err.to_string())?,
     };
-    let use_nginx = !args.skip_nginx && {
-        let found = nginx::available(&args.nginx_bin);
-        if !found {
+    let nginx_bin = if args.skip_nginx {
+        None
+    } else {
+        let found = nginx::find(&args.nginx_bin);
+        if found.is_none() {
             eprintln!(
                 "loom-bench: {} not found; running without the nginx baseline: {}",
                 args.nginx_bin.display(),
@@ -132,8 +138,8 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
 
     let mock = mock::spawn(&self_exe).map_err(|err| format!("mock upstream: {err}"))?;
     progress(format_args!("mock upstream on {} (pid {})", mock.addr, mock.guard.pid()));
-    let nginx = if use_nginx {
-        let nginx = nginx::spawn(&args.nginx_bin, mock.addr).map_err(|err| format!("nginx: {err}"))?;
+    let nginx = if let Some(nginx_bin) = &nginx_bin {
+        let nginx = nginx::spawn(nginx_bin, mock.addr).map_err(|err| format!("nginx: {err}"))?;
         progress(format_args!("nginx on {} (pid {})", nginx.addr, nginx.guard.pid()));
         Some(nginx)
     } else {

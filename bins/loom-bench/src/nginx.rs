@@ -67,14 +67,24 @@ http {{
     )
 }
 
-/// Whether `nginx_bin` can be run.
-pub fn available(nginx_bin: &Path) -> bool {
-    Command::new(nginx_bin)
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+/// Where Debian installs nginx, outside a normal user's PATH.
+const SBIN_NGINX: &str = "/usr/sbin/nginx";
+
+/// `nginx_bin` if it runs, else Debian's `/usr/sbin/nginx` for a plain `nginx` not on PATH.
+pub fn find(nginx_bin: &Path) -> Option<PathBuf> {
+    let runs = |bin: &Path| {
+        Command::new(bin)
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if runs(nginx_bin) {
+        return Some(nginx_bin.to_owned());
+    }
+    let sbin = Path::new(SBIN_NGINX);
+    (nginx_bin == Path::new("nginx") && runs(sbin)).then(|| sbin.to_owned())
 }
 
 /// Start nginx proxying to `upstream` on a free port and wait until it listens.
