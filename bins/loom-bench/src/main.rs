@@ -140,7 +140,12 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     progress(format_args!("mock upstream on {} (pid {})", mock.addr, mock.guard.pid()));
     let nginx = if let Some(nginx_bin) = &nginx_bin {
         let nginx = nginx::spawn(nginx_bin, mock.addr).map_err(|err| format!("nginx: {err}"))?;
-        progress(format_args!("nginx on {} (pid {})", nginx.addr, nginx.guard.pid()));
+        progress(format_args!(
+            "nginx on {} (pid {}, {} workers)",
+            nginx.addr,
+            nginx.guard.pid(),
+            nginx.workers.len()
+        ));
         Some(nginx)
     } else {
         None
@@ -150,9 +155,8 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
 
     let mut targets = vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new() }];
     if let Some(nginx) = &nginx {
-        let master = nginx.guard.pid();
-        let mut pids = procfs::children(master).map_err(|err| format!("nginx workers: {err}"))?;
-        pids.push(master);
+        let mut pids = nginx.workers.clone();
+        pids.push(nginx.guard.pid());
         targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids });
     }
     targets.push(Target { kind: TargetKind::Loom, addr: loom.addr, pids: vec![loom.guard.pid()] });

@@ -21,6 +21,8 @@ pub struct NginxChild {
     pub guard: ChildGuard,
     /// Where nginx listens.
     pub addr: SocketAddr,
+    /// The worker processes' ids.
+    pub workers: Vec<u32>,
     /// Config, pid file, logs and temp paths; removed on drop, after the guard.
     _dir: TempDir,
 }
@@ -111,7 +113,22 @@ pub fn spawn(nginx_bin: &Path, upstream: SocketAddr) -> io::Result<NginxChild> {
         let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
         return Err(io::Error::other(format!("{err}\nnginx error.log:\n{log}")));
     }
-    Ok(NginxChild { guard, addr, _dir: dir })
+    let workers = wait_for_workers(guard.pid(), Duration::from_secs(3));
+    Ok(NginxChild { guard, addr, workers, _dir: dir })
+}
+
+/// The master's children once there is one per CPU (`worker_processes auto`), or
+/// whatever there is after `timeout`: the master listens before it forks its workers.
+fn wait_for_workers(master: u32, timeout: Duration) -> Vec<u32> {
+    let expected = std::thread::available_parallelism().map_or(1, usize::from);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let workers = crate::procfs::children(master).unwrap_or_default();
+        if workers.len() >= expected || std::time::Instant::now() >= deadline {
+            return workers;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]

@@ -213,6 +213,8 @@ pub struct Report {
     pub concurrency: u32,
     /// Measured seconds of each saturation run.
     pub duration_secs: f64,
+    /// Requests per second of the fixed-rate runs (0: none).
+    pub rate: u32,
     /// Measured seconds of each fixed-rate run.
     pub rate_duration_secs: f64,
     /// Saturation runs, in the order they ran.
@@ -284,6 +286,7 @@ impl Report {
             machine,
             concurrency: args.concurrency,
             duration_secs: args.duration,
+            rate: args.rate,
             rate_duration_secs: args.rate_duration,
             saturation,
             fixed_rate,
@@ -296,14 +299,15 @@ impl Report {
     /// The report as a human-readable table.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        let fixed_rate = if self.rate == 0 {
+            "off".to_owned()
+        } else {
+            format!("{} req/s, {} s", self.rate, self.rate_duration_secs)
+        };
         let _ = writeln!(
             out,
-            "loom-bench on {} CPUs ({}); saturation: {} connections, {} s; fixed rate: {} s",
-            self.machine.cpus,
-            self.machine.cpu_model,
-            self.concurrency,
-            self.duration_secs,
-            self.rate_duration_secs
+            "loom-bench on {} CPUs ({}); saturation: {} connections, {} s; fixed rate: {fixed_rate}",
+            self.machine.cpus, self.machine.cpu_model, self.concurrency, self.duration_secs,
         );
         let _ = writeln!(
             out,
