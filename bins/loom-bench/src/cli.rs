@@ -1,0 +1,91 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Measure Loom against a bare nginx reverse proxy and the mock upstream itself.
+#[derive(Debug, Parser)]
+#[command(name = "loom-bench", version)]
+pub struct Cli {
+    /// Internal subcommands (the benchmark runs when none is given).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Benchmark options.
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+/// Subcommands other than the benchmark itself.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run only the mock upstream (the benchmark starts itself this way as a child).
+    Mock {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+/// Options of a benchmark run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Measured seconds of each saturation run (after a 1 s warm-up).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    pub duration: f64,
+    /// Measured seconds of each fixed-rate run (after a 0.5 s warm-up).
+    #[arg(long, default_value_t = 5.0, value_parser = positive_secs)]
+    pub rate_duration: f64,
+    /// Concurrent keep-alive connections in saturation runs.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Requests per second of the fixed-rate (open-loop) runs; 0 skips them.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Run only one workload.
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+    /// Do not start nginx (Loom/nginx ratios are then not reported).
+    #[arg(long)]
+    pub skip_nginx: bool,
+    /// The release `loom` binary [default: `loom` next to this executable].
+    #[arg(long)]
+    pub loom_bin: Option<PathBuf>,
+    /// The nginx binary [default: `nginx` on PATH].
+    #[arg(long, default_value = "nginx")]
+    pub nginx_bin: PathBuf,
+    /// Print the results as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A single workload to run with `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    /// Non-streamed chat completions.
+    Whole,
+    /// Streamed chat completions (SSE, body read to the end).
+    Stream,
+}
+
+impl BenchArgs {
+    /// The measured window of a saturation run.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration)
+    }
+
+    /// The measured window of a fixed-rate run.
+    pub fn rate_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.rate_duration)
+    }
+}
+
+fn positive_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 3600.0 => Ok(secs),
+        Ok(_) => Err("must be between 0 and 3600 seconds".to_owned()),
+        Err(err) => Err(err.to_string()),
+    }
+}

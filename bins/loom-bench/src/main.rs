@@ -1,0 +1,274 @@
+//! `loom-bench`: measure Loom against a bare nginx reverse proxy and the mock upstream.
+//!
+//! One run starts three servers on 127.0.0.1, each in its own process:
+//!
+//! - the fast mock OpenAI upstream from `loom-test-support` (`loom-bench mock`, a child
+//!   of this binary, recording off, pre-serialized replies);
+//! - nginx with a generated config: `proxy_pass` to the mock with upstream keep-alive,
+//!   `proxy_buffering off`, one worker per core (skipped with `--skip-nginx`);
+//! - the release `loom` binary with one `openai` provider pointing at the mock.
+//!
+//! It then loads each target (the mock directly, nginx, Loom) with whole and with
+//! streamed chat completions, in two modes: saturation (a closed loop over
+//! `--concurrency` keep-alive connections for `--duration` seconds after a 1 s warm-up)
+//! and fixed rate (an open loop at `--rate` requests/s for `--rate-duration` seconds,
+//! latency measured from each request's scheduled send time). Loom's RSS is sampled
+//! throughout, and the CPU time each process spends per request is read from /proc.
+//! It prints one table (or `--json`) with req/s, p50/p99, CPU per request, the ratios
+//! Loom/nginx and Loom/direct, the fixed-rate latencies, the RSS, and a verdict for
+//! each target, then stops every child (also on Ctrl-C, SIGTERM or a panic).
+//!
+//! The Loom child inherits the environment, so `LOOM_...` overrides apply to it, e.g.
+//! `LOOM_AI_GATEWAY__STREAMING__FLUSH_INTERVAL=1ms loom-bench --only stream`.
+//!
+//! ```sh
+//! apt-get install -y nginx-light        # or nginx
+//! cargo build --release -p loom -p loom-bench
+//! target/release/loom-bench             # defaults: 64 connections, 10 s, 500 req/s, ~100 s
+//! target/release/loom-bench --only stream --duration 5 --json
+//! ```
+//!
+//! The load generator shares the machine with the servers it measures, so absolute
+//! figures depend on the machine and its neighbours; compare the ratios.
+
+mod child;
+mod cli;
+mod load;
+mod loom_child;
+mod mock;
+mod nginx;
+mod procfs;
+mod report;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{BenchArgs, Cli, Command, Only};
+use crate::load::Workload;
+use crate::report::{CpuUse, Machine, RateRow, Report, Rss, SaturationRow, TargetKind};
+
+/// Warm-up before each saturation run.
+const SATURATION_WARMUP: Duration = Duration::from_secs(1);
+/// Warm-up before each fixed-rate run.
+const RATE_WARMUP: Duration = Duration::from_millis(500);
+/// How often Loom's RSS is sampled.
+const RSS_PERIOD: Duration = Duration::from_millis(50);
+/// Bytes in a MiB.
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Mock { listen }) => mock::serve(listen),
+        None => match bench(&cli.bench) {
+            Ok(report) => {
+                if cli.bench.json {
+                    match serde_json::to_string_pretty(&report) {
+                        Ok(json) => println!("{json}"),
+                        Err(err) => {
+                            eprintln!("loom-bench: cannot serialize the report: {err}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                } else {
+                    print!("{}", report.table());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("loom-bench: {err}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+/// A server under load.
+#[derive(Debug, Clone)]
+struct Target {
+    kind: TargetKind,
+    addr: SocketAddr,
+    /// The proxy's processes, whose CPU time is counted (empty for the mock itself).
+    pids: Vec<u32>,
+}
+
+/// Process ids whose CPU time each run reports.
+#[derive(Debug, Clone, Copy)]
+struct Pids {
+    mock: u32,
+    client: u32,
+}
+
+/// Start the servers, run every load, and stop the servers (guards drop on return).
+fn bench(args: &BenchArgs) -> Result<Report, String> {
+    let mut machine = Machine::detect();
+    let self_exe = std::env::current_exe().map_err(|err| format!("cannot find this executable: {err}"))?;
+    let loom_bin = match &args.loom_bin {
+        Some(path) => path.clone(),
+        None => loom_child::default_bin().map_err(|err| err.to_string())?,
+    };
+    let nginx_bin = if args.skip_nginx {
+        None
+    } else {
+        let found = nginx::find(&args.nginx_bin);
+        if found.is_none() {
+            eprintln!(
+                "loom-bench: {} not found; running without the nginx baseline: {}",
+                args.nginx_bin.display(),
+                nginx::INSTALL_HINT
+            );
+        }
+        found
+    };
+
+    let mock = mock::spawn(&self_exe).map_err(|err| format!("mock upstream: {err}"))?;
+    progress(format_args!("mock upstream on {} (pid {})", mock.addr, mock.guard.pid()));
+    let nginx = if let Some(nginx_bin) = &nginx_bin {
+        let nginx = nginx::spawn(nginx_bin, mock.addr).map_err(|err| format!("nginx: {err}"))?;
+        progress(format_args!(
+            "nginx on {} (pid {}, {} workers)",
+            nginx.addr,
+            nginx.guard.pid(),
+            nginx.workers.len()
+        ));
+        Some(nginx)
+    } else {
+        None
+    };
+    let loom = loom_child::spawn(&loom_bin, mock.addr).map_err(|err| format!("loom: {err}"))?;
+    progress(format_args!("loom on {} (pid {}, {})", loom.addr, loom.guard.pid(), loom_bin.display()));
+
+    let mut targets = vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new() }];
+    if let Some(nginx) = &nginx {
+        let mut pids = nginx.workers.clone();
+        pids.push(nginx.guard.pid());
+        targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids });
+    }
+    targets.push(Target { kind: TargetKind::Loom, addr: loom.addr, pids: vec![loom.guard.pid()] });
+    let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
+    let workloads: Vec<Workload> = match args.only {
+        Some(Only::Whole) => vec![Workload::Whole],
+        Some(Only::Stream) => vec![Workload::Stream],
+        None => vec![Workload::Whole, Workload::Stream],
+    };
+
+    let loom_pid = loom.guard.pid();
+    let idle = procfs::rss_bytes(loom_pid).map_err(|err| format!("loom RSS: {err}"))?;
+    let sampler = procfs::RssSampler::start(loom_pid, RSS_PERIOD);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the runtime: {err}"))?;
+    let (saturation, fixed_rate) = runtime.block_on(async {
+        tokio::select! {
+            result = run_loads(args, &targets, &workloads, pids) => result,
+            signalled = shutdown_signal() => match signalled {
+                Ok(()) => Err("interrupted; stopping the servers".to_owned()),
+                Err(err) => Err(format!("cannot listen for signals: {err}")),
+            },
+        }
+    })?;
+
+    std::thread::sleep(Duration::from_millis(500));
+    let after = procfs::rss_bytes(loom_pid).map_err(|err| format!("loom RSS: {err}"))?;
+    let peak = sampler.max().max(idle).max(after);
+    drop(sampler);
+    let rss = Rss { idle_mib: idle as f64 / MIB, peak_mib: peak as f64 / MIB, after_mib: after as f64 / MIB };
+    progress(format_args!("stopping the servers"));
+    drop(loom);
+    drop(nginx);
+    drop(mock);
+    machine.loadavg_after = report::loadavg();
+    Ok(Report::new(machine, args, saturation, fixed_rate, rss))
+}
+
+/// Every saturation run, then every fixed-rate run; each target in turn per workload,
+/// so that a slower or noisier minute hits all targets alike.
+async fn run_loads(
+    args: &BenchArgs,
+    targets: &[Target],
+    workloads: &[Workload],
+    pids: Pids,
+) -> Result<(Vec<SaturationRow>, Vec<RateRow>), String> {
+    for &workload in workloads {
+        for target in targets {
+            load::probe(target.addr, workload)
+                .await
+                .map_err(|err| format!("{} {}: {err}", target.kind.name(), workload.name()))?;
+        }
+    }
+    let mut saturation = Vec::new();
+    for &workload in workloads {
+        for target in targets {
+            progress(format_args!(
+                "saturation: {} {} ({} connections, {:?})",
+                target.kind.name(),
+                workload.name(),
+                args.concurrency,
+                args.duration()
+            ));
+            let cpu_before = cpu_use(target, pids);
+            let outcome =
+                load::saturate(target.addr, workload, args.concurrency, SATURATION_WARMUP, args.duration())
+                    .await;
+            let cpu_after = cpu_use(target, pids);
+            let cpu = CpuUse {
+                proxy: cpu_after
+                    .proxy
+                    .zip(cpu_before.proxy)
+                    .map(|(after, before)| after.saturating_sub(before)),
+                mock: cpu_after.mock.saturating_sub(cpu_before.mock),
+                client: cpu_after.client.saturating_sub(cpu_before.client),
+            };
+            saturation.push(SaturationRow::new(target.kind, workload, &outcome, cpu));
+        }
+    }
+    let mut fixed_rate = Vec::new();
+    if args.rate > 0 {
+        for &workload in workloads {
+            for target in targets {
+                progress(format_args!(
+                    "fixed rate: {} {} ({} req/s, {:?})",
+                    target.kind.name(),
+                    workload.name(),
+                    args.rate,
+                    args.rate_duration()
+                ));
+                let outcome =
+                    load::fixed_rate(target.addr, workload, args.rate, RATE_WARMUP, args.rate_duration())
+                        .await;
+                fixed_rate.push(RateRow::new(target.kind, workload, args.rate, &outcome));
+            }
+        }
+    }
+    Ok((saturation, fixed_rate))
+}
+
+/// The CPU time used so far by the target's proxy, the mock and this process.
+fn cpu_use(target: &Target, pids: Pids) -> CpuUse {
+    CpuUse {
+        proxy: (!target.pids.is_empty()).then(|| procfs::total_cpu_time(&target.pids)),
+        mock: procfs::total_cpu_time(&[pids.mock]),
+        client: procfs::total_cpu_time(&[pids.client]),
+    }
+}
+
+fn progress(message: std::fmt::Arguments<'_>) {
+    eprintln!("loom-bench: {message}");
+}

@@ -1,0 +1,512 @@
+//! The results: ratios, verdicts against the targets, and the table or JSON output.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::load::{Outcome, Workload};
+
+/// Loom's throughput must be at least this fraction of nginx's.
+pub const MIN_RATIO_VS_NGINX: f64 = 0.8;
+/// Loom's p99 at the fixed rate must be under this many milliseconds.
+pub const MAX_P99_MS: f64 = 1.0;
+/// Loom's peak RSS must be under this many MiB.
+pub const MAX_RSS_MIB: f64 = 50.0;
+
+/// Which server a run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The mock upstream, no proxy.
+    Direct,
+    /// nginx `proxy_pass` in front of the mock.
+    Nginx,
+    /// Loom in front of the mock.
+    Loom,
+}
+
+impl TargetKind {
+    /// The target's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Direct => "direct",
+            TargetKind::Nginx => "nginx",
+            TargetKind::Loom => "loom",
+        }
+    }
+}
+
+/// One saturation run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaturationRow {
+    /// The server measured.
+    pub target: TargetKind,
+    /// The request kind.
+    pub workload: Workload,
+    /// Successful requests per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Failed requests in the window.
+    pub errors: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// CPU time per request of the proxy (Loom, or nginx's master and workers), µs.
+    pub proxy_cpu_us: Option<f64>,
+    /// CPU time per request of the mock upstream, µs.
+    pub mock_cpu_us: Option<f64>,
+    /// CPU time per request of the load generator itself, µs.
+    pub client_cpu_us: Option<f64>,
+}
+
+/// CPU time used by each process during one run, warm-up included.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    /// The proxy under test; `None` for the direct target.
+    pub proxy: Option<Duration>,
+    /// The mock upstream.
+    pub mock: Duration,
+    /// The load generator.
+    pub client: Duration,
+}
+
+impl SaturationRow {
+    /// The row for `outcome`, with `cpu` spread over every completed request.
+    pub fn new(target: TargetKind, workload: Workload, outcome: &Outcome, cpu: CpuUse) -> SaturationRow {
+        let per_request = |time: Duration| {
+            (outcome.completed > 0).then(|| time.as_secs_f64() * 1e6 / outcome.completed as f64)
+        };
+        SaturationRow {
+            target,
+            workload,
+            rps: outcome.throughput(),
+            p50_ms: outcome.latency_ms(0.5),
+            p99_ms: outcome.latency_ms(0.99),
+            errors: outcome.errors,
+            first_error: outcome.first_error.clone(),
+            proxy_cpu_us: cpu.proxy.and_then(per_request),
+            mock_cpu_us: per_request(cpu.mock),
+            client_cpu_us: per_request(cpu.client),
+        }
+    }
+}
+
+/// One fixed-rate run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateRow {
+    /// The server measured.
+    pub target: TargetKind,
+    /// The request kind.
+    pub workload: Workload,
+    /// Requests scheduled per second.
+    pub rate: u32,
+    /// Requests answered in the window.
+    pub ok: u64,
+    /// Median latency from the scheduled send time, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency from the scheduled send time, ms.
+    pub p99_ms: f64,
+    /// Largest latency, ms.
+    pub max_ms: f64,
+    /// Failed requests in the window.
+    pub errors: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+}
+
+impl RateRow {
+    /// The row for `outcome` at `rate` requests/s.
+    pub fn new(target: TargetKind, workload: Workload, rate: u32, outcome: &Outcome) -> RateRow {
+        RateRow {
+            target,
+            workload,
+            rate,
+            ok: outcome.ok,
+            p50_ms: outcome.latency_ms(0.5),
+            p99_ms: outcome.latency_ms(0.99),
+            max_ms: outcome.max_ms(),
+            errors: outcome.errors,
+            first_error: outcome.first_error.clone(),
+        }
+    }
+}
+
+/// Loom's throughput relative to the baselines for one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    /// The request kind.
+    pub workload: Workload,
+    /// Loom req/s divided by nginx req/s (`None` without nginx).
+    pub loom_over_nginx: Option<f64>,
+    /// Loom req/s divided by the mock's own req/s.
+    pub loom_over_direct: Option<f64>,
+    /// nginx CPU per request divided by Loom CPU per request (above 1: Loom is leaner).
+    pub cpu_nginx_over_loom: Option<f64>,
+}
+
+/// Loom's resident memory over the run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rss {
+    /// After start-up, before any load, MiB.
+    pub idle_mib: f64,
+    /// The largest value sampled during the load, MiB.
+    pub peak_mib: f64,
+    /// After the last load, MiB.
+    pub after_mib: f64,
+}
+
+/// One target of the issue, met or not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// What is required, in words.
+    pub target: String,
+    /// What was measured, in words.
+    pub measured: String,
+    /// `None` when it could not be measured in this run.
+    pub met: Option<bool>,
+}
+
+/// The machine the run was on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Online CPUs.
+    pub cpus: usize,
+    /// The CPU model from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// The 1, 5 and 15 minute load averages when the run started (others' work included).
+    pub loadavg_before: String,
+    /// The load averages when the run ended.
+    pub loadavg_after: String,
+}
+
+impl Machine {
+    /// Describe this machine.
+    pub fn detect() -> Machine {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map_or_else(|| "unknown".to_owned(), |(_, model)| model.trim().to_owned());
+        let loadavg = loadavg();
+        Machine { cpus, cpu_model, loadavg_before: loadavg.clone(), loadavg_after: loadavg }
+    }
+}
+
+/// The first three fields of /proc/loadavg, or `unknown`.
+pub fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    if fields.len() == 3 { fields.join(" ") } else { "unknown".to_owned() }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Connections of the saturation runs.
+    pub concurrency: u32,
+    /// Measured seconds of each saturation run.
+    pub duration_secs: f64,
+    /// Requests per second of the fixed-rate runs (0: none).
+    pub rate: u32,
+    /// Measured seconds of each fixed-rate run.
+    pub rate_duration_secs: f64,
+    /// Saturation runs, in the order they ran.
+    pub saturation: Vec<SaturationRow>,
+    /// Fixed-rate runs, in the order they ran.
+    pub fixed_rate: Vec<RateRow>,
+    /// Loom's throughput ratios per workload.
+    pub ratios: Vec<Ratio>,
+    /// Loom's memory.
+    pub loom_rss: Rss,
+    /// The issue's targets, met or not.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Report {
+    /// Compute ratios and verdicts from the measured rows.
+    pub fn new(
+        machine: Machine,
+        args: &crate::cli::BenchArgs,
+        saturation: Vec<SaturationRow>,
+        fixed_rate: Vec<RateRow>,
+        loom_rss: Rss,
+    ) -> Report {
+        let workloads: Vec<Workload> = [Workload::Whole, Workload::Stream]
+            .into_iter()
+            .filter(|workload| saturation.iter().any(|row| row.workload == *workload))
+            .collect();
+        let find = |target, workload| {
+            saturation.iter().find(|row: &&SaturationRow| row.target == target && row.workload == workload)
+        };
+        let rps = |target, workload| find(target, workload).map(|row| row.rps);
+        let cpu = |target, workload| find(target, workload).and_then(|row| row.proxy_cpu_us);
+        let ratios: Vec<Ratio> = workloads
+            .iter()
+            .map(|&workload| {
+                let loom = rps(TargetKind::Loom, workload);
+                Ratio {
+                    workload,
+                    loom_over_nginx: ratio(loom, rps(TargetKind::Nginx, workload)),
+                    loom_over_direct: ratio(loom, rps(TargetKind::Direct, workload)),
+                    cpu_nginx_over_loom: ratio(
+                        cpu(TargetKind::Nginx, workload),
+                        cpu(TargetKind::Loom, workload),
+                    ),
+                }
+            })
+            .collect();
+        let mut verdicts = Vec::new();
+        for ratio in &ratios {
+            verdicts.push(Verdict {
+                target: format!("{} throughput >= {MIN_RATIO_VS_NGINX:.1}x nginx", ratio.workload.name()),
+                measured: format_ratio(ratio.loom_over_nginx),
+                met: ratio.loom_over_nginx.map(|r| r >= MIN_RATIO_VS_NGINX),
+            });
+        }
+        for row in fixed_rate.iter().filter(|row| row.target == TargetKind::Loom) {
+            verdicts.push(Verdict {
+                target: format!("{} p99 < {MAX_P99_MS} ms at {} req/s", row.workload.name(), row.rate),
+                measured: format!("{:.3} ms", row.p99_ms),
+                met: Some(row.p99_ms < MAX_P99_MS && row.errors == 0),
+            });
+        }
+        verdicts.push(Verdict {
+            target: format!("peak RSS < {MAX_RSS_MIB} MiB"),
+            measured: format!("{:.1} MiB", loom_rss.peak_mib),
+            met: (loom_rss.peak_mib > 0.0).then_some(loom_rss.peak_mib < MAX_RSS_MIB),
+        });
+        Report {
+            machine,
+            concurrency: args.concurrency,
+            duration_secs: args.duration,
+            rate: args.rate,
+            rate_duration_secs: args.rate_duration,
+            saturation,
+            fixed_rate,
+            ratios,
+            loom_rss,
+            verdicts,
+        }
+    }
+
+    /// The report as a human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let fixed_rate = if self.rate == 0 {
+            "off".to_owned()
+        } else {
+            format!("{} req/s, {} s", self.rate, self.rate_duration_secs)
+        };
+        let _ = writeln!(
+            out,
+            "loom-bench on {} CPUs ({}); saturation: {} connections, {} s; fixed rate: {fixed_rate}",
+            self.machine.cpus, self.machine.cpu_model, self.concurrency, self.duration_secs,
+        );
+        let _ = writeln!(
+            out,
+            "load average before {}, after {}",
+            self.machine.loadavg_before, self.machine.loadavg_after
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Saturation (closed loop)");
+        let _ = writeln!(
+            out,
+            "{:<8} {:<8} {:>10} {:>9} {:>9} {:>8}   {:>10} {:>10} {:>10}",
+            "target",
+            "workload",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "proxy CPU",
+            "mock CPU",
+            "client CPU"
+        );
+        for row in &self.saturation {
+            let _ = writeln!(
+                out,
+                "{:<8} {:<8} {:>10.0} {:>9.3} {:>9.3} {:>8}   {:>10} {:>10} {:>10}",
+                row.target.name(),
+                row.workload.name(),
+                row.rps,
+                row.p50_ms,
+                row.p99_ms,
+                row.errors,
+                format_micros(row.proxy_cpu_us),
+                format_micros(row.mock_cpu_us),
+                format_micros(row.client_cpu_us),
+            );
+        }
+        let _ = writeln!(out, "(CPU: time per request, warm-up included, of each process)");
+        if !self.fixed_rate.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "Fixed rate (open loop, latency from the scheduled send time)");
+            let _ = writeln!(
+                out,
+                "{:<8} {:<8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}",
+                "target", "workload", "req/s", "answered", "p50 ms", "p99 ms", "max ms", "errors"
+            );
+            for row in &self.fixed_rate {
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:<8} {:>7} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>8}",
+                    row.target.name(),
+                    row.workload.name(),
+                    row.rate,
+                    row.ok,
+                    row.p50_ms,
+                    row.p99_ms,
+                    row.max_ms,
+                    row.errors
+                );
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Ratios (saturation req/s)");
+        for ratio in &self.ratios {
+            let _ = writeln!(
+                out,
+                "{:<8} loom/nginx {:>6}   loom/direct {:>6}   CPU per request nginx/loom {:>6}",
+                ratio.workload.name(),
+                format_ratio(ratio.loom_over_nginx),
+                format_ratio(ratio.loom_over_direct),
+                format_ratio(ratio.cpu_nginx_over_loom)
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Loom RSS: idle {:.1} MiB, peak {:.1} MiB, after {:.1} MiB",
+            self.loom_rss.idle_mib, self.loom_rss.peak_mib, self.loom_rss.after_mib
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Targets");
+        for verdict in &self.verdicts {
+            let mark = match verdict.met {
+                Some(true) => "MET ",
+                Some(false) => "MISS",
+                None => "n/a ",
+            };
+            let _ = writeln!(out, "  [{mark}] {:<38} measured {}", verdict.target, verdict.measured);
+        }
+        for (target, workload, error) in self.errors() {
+            let _ = writeln!(out, "note: {target} {workload}: first error: {error}");
+        }
+        out
+    }
+
+    fn errors(&self) -> Vec<(&'static str, &'static str, &str)> {
+        let saturation = self.saturation.iter().filter_map(|row| {
+            row.first_error.as_deref().map(|error| (row.target.name(), row.workload.name(), error))
+        });
+        let rate = self.fixed_rate.iter().filter_map(|row| {
+            row.first_error.as_deref().map(|error| (row.target.name(), row.workload.name(), error))
+        });
+        saturation.chain(rate).collect()
+    }
+}
+
+/// `numerator / denominator` when both are known and the denominator is positive.
+pub fn ratio(numerator: Option<f64>, denominator: Option<f64>) -> Option<f64> {
+    match (numerator, denominator) {
+        (Some(n), Some(d)) if d > 0.0 => Some(n / d),
+        _ => None,
+    }
+}
+
+/// A per-request CPU time as `12.3 µs`, or `-` when unknown.
+pub fn format_micros(micros: Option<f64>) -> String {
+    micros.map_or_else(|| "-".to_owned(), |us| format!("{us:.1} µs"))
+}
+
+/// A ratio as `0.83x`, or `-` when unknown.
+pub fn format_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(target: TargetKind, workload: Workload, rps: f64) -> SaturationRow {
+        SaturationRow {
+            target,
+            workload,
+            rps,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            errors: 0,
+            first_error: None,
+            proxy_cpu_us: (target != TargetKind::Direct).then_some(rps),
+            mock_cpu_us: None,
+            client_cpu_us: None,
+        }
+    }
+
+    fn args() -> crate::cli::BenchArgs {
+        use clap::Parser;
+        crate::cli::Cli::parse_from(["loom-bench"]).bench
+    }
+
+    fn machine() -> Machine {
+        Machine {
+            cpus: 2,
+            cpu_model: "test".to_owned(),
+            loadavg_before: "0.00 0.00 0.00".to_owned(),
+            loadavg_after: "0.00 0.00 0.00".to_owned(),
+        }
+    }
+
+    #[test]
+    fn formats_ratios() {
+        assert_eq!(format_ratio(Some(0.8349)), "0.83x");
+        assert_eq!(format_ratio(Some(1.0)), "1.00x");
+        assert_eq!(format_ratio(None), "-");
+        assert_eq!(format_micros(Some(12.345)), "12.3 µs");
+        assert_eq!(ratio(Some(1.0), Some(0.0)), None);
+        assert_eq!(ratio(Some(1.0), None), None);
+        assert_eq!(ratio(Some(3.0), Some(4.0)), Some(0.75));
+    }
+
+    #[test]
+    fn verdicts_compare_loom_with_nginx_per_workload() {
+        let saturation = vec![
+            row(TargetKind::Direct, Workload::Whole, 100.0),
+            row(TargetKind::Nginx, Workload::Whole, 50.0),
+            row(TargetKind::Loom, Workload::Whole, 45.0),
+            row(TargetKind::Direct, Workload::Stream, 100.0),
+            row(TargetKind::Nginx, Workload::Stream, 50.0),
+            row(TargetKind::Loom, Workload::Stream, 30.0),
+        ];
+        let rss = Rss { idle_mib: 5.0, peak_mib: 20.0, after_mib: 10.0 };
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), rss);
+        assert_eq!(report.ratios[0].loom_over_nginx, Some(0.9));
+        assert_eq!(report.ratios[0].loom_over_direct, Some(0.45));
+        let met: Vec<Option<bool>> = report.verdicts.iter().map(|v| v.met).collect();
+        assert_eq!(met, [Some(true), Some(false), Some(true)]);
+        let table = report.table();
+        assert_eq!(report.ratios[1].cpu_nginx_over_loom, Some(50.0 / 30.0));
+        assert!(table.contains("whole    loom/nginx  0.90x   loom/direct  0.45x"), "{table}");
+        assert!(table.contains("[MISS] stream throughput >= 0.8x nginx"), "{table}");
+    }
+
+    #[test]
+    fn without_nginx_the_ratio_verdict_is_unknown() {
+        let saturation = vec![
+            row(TargetKind::Direct, Workload::Whole, 100.0),
+            row(TargetKind::Loom, Workload::Whole, 45.0),
+        ];
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
+        assert_eq!(report.ratios.len(), 1);
+        assert_eq!(report.verdicts[0].met, None);
+        assert_eq!(report.verdicts[1].met, None, "no RSS sample means no RSS verdict");
+        assert!(report.table().contains("loom/nginx      -"));
+    }
+}
