@@ -138,8 +138,11 @@ pub fn count(counter: &TokenCounter, request: &ChatRequest) -> ChatCount {
 
     if let Some(tools) = request.tools.as_deref().filter(|tools| !tools.is_empty()) {
         exact = false;
-        let func_init =
-            if tokenizer.encoding() == Some(Encoding::Cl100kBase) { FUNC_INIT_CL100K } else { FUNC_INIT_O200K };
+        let func_init = if tokenizer.encoding() == Some(Encoding::Cl100kBase) {
+            FUNC_INIT_CL100K
+        } else {
+            FUNC_INIT_O200K
+        };
         breakdown.tools = basis.apply(count_tools(tools, func_init, &count_text));
     }
     breakdown.priming = basis.apply(REPLY_PRIMING);
@@ -152,7 +155,9 @@ fn tool_calls_tokens(message: &Message, count_text: &impl Fn(&str) -> usize) -> 
     let calls = message.tool_calls.as_deref().unwrap_or_default();
     calls
         .iter()
-        .map(|call| TOKENS_PER_TOOL_CALL + count_text(&call.function.name) + count_text(&call.function.arguments))
+        .map(|call| {
+            TOKENS_PER_TOOL_CALL + count_text(&call.function.name) + count_text(&call.function.arguments)
+        })
         .sum()
 }
 

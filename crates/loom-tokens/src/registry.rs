@@ -94,7 +94,10 @@ fn model_key(model: &str) -> String {
 }
 
 fn longest_prefix<'a, T>(entries: impl Iterator<Item = (&'a str, T)>, key: &str) -> Option<T> {
-    entries.filter(|(prefix, _)| key.starts_with(prefix)).max_by_key(|(prefix, _)| prefix.len()).map(|(_, value)| value)
+    entries
+        .filter(|(prefix, _)| key.starts_with(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, value)| value)
 }
 
 /// A loaded tokenizer: a built-in encoding or a HuggingFace file. Cheap to clone.
@@ -247,7 +250,11 @@ impl TokenizerRegistry {
     }
 
     /// The counter for `model`; `tokenizer` is a configured override for it, if any.
-    pub fn counter(&self, model: &str, tokenizer: Option<&TokenizerSpec>) -> Result<TokenCounter, TokenError> {
+    pub fn counter(
+        &self,
+        model: &str,
+        tokenizer: Option<&TokenizerSpec>,
+    ) -> Result<TokenCounter, TokenError> {
         let key = model_key(model);
         let configured = tokenizer.or_else(|| {
             longest_prefix(self.models.iter().map(|(prefix, spec)| (prefix.as_str(), spec)), &key)
@@ -385,7 +392,10 @@ mod tests {
             .with_model("llama", Encoding::Cl100kBase.into())
             .with_fallback(Encoding::O200kBase.into());
         let counter = registry.counter("llama3", None).unwrap();
-        assert_eq!((counter.tokenizer().encoding(), counter.basis()), (Some(Encoding::Cl100kBase), Basis::Exact));
+        assert_eq!(
+            (counter.tokenizer().encoding(), counter.basis()),
+            (Some(Encoding::Cl100kBase), Basis::Exact)
+        );
         let counter = registry.counter("mistral-7b", None).unwrap();
         assert_eq!(
             (counter.tokenizer().encoding(), counter.basis()),
@@ -408,6 +418,9 @@ mod tests {
     fn missing_tokenizer_file_is_a_load_error() {
         let spec: TokenizerSpec = "/nonexistent/tokenizer.json".parse().unwrap();
         let error = TokenizerRegistry::new().counter("local-model", Some(&spec)).unwrap_err();
-        assert!(error.to_string().starts_with("cannot load tokenizer /nonexistent/tokenizer.json: "), "{error}");
+        assert!(
+            error.to_string().starts_with("cannot load tokenizer /nonexistent/tokenizer.json: "),
+            "{error}"
+        );
     }
 }

@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn parses_names_and_paths() {
-        assert_eq!("o200k_base".parse::<TokenizerSpec>().unwrap(), TokenizerSpec::Builtin(Encoding::O200kBase));
+        assert_eq!(
+            "o200k_base".parse::<TokenizerSpec>().unwrap(),
+            TokenizerSpec::Builtin(Encoding::O200kBase)
+        );
         assert_eq!(" cl100k_base ".parse::<TokenizerSpec>().unwrap(), Encoding::Cl100kBase.into());
         assert_eq!(
             "/models/llama/tokenizer.json".parse::<TokenizerSpec>().unwrap(),
@@ -81,10 +84,7 @@ mod tests {
             "tokenizer.json".parse::<TokenizerSpec>().unwrap(),
             TokenizerSpec::HuggingFace("tokenizer.json".into())
         );
-        assert_eq!(
-            "./tok".parse::<TokenizerSpec>().unwrap(),
-            TokenizerSpec::HuggingFace("./tok".into())
-        );
+        assert_eq!("./tok".parse::<TokenizerSpec>().unwrap(), TokenizerSpec::HuggingFace("./tok".into()));
         let error = "o200k".parse::<TokenizerSpec>().unwrap_err();
         assert!(error.to_string().contains("unknown tokenizer `o200k`"), "{error}");
     }

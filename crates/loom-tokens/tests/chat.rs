@@ -117,7 +117,8 @@ fn image_sizes_come_from_base64_headers() {
     let images = fixtures();
     assert_eq!(images.len(), 8);
     for image in images {
-        let url = format!("data:{};base64,{}", image["mime"].as_str().unwrap(), image["base64"].as_str().unwrap());
+        let url =
+            format!("data:{};base64,{}", image["mime"].as_str().unwrap(), image["base64"].as_str().unwrap());
         let want = (image["width"].as_u64().unwrap() as u32, image["height"].as_u64().unwrap() as u32);
         assert_eq!(data_url_size(&url), Some(want), "{}", image["name"]);
         // a truncated payload has no size (except formats whose header fits)
@@ -151,7 +152,12 @@ fn image_tokens_in_a_request() {
         let body = request(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": url, "detail": detail}}
         ]}]}));
-        assert_eq!(counter.count_chat(&body).breakdown.images, tokens, "{detail} {}", &url[..30.min(url.len())]);
+        assert_eq!(
+            counter.count_chat(&body).breakdown.images,
+            tokens,
+            "{detail} {}",
+            &url[..30.min(url.len())]
+        );
     }
     // Anthropic: width * height / 750 (capped at 1600); Gemini: 258 per 768 tile
     let body = request(json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": [

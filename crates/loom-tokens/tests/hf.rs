@@ -57,7 +57,12 @@ fn minilm_counts_equal_python_tokenizers() {
         mismatches.len(),
         golden.cases.len(),
         golden.tokenizer_sha256,
-        mismatches.iter().take(10).map(|m| m.chars().take(200).collect::<String>()).collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(10)
+            .map(|m| m.chars().take(200).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // the file pads and truncates to 128: both are off when counting
     assert!(golden.cases.iter().any(|case| case.tokens > 128));
@@ -71,7 +76,8 @@ fn registry_loads_a_tokenizer_json_once() {
     let registry = TokenizerRegistry::new().with_model("minilm", spec.clone());
     let first = registry.counter("minilm-l6", None).unwrap();
     let second = registry.counter("all-minilm", Some(&spec)).unwrap();
-    let (Tokenizer::HuggingFace(a), Tokenizer::HuggingFace(b)) = (first.tokenizer(), second.tokenizer()) else {
+    let (Tokenizer::HuggingFace(a), Tokenizer::HuggingFace(b)) = (first.tokenizer(), second.tokenizer())
+    else {
         panic!("HuggingFace tokenizers expected")
     };
     assert!(Arc::ptr_eq(a, b), "the file is loaded once and shared");

@@ -84,7 +84,12 @@ fn corpus_counts_equal_tiktoken() {
         mismatches.len(),
         golden.cases.len() * 2,
         golden.tiktoken_version,
-        mismatches.iter().take(20).map(|m| m.chars().take(300).collect::<String>()).collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(20)
+            .map(|m| m.chars().take(300).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
