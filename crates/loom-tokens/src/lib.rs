@@ -27,6 +27,8 @@
 //! # Ok::<(), loom_tokens::TokenError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod chat;
 pub mod encoding;
 pub mod error;
