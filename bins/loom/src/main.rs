@@ -1,6 +1,8 @@
-//! `loom`: run the gateway, or check a config.
+//! `loom`: run the gateway, check a config, or count tokens.
 
-use std::path::PathBuf;
+mod tokens_cmd;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,21 +26,24 @@ struct Cli {
 enum Command {
     /// Validate the config, print a summary, and exit (non-zero on error).
     Check,
+    /// Count the tokens of a text file, stdin, or a chat request (needs no config).
+    Tokens(tokens_cmd::TokensArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match LoomConfig::load(&cli.config) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("loom: invalid config {}: {error}", cli.config.display());
-            return ExitCode::from(2);
-        }
-    };
     match cli.command {
-        Some(Command::Check) => check(&config),
-        None => run(config),
+        Some(Command::Tokens(args)) => tokens_cmd::run(&args),
+        Some(Command::Check) => load_config(&cli.config).map_or_else(|code| code, |config| check(&config)),
+        None => load_config(&cli.config).map_or_else(|code| code, run),
     }
+}
+
+fn load_config(path: &Path) -> Result<LoomConfig, ExitCode> {
+    LoomConfig::load(path).map_err(|error| {
+        eprintln!("loom: invalid config {}: {error}", path.display());
+        ExitCode::from(2)
+    })
 }
 
 fn check(config: &LoomConfig) -> ExitCode {

@@ -88,8 +88,8 @@ impl ChatCount {
 /// Counts `request` with `counter` (what [`TokenCounter::count_chat`] calls).
 ///
 /// Exact only for OpenAI models on their own encoding when every message content is a
-/// plain string and there are no tools, tool calls or non-text parts: that is the case
-/// the published rule was verified for. Everything else is an estimate.
+/// plain string and there are no tools, tool calls, refusals or content parts: that is
+/// the case the published rule was verified for. Everything else is an estimate.
 pub fn count(counter: &TokenCounter, request: &ChatRequest) -> ChatCount {
     let tokenizer = counter.tokenizer();
     let basis = counter.basis();
@@ -129,6 +129,7 @@ pub fn count(counter: &TokenCounter, request: &ChatRequest) -> ChatCount {
             exact = false;
         }
         if let Some(refusal) = &message.refusal {
+            exact = false;
             tokens += count_text(refusal);
         }
         let tokens = basis.apply(tokens);

@@ -27,6 +27,8 @@
 //! # Ok::<(), loom_tokens::TokenError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod accounting;
 pub mod chat;
 pub mod encoding;

@@ -159,7 +159,7 @@ impl Basis {
     pub fn apply(self, tokens: usize) -> usize {
         match self {
             Basis::Exact => tokens,
-            Basis::Scaled { percent } => (tokens * percent as usize).div_ceil(100),
+            Basis::Scaled { percent } => tokens.saturating_mul(percent as usize).div_ceil(100),
         }
     }
 
@@ -412,6 +412,22 @@ mod tests {
         let estimate = count_text("claude-opus-4", "hello world").unwrap();
         assert_eq!(estimate, Estimate { tokens: 3, exact: false });
         assert_eq!(count_text("gpt-4o", "hello world").unwrap(), Estimate { tokens: 2, exact: true });
+    }
+
+    #[test]
+    fn counters_are_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<TokenizerRegistry>();
+        assert_send_sync::<TokenCounter>();
+        let counter = default_registry().counter("gpt-4o", None).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let counter = counter.clone();
+                std::thread::spawn(move || counter.count_text(&"hello world ".repeat(i + 1)).tokens)
+            })
+            .collect();
+        let counts: Vec<usize> = threads.into_iter().map(|thread| thread.join().unwrap()).collect();
+        assert_eq!(counts, [3, 5, 7, 9]); // "hello", " world" per repeat, and the trailing " "
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Parity with Python `tiktoken` (golden counts from `tests/golden/generate.py`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use loom_tokens::Encoding;
 use serde::Deserialize;
@@ -106,6 +106,10 @@ fn one_megabyte_inputs_equal_tiktoken() {
             let want = expected(encoding, input.o200k_base, input.cl100k_base);
             assert_eq!(got, want, "{} with {encoding}", input.name);
             eprintln!("{:24} {encoding:11} {got:7} tokens in {elapsed:?}", input.name);
+            // linear time: a quadratic BPE takes minutes on these; the bench shows ~0.2 s
+            // worst case in release (the limit is loose for shared CI machines)
+            let limit = Duration::from_secs(if cfg!(debug_assertions) { 60 } else { 2 });
+            assert!(elapsed < limit, "{} with {encoding} took {elapsed:?}", input.name);
         }
     }
 }
@@ -117,5 +121,24 @@ fn one_megabyte_of_spaces() {
     let text = " ".repeat(1_000_000);
     for encoding in Encoding::ALL {
         assert_eq!(encoding.count(&text), 1_000_000usize.div_ceil(128), "{encoding}");
+    }
+}
+
+#[test]
+fn recombined_corpus_equals_tiktoken_rs() {
+    // Beyond the golden file: 1,000 pairs of corpus strings glued by separators, against
+    // tiktoken-rs (itself checked against Python tiktoken upstream).
+    let golden = golden();
+    let o200k = tiktoken_rs::o200k_base().unwrap();
+    let cl100k = tiktoken_rs::cl100k_base().unwrap();
+    let separators = ["", " ", "\n", "  ", "\t", "'s ", "\r\n", "1"];
+    let mut rng = SplitMix64(42);
+    let mut pick = |n: usize| (rng.next() % n as u64) as usize;
+    for _ in 0..1000 {
+        let a = &golden.cases[pick(golden.cases.len())].text;
+        let b = &golden.cases[pick(golden.cases.len())].text;
+        let text = format!("{a}{}{b}", separators[pick(separators.len())]);
+        assert_eq!(Encoding::O200kBase.count(&text), o200k.encode_ordinary(&text).len(), "o200k {text:?}");
+        assert_eq!(Encoding::Cl100kBase.count(&text), cl100k.encode_ordinary(&text).len(), "cl100k {text:?}");
     }
 }

@@ -347,21 +347,21 @@ def corpus():
                 normalized = unicodedata.normalize(form, text)
                 if normalized != text:
                     texts.append(normalized)
-    for _ in range(900):
+    for _ in range(1050):
         texts.append(composition(rng, 40))
-    for _ in range(150):
-        texts.append(composition(rng, 400))
+    for _ in range(100):
+        texts.append(composition(rng, 300))
     for _ in range(400):
         texts.append(random_codepoints(rng, rng.randint(1, 120)))
     for _ in range(150):
         texts.append(ascii_words(rng, rng.randint(1, 60)))
-    for _ in range(60):
+    for _ in range(50):
         # one long "word" without spaces, a few KB: the per-piece BPE worst case
         alphabet = rng.choice(["ab", "abc", "xyz0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"])
-        texts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(100, 4000))))
-    for _ in range(60):
+        texts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(100, 3000))))
+    for _ in range(50):
         unit = rng.choice(["a", "ab", " ", "\n", "1", "中", "😀", "e\u0301", ".", "-=", "👨\u200d👩\u200d👧"])
-        texts.append(unit * rng.randint(2, 2000))
+        texts.append(unit * rng.randint(2, 1000))
     seen = set()
     unique = []
     for text in texts:
