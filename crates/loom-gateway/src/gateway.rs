@@ -18,7 +18,7 @@ use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 use tower::ServiceBuilder;
 
 use crate::admin::{AdminState, handle_admin};
-use crate::config::{LoomConfig, RoutingConfig, provider_is_active};
+use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
 use crate::metrics::Metrics;
 use crate::observe::MetricsLayer;
 use crate::observe::ProviderTokens;
@@ -100,8 +100,15 @@ impl Gateway {
             })?;
             tokenizers = tokenizers.with_model(prefix.clone(), spec.clone());
         }
-        let accounting_layer =
-            TokenAccountingLayer::new(recorder.clone(), price_table(config), Arc::new(tokenizers));
+        let cost_routing = std::iter::once(&ai.routing)
+            .chain(config.routes.iter().filter_map(|route| route.routing.as_ref()))
+            .any(|routing| routing.strategy == Strategy::Cost);
+        let accounting_layer = TokenAccountingLayer::new(
+            recorder.clone(),
+            price_table(config),
+            Arc::new(tokenizers),
+            accounting.count_input || cost_routing,
+        );
         let pipeline = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
             let router = build_router(config, routing, &providers);
             let models = models_body(router.served_models());

@@ -141,6 +141,9 @@ pub struct TokenAccountingConfig {
     pub prices: BTreeMap<String, loom_tokens::accounting::Price>,
     /// Model name prefix -> tokenizer (`o200k_base`, `cl100k_base` or a `tokenizer.json` path).
     pub tokenizers: BTreeMap<String, loom_tokens::TokenizerSpec>,
+    /// Count every request's input tokens exactly before sending it (always on when a
+    /// routing block uses the `cost` strategy).
+    pub count_input: bool,
 }
 
 impl Default for TokenAccountingConfig {
@@ -150,6 +153,7 @@ impl Default for TokenAccountingConfig {
             flush_interval: std::time::Duration::from_secs(1),
             prices: BTreeMap::new(),
             tokenizers: BTreeMap::new(),
+            count_input: false,
         }
     }
 }

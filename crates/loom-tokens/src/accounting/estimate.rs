@@ -10,6 +10,22 @@ fn counter(registry: &TokenizerRegistry, model: &str) -> Option<TokenCounter> {
     registry.counter(model, None).ok()
 }
 
+/// A rough input size without a tokenizer: 4 bytes of text per token plus OpenAI's
+/// per-message framing (3) and reply priming (3). Used when exact counts are not needed
+/// up front; provider-reported usage replaces it.
+pub(crate) fn rough_chat(chat: &ChatRequest) -> u64 {
+    let text: usize = chat
+        .messages
+        .iter()
+        .filter_map(|message| message.content.as_ref())
+        .map(|content| match content {
+            loom_core::Content::Text(text) => text.len(),
+            loom_core::Content::Parts(_) => content.joined_text().len(),
+        })
+        .sum();
+    (text as u64).div_ceil(4) + 3 * chat.messages.len() as u64 + 3
+}
+
 /// Input tokens of a chat request, and whether the count is exact.
 pub(crate) fn chat(registry: &TokenizerRegistry, chat: &ChatRequest) -> (u64, bool) {
     match counter(registry, &chat.model) {

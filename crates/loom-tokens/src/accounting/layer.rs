@@ -29,6 +29,9 @@ struct Accounting {
     recorder: Arc<UsageRecorder>,
     prices: PriceTable,
     tokenizers: Arc<TokenizerRegistry>,
+    /// Count every request's input exactly before sending it (the `cost` strategy needs
+    /// it); otherwise a rough size estimate stands in until the provider reports usage.
+    count_input: bool,
 }
 
 /// Records token usage and cost of every request passing through.
@@ -38,9 +41,19 @@ pub struct TokenAccountingLayer {
 }
 
 impl TokenAccountingLayer {
-    /// A layer recording into `recorder`, pricing with `prices` and counting with `tokenizers`.
-    pub fn new(recorder: Arc<UsageRecorder>, prices: PriceTable, tokenizers: Arc<TokenizerRegistry>) -> Self {
-        TokenAccountingLayer { accounting: Arc::new(Accounting { recorder, prices, tokenizers }) }
+    /// A layer recording into `recorder`, pricing with `prices` and counting with
+    /// `tokenizers`; with `count_input`, every request's input is counted exactly up
+    /// front (memory for the tokenizer tables, CPU per request), else only when the
+    /// provider reports no usage.
+    pub fn new(
+        recorder: Arc<UsageRecorder>,
+        prices: PriceTable,
+        tokenizers: Arc<TokenizerRegistry>,
+        count_input: bool,
+    ) -> Self {
+        TokenAccountingLayer {
+            accounting: Arc::new(Accounting { recorder, prices, tokenizers, count_input }),
+        }
     }
 }
 
@@ -115,11 +128,15 @@ impl Pending {
     }
 }
 
-fn start(request: &mut LlmRequest, tokenizers: &TokenizerRegistry) -> Pending {
+fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
     let context = &request.context;
     let (input_estimate, input_exact, model, streamed) = match &mut request.payload {
         RequestPayload::Chat(chat) => {
-            let (tokens, exact) = estimate::chat(tokenizers, chat);
+            let (tokens, exact) = if accounting.count_input {
+                estimate::chat(&accounting.tokenizers, chat)
+            } else {
+                (estimate::rough_chat(chat), false)
+            };
             if chat.is_stream() {
                 // Usage comes from upstream even when the client did not ask; the edge
                 // shows the client a usage chunk only if it asked.
@@ -128,7 +145,7 @@ fn start(request: &mut LlmRequest, tokenizers: &TokenizerRegistry) -> Pending {
             (tokens, exact, chat.model.clone(), chat.is_stream())
         }
         RequestPayload::Embeddings(embeddings) => {
-            let (tokens, exact) = estimate::embeddings(tokenizers, embeddings);
+            let (tokens, exact) = estimate::embeddings(&accounting.tokenizers, embeddings);
             (tokens, exact, embeddings.model.clone(), false)
         }
     };
@@ -194,7 +211,7 @@ where
     }
 
     fn call(&mut self, mut request: LlmRequest) -> Self::Future {
-        let mut pending = start(&mut request, &self.accounting.tokenizers);
+        let mut pending = start(&mut request, &self.accounting);
         let accounting = self.accounting.clone();
         let call = self.inner.call(request);
         Box::pin(async move {
