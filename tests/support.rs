@@ -163,3 +163,78 @@ pub async fn closed_port() -> SocketAddr {
     drop(listener);
     addr
 }
+
+/// Running the official Python SDK scripts of `tests/python/`.
+pub mod process {
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, ExitStatus, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The workspace root.
+    pub fn workspace_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    }
+
+    /// `$TEST_PYTHON`, else the workspace's `.venv`, else `python3` from `PATH`.
+    pub fn python() -> PathBuf {
+        if let Some(python) = std::env::var_os("TEST_PYTHON").filter(|value| !value.is_empty()) {
+            return PathBuf::from(python);
+        }
+        let venv = workspace_root().join(".venv/bin/python");
+        if venv.exists() { venv } else { PathBuf::from("python3") }
+    }
+
+    /// How a finished command ended, with its output.
+    pub struct Finished {
+        /// Exit status.
+        pub status: ExitStatus,
+        /// Everything it printed on stdout.
+        pub stdout: String,
+        /// Everything it printed on stderr.
+        pub stderr: String,
+    }
+
+    /// Runs `command` to the end, killing it if it outlives `deadline`.
+    pub fn run(mut command: Command, deadline: Duration) -> Finished {
+        let description = format!("{command:?}");
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {description}: {error}"));
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_string(&mut text);
+                }
+                text
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+        let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the child") {
+                break status;
+            }
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{description} did not finish within {deadline:?}\nstdout:\n{}\nstderr:\n{}",
+                    stdout.join().unwrap_or_default(),
+                    stderr.join().unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Finished {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        }
+    }
+}

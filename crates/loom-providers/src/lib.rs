@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod gemini;
 pub mod google_auth;
+mod media;
 pub mod mock;
 pub mod openai;
 pub mod provider;

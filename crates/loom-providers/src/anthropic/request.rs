@@ -7,6 +7,8 @@ use loom_core::{
     tool::ToolChoiceMode,
 };
 
+use crate::media::split_data_url;
+
 use super::wire::{
     AnthropicMessage, AnthropicRole, AnthropicTool, AnthropicToolChoice, ContentBlock, MediaSource,
     MessageContent, MessagesRequest, SystemPrompt,
@@ -289,13 +291,7 @@ fn blocks_of(content: &Content, index: usize, role: Role) -> Result<Vec<ContentB
 
 /// A `data:` URL becomes inline base64; an http(s) URL is fetched by Anthropic.
 fn media_source(url: &str, param: &str) -> Result<MediaSource, LoomError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-            LoomError::invalid_request(
-                "A data URL must be base64 (`data:TYPE;base64,...`)",
-                Some(param.to_owned()),
-            )
-        })?;
+    if let Some((media_type, data)) = split_data_url(url, param)? {
         return Ok(MediaSource::Base64 { media_type: media_type.to_owned(), data: data.to_owned() });
     }
     if url.starts_with("https://") || url.starts_with("http://") {

@@ -12,6 +12,7 @@ use super::wire::{
     GeminiContent, GeminiTool, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig, ToolConfig,
 };
 use crate::anthropic::request::thinking_budget;
+use crate::media::split_data_url;
 
 fn unsupported(param: &str, why: &str) -> LoomError {
     LoomError::invalid_request(format!("`{param}` {why}"), Some(param.to_owned()))
@@ -133,13 +134,7 @@ fn parts_of(message: &Message, index: usize) -> Result<Vec<Part>, LoomError> {
 
 /// A `data:` URL becomes inline data; other URLs become file references.
 fn media_part(url: &str, param: &str) -> Result<Part, LoomError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (mime_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-            LoomError::invalid_request(
-                "A data URL must be base64 (`data:TYPE;base64,...`)",
-                Some(param.to_owned()),
-            )
-        })?;
+    if let Some((mime_type, data)) = split_data_url(url, param)? {
         return Ok(Part {
             inline_data: Some(Blob { mime_type: mime_type.to_owned(), data: data.to_owned() }),
             ..Part::default()
