@@ -3,6 +3,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
@@ -15,6 +16,39 @@ use crate::response::ChatResponse;
 
 /// A stream of chunks; an `Err` item ends the stream with that error.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, LoomError>> + Send>>;
+
+/// `chunks`, running `finish` once when the stream ends or is dropped (a client that
+/// went away), so stages can time or account for streams without buffering them.
+pub fn on_stream_end(chunks: ChunkStream, finish: impl FnOnce() + Send + 'static) -> ChunkStream {
+    Box::pin(OnEnd { inner: chunks, finish: Some(Box::new(finish)) })
+}
+
+struct OnEnd {
+    inner: ChunkStream,
+    finish: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Stream for OnEnd {
+    type Item = Result<ChatChunk, LoomError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = polled
+            && let Some(finish) = self.finish.take()
+        {
+            finish();
+        }
+        polled
+    }
+}
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            finish();
+        }
+    }
+}
 
 /// A canonical request plus its context.
 #[derive(Debug, Clone)]

@@ -6,8 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::Stream;
-use loom_core::{ChatChunk, ChunkStream, LlmRequest, LlmResponse, LoomError, ResponsePayload};
+use loom_core::{LlmRequest, LlmResponse, LoomError, ResponsePayload, on_stream_end};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
@@ -91,11 +90,8 @@ where
                     match response.payload {
                         ResponsePayload::Stream(stream) => {
                             let provider = response.provider.clone();
-                            response.payload = ResponsePayload::Stream(Box::pin(TimedStream {
-                                inner: stream,
-                                finish: Some(Box::new(move || {
-                                    metrics.record_duration(&provider, started.elapsed())
-                                })),
+                            response.payload = ResponsePayload::Stream(on_stream_end(stream, move || {
+                                metrics.record_duration(&provider, started.elapsed())
                             }));
                         }
                         _ => metrics.record_duration(&response.provider, started.elapsed()),
@@ -111,33 +107,5 @@ where
                 }
             }
         })
-    }
-}
-
-/// A chunk stream that runs `finish` once, when it ends or is dropped.
-struct TimedStream {
-    inner: ChunkStream,
-    finish: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl Stream for TimedStream {
-    type Item = Result<ChatChunk, LoomError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(finish) = self.finish.take()
-        {
-            finish();
-        }
-        polled
-    }
-}
-
-impl Drop for TimedStream {
-    fn drop(&mut self) {
-        if let Some(finish) = self.finish.take() {
-            finish();
-        }
     }
 }

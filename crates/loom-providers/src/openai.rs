@@ -124,16 +124,7 @@ impl OpenAiProvider {
         let headers = base_headers(&config.name, auth, &config.headers)?;
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
         Ok(OpenAiProvider {
-            inner: Arc::new(Inner {
-                upstream: Upstream::new(
-                    Arc::from(config.name.as_str()),
-                    client,
-                    headers,
-                    config.timeouts,
-                    config.api_key.clone(),
-                ),
-                endpoints,
-            }),
+            inner: Arc::new(Inner { upstream: Upstream::for_provider(config, client, headers), endpoints }),
         })
     }
 

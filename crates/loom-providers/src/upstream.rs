@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
 
 use crate::client::HttpClient;
-use crate::config::{Secret, Timeouts};
+use crate::config::{ProviderConfig, Secret, Timeouts};
 use crate::error::{ProviderError, TimeoutPhase, redact_secrets};
 
 /// Largest upstream body Loom reads whole.
@@ -32,14 +32,15 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    pub(crate) fn new(
-        name: Arc<str>,
-        client: HttpClient,
-        headers: HeaderMap,
-        timeouts: Timeouts,
-        secret: Option<Secret>,
-    ) -> Self {
-        Upstream { name, client, headers: Arc::new(headers), timeouts, secret: secret.map(Arc::new) }
+    /// The upstream of a configured provider, with its name, timeouts and key.
+    pub(crate) fn for_provider(config: &ProviderConfig, client: HttpClient, headers: HeaderMap) -> Self {
+        Upstream {
+            name: Arc::from(config.name.as_str()),
+            client,
+            headers: Arc::new(headers),
+            timeouts: config.timeouts,
+            secret: config.api_key.clone().map(Arc::new),
+        }
     }
 
     fn provider(&self) -> String {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use loom_core::{
-    ChatChunk, ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
+    ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, on_stream_end,
 };
 use loom_providers::Provider;
 use loom_tokens::accounting::Price;
@@ -209,7 +209,7 @@ impl RouterInner {
                     match &mut response.payload {
                         ResponsePayload::Stream(stream) => {
                             let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
-                            *stream = Box::pin(Timed { inner, state: Some(state), started });
+                            *stream = on_stream_end(inner, move || state.on_complete(started.elapsed()));
                         }
                         _ => state.on_complete(started.elapsed()),
                     }
@@ -250,35 +250,6 @@ async fn first_chunk(mut response: LlmResponse) -> Result<LlmResponse, LoomError
             Ok(response)
         }
         None => Ok(response),
-    }
-}
-
-/// A stream that reports its total duration to the provider's statistics when it ends.
-struct Timed {
-    inner: ChunkStream,
-    state: Option<Arc<ProviderState>>,
-    started: Instant,
-}
-
-impl Stream for Timed {
-    type Item = Result<ChatChunk, LoomError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(state) = self.state.take()
-        {
-            state.on_complete(self.started.elapsed());
-        }
-        polled
-    }
-}
-
-impl Drop for Timed {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            state.on_complete(self.started.elapsed());
-        }
     }
 }
 

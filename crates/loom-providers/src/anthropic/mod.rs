@@ -99,13 +99,7 @@ impl AnthropicProvider {
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
         Ok(AnthropicProvider {
             inner: Arc::new(Inner {
-                upstream: Upstream::new(
-                    Arc::from(config.name.as_str()),
-                    client,
-                    headers,
-                    config.timeouts,
-                    config.api_key.clone(),
-                ),
+                upstream: Upstream::for_provider(config, client, headers),
                 messages_uri,
                 default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             }),

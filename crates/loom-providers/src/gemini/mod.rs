@@ -86,13 +86,7 @@ impl GeminiProvider {
         let headers = base_headers(&config.name, auth, &config.headers)?;
         Ok(GeminiProvider {
             inner: Arc::new(Inner {
-                upstream: Upstream::new(
-                    Arc::from(config.name.as_str()),
-                    client,
-                    headers,
-                    config.timeouts,
-                    config.api_key.clone(),
-                ),
+                upstream: Upstream::for_provider(config, client, headers),
                 models_base,
                 tokens,
             }),
