@@ -2,19 +2,21 @@
 //! streaming server-sent events, and decoding provider error bodies.
 
 use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use eventsource_stream::{Event, Eventsource};
+use eventsource_stream::{Event, EventStream, Eventsource};
 use futures_util::{Stream, StreamExt};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use tokio::time::{Instant, timeout_at};
+use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
+use tokio::time::{Instant, Sleep, timeout_at};
 
-use crate::client::HttpClient;
+use crate::client::{HttpClient, TransportError, UpstreamBody};
 use crate::config::{ProviderConfig, Secret, Timeouts};
 use crate::error::{ProviderError, TimeoutPhase, redact_secrets};
 
@@ -58,7 +60,7 @@ impl Upstream {
         uri: &Uri,
         body: Vec<u8>,
         deadline: Instant,
-    ) -> Result<Response<Incoming>, ProviderError> {
+    ) -> Result<Response<UpstreamBody>, ProviderError> {
         self.post_json_with_token(uri, body, deadline, None).await
     }
 
@@ -69,7 +71,7 @@ impl Upstream {
         body: Vec<u8>,
         deadline: Instant,
         token: Option<&Secret>,
-    ) -> Result<Response<Incoming>, ProviderError> {
+    ) -> Result<Response<UpstreamBody>, ProviderError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
@@ -101,7 +103,7 @@ impl Upstream {
     /// Reads a whole (bounded) body before the deadline.
     pub(crate) async fn read_body(
         &self,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         deadline: Instant,
     ) -> Result<Bytes, ProviderError> {
         let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY);
@@ -126,29 +128,10 @@ impl Upstream {
     /// The response body as server-sent events, with the idle gap and deadline enforced.
     pub(crate) fn events(
         &self,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         deadline: Instant,
     ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
-        let events = response.into_body().into_data_stream().eventsource();
-        futures_util::stream::unfold(Some((events, self.clone())), move |state| async move {
-            let (mut events, upstream) = state?;
-            let idle_deadline = (Instant::now() + upstream.timeouts.idle).min(deadline);
-            match timeout_at(idle_deadline, events.next()).await {
-                Ok(Some(Ok(event))) => Some((Ok(event), Some((events, upstream)))),
-                Ok(Some(Err(error))) => Some((
-                    Err(ProviderError::InvalidResponse {
-                        provider: upstream.provider(),
-                        reason: format!("stream broke: {error}"),
-                    }),
-                    None,
-                )),
-                Ok(None) => None,
-                Err(_) if idle_deadline >= deadline => {
-                    Some((Err(upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)), None))
-                }
-                Err(_) => Some((Err(upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)), None)),
-            }
-        })
+        UpstreamEvents::new(response.into_body(), self.clone(), deadline)
     }
 
     /// A stream that ended before its terminator.
@@ -163,8 +146,8 @@ impl Upstream {
         ProviderError::Timeout { provider: self.provider(), phase, after }
     }
 
-    fn transport_error(&self, error: &hyper_util::client::legacy::Error) -> ProviderError {
-        if source_is_timeout(error) {
+    fn transport_error(&self, error: &TransportError) -> ProviderError {
+        if matches!(error, TransportError::ConnectTimeout) || source_is_timeout(error) {
             return self.timeout(TimeoutPhase::Connect, self.timeouts.connect);
         }
         let reason = if error.is_connect() {
@@ -175,13 +158,99 @@ impl Upstream {
         ProviderError::Connect { provider: self.provider(), reason }
     }
 
-    async fn status_error(&self, response: Response<Incoming>, deadline: Instant) -> ProviderError {
+    async fn status_error(&self, response: Response<UpstreamBody>, deadline: Instant) -> ProviderError {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let body = self.read_body(response, deadline).await.unwrap_or_default();
         let (error_type, code, message) = parse_error_body(&body);
         let message = redact_secrets(&message, self.secret.as_deref().map(Secret::expose));
         ProviderError::Status { provider: self.provider(), status, error_type, code, message, retry_after }
+    }
+}
+
+/// Server-sent events of an upstream body, failing after an idle gap or at the deadline.
+///
+/// One timer serves the whole stream: it is re-armed only when it fires early, not for
+/// every event, so a fast stream costs no timer work per event.
+struct UpstreamEvents {
+    events: EventStream<BodyDataStream<UpstreamBody>>,
+    upstream: Option<Upstream>,
+    deadline: Instant,
+    last_event: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl UpstreamEvents {
+    fn new(body: UpstreamBody, upstream: Upstream, deadline: Instant) -> Self {
+        let now = Instant::now();
+        let timer = Box::pin(tokio::time::sleep_until((now + upstream.timeouts.idle).min(deadline)));
+        UpstreamEvents {
+            events: body.into_data_stream().eventsource(),
+            upstream: Some(upstream),
+            deadline,
+            last_event: now,
+            timer,
+        }
+    }
+
+    /// The error for a fired timer, or `None` when it fired early and was re-armed.
+    fn expired(&mut self, upstream: &Upstream, cx: &mut Context<'_>) -> Option<ProviderError> {
+        let idle_deadline = (self.last_event + upstream.timeouts.idle).min(self.deadline);
+        if Instant::now() < idle_deadline {
+            self.timer.as_mut().reset(idle_deadline);
+            return self
+                .timer
+                .as_mut()
+                .poll(cx)
+                .is_ready()
+                .then(|| self.expired_error(upstream, idle_deadline));
+        }
+        Some(self.expired_error(upstream, idle_deadline))
+    }
+
+    fn expired_error(&self, upstream: &Upstream, idle_deadline: Instant) -> ProviderError {
+        if idle_deadline >= self.deadline {
+            upstream.timeout(TimeoutPhase::Request, upstream.timeouts.request)
+        } else {
+            upstream.timeout(TimeoutPhase::Idle, upstream.timeouts.idle)
+        }
+    }
+}
+
+impl Stream for UpstreamEvents {
+    type Item = Result<Event, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(upstream) = this.upstream.take() else { return Poll::Ready(None) };
+        let item = match this.events.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(event))) => {
+                this.last_event = Instant::now();
+                Ok(event)
+            }
+            Poll::Ready(Some(Err(error))) => Err(ProviderError::InvalidResponse {
+                provider: upstream.provider(),
+                reason: format!("stream broke: {error}"),
+            }),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Pending => {
+                    this.upstream = Some(upstream);
+                    return Poll::Pending;
+                }
+                Poll::Ready(()) => match this.expired(&upstream, cx) {
+                    Some(error) => Err(error),
+                    None => {
+                        this.upstream = Some(upstream);
+                        return Poll::Pending;
+                    }
+                },
+            },
+        };
+        if item.is_ok() {
+            this.upstream = Some(upstream);
+        }
+        Poll::Ready(Some(item))
     }
 }
 

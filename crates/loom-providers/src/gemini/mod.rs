@@ -119,7 +119,7 @@ impl Inner {
         &self,
         uri: &Uri,
         body: Vec<u8>,
-    ) -> Result<(hyper::Response<hyper::body::Incoming>, tokio::time::Instant), LoomError> {
+    ) -> Result<(hyper::Response<crate::client::UpstreamBody>, tokio::time::Instant), LoomError> {
         let deadline = self.upstream.deadline();
         let token = match &self.tokens {
             Some(tokens) => Some(tokens.token().await?),
