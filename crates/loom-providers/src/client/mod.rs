@@ -78,21 +78,25 @@ pub fn build_client(
     connect_timeout: Duration,
     max_idle_per_host: usize,
 ) -> Result<HttpClient, ProviderError> {
-    let tls = transport::tls_connector().map_err(|error| ProviderError::Config {
+    let tls = transport::tls_connector(transport::public_roots()).map_err(|error| ProviderError::Config {
         provider: provider.to_owned(),
         reason: format!("TLS setup failed: {error}"),
     })?;
-    Ok(HttpClient {
-        inner: Arc::new(ClientInner {
-            idle: Mutex::new(HashMap::new()),
-            tls,
-            connect_timeout,
-            max_idle_per_host,
-        }),
-    })
+    Ok(HttpClient::with_tls(tls, connect_timeout, max_idle_per_host))
 }
 
 impl HttpClient {
+    fn with_tls(tls: TlsConnector, connect_timeout: Duration, max_idle_per_host: usize) -> Self {
+        HttpClient {
+            inner: Arc::new(ClientInner {
+                idle: Mutex::new(HashMap::new()),
+                tls,
+                connect_timeout,
+                max_idle_per_host,
+            }),
+        }
+    }
+
     /// Sends `request` (absolute URI) on a pooled or new connection; resolves with the
     /// response head. The body must be read to the end for the connection to be reused.
     pub async fn request(
@@ -285,6 +289,72 @@ mod tests {
             // Let the server's FIN arrive before the next checkout.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A TLS acceptor with the committed `localhost` test certificate, and that certificate.
+    fn test_acceptor() -> (tokio_rustls::TlsAcceptor, rustls_pki_types::CertificateDer<'static>) {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let cert = CertificateDer::from_pem_slice(include_bytes!("../../tests/fixtures/localhost-cert.pem"))
+            .unwrap();
+        let key =
+            PrivateKeyDer::from_pem_slice(include_bytes!("../../tests/fixtures/localhost-key.pem")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        (tokio_rustls::TlsAcceptor::from(Arc::new(config)), cert)
+    }
+
+    #[tokio::test]
+    async fn https_upstreams_are_verified_and_spoken_to_over_tls() {
+        let (acceptor, cert) = test_acceptor();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (alpn_tx, alpn_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(socket).await.unwrap();
+            let _ = alpn_tx.send(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.ends_with(b"{\"x\":1}") {
+                let read = tls.read(&mut buffer).await.unwrap();
+                request.extend_from_slice(&buffer[..read]);
+            }
+            tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecure").await.unwrap();
+            tls.flush().await.unwrap();
+            // Keep the connection open until the client is done.
+            let _ = tls.read(&mut buffer).await;
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client =
+            HttpClient::with_tls(transport::tls_connector(roots).unwrap(), Duration::from_secs(5), 8);
+        let response = client.request(post(&format!("https://localhost:{port}/v1"))).await.unwrap();
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), Bytes::from_static(b"secure"));
+        assert_eq!(alpn_rx.await.unwrap().as_deref(), Some(&b"http/1.1"[..]));
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_a_tls_error() {
+        let (acceptor, _) = test_acceptor();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let _ = acceptor.accept(socket).await;
+            }
+        });
+        // The public roots do not trust the test certificate.
+        let client = build_client("test", Duration::from_secs(5), 8).unwrap();
+        let error = client.request(post(&format!("https://localhost:{port}/v1"))).await.unwrap_err();
+        assert!(matches!(error, TransportError::Tls(_)), "{error:?}");
+        assert!(error.is_connect());
     }
 
     #[tokio::test]

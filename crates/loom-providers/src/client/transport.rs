@@ -57,10 +57,15 @@ pub(crate) enum Transport {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// The TLS client settings shared by every connection of a client: webpki roots, HTTP/1.1 by ALPN.
-pub(crate) fn tls_connector() -> Result<TlsConnector, rustls::Error> {
+/// The Mozilla root certificates (webpki-roots), which upstream servers are checked against.
+pub(crate) fn public_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots
+}
+
+/// The TLS client settings shared by every connection of a client: HTTP/1.1 by ALPN.
+pub(crate) fn tls_connector(roots: rustls::RootCertStore) -> Result<TlsConnector, rustls::Error> {
     let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
