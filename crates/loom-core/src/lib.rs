@@ -27,6 +27,7 @@ pub mod llm;
 pub mod message;
 pub mod request;
 pub mod response;
+pub mod stream_chunk;
 pub mod tool;
 pub mod usage;
 
@@ -40,5 +41,6 @@ pub use llm::{ChunkStream, LlmRequest, LlmResponse, RequestPayload, ResponsePayl
 pub use message::{CacheControl, Content, ContentPart, Message, Role};
 pub use request::{ChatRequest, ResponseFormat, Stop, StreamOptions, ThinkingConfig};
 pub use response::{ChatResponse, Choice, FinishReason};
+pub use stream_chunk::{StreamChunk, WireChunk};
 pub use tool::{FunctionCall, FunctionDefinition, Tool, ToolCall, ToolCallDelta, ToolChoice};
 pub use usage::Usage;

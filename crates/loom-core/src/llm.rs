@@ -7,15 +7,15 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::chunk::ChatChunk;
 use crate::context::RequestContext;
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::LoomError;
 use crate::request::ChatRequest;
 use crate::response::ChatResponse;
+use crate::stream_chunk::StreamChunk;
 
 /// A stream of chunks; an `Err` item ends the stream with that error.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, LoomError>> + Send>>;
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamChunk, LoomError>> + Send>>;
 
 /// `chunks`, running `finish` once when the stream ends or is dropped (a client that
 /// went away), so stages can time or account for streams without buffering them.
@@ -29,7 +29,7 @@ struct OnEnd {
 }
 
 impl Stream for OnEnd {
-    type Item = Result<ChatChunk, LoomError>;
+    type Item = Result<StreamChunk, LoomError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);

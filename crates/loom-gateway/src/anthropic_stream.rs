@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use loom_core::{ChatChunk, ChunkStream, FinishReason, LoomError, Usage};
+use loom_core::{ChatChunk, ChunkStream, FinishReason, LoomError, StreamChunk, Usage};
 use loom_providers::anthropic::wire::{
     AnthropicRole, AnthropicUsage, BlockDelta, ContentBlock, MessageDeltaBody, MessagesResponse, StreamEvent,
 };
@@ -189,7 +189,8 @@ pub fn anthropic_events(chunks: ChunkStream) -> EventStream {
     Box::pin(futures_util::stream::unfold(Some(state), |state| async move {
         let (mut chunks, mut writer) = state?;
         loop {
-            return match chunks.next().await {
+            let next = chunks.next().await.map(|item| item.and_then(StreamChunk::into_typed));
+            return match next {
                 Some(Ok(chunk)) => {
                     let events = writer.on_chunk(chunk);
                     if events.is_empty() {

@@ -31,11 +31,12 @@ pub fn stream_with_deadline(chunks: ChunkStream, deadline: Instant, limit: Durat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loom_core::ChatChunk;
+    use loom_core::StreamChunk;
 
     #[tokio::test(start_paused = true)]
     async fn a_stream_past_its_deadline_ends_with_a_timeout() {
-        let endless: ChunkStream = Box::pin(futures_util::stream::pending::<Result<ChatChunk, LoomError>>());
+        let endless: ChunkStream =
+            Box::pin(futures_util::stream::pending::<Result<StreamChunk, LoomError>>());
         let limit = Duration::from_secs(3);
         let mut limited = stream_with_deadline(endless, Instant::now() + limit, limit);
         let error = limited.next().await.expect("an item").expect_err("a timeout");

@@ -4,6 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use loom_core::{
     ChatChunk, ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest, LoomError,
+    StreamChunk,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -19,7 +20,12 @@ pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 /// The fast parser runs first; only a body that fails is parsed again with path
 /// tracking, so valid requests do not pay for it.
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
-    serde_json::from_slice(body).map_err(|_| explain_parse_error::<T>(body))
+    // One UTF-8 check for the whole body is cheaper than serde_json's check per string.
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    parsed.map_err(|_| explain_parse_error::<T>(body))
 }
 
 /// The error for a body that failed to parse, naming the field at fault.
@@ -100,13 +106,22 @@ pub fn chunk_event(chunk: &ChatChunk) -> Bytes {
 
 /// The OpenAI SSE events of a chunk stream: one per chunk, then `[DONE]`; an error
 /// becomes an error event and ends the stream without `[DONE]`. Usage goes out only
-/// when the client asked for it (`stream_options.include_usage`).
+/// when the client asked for it (`stream_options.include_usage`). Chunks still in an
+/// OpenAI upstream's JSON go out as they came.
 pub fn openai_events(chunks: ChunkStream, include_usage: bool) -> EventStream {
     Box::pin(futures_util::stream::unfold(Some(chunks), move |state| async move {
         let mut chunks = state?;
         loop {
             return match chunks.next().await {
-                Some(Ok(mut chunk)) => {
+                Some(Ok(StreamChunk::Wire(wire))) if include_usage || wire.usage().is_none() => {
+                    Some((wire_event(wire.json()), Some(chunks)))
+                }
+                Some(Ok(StreamChunk::Wire(wire))) if !wire.has_choices() => continue,
+                Some(Ok(chunk)) => {
+                    let mut chunk = match chunk.into_typed() {
+                        Ok(chunk) => chunk,
+                        Err(error) => return Some((error_event(&error), None)),
+                    };
                     if !include_usage && chunk.usage.is_some() {
                         if chunk.choices.is_empty() {
                             continue;
@@ -120,6 +135,15 @@ pub fn openai_events(chunks: ChunkStream, include_usage: bool) -> EventStream {
             };
         }
     }))
+}
+
+/// One `data:` event carrying a chunk's JSON as it is.
+fn wire_event(json: &[u8]) -> Bytes {
+    let mut event = BytesMut::with_capacity(json.len() + 8);
+    event.put_slice(b"data: ");
+    event.put_slice(json);
+    event.put_slice(b"\n\n");
+    event.freeze()
 }
 
 /// Rewrites reasoning blocks for OpenAI clients: text stays `content` (a string),
@@ -172,6 +196,40 @@ pub fn error_event(error: &LoomError) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loom_core::WireChunk;
+
+    const CONTENT: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#;
+    const LAST: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+    const USAGE: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+
+    async fn events_of(include_usage: bool) -> Vec<String> {
+        let chunks: Vec<Result<StreamChunk, LoomError>> = [CONTENT, LAST, USAGE]
+            .into_iter()
+            .map(|json| Ok(StreamChunk::Wire(WireChunk::parse(Bytes::from_static(json.as_bytes())).unwrap())))
+            .collect();
+        let events = openai_events(Box::pin(futures_util::stream::iter(chunks)), include_usage);
+        events.map(|event| String::from_utf8(event.to_vec()).unwrap()).collect().await
+    }
+
+    #[tokio::test]
+    async fn wire_chunks_go_out_as_they_came() {
+        let expected: Vec<String> =
+            [CONTENT, LAST, USAGE].iter().map(|json| format!("data: {json}\n\n")).collect();
+        assert_eq!(events_of(true).await, [expected, vec!["data: [DONE]\n\n".to_owned()]].concat());
+    }
+
+    #[tokio::test]
+    async fn usage_the_client_did_not_ask_for_is_held_back() {
+        let last_without_usage = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        assert_eq!(
+            events_of(false).await,
+            [
+                format!("data: {CONTENT}\n\n"),
+                format!("data: {last_without_usage}\n\n"),
+                "data: [DONE]\n\n".to_owned()
+            ]
+        );
+    }
 
     #[test]
     fn wrong_type_names_the_field() {

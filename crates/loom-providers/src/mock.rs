@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use loom_core::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Embedding, EmbeddingInput,
     EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, FinishReason, LlmRequest,
-    LlmResponse, LoomError, Message, RequestPayload, ResponsePayload, Role, Usage,
+    LlmResponse, LoomError, Message, RequestPayload, ResponsePayload, Role, StreamChunk, Usage,
 };
 use serde_json::Map;
 use tower::Service;
@@ -217,7 +217,7 @@ impl Service<LlmRequest> for MockProvider {
                             if index > 0 && !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
-                            Ok(chunk)
+                            Ok(StreamChunk::Typed(chunk))
                         },
                     );
                     ResponsePayload::Stream(Box::pin(stream))

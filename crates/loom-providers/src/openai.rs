@@ -5,12 +5,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::Uri;
 use http::header::{AUTHORIZATION, HeaderName};
 use loom_core::{
-    ChatChunk, ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest,
-    EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role,
+    ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest, EmbeddingsResponse,
+    LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role, StreamChunk, WireChunk,
 };
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -191,7 +192,7 @@ impl Inner {
                     Some(Err(error)) => Err(error),
                     Some(Ok(event)) if event.data == "[DONE]" => return None,
                     Some(Ok(event)) if event.data.trim().is_empty() => continue,
-                    Some(Ok(event)) => decode_chunk(&upstream, event.data.as_bytes()),
+                    Some(Ok(event)) => wire_chunk(&upstream, event.data),
                 };
                 return match item {
                     Ok(chunk) => Some((Ok(chunk), Some((events, upstream)))),
@@ -245,31 +246,26 @@ fn drop_reasoning_blocks(chat: &mut ChatRequest) {
     }
 }
 
-/// Decodes one stream event: a chunk, or an in-band `{"error": ...}` object.
-fn decode_chunk(upstream: &Upstream, data: &[u8]) -> Result<ChatChunk, ProviderError> {
-    match serde_json::from_slice::<ChatChunk>(data) {
-        Ok(chunk) => Ok(chunk),
-        Err(decode_error) => {
-            let is_error = serde_json::from_slice::<serde_json::Value>(data)
-                .map(|value| value.get("error").is_some())
-                .unwrap_or(false);
-            if is_error {
-                let (error_type, code, message) = parse_error_body(data);
-                Err(ProviderError::Status {
-                    provider: upstream.name.to_string(),
-                    status: 502,
-                    error_type,
-                    code,
-                    message,
-                    retry_after: None,
-                })
-            } else {
-                Err(ProviderError::InvalidResponse {
-                    provider: upstream.name.to_string(),
-                    reason: format!("unexpected stream chunk: {decode_error}"),
-                })
-            }
+/// Reads one stream event: a chunk, kept as the upstream's JSON, or an in-band
+/// `{"error": ...}` object.
+fn wire_chunk(upstream: &Upstream, data: String) -> Result<StreamChunk, ProviderError> {
+    match WireChunk::parse(Bytes::from(data)) {
+        Ok(wire) if !wire.is_error() => Ok(StreamChunk::Wire(wire)),
+        Ok(error) => {
+            let (error_type, code, message) = parse_error_body(error.json());
+            Err(ProviderError::Status {
+                provider: upstream.name.to_string(),
+                status: 502,
+                error_type,
+                code,
+                message,
+                retry_after: None,
+            })
         }
+        Err(decode_error) => Err(ProviderError::InvalidResponse {
+            provider: upstream.name.to_string(),
+            reason: format!("unexpected stream chunk: {decode_error}"),
+        }),
     }
 }
 

@@ -16,7 +16,7 @@ use http::Uri;
 use http::header::HeaderName;
 use loom_core::{
     ChatRequest, ChatResponse, ChunkStream, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError,
-    RequestPayload, ResponsePayload, UpstreamFailure,
+    RequestPayload, ResponsePayload, StreamChunk, UpstreamFailure,
 };
 use tower::Service;
 
@@ -167,7 +167,10 @@ impl Inner {
             let (mut events, upstream, mut translator, mut pending) = state?;
             loop {
                 if let Some(chunk) = pending.pop_front() {
-                    return Some((Ok(chunk), Some((events, upstream, translator, pending))));
+                    return Some((
+                        Ok(StreamChunk::Typed(chunk)),
+                        Some((events, upstream, translator, pending)),
+                    ));
                 }
                 if translator.is_complete() {
                     return None;

@@ -14,7 +14,7 @@ use http::Uri;
 use http::header::HeaderName;
 use loom_core::{
     ChatRequest, ChatResponse, ChunkStream, Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest,
-    EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
+    EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, StreamChunk,
 };
 use serde_json::Map;
 use tower::Service;
@@ -169,7 +169,10 @@ impl Inner {
             let (mut events, upstream, mut translator, mut pending, ended) = state?;
             loop {
                 if let Some(chunk) = pending.pop_front() {
-                    return Some((Ok(chunk), Some((events, upstream, translator, pending, ended))));
+                    return Some((
+                        Ok(StreamChunk::Typed(chunk)),
+                        Some((events, upstream, translator, pending, ended)),
+                    ));
                 }
                 if ended {
                     return None;
@@ -177,9 +180,12 @@ impl Inner {
                 let event = match events.next().await {
                     None if translator.is_finished() => {
                         pending.extend(translator.finish());
-                        return pending
-                            .pop_front()
-                            .map(|chunk| (Ok(chunk), Some((events, upstream, translator, pending, true))));
+                        return pending.pop_front().map(|chunk| {
+                            (
+                                Ok(StreamChunk::Typed(chunk)),
+                                Some((events, upstream, translator, pending, true)),
+                            )
+                        });
                     }
                     None => return Some((Err(LoomError::from(upstream.truncated())), None)),
                     Some(Err(error)) => return Some((Err(LoomError::from(error)), None)),

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::Stream;
 use loom_core::{
     ChatChunk, ChunkStream, Content, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
-    Usage,
+    StreamChunk, Usage,
 };
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -260,7 +260,25 @@ struct Meter {
 }
 
 impl Meter {
-    fn observe(&mut self, chunk: &ChatChunk) {
+    fn observe(&mut self, chunk: &StreamChunk) {
+        match chunk {
+            StreamChunk::Typed(chunk) => self.observe_typed(chunk),
+            StreamChunk::Wire(wire) => {
+                if self.pending.record.time_to_first_byte.is_none() {
+                    self.pending.record.time_to_first_byte = Some(self.pending.started.elapsed());
+                    self.pending.record.model_served = wire.model();
+                }
+                if let Some(usage) = wire.usage() {
+                    self.usage = Some(usage.clone());
+                }
+                if self.usage.is_none() {
+                    wire.append_text(&mut self.text);
+                }
+            }
+        }
+    }
+
+    fn observe_typed(&mut self, chunk: &ChatChunk) {
         if self.pending.record.time_to_first_byte.is_none() {
             self.pending.record.time_to_first_byte = Some(self.pending.started.elapsed());
             self.pending.record.model_served = Some(chunk.model.clone());
@@ -299,7 +317,7 @@ struct MeteredStream {
 }
 
 impl Stream for MeteredStream {
-    type Item = Result<ChatChunk, LoomError>;
+    type Item = Result<StreamChunk, LoomError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);

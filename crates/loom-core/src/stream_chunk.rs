@@ -1,0 +1,234 @@
+//! The items of a streamed answer: canonical chunks, or an OpenAI-format upstream's own
+//! chunk JSON, read only as far as the pipeline needs.
+//!
+//! A chunk from an OpenAI-format upstream going to an OpenAI-format client needs no
+//! translation: decoding it into a [`ChatChunk`] and encoding it again would cost more
+//! than everything else Loom does per chunk. A [`WireChunk`] keeps the bytes, checks
+//! they are JSON, and reads its usage; the stages that need more read it on demand.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::chunk::ChatChunk;
+use crate::error::{ErrorKind, LoomError};
+use crate::usage::Usage;
+
+/// One item of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamChunk {
+    /// A canonical chunk.
+    Typed(ChatChunk),
+    /// An OpenAI `chat.completion.chunk` exactly as the upstream sent it.
+    Wire(WireChunk),
+}
+
+impl From<ChatChunk> for StreamChunk {
+    fn from(chunk: ChatChunk) -> Self {
+        StreamChunk::Typed(chunk)
+    }
+}
+
+impl StreamChunk {
+    /// The usage the chunk reports.
+    pub fn usage(&self) -> Option<&Usage> {
+        match self {
+            StreamChunk::Typed(chunk) => chunk.usage.as_ref(),
+            StreamChunk::Wire(wire) => wire.usage.as_ref(),
+        }
+    }
+
+    /// The canonical chunk, decoding wire JSON (a chunk that does not decode is an upstream error).
+    pub fn into_typed(self) -> Result<ChatChunk, LoomError> {
+        match self {
+            StreamChunk::Typed(chunk) => Ok(chunk),
+            StreamChunk::Wire(wire) => wire.decode().map_err(|error| {
+                LoomError::new(ErrorKind::UpstreamError, format!("unexpected stream chunk: {error}"))
+            }),
+        }
+    }
+}
+
+/// An OpenAI `chat.completion.chunk` in the upstream's JSON, with its usage read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireChunk {
+    json: Bytes,
+    usage: Option<Usage>,
+    choices: usize,
+    is_error: bool,
+}
+
+/// What is read of a wire chunk up front; everything else is skipped, not built.
+#[derive(Deserialize)]
+struct Outline {
+    #[serde(default)]
+    id: Option<IgnoredAny>,
+    #[serde(default)]
+    model: Option<IgnoredAny>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+/// The parts of a chunk that carry generated text, borrowed from the JSON where possible.
+#[derive(Deserialize)]
+struct TextOutline<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceText<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCallText<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallText<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionText<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+impl WireChunk {
+    /// Checks that `json` is a chunk (a JSON object with `id` and `model`) or an
+    /// `{"error": ...}` object, and reads its usage.
+    pub fn parse(json: Bytes) -> Result<Self, serde_json::Error> {
+        use serde::de::Error;
+        // serde would also read a struct from an array; a chunk is an object.
+        if json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(serde_json::Error::custom("a stream chunk must be a JSON object"));
+        }
+        let outline: Outline = serde_json::from_slice(&json)?;
+        if outline.error.is_none() {
+            if outline.id.is_none() {
+                return Err(serde_json::Error::missing_field("id"));
+            }
+            if outline.model.is_none() {
+                return Err(serde_json::Error::missing_field("model"));
+            }
+        }
+        Ok(WireChunk {
+            choices: outline.choices.map_or(0, |choices| choices.len()),
+            usage: outline.usage,
+            is_error: outline.error.is_some(),
+            json,
+        })
+    }
+
+    /// The chunk's JSON, as received.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The usage the chunk reports.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// Whether the chunk has choices (the final usage-only chunk has none).
+    pub fn has_choices(&self) -> bool {
+        self.choices > 0
+    }
+
+    /// Whether the upstream sent an `{"error": ...}` object instead of a chunk.
+    pub fn is_error(&self) -> bool {
+        self.is_error
+    }
+
+    /// The canonical chunk.
+    pub fn decode(&self) -> Result<ChatChunk, serde_json::Error> {
+        serde_json::from_slice(&self.json)
+    }
+
+    /// The model the chunk names.
+    pub fn model(&self) -> Option<String> {
+        let outline: TextOutline<'_> = serde_json::from_slice(&self.json).ok()?;
+        outline.model.map(Cow::into_owned)
+    }
+
+    /// Appends the text the chunk generates (content, reasoning, refusal, tool names and
+    /// arguments) to `out`, for counting output tokens when no usage is reported.
+    pub fn append_text(&self, out: &mut String) {
+        let Ok(outline) = serde_json::from_slice::<TextOutline<'_>>(&self.json) else { return };
+        for delta in outline.choices.into_iter().filter_map(|choice| choice.delta) {
+            for piece in [delta.content, delta.reasoning_content, delta.refusal].into_iter().flatten() {
+                out.push_str(&piece);
+            }
+            for function in delta.tool_calls.into_iter().flatten().filter_map(|call| call.function) {
+                for piece in [function.name, function.arguments].into_iter().flatten() {
+                    out.push_str(&piece);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTENT: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi \"you\"","reasoning_content":"think"},"logprobs":null,"finish_reason":null}],"x_vendor":{"a":1}}"#;
+    const TOOL: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}}]}"#;
+    const USAGE: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
+
+    #[test]
+    fn keeps_the_bytes_and_reads_usage_and_choices() {
+        let wire = WireChunk::parse(Bytes::from_static(CONTENT.as_bytes())).unwrap();
+        assert_eq!(wire.json(), CONTENT.as_bytes());
+        assert!(wire.has_choices());
+        assert_eq!(wire.usage(), None);
+        assert!(!wire.is_error());
+        assert_eq!(wire.model().as_deref(), Some("gpt-4o"));
+        assert_eq!(wire.decode().unwrap(), serde_json::from_str::<ChatChunk>(CONTENT).unwrap());
+
+        let usage = WireChunk::parse(Bytes::from_static(USAGE.as_bytes())).unwrap();
+        assert!(!usage.has_choices());
+        assert_eq!(usage.usage(), Some(&Usage::new(5, 7)));
+        assert_eq!(StreamChunk::Wire(usage).usage(), Some(&Usage::new(5, 7)));
+    }
+
+    #[test]
+    fn text_comes_from_content_reasoning_and_tool_calls() {
+        let mut text = String::new();
+        WireChunk::parse(Bytes::from_static(CONTENT.as_bytes())).unwrap().append_text(&mut text);
+        WireChunk::parse(Bytes::from_static(TOOL.as_bytes())).unwrap().append_text(&mut text);
+        assert_eq!(text, "Hi \"you\"thinkget_weather{\"city\":");
+    }
+
+    #[test]
+    fn errors_and_bad_json_are_told_apart() {
+        let error = WireChunk::parse(Bytes::from_static(br#"{"error":{"message":"overloaded"}}"#)).unwrap();
+        assert!(error.is_error());
+        assert!(WireChunk::parse(Bytes::from_static(b"{\"choices\":[")).is_err());
+        assert!(WireChunk::parse(Bytes::from_static(b"[1,2]")).is_err());
+        let no_id = WireChunk::parse(Bytes::from_static(br#"{"model":"m","choices":[]}"#)).unwrap_err();
+        assert_eq!(no_id.to_string(), "missing field `id`");
+    }
+}
