@@ -19,6 +19,7 @@
 //! assert_eq!(serde_json::to_string(&request).unwrap(), r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"seed":1,"store":true}"#);
 //! ```
 
+pub mod answer;
 pub mod chunk;
 pub mod context;
 pub mod embeddings;
@@ -31,6 +32,7 @@ pub mod stream_chunk;
 pub mod tool;
 pub mod usage;
 
+pub use answer::{ChatAnswer, WireResponse};
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
 pub use context::{ClientFormat, Identity, RequestContext};
 pub use embeddings::{

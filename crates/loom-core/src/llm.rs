@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
+use crate::answer::ChatAnswer;
 use crate::context::RequestContext;
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::LoomError;
 use crate::request::ChatRequest;
-use crate::response::ChatResponse;
 use crate::stream_chunk::StreamChunk;
 
 /// A stream of chunks; an `Err` item ends the stream with that error.
@@ -104,7 +104,7 @@ pub struct LlmResponse {
 #[allow(clippy::large_enum_variant)]
 pub enum ResponsePayload {
     /// A whole chat answer.
-    Chat(ChatResponse),
+    Chat(ChatAnswer),
     /// A streamed chat answer.
     Stream(ChunkStream),
     /// An embeddings answer.
@@ -114,7 +114,7 @@ pub enum ResponsePayload {
 impl fmt::Debug for LlmResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let payload = match &self.payload {
-            ResponsePayload::Chat(chat) => format!("Chat({})", chat.id),
+            ResponsePayload::Chat(chat) => format!("Chat({})", chat.id()),
             ResponsePayload::Stream(_) => "Stream".to_owned(),
             ResponsePayload::Embeddings(embeddings) => {
                 format!("Embeddings({} vectors)", embeddings.data.len())

@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use loom_core::{
-    ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
+    ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
 };
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -227,7 +227,8 @@ fn openai_answer(
     wants_usage: bool,
 ) -> Result<Response<ResponseBody>, LoomError> {
     Ok(match response.payload {
-        ResponsePayload::Chat(mut chat) => {
+        ResponsePayload::Chat(ChatAnswer::Wire(wire)) => json_response(StatusCode::OK, wire.json().clone()),
+        ResponsePayload::Chat(ChatAnswer::Typed(mut chat)) => {
             for_openai_client(&mut chat);
             json_response(StatusCode::OK, to_json(&chat)?)
         }
@@ -245,7 +246,9 @@ fn anthropic_answer(
     deadline: Instant,
 ) -> Result<Response<ResponseBody>, LoomError> {
     Ok(match response.payload {
-        ResponsePayload::Chat(chat) => json_response(StatusCode::OK, to_json(&to_messages_response(chat)?)?),
+        ResponsePayload::Chat(answer) => {
+            json_response(StatusCode::OK, to_json(&to_messages_response(answer.into_typed()?)?)?)
+        }
         ResponsePayload::Stream(chunks) => {
             let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             sse_response(SseBody::new(anthropic_events(chunks), state.flush_interval))

@@ -17,6 +17,7 @@
 //! let chat = ChatRequest::new("any-model", vec![Message::text(Role::User, "ping")]);
 //! let response = provider.oneshot(LlmRequest::chat(RequestContext::new("req-1"), chat)).await.unwrap();
 //! let ResponsePayload::Chat(answer) = response.payload else { unreachable!() };
+//! let answer = answer.into_typed().unwrap();
 //! assert_eq!(
 //!     answer.choices[0].message.content.as_ref().unwrap().joined_text(),
 //!     "Hello from Loom's mock provider! You said: ping"

@@ -222,7 +222,7 @@ impl Service<LlmRequest> for MockProvider {
                     );
                     ResponsePayload::Stream(Box::pin(stream))
                 }
-                RequestPayload::Chat(chat) => ResponsePayload::Chat(inner.chat(id, chat)),
+                RequestPayload::Chat(chat) => ResponsePayload::Chat(inner.chat(id, chat).into()),
                 RequestPayload::Embeddings(embeddings) => {
                     ResponsePayload::Embeddings(inner.embeddings(embeddings))
                 }

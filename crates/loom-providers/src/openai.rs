@@ -10,8 +10,9 @@ use futures_util::StreamExt;
 use http::Uri;
 use http::header::{AUTHORIZATION, HeaderName};
 use loom_core::{
-    ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest, EmbeddingsResponse,
+    ChatAnswer, ChatRequest, ChunkStream, Content, ContentPart, EmbeddingsRequest, EmbeddingsResponse,
     LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role, StreamChunk, WireChunk,
+    WireResponse,
 };
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -160,12 +161,16 @@ impl Inner {
         })
     }
 
-    async fn chat(&self, chat: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+    /// A whole answer, kept as the upstream's JSON (OpenAI clients get it unchanged).
+    async fn chat(&self, chat: &ChatRequest) -> Result<ChatAnswer, ProviderError> {
         let deadline = self.upstream.deadline();
         let response =
             self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
-        self.upstream.decode(&body)
+        WireResponse::parse(body).map(ChatAnswer::Wire).map_err(|error| ProviderError::InvalidResponse {
+            provider: self.upstream.name.to_string(),
+            reason: format!("unexpected JSON: {error}"),
+        })
     }
 
     async fn embeddings(&self, embeddings: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {

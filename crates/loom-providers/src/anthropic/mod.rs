@@ -121,7 +121,7 @@ impl Inner {
             RequestPayload::Chat(chat) if chat.is_stream() => {
                 ResponsePayload::Stream(self.stream(&chat, native).await?)
             }
-            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, native).await?),
+            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, native).await?.into()),
             RequestPayload::Embeddings(_) => {
                 return Err(ProviderError::Unsupported {
                     provider: self.upstream.name.to_string(),

@@ -139,7 +139,7 @@ impl Inner {
             RequestPayload::Chat(chat) if chat.is_stream() => {
                 ResponsePayload::Stream(self.stream(&chat, id).await?)
             }
-            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, id).await?),
+            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, id).await?.into()),
             RequestPayload::Embeddings(embeddings) => {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
             }

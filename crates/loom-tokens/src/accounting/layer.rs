@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::Stream;
 use loom_core::{
-    ChatChunk, ChunkStream, Content, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload,
-    StreamChunk, Usage,
+    ChatAnswer, ChatChunk, ChunkStream, Content, LlmRequest, LlmResponse, LoomError, RequestPayload,
+    ResponsePayload, StreamChunk, Usage,
 };
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -177,7 +177,19 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
 }
 
 /// The text of a whole answer, for counting when the provider reports no usage.
-fn answer_text(response: &loom_core::ChatResponse) -> String {
+fn answer_text(answer: &ChatAnswer) -> String {
+    // Answers without usage are rare (OpenAI-format upstreams report it): decoding is fine here.
+    let decoded;
+    let response = match answer {
+        ChatAnswer::Typed(response) => response,
+        ChatAnswer::Wire(_) => match answer.clone().into_typed() {
+            Ok(response) => {
+                decoded = response;
+                &decoded
+            }
+            Err(_) => return String::new(),
+        },
+    };
     let mut text = String::new();
     for choice in &response.choices {
         if let Some(content) = &choice.message.content {
@@ -227,10 +239,10 @@ where
             pending.record.provider = Some(response.provider.clone());
             pending.record.time_to_first_byte = Some(pending.started.elapsed());
             match &mut response.payload {
-                ResponsePayload::Chat(chat) => {
-                    pending.record.model_served = Some(chat.model.clone());
-                    let text = chat.usage.is_none().then(|| answer_text(chat));
-                    pending.finish(&accounting, chat.usage.as_ref(), text.as_deref(), Outcome::Ok, 200);
+                ResponsePayload::Chat(answer) => {
+                    pending.record.model_served = Some(answer.model().to_owned());
+                    let text = answer.usage().is_none().then(|| answer_text(answer));
+                    pending.finish(&accounting, answer.usage(), text.as_deref(), Outcome::Ok, 200);
                 }
                 ResponsePayload::Embeddings(embeddings) => {
                     pending.record.model_served = Some(embeddings.model.clone());
