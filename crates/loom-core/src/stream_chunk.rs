@@ -51,37 +51,36 @@ impl StreamChunk {
     }
 }
 
-/// An OpenAI `chat.completion.chunk` in the upstream's JSON, with its usage read.
+/// An OpenAI `chat.completion.chunk` in the upstream's JSON, with its usage and text read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireChunk {
     json: Bytes,
     usage: Option<Usage>,
     choices: usize,
     is_error: bool,
+    text: String,
 }
 
-/// What is read of a wire chunk up front; everything else is skipped, not built.
+/// What is read of a wire chunk, in one pass; everything else is skipped, not built.
 #[derive(Deserialize)]
-struct Outline {
+struct Outline<'a> {
     #[serde(default)]
     id: Option<IgnoredAny>,
     #[serde(default)]
     model: Option<IgnoredAny>,
     #[serde(default)]
     usage: Option<Usage>,
-    #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceText<'a>>>,
     #[serde(default)]
     error: Option<IgnoredAny>,
 }
 
-/// The parts of a chunk that carry generated text, borrowed from the JSON where possible.
+/// The model a chunk names.
 #[derive(Deserialize)]
-struct TextOutline<'a> {
+struct ModelOutline<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    choices: Vec<ChoiceText<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -118,14 +117,14 @@ struct FunctionText<'a> {
 
 impl WireChunk {
     /// Checks that `json` is a chunk (a JSON object with `id` and `model`) or an
-    /// `{"error": ...}` object, and reads its usage.
+    /// `{"error": ...}` object, and reads its usage and the text it generates.
     pub fn parse(json: Bytes) -> Result<Self, serde_json::Error> {
         use serde::de::Error;
         // serde would also read a struct from an array; a chunk is an object.
         if json.trim_ascii_start().first() != Some(&b'{') {
             return Err(serde_json::Error::custom("a stream chunk must be a JSON object"));
         }
-        let outline: Outline = serde_json::from_slice(&json)?;
+        let outline: Outline<'_> = serde_json::from_slice(&json)?;
         if outline.error.is_none() {
             if outline.id.is_none() {
                 return Err(serde_json::Error::missing_field("id"));
@@ -134,12 +133,20 @@ impl WireChunk {
                 return Err(serde_json::Error::missing_field("model"));
             }
         }
-        Ok(WireChunk {
-            choices: outline.choices.map_or(0, |choices| choices.len()),
-            usage: outline.usage,
-            is_error: outline.error.is_some(),
-            json,
-        })
+        let choices = outline.choices.unwrap_or_default();
+        let mut text = String::new();
+        for delta in choices.iter().filter_map(|choice| choice.delta.as_ref()) {
+            for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
+                text.push_str(piece);
+            }
+            for function in delta.tool_calls.iter().flatten().filter_map(|call| call.function.as_ref()) {
+                for piece in [&function.name, &function.arguments].into_iter().flatten() {
+                    text.push_str(piece);
+                }
+            }
+        }
+        let (usage, is_error, choices) = (outline.usage, outline.error.is_some(), choices.len());
+        Ok(WireChunk { json, usage, choices, is_error, text })
     }
 
     /// The chunk's JSON, as received.
@@ -169,24 +176,14 @@ impl WireChunk {
 
     /// The model the chunk names.
     pub fn model(&self) -> Option<String> {
-        let outline: TextOutline<'_> = serde_json::from_slice(&self.json).ok()?;
+        let outline: ModelOutline<'_> = serde_json::from_slice(&self.json).ok()?;
         outline.model.map(Cow::into_owned)
     }
 
-    /// Appends the text the chunk generates (content, reasoning, refusal, tool names and
-    /// arguments) to `out`, for counting output tokens when no usage is reported.
-    pub fn append_text(&self, out: &mut String) {
-        let Ok(outline) = serde_json::from_slice::<TextOutline<'_>>(&self.json) else { return };
-        for delta in outline.choices.into_iter().filter_map(|choice| choice.delta) {
-            for piece in [delta.content, delta.reasoning_content, delta.refusal].into_iter().flatten() {
-                out.push_str(&piece);
-            }
-            for function in delta.tool_calls.into_iter().flatten().filter_map(|call| call.function) {
-                for piece in [function.name, function.arguments].into_iter().flatten() {
-                    out.push_str(&piece);
-                }
-            }
-        }
+    /// The text the chunk generates (content, reasoning, refusal, tool names and
+    /// arguments), for counting output tokens when no usage is reported.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 }
 
@@ -216,10 +213,10 @@ mod tests {
 
     #[test]
     fn text_comes_from_content_reasoning_and_tool_calls() {
-        let mut text = String::new();
-        WireChunk::parse(Bytes::from_static(CONTENT.as_bytes())).unwrap().append_text(&mut text);
-        WireChunk::parse(Bytes::from_static(TOOL.as_bytes())).unwrap().append_text(&mut text);
-        assert_eq!(text, "Hi \"you\"thinkget_weather{\"city\":");
+        let content = WireChunk::parse(Bytes::from_static(CONTENT.as_bytes())).unwrap();
+        assert_eq!(content.text(), "Hi \"you\"think");
+        let tool = WireChunk::parse(Bytes::from_static(TOOL.as_bytes())).unwrap();
+        assert_eq!(tool.text(), "get_weather{\"city\":");
     }
 
     #[test]

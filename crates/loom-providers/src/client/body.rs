@@ -54,7 +54,7 @@ impl Connection {
 
     /// Sends `request` and drives the connection until the response head arrives.
     pub(crate) async fn send(
-        mut self,
+        mut self: Box<Self>,
         request: Request<Full<Bytes>>,
         pool: Weak<ClientInner>,
     ) -> Result<Response<UpstreamBody>, SendError> {
@@ -98,7 +98,7 @@ impl Connection {
 /// read to the end, the connection goes back to its client's pool.
 pub struct UpstreamBody {
     incoming: Incoming,
-    connection: Option<Connection>,
+    connection: Option<Box<Connection>>,
     pool: Weak<ClientInner>,
 }
 

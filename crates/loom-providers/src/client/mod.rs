@@ -66,7 +66,9 @@ pub struct HttpClient {
 
 /// The pool and connection settings behind an [`HttpClient`].
 pub(crate) struct ClientInner {
-    idle: Mutex<HashMap<Target, Vec<Connection>>>,
+    // Boxed so that handing a connection between the pool, requests and bodies moves a pointer.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<HashMap<Target, Vec<Box<Connection>>>>,
     tls: TlsConnector,
     connect_timeout: Duration,
     max_idle_per_host: usize,
@@ -114,8 +116,10 @@ impl HttpClient {
                 Err(SendError::Failed(error)) => return Err(TransportError::Http(error)),
             }
         }
-        let transport = transport::connect(&target, &self.inner.tls, self.inner.connect_timeout).await?;
-        let connection = Connection::open(target, transport).await?;
+        // Boxed: connecting is rare, and its future is large; inline it would enlarge every request's.
+        let transport =
+            Box::pin(transport::connect(&target, &self.inner.tls, self.inner.connect_timeout)).await?;
+        let connection = Box::new(Connection::open(target, transport).await?);
         match connection.send(request, Arc::downgrade(&self.inner)).await {
             Ok(response) => Ok(response),
             Err(SendError::NotSent(_, error) | SendError::Failed(error)) => Err(TransportError::Http(error)),
@@ -123,7 +127,7 @@ impl HttpClient {
     }
 
     /// The newest usable idle connection to `target`, dropping stale ones on the way.
-    async fn checkout(&self, target: &Target) -> Option<Connection> {
+    async fn checkout(&self, target: &Target) -> Option<Box<Connection>> {
         loop {
             let mut connection = {
                 let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -148,7 +152,7 @@ impl HttpClient {
 
 impl ClientInner {
     /// Keeps an idle connection for the next request to its target, within the per-host cap.
-    pub(crate) fn put_idle(&self, mut connection: Connection) {
+    pub(crate) fn put_idle(&self, mut connection: Box<Connection>) {
         connection.idle_since = tokio::time::Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let list = idle.entry(connection.target.clone()).or_default();

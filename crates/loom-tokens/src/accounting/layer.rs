@@ -284,7 +284,7 @@ impl Meter {
                     self.usage = Some(usage.clone());
                 }
                 if self.usage.is_none() {
-                    wire.append_text(&mut self.text);
+                    self.text.push_str(wire.text());
                 }
             }
         }
