@@ -9,12 +9,12 @@ use loom_test_support::{Gate, MockUpstream, Reply, SseStep, anthropic_fixtures, 
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-/// A ledger file in a fresh temporary directory.
-fn ledger_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loom-accounting-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("usage.db")
+/// A ledger file in a fresh temporary directory, removed when the returned guard drops.
+fn ledger_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir =
+        tempfile::Builder::new().prefix(&format!("loom-accounting-{name}-")).tempdir().expect("temp dir");
+    let path = dir.path().join("usage.db");
+    (dir, path)
 }
 
 fn accounting_yaml(ledger: &Path) -> String {
@@ -74,7 +74,7 @@ fn close(a: f64, b: f64) -> bool {
 #[tokio::test]
 async fn whole_and_streamed_openai_usage_is_recorded_with_identity_and_cost() {
     let mock = MockUpstream::start().await;
-    let ledger = ledger_path("openai");
+    let (_dir, ledger) = ledger_path("openai");
     let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", &accounting_yaml(&ledger))).await;
     let headers = [("content-type", "application/json"), ("x-loom-user", "alice"), ("x-loom-team", "search")];
     let whole = gateway
@@ -123,7 +123,7 @@ async fn whole_and_streamed_openai_usage_is_recorded_with_identity_and_cost() {
 #[tokio::test]
 async fn anthropic_cumulative_usage_is_counted_once_and_gemini_usage_is_kept() {
     let mock = MockUpstream::start().await;
-    let ledger = ledger_path("providers");
+    let (_dir, ledger) = ledger_path("providers");
     let yaml = format!(
         "ai_gateway:\n  providers:\n    - name: claude\n      type: anthropic\n      api_key: k\n      base_url: http://{addr}\n      models: [claude-sonnet-4-5]\n    - name: gemini\n      type: gemini\n      api_key: k\n      base_url: http://{addr}\n      models: [gemini-2.5-flash]\n{}",
         accounting_yaml(&ledger),
@@ -166,7 +166,7 @@ async fn anthropic_cumulative_usage_is_counted_once_and_gemini_usage_is_kept() {
 #[tokio::test]
 async fn a_client_that_disconnects_mid_stream_still_gets_its_record() {
     let mock = MockUpstream::start().await;
-    let ledger = ledger_path("disconnect");
+    let (_dir, ledger) = ledger_path("disconnect");
     let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", &accounting_yaml(&ledger))).await;
     let gate = Gate::new();
     let chunks = fixtures::chat_stream_chunks("gpt-4o", false);
@@ -205,7 +205,7 @@ async fn a_client_that_disconnects_mid_stream_still_gets_its_record() {
 #[tokio::test]
 async fn failed_requests_are_recorded_with_their_status() {
     let mock = MockUpstream::start().await;
-    let ledger = ledger_path("failed");
+    let (_dir, ledger) = ledger_path("failed");
     let yaml = openai_config(&mock.base_url(), "      models: [gpt-4o]\n", &accounting_yaml(&ledger));
     let gateway = TestGateway::start(&yaml).await;
     mock.push_reply(Reply::rate_limited(3));
@@ -266,7 +266,7 @@ async fn metrics_are_exact_after_n_requests() {
 #[tokio::test]
 async fn usage_report_survives_a_restart() {
     let mock = MockUpstream::start().await;
-    let ledger = ledger_path("restart");
+    let (_dir, ledger) = ledger_path("restart");
     let yaml = openai_config(&mock.base_url(), "", &accounting_yaml(&ledger));
     let first = TestGateway::start(&yaml).await;
     for user in ["dave", "dave", "erin"] {
