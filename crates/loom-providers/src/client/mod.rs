@@ -9,7 +9,8 @@ mod body;
 mod transport;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +28,9 @@ use crate::error::ProviderError;
 
 /// How long an idle pooled connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How often idle connections are checked for expiry and for being closed by their server.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Why an upstream request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,8 @@ pub(crate) struct ClientInner {
     tls: TlsConnector,
     connect_timeout: Duration,
     max_idle_per_host: usize,
+    /// Whether the task that closes expired idle connections runs (started by the first request).
+    sweeping: AtomicBool,
 }
 
 /// Builds a pooled client with rustls (HTTP/1.1) and plain HTTP.
@@ -95,6 +101,7 @@ impl HttpClient {
                 tls,
                 connect_timeout,
                 max_idle_per_host,
+                sweeping: AtomicBool::new(false),
             }),
         }
     }
@@ -107,6 +114,10 @@ impl HttpClient {
     ) -> Result<Response<UpstreamBody>, TransportError> {
         let target = Target::of(request.uri())?;
         to_origin_form(&mut request)?;
+        if !self.inner.sweeping.load(Ordering::Relaxed) && !self.inner.sweeping.swap(true, Ordering::Relaxed)
+        {
+            tokio::spawn(sweep_idle(Arc::downgrade(&self.inner), SWEEP_INTERVAL));
+        }
         // A pooled connection the upstream closed meanwhile fails before the request is
         // written; the request then goes on a new connection.
         while let Some(connection) = self.checkout(&target).await {
@@ -150,7 +161,32 @@ impl HttpClient {
     }
 }
 
+/// Every `interval`, closes the idle connections that expired or that their server closed,
+/// so an unused pool does not hold sockets; stops when the client is gone.
+async fn sweep_idle(pool: Weak<ClientInner>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.sweep();
+    }
+}
+
 impl ClientInner {
+    /// Drops idle connections that are past the idle timeout or closed by their server.
+    fn sweep(&self) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        for connections in idle.values_mut() {
+            connections.retain_mut(|connection| {
+                connection.idle_since.elapsed() < IDLE_TIMEOUT && connection.is_usable(&mut cx)
+            });
+        }
+        idle.retain(|_, connections| !connections.is_empty());
+    }
+
     /// Keeps an idle connection for the next request to its target, within the per-host cap.
     pub(crate) fn put_idle(&self, mut connection: Box<Connection>) {
         connection.idle_since = tokio::time::Instant::now();
@@ -359,6 +395,30 @@ mod tests {
         let error = client.request(post(&format!("https://localhost:{port}/v1"))).await.unwrap_err();
         assert!(matches!(error, TransportError::Tls(_)), "{error:?}");
         assert!(error.is_connect());
+    }
+
+    #[tokio::test]
+    async fn idle_connections_the_server_closed_are_swept() {
+        // Answers once, then closes the connection when told to.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; 4096];
+            let _ = socket.read(&mut buffer).await.unwrap();
+            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+            let _ = close_rx.await;
+        });
+        let client = build_client("test", Duration::from_secs(5), 8).unwrap();
+        let response = client.request(post(&url)).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        client.inner.sweep();
+        assert_eq!(client.idle_count(), 1, "an open idle connection is kept");
+        close_tx.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.inner.sweep();
+        assert_eq!(client.idle_count(), 0, "the closed one is dropped without waiting for a request");
     }
 
     #[tokio::test]
