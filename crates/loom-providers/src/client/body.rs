@@ -59,22 +59,27 @@ impl Connection {
         pool: Weak<ClientInner>,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let mut response = std::pin::pin!(self.sender.try_send_request(request));
-        let mut driver_done = false;
-        let head = std::future::poll_fn(|cx| {
+        let polled = std::future::poll_fn(|cx| {
             if let Poll::Ready(head) = response.as_mut().poll(cx) {
-                return Poll::Ready(head);
+                return Poll::Ready(Some(head));
             }
-            if !driver_done && Pin::new(&mut self.driver).poll(cx).is_ready() {
-                driver_done = true;
+            if Pin::new(&mut self.driver).poll(cx).is_ready() {
+                return Poll::Ready(None);
             }
-            response.as_mut().poll(cx)
+            response.as_mut().poll(cx).map(Some)
         })
         .await;
-        match head {
-            Ok(response) => {
-                let connection = (!driver_done).then_some(self);
-                Ok(response.map(|incoming| UpstreamBody { incoming, connection, pool }))
+        let (head, connection) = match polled {
+            Some(head) => (head, Some(self)),
+            None => {
+                // The connection ended. Dropping it answers the request: the response if it
+                // came, else an error (with the request back if it was never written).
+                drop(self);
+                (response.await, None)
             }
+        };
+        match head {
+            Ok(response) => Ok(response.map(|incoming| UpstreamBody { incoming, connection, pool })),
             Err(mut error) => match error.take_message() {
                 Some(request) => Err(SendError::NotSent(Box::new(request), error.into_error())),
                 None => Err(SendError::Failed(error.into_error())),

@@ -422,6 +422,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_server_that_hangs_up_at_once_is_an_error_not_a_hang() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        });
+        let client = build_client("test", Duration::from_secs(5), 8).unwrap();
+        for _ in 0..20 {
+            let result = tokio::time::timeout(Duration::from_secs(5), client.request(post(&url))).await;
+            let error = result.expect("an answer, not a hang").unwrap_err();
+            assert!(matches!(error, TransportError::Http(_)), "{error:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn refused_and_unresolvable_targets_are_connect_errors() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
