@@ -163,12 +163,20 @@ impl UsageAggregates {
         let minute = at - at.rem_euclid(MINUTE_MS);
         let day = at - at.rem_euclid(DAY_MS);
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Old buckets can only fall out of the window when a new one starts, so the
+        // (whole-map) trim runs once a minute, not for every record.
+        let new_minute = !buckets.minutes.contains_key(&minute);
+        let new_day = !buckets.days.contains_key(&day);
         add_to(buckets.minutes.entry(minute).or_default(), record);
         add_to(buckets.days.entry(day).or_default(), record);
-        let newest_minute = buckets.minutes.keys().next_back().copied().unwrap_or(minute);
-        buckets.minutes.retain(|start, _| *start > newest_minute - MINUTES_KEPT * MINUTE_MS);
-        let newest_day = buckets.days.keys().next_back().copied().unwrap_or(day);
-        buckets.days.retain(|start, _| *start > newest_day - DAYS_KEPT * DAY_MS);
+        if new_minute {
+            let newest_minute = buckets.minutes.keys().next_back().copied().unwrap_or(minute);
+            buckets.minutes.retain(|start, _| *start > newest_minute - MINUTES_KEPT * MINUTE_MS);
+        }
+        if new_day {
+            let newest_day = buckets.days.keys().next_back().copied().unwrap_or(day);
+            buckets.days.retain(|start, _| *start > newest_day - DAYS_KEPT * DAY_MS);
+        }
     }
 
     /// Totals per group of `dimension` for records in `[from_ms, to_ms)`, largest cost
@@ -202,4 +210,62 @@ pub fn sort_groups(groups: &mut [UsageGroup]) {
             .then(b.totals.requests.cmp(&a.totals.requests))
             .then(a.group.cmp(&b.group))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::accounting::record::{Outcome, UsageSource};
+
+    fn record_at(minutes: u64, model: &str) -> UsageRecord {
+        UsageRecord {
+            request_id: Arc::from("r"),
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(minutes * 60),
+            key_id: None,
+            user: None,
+            team: None,
+            route: None,
+            provider: None,
+            model_requested: model.to_owned(),
+            model_served: None,
+            input_tokens: 1,
+            output_tokens: 2,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            source: UsageSource::Reported,
+            cost: 0.5,
+            latency: Duration::ZERO,
+            time_to_first_byte: None,
+            status: 200,
+            outcome: Outcome::Ok,
+            cache_hit: false,
+            streamed: false,
+        }
+    }
+
+    fn minute_buckets(aggregates: &UsageAggregates) -> Vec<i64> {
+        let buckets = aggregates.buckets.lock().unwrap();
+        buckets.minutes.keys().map(|start| start / MINUTE_MS).collect()
+    }
+
+    #[test]
+    fn minute_buckets_older_than_a_day_are_dropped_when_a_new_minute_starts() {
+        let aggregates = UsageAggregates::new();
+        aggregates.add(&record_at(0, "a"));
+        aggregates.add(&record_at(0, "a"));
+        aggregates.add(&record_at(1, "b"));
+        assert_eq!(minute_buckets(&aggregates), vec![0, 1]);
+        // A day later: minute 0 falls out of the window, minute 1 is still in it.
+        aggregates.add(&record_at(24 * 60, "c"));
+        assert_eq!(minute_buckets(&aggregates), vec![1, 24 * 60]);
+        aggregates.add(&record_at(24 * 60 + 1, "c"));
+        assert_eq!(minute_buckets(&aggregates), vec![24 * 60, 24 * 60 + 1]);
+        // Days are kept: both records of day 0 and the ones of day 1 are in the day buckets.
+        let days = aggregates.report(Dimension::Model, 0, 2 * DAY_MS);
+        let requests: u64 = days.iter().map(|group| group.totals.requests).sum();
+        assert_eq!(requests, 5);
+    }
 }
