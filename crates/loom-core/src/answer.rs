@@ -56,7 +56,7 @@ impl ChatAnswer {
     pub fn into_typed(self) -> Result<ChatResponse, LoomError> {
         match self {
             ChatAnswer::Typed(response) => Ok(response),
-            ChatAnswer::Wire(wire) => serde_json::from_slice(&wire.json).map_err(|error| {
+            ChatAnswer::Wire(wire) => crate::json::from_bytes(&wire.json).map_err(|error| {
                 LoomError::new(ErrorKind::UpstreamError, format!("unexpected answer: {error}"))
             }),
         }
@@ -87,12 +87,7 @@ impl WireResponse {
     /// Checks that `json` is a chat completion (an object with `id`, `model` and `choices`)
     /// and reads its id, model and usage.
     pub fn parse(json: Bytes) -> Result<Self, serde_json::Error> {
-        use serde::de::Error;
-        // serde would also read a struct from an array; an answer is an object.
-        if json.trim_ascii_start().first() != Some(&b'{') {
-            return Err(serde_json::Error::custom("an answer must be a JSON object"));
-        }
-        let outline: Outline = serde_json::from_slice(&json)?;
+        let outline: Outline = crate::json::object_from_bytes(&json, "an answer")?;
         Ok(WireResponse { json, id: outline.id, model: outline.model, usage: outline.usage })
     }
 

@@ -120,11 +120,7 @@ impl WireChunk {
     /// `{"error": ...}` object, and reads its usage and the text it generates.
     pub fn parse(json: Bytes) -> Result<Self, serde_json::Error> {
         use serde::de::Error;
-        // serde would also read a struct from an array; a chunk is an object.
-        if json.trim_ascii_start().first() != Some(&b'{') {
-            return Err(serde_json::Error::custom("a stream chunk must be a JSON object"));
-        }
-        let outline: Outline<'_> = serde_json::from_slice(&json)?;
+        let outline: Outline<'_> = crate::json::object_from_bytes(&json, "a stream chunk")?;
         if outline.error.is_none() {
             if outline.id.is_none() {
                 return Err(serde_json::Error::missing_field("id"));
@@ -171,12 +167,12 @@ impl WireChunk {
 
     /// The canonical chunk.
     pub fn decode(&self) -> Result<ChatChunk, serde_json::Error> {
-        serde_json::from_slice(&self.json)
+        crate::json::from_bytes(&self.json)
     }
 
     /// The model the chunk names.
     pub fn model(&self) -> Option<String> {
-        let outline: ModelOutline<'_> = serde_json::from_slice(&self.json).ok()?;
+        let outline: ModelOutline<'_> = crate::json::from_bytes(&self.json).ok()?;
         outline.model.map(Cow::into_owned)
     }
 

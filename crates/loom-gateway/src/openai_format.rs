@@ -20,12 +20,7 @@ pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 /// The fast parser runs first; only a body that fails is parsed again with path
 /// tracking, so valid requests do not pay for it.
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, LoomError> {
-    // One UTF-8 check for the whole body is cheaper than serde_json's check per string.
-    let parsed = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    };
-    parsed.map_err(|_| explain_parse_error::<T>(body))
+    loom_core::json::from_bytes(body).map_err(|_| explain_parse_error::<T>(body))
 }
 
 /// The error for a body that failed to parse, naming the field at fault.

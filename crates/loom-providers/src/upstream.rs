@@ -119,7 +119,7 @@ impl Upstream {
 
     /// Decodes a JSON body into `T`, naming the provider on failure.
     pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ProviderError> {
-        json_from_bytes(body).map_err(|error| ProviderError::InvalidResponse {
+        loom_core::json::from_bytes(body).map_err(|error| ProviderError::InvalidResponse {
             provider: self.provider(),
             reason: format!("unexpected JSON: {error}"),
         })
@@ -251,15 +251,6 @@ impl Stream for UpstreamEvents {
             this.upstream = Some(upstream);
         }
         Poll::Ready(Some(item))
-    }
-}
-
-/// Parses JSON, checking UTF-8 once for the whole input rather than string by string.
-pub(crate) fn json_from_bytes<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
-    match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        // serde_json reports where the bad byte is.
-        Err(_) => serde_json::from_slice(body),
     }
 }
 
