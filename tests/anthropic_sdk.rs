@@ -136,45 +136,6 @@ fn check_anthropic_headers(problems: &mut Problems, name: &str, requests: &[Reco
     }
 }
 
-/// OpenAI's deltas for two parallel tool calls, arguments in fragments; the Anthropic SDK
-/// must see two `tool_use` blocks with the parsed inputs.
-fn openai_tool_call_stream() -> Reply {
-    let chunk = |delta: Value, finish_reason: Value| {
-        let mut chunk = fixtures::chat_chunk(
-            "gpt-4o-tools",
-            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]),
-            true,
-        );
-        chunk["id"] = json!("chatcmpl-tools");
-        SseStep::json(&chunk)
-    };
-    let start = |index: u32, id: &str, name: &str| {
-        json!({"tool_calls": [{"index": index, "id": id, "type": "function",
-            "function": {"name": name, "arguments": ""}}]})
-    };
-    let arguments =
-        |index: u32, piece: &str| json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
-    let mut first = start(0, "call_weather_1", "get_weather");
-    first["role"] = json!("assistant");
-    first["content"] = Value::Null;
-    first["refusal"] = Value::Null;
-    let mut steps = vec![chunk(first, Value::Null)];
-    for piece in ["{\"city\"", ": \"Par", "is\", \"unit\": ", "\"celsius\"}"] {
-        steps.push(chunk(arguments(0, piece), Value::Null));
-    }
-    steps.push(chunk(start(1, "call_time_2", "get_time"), Value::Null));
-    for piece in ["{\"timezone\": ", "\"Europe/", "Paris\"}"] {
-        steps.push(chunk(arguments(1, piece), Value::Null));
-    }
-    steps.push(chunk(json!({}), json!("tool_calls")));
-    let mut usage = fixtures::chat_chunk("gpt-4o-tools", json!([]), false);
-    usage["id"] = json!("chatcmpl-tools");
-    usage["usage"] = json!({"prompt_tokens": 50, "completion_tokens": 25, "total_tokens": 75});
-    steps.push(SseStep::json(&usage));
-    steps.push(SseStep::done());
-    Reply::sse(steps)
-}
-
 /// `tool_use_message` with a `redacted_thinking` block after the thinking block.
 fn tool_use_message_with_redacted_thinking(model: &str) -> Value {
     let mut message = anthropic_fixtures::tool_use_message(model);
@@ -249,7 +210,8 @@ async fn official_anthropic_python_sdk_works_against_loom() {
     // particular order; only the two conversations queue their two turns.
     let openai = MockUpstream::start().await;
     let openai_tools = MockUpstream::start().await;
-    openai_tools.set_default_reply(openai_tool_call_stream());
+    // The Anthropic SDK must see these two parallel calls as two `tool_use` blocks.
+    openai_tools.set_default_reply(Reply::sse(fixtures::parallel_tool_calls_stream_steps(true)));
     let claude = MockUpstream::start().await;
     claude.set_default_reply(Reply::json(anthropic_fixtures::message("claude-sonnet-4-5", CLAUDE_TEXT)));
     let claude_stream = MockUpstream::start().await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use loom_e2e::TestGateway;
 use loom_e2e::process::{python, run, workspace_root};
-use loom_test_support::{MockUpstream, Reply, SseStep, fixtures};
+use loom_test_support::{MockUpstream, Reply, fixtures};
 use serde_json::{Value, json};
 
 /// Longest the script may take; it gives up by itself a little earlier.
@@ -38,42 +38,6 @@ fn require_openai_sdk(python: &Path) {
     );
 }
 
-/// The deltas OpenAI streams for two parallel tool calls, arguments in fragments.
-/// `openai_compat.py` asserts the SDK accumulates them into `TOOL_CALLS`.
-fn tool_call_stream() -> Reply {
-    let chunk = |delta: Value, finish_reason: Value| {
-        let mut chunk = fixtures::chat_chunk(
-            "gpt-4o-tools",
-            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]),
-            false,
-        );
-        chunk["id"] = json!("chatcmpl-tools");
-        SseStep::json(&chunk)
-    };
-    let start = |index: u32, id: &str, name: &str| {
-        json!({"tool_calls": [{"index": index, "id": id, "type": "function",
-            "function": {"name": name, "arguments": ""}}]})
-    };
-    let arguments =
-        |index: u32, piece: &str| json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
-    // OpenAI's first delta carries the role, null content and the first call's id and name.
-    let mut first = start(0, "call_weather_1", "get_weather");
-    first["role"] = json!("assistant");
-    first["content"] = Value::Null;
-    first["refusal"] = Value::Null;
-    let mut steps = vec![chunk(first, Value::Null)];
-    for piece in ["{\"city\"", ": \"Par", "is\", \"unit\": ", "\"celsius\"}"] {
-        steps.push(chunk(arguments(0, piece), Value::Null));
-    }
-    steps.push(chunk(start(1, "call_time_2", "get_time"), Value::Null));
-    for piece in ["{\"timezone\": ", "\"Europe/", "Paris\"}"] {
-        steps.push(chunk(arguments(1, piece), Value::Null));
-    }
-    steps.push(chunk(json!({}), json!("tool_calls")));
-    steps.push(SseStep::done());
-    Reply::sse(steps)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_openai_python_sdk_works_against_loom() {
     let python = python();
@@ -82,7 +46,8 @@ async fn official_openai_python_sdk_works_against_loom() {
     // One upstream per behaviour, so the script's calls need no particular order.
     let main = MockUpstream::start().await;
     let tools = MockUpstream::start().await;
-    tools.set_default_reply(tool_call_stream());
+    // `openai_compat.py` asserts the SDK accumulates these deltas into `TOOL_CALLS`.
+    tools.set_default_reply(Reply::sse(fixtures::parallel_tool_calls_stream_steps(false)));
     let limited = MockUpstream::start().await;
     limited.set_default_reply(Reply::rate_limited(7));
     let provider = |name: &str, base_url: String, models: &str| {

@@ -208,6 +208,49 @@ pub fn chat_tool_call_stream_steps(model: &str) -> Vec<SseStep> {
         .collect()
 }
 
+/// OpenAI's deltas for two parallel tool calls (`get_weather` with id `call_weather_1`,
+/// `get_time` with id `call_time_2`), arguments in fragments, as completion
+/// `chatcmpl-tools` of `gpt-4o-tools`, then `[DONE]`. With `include_usage` every chunk
+/// carries `"usage": null` and a usage chunk (50 in, 25 out) comes last.
+pub fn parallel_tool_calls_stream_steps(include_usage: bool) -> Vec<SseStep> {
+    const MODEL: &str = "gpt-4o-tools";
+    let with_id = |mut chunk: Value| {
+        chunk["id"] = json!("chatcmpl-tools");
+        SseStep::json(&chunk)
+    };
+    let chunk = |delta: Value, finish_reason: Value| {
+        let choices = json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]);
+        with_id(chat_chunk(MODEL, choices, include_usage))
+    };
+    let start = |index: u32, id: &str, name: &str| {
+        json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+            "function": {"name": name, "arguments": ""}}]})
+    };
+    let arguments =
+        |index: u32, piece: &str| json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
+    // The first delta carries the role, null content and the first call's id and name.
+    let mut first = start(0, "call_weather_1", "get_weather");
+    first["role"] = json!("assistant");
+    first["content"] = Value::Null;
+    first["refusal"] = Value::Null;
+    let mut steps = vec![chunk(first, Value::Null)];
+    for piece in ["{\"city\"", ": \"Par", "is\", \"unit\": ", "\"celsius\"}"] {
+        steps.push(chunk(arguments(0, piece), Value::Null));
+    }
+    steps.push(chunk(start(1, "call_time_2", "get_time"), Value::Null));
+    for piece in ["{\"timezone\": ", "\"Europe/", "Paris\"}"] {
+        steps.push(chunk(arguments(1, piece), Value::Null));
+    }
+    steps.push(chunk(json!({}), json!("tool_calls")));
+    if include_usage {
+        let mut usage = chat_chunk(MODEL, json!([]), false);
+        usage["usage"] = json!({"prompt_tokens": 50, "completion_tokens": 25, "total_tokens": 75});
+        steps.push(with_id(usage));
+    }
+    steps.push(SseStep::done());
+    steps
+}
+
 /// The default vector for the embedding at `index`: small values exact in `f32`.
 pub fn embedding_vector(index: usize) -> [f32; EMBEDDING_DIMENSIONS] {
     // Exact in f32 for any index below 2^24, so float and base64 forms agree.
