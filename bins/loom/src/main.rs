@@ -76,7 +76,9 @@ fn init_logging(config: &LoomConfig) {
 
 fn run(config: LoomConfig) -> ExitCode {
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Client connections are served on the gateway's worker threads (`server.workers`);
+    // this runtime only accepts them and runs the admin server and the signal handlers.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             error!(%error, "cannot start the async runtime");

@@ -1,6 +1,7 @@
 //! `Gateway`: builds the pipeline from config and runs the front door and admin servers.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::warn;
 
 use loom_tokens::accounting::{
     AccountingError, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
@@ -25,6 +27,7 @@ use crate::observe::ProviderTokens;
 use crate::request_id::RequestIds;
 use crate::routes::MountedRoute;
 use crate::server::serve;
+use crate::workers::Workers;
 use crate::service::{AppState, Pipeline, handle};
 use loom_routing::{ProviderState, RouteTarget, Router};
 use std::collections::HashMap;
@@ -67,6 +70,7 @@ pub struct Gateway {
     listen: SocketAddr,
     admin_listen: Option<SocketAddr>,
     shutdown_timeout: Duration,
+    workers: usize,
 }
 
 impl Gateway {
@@ -150,6 +154,10 @@ impl Gateway {
             listen: config.server.listen,
             admin_listen: config.admin.enabled.then_some(config.admin.listen),
             shutdown_timeout: config.server.shutdown_timeout,
+            workers: config.server.workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+                NonZeroUsize::get,
+            ),
         })
     }
 
@@ -181,18 +189,22 @@ impl Gateway {
         Ok(self.start_on(listener, admin_listener))
     }
 
-    /// Serves on already-bound listeners (tests bind port 0).
+    /// Serves on already-bound listeners (tests bind port 0): the front door on
+    /// `server.workers` threads of its own, the admin server on the current runtime.
     pub fn start_on(self, listener: TcpListener, admin_listener: Option<TcpListener>) -> RunningGateway {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let grace = self.shutdown_timeout;
         let addr = listener.local_addr().ok();
         let state = self.state.clone();
-        let mut tasks = vec![tokio::spawn(serve(
-            listener,
-            move |request| handle(state.clone(), request),
-            shutdown_rx.clone(),
-            grace,
-        ))];
+        let handler = move |request| handle(state.clone(), request);
+        let front = match Workers::spawn(self.workers, handler.clone(), grace) {
+            Ok(workers) => tokio::spawn(workers.serve(listener, shutdown_rx.clone())),
+            Err(error) => {
+                warn!(%error, "cannot start worker threads; serving on the current runtime");
+                tokio::spawn(serve(listener, handler, shutdown_rx.clone(), grace))
+            }
+        };
+        let mut tasks = vec![front];
         let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
         if let Some(admin_listener) = admin_listener {
             let admin = Arc::new(AdminState {

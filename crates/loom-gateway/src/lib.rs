@@ -47,5 +47,6 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod sse;
+pub mod workers;
 
 pub use gateway::{Gateway, GatewayError, RunningGateway};

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,16 +12,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 /// Serves `handler` on `listener` until `shutdown` fires, then drains open
-/// connections for at most `grace`.
+/// connections for at most `grace`. Connections are served on the current runtime.
 pub async fn serve<H, Fut, B>(
     listener: TcpListener,
     handler: H,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -28,23 +29,23 @@ pub async fn serve<H, Fut, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-    let graceful = GracefulShutdown::new();
+    let connections = Connections::new();
+    accept_until(listener, shutdown, |stream, peer| connections.serve(stream, peer, handler.clone(), ())).await;
+    connections.drain(grace).await;
+}
+
+/// Accepts connections and hands each to `accepted` until `shutdown` fires.
+pub(crate) async fn accept_until(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    mut accepted: impl FnMut(TcpStream, SocketAddr),
+) {
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            next = listener.accept() => match next {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handler.clone()))
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            debug!(%peer, %error, "connection ended with an error");
-                        }
-                    });
+                    accepted(stream, peer);
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -59,9 +60,52 @@ pub async fn serve<H, Fut, B>(
             }
         }
     }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => debug!("all connections drained"),
-        _ = tokio::time::sleep(grace) => warn!(?grace, "shutdown grace period elapsed; closing remaining connections"),
+}
+
+/// The HTTP connections served on one runtime, watched for graceful shutdown.
+pub(crate) struct Connections {
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    /// HTTP/1.1 (30 s to read a request head) and h2c, detected per connection.
+    pub(crate) fn new() -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        Connections { builder, graceful: GracefulShutdown::new() }
+    }
+
+    /// Serves one connection in a task of its own on the current runtime; `ticket` is
+    /// dropped when the connection ends.
+    pub(crate) fn serve<H, Fut, B>(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        handler: H,
+        ticket: impl Send + 'static,
+    ) where
+        H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let connection =
+            self.builder.serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handler)).into_owned();
+        let connection = self.graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(ticket);
+        });
+    }
+
+    /// Asks every connection to finish its in-flight requests and close, waiting at most `grace`.
+    pub(crate) async fn drain(self, grace: Duration) {
+        tokio::select! {
+            _ = self.graceful.shutdown() => debug!("all connections drained"),
+            _ = tokio::time::sleep(grace) => warn!(?grace, "shutdown grace period elapsed; closing remaining connections"),
+        }
     }
 }

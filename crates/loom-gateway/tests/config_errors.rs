@@ -119,6 +119,8 @@ fn wrong_types_name_the_key() {
     for (yaml, key) in [
         ("server:\n  listen: localhost\n", "server.listen"),
         ("server:\n  shutdown_timeout: 30\n", "server.shutdown_timeout"),
+        ("server:\n  workers: 0\n", "server.workers"),
+        ("server:\n  workers: many\n", "server.workers"),
         ("ai_gateway:\n  streaming:\n    flush_interval: soon\n", "ai_gateway.streaming.flush_interval"),
         ("ai_gateway:\n  routing:\n    strategy: fastest\n", "ai_gateway.routing.strategy"),
         ("ai_gateway:\n  providers:\n    - name: x\n      type: openia\n", "ai_gateway.providers[0].type"),
@@ -261,6 +263,7 @@ fn loom_variables_override_keys() {
             ("LOOM_AI_GATEWAY__PROVIDERS__1__API_KEY", "sk-from-env"),
             ("LOOM_LOGGING__FORMAT", "json"),
             ("LOOM_ADMIN__ENABLED", "false"),
+            ("LOOM_SERVER__WORKERS", "3"),
             // Not config keys: read by the binary, or not ours.
             ("LOOM_CONFIG", "/etc/loom/loom.yaml"),
             ("LOOM_LOG", "debug"),
@@ -276,6 +279,7 @@ fn loom_variables_override_keys() {
     assert_eq!(config.ai_gateway.providers[1].api_key.as_ref().map(|key| key.expose()), Some("sk-from-env"));
     assert_eq!(config.logging.format, LogFormat::Json);
     assert!(!config.admin.enabled);
+    assert_eq!(config.server.workers.map(|workers| workers.get()), Some(3));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use loom_providers::ProviderConfig;
@@ -44,6 +45,8 @@ pub struct ServerConfig {
     /// Upper bound on a whole client request, streaming included.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Threads serving client connections, each with its own event loop; one per CPU when unset.
+    pub workers: Option<NonZeroUsize>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             max_body_bytes: 10 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(600),
+            workers: None,
         }
     }
 }

@@ -19,12 +19,16 @@ use super::TransportError;
 /// TCP keep-alive probe delay, so dead idle connections are noticed.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
-/// Where a request goes: scheme, host and port. Idle connections are pooled per target.
+/// Where a request goes: scheme, host and port, from the runtime it is sent on. Idle
+/// connections are pooled per target.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Target {
     pub(crate) https: bool,
     pub(crate) host: Box<str>,
     pub(crate) port: u16,
+    /// A socket is registered with the reactor of the runtime that opened it; on another
+    /// single-threaded runtime its readiness would arrive on the wrong thread.
+    runtime: Option<tokio::runtime::Id>,
 }
 
 impl Target {
@@ -47,7 +51,8 @@ impl Target {
         // IPv6 literals come bracketed in URIs; DNS and SNI want them bare.
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        Ok(Target { https, host: host.into(), port })
+        let runtime = tokio::runtime::Handle::try_current().ok().map(|runtime| runtime.id());
+        Ok(Target { https, host: host.into(), port, runtime })
     }
 }
 
@@ -178,16 +183,31 @@ mod tests {
         let target = |uri: &str| Target::of(&uri.parse::<Uri>().unwrap());
         assert_eq!(
             target("https://api.openai.com/v1").unwrap(),
-            Target { https: true, host: "api.openai.com".into(), port: 443 }
+            Target { https: true, host: "api.openai.com".into(), port: 443, runtime: None }
         );
         assert_eq!(
             target("http://127.0.0.1:8000/v1").unwrap(),
-            Target { https: false, host: "127.0.0.1".into(), port: 8000 }
+            Target { https: false, host: "127.0.0.1".into(), port: 8000, runtime: None }
         );
-        assert_eq!(target("http://[::1]:9/x").unwrap(), Target { https: false, host: "::1".into(), port: 9 });
+        assert_eq!(
+            target("http://[::1]:9/x").unwrap(),
+            Target { https: false, host: "::1".into(), port: 9, runtime: None }
+        );
         assert!(
             matches!(target("ftp://host/x"), Err(TransportError::InvalidUri(reason)) if reason.contains("ftp"))
         );
         assert!(matches!(target("/relative"), Err(TransportError::InvalidUri(_))));
+    }
+
+    #[test]
+    fn targets_differ_between_runtimes() {
+        let uri: Uri = "http://127.0.0.1:8000/v1".parse().unwrap();
+        let on_new_runtime = || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async { (Target::of(&uri).unwrap(), Target::of(&uri).unwrap()) })
+        };
+        let (first, again) = on_new_runtime();
+        assert_eq!(first, again, "one runtime, one pool");
+        assert_ne!(first, on_new_runtime().0, "another runtime, another pool");
     }
 }

@@ -1,0 +1,128 @@
+//! Worker threads: one single-threaded Tokio runtime per thread, each serving the client
+//! connections handed to it, nginx style.
+//!
+//! A connection and everything its requests do (the upstream connections included, which
+//! the upstream pool keeps per runtime) stay on one thread: no work stealing, no wake-ups
+//! across threads, and each busy thread handles many ready sockets per poll of its
+//! reactor. One acceptor hands each new connection to the worker with the fewest open.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::warn;
+
+use crate::server::{Connections, accept_until};
+
+/// A running worker thread: where to send it connections, and how many it serves.
+struct Worker {
+    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    open: Arc<AtomicUsize>,
+    stopped: oneshot::Receiver<()>,
+}
+
+/// Worker threads ready to serve one listener's connections.
+pub struct Workers {
+    workers: Vec<Worker>,
+}
+
+/// Counts a connection as open on its worker until dropped.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Workers {
+    /// Starts `count` threads (named `loom-worker-N`) that serve connections with
+    /// `handler` and, once no more come, drain their own for at most `grace`.
+    pub fn spawn<H, Fut, B>(count: usize, handler: H, grace: Duration) -> std::io::Result<Workers>
+    where
+        H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut workers = Vec::with_capacity(count.max(1));
+        for index in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (connections, incoming) = mpsc::unbounded_channel();
+            let (stopped_tx, stopped) = oneshot::channel();
+            let open = Arc::new(AtomicUsize::new(0));
+            let (handler, worker_open) = (handler.clone(), open.clone());
+            std::thread::Builder::new().name(format!("loom-worker-{index}")).spawn(move || {
+                runtime.block_on(run(incoming, handler, worker_open, grace));
+                // Tasks still running after the grace period are cancelled here.
+                drop(runtime);
+                let _ = stopped_tx.send(());
+            })?;
+            workers.push(Worker { connections, open, stopped });
+        }
+        Ok(Workers { workers })
+    }
+
+    /// Accepts on `listener` until `shutdown` fires, handing each connection to the
+    /// worker with the fewest open; then returns once every worker has drained.
+    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let Workers { workers } = self;
+        accept_until(listener, shutdown, |stream, peer| {
+            let Some(worker) = workers.iter().min_by_key(|worker| worker.open.load(Ordering::Relaxed)) else {
+                return;
+            };
+            // The socket moves to the worker's runtime, which registers it with its own reactor.
+            match stream.into_std() {
+                Ok(stream) => {
+                    worker.open.fetch_add(1, Ordering::Relaxed);
+                    if worker.connections.send((stream, peer)).is_err() {
+                        worker.open.fetch_sub(1, Ordering::Relaxed);
+                        warn!(%peer, "worker thread is gone; connection dropped");
+                    }
+                }
+                Err(error) => warn!(%peer, %error, "cannot hand the connection to a worker"),
+            }
+        })
+        .await;
+        let mut stopped = Vec::with_capacity(workers.len());
+        for worker in workers {
+            // Closing the channel tells the worker that no more connections come.
+            drop(worker.connections);
+            stopped.push(worker.stopped);
+        }
+        for worker in stopped {
+            let _ = worker.await;
+        }
+    }
+}
+
+/// One worker: serves the connections it is handed until the acceptor stops, then drains.
+async fn run<H, Fut, B>(
+    mut incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    handler: H,
+    open: Arc<AtomicUsize>,
+    grace: Duration,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connections = Connections::new();
+    while let Some((stream, peer)) = incoming.recv().await {
+        let ticket = OpenConnection(open.clone());
+        match TcpStream::from_std(stream) {
+            Ok(stream) => connections.serve(stream, peer, handler.clone(), ticket),
+            Err(error) => warn!(%peer, %error, "cannot serve the connection"),
+        }
+    }
+    connections.drain(grace).await;
+}
