@@ -27,8 +27,8 @@ use crate::observe::ProviderTokens;
 use crate::request_id::RequestIds;
 use crate::routes::MountedRoute;
 use crate::server::serve;
-use crate::workers::Workers;
 use crate::service::{AppState, Pipeline, handle};
+use crate::workers::Workers;
 use loom_routing::{ProviderState, RouteTarget, Router};
 use std::collections::HashMap;
 

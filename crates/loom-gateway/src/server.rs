@@ -30,7 +30,8 @@ pub async fn serve<H, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let connections = Connections::new();
-    accept_until(listener, shutdown, |stream, peer| connections.serve(stream, peer, handler.clone(), ())).await;
+    accept_until(listener, shutdown, |stream, peer| connections.serve(stream, peer, handler.clone(), ()))
+        .await;
     connections.drain(grace).await;
 }
 
@@ -90,8 +91,10 @@ impl Connections {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let connection =
-            self.builder.serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handler)).into_owned();
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handler))
+            .into_owned();
         let connection = self.graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
