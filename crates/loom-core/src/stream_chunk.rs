@@ -51,29 +51,51 @@ impl StreamChunk {
     }
 }
 
-/// An OpenAI `chat.completion.chunk` in the upstream's JSON, with its usage and text read.
+/// An OpenAI `chat.completion.chunk` in the upstream's JSON, with its usage read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireChunk {
     json: Bytes,
     usage: Option<Usage>,
     choices: usize,
     is_error: bool,
-    text: String,
 }
 
 /// What is read of a wire chunk, in one pass; everything else is skipped, not built.
 #[derive(Deserialize)]
-struct Outline<'a> {
+struct Outline {
     #[serde(default)]
     id: Option<IgnoredAny>,
     #[serde(default)]
     model: Option<IgnoredAny>,
     #[serde(default)]
     usage: Option<Usage>,
-    #[serde(default, borrow)]
-    choices: Option<Vec<ChoiceText<'a>>>,
+    #[serde(default)]
+    choices: Option<Count>,
     #[serde(default)]
     error: Option<IgnoredAny>,
+}
+
+/// The length of a JSON array, its items skipped.
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = Count;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Count, A::Error> {
+                let mut count = 0;
+                while items.next_element::<IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                Ok(Count(count))
+            }
+        }
+        deserializer.deserialize_seq(Items)
+    }
 }
 
 /// The model a chunk names.
@@ -81,6 +103,13 @@ struct Outline<'a> {
 struct ModelOutline<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
+}
+
+/// The generated text of a chunk.
+#[derive(Deserialize)]
+struct TextOutline<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceText<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -117,10 +146,10 @@ struct FunctionText<'a> {
 
 impl WireChunk {
     /// Checks that `json` is a chunk (a JSON object with `id` and `model`) or an
-    /// `{"error": ...}` object, and reads its usage and the text it generates.
+    /// `{"error": ...}` object, and reads its usage.
     pub fn parse(json: Bytes) -> Result<Self, serde_json::Error> {
         use serde::de::Error;
-        let outline: Outline<'_> = crate::json::object_from_bytes(&json, "a stream chunk")?;
+        let outline: Outline = crate::json::object_from_bytes(&json, "a stream chunk")?;
         if outline.error.is_none() {
             if outline.id.is_none() {
                 return Err(serde_json::Error::missing_field("id"));
@@ -129,20 +158,8 @@ impl WireChunk {
                 return Err(serde_json::Error::missing_field("model"));
             }
         }
-        let choices = outline.choices.unwrap_or_default();
-        let mut text = String::new();
-        for delta in choices.iter().filter_map(|choice| choice.delta.as_ref()) {
-            for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
-                text.push_str(piece);
-            }
-            for function in delta.tool_calls.iter().flatten().filter_map(|call| call.function.as_ref()) {
-                for piece in [&function.name, &function.arguments].into_iter().flatten() {
-                    text.push_str(piece);
-                }
-            }
-        }
-        let (usage, is_error, choices) = (outline.usage, outline.error.is_some(), choices.len());
-        Ok(WireChunk { json, usage, choices, is_error, text })
+        let choices = outline.choices.map_or(0, |Count(count)| count);
+        Ok(WireChunk { json, usage: outline.usage, choices, is_error: outline.error.is_some() })
     }
 
     /// The chunk's JSON, as received.
@@ -176,10 +193,21 @@ impl WireChunk {
         outline.model.map(Cow::into_owned)
     }
 
-    /// The text the chunk generates (content, reasoning, refusal, tool names and
-    /// arguments), for counting output tokens when no usage is reported.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// Appends the text the chunk generates (content, reasoning, refusal, tool names and
+    /// arguments) to `text`, for counting output tokens when no usage is reported. Read
+    /// on demand: upstreams that report usage never need it.
+    pub fn push_text(&self, text: &mut String) {
+        let Ok(outline) = crate::json::from_bytes::<TextOutline<'_>>(&self.json) else { return };
+        for delta in outline.choices.iter().flatten().filter_map(|choice| choice.delta.as_ref()) {
+            for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
+                text.push_str(piece);
+            }
+            for function in delta.tool_calls.iter().flatten().filter_map(|call| call.function.as_ref()) {
+                for piece in [&function.name, &function.arguments].into_iter().flatten() {
+                    text.push_str(piece);
+                }
+            }
+        }
     }
 }
 
@@ -209,10 +237,14 @@ mod tests {
 
     #[test]
     fn text_comes_from_content_reasoning_and_tool_calls() {
-        let content = WireChunk::parse(Bytes::from_static(CONTENT.as_bytes())).unwrap();
-        assert_eq!(content.text(), "Hi \"you\"think");
-        let tool = WireChunk::parse(Bytes::from_static(TOOL.as_bytes())).unwrap();
-        assert_eq!(tool.text(), "get_weather{\"city\":");
+        let text_of = |json: &'static str| {
+            let mut text = String::from("before:");
+            WireChunk::parse(Bytes::from_static(json.as_bytes())).unwrap().push_text(&mut text);
+            text
+        };
+        assert_eq!(text_of(CONTENT), "before:Hi \"you\"think");
+        assert_eq!(text_of(TOOL), "before:get_weather{\"city\":");
+        assert_eq!(text_of(USAGE), "before:");
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, Eventsource};
 use futures_util::{Stream, StreamExt};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
+use sse_parse::{Event, EventStream};
 use tokio::time::{Instant, Sleep, timeout_at};
 
 use crate::client::{HttpClient, TransportError, UpstreamBody};
@@ -185,7 +185,7 @@ impl UpstreamEvents {
         let now = Instant::now();
         let timer = Box::pin(tokio::time::sleep_until((now + upstream.timeouts.idle).min(deadline)));
         UpstreamEvents {
-            events: body.into_data_stream().eventsource(),
+            events: EventStream::new(body.into_data_stream()),
             upstream: Some(upstream),
             deadline,
             last_event: now,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::Stream;
 use loom_core::{
     ChatAnswer, ChatChunk, ChunkStream, Content, LlmRequest, LlmResponse, LoomError, RequestPayload,
-    ResponsePayload, StreamChunk, Usage,
+    ResponsePayload, StreamChunk, Usage, WireChunk,
 };
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -254,7 +254,14 @@ where
                     let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
                     *stream = Box::pin(MeteredStream {
                         inner,
-                        meter: Some(Meter { pending, accounting, usage: None, text: String::new() }),
+                        meter: Some(Meter {
+                            pending,
+                            accounting,
+                            usage: None,
+                            text: String::new(),
+                            unread: Vec::new(),
+                            unread_bytes: 0,
+                        }),
                     });
                 }
             }
@@ -263,12 +270,20 @@ where
     }
 }
 
+/// How many bytes of wire chunks a stream keeps unread, in case no usage comes.
+const MAX_UNREAD_BYTES: usize = 64 * 1024;
+
 /// What a stream has produced so far.
 struct Meter {
     pending: Pending,
     accounting: Arc<Accounting>,
     usage: Option<Usage>,
+    /// Generated text, for counting output tokens if the stream reports no usage.
     text: String,
+    /// Wire chunks whose text is read only if the stream ends without usage (OpenAI-format
+    /// upstreams send it last), or once they pass `MAX_UNREAD_BYTES`.
+    unread: Vec<WireChunk>,
+    unread_bytes: usize,
 }
 
 impl Meter {
@@ -282,9 +297,13 @@ impl Meter {
                 }
                 if let Some(usage) = wire.usage() {
                     self.usage = Some(usage.clone());
-                }
-                if self.usage.is_none() {
-                    self.text.push_str(wire.text());
+                    self.unread = Vec::new();
+                } else if self.usage.is_none() {
+                    self.unread_bytes += wire.json().len();
+                    self.unread.push(wire.clone());
+                    if self.unread_bytes > MAX_UNREAD_BYTES {
+                        self.read_unread();
+                    }
                 }
             }
         }
@@ -316,7 +335,17 @@ impl Meter {
         }
     }
 
-    fn finish(self, outcome: Outcome, status: u16) {
+    fn read_unread(&mut self) {
+        for wire in self.unread.drain(..) {
+            wire.push_text(&mut self.text);
+        }
+        self.unread_bytes = 0;
+    }
+
+    fn finish(mut self, outcome: Outcome, status: u16) {
+        if self.usage.is_none() {
+            self.read_unread();
+        }
         let text = (self.usage.is_none()).then_some(self.text.as_str());
         self.pending.finish(&self.accounting, self.usage.as_ref(), text, outcome, status);
     }
@@ -360,5 +389,86 @@ impl Drop for MeteredStream {
         if let Some(meter) = self.meter.take() {
             meter.finish(Outcome::Cancelled, CLIENT_CLOSED_STATUS);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use loom_core::{ChatRequest, Message, RequestContext, Role};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::accounting::recorder::UsageObserver;
+    use crate::{Encoding, TokenizerSpec};
+
+    struct Records(Mutex<Vec<UsageRecord>>);
+
+    impl UsageObserver for Records {
+        fn observe(&self, record: &UsageRecord) {
+            self.0.lock().unwrap().push(record.clone());
+        }
+    }
+
+    fn wire(content: &str, usage: &str) -> StreamChunk {
+        let json = format!(
+            r#"{{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":{}}}}}],"usage":{usage}}}"#,
+            serde_json::Value::from(content)
+        );
+        StreamChunk::Wire(WireChunk::parse(Bytes::from(json)).unwrap())
+    }
+
+    /// Streams `chunks` through the layer to the end and returns the usage record written.
+    async fn record_of(chunks: Vec<StreamChunk>) -> UsageRecord {
+        let records = Arc::new(Records(Mutex::new(Vec::new())));
+        let recorder = UsageRecorder::new(None, Duration::from_millis(10), vec![records.clone()]).unwrap();
+        let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
+        let layer =
+            TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
+        let count = chunks.len();
+        let upstream = tower::service_fn(move |_: LlmRequest| {
+            let stream: ChunkStream =
+                Box::pin(futures_util::stream::iter(chunks.clone().into_iter().map(Ok)));
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::Stream(stream),
+            }))
+        });
+        let chat = ChatRequest::new("m", vec![Message::text(Role::User, "Hi")]);
+        let response =
+            layer.layer(upstream).oneshot(LlmRequest::chat(RequestContext::new("r"), chat)).await.unwrap();
+        let ResponsePayload::Stream(stream) = response.payload else { panic!("expected a stream") };
+        assert_eq!(stream.count().await, count, "every chunk passes through");
+        for _ in 0..500 {
+            if let Some(record) = records.0.lock().unwrap().first() {
+                return record.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no usage record");
+    }
+
+    #[tokio::test]
+    async fn reported_stream_usage_wins() {
+        let usage = r#"{"prompt_tokens":3,"completion_tokens":9,"total_tokens":12}"#;
+        let record = record_of(vec![wire("Hello", "null"), wire(" world", "null"), wire("", usage)]).await;
+        assert_eq!((record.input_tokens, record.output_tokens), (3, 9));
+        assert_eq!(record.source, UsageSource::Reported);
+        assert_eq!(record.model_served.as_deref(), Some("m"));
+    }
+
+    #[tokio::test]
+    async fn without_usage_the_generated_text_is_counted() {
+        // "Hello world" is two o200k tokens; a long answer passes the unread limit on the way.
+        let record = record_of(vec![wire("Hello", "null"), wire(" world", "null")]).await;
+        assert_eq!(record.output_tokens, 2);
+        assert_ne!(record.source, UsageSource::Reported);
+
+        let word_chunks = MAX_UNREAD_BYTES / 100 + 10;
+        let long = record_of((0..word_chunks).map(|_| wire(" hello", "null")).collect()).await;
+        assert_eq!(long.output_tokens, word_chunks as u64, "every chunk's text counted once");
     }
 }
