@@ -19,15 +19,15 @@ use crate::usage::Usage;
 /// One item of a streamed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamChunk {
-    /// A canonical chunk.
-    Typed(ChatChunk),
+    /// A canonical chunk (boxed: every stage moves chunks, and a small item moves cheaply).
+    Typed(Box<ChatChunk>),
     /// An OpenAI `chat.completion.chunk` exactly as the upstream sent it.
     Wire(WireChunk),
 }
 
 impl From<ChatChunk> for StreamChunk {
     fn from(chunk: ChatChunk) -> Self {
-        StreamChunk::Typed(chunk)
+        StreamChunk::Typed(Box::new(chunk))
     }
 }
 
@@ -36,14 +36,14 @@ impl StreamChunk {
     pub fn usage(&self) -> Option<&Usage> {
         match self {
             StreamChunk::Typed(chunk) => chunk.usage.as_ref(),
-            StreamChunk::Wire(wire) => wire.usage.as_ref(),
+            StreamChunk::Wire(wire) => wire.usage.as_deref(),
         }
     }
 
     /// The canonical chunk, decoding wire JSON (a chunk that does not decode is an upstream error).
     pub fn into_typed(self) -> Result<ChatChunk, LoomError> {
         match self {
-            StreamChunk::Typed(chunk) => Ok(chunk),
+            StreamChunk::Typed(chunk) => Ok(*chunk),
             StreamChunk::Wire(wire) => wire.decode().map_err(|error| {
                 LoomError::new(ErrorKind::UpstreamError, format!("unexpected stream chunk: {error}"))
             }),
@@ -55,7 +55,7 @@ impl StreamChunk {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireChunk {
     json: Bytes,
-    usage: Option<Usage>,
+    usage: Option<Box<Usage>>,
     choices: usize,
     is_error: bool,
 }
@@ -159,7 +159,8 @@ impl WireChunk {
             }
         }
         let choices = outline.choices.map_or(0, |Count(count)| count);
-        Ok(WireChunk { json, usage: outline.usage, choices, is_error: outline.error.is_some() })
+        let usage = outline.usage.map(Box::new);
+        Ok(WireChunk { json, usage, choices, is_error: outline.error.is_some() })
     }
 
     /// The chunk's JSON, as received.
@@ -169,7 +170,7 @@ impl WireChunk {
 
     /// The usage the chunk reports.
     pub fn usage(&self) -> Option<&Usage> {
-        self.usage.as_ref()
+        self.usage.as_deref()
     }
 
     /// Whether the chunk has choices (the final usage-only chunk has none).

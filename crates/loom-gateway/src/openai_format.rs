@@ -1,7 +1,10 @@
 //! The OpenAI front door's wire format: parsing requests, encoding answers and stream events.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::StreamExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
 use loom_core::{
     ChatChunk, ChatRequest, ChatResponse, ChunkStream, Content, ContentPart, EmbeddingsRequest, LoomError,
     StreamChunk,
@@ -104,32 +107,56 @@ pub fn chunk_event(chunk: &ChatChunk) -> Bytes {
 /// when the client asked for it (`stream_options.include_usage`). Chunks still in an
 /// OpenAI upstream's JSON go out as they came.
 pub fn openai_events(chunks: ChunkStream, include_usage: bool) -> EventStream {
-    Box::pin(futures_util::stream::unfold(Some(chunks), move |state| async move {
-        let mut chunks = state?;
+    Box::pin(OpenAiEvents { chunks: Some(chunks), include_usage })
+}
+
+/// The stream [`openai_events`] returns.
+struct OpenAiEvents {
+    /// `None` once the last event (`[DONE]` or an error) has gone out.
+    chunks: Option<ChunkStream>,
+    include_usage: bool,
+}
+
+impl Stream for OpenAiEvents {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
         loop {
-            return match chunks.next().await {
-                Some(Ok(StreamChunk::Wire(wire))) if include_usage || wire.usage().is_none() => {
-                    Some((wire_event(wire.json()), Some(chunks)))
+            let Some(chunks) = this.chunks.as_mut() else { return Poll::Ready(None) };
+            let Poll::Ready(next) = chunks.as_mut().poll_next(cx) else { return Poll::Pending };
+            let event = match next {
+                Some(Ok(StreamChunk::Wire(wire))) if this.include_usage || wire.usage().is_none() => {
+                    wire_event(wire.json())
                 }
                 Some(Ok(StreamChunk::Wire(wire))) if !wire.has_choices() => continue,
-                Some(Ok(chunk)) => {
-                    let mut chunk = match chunk.into_typed() {
-                        Ok(chunk) => chunk,
-                        Err(error) => return Some((error_event(&error), None)),
-                    };
-                    if !include_usage && chunk.usage.is_some() {
-                        if chunk.choices.is_empty() {
-                            continue;
+                Some(Ok(chunk)) => match chunk.into_typed() {
+                    Ok(mut chunk) => {
+                        if !this.include_usage && chunk.usage.is_some() {
+                            if chunk.choices.is_empty() {
+                                continue;
+                            }
+                            chunk.usage = None;
                         }
-                        chunk.usage = None;
+                        chunk_event(&chunk)
                     }
-                    Some((chunk_event(&chunk), Some(chunks)))
+                    Err(error) => {
+                        this.chunks = None;
+                        error_event(&error)
+                    }
+                },
+                Some(Err(error)) => {
+                    this.chunks = None;
+                    error_event(&error)
                 }
-                Some(Err(error)) => Some((error_event(&error), None)),
-                None => Some((Bytes::from_static(DONE_EVENT), None)),
+                None => {
+                    this.chunks = None;
+                    Bytes::from_static(DONE_EVENT)
+                }
             };
+            return Poll::Ready(Some(event));
         }
-    }))
+    }
 }
 
 /// One `data:` event carrying a chunk's JSON as it is.
@@ -191,6 +218,7 @@ pub fn error_event(error: &LoomError) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
     use loom_core::WireChunk;
 
     const CONTENT: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#;

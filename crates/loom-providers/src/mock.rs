@@ -217,7 +217,7 @@ impl Service<LlmRequest> for MockProvider {
                             if index > 0 && !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
-                            Ok(StreamChunk::Typed(chunk))
+                            Ok(StreamChunk::from(chunk))
                         },
                     );
                     ResponsePayload::Stream(Box::pin(stream))

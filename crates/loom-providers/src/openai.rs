@@ -187,25 +187,45 @@ impl Inner {
         let deadline: Instant = self.upstream.deadline();
         let response =
             self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
-        let upstream = self.upstream.clone();
-        let events = Box::pin(self.upstream.events(response, deadline));
-        let chunks = futures_util::stream::unfold(Some((events, upstream)), |state| async move {
-            let (mut events, upstream) = state?;
-            loop {
-                let item = match events.next().await {
-                    None => Err(upstream.truncated()),
-                    Some(Err(error)) => Err(error),
-                    Some(Ok(event)) if event.data == "[DONE]" => return None,
-                    Some(Ok(event)) if event.data.trim().is_empty() => continue,
-                    Some(Ok(event)) => wire_chunk(&upstream, event.data),
-                };
-                return match item {
-                    Ok(chunk) => Some((Ok(chunk), Some((events, upstream)))),
-                    Err(error) => Some((Err(LoomError::from(error)), None)),
-                };
+        let events = self.upstream.events(response, deadline);
+        Ok(Box::pin(WireChunks { events: Some(events), upstream: self.upstream.clone() }))
+    }
+}
+
+/// The chunks of an OpenAI-format stream: each event's JSON as a [`WireChunk`], up to
+/// `data: [DONE]`; a stream that ends before it is truncated.
+struct WireChunks<E> {
+    /// `None` once the stream has ended (the body is dropped then, freeing its connection).
+    events: Option<E>,
+    upstream: Upstream,
+}
+
+impl<E> futures_util::Stream for WireChunks<E>
+where
+    E: futures_util::Stream<Item = Result<sse_parse::Event, ProviderError>> + Unpin,
+{
+    type Item = Result<StreamChunk, LoomError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(events) = this.events.as_mut() else { return Poll::Ready(None) };
+            let item = match events.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => Err(this.upstream.truncated()),
+                Poll::Ready(Some(Err(error))) => Err(error),
+                Poll::Ready(Some(Ok(event))) if event.data == "[DONE]" => {
+                    this.events = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(event))) if event.data.trim().is_empty() => continue,
+                Poll::Ready(Some(Ok(event))) => wire_chunk(&this.upstream, event.data),
+            };
+            if item.is_err() {
+                this.events = None;
             }
-        });
-        Ok(Box::pin(chunks))
+            return Poll::Ready(Some(item.map_err(LoomError::from)));
+        }
     }
 }
 

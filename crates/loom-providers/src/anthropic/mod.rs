@@ -168,7 +168,7 @@ impl Inner {
             loop {
                 if let Some(chunk) = pending.pop_front() {
                     return Some((
-                        Ok(StreamChunk::Typed(chunk)),
+                        Ok(StreamChunk::from(chunk)),
                         Some((events, upstream, translator, pending)),
                     ));
                 }

@@ -170,7 +170,7 @@ impl Inner {
             loop {
                 if let Some(chunk) = pending.pop_front() {
                     return Some((
-                        Ok(StreamChunk::Typed(chunk)),
+                        Ok(StreamChunk::from(chunk)),
                         Some((events, upstream, translator, pending, ended)),
                     ));
                 }
@@ -182,7 +182,7 @@ impl Inner {
                         pending.extend(translator.finish());
                         return pending.pop_front().map(|chunk| {
                             (
-                                Ok(StreamChunk::Typed(chunk)),
+                                Ok(StreamChunk::from(chunk)),
                                 Some((events, upstream, translator, pending, true)),
                             )
                         });
