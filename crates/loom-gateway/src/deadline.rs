@@ -1,10 +1,13 @@
 //! `server.request_timeout`: one deadline for the whole request, streams included.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use loom_core::{ChunkStream, ErrorKind, LoomError};
-use tokio::time::{Instant, sleep_until};
+use futures_util::Stream;
+use loom_core::{ChunkStream, ErrorKind, LoomError, StreamChunk};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 /// The error a request gets when it runs past `server.request_timeout`.
 pub fn request_timeout_error(limit: Duration) -> LoomError {
@@ -17,21 +20,44 @@ pub fn request_timeout_error(limit: Duration) -> LoomError {
 
 /// Ends `chunks` with a timeout error once `deadline` passes.
 pub fn stream_with_deadline(chunks: ChunkStream, deadline: Instant, limit: Duration) -> ChunkStream {
-    let timer = Box::pin(sleep_until(deadline));
-    Box::pin(futures_util::stream::unfold(Some((chunks, timer)), move |state| async move {
-        let (mut chunks, mut timer) = state?;
-        tokio::select! {
-            biased;
-            next = chunks.next() => next.map(|item| (item, Some((chunks, timer)))),
-            () = &mut timer => Some((Err(request_timeout_error(limit)), None)),
+    Box::pin(WithDeadline { chunks: Some(chunks), timer: Box::pin(sleep_until(deadline)), limit })
+}
+
+/// The stream [`stream_with_deadline`] returns.
+struct WithDeadline {
+    /// `None` once the stream has ended or timed out.
+    chunks: Option<ChunkStream>,
+    timer: Pin<Box<Sleep>>,
+    limit: Duration,
+}
+
+impl Stream for WithDeadline {
+    type Item = Result<StreamChunk, LoomError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(chunks) = this.chunks.as_mut() else { return Poll::Ready(None) };
+        // Chunks that are ready win over the timer, as they reached Loom in time.
+        if let Poll::Ready(next) = chunks.as_mut().poll_next(cx) {
+            if next.is_none() {
+                this.chunks = None;
+            }
+            return Poll::Ready(next);
         }
-    }))
+        match this.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.chunks = None;
+                Poll::Ready(Some(Err(request_timeout_error(this.limit))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loom_core::StreamChunk;
+    use futures_util::StreamExt;
 
     #[tokio::test(start_paused = true)]
     async fn a_stream_past_its_deadline_ends_with_a_timeout() {

@@ -1,5 +1,8 @@
 //! Prometheus metrics with the names the spec fixes.
+//!
+//! Label values are shared `Arc<str>`s, so recording a request allocates nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,14 +21,14 @@ const DURATION_BUCKETS: [f64; 14] =
 /// Labels of `loom_ai_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    provider: String,
-    model: String,
+    provider: Arc<str>,
+    model: Arc<str>,
 }
 
 /// Labels of `loom_ai_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
-    provider: String,
+    provider: Arc<str>,
 }
 
 type DurationFamily = Family<ProviderLabels, Histogram, fn() -> Histogram>;
@@ -37,7 +40,7 @@ fn duration_histogram() -> Histogram {
 /// Labels of `loom_ai_tokens_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
-    provider: String,
+    provider: Arc<str>,
     #[prometheus(flatten)]
     kind: TokenKind,
 }
@@ -87,30 +90,27 @@ impl Metrics {
     }
 
     /// Counts one request to `provider` for `model`.
-    pub fn record_request(&self, provider: &str, model: &str) {
+    pub fn record_request(&self, provider: &Arc<str>, model: &Arc<str>) {
         self.requests
-            .get_or_create(&RequestLabels { provider: provider.to_owned(), model: model.to_owned() })
+            .get_or_create(&RequestLabels { provider: provider.clone(), model: model.clone() })
             .inc();
     }
 
     /// Records how long a provider call took.
-    pub fn record_duration(&self, provider: &str, elapsed: Duration) {
+    pub fn record_duration(&self, provider: &Arc<str>, elapsed: Duration) {
         self.duration
-            .get_or_create(&ProviderLabels { provider: provider.to_owned() })
+            .get_or_create(&ProviderLabels { provider: provider.clone() })
             .observe(elapsed.as_secs_f64());
     }
 
     /// Adds one request's tokens and cost.
-    pub fn record_usage(&self, provider: &str, input_tokens: u64, output_tokens: u64, cost: f64) {
+    pub fn record_usage(&self, provider: &Arc<str>, input_tokens: u64, output_tokens: u64, cost: f64) {
         for (kind, tokens) in [("input", input_tokens), ("output", output_tokens)] {
             self.tokens
-                .get_or_create(&TokenLabels {
-                    provider: provider.to_owned(),
-                    kind: TokenKind { r#type: kind },
-                })
+                .get_or_create(&TokenLabels { provider: provider.clone(), kind: TokenKind { r#type: kind } })
                 .inc_by(tokens);
         }
-        self.cost.get_or_create(&ProviderLabels { provider: provider.to_owned() }).inc_by(cost);
+        self.cost.get_or_create(&ProviderLabels { provider: provider.clone() }).inc_by(cost);
     }
 
     /// The Prometheus text exposition of every metric.

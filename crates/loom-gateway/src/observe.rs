@@ -80,7 +80,7 @@ where
 
     fn call(&mut self, request: LlmRequest) -> Self::Future {
         let started = Instant::now();
-        let model = request.payload.model().to_owned();
+        let model: Arc<str> = Arc::from(request.payload.model());
         let metrics = self.metrics.clone();
         let call = self.inner.call(request);
         Box::pin(async move {
@@ -100,8 +100,9 @@ where
                 }
                 Err(error) => {
                     if let Some(upstream) = &error.upstream {
-                        metrics.record_request(&upstream.provider, &model);
-                        metrics.record_duration(&upstream.provider, started.elapsed());
+                        let provider = Arc::from(upstream.provider.as_str());
+                        metrics.record_request(&provider, &model);
+                        metrics.record_duration(&provider, started.elapsed());
                     }
                     Err(error)
                 }

@@ -1,6 +1,7 @@
 //! Request ids: the client's `x-request-id` when sane, else a fresh unique one.
 
 use std::collections::hash_map::RandomState;
+use std::fmt::Write;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -44,7 +45,10 @@ impl RequestIds {
             return text.to_owned();
         }
         let sequence = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("req_{:016x}{:010x}", self.prefix, sequence)
+        let mut id = String::with_capacity(30);
+        // Writing into a String cannot fail.
+        let _ = write!(id, "req_{:016x}{:010x}", self.prefix, sequence);
+        id
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -79,6 +79,12 @@ impl Endpoint {
     }
 }
 
+// Header names as constants: a `&str` key is converted (and copied) on every insert.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const ANTHROPIC_REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const LOOM_PROVIDER: HeaderName = HeaderName::from_static("x-loom-provider");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 /// Handles one HTTP request; never fails: errors become error responses in the client's format.
 pub async fn handle(
     state: Arc<AppState>,
@@ -89,7 +95,8 @@ pub async fn handle(
     let span =
         info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // A clone of the URI shares its bytes; the path is only read if the line is logged.
+    let uri = request.uri().clone();
     let (format, outcome) = match resolve(&state, &request) {
         Ok((route, endpoint)) => {
             let served = serve(&state, request, &request_id, route, endpoint).instrument(span.clone()).await;
@@ -109,16 +116,17 @@ pub async fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         if format == ClientFormat::Anthropic {
             // Anthropic SDKs read `request-id`.
-            response.headers_mut().insert("request-id", value.clone());
+            response.headers_mut().insert(ANTHROPIC_REQUEST_ID, value.clone());
         }
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(REQUEST_ID, value);
     }
     info!(
         parent: &span,
         status = response.status().as_u16(),
         provider = provider.as_deref().unwrap_or("-"),
         elapsed_us = started.elapsed().as_micros() as u64,
-        "{method} {path}"
+        "{method} {}",
+        uri.path()
     );
     Ok(response)
 }
@@ -215,7 +223,7 @@ async fn serve(
         ClientFormat::Anthropic => anthropic_answer(state, response, deadline)?,
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
-        http_response.headers_mut().insert("x-loom-provider", value);
+        http_response.headers_mut().insert(LOOM_PROVIDER, value);
     }
     Ok((http_response, Some(provider)))
 }
@@ -306,6 +314,6 @@ fn sse_response(body: SseBody) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
     response
 }

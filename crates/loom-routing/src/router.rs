@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use loom_core::{
-    ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, on_stream_end,
+    ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, StreamChunk,
+    on_stream_end,
 };
 use loom_providers::Provider;
 use loom_tokens::accounting::Price;
@@ -84,17 +85,18 @@ impl Router {
 
 impl RouterInner {
     /// Targets that serve `model`, with the model name each should receive.
-    fn eligible(&self, model: &str) -> Vec<(usize, String)> {
+    /// The targets that serve `model`, each with the model name `model_mapping` gives it there.
+    fn eligible(&self, model: &str) -> Vec<(usize, Option<&str>)> {
         let mapping = self.model_mapping.get(model);
         self.targets
             .iter()
             .enumerate()
             .filter_map(|(index, target)| {
                 if let Some(mapped) = mapping.and_then(|mapping| mapping.get(target.state.name())) {
-                    return Some((index, mapped.clone()));
+                    return Some((index, Some(mapped.as_str())));
                 }
                 let serves = target.models.is_empty() || target.models.iter().any(|served| served == model);
-                serves.then(|| (index, model.to_owned()))
+                serves.then_some((index, None))
             })
             .collect()
     }
@@ -103,32 +105,34 @@ impl RouterInner {
     /// eligible); else, when every breaker is open, any eligible one.
     fn choose(
         &self,
-        eligible: &[(usize, String)],
+        eligible: &[(usize, Option<&str>)],
         tried: &[usize],
         input: u64,
         output: u64,
     ) -> Option<usize> {
-        let candidate = |index: usize| {
-            let target = &self.targets[index];
-            Candidate { index, state: &target.state, weight: target.weight, price: target.price }
+        let healthy = |index: usize| self.targets[index].state.breaker_state() != crate::BreakerState::Open;
+        // The pools in order: untried healthy targets, healthy ones, all of them.
+        let in_pool = |pool: usize, index: usize| match pool {
+            0 => healthy(index) && !tried.contains(&index),
+            1 => healthy(index),
+            _ => true,
         };
-        let healthy = |index: &usize| self.targets[*index].state.breaker_state() != crate::BreakerState::Open;
-        let untried: Vec<usize> =
-            eligible.iter().map(|(index, _)| *index).filter(|index| !tried.contains(index)).collect();
-        let pools: [Vec<usize>; 3] = [
-            untried.iter().copied().filter(healthy).collect(),
-            eligible.iter().map(|(index, _)| *index).filter(healthy).collect(),
-            eligible.iter().map(|(index, _)| *index).collect(),
-        ];
-        for mut pool in pools {
-            while !pool.is_empty() {
-                let candidates: Vec<Candidate<'_>> = pool.iter().map(|index| candidate(*index)).collect();
+        let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(eligible.len());
+        for pool in 0..3 {
+            candidates.clear();
+            candidates.extend(
+                eligible.iter().map(|(index, _)| *index).filter(|index| in_pool(pool, *index)).map(|index| {
+                    let target = &self.targets[index];
+                    Candidate { index, state: &target.state, weight: target.weight, price: target.price }
+                }),
+            );
+            while !candidates.is_empty() {
                 let pick = self.picker.pick(&candidates, input, output);
                 // Half-open breakers let one probe through at a time.
-                if self.targets[pick].state.admits() || pool.len() == 1 && !healthy(&pick) {
+                if self.targets[pick].state.admits() || candidates.len() == 1 && !healthy(pick) {
                     return Some(pick);
                 }
-                pool.retain(|index| *index != pick);
+                candidates.retain(|candidate| candidate.index != pick);
             }
         }
         None
@@ -187,11 +191,13 @@ impl RouterInner {
             let mut this_request = if last { request.take() } else { request.clone() }
                 .ok_or_else(|| LoomError::internal("the request was already sent"))?;
             let upstream_model =
-                eligible.iter().find(|(candidate, _)| *candidate == index).map(|(_, model)| model.clone());
+                eligible.iter().find(|(candidate, _)| *candidate == index).and_then(|(_, model)| *model);
             if let Some(upstream_model) = upstream_model {
                 match &mut this_request.payload {
-                    RequestPayload::Chat(chat) => chat.model = upstream_model,
-                    RequestPayload::Embeddings(embeddings) => embeddings.model = upstream_model,
+                    RequestPayload::Chat(chat) => upstream_model.clone_into(&mut chat.model),
+                    RequestPayload::Embeddings(embeddings) => {
+                        upstream_model.clone_into(&mut embeddings.model)
+                    }
                 }
             }
             let target = &self.targets[index];
@@ -246,10 +252,28 @@ async fn first_chunk(mut response: LlmResponse) -> Result<LlmResponse, LoomError
         Some(Err(error)) => Err(error),
         Some(Ok(chunk)) => {
             let rest = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
-            *stream = Box::pin(futures_util::stream::once(async move { Ok(chunk) }).chain(rest));
+            *stream = Box::pin(Prepended { first: Some(chunk), rest });
             Ok(response)
         }
         None => Ok(response),
+    }
+}
+
+/// A chunk stream with its first chunk put back in front.
+struct Prepended {
+    first: Option<StreamChunk>,
+    rest: ChunkStream,
+}
+
+impl futures_util::Stream for Prepended {
+    type Item = Result<StreamChunk, LoomError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.first.take() {
+            Some(first) => Poll::Ready(Some(Ok(first))),
+            None => this.rest.as_mut().poll_next(cx),
+        }
     }
 }
 
