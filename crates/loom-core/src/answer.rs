@@ -16,14 +16,14 @@ use crate::usage::Usage;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatAnswer {
     /// A canonical answer.
-    Typed(ChatResponse),
+    Typed(Box<ChatResponse>),
     /// An OpenAI `chat.completion` exactly as the upstream sent it.
     Wire(WireResponse),
 }
 
 impl From<ChatResponse> for ChatAnswer {
     fn from(response: ChatResponse) -> Self {
-        ChatAnswer::Typed(response)
+        ChatAnswer::Typed(Box::new(response))
     }
 }
 
@@ -40,7 +40,7 @@ impl ChatAnswer {
     pub fn usage(&self) -> Option<&Usage> {
         match self {
             ChatAnswer::Typed(response) => response.usage.as_ref(),
-            ChatAnswer::Wire(wire) => wire.usage.as_ref(),
+            ChatAnswer::Wire(wire) => wire.usage.as_deref(),
         }
     }
 
@@ -55,7 +55,7 @@ impl ChatAnswer {
     /// The canonical answer, decoding wire JSON (an answer that does not decode is an upstream error).
     pub fn into_typed(self) -> Result<ChatResponse, LoomError> {
         match self {
-            ChatAnswer::Typed(response) => Ok(response),
+            ChatAnswer::Typed(response) => Ok(*response),
             ChatAnswer::Wire(wire) => crate::json::from_bytes(&wire.json).map_err(|error| {
                 LoomError::new(ErrorKind::UpstreamError, format!("unexpected answer: {error}"))
             }),
@@ -69,7 +69,7 @@ pub struct WireResponse {
     json: Bytes,
     id: String,
     model: String,
-    usage: Option<Usage>,
+    usage: Option<Box<Usage>>,
 }
 
 /// What is read of a wire answer; everything else is skipped, not built.
@@ -88,7 +88,7 @@ impl WireResponse {
     /// and reads its id, model and usage.
     pub fn parse(json: Bytes) -> Result<Self, serde_json::Error> {
         let outline: Outline = crate::json::object_from_bytes(&json, "an answer")?;
-        Ok(WireResponse { json, id: outline.id, model: outline.model, usage: outline.usage })
+        Ok(WireResponse { json, id: outline.id, model: outline.model, usage: outline.usage.map(Box::new) })
     }
 
     /// The answer's JSON, as received.

@@ -64,8 +64,9 @@ pub struct LlmRequest {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RequestPayload {
-    /// Chat completion, whole or streamed.
-    Chat(ChatRequest),
+    /// Chat completion, whole or streamed (boxed: every stage moves the request, and a
+    /// small request moves cheaply).
+    Chat(Box<ChatRequest>),
     /// Embeddings.
     Embeddings(EmbeddingsRequest),
 }
@@ -83,7 +84,7 @@ impl RequestPayload {
 impl LlmRequest {
     /// A chat request with a fresh context.
     pub fn chat(context: RequestContext, chat: ChatRequest) -> Self {
-        LlmRequest { context, payload: RequestPayload::Chat(chat) }
+        LlmRequest { context, payload: RequestPayload::Chat(Box::new(chat)) }
     }
 
     /// An embeddings request with a fresh context.
