@@ -98,6 +98,12 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// Whether `rest` (what follows a key) is `: null`.
+fn is_null_value(rest: &[u8]) -> bool {
+    let rest = rest.trim_ascii_start();
+    rest.strip_prefix(b":").is_some_and(|value| value.trim_ascii_start().starts_with(b"null"))
+}
+
 /// The model a chunk names.
 #[derive(Deserialize)]
 struct ModelOutline<'a> {
@@ -161,6 +167,21 @@ impl WireChunk {
         let choices = outline.choices.map_or(0, |Count(count)| count);
         let usage = outline.usage.map(Box::new);
         Ok(WireChunk { json, usage, choices, is_error: outline.error.is_some() })
+    }
+
+    /// Reads a later chunk of a stream whose first chunk [`WireChunk::parse`] accepted:
+    /// only a chunk whose bytes may hold usage or an error is parsed; the others are passed
+    /// on unread (their JSON is not checked), as most of a stream's chunks are.
+    pub fn parse_next(json: Bytes) -> Result<Self, serde_json::Error> {
+        let object = json.trim_ascii();
+        let needs_reading = !(object.starts_with(b"{") && object.ends_with(b"}"))
+            || memchr::memmem::find(object, b"\"error\"").is_some()
+            || memchr::memmem::find_iter(object, b"\"usage\"").any(|at| !is_null_value(&object[at + 7..]));
+        if needs_reading {
+            return Self::parse(json);
+        }
+        // Not counted: only a chunk with usage is asked whether it has choices.
+        Ok(WireChunk { json, usage: None, choices: 1, is_error: false })
     }
 
     /// The chunk's JSON, as received.
@@ -246,6 +267,26 @@ mod tests {
         assert_eq!(text_of(CONTENT), "before:Hi \"you\"think");
         assert_eq!(text_of(TOOL), "before:get_weather{\"city\":");
         assert_eq!(text_of(USAGE), "before:");
+    }
+
+    #[test]
+    fn later_chunks_are_read_only_when_they_may_hold_usage_or_an_error() {
+        let next = |json: &'static str| WireChunk::parse_next(Bytes::from_static(json.as_bytes()));
+        // Passed on unread: not even checked as JSON.
+        let unread =
+            next(r#"{"id":"c1","choices":[{"delta":{"content":"say \"usage\": 1"}}],"usage" : null}"#)
+                .unwrap();
+        assert_eq!((unread.usage(), unread.is_error(), unread.has_choices()), (None, false, true));
+        assert!(next(r#"{"not json"#).is_err(), "the braces are checked");
+        // Read: usage, errors, and anything that names them.
+        assert_eq!(next(USAGE).unwrap().usage(), Some(&Usage::new(5, 7)));
+        assert!(!next(USAGE).unwrap().has_choices());
+        assert!(next(r#"{"error":{"message":"overloaded"}}"#).unwrap().is_error());
+        assert!(next(r#"{"id":"c","model":"m","usage":{"prompt_tokens":1,"completion_tokens":2}"#).is_err());
+        let spaced = next(
+            "{\"id\":\"c\",\"model\":\"m\",\"usage\" :\n {\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}",
+        );
+        assert_eq!(spaced.unwrap().usage(), Some(&Usage::new(1, 2)));
     }
 
     #[test]

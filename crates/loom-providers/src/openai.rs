@@ -188,16 +188,18 @@ impl Inner {
         let response =
             self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
         let events = self.upstream.events(response, deadline);
-        Ok(Box::pin(WireChunks { events: Some(events), upstream: self.upstream.clone() }))
+        Ok(Box::pin(WireChunks { events: Some(events), upstream: self.upstream.clone(), first: true }))
     }
 }
 
 /// The chunks of an OpenAI-format stream: each event's JSON as a [`WireChunk`], up to
-/// `data: [DONE]`; a stream that ends before it is truncated.
+/// `data: [DONE]`; a stream that ends before it is truncated. The first chunk is checked
+/// in full; later ones are read only where they may carry usage or an error.
 struct WireChunks<E> {
     /// `None` once the stream has ended (the body is dropped then, freeing its connection).
     events: Option<E>,
     upstream: Upstream,
+    first: bool,
 }
 
 impl<E> futures_util::Stream for WireChunks<E>
@@ -219,7 +221,11 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(event))) if event.data.trim().is_empty() => continue,
-                Poll::Ready(Some(Ok(event))) => wire_chunk(&this.upstream, event.data),
+                Poll::Ready(Some(Ok(event))) => {
+                    let chunk = wire_chunk(&this.upstream, event.data, this.first);
+                    this.first = false;
+                    chunk
+                }
             };
             if item.is_err() {
                 this.events = None;
@@ -273,8 +279,10 @@ fn drop_reasoning_blocks(chat: &mut ChatRequest) {
 
 /// Reads one stream event: a chunk, kept as the upstream's JSON, or an in-band
 /// `{"error": ...}` object.
-fn wire_chunk(upstream: &Upstream, data: String) -> Result<StreamChunk, ProviderError> {
-    match WireChunk::parse(Bytes::from(data)) {
+fn wire_chunk(upstream: &Upstream, data: String, first: bool) -> Result<StreamChunk, ProviderError> {
+    let json = Bytes::from(data);
+    let parsed = if first { WireChunk::parse(json) } else { WireChunk::parse_next(json) };
+    match parsed {
         Ok(wire) if !wire.is_error() => Ok(StreamChunk::Wire(wire)),
         Ok(error) => {
             let (error_type, code, message) = parse_error_body(error.json());
