@@ -7,8 +7,10 @@
 //! they are JSON, and reads its usage; the stages that need more read it on demand.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -173,10 +175,13 @@ impl WireChunk {
     /// only a chunk whose bytes may hold usage or an error is parsed; the others are passed
     /// on unread (their JSON is not checked), as most of a stream's chunks are.
     pub fn parse_next(json: Bytes) -> Result<Self, serde_json::Error> {
+        // Searchers are built once: building one costs more than a search in a chunk.
+        static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+        static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
         let object = json.trim_ascii();
         let needs_reading = !(object.starts_with(b"{") && object.ends_with(b"}"))
-            || memchr::memmem::find(object, b"\"error\"").is_some()
-            || memchr::memmem::find_iter(object, b"\"usage\"").any(|at| !is_null_value(&object[at + 7..]));
+            || ERROR_KEY.find(object).is_some()
+            || USAGE_KEY.find_iter(object).any(|at| !is_null_value(&object[at + USAGE_KEY.needle().len()..]));
         if needs_reading {
             return Self::parse(json);
         }
