@@ -93,7 +93,7 @@ impl Connections {
     {
         let connection = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handler))
+            .serve_connection(TokioIo::new(stream), service_fn(handler))
             .into_owned();
         let connection = self.graceful.watch(connection);
         tokio::spawn(async move {
