@@ -91,10 +91,8 @@ impl Connections {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(stream), service_fn(handler))
-            .into_owned();
+        let connection =
+            self.builder.serve_connection(TokioIo::new(stream), service_fn(handler)).into_owned();
         let connection = self.graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
