@@ -9,7 +9,7 @@ use loom_providers::anthropic::wire::{
 use serde_json::{Map, Value};
 
 use crate::anthropic_format::{anthropic_error_json, anthropic_usage, stop_reason, stop_sequence_of};
-use crate::sse::EventStream;
+use crate::sse::{EventStream, SseEvent};
 
 /// The kind of the content block currently open.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -196,10 +196,10 @@ pub fn anthropic_events(chunks: ChunkStream) -> EventStream {
                     if events.is_empty() {
                         continue;
                     }
-                    Some((encode(events), Some((chunks, writer))))
+                    Some((SseEvent::Encoded(encode(events)), Some((chunks, writer))))
                 }
-                Some(Err(error)) => Some((error_event(&error), None)),
-                None => Some((encode(writer.finish()), None)),
+                Some(Err(error)) => Some((SseEvent::Encoded(error_event(&error)), None)),
+                None => Some((SseEvent::Encoded(encode(writer.finish())), None)),
             };
         }
     }))

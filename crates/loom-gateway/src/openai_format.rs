@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::http_error::openai_error_json;
-use crate::sse::EventStream;
+use crate::sse::{EventStream, SseEvent};
 
 /// The stream terminator OpenAI clients wait for.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -118,16 +118,16 @@ struct OpenAiEvents {
 }
 
 impl Stream for OpenAiEvents {
-    type Item = Bytes;
+    type Item = SseEvent;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SseEvent>> {
         let this = self.get_mut();
         loop {
             let Some(chunks) = this.chunks.as_mut() else { return Poll::Ready(None) };
             let Poll::Ready(next) = chunks.as_mut().poll_next(cx) else { return Poll::Pending };
             let event = match next {
                 Some(Ok(StreamChunk::Wire(wire))) if this.include_usage || wire.usage().is_none() => {
-                    wire_event(wire.json())
+                    SseEvent::Data(wire.json().clone())
                 }
                 Some(Ok(StreamChunk::Wire(wire))) if !wire.has_choices() => continue,
                 Some(Ok(chunk)) => match chunk.into_typed() {
@@ -138,34 +138,25 @@ impl Stream for OpenAiEvents {
                             }
                             chunk.usage = None;
                         }
-                        chunk_event(&chunk)
+                        SseEvent::Encoded(chunk_event(&chunk))
                     }
                     Err(error) => {
                         this.chunks = None;
-                        error_event(&error)
+                        SseEvent::Encoded(error_event(&error))
                     }
                 },
                 Some(Err(error)) => {
                     this.chunks = None;
-                    error_event(&error)
+                    SseEvent::Encoded(error_event(&error))
                 }
                 None => {
                     this.chunks = None;
-                    Bytes::from_static(DONE_EVENT)
+                    SseEvent::Encoded(Bytes::from_static(DONE_EVENT))
                 }
             };
             return Poll::Ready(Some(event));
         }
     }
-}
-
-/// One `data:` event carrying a chunk's JSON as it is.
-fn wire_event(json: &[u8]) -> Bytes {
-    let mut event = BytesMut::with_capacity(json.len() + 8);
-    event.put_slice(b"data: ");
-    event.put_slice(json);
-    event.put_slice(b"\n\n");
-    event.freeze()
 }
 
 /// Rewrites reasoning blocks for OpenAI clients: text stays `content` (a string),
@@ -231,7 +222,14 @@ mod tests {
             .map(|json| Ok(StreamChunk::Wire(WireChunk::parse(Bytes::from_static(json.as_bytes())).unwrap())))
             .collect();
         let events = openai_events(Box::pin(futures_util::stream::iter(chunks)), include_usage);
-        events.map(|event| String::from_utf8(event.to_vec()).unwrap()).collect().await
+        events
+            .map(|event| {
+                let mut encoded = bytes::BytesMut::new();
+                event.write_to(&mut encoded);
+                String::from_utf8(encoded.to_vec()).unwrap()
+            })
+            .collect()
+            .await
     }
 
     #[tokio::test]

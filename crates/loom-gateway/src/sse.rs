@@ -20,8 +20,31 @@ use tokio::time::{Instant, Sleep};
 /// Largest batch of coalesced events sent as one frame.
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 
-/// Encoded SSE events, the last one included.
-pub type EventStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+/// One event for an [`SseBody`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SseEvent {
+    /// An encoded event, framing included.
+    Encoded(Bytes),
+    /// The payload of a `data:` event, framed where it is written (no copy of its own).
+    Data(Bytes),
+}
+
+impl SseEvent {
+    /// Appends the encoded event to `out`.
+    pub fn write_to(&self, out: &mut BytesMut) {
+        match self {
+            SseEvent::Encoded(event) => out.extend_from_slice(event),
+            SseEvent::Data(data) => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+    }
+}
+
+/// SSE events, the last one included.
+pub type EventStream = Pin<Box<dyn Stream<Item = SseEvent> + Send>>;
 
 /// An HTTP body that writes SSE events as they arrive.
 pub struct SseBody {
@@ -59,7 +82,7 @@ impl Body for SseBody {
                 break;
             }
             match events.as_mut().poll_next(cx) {
-                Poll::Ready(Some(event)) => this.pending.extend_from_slice(&event),
+                Poll::Ready(Some(event)) => event.write_to(&mut this.pending),
                 Poll::Ready(None) => this.events = None,
                 Poll::Pending => break,
             }
@@ -90,7 +113,9 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn events(items: &'static [&'static str]) -> EventStream {
-        Box::pin(futures_util::stream::iter(items.iter().map(|item| Bytes::from_static(item.as_bytes()))))
+        Box::pin(futures_util::stream::iter(
+            items.iter().map(|item| SseEvent::Encoded(Bytes::from_static(item.as_bytes()))),
+        ))
     }
 
     #[tokio::test]
@@ -103,17 +128,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn flush_interval_spaces_frames_but_sends_the_first_at_once() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
         let stream =
             futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         let mut body = SseBody::new(Box::pin(stream), Duration::from_millis(50));
-        tx.send(Bytes::from_static(b"1")).unwrap();
+        tx.send(SseEvent::Encoded(Bytes::from_static(b"1"))).unwrap();
         let start = Instant::now();
         assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "1");
         assert_eq!(start.elapsed(), Duration::ZERO);
-        tx.send(Bytes::from_static(b"2")).unwrap();
-        tx.send(Bytes::from_static(b"3")).unwrap();
-        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "23");
+        tx.send(SseEvent::Data(Bytes::from_static(b"2"))).unwrap();
+        tx.send(SseEvent::Encoded(Bytes::from_static(b"3"))).unwrap();
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "data: 2\n\n3");
         assert_eq!(start.elapsed(), Duration::from_millis(50));
         drop(tx);
         assert!(body.frame().await.is_none());
