@@ -16,19 +16,33 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-/// Serves `handler` on `listener` until `shutdown` fires, then drains open
-/// connections for at most `grace`. Connections are served on the current runtime.
-pub async fn serve<H, Fut, B>(
-    listener: TcpListener,
-    handler: H,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) where
+/// What the servers run for every request: a cloneable async function from a request to
+/// a response (the front door's and the admin server's handlers).
+pub trait Handler: Fn(Request<Incoming>) -> Self::Answer + Clone + Send + Sync + 'static {
+    /// The future of one request.
+    type Answer: Future<Output = Result<Response<Self::Body>, Infallible>> + Send + 'static;
+    /// The response body.
+    type Body: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static;
+}
+
+impl<H, Fut, B> Handler for H
+where
     H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static,
 {
+    type Answer = Fut;
+    type Body = B;
+}
+
+/// Serves `handler` on `listener` until `shutdown` fires, then drains open
+/// connections for at most `grace`. Connections are served on the current runtime.
+pub async fn serve(
+    listener: TcpListener,
+    handler: impl Handler,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
     let connections = Connections::new();
     accept_until(listener, shutdown, |stream, peer| connections.serve(stream, peer, handler.clone(), ()))
         .await;
@@ -79,18 +93,13 @@ impl Connections {
 
     /// Serves one connection in a task of its own on the current runtime; `ticket` is
     /// dropped when the connection ends.
-    pub(crate) fn serve<H, Fut, B>(
+    pub(crate) fn serve(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        handler: H,
+        handler: impl Handler,
         ticket: impl Send + 'static,
-    ) where
-        H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    ) {
         let connection =
             self.builder.serve_connection(TokioIo::new(stream), service_fn(handler)).into_owned();
         let connection = self.graceful.watch(connection);

@@ -6,21 +6,16 @@
 //! across threads, and each busy thread handles many ready sockets per poll of its
 //! reactor. One acceptor hands each new connection to the worker with the fewest open.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::body::{Body, Incoming};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use crate::server::{Connections, accept_until};
+use crate::server::{Connections, Handler, accept_until};
 
 /// A running worker thread: where to send it connections, and how many it serves.
 struct Worker {
@@ -46,13 +41,7 @@ impl Drop for OpenConnection {
 impl Workers {
     /// Starts `count` threads (named `loom-worker-N`) that serve connections with
     /// `handler` and, once no more come, drain their own for at most `grace`.
-    pub fn spawn<H, Fut, B>(count: usize, handler: H, grace: Duration) -> std::io::Result<Workers>
-    where
-        H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    pub fn spawn(count: usize, handler: impl Handler, grace: Duration) -> std::io::Result<Workers> {
         let mut workers = Vec::with_capacity(count.max(1));
         for index in 0..count.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -105,17 +94,12 @@ impl Workers {
 }
 
 /// One worker: serves the connections it is handed until the acceptor stops, then drains.
-async fn run<H, Fut, B>(
+async fn run(
     mut incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    handler: H,
+    handler: impl Handler,
     open: Arc<AtomicUsize>,
     grace: Duration,
-) where
-    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let connections = Connections::new();
     while let Some((stream, peer)) = incoming.recv().await {
         let ticket = OpenConnection(open.clone());
