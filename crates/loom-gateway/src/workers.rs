@@ -110,3 +110,67 @@ async fn run(
     }
     connections.drain(grace).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Answers with the name of the thread that served the request.
+    async fn thread_name(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        Ok(Response::new(Full::new(Bytes::from(name))))
+    }
+
+    async fn get(stream: &mut tokio::net::TcpStream) -> String {
+        stream.write_all(b"GET / HTTP/1.1\r\nhost: loom\r\n\r\n").await.unwrap();
+        let mut buffer = vec![0u8; 1024];
+        let read = stream.read(&mut buffer).await.unwrap();
+        let answer = String::from_utf8_lossy(&buffer[..read]).into_owned();
+        answer.rsplit("\r\n\r\n").next().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_least_busy_worker_and_stay_there() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, watch) = watch::channel(false);
+        let workers = Workers::spawn(2, thread_name, Duration::from_secs(1)).unwrap();
+        let open: Vec<_> = workers.workers.iter().map(|worker| worker.open.clone()).collect();
+        let open_connections = move || open.iter().map(|count| count.load(Ordering::Relaxed)).sum::<usize>();
+        let serving = tokio::spawn(workers.serve(listener, watch));
+
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let first_worker = get(&mut first).await;
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let second_worker = get(&mut second).await;
+        let mut served = [first_worker.clone(), second_worker.clone()];
+        served.sort();
+        assert_eq!(served, ["loom-worker-0", "loom-worker-1"], "one connection per worker");
+        assert_eq!(get(&mut first).await, first_worker, "a connection stays on its worker");
+        assert_eq!(get(&mut second).await, second_worker);
+
+        // Once the first closes, its worker is the least busy again.
+        drop(first);
+        for _ in 0..500 {
+            if open_connections() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(open_connections(), 1, "the closed connection is no longer counted");
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(get(&mut third).await, first_worker);
+
+        shutdown.send(true).unwrap();
+        drop((second, third));
+        tokio::time::timeout(Duration::from_secs(5), serving).await.unwrap().unwrap();
+    }
+}
