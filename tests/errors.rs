@@ -112,6 +112,22 @@ async fn upstream_429_is_a_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn an_upstream_400_names_the_field_the_upstream_named() {
+    let mock = MockUpstream::start().await;
+    mock.push_reply(Reply::json_status(
+        400,
+        serde_json::json!({"error": {"message": "Invalid type for 'messages[0].content'.",
+            "type": "invalid_request_error", "param": "messages[0].content", "code": "invalid_type"}}),
+    ));
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    let response = gateway.post("/v1/chat/completions", HELLO).await;
+    assert_eq!(response.status, 400);
+    let body = response.json();
+    assert_error(&body, "invalid_request_error", Some("invalid_type"));
+    assert_eq!(body["error"]["param"], "messages[0].content", "{body}");
+}
+
+#[tokio::test]
 async fn upstream_5xx_is_a_502() {
     let mock = MockUpstream::start().await;
     mock.push_reply(Reply::server_error());

@@ -56,10 +56,8 @@ pub enum ProviderError {
         provider: String,
         /// HTTP status.
         status: u16,
-        /// The provider's error type.
-        error_type: Option<String>,
-        /// The provider's error code.
-        code: Option<String>,
+        /// The error's type, code and field, as the provider named them.
+        fields: Box<ErrorFields>,
         /// The provider's message, secrets redacted.
         message: String,
         /// Requested wait before retrying.
@@ -104,6 +102,17 @@ impl ProviderError {
     }
 }
 
+/// What a provider's error body names besides its message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorFields {
+    /// The provider's error type.
+    pub error_type: Option<String>,
+    /// The provider's error code.
+    pub code: Option<String>,
+    /// The request field the provider names as the cause.
+    pub param: Option<String>,
+}
+
 /// The client-facing kind of an upstream HTTP status.
 pub fn kind_for_status(status: u16) -> ErrorKind {
     match status {
@@ -132,10 +141,10 @@ impl From<ProviderError> for LoomError {
         let kind = match &error {
             ProviderError::Connect { .. } => ErrorKind::UpstreamUnavailable,
             ProviderError::Timeout { .. } => ErrorKind::Timeout,
-            ProviderError::Status { status, error_type, code, retry_after, .. } => {
+            ProviderError::Status { status, fields, retry_after, .. } => {
                 upstream.status = Some(*status);
-                upstream.error_type = error_type.clone();
-                upstream.code = code.clone();
+                upstream.error_type = fields.error_type.clone();
+                upstream.code = fields.code.clone();
                 upstream.retry_after = *retry_after;
                 kind_for_status(*status)
             }
@@ -144,12 +153,16 @@ impl From<ProviderError> for LoomError {
             ProviderError::Config { .. } => ErrorKind::Internal,
         };
         let code = match &error {
-            ProviderError::Status { code, .. } => code.clone(),
+            ProviderError::Status { fields, .. } => fields.code.clone(),
             ProviderError::Timeout { .. } => Some("upstream_timeout".to_owned()),
             ProviderError::Connect { .. } => Some("upstream_unavailable".to_owned()),
             _ => None,
         };
-        LoomError { code, ..LoomError::new(kind, message) }.with_upstream(upstream)
+        let param = match &error {
+            ProviderError::Status { fields, .. } => fields.param.clone(),
+            _ => None,
+        };
+        LoomError { code, param, ..LoomError::new(kind, message) }.with_upstream(upstream)
     }
 }
 

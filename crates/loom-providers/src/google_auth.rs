@@ -178,7 +178,7 @@ impl ServiceAccount {
             .map_err(|error| self.error(format!("reading the token answer failed: {error}")))?
             .to_bytes();
         if !status.is_success() {
-            let (_, _, message) = crate::upstream::parse_error_body(&body);
+            let message = crate::upstream::parse_error_body(&body).message;
             return Err(self.error(format!("the token endpoint answered HTTP {status}: {message}")));
         }
         let token: TokenResponse = serde_json::from_slice(&body)

@@ -39,7 +39,7 @@ mod upstream;
 
 pub use anthropic::AnthropicProvider;
 pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, VertexSettings, WireFormat};
-pub use error::{ProviderError, TimeoutPhase};
+pub use error::{ErrorFields, ProviderError, TimeoutPhase};
 pub use gemini::GeminiProvider;
 pub use mock::MockProvider;
 pub use openai::OpenAiProvider;

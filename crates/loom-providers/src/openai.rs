@@ -21,7 +21,7 @@ use tower::Service;
 use crate::client::build_client;
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
-use crate::upstream::{Upstream, base_headers, parse_error_body};
+use crate::upstream::{ErrorBody, Upstream, base_headers, parse_error_body};
 
 /// Default base URL of the OpenAI API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -285,12 +285,11 @@ fn wire_chunk(upstream: &Upstream, data: String, first: bool) -> Result<StreamCh
     match parsed {
         Ok(wire) if !wire.is_error() => Ok(StreamChunk::Wire(wire)),
         Ok(error) => {
-            let (error_type, code, message) = parse_error_body(error.json());
+            let ErrorBody { fields, message } = parse_error_body(error.json());
             Err(ProviderError::Status {
                 provider: upstream.name.to_string(),
                 status: 502,
-                error_type,
-                code,
+                fields: Box::new(fields),
                 message,
                 retry_after: None,
             })

@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep, timeout_at};
 
 use crate::client::{HttpClient, TransportError, UpstreamBody};
 use crate::config::{ProviderConfig, Secret, Timeouts};
-use crate::error::{ProviderError, TimeoutPhase, redact_secrets};
+use crate::error::{ErrorFields, ProviderError, TimeoutPhase, redact_secrets};
 
 /// Largest upstream body Loom reads whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -162,9 +162,15 @@ impl Upstream {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let body = self.read_body(response, deadline).await.unwrap_or_default();
-        let (error_type, code, message) = parse_error_body(&body);
+        let ErrorBody { fields, message } = parse_error_body(&body);
         let message = redact_secrets(&message, self.secret.as_deref().map(Secret::expose));
-        ProviderError::Status { provider: self.provider(), status, error_type, code, message, retry_after }
+        ProviderError::Status {
+            provider: self.provider(),
+            status,
+            fields: Box::new(fields),
+            message,
+            retry_after,
+        }
     }
 }
 
@@ -298,10 +304,10 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Extracts (type, code, message) from `{"error": {...}}` bodies of OpenAI, Anthropic and Google.
-pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>, String) {
+pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
     let fallback = || String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_owned();
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return (None, None, fallback());
+        return ErrorBody { fields: ErrorFields::default(), message: fallback() };
     };
     let error = value.get("error").unwrap_or(&value);
     let text = |key: &str| match error.get(key) {
@@ -309,10 +315,19 @@ pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>, 
         Some(serde_json::Value::Number(number)) => Some(number.to_string()),
         _ => None,
     };
-    let error_type = text("type").or_else(|| text("status"));
-    let code = text("code");
-    let message = text("message").unwrap_or_else(fallback);
-    (error_type, code, message)
+    let fields = ErrorFields {
+        error_type: text("type").or_else(|| text("status")),
+        code: text("code"),
+        param: text("param"),
+    };
+    ErrorBody { fields, message: text("message").unwrap_or_else(fallback) }
+}
+
+/// What an upstream error body says.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ErrorBody {
+    pub(crate) fields: ErrorFields,
+    pub(crate) message: String,
 }
 
 /// Builds the fixed headers: JSON content type, auth, and configured extras.
@@ -358,16 +373,23 @@ mod tests {
 
     #[test]
     fn error_bodies_of_each_provider() {
+        let body = |error_type: &str, code: &str, param: Option<&str>, message: &str| ErrorBody {
+            fields: ErrorFields {
+                error_type: Some(error_type.into()),
+                code: Some(code.into()),
+                param: param.map(str::to_owned),
+            },
+            message: message.into(),
+        };
         let openai = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        assert_eq!(parse_error_body(openai), body("requests", "rate_limit_exceeded", None, "Rate limit"));
+        let bad_field = br#"{"error":{"message":"Invalid type","type":"invalid_request_error","param":"messages[0].content","code":"invalid_type"}}"#;
         assert_eq!(
-            parse_error_body(openai),
-            (Some("requests".into()), Some("rate_limit_exceeded".into()), "Rate limit".into())
+            parse_error_body(bad_field),
+            body("invalid_request_error", "invalid_type", Some("messages[0].content"), "Invalid type")
         );
         let google = br#"{"error":{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED"}}"#;
-        assert_eq!(
-            parse_error_body(google),
-            (Some("RESOURCE_EXHAUSTED".into()), Some("429".into()), "Quota".into())
-        );
-        assert_eq!(parse_error_body(b"<html>bad gateway</html>").2, "<html>bad gateway</html>");
+        assert_eq!(parse_error_body(google), body("RESOURCE_EXHAUSTED", "429", None, "Quota"));
+        assert_eq!(parse_error_body(b"<html>bad gateway</html>").message, "<html>bad gateway</html>");
     }
 }
