@@ -1,8 +1,6 @@
 //! `loom tokens` as a user runs it: files, stdin, chat bodies, errors. No config file.
 
-use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
@@ -12,8 +10,7 @@ const LOOM: &str = env!("CARGO_BIN_EXE_loom");
 /// Runs `loom tokens ARGS` in an empty directory (no loom.yaml), `LOOM_*` cleared except a
 /// `LOOM_CONFIG` that points nowhere, feeding `stdin`.
 fn loom_tokens(args: &[&str], stdin: &str) -> Output {
-    let dir = std::env::temp_dir().join(format!("loom-tokens-cli-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(LOOM);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("LOOM_") {
@@ -23,7 +20,7 @@ fn loom_tokens(args: &[&str], stdin: &str) -> Output {
     let mut child = command
         .arg("tokens")
         .args(args)
-        .current_dir(&dir)
+        .current_dir(dir.path())
         .env("LOOM_CONFIG", "/nonexistent/loom.yaml")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -45,10 +42,11 @@ fn failure(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
-fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("loom-tokens-cli-{}-{name}", std::process::id()));
-    fs::write(&path, contents).unwrap();
-    path
+/// A file holding `contents`, removed when the returned guard is dropped.
+fn temp_file(suffix: &str, contents: &[u8]) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
+    file.write_all(contents).unwrap();
+    file
 }
 
 fn cookbook_request(model: &str) -> Value {
@@ -64,8 +62,8 @@ fn cookbook_request(model: &str) -> Value {
 
 #[test]
 fn counts_a_file() {
-    let path = temp_file("birthday.txt", "お誕生日おめでとう".as_bytes());
-    let path = path.to_str().unwrap();
+    let file = temp_file("birthday.txt", "お誕生日おめでとう".as_bytes());
+    let path = file.path().to_str().unwrap();
     assert_eq!(stdout(&loom_tokens(&["--model", "gpt-4o", path], "")), "8\n");
     assert_eq!(stdout(&loom_tokens(&["--model", "gpt-4", path], "")), "9\n");
     assert_eq!(stdout(&loom_tokens(&["-m", "gpt-4", "--tokenizer", "o200k_base", path], "")), "8\n");
@@ -175,8 +173,8 @@ fn errors_exit_non_zero_with_a_clear_message() {
         failure(&loom_tokens(&["--model", "local", "--tokenizer", "/nonexistent/tokenizer.json"], "hi"));
     assert!(error.contains("cannot load tokenizer /nonexistent/tokenizer.json"), "{error}");
 
-    let path = temp_file("binary.bin", &[0x66, 0x6f, 0xff, 0x00]);
-    let error = failure(&loom_tokens(&["--model", "gpt-4o", path.to_str().unwrap()], ""));
+    let file = temp_file("binary.bin", &[0x66, 0x6f, 0xff, 0x00]);
+    let error = failure(&loom_tokens(&["--model", "gpt-4o", file.path().to_str().unwrap()], ""));
     assert!(error.contains("is not UTF-8 text (invalid byte at 2)"), "{error}");
 
     // usage errors are clap's: exit 2

@@ -621,7 +621,8 @@ fn process_environment_and_files() {
         LoomConfig::load(&repo_file("examples/quickstart.yaml")).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(quickstart.ai_gateway.providers[0].name, "mock");
 
-    let path = std::env::temp_dir().join(format!("loom-config-errors-{}.yaml", std::process::id()));
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let path = dir.path().join("loom.yaml");
     let yaml = "ai_gateway:\n  providers:\n    - name: openai\n      type: openai\n      api_key: ${CONFIG_ERRORS_TEST_KEY}\n";
     std::fs::write(&path, yaml).unwrap_or_else(|error| panic!("{error}"));
     // SAFETY: no other test in this binary reads or writes the process environment.
@@ -636,7 +637,6 @@ fn process_environment_and_files() {
         std::env::remove_var("LOOM_SERVER__LISTEN");
         std::env::remove_var("LOOM_CONFIG");
     }
-    let _ = std::fs::remove_file(&path);
     let config = loaded.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(config.server.listen, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
     assert_eq!(
