@@ -61,7 +61,6 @@ pub struct LlmRequest {
 
 /// The operation a request asks for.
 // Moved once per request; boxing the large variant would cost an allocation instead.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RequestPayload {
     /// Chat completion, whole or streamed (boxed: every stage moves the request, and a
@@ -102,7 +101,6 @@ pub struct LlmResponse {
 }
 
 /// The answer: whole, streamed, or embeddings.
-#[allow(clippy::large_enum_variant)]
 pub enum ResponsePayload {
     /// A whole chat answer.
     Chat(ChatAnswer),

@@ -58,7 +58,7 @@ impl StreamChunk {
 pub struct WireChunk {
     json: Bytes,
     usage: Option<Box<Usage>>,
-    choices: usize,
+    has_choices: bool,
     is_error: bool,
 }
 
@@ -113,45 +113,6 @@ struct ModelOutline<'a> {
     model: Option<Cow<'a, str>>,
 }
 
-/// The generated text of a chunk.
-#[derive(Deserialize)]
-struct TextOutline<'a> {
-    #[serde(default, borrow)]
-    choices: Option<Vec<ChoiceText<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceText<'a> {
-    #[serde(default, borrow)]
-    delta: Option<DeltaText<'a>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaText<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    tool_calls: Option<Vec<ToolCallText<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallText<'a> {
-    #[serde(default, borrow)]
-    function: Option<FunctionText<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionText<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
-}
-
 impl WireChunk {
     /// Checks that `json` is a chunk (a JSON object with `id` and `model`) or an
     /// `{"error": ...}` object, and reads its usage.
@@ -166,9 +127,9 @@ impl WireChunk {
                 return Err(serde_json::Error::missing_field("model"));
             }
         }
-        let choices = outline.choices.map_or(0, |Count(count)| count);
+        let has_choices = outline.choices.is_some_and(|Count(count)| count > 0);
         let usage = outline.usage.map(Box::new);
-        Ok(WireChunk { json, usage, choices, is_error: outline.error.is_some() })
+        Ok(WireChunk { json, usage, has_choices, is_error: outline.error.is_some() })
     }
 
     /// Reads a later chunk of a stream whose first chunk [`WireChunk::parse`] accepted:
@@ -186,7 +147,7 @@ impl WireChunk {
             return Self::parse(json);
         }
         // Not counted: only a chunk with usage is asked whether it has choices.
-        Ok(WireChunk { json, usage: None, choices: 1, is_error: false })
+        Ok(WireChunk { json, usage: None, has_choices: true, is_error: false })
     }
 
     /// The chunk's JSON, as received.
@@ -201,7 +162,7 @@ impl WireChunk {
 
     /// Whether the chunk has choices (the final usage-only chunk has none).
     pub fn has_choices(&self) -> bool {
-        self.choices > 0
+        self.has_choices
     }
 
     /// Whether the upstream sent an `{"error": ...}` object instead of a chunk.
@@ -219,23 +180,6 @@ impl WireChunk {
         let outline: ModelOutline<'_> = crate::json::from_bytes(&self.json).ok()?;
         outline.model.map(Cow::into_owned)
     }
-
-    /// Appends the text the chunk generates (content, reasoning, refusal, tool names and
-    /// arguments) to `text`, for counting output tokens when no usage is reported. Read
-    /// on demand: upstreams that report usage never need it.
-    pub fn push_text(&self, text: &mut String) {
-        let Ok(outline) = crate::json::from_bytes::<TextOutline<'_>>(&self.json) else { return };
-        for delta in outline.choices.iter().flatten().filter_map(|choice| choice.delta.as_ref()) {
-            for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
-                text.push_str(piece);
-            }
-            for function in delta.tool_calls.iter().flatten().filter_map(|call| call.function.as_ref()) {
-                for piece in [&function.name, &function.arguments].into_iter().flatten() {
-                    text.push_str(piece);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -243,7 +187,6 @@ mod tests {
     use super::*;
 
     const CONTENT: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi \"you\"","reasoning_content":"think"},"logprobs":null,"finish_reason":null}],"x_vendor":{"a":1}}"#;
-    const TOOL: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}}]}"#;
     const USAGE: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
 
     #[test]
@@ -260,18 +203,6 @@ mod tests {
         assert!(!usage.has_choices());
         assert_eq!(usage.usage(), Some(&Usage::new(5, 7)));
         assert_eq!(StreamChunk::Wire(usage).usage(), Some(&Usage::new(5, 7)));
-    }
-
-    #[test]
-    fn text_comes_from_content_reasoning_and_tool_calls() {
-        let text_of = |json: &'static str| {
-            let mut text = String::from("before:");
-            WireChunk::parse(Bytes::from_static(json.as_bytes())).unwrap().push_text(&mut text);
-            text
-        };
-        assert_eq!(text_of(CONTENT), "before:Hi \"you\"think");
-        assert_eq!(text_of(TOOL), "before:get_weather{\"city\":");
-        assert_eq!(text_of(USAGE), "before:");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The OpenAI front door's wire format: parsing requests, encoding answers and stream events.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -90,16 +90,11 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Bytes, LoomError> {
 }
 
 /// One `data:` event carrying a chunk.
-pub fn chunk_event(chunk: &ChatChunk) -> Bytes {
-    let mut event = BytesMut::with_capacity(256);
-    event.put_slice(b"data: ");
-    let mut writer = event.writer();
-    if serde_json::to_writer(&mut writer, chunk).is_err() {
-        return error_event(&LoomError::internal("a stream chunk could not be encoded"));
+pub fn chunk_event(chunk: &ChatChunk) -> SseEvent {
+    match serde_json::to_vec(chunk) {
+        Ok(json) => SseEvent::Data(Bytes::from(json)),
+        Err(_) => error_event(&LoomError::internal("a stream chunk could not be encoded")),
     }
-    let mut event = writer.into_inner();
-    event.put_slice(b"\n\n");
-    event.freeze()
 }
 
 /// The OpenAI SSE events of a chunk stream: one per chunk, then `[DONE]`; an error
@@ -138,16 +133,16 @@ impl Stream for OpenAiEvents {
                             }
                             chunk.usage = None;
                         }
-                        SseEvent::Encoded(chunk_event(&chunk))
+                        chunk_event(&chunk)
                     }
                     Err(error) => {
                         this.chunks = None;
-                        SseEvent::Encoded(error_event(&error))
+                        error_event(&error)
                     }
                 },
                 Some(Err(error)) => {
                     this.chunks = None;
-                    SseEvent::Encoded(error_event(&error))
+                    error_event(&error)
                 }
                 None => {
                     this.chunks = None;
@@ -198,12 +193,8 @@ pub fn for_openai_client(response: &mut ChatResponse) {
 }
 
 /// The event that reports an error in the middle of a stream.
-pub fn error_event(error: &LoomError) -> Bytes {
-    let mut event = BytesMut::with_capacity(256);
-    event.put_slice(b"data: ");
-    event.put_slice(&openai_error_json(error));
-    event.put_slice(b"\n\n");
-    event.freeze()
+pub fn error_event(error: &LoomError) -> SseEvent {
+    SseEvent::Data(Bytes::from(openai_error_json(error)))
 }
 
 #[cfg(test)]

@@ -84,7 +84,6 @@ impl Router {
 }
 
 impl RouterInner {
-    /// Targets that serve `model`, with the model name each should receive.
     /// The targets that serve `model`, each with the model name `model_mapping` gives it there.
     fn eligible(&self, model: &str) -> Vec<(usize, Option<&str>)> {
         let mapping = self.model_mapping.get(model);

@@ -317,27 +317,15 @@ impl Meter {
         if let Some(usage) = &chunk.usage {
             self.usage = Some(usage.clone());
         }
-        if self.usage.is_some() {
-            return;
-        }
-        for choice in &chunk.choices {
-            let delta = &choice.delta;
-            for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
-                self.text.push_str(piece);
-            }
-            for call in delta.tool_calls.iter().flatten() {
-                if let Some(function) = &call.function {
-                    for piece in [&function.name, &function.arguments].into_iter().flatten() {
-                        self.text.push_str(piece);
-                    }
-                }
-            }
+        if self.usage.is_none() {
+            push_chunk_text(chunk, &mut self.text);
         }
     }
 
     fn read_unread(&mut self) {
-        for wire in self.unread.drain(..) {
-            wire.push_text(&mut self.text);
+        // Decoded only now, and only when no usage came: a chunk that does not decode adds no text.
+        for chunk in self.unread.drain(..).filter_map(|wire| wire.decode().ok()) {
+            push_chunk_text(&chunk, &mut self.text);
         }
         self.unread_bytes = 0;
     }
@@ -348,6 +336,22 @@ impl Meter {
         }
         let text = (self.usage.is_none()).then_some(self.text.as_str());
         self.pending.finish(&self.accounting, self.usage.as_ref(), text, outcome, status);
+    }
+}
+
+/// Appends the text a chunk generates (content, reasoning, refusal, tool names and
+/// arguments) to `text`, for counting output tokens when no usage is reported.
+fn push_chunk_text(chunk: &ChatChunk, text: &mut String) {
+    for choice in &chunk.choices {
+        let delta = &choice.delta;
+        for piece in [&delta.content, &delta.reasoning_content, &delta.refusal].into_iter().flatten() {
+            text.push_str(piece);
+        }
+        for function in delta.tool_calls.iter().flatten().filter_map(|call| call.function.as_ref()) {
+            for piece in [&function.name, &function.arguments].into_iter().flatten() {
+                text.push_str(piece);
+            }
+        }
     }
 }
 
@@ -449,6 +453,21 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("no usage record");
+    }
+
+    #[test]
+    fn text_comes_from_content_reasoning_and_tool_calls() {
+        const CONTENT: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi \"you\"","reasoning_content":"think"},"logprobs":null,"finish_reason":null}],"x_vendor":{"a":1}}"#;
+        const TOOL: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}}]}"#;
+        const USAGE: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
+        let text_of = |json: &'static str| {
+            let mut text = String::from("before:");
+            push_chunk_text(&serde_json::from_str(json).unwrap(), &mut text);
+            text
+        };
+        assert_eq!(text_of(CONTENT), "before:Hi \"you\"think");
+        assert_eq!(text_of(TOOL), "before:get_weather{\"city\":");
+        assert_eq!(text_of(USAGE), "before:");
     }
 
     #[tokio::test]
