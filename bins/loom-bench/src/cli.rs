@@ -27,6 +27,15 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Run only the bare hyper proxy (the benchmark starts itself this way as a child).
+    BareProxy {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// The upstream to forward to.
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
 }
 
 /// Options of a benchmark run.
@@ -50,6 +59,9 @@ pub struct BenchArgs {
     /// Do not start nginx (Loom/nginx ratios are then not reported).
     #[arg(long)]
     pub skip_nginx: bool,
+    /// Do not run the bare hyper proxy (Loom/hyper ratios are then not reported).
+    #[arg(long)]
+    pub skip_hyper: bool,
     /// The release `loom` binary [default: `loom` next to this executable].
     #[arg(long)]
     pub loom_bin: Option<PathBuf>,

@@ -31,6 +31,7 @@
 //! The load generator shares the machine with the servers it measures, so absolute
 //! figures depend on the machine and its neighbours; compare the ratios.
 
+mod bare_proxy;
 mod child;
 mod cli;
 mod load;
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Mock { listen }) => mock::serve(listen),
+        Some(Command::BareProxy { listen, upstream }) => bare_proxy::serve(listen, upstream),
         None => match bench(&cli.bench) {
             Ok(report) => {
                 if cli.bench.json {
@@ -150,6 +152,13 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     } else {
         None
     };
+    let hyper = if args.skip_hyper {
+        None
+    } else {
+        let hyper = bare_proxy::spawn(&self_exe, mock.addr).map_err(|err| format!("bare proxy: {err}"))?;
+        progress(format_args!("bare hyper proxy on {} (pid {})", hyper.addr, hyper.guard.pid()));
+        Some(hyper)
+    };
     let loom = loom_child::spawn(&loom_bin, mock.addr).map_err(|err| format!("loom: {err}"))?;
     progress(format_args!("loom on {} (pid {}, {})", loom.addr, loom.guard.pid(), loom_bin.display()));
 
@@ -158,6 +167,9 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
         let mut pids = nginx.workers.clone();
         pids.push(nginx.guard.pid());
         targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids });
+    }
+    if let Some(hyper) = &hyper {
+        targets.push(Target { kind: TargetKind::Hyper, addr: hyper.addr, pids: vec![hyper.guard.pid()] });
     }
     targets.push(Target { kind: TargetKind::Loom, addr: loom.addr, pids: vec![loom.guard.pid()] });
     let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
@@ -192,6 +204,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     let rss = Rss { idle_mib: idle as f64 / MIB, peak_mib: peak as f64 / MIB, after_mib: after as f64 / MIB };
     progress(format_args!("stopping the servers"));
     drop(loom);
+    drop(hyper);
     drop(nginx);
     drop(mock);
     machine.loadavg_after = report::loadavg();

@@ -22,6 +22,8 @@ pub enum TargetKind {
     Direct,
     /// nginx `proxy_pass` in front of the mock.
     Nginx,
+    /// The bare hyper proxy (`loom-bench bare-proxy`) in front of the mock.
+    Hyper,
     /// Loom in front of the mock.
     Loom,
 }
@@ -32,6 +34,7 @@ impl TargetKind {
         match self {
             TargetKind::Direct => "direct",
             TargetKind::Nginx => "nginx",
+            TargetKind::Hyper => "hyper",
             TargetKind::Loom => "loom",
         }
     }
@@ -143,6 +146,8 @@ pub struct Ratio {
     pub loom_over_nginx: Option<f64>,
     /// Loom req/s divided by the mock's own req/s.
     pub loom_over_direct: Option<f64>,
+    /// Loom req/s divided by the bare hyper proxy's req/s (`None` if it was skipped).
+    pub loom_over_hyper: Option<f64>,
     /// nginx CPU per request divided by Loom CPU per request (above 1: Loom is leaner).
     pub cpu_nginx_over_loom: Option<f64>,
 }
@@ -255,6 +260,7 @@ impl Report {
                     workload,
                     loom_over_nginx: ratio(loom, rps(TargetKind::Nginx, workload)),
                     loom_over_direct: ratio(loom, rps(TargetKind::Direct, workload)),
+                    loom_over_hyper: ratio(loom, rps(TargetKind::Hyper, workload)),
                     cpu_nginx_over_loom: ratio(
                         cpu(TargetKind::Nginx, workload),
                         cpu(TargetKind::Loom, workload),
@@ -373,10 +379,11 @@ impl Report {
         for ratio in &self.ratios {
             let _ = writeln!(
                 out,
-                "{:<8} loom/nginx {:>6}   loom/direct {:>6}   CPU per request nginx/loom {:>6}",
+                "{:<8} loom/nginx {:>6}   loom/direct {:>6}   loom/hyper {:>6}   CPU per request nginx/loom {:>6}",
                 ratio.workload.name(),
                 format_ratio(ratio.loom_over_nginx),
                 format_ratio(ratio.loom_over_direct),
+                format_ratio(ratio.loom_over_hyper),
                 format_ratio(ratio.cpu_nginx_over_loom)
             );
         }

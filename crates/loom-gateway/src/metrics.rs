@@ -1,8 +1,10 @@
 //! Prometheus metrics with the names the spec fixes.
 //!
-//! Label values are shared `Arc<str>`s, so recording a request allocates nothing.
+//! Label values are shared `Arc<str>`s, so recording a request allocates nothing, and
+//! each provider's per-provider metrics are looked up once per record, not once per family.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -58,6 +60,16 @@ pub struct Metrics {
     duration: DurationFamily,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<ProviderLabels, Counter<f64, AtomicU64>>,
+    /// Handles to the per-provider series, made on a provider's first record.
+    providers: RwLock<HashMap<Arc<str>, Arc<ProviderSeries>, foldhash::fast::RandomState>>,
+}
+
+/// One provider's series of the per-provider families.
+struct ProviderSeries {
+    duration: Histogram,
+    input_tokens: Counter,
+    output_tokens: Counter,
+    cost: Counter<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -86,7 +98,28 @@ impl Metrics {
         );
         let cost = Family::<ProviderLabels, Counter<f64, AtomicU64>>::default();
         registry.register("loom_ai_cost", "Cost in USD, by provider", cost.clone());
-        Metrics { registry, requests, duration, tokens, cost }
+        Metrics { registry, requests, duration, tokens, cost, providers: RwLock::default() }
+    }
+
+    /// The series of `provider`, made (and registered in their families) on first use.
+    fn provider(&self, provider: &Arc<str>) -> Arc<ProviderSeries> {
+        if let Some(series) = self.providers.read().unwrap_or_else(PoisonError::into_inner).get(provider) {
+            return series.clone();
+        }
+        let labels = ProviderLabels { provider: provider.clone() };
+        let tokens = |kind| {
+            self.tokens
+                .get_or_create(&TokenLabels { provider: provider.clone(), kind: TokenKind { r#type: kind } })
+                .clone()
+        };
+        let series = Arc::new(ProviderSeries {
+            duration: self.duration.get_or_create(&labels).clone(),
+            input_tokens: tokens("input"),
+            output_tokens: tokens("output"),
+            cost: self.cost.get_or_create(&labels).clone(),
+        });
+        let mut providers = self.providers.write().unwrap_or_else(PoisonError::into_inner);
+        providers.entry(provider.clone()).or_insert(series).clone()
     }
 
     /// Counts one request to `provider` for `model`.
@@ -98,19 +131,15 @@ impl Metrics {
 
     /// Records how long a provider call took.
     pub fn record_duration(&self, provider: &Arc<str>, elapsed: Duration) {
-        self.duration
-            .get_or_create(&ProviderLabels { provider: provider.clone() })
-            .observe(elapsed.as_secs_f64());
+        self.provider(provider).duration.observe(elapsed.as_secs_f64());
     }
 
     /// Adds one request's tokens and cost.
     pub fn record_usage(&self, provider: &Arc<str>, input_tokens: u64, output_tokens: u64, cost: f64) {
-        for (kind, tokens) in [("input", input_tokens), ("output", output_tokens)] {
-            self.tokens
-                .get_or_create(&TokenLabels { provider: provider.clone(), kind: TokenKind { r#type: kind } })
-                .inc_by(tokens);
-        }
-        self.cost.get_or_create(&ProviderLabels { provider: provider.clone() }).inc_by(cost);
+        let series = self.provider(provider);
+        series.input_tokens.inc_by(input_tokens);
+        series.output_tokens.inc_by(output_tokens);
+        series.cost.inc_by(cost);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -14,11 +14,12 @@ use loom_core::{
     LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role, StreamChunk, WireChunk,
     WireResponse,
 };
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tower::Service;
 
-use crate::client::build_client;
+use crate::client::{Endpoint, build_client};
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
 use crate::upstream::{ErrorBody, Upstream, base_headers, parse_error_body};
@@ -38,9 +39,11 @@ struct Inner {
 }
 
 /// Where chat and embeddings requests go.
+// One per provider, built at start-up: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Endpoints {
     /// OpenAI and compatible servers: one URL per operation.
-    Fixed { chat: Uri, embeddings: Uri },
+    Fixed { chat: Endpoint, embeddings: Endpoint },
     /// Azure OpenAI: one URL per deployment, the deployment named by the model.
     Azure(AzureEndpoints),
 }
@@ -75,17 +78,23 @@ impl AzureEndpoints {
 }
 
 impl Inner {
-    fn chat_uri(&self, model: &str) -> Result<Uri, ProviderError> {
+    fn chat_endpoint(&self, model: &str) -> Result<Cow<'_, Endpoint>, ProviderError> {
         match &self.endpoints {
-            Endpoints::Fixed { chat, .. } => Ok(chat.clone()),
-            Endpoints::Azure(azure) => azure.uri(&self.upstream.name, model, "chat/completions"),
+            Endpoints::Fixed { chat, .. } => Ok(Cow::Borrowed(chat)),
+            Endpoints::Azure(azure) => {
+                let uri = azure.uri(&self.upstream.name, model, "chat/completions")?;
+                self.upstream.endpoint(&uri).map(Cow::Owned)
+            }
         }
     }
 
-    fn embeddings_uri(&self, model: &str) -> Result<Uri, ProviderError> {
+    fn embeddings_endpoint(&self, model: &str) -> Result<Cow<'_, Endpoint>, ProviderError> {
         match &self.endpoints {
-            Endpoints::Fixed { embeddings, .. } => Ok(embeddings.clone()),
-            Endpoints::Azure(azure) => azure.uri(&self.upstream.name, model, "embeddings"),
+            Endpoints::Fixed { embeddings, .. } => Ok(Cow::Borrowed(embeddings)),
+            Endpoints::Azure(azure) => {
+                let uri = azure.uri(&self.upstream.name, model, "embeddings")?;
+                self.upstream.endpoint(&uri).map(Cow::Owned)
+            }
         }
     }
 }
@@ -114,9 +123,11 @@ impl OpenAiProvider {
         } else {
             let base = config.base_url.as_deref().unwrap_or(OPENAI_BASE_URL).trim_end_matches('/');
             let uri = |path: &str| {
-                format!("{base}{path}")
-                    .parse::<Uri>()
-                    .map_err(|error| config_error(format!("base_url `{base}` is not a valid URL: {error}")))
+                let invalid =
+                    |error: String| config_error(format!("base_url `{base}` is not a valid URL: {error}"));
+                let uri =
+                    format!("{base}{path}").parse::<Uri>().map_err(|error| invalid(error.to_string()))?;
+                Endpoint::parse(&uri).map_err(|error| invalid(error.to_string()))
             };
             let endpoints =
                 Endpoints::Fixed { chat: uri("/chat/completions")?, embeddings: uri("/embeddings")? };
@@ -165,7 +176,7 @@ impl Inner {
     async fn chat(&self, chat: &ChatRequest) -> Result<ChatAnswer, ProviderError> {
         let deadline = self.upstream.deadline();
         let response =
-            self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
+            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
         WireResponse::parse(body).map(ChatAnswer::Wire).map_err(|error| ProviderError::InvalidResponse {
             provider: self.upstream.name.to_string(),
@@ -177,7 +188,7 @@ impl Inner {
         let deadline = self.upstream.deadline();
         let response = self
             .upstream
-            .post_json(&self.embeddings_uri(&embeddings.model)?, self.encode(embeddings)?, deadline)
+            .post_json(&*self.embeddings_endpoint(&embeddings.model)?, self.encode(embeddings)?, deadline)
             .await?;
         let body = self.upstream.read_body(response, deadline).await?;
         self.upstream.decode(&body)
@@ -186,7 +197,7 @@ impl Inner {
     async fn stream(&self, chat: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         let deadline: Instant = self.upstream.deadline();
         let response =
-            self.upstream.post_json(&self.chat_uri(&chat.model)?, self.encode(chat)?, deadline).await?;
+            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, deadline).await?;
         let events = self.upstream.events(response, deadline);
         Ok(Box::pin(WireChunks { events: Some(events), upstream: self.upstream.clone(), first: true }))
     }

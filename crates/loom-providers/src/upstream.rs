@@ -16,7 +16,7 @@ use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
 use sse_parse::{Event, EventStream};
 use tokio::time::{Instant, Sleep, timeout_at};
 
-use crate::client::{HttpClient, TransportError, UpstreamBody};
+use crate::client::{Endpoint, HttpClient, TransportError, UpstreamBody};
 use crate::config::{ProviderConfig, Secret, Timeouts};
 use crate::error::{ErrorFields, ProviderError, TimeoutPhase, redact_secrets};
 
@@ -54,27 +54,31 @@ impl Upstream {
         Instant::now() + self.timeouts.request
     }
 
+    /// The endpoint of a URL built for one request (fixed URLs are parsed once, at start-up).
+    pub(crate) fn endpoint(&self, uri: &Uri) -> Result<Endpoint, ProviderError> {
+        Endpoint::parse(uri).map_err(|error| self.transport_error(&error))
+    }
+
     /// POSTs `body` and returns the response once its headers arrive; non-2xx becomes an error.
     pub(crate) async fn post_json(
         &self,
-        uri: &Uri,
+        endpoint: &Endpoint,
         body: Vec<u8>,
         deadline: Instant,
     ) -> Result<Response<UpstreamBody>, ProviderError> {
-        self.post_json_with_token(uri, body, deadline, None).await
+        self.post_json_with_token(endpoint, body, deadline, None).await
     }
 
     /// Like [`Upstream::post_json`], with a per-request bearer token.
     pub(crate) async fn post_json_with_token(
         &self,
-        uri: &Uri,
+        endpoint: &Endpoint,
         body: Vec<u8>,
         deadline: Instant,
         token: Option<&Secret>,
     ) -> Result<Response<UpstreamBody>, ProviderError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
         *request.headers_mut() = HeaderMap::clone(&self.headers);
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
@@ -87,7 +91,7 @@ impl Upstream {
             request.headers_mut().insert(http::header::AUTHORIZATION, value);
         }
         let first_byte = (Instant::now() + self.timeouts.first_byte).min(deadline);
-        let response = match timeout_at(first_byte, self.client.request(request)).await {
+        let response = match timeout_at(first_byte, self.client.request_to(endpoint, request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(self.transport_error(&error)),
             Err(_) => {

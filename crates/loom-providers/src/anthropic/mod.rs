@@ -20,7 +20,7 @@ use loom_core::{
 };
 use tower::Service;
 
-use crate::client::build_client;
+use crate::client::{Endpoint, build_client};
 use crate::config::ProviderConfig;
 use crate::error::ProviderError;
 use crate::upstream::{Upstream, base_headers};
@@ -69,7 +69,7 @@ pub struct AnthropicProvider {
 
 struct Inner {
     upstream: Upstream,
-    messages_uri: Uri,
+    messages: Endpoint,
     default_max_tokens: u32,
 }
 
@@ -79,10 +79,12 @@ impl AnthropicProvider {
         let base = config.base_url.as_deref().unwrap_or(ANTHROPIC_BASE_URL).trim_end_matches('/');
         let url =
             if base.ends_with("/v1") { format!("{base}/messages") } else { format!("{base}/v1/messages") };
-        let messages_uri = url.parse::<Uri>().map_err(|error| ProviderError::Config {
+        let invalid = |error: String| ProviderError::Config {
             provider: config.name.clone(),
             reason: format!("base_url `{base}` is not a valid URL: {error}"),
-        })?;
+        };
+        let messages_uri = url.parse::<Uri>().map_err(|error| invalid(error.to_string()))?;
+        let messages = Endpoint::parse(&messages_uri).map_err(|error| invalid(error.to_string()))?;
         let auth = config
             .api_key
             .as_ref()
@@ -100,7 +102,7 @@ impl AnthropicProvider {
         Ok(AnthropicProvider {
             inner: Arc::new(Inner {
                 upstream: Upstream::for_provider(config, client, headers),
-                messages_uri,
+                messages,
                 default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             }),
         })
@@ -148,8 +150,7 @@ impl Inner {
 
     async fn chat(&self, chat: &ChatRequest, native: bool) -> Result<ChatResponse, LoomError> {
         let deadline = self.upstream.deadline();
-        let response =
-            self.upstream.post_json(&self.messages_uri, self.body(chat, native)?, deadline).await?;
+        let response = self.upstream.post_json(&self.messages, self.body(chat, native)?, deadline).await?;
         let body = self.upstream.read_body(response, deadline).await?;
         let answer: MessagesResponse = self.upstream.decode(&body)?;
         Ok(response::from_anthropic(answer))
@@ -157,8 +158,7 @@ impl Inner {
 
     async fn stream(&self, chat: &ChatRequest, native: bool) -> Result<ChunkStream, LoomError> {
         let deadline = self.upstream.deadline();
-        let response =
-            self.upstream.post_json(&self.messages_uri, self.body(chat, native)?, deadline).await?;
+        let response = self.upstream.post_json(&self.messages, self.body(chat, native)?, deadline).await?;
         let upstream = self.upstream.clone();
         let events = Box::pin(self.upstream.events(response, deadline));
         let translator = StreamTranslator::new(&self.upstream.name);

@@ -72,7 +72,7 @@ pub struct HttpClient {
 pub(crate) struct ClientInner {
     // Boxed so that handing a connection between the pool, requests and bodies moves a pointer.
     #[allow(clippy::vec_box)]
-    idle: Mutex<HashMap<Target, Vec<Box<Connection>>>>,
+    idle: Mutex<HashMap<Target, Vec<Box<Connection>>, foldhash::fast::RandomState>>,
     tls: TlsConnector,
     connect_timeout: Duration,
     max_idle_per_host: usize,
@@ -97,7 +97,7 @@ impl HttpClient {
     fn with_tls(tls: TlsConnector, connect_timeout: Duration, max_idle_per_host: usize) -> Self {
         HttpClient {
             inner: Arc::new(ClientInner {
-                idle: Mutex::new(HashMap::new()),
+                idle: Mutex::default(),
                 tls,
                 connect_timeout,
                 max_idle_per_host,
@@ -110,10 +110,23 @@ impl HttpClient {
     /// response head. The body must be read to the end for the connection to be reused.
     pub async fn request(
         &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, TransportError> {
+        let endpoint = Endpoint::parse(request.uri())?;
+        self.request_to(&endpoint, request).await
+    }
+
+    /// Sends `request` to `endpoint` (whatever the request's own URI) on a pooled or new
+    /// connection; resolves with the response head. The body must be read to the end for
+    /// the connection to be reused.
+    pub async fn request_to(
+        &self,
+        endpoint: &Endpoint,
         mut request: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, TransportError> {
-        let target = Target::of(request.uri())?;
-        to_origin_form(&mut request)?;
+        let target = endpoint.target.on_this_runtime();
+        *request.uri_mut() = endpoint.path.clone();
+        request.headers_mut().entry(HOST).or_insert_with(|| endpoint.host.clone());
         if !self.inner.sweeping.load(Ordering::Relaxed) && !self.inner.sweeping.swap(true, Ordering::Relaxed)
         {
             tokio::spawn(sweep_idle(Arc::downgrade(&self.inner), SWEEP_INTERVAL));
@@ -198,19 +211,28 @@ impl ClientInner {
     }
 }
 
-/// Rewrites an absolute-URI request for HTTP/1.1: path and query as the target, a `Host` header.
-fn to_origin_form(request: &mut Request<Full<Bytes>>) -> Result<(), TransportError> {
-    let uri = request.uri();
-    let authority =
-        uri.authority().ok_or_else(|| TransportError::InvalidUri(format!("`{uri}` has no host")))?;
-    // `user:pass@` is never sent in Host.
-    let host = authority.as_str().rsplit('@').next().unwrap_or(authority.as_str());
-    let host = HeaderValue::from_str(host)
-        .map_err(|_| TransportError::InvalidUri(format!("`{host}` is not a valid host")))?;
-    let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *request.uri_mut() = Uri::from(path);
-    request.headers_mut().entry(HOST).or_insert(host);
-    Ok(())
+/// An absolute `http://` or `https://` URL, worked out once for many requests: where to
+/// connect, the `Host` header, and the origin-form request target (path and query).
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    target: Target,
+    host: HeaderValue,
+    path: Uri,
+}
+
+impl Endpoint {
+    /// Parses an absolute URL; other schemes than `http` and `https` are refused.
+    pub fn parse(uri: &Uri) -> Result<Endpoint, TransportError> {
+        let target = Target::parse(uri)?;
+        let authority =
+            uri.authority().ok_or_else(|| TransportError::InvalidUri(format!("`{uri}` has no host")))?;
+        // `user:pass@` is never sent in Host.
+        let host = authority.as_str().rsplit('@').next().unwrap_or(authority.as_str());
+        let host = HeaderValue::from_str(host)
+            .map_err(|_| TransportError::InvalidUri(format!("`{host}` is not a valid host")))?;
+        let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Ok(Endpoint { target, host, path: Uri::from(path) })
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Target {
     pub(crate) https: bool,
-    pub(crate) host: Box<str>,
+    /// Shared: every request to an endpoint carries its target.
+    pub(crate) host: Arc<str>,
     pub(crate) port: u16,
     /// A socket is registered with the reactor of the runtime that opened it; on another
     /// single-threaded runtime its readiness would arrive on the wrong thread.
@@ -32,8 +33,8 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The target of an absolute `http://` or `https://` URI.
-    pub(crate) fn of(uri: &Uri) -> Result<Self, TransportError> {
+    /// The target of an absolute `http://` or `https://` URI, on no runtime yet.
+    pub(crate) fn parse(uri: &Uri) -> Result<Self, TransportError> {
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -51,8 +52,13 @@ impl Target {
         // IPv6 literals come bracketed in URIs; DNS and SNI want them bare.
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Target { https, host: host.into(), port, runtime: None })
+    }
+
+    /// This target as reached from the current runtime.
+    pub(crate) fn on_this_runtime(&self) -> Target {
         let runtime = tokio::runtime::Handle::try_current().ok().map(|runtime| runtime.id());
-        Ok(Target { https, host: host.into(), port, runtime })
+        Target { runtime, ..self.clone() }
     }
 }
 
@@ -180,7 +186,7 @@ mod tests {
 
     #[test]
     fn targets_of_uris() {
-        let target = |uri: &str| Target::of(&uri.parse::<Uri>().unwrap());
+        let target = |uri: &str| Target::parse(&uri.parse::<Uri>().unwrap());
         assert_eq!(
             target("https://api.openai.com/v1").unwrap(),
             Target { https: true, host: "api.openai.com".into(), port: 443, runtime: None }
@@ -201,10 +207,10 @@ mod tests {
 
     #[test]
     fn targets_differ_between_runtimes() {
-        let uri: Uri = "http://127.0.0.1:8000/v1".parse().unwrap();
+        let target = Target::parse(&"http://127.0.0.1:8000/v1".parse::<Uri>().unwrap()).unwrap();
         let on_new_runtime = || {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            runtime.block_on(async { (Target::of(&uri).unwrap(), Target::of(&uri).unwrap()) })
+            runtime.block_on(async { (target.on_this_runtime(), target.on_this_runtime()) })
         };
         let (first, again) = on_new_runtime();
         assert_eq!(first, again, "one runtime, one pool");

@@ -125,7 +125,8 @@ impl Inner {
             Some(tokens) => Some(tokens.token().await?),
             None => None,
         };
-        let response = self.upstream.post_json_with_token(uri, body, deadline, token.as_ref()).await?;
+        let endpoint = self.upstream.endpoint(uri)?;
+        let response = self.upstream.post_json_with_token(&endpoint, body, deadline, token.as_ref()).await?;
         Ok((response, deadline))
     }
 
