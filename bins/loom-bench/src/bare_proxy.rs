@@ -146,3 +146,38 @@ pub fn spawn(self_exe: &std::path::Path, upstream: SocketAddr) -> io::Result<Bar
         .ok_or_else(|| io::Error::other(format!("bare proxy did not report its address: {line:?}")))?;
     Ok(BareProxyChild { guard, addr })
 }
+
+#[cfg(test)]
+mod tests {
+    use loom_test_support::MockUpstream;
+
+    use super::*;
+    use crate::load::{Workload, probe};
+
+    #[tokio::test]
+    async fn forwards_the_body_unchanged_and_relays_the_answer() {
+        let mock = MockUpstream::start().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = build_client("bare-proxy", Duration::from_secs(5), 8).unwrap();
+        let base = format!("http://{}", mock.addr());
+        let handler = move |request| forward(client.clone(), base.clone(), request);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serving =
+            tokio::spawn(loom_gateway::server::serve(listener, handler, stopped, Duration::from_secs(1)));
+
+        // The probe checks that each answer is a whole chat completion, or a stream ending in [DONE].
+        for workload in [Workload::Whole, Workload::Stream] {
+            probe(addr, workload).await.unwrap();
+        }
+        let requests = mock.take_requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].path, "/v1/chat/completions");
+        assert_eq!(requests[0].body, Workload::Whole.body());
+        assert_eq!(requests[1].body, Workload::Stream.body());
+        assert_eq!(requests[0].header("authorization").as_deref(), Some("Bearer sk-bench"));
+
+        stop.send(true).unwrap();
+        serving.await.unwrap();
+    }
+}

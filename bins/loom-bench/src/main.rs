@@ -1,21 +1,24 @@
 //! `loom-bench`: measure Loom against a bare nginx reverse proxy and the mock upstream.
 //!
-//! One run starts three servers on 127.0.0.1, each in its own process:
+//! One run starts four servers on 127.0.0.1, each in its own process:
 //!
 //! - the fast mock OpenAI upstream from `loom-test-support` (`loom-bench mock`, a child
 //!   of this binary, recording off, pre-serialized replies);
 //! - nginx with a generated config: `proxy_pass` to the mock with upstream keep-alive,
 //!   `proxy_buffering off`, one worker per core (skipped with `--skip-nginx`);
+//! - a bare hyper proxy (`loom-bench bare-proxy`): Loom's worker threads, hyper server
+//!   and upstream client, forwarding bytes with none of Loom's pipeline (skipped with
+//!   `--skip-hyper`): what hyper and Tokio alone cost;
 //! - the release `loom` binary with one `openai` provider pointing at the mock.
 //!
-//! It then loads each target (the mock directly, nginx, Loom) with whole and with
+//! It then loads each target (the mock directly, nginx, the bare proxy, Loom) with whole and with
 //! streamed chat completions, in two modes: saturation (a closed loop over
 //! `--concurrency` keep-alive connections for `--duration` seconds after a 1 s warm-up)
 //! and fixed rate (an open loop at `--rate` requests/s for `--rate-duration` seconds,
 //! latency measured from each request's scheduled send time). Loom's RSS is sampled
 //! throughout, and the CPU time each process spends per request is read from /proc.
 //! It prints one table (or `--json`) with req/s, p50/p99, CPU per request, the ratios
-//! Loom/nginx and Loom/direct, the fixed-rate latencies, the RSS, and a verdict for
+//! Loom/nginx, Loom/direct and Loom/hyper, the fixed-rate latencies, the RSS, and a verdict for
 //! each target, then stops every child (also on Ctrl-C, SIGTERM or a panic).
 //!
 //! The Loom child inherits the environment, so `LOOM_...` overrides apply to it, e.g.

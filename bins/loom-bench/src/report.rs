@@ -487,6 +487,7 @@ mod tests {
         let saturation = vec![
             row(TargetKind::Direct, Workload::Whole, 100.0),
             row(TargetKind::Nginx, Workload::Whole, 50.0),
+            row(TargetKind::Hyper, Workload::Whole, 60.0),
             row(TargetKind::Loom, Workload::Whole, 45.0),
             row(TargetKind::Direct, Workload::Stream, 100.0),
             row(TargetKind::Nginx, Workload::Stream, 50.0),
@@ -496,11 +497,17 @@ mod tests {
         let report = Report::new(machine(), &args(), saturation, Vec::new(), rss);
         assert_eq!(report.ratios[0].loom_over_nginx, Some(0.9));
         assert_eq!(report.ratios[0].loom_over_direct, Some(0.45));
+        assert_eq!(report.ratios[0].loom_over_hyper, Some(0.75));
+        assert_eq!(report.ratios[1].loom_over_hyper, None, "no hyper row for streams");
         let met: Vec<Option<bool>> = report.verdicts.iter().map(|v| v.met).collect();
         assert_eq!(met, [Some(true), Some(false), Some(true)]);
         let table = report.table();
         assert_eq!(report.ratios[1].cpu_nginx_over_loom, Some(50.0 / 30.0));
-        assert!(table.contains("whole    loom/nginx  0.90x   loom/direct  0.45x"), "{table}");
+        assert!(
+            table.contains("whole    loom/nginx  0.90x   loom/direct  0.45x   loom/hyper  0.75x"),
+            "{table}"
+        );
+        assert!(table.contains("hyper    whole            60"), "{table}");
         assert!(table.contains("[MISS] stream throughput >= 0.8x nginx"), "{table}");
     }
 

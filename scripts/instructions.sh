@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Count the instructions Loom (or the bare hyper proxy) spends per request, with callgrind:
+# repeatable whatever else the machine does, unlike timings. See docs/benchmarks.md.
+#
+#   scripts/instructions.sh [loom|hyper] [whole|stream] [REQUESTS]
+#
+# Starts the mock upstream and the target under valgrind on loopback ports, warms up with
+# 200 requests, counts REQUESTS (default 2000) sequential keep-alive requests, and prints
+# instructions per request and the 25 functions with the most (inclusive) instructions;
+# KEEP_PROFILE=1 keeps the callgrind profile. Needs valgrind and the release binaries
+# (cargo build --release -p loom -p loom-bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:-loom}
+workload=${2:-whole}
+requests=${3:-2000}
+bin="${CARGO_TARGET_DIR:-target}/release"
+work=$(mktemp -d /tmp/loom-instructions-XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ -n "${KEEP_PROFILE:-}" ]; then echo "profile kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mock_port=$(free_port)
+port=$(free_port)
+"$bin/loom-bench" mock --listen "127.0.0.1:$mock_port" >/dev/null &
+pids+=($!)
+case "$target" in
+    loom)
+        cat >"$work/loom.yaml" <<YAML
+server:
+  listen: 127.0.0.1:$port
+  workers: 1
+admin:
+  enabled: false
+logging:
+  level: warn
+ai_gateway:
+  providers:
+    - name: openai
+      type: openai
+      api_key: sk-bench
+      base_url: http://127.0.0.1:$mock_port/v1
+YAML
+        command=("$bin/loom" --config "$work/loom.yaml") ;;
+    hyper) command=("$bin/loom-bench" bare-proxy --listen "127.0.0.1:$port" --upstream "127.0.0.1:$mock_port") ;;
+    *) echo "target must be loom or hyper" >&2; exit 2 ;;
+esac
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "${command[@]}" >/dev/null 2>"$work/valgrind.log" &
+valgrind_pid=$!
+pids+=($valgrind_pid)
+
+drive() {
+    python3 - "$port" "$1" "$workload" <<'PY'
+import http.client, sys
+port, count, workload = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+stream = ',"stream":true' if workload == "stream" else ""
+body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}]%s}' % stream
+connection = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(count):
+    connection.request("POST", "/v1/chat/completions", body,
+                       {"content-type": "application/json", "authorization": "Bearer sk-bench"})
+    response = connection.getresponse()
+    answer = response.read()
+    if response.status != 200:
+        sys.exit(f"status {response.status}: {answer[:200]!r}")
+PY
+}
+for _ in $(seq 150); do
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.2
+done
+drive 200
+callgrind_control -z "$valgrind_pid" >/dev/null
+drive "$requests"
+callgrind_control -d "$valgrind_pid" >/dev/null
+profile=$(ls "$work"/callgrind.out.* | head -1)
+total=$(callgrind_annotate "$profile" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+echo "$target $workload: $((total / requests)) instructions per request ($requests requests)"
+callgrind_annotate --inclusive=yes "$profile" 2>/dev/null | grep -E '^ *[0-9,]+ ' | sed -n '2,26p' |
+    sed -E 's#/root/.cargo/registry/src/[^/]+/##; s#/rustc/[0-9a-f]+/##' | cut -c1-160
