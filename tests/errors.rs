@@ -189,6 +189,27 @@ async fn stalled_stream_ends_with_an_error_event() {
 }
 
 #[tokio::test]
+async fn an_oversized_stream_event_ends_the_stream_with_an_error() {
+    let mock = MockUpstream::start().await;
+    let chunks = fixtures::chat_stream_chunks("gpt-4o", false);
+    // One event larger than Loom reads (16 MiB): the stream fails instead of memory growing.
+    let oversized = format!("data: {}\n\n", "x".repeat(17 * 1024 * 1024));
+    mock.push_reply(Reply::sse(vec![SseStep::json(&chunks[0]), SseStep::Raw(oversized), SseStep::done()]));
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
+    let response = gateway.post("/v1/chat/completions", body).await;
+    assert_eq!(response.status, 200);
+    let events = sse_data(&response.text());
+    assert_eq!(events.len(), 2, "the first chunk, then the error");
+    let error: Value = serde_json::from_str(&events[1]).unwrap();
+    assert_error(&error, "upstream_error", None);
+    assert_eq!(
+        error["error"]["message"],
+        "provider `openai` sent an invalid response: a stream event exceeds 16777216 bytes"
+    );
+}
+
+#[tokio::test]
 async fn upstream_errors_never_leak_the_api_key() {
     let mock = MockUpstream::start().await;
     mock.push_reply(Reply::openai_error(

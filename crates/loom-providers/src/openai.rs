@@ -215,7 +215,7 @@ struct WireChunks<E> {
 
 impl<E> futures_util::Stream for WireChunks<E>
 where
-    E: futures_util::Stream<Item = Result<sse_parse::Event, ProviderError>> + Unpin,
+    E: futures_util::Stream<Item = Result<sse_core::MessageEvent, ProviderError>> + Unpin,
 {
     type Item = Result<StreamChunk, LoomError>;
 

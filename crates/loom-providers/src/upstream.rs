@@ -3,17 +3,19 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, Uri};
-use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
-use sse_parse::{Event, EventStream};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use sse_core::{MessageEvent, SseDecoder, SseEvent};
 use tokio::time::{Instant, Sleep, timeout_at};
 
 use crate::client::{Endpoint, HttpClient, TransportError, UpstreamBody};
@@ -134,7 +136,7 @@ impl Upstream {
         &self,
         response: Response<UpstreamBody>,
         deadline: Instant,
-    ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<MessageEvent, ProviderError>> + Send + 'static {
         UpstreamEvents::new(response.into_body(), self.clone(), deadline)
     }
 
@@ -178,12 +180,20 @@ impl Upstream {
     }
 }
 
+/// Largest event Loom reads from an upstream stream; a bigger one ends the stream with
+/// an error instead of growing memory without bound.
+const MAX_EVENT_BYTES: NonZeroUsize = NonZeroUsize::new(16 * 1024 * 1024).unwrap();
+
 /// Server-sent events of an upstream body, failing after an idle gap or at the deadline.
 ///
+/// Each body frame is handed to the SSE decoder as it arrives (no buffer of our own).
 /// One timer serves the whole stream: it is re-armed only when it fires early, not for
 /// every event, so a fast stream costs no timer work per event.
 struct UpstreamEvents {
-    events: EventStream<BodyDataStream<UpstreamBody>>,
+    body: UpstreamBody,
+    decoder: SseDecoder,
+    /// What the decoder has not consumed yet of the last frame.
+    pending: Bytes,
     upstream: Option<Upstream>,
     deadline: Instant,
     last_event: Instant,
@@ -195,11 +205,52 @@ impl UpstreamEvents {
         let now = Instant::now();
         let timer = Box::pin(tokio::time::sleep_until((now + upstream.timeouts.idle).min(deadline)));
         UpstreamEvents {
-            events: EventStream::new(body.into_data_stream()),
+            body,
+            decoder: SseDecoder::with_limit(MAX_EVENT_BYTES),
+            pending: Bytes::new(),
             upstream: Some(upstream),
             deadline,
             last_event: now,
             timer,
+        }
+    }
+
+    /// The next event the decoder completes from what has arrived, reading body frames
+    /// as they come; `Pending` when the body has no more for now.
+    fn poll_event(
+        &mut self,
+        upstream: &Upstream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<MessageEvent, ProviderError>>> {
+        loop {
+            match self.decoder.next(&mut self.pending) {
+                Some(Ok(SseEvent::Message(event))) => return Poll::Ready(Some(Ok(event))),
+                // Reconnection advice means nothing to a request that is not retried.
+                Some(Ok(SseEvent::Retry(_))) => continue,
+                Some(Err(_)) => {
+                    return Poll::Ready(Some(Err(ProviderError::InvalidResponse {
+                        provider: upstream.provider(),
+                        reason: format!("a stream event exceeds {MAX_EVENT_BYTES} bytes"),
+                    })));
+                }
+                None => {}
+            }
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending = data;
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    return Poll::Ready(Some(Err(ProviderError::InvalidResponse {
+                        provider: upstream.provider(),
+                        reason: format!("stream broke: {error}"),
+                    })));
+                }
+                // An event without its closing blank line is dropped, as WHATWG says.
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 
@@ -228,20 +279,17 @@ impl UpstreamEvents {
 }
 
 impl Stream for UpstreamEvents {
-    type Item = Result<Event, ProviderError>;
+    type Item = Result<MessageEvent, ProviderError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let Some(upstream) = this.upstream.take() else { return Poll::Ready(None) };
-        let item = match this.events.poll_next_unpin(cx) {
+        let item = match this.poll_event(&upstream, cx) {
             Poll::Ready(Some(Ok(event))) => {
                 this.last_event = Instant::now();
                 Ok(event)
             }
-            Poll::Ready(Some(Err(error))) => Err(ProviderError::InvalidResponse {
-                provider: upstream.provider(),
-                reason: format!("stream broke: {error}"),
-            }),
+            Poll::Ready(Some(Err(error))) => Err(error),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Pending => {
