@@ -27,7 +27,7 @@
 //! ```sh
 //! apt-get install -y nginx-light        # or nginx
 //! cargo build --release -p loom -p loom-bench
-//! target/release/loom-bench             # defaults: 64 connections, 10 s, 500 req/s, ~100 s
+//! target/release/loom-bench             # defaults: 64 connections, 10 s, 500 req/s, ~140 s
 //! target/release/loom-bench --only stream --duration 5 --json
 //! ```
 //!
