@@ -7,7 +7,7 @@
 //! difference between it and nginx is what hyper and Tokio cost.
 
 use std::convert::Infallible;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -20,10 +20,7 @@ use hyper::body::Incoming;
 use loom_providers::client::{HttpClient, UpstreamBody, build_client};
 use tokio::net::TcpListener;
 
-use crate::child::ChildGuard;
-
-/// The line prefix the `bare-proxy` subcommand prints before its address.
-const LISTENING: &str = "listening on ";
+use crate::child::{ChildGuard, print_listening, spawn_listening};
 
 /// Run the bare proxy on `listen` in front of `upstream` until SIGINT or SIGTERM.
 pub fn serve(listen: SocketAddr, upstream: SocketAddr) -> ExitCode {
@@ -62,7 +59,7 @@ pub fn serve(listen: SocketAddr, upstream: SocketAddr) -> ExitCode {
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(workers.serve(listener, stopped));
-        println!("{LISTENING}{addr}");
+        print_listening(addr);
         if let Err(err) = crate::shutdown_signal().await {
             eprintln!("loom-bench bare-proxy: cannot wait for signals: {err}");
         }
@@ -132,18 +129,8 @@ pub fn spawn(self_exe: &std::path::Path, upstream: SocketAddr) -> io::Result<Bar
     command
         .args(["bare-proxy", "--listen", "127.0.0.1:0", "--upstream"])
         .arg(upstream.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut guard = ChildGuard::spawn("bare proxy", command)?;
-    let stdout =
-        guard.child_mut().stdout.take().ok_or_else(|| io::Error::other("bare proxy stdout not piped"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix(LISTENING)
-        .and_then(|addr| addr.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("bare proxy did not report its address: {line:?}")))?;
+        .stdin(Stdio::null());
+    let (guard, addr) = spawn_listening("bare proxy", command)?;
     Ok(BareProxyChild { guard, addr })
 }
 

@@ -113,8 +113,48 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The line prefix a server subcommand (`mock`, `bare-proxy`) prints before its address.
+pub const LISTENING: &str = "listening on ";
+
+/// Prints the line [`spawn_listening`] reads back.
+pub fn print_listening(addr: SocketAddr) {
+    println!("{LISTENING}{addr}");
+}
+
+/// Spawns `command` (a server subcommand, stdout piped here) as `name` and reads the
+/// address it reports on its first line.
+pub fn spawn_listening(name: &'static str, mut command: Command) -> io::Result<(ChildGuard, SocketAddr)> {
+    command.stdout(std::process::Stdio::piped());
+    let mut guard = ChildGuard::spawn(name, command)?;
+    let stdout = guard
+        .child_mut()
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other(format!("{name} stdout not piped")))?;
+    let mut line = String::new();
+    io::BufRead::read_line(&mut io::BufReader::new(stdout), &mut line)?;
+    let addr = parse_listening(&line)
+        .ok_or_else(|| io::Error::other(format!("{name} did not report its address: {line:?}")))?;
+    Ok((guard, addr))
+}
+
+fn parse_listening(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix(LISTENING)?.parse().ok()
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (for children that need a fixed port).
 pub fn free_port() -> io::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     listener.local_addr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_listening_line() {
+        assert_eq!(parse_listening("listening on 127.0.0.1:4000\n"), Some(([127, 0, 0, 1], 4000).into()));
+        assert_eq!(parse_listening("something else"), None);
+    }
 }

@@ -1,15 +1,12 @@
 //! The mock upstream: the `mock` subcommand, and starting it as a child process.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode, Stdio};
 
 use loom_test_support::MockUpstream;
 
-use crate::child::ChildGuard;
-
-/// The line prefix the `mock` subcommand prints before its address.
-const LISTENING: &str = "listening on ";
+use crate::child::{ChildGuard, print_listening, spawn_listening};
 
 /// Run the mock upstream on `listen` until SIGINT or SIGTERM (the `mock` subcommand).
 pub fn serve(listen: SocketAddr) -> ExitCode {
@@ -28,7 +25,7 @@ pub fn serve(listen: SocketAddr) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("{LISTENING}{}", mock.addr());
+        print_listening(mock.addr());
         if let Err(err) = crate::shutdown_signal().await {
             eprintln!("loom-bench mock: cannot wait for signals: {err}");
             return ExitCode::FAILURE;
@@ -50,27 +47,7 @@ pub struct MockChild {
 /// Start `self_exe mock` on an ephemeral port and read back its address.
 pub fn spawn(self_exe: &std::path::Path) -> io::Result<MockChild> {
     let mut command = Command::new(self_exe);
-    command.args(["mock", "--listen", "127.0.0.1:0"]).stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut guard = ChildGuard::spawn("mock upstream", command)?;
-    let stdout = guard.child_mut().stdout.take().ok_or_else(|| io::Error::other("mock stdout not piped"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addr = parse_listening(&line)
-        .ok_or_else(|| io::Error::other(format!("mock upstream did not report its address: {line:?}")))?;
+    command.args(["mock", "--listen", "127.0.0.1:0"]).stdin(Stdio::null());
+    let (guard, addr) = spawn_listening("mock upstream", command)?;
     Ok(MockChild { guard, addr })
-}
-
-fn parse_listening(line: &str) -> Option<SocketAddr> {
-    line.trim().strip_prefix(LISTENING)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_listening_line() {
-        assert_eq!(parse_listening("listening on 127.0.0.1:4000\n"), Some(([127, 0, 0, 1], 4000).into()));
-        assert_eq!(parse_listening("something else"), None);
-    }
 }

@@ -123,11 +123,9 @@ impl OpenAiProvider {
         } else {
             let base = config.base_url.as_deref().unwrap_or(OPENAI_BASE_URL).trim_end_matches('/');
             let uri = |path: &str| {
-                let invalid =
-                    |error: String| config_error(format!("base_url `{base}` is not a valid URL: {error}"));
-                let uri =
-                    format!("{base}{path}").parse::<Uri>().map_err(|error| invalid(error.to_string()))?;
-                Endpoint::parse(&uri).map_err(|error| invalid(error.to_string()))
+                format!("{base}{path}")
+                    .parse::<Endpoint>()
+                    .map_err(|error| config_error(format!("base_url `{base}`: {error}")))
             };
             let endpoints =
                 Endpoints::Fixed { chat: uri("/chat/completions")?, embeddings: uri("/embeddings")? };

@@ -12,7 +12,6 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use http::Uri;
 use http::header::HeaderName;
 use loom_core::{
     ChatRequest, ChatResponse, ChunkStream, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError,
@@ -79,12 +78,10 @@ impl AnthropicProvider {
         let base = config.base_url.as_deref().unwrap_or(ANTHROPIC_BASE_URL).trim_end_matches('/');
         let url =
             if base.ends_with("/v1") { format!("{base}/messages") } else { format!("{base}/v1/messages") };
-        let invalid = |error: String| ProviderError::Config {
+        let messages = url.parse::<Endpoint>().map_err(|error| ProviderError::Config {
             provider: config.name.clone(),
-            reason: format!("base_url `{base}` is not a valid URL: {error}"),
-        };
-        let messages_uri = url.parse::<Uri>().map_err(|error| invalid(error.to_string()))?;
-        let messages = Endpoint::parse(&messages_uri).map_err(|error| invalid(error.to_string()))?;
+            reason: format!("base_url `{base}`: {error}"),
+        })?;
         let auth = config
             .api_key
             .as_ref()

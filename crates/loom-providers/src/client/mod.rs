@@ -235,6 +235,16 @@ impl Endpoint {
     }
 }
 
+impl std::str::FromStr for Endpoint {
+    type Err = TransportError;
+
+    /// Parses URL text, as [`Endpoint::parse`] a URI.
+    fn from_str(url: &str) -> Result<Self, TransportError> {
+        let uri = url.parse::<Uri>().map_err(|error| TransportError::InvalidUri(error.to_string()))?;
+        Endpoint::parse(&uri)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
