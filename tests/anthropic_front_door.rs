@@ -110,6 +110,35 @@ async fn messages_to_an_openai_provider_whole() {
 }
 
 #[tokio::test]
+async fn max_tokens_reaches_an_openai_reasoning_model_as_max_completion_tokens() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    let response = gateway
+        .post(
+            "/v1/messages",
+            r#"{"model":"o3-mini","max_tokens":300,"messages":[{"role":"user","content":"Hi"}]}"#,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = gateway
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-5-mini","max_tokens":20,"messages":[{"role":"user","content":"Hi"}]}"#,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let requests = mock.requests();
+    assert_eq!(
+        requests[0].json(),
+        json!({"model": "o3-mini", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 300})
+    );
+    assert_eq!(
+        requests[1].json(),
+        json!({"model": "gpt-5-mini", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 20})
+    );
+}
+
+#[tokio::test]
 async fn messages_to_an_openai_provider_streamed() {
     let mock = MockUpstream::start().await;
     let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;

@@ -269,8 +269,21 @@ fn prepare(chat: &mut ChatRequest, provider: &str) -> Result<(), ProviderError> 
         };
         chat.reasoning_effort = Some(effort.to_owned());
     }
+    if takes_max_completion_tokens_only(&chat.model) && chat.max_completion_tokens.is_none() {
+        // OpenAI refuses `max_tokens` for its reasoning models; Anthropic clients always send it.
+        chat.max_completion_tokens = chat.max_tokens.take();
+    }
     drop_reasoning_blocks(chat);
     Ok(())
+}
+
+/// Whether `model` is an OpenAI reasoning model (o1, o3, o4-mini, gpt-5 and their
+/// variants), which takes `max_completion_tokens` and refuses `max_tokens`.
+fn takes_max_completion_tokens_only(model: &str) -> bool {
+    let is_series = |series: &str| {
+        model.strip_prefix(series).is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.']))
+    };
+    ["o1", "o3", "o4", "gpt-5"].into_iter().any(is_series)
 }
 
 /// Removes reasoning blocks from earlier assistant turns.
@@ -322,5 +335,43 @@ impl Service<LlmRequest> for OpenAiProvider {
     fn call(&mut self, request: LlmRequest) -> Self::Future {
         let inner = self.inner.clone();
         Box::pin(async move { inner.call(request).await.map_err(LoomError::from) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasoning_models_are_told_apart_by_name() {
+        for model in
+            ["o1", "o1-mini", "o3", "o3-mini-2025-01-31", "o4-mini", "gpt-5", "gpt-5-nano", "gpt-5.1"]
+        {
+            assert!(takes_max_completion_tokens_only(model), "{model}");
+        }
+        for model in ["gpt-4o", "gpt-4.1-mini", "o100", "gpt-50", "omni-moderation-latest", "llama-3-o1"] {
+            assert!(!takes_max_completion_tokens_only(model), "{model}");
+        }
+    }
+
+    #[test]
+    fn max_tokens_becomes_max_completion_tokens_for_reasoning_models_only() {
+        let request = |model: &str, extra: &str| -> ChatRequest {
+            serde_json::from_str(&format!(r#"{{"model":"{model}","messages":[],"max_tokens":64{extra}}}"#))
+                .unwrap()
+        };
+        let mut reasoning = request("o3-mini", "");
+        prepare(&mut reasoning, "openai").unwrap();
+        assert_eq!((reasoning.max_tokens, reasoning.max_completion_tokens), (None, Some(64)));
+        let mut both = request("o3-mini", r#","max_completion_tokens":32"#);
+        prepare(&mut both, "openai").unwrap();
+        assert_eq!(
+            (both.max_tokens, both.max_completion_tokens),
+            (Some(64), Some(32)),
+            "the client's choice stands"
+        );
+        let mut chat = request("gpt-4o", "");
+        prepare(&mut chat, "openai").unwrap();
+        assert_eq!((chat.max_tokens, chat.max_completion_tokens), (Some(64), None));
     }
 }
