@@ -122,8 +122,8 @@ async fn max_tokens_reaches_an_openai_reasoning_model_as_max_completion_tokens()
     assert_eq!(response.status, 200, "{}", response.text());
     let response = gateway
         .post(
-            "/v1/chat/completions",
-            r#"{"model":"gpt-5-mini","max_tokens":20,"messages":[{"role":"user","content":"Hi"}]}"#,
+            "/v1/messages",
+            r#"{"model":"gpt-4.1","max_tokens":20,"messages":[{"role":"user","content":"Hi"}]}"#,
         )
         .await;
     assert_eq!(response.status, 200, "{}", response.text());
@@ -134,7 +134,8 @@ async fn max_tokens_reaches_an_openai_reasoning_model_as_max_completion_tokens()
     );
     assert_eq!(
         requests[1].json(),
-        json!({"model": "gpt-5-mini", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 20})
+        json!({"model": "gpt-4.1", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20}),
+        "other models keep max_tokens, which OpenAI-compatible servers know"
     );
 }
 

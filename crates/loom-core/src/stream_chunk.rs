@@ -58,17 +58,19 @@ impl StreamChunk {
 pub struct WireChunk {
     json: Bytes,
     usage: Option<Box<Usage>>,
+    /// Where the model's name is in `json` (start, length), when it was read.
+    model_at: Option<(u32, u32)>,
     has_choices: bool,
     is_error: bool,
 }
 
 /// What is read of a wire chunk, in one pass; everything else is skipped, not built.
 #[derive(Deserialize)]
-struct Outline {
+struct Outline<'a> {
     #[serde(default)]
     id: Option<IgnoredAny>,
-    #[serde(default)]
-    model: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    model: Option<ModelText<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -100,6 +102,59 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// A chunk's `model` member: its text when it is a string without escapes (which
+/// borrows from the chunk's JSON), anything else skipped.
+struct ModelText<'a>(Option<&'a str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ModelText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = ModelText<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("any value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(ModelText(Some(text)))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(ModelText(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(ModelText(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(ModelText(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(ModelText(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(ModelText(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(ModelText(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+                IgnoredAny.visit_seq(items).map(|_| ModelText(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, members: A) -> Result<Self::Value, A::Error> {
+                IgnoredAny.visit_map(members).map(|_| ModelText(None))
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
+}
+
+/// Where `part`, a string borrowed from `whole`, lies in it.
+fn span_in(whole: &[u8], part: &str) -> Option<(u32, u32)> {
+    let start = part.as_ptr().addr().checked_sub(whole.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    (whole.get(start..end)? == part.as_bytes()).then_some(())?;
+    Some((u32::try_from(start).ok()?, u32::try_from(part.len()).ok()?))
+}
+
 /// Whether `rest` (what follows a key) is `: null`.
 fn is_null_value(rest: &[u8]) -> bool {
     let rest = rest.trim_ascii_start();
@@ -129,7 +184,9 @@ impl WireChunk {
         }
         let has_choices = outline.choices.is_some_and(|Count(count)| count > 0);
         let usage = outline.usage.map(Box::new);
-        Ok(WireChunk { json, usage, has_choices, is_error: outline.error.is_some() })
+        let is_error = outline.error.is_some();
+        let model_at = outline.model.and_then(|ModelText(text)| span_in(&json, text?));
+        Ok(WireChunk { json, usage, model_at, has_choices, is_error })
     }
 
     /// Reads a later chunk of a stream whose first chunk [`WireChunk::parse`] accepted:
@@ -147,7 +204,7 @@ impl WireChunk {
             return Self::parse(json);
         }
         // Not counted: only a chunk with usage is asked whether it has choices.
-        Ok(WireChunk { json, usage: None, has_choices: true, is_error: false })
+        Ok(WireChunk { json, usage: None, model_at: None, has_choices: true, is_error: false })
     }
 
     /// The chunk's JSON, as received.
@@ -177,6 +234,12 @@ impl WireChunk {
 
     /// The model the chunk names.
     pub fn model(&self) -> Option<String> {
+        // Read with the rest of the chunk, unless the chunk was passed on unread.
+        if let Some((start, length)) = self.model_at {
+            let (start, length) = (start as usize, length as usize);
+            let text = self.json.get(start..start + length).and_then(|bytes| std::str::from_utf8(bytes).ok());
+            return text.map(str::to_owned);
+        }
         let outline: ModelOutline<'_> = crate::json::from_bytes(&self.json).ok()?;
         outline.model.map(Cow::into_owned)
     }
@@ -223,6 +286,21 @@ mod tests {
             "{\"id\":\"c\",\"model\":\"m\",\"usage\" :\n {\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}",
         );
         assert_eq!(spaced.unwrap().usage(), Some(&Usage::new(1, 2)));
+    }
+
+    #[test]
+    fn the_model_is_read_with_the_chunk_or_on_demand() {
+        let parse = |json: &'static str| WireChunk::parse(Bytes::from_static(json.as_bytes())).unwrap();
+        let plain = parse(CONTENT);
+        let at = CONTENT.find(r#""gpt-4o""#).unwrap() + 1;
+        assert_eq!(plain.model_at, Some((at as u32, 6)));
+        assert_eq!(plain.model().as_deref(), Some("gpt-4o"));
+        let escaped = parse(r#"{"id":"c","model":"gpt-\u0034o","choices":[]}"#);
+        assert_eq!((escaped.model_at, escaped.model().as_deref()), (None, Some("gpt-4o")));
+        assert_eq!(parse(r#"{"id":"c","model":7,"choices":[]}"#).model(), None);
+        assert_eq!(parse(r#"{"id":"c","model":{"name":[1]},"choices":[]}"#).model(), None);
+        let unread = WireChunk::parse_next(Bytes::from_static(CONTENT.as_bytes())).unwrap();
+        assert_eq!((unread.model_at, unread.model().as_deref()), (None, Some("gpt-4o")));
     }
 
     #[test]

@@ -10,9 +10,9 @@ use futures_util::StreamExt;
 use http::Uri;
 use http::header::{AUTHORIZATION, HeaderName};
 use loom_core::{
-    ChatAnswer, ChatRequest, ChunkStream, Content, ContentPart, EmbeddingsRequest, EmbeddingsResponse,
-    LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role, StreamChunk, WireChunk,
-    WireResponse,
+    ChatAnswer, ChatRequest, ChunkStream, ClientFormat, Content, ContentPart, EmbeddingsRequest,
+    EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role,
+    StreamChunk, WireChunk, WireResponse,
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -147,13 +147,14 @@ impl OpenAiProvider {
 
 impl Inner {
     async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, ProviderError> {
+        let translated = request.context.client_format != ClientFormat::OpenAi;
         let payload = match request.payload {
             RequestPayload::Chat(mut chat) if chat.is_stream() => {
-                prepare(&mut chat, &self.upstream.name)?;
+                prepare(&mut chat, &self.upstream.name, translated)?;
                 ResponsePayload::Stream(self.stream(&chat).await?)
             }
             RequestPayload::Chat(mut chat) => {
-                prepare(&mut chat, &self.upstream.name)?;
+                prepare(&mut chat, &self.upstream.name, translated)?;
                 ResponsePayload::Chat(self.chat(&chat).await?)
             }
             RequestPayload::Embeddings(embeddings) => {
@@ -248,7 +249,7 @@ where
 /// reasoning blocks of earlier turns are removed (servers reject them, and they only
 /// matter to the model that wrote them), Anthropic `thinking` becomes
 /// `reasoning_effort`, and tools only Anthropic can run are refused.
-fn prepare(chat: &mut ChatRequest, provider: &str) -> Result<(), ProviderError> {
+fn prepare(chat: &mut ChatRequest, provider: &str, translated: bool) -> Result<(), ProviderError> {
     for tool in chat.tools.iter().flatten() {
         if tool.function.is_none() && !matches!(tool.kind.as_str(), "function" | "custom") {
             return Err(ProviderError::Unsupported {
@@ -269,8 +270,9 @@ fn prepare(chat: &mut ChatRequest, provider: &str) -> Result<(), ProviderError> 
         };
         chat.reasoning_effort = Some(effort.to_owned());
     }
-    if takes_max_completion_tokens_only(&chat.model) && chat.max_completion_tokens.is_none() {
-        // OpenAI refuses `max_tokens` for its reasoning models; Anthropic clients always send it.
+    if translated && takes_max_completion_tokens_only(&chat.model) && chat.max_completion_tokens.is_none() {
+        // OpenAI refuses `max_tokens` for its reasoning models, and an Anthropic client
+        // always sends it. (An OpenAI client's request goes as it was written.)
         chat.max_completion_tokens = chat.max_tokens.take();
     }
     drop_reasoning_blocks(chat);
@@ -355,23 +357,23 @@ mod tests {
     }
 
     #[test]
-    fn max_tokens_becomes_max_completion_tokens_for_reasoning_models_only() {
+    fn translated_max_tokens_becomes_max_completion_tokens_for_reasoning_models_only() {
         let request = |model: &str, extra: &str| -> ChatRequest {
             serde_json::from_str(&format!(r#"{{"model":"{model}","messages":[],"max_tokens":64{extra}}}"#))
                 .unwrap()
         };
+        let limits = |chat: &ChatRequest| (chat.max_tokens, chat.max_completion_tokens);
         let mut reasoning = request("o3-mini", "");
-        prepare(&mut reasoning, "openai").unwrap();
-        assert_eq!((reasoning.max_tokens, reasoning.max_completion_tokens), (None, Some(64)));
+        prepare(&mut reasoning, "openai", true).unwrap();
+        assert_eq!(limits(&reasoning), (None, Some(64)));
         let mut both = request("o3-mini", r#","max_completion_tokens":32"#);
-        prepare(&mut both, "openai").unwrap();
-        assert_eq!(
-            (both.max_tokens, both.max_completion_tokens),
-            (Some(64), Some(32)),
-            "the client's choice stands"
-        );
+        prepare(&mut both, "openai", true).unwrap();
+        assert_eq!(limits(&both), (Some(64), Some(32)), "the client's choice stands");
         let mut chat = request("gpt-4o", "");
-        prepare(&mut chat, "openai").unwrap();
-        assert_eq!((chat.max_tokens, chat.max_completion_tokens), (Some(64), None));
+        prepare(&mut chat, "openai", true).unwrap();
+        assert_eq!(limits(&chat), (Some(64), None));
+        let mut openai_client = request("o3-mini", "");
+        prepare(&mut openai_client, "openai", false).unwrap();
+        assert_eq!(limits(&openai_client), (Some(64), None), "an OpenAI client's request goes as written");
     }
 }
