@@ -29,6 +29,29 @@ async fn providers(gateway: &TestGateway) -> Vec<Value> {
     gateway.admin_get("/ai/providers").await.json()["providers"].as_array().unwrap().clone()
 }
 
+/// The `loom_ai_breaker_state` lines of `/metrics` for `provider`.
+async fn breaker_metrics(gateway: &TestGateway, provider: &str) -> Vec<String> {
+    let prefix = format!("loom_ai_breaker_state{{provider=\"{provider}\",");
+    let metrics = gateway.admin_get("/metrics").await.text();
+    let mut lines: Vec<String> =
+        metrics.lines().filter(|line| line.starts_with(&prefix)).map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// What `breaker_metrics` reads for a breaker in `state` (sorted, as it sorts).
+fn breaker_lines(provider: &str, state: &str) -> Vec<String> {
+    ["closed", "half_open", "open"]
+        .iter()
+        .map(|each| {
+            format!(
+                "loom_ai_breaker_state{{provider=\"{provider}\",state=\"{each}\"}} {}",
+                u8::from(*each == state)
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn weighted_70_30_is_exact_over_every_window() {
     let (a, b) = (MockUpstream::start_unrecorded().await, MockUpstream::start_unrecorded().await);
@@ -208,6 +231,8 @@ async fn the_breaker_opens_skips_the_provider_and_recovers() {
     assert_eq!(open[0]["status"], "unhealthy");
     assert_eq!(open[0]["breaker"]["state"], "open");
     assert_eq!(open[0]["breaker"]["consecutive_failures"], 2);
+    assert_eq!(breaker_metrics(&gateway, "first").await, breaker_lines("first", "open"));
+    assert_eq!(breaker_metrics(&gateway, "second").await, breaker_lines("second", "closed"));
     // Open: the first provider is skipped while the second can serve.
     for _ in 0..3 {
         assert_eq!(ask(&gateway).await, (200, "second".to_owned()));
@@ -216,7 +241,9 @@ async fn the_breaker_opens_skips_the_provider_and_recovers() {
     first.clear_default_reply();
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(providers(&gateway).await[0]["breaker"]["state"], "half_open");
+    assert_eq!(breaker_metrics(&gateway, "first").await, breaker_lines("first", "half_open"));
     assert_eq!(ask(&gateway).await, (200, "first".to_owned()), "the half-open probe succeeds");
+    assert_eq!(breaker_metrics(&gateway, "first").await, breaker_lines("first", "closed"));
     let recovered = providers(&gateway).await;
     assert_eq!(recovered[0]["status"], "healthy");
     assert_eq!(

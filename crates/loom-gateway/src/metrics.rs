@@ -10,10 +10,12 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+use loom_routing::{BreakerState, ProviderState};
 use loom_tokens::accounting::{UsageObserver, UsageRecord};
 
 /// Upper bounds (seconds) of the request-duration buckets; LLM calls run long.
@@ -53,6 +55,22 @@ struct TokenKind {
     r#type: &'static str,
 }
 
+/// Labels of `loom_ai_breaker_state`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    provider: Arc<str>,
+    state: &'static str,
+}
+
+/// The name of a breaker state, as the admin API writes it.
+fn breaker_state_name(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "closed",
+        BreakerState::Open => "open",
+        BreakerState::HalfOpen => "half_open",
+    }
+}
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +78,7 @@ pub struct Metrics {
     duration: DurationFamily,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<ProviderLabels, Counter<f64, AtomicU64>>,
+    breakers: Family<BreakerLabels, Gauge>,
     /// Handles to the per-provider series, made on a provider's first record.
     providers: RwLock<HashMap<Arc<str>, Arc<ProviderSeries>, foldhash::fast::RandomState>>,
 }
@@ -98,7 +117,13 @@ impl Metrics {
         );
         let cost = Family::<ProviderLabels, Counter<f64, AtomicU64>>::default();
         registry.register("loom_ai_cost", "Cost in USD, by provider", cost.clone());
-        Metrics { registry, requests, duration, tokens, cost, providers: RwLock::default() }
+        let breakers = Family::<BreakerLabels, Gauge>::default();
+        registry.register(
+            "loom_ai_breaker_state",
+            "1 for the state each provider's circuit breaker is in (closed, open, half_open), 0 for the others",
+            breakers.clone(),
+        );
+        Metrics { registry, requests, duration, tokens, cost, breakers, providers: RwLock::default() }
     }
 
     /// The series of `provider`, made (and registered in their families) on first use.
@@ -144,6 +169,20 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        self.encode_with_breakers(&[])
+    }
+
+    /// The metrics in Prometheus text format, with the breaker state of `providers` as it
+    /// is now (a breaker's cooldown ends with no request to tell it, so it is read here).
+    pub fn encode_with_breakers(&self, providers: &[Arc<ProviderState>]) -> String {
+        for provider in providers {
+            let name: Arc<str> = Arc::from(provider.name());
+            let current = provider.breaker_state();
+            for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+                let labels = BreakerLabels { provider: name.clone(), state: breaker_state_name(state) };
+                self.breakers.get_or_create(&labels).set(i64::from(state == current));
+            }
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
