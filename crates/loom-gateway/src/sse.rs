@@ -35,6 +35,8 @@ impl SseEvent {
         match self {
             SseEvent::Encoded(event) => out.extend_from_slice(event),
             SseEvent::Data(data) => {
+                // One reservation: three growing appends cost more than the copy.
+                out.reserve(b"data: ".len() + data.len() + b"\n\n".len());
                 out.extend_from_slice(b"data: ");
                 out.extend_from_slice(data);
                 out.extend_from_slice(b"\n\n");
