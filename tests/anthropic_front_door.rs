@@ -314,3 +314,112 @@ async fn messages_errors_use_anthropic_shape() {
     assert_eq!(last.1["type"], "error");
     assert_eq!(last.1["error"]["type"], "api_error");
 }
+
+/// A `count_tokens` body: a system prompt, one turn and a tool, and no `max_tokens`.
+const COUNT_BODY: &str = r#"{"model":"MODEL","system":"Be brief.","messages":[{"role":"user","content":"What is the weather in Paris?"}],"tools":[{"name":"get_weather","description":"Weather by city","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]}"#;
+
+/// The canonical request Loom makes of [`COUNT_BODY`], to count what Loom counts.
+fn count_request(model: &str) -> loom_core::ChatRequest {
+    serde_json::from_value(json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is the weather in Paris?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather by city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn count_tokens_for_an_openai_model_is_counted_by_loom() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    let response =
+        gateway.post("/v1/messages/count_tokens?beta=true", &COUNT_BODY.replace("MODEL", "gpt-4o")).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let expected = loom_tokens::count_chat("gpt-4o", &count_request("gpt-4o")).unwrap();
+    assert_eq!(response.json(), json!({"input_tokens": expected.tokens}));
+    assert_eq!(response.header("x-loom-provider").as_deref(), Some("openai"));
+    assert!(mock.requests().is_empty(), "OpenAI has no count API: nothing goes upstream");
+    let metrics = gateway.admin_get("/metrics").await.text();
+    assert!(!metrics.contains("loom_ai_requests_total{"), "a count is no AI request: {metrics}");
+}
+
+#[tokio::test]
+async fn count_tokens_for_an_anthropic_provider_asks_anthropic() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&anthropic_config(&mock)).await;
+    mock.push_reply(Reply::json(json!({"input_tokens": 421})));
+    let response = gateway
+        .post_with(
+            "/v1/messages/count_tokens",
+            &[("content-type", "application/json"), ("anthropic-version", "2023-06-01")],
+            &COUNT_BODY.replace("MODEL", "claude-sonnet-4-5"),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json(), json!({"input_tokens": 421}));
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].path, "/v1/messages/count_tokens");
+    assert_eq!(
+        requests[0].json(),
+        json!({
+            "model": "claude-sonnet-4-5",
+            "system": "Be brief.",
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [{"name": "get_weather", "description": "Weather by city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+        }),
+        "the prompt only: no max_tokens, no sampling settings"
+    );
+}
+
+#[tokio::test]
+async fn count_tokens_falls_back_to_loom_when_the_upstream_cannot_count() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&anthropic_config(&mock)).await;
+    mock.push_reply(Reply::json_status(
+        404,
+        json!({"type": "error", "error": {"type": "not_found_error", "message": "Not found"}}),
+    ));
+    let response =
+        gateway.post("/v1/messages/count_tokens", &COUNT_BODY.replace("MODEL", "claude-sonnet-4-5")).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let registry = loom_tokens::TokenizerRegistry::new()
+        .with_fallback(loom_tokens::TokenizerSpec::from(loom_tokens::Encoding::O200kBase));
+    let counter = registry.counter("claude-sonnet-4-5", None).unwrap();
+    let expected = counter.count_chat(&count_request("claude-sonnet-4-5")).estimate();
+    assert!(expected.tokens > 20, "system, turn and tool all count: {expected:?}");
+    assert_eq!(response.json(), json!({"input_tokens": expected.tokens}));
+    assert_eq!(mock.requests().len(), 1, "asked once, not retried");
+}
+
+#[tokio::test]
+async fn count_tokens_errors_use_anthropic_shape() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "      models: [gpt-4o]\n", "")).await;
+    let empty = gateway.post("/v1/messages/count_tokens", r#"{"model":"gpt-4o","messages":[]}"#).await;
+    assert_eq!(empty.status, 400);
+    assert_eq!(
+        empty.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "`messages` must not be empty"}})
+    );
+    let unknown = gateway
+        .post(
+            "/v1/messages/count_tokens",
+            r#"{"model":"claude-9","messages":[{"role":"user","content":"Hi"}]}"#,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+    let wrong = gateway.get("/v1/messages/count_tokens").await;
+    assert_eq!(wrong.status, 405);
+    let missing_limit = gateway
+        .post("/v1/messages", r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
+        .await;
+    assert_eq!(missing_limit.status, 400);
+    assert_eq!(missing_limit.json()["error"]["message"], "`max_tokens` is required");
+}

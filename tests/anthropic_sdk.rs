@@ -1,7 +1,7 @@
 //! The official `anthropic` Python SDK against Loom's Anthropic front door
 //! (`POST /v1/messages`): `tests/python/anthropic_compat.py` makes whole and streamed
-//! calls, tool calls, a two-turn conversation with extended thinking, errors and an async
-//! stream, through a real gateway in front of OpenAI, Anthropic and Gemini mock upstreams.
+//! calls, tool calls, a two-turn conversation with extended thinking, token counts
+//! (`messages.count_tokens`, also the beta path), errors and an async stream, through a real gateway in front of OpenAI, Anthropic and Gemini mock upstreams.
 //! Then `tests/python/openai_to_anthropic.py` has the official `openai` SDK stream a tool
 //! call from an Anthropic provider. Afterwards every upstream's requests are checked.
 //!
@@ -286,7 +286,7 @@ async fn official_anthropic_python_sdk_works_against_loom() {
 
     let mut problems = Problems::default();
     let (description, finished) = run_script(&python, "anthropic_compat.py", gateway.url("")).await;
-    problems.script(&description, &finished, "all 13 checks passed");
+    problems.script(&description, &finished, "all 14 checks passed");
     let (description, finished) = run_script(&python, "openai_to_anthropic.py", gateway.url("/v1")).await;
     problems.script(&description, &finished, "all 1 checks passed");
 

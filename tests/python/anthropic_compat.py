@@ -160,6 +160,15 @@ def check_whole_from_openai(client: anthropic.Anthropic) -> None:
            (PROMPT_TOKENS, COMPLETION_TOKENS, 0, 0))
 
 
+def check_count_tokens(client: anthropic.Anthropic) -> None:
+    # Loom counts an OpenAI model's prompt itself, by OpenAI's rules: 3 per message, the
+    # role, "Hi", and 3 to prime the reply. Claude Code calls the beta path.
+    count = client.messages.count_tokens(model="gpt-4o", messages=HELLO)
+    expect("input_tokens", count.input_tokens, 8)
+    beta = client.beta.messages.count_tokens(model="gpt-4o", messages=HELLO)
+    expect("input_tokens (beta)", beta.input_tokens, 8)
+
+
 def check_streamed_from_openai(client: anthropic.Anthropic) -> None:
     with client.messages.stream(model="gpt-4o", max_tokens=64, messages=HELLO) as stream:
         pieces = list(stream.text_stream)
@@ -430,6 +439,7 @@ def main() -> int:
     checks: list[tuple[str, Callable[[], None]]] = [
         ("whole message from an OpenAI provider", lambda: check_whole_from_openai(client)),
         ("streamed message from an OpenAI provider", lambda: check_streamed_from_openai(client)),
+        ("count_tokens for an OpenAI model", lambda: check_count_tokens(client)),
         ("streamed tool calls from an OpenAI provider", lambda: check_streamed_tools_from_openai(client)),
         ("whole message from an Anthropic provider", lambda: check_whole_from_anthropic(client)),
         ("streamed message from an Anthropic provider", lambda: check_streamed_from_anthropic(client)),

@@ -40,7 +40,9 @@ pub use embeddings::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
 };
 pub use error::{ErrorKind, LoomError, UpstreamFailure};
-pub use llm::{ChunkStream, LlmRequest, LlmResponse, RequestPayload, ResponsePayload, on_stream_end};
+pub use llm::{
+    ChunkStream, LlmRequest, LlmResponse, RequestPayload, ResponsePayload, TokenCount, on_stream_end,
+};
 pub use message::{CacheControl, Content, ContentPart, Message, Role};
 pub use request::{ChatRequest, ResponseFormat, Stop, StreamOptions, ThinkingConfig};
 pub use response::{ChatResponse, Choice, FinishReason};

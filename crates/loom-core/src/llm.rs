@@ -68,13 +68,16 @@ pub enum RequestPayload {
     Chat(Box<ChatRequest>),
     /// Embeddings.
     Embeddings(EmbeddingsRequest),
+    /// How many input tokens a chat request would take (Anthropic's `count_tokens`);
+    /// nothing is generated.
+    CountTokens(Box<ChatRequest>),
 }
 
 impl RequestPayload {
     /// The model the client asked for.
     pub fn model(&self) -> &str {
         match self {
-            RequestPayload::Chat(chat) => &chat.model,
+            RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => &chat.model,
             RequestPayload::Embeddings(embeddings) => &embeddings.model,
         }
     }
@@ -89,6 +92,11 @@ impl LlmRequest {
     /// An embeddings request with a fresh context.
     pub fn embeddings(context: RequestContext, embeddings: EmbeddingsRequest) -> Self {
         LlmRequest { context, payload: RequestPayload::Embeddings(embeddings) }
+    }
+
+    /// A token-count request with a fresh context.
+    pub fn count_tokens(context: RequestContext, chat: ChatRequest) -> Self {
+        LlmRequest { context, payload: RequestPayload::CountTokens(Box::new(chat)) }
     }
 }
 
@@ -108,6 +116,18 @@ pub enum ResponsePayload {
     Stream(ChunkStream),
     /// An embeddings answer.
     Embeddings(EmbeddingsResponse),
+    /// The answer to a token-count request.
+    TokenCount(TokenCount),
+}
+
+/// How many input tokens a chat request takes.
+#[derive(Debug)]
+pub struct TokenCount {
+    /// The provider's count; `None` from a provider that cannot count, for a stage that
+    /// has a tokenizer to fill in.
+    pub input_tokens: Option<u64>,
+    /// The request as the provider got it (its model mapped), to count locally.
+    pub request: Box<ChatRequest>,
 }
 
 impl fmt::Debug for LlmResponse {
@@ -118,6 +138,7 @@ impl fmt::Debug for LlmResponse {
             ResponsePayload::Embeddings(embeddings) => {
                 format!("Embeddings({} vectors)", embeddings.data.len())
             }
+            ResponsePayload::TokenCount(count) => format!("TokenCount({:?})", count.input_tokens),
         };
         f.debug_struct("LlmResponse").field("provider", &self.provider).field("payload", &payload).finish()
     }

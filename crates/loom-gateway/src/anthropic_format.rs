@@ -20,7 +20,17 @@ pub use loom_providers::anthropic::response::STOP_SEQUENCE;
 /// Parses an Anthropic Messages body into the canonical request.
 pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, LoomError> {
     let request: MessagesRequest = crate::openai_format::parse(body)?;
-    to_canonical(request)
+    let Some(max_tokens) = request.max_tokens else {
+        return Err(LoomError::invalid_request("`max_tokens` is required", Some("max_tokens".into())));
+    };
+    let mut chat = to_canonical(request)?;
+    chat.max_tokens = Some(max_tokens);
+    Ok(chat)
+}
+
+/// Parses an Anthropic `count_tokens` body (a Messages body without `max_tokens`).
+pub fn parse_count_tokens(body: &[u8]) -> Result<ChatRequest, LoomError> {
+    to_canonical(crate::openai_format::parse(body)?)
 }
 
 fn to_canonical(request: MessagesRequest) -> Result<ChatRequest, LoomError> {
@@ -45,7 +55,6 @@ fn to_canonical(request: MessagesRequest) -> Result<ChatRequest, LoomError> {
     }
     let mut chat = ChatRequest::new(request.model, messages);
     chat.extra = request.extra;
-    chat.max_tokens = Some(request.max_tokens);
     chat.stop = request.stop_sequences.map(Stop::Many);
     chat.stream = request.stream;
     chat.temperature = request.temperature;

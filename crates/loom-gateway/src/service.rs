@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::anthropic_format::{parse_messages, to_messages_response};
+use crate::anthropic_format::{parse_count_tokens, parse_messages, to_messages_response};
 use crate::anthropic_stream::anthropic_events;
 use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::http_error::error_response;
@@ -51,6 +51,7 @@ enum Endpoint {
     Embeddings,
     Models,
     Messages,
+    CountTokens,
 }
 
 impl Endpoint {
@@ -60,6 +61,7 @@ impl Endpoint {
             "embeddings" => Endpoint::Embeddings,
             "models" => Endpoint::Models,
             "messages" => Endpoint::Messages,
+            "messages/count_tokens" => Endpoint::CountTokens,
             _ => return None,
         })
     }
@@ -67,13 +69,15 @@ impl Endpoint {
     fn method(self) -> Method {
         match self {
             Endpoint::Models => Method::GET,
-            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages => Method::POST,
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {
+                Method::POST
+            }
         }
     }
 
     fn format(self) -> ClientFormat {
         match self {
-            Endpoint::Messages => ClientFormat::Anthropic,
+            Endpoint::Messages | Endpoint::CountTokens => ClientFormat::Anthropic,
             Endpoint::Chat | Endpoint::Embeddings | Endpoint::Models => ClientFormat::OpenAi,
         }
     }
@@ -205,6 +209,11 @@ async fn serve(
             wants_usage = chat.wants_stream_usage();
             LlmRequest::chat(context, chat)
         }
+        Endpoint::CountTokens => {
+            let chat = parse_count_tokens(&body)?;
+            context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
+            LlmRequest::count_tokens(context, chat)
+        }
         Endpoint::Embeddings | Endpoint::Models => {
             let embeddings = parse_embeddings(&body)?;
             context.identity.user = header_user.or_else(|| embeddings.user.as_deref().map(Arc::from));
@@ -245,6 +254,9 @@ fn openai_answer(
             let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             sse_response(SseBody::new(openai_events(chunks, wants_usage), state.flush_interval))
         }
+        ResponsePayload::TokenCount(_) => {
+            return Err(LoomError::internal("a token count answered an OpenAI-format request"));
+        }
     })
 }
 
@@ -260,6 +272,11 @@ fn anthropic_answer(
         ResponsePayload::Stream(chunks) => {
             let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             sse_response(SseBody::new(anthropic_events(chunks), state.flush_interval))
+        }
+        ResponsePayload::TokenCount(count) => {
+            let input_tokens =
+                count.input_tokens.ok_or_else(|| LoomError::internal("tokens were not counted"))?;
+            json_response(StatusCode::OK, to_json(&serde_json::json!({ "input_tokens": input_tokens }))?)
         }
         ResponsePayload::Embeddings(_) => {
             return Err(LoomError::internal("an embeddings answer to a messages request"));

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use loom_core::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Embedding, EmbeddingInput,
     EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, FinishReason, LlmRequest,
-    LlmResponse, LoomError, Message, RequestPayload, ResponsePayload, Role, StreamChunk, Usage,
+    LlmResponse, LoomError, Message, RequestPayload, ResponsePayload, Role, StreamChunk, TokenCount, Usage,
 };
 use serde_json::Map;
 use tower::Service;
@@ -225,6 +225,9 @@ impl Service<LlmRequest> for MockProvider {
                 RequestPayload::Chat(chat) => ResponsePayload::Chat(inner.chat(id, chat).into()),
                 RequestPayload::Embeddings(embeddings) => {
                     ResponsePayload::Embeddings(inner.embeddings(embeddings))
+                }
+                RequestPayload::CountTokens(chat) => {
+                    ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: chat.clone() })
                 }
             };
             Ok(LlmResponse { provider: inner.name.clone(), payload })

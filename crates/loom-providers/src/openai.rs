@@ -12,7 +12,7 @@ use http::header::{AUTHORIZATION, HeaderName};
 use loom_core::{
     ChatAnswer, ChatRequest, ChunkStream, ClientFormat, Content, ContentPart, EmbeddingsRequest,
     EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, Role,
-    StreamChunk, WireChunk, WireResponse,
+    StreamChunk, TokenCount, WireChunk, WireResponse,
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -159,6 +159,10 @@ impl Inner {
             }
             RequestPayload::Embeddings(embeddings) => {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
+            }
+            // OpenAI has no token-count API: Loom's tokenizers count.
+            RequestPayload::CountTokens(chat) => {
+                ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: chat })
             }
         };
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })

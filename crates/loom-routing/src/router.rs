@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use loom_core::{
     ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, StreamChunk,
-    on_stream_end,
+    TokenCount, on_stream_end,
 };
 use loom_providers::Provider;
 use loom_tokens::accounting::Price;
@@ -164,7 +164,42 @@ impl RouterInner {
         wait.min(self.failover.max_backoff)
     }
 
+    /// Asks the provider a request for the model would go to how many input tokens it
+    /// takes. Nothing about that provider's health changes (no turn taken, no probe used,
+    /// no latency noted), and a provider that cannot count, or fails to, answers `None`
+    /// for the accounting stage to count with Loom's tokenizers.
+    async fn count_tokens(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+        let LlmRequest { context, payload: RequestPayload::CountTokens(mut chat) } = request else {
+            return Err(LoomError::internal("a token count was expected"));
+        };
+        let eligible = self.eligible(&chat.model);
+        let open = |index: usize| self.targets[index].state.breaker_state() == crate::BreakerState::Open;
+        let Some(&(index, upstream_model)) =
+            eligible.iter().find(|(index, _)| !open(*index)).or(eligible.first())
+        else {
+            return Err(LoomError::model_not_found(&chat.model, &self.served_models));
+        };
+        if let Some(upstream_model) = upstream_model {
+            upstream_model.clone_into(&mut chat.model);
+        }
+        let target = &self.targets[index];
+        let fallback = chat.clone();
+        let request = LlmRequest { context, payload: RequestPayload::CountTokens(chat) };
+        match target.provider.clone().oneshot(request).await {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                tracing::info!(provider = %target.state.name(), error = %error.message, "counting tokens locally");
+                let payload =
+                    ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: fallback });
+                Ok(LlmResponse { provider: Arc::from(target.state.name()), payload })
+            }
+        }
+    }
+
     async fn route(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+        if let RequestPayload::CountTokens(_) = request.payload {
+            return self.count_tokens(request).await;
+        }
         let model = request.payload.model().to_owned();
         let eligible = self.eligible(&model);
         if eligible.is_empty() {
@@ -173,7 +208,7 @@ impl RouterInner {
         let input = request.context.input_token_estimate.unwrap_or(0);
         let output = match &request.payload {
             RequestPayload::Chat(chat) => chat.output_limit().map_or(DEFAULT_OUTPUT_ESTIMATE, u64::from),
-            RequestPayload::Embeddings(_) => 0,
+            RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
         };
         let attempts = if self.failover.enabled { self.failover.max_retries + 1 } else { 1 };
         let mut tried: Vec<usize> = Vec::new();
@@ -193,7 +228,9 @@ impl RouterInner {
                 eligible.iter().find(|(candidate, _)| *candidate == index).and_then(|(_, model)| *model);
             if let Some(upstream_model) = upstream_model {
                 match &mut this_request.payload {
-                    RequestPayload::Chat(chat) => upstream_model.clone_into(&mut chat.model),
+                    RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => {
+                        upstream_model.clone_into(&mut chat.model)
+                    }
                     RequestPayload::Embeddings(embeddings) => {
                         upstream_model.clone_into(&mut embeddings.model)
                     }

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use http::header::HeaderName;
 use loom_core::{
     ChatRequest, ChatResponse, ChunkStream, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError,
-    RequestPayload, ResponsePayload, StreamChunk, UpstreamFailure,
+    RequestPayload, ResponsePayload, StreamChunk, TokenCount, UpstreamFailure,
 };
 use tower::Service;
 
@@ -25,7 +25,7 @@ use crate::error::ProviderError;
 use crate::upstream::{Upstream, base_headers};
 
 use self::stream::StreamTranslator;
-use self::wire::{MessagesResponse, StreamEvent};
+use self::wire::{MessagesRequest, MessagesResponse, StreamEvent, TokenCountResponse};
 
 /// Default base URL of the Anthropic API.
 pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
@@ -69,6 +69,8 @@ pub struct AnthropicProvider {
 struct Inner {
     upstream: Upstream,
     messages: Endpoint,
+    /// `{messages}/count_tokens`.
+    count_tokens: Endpoint,
     default_max_tokens: u32,
 }
 
@@ -78,10 +80,14 @@ impl AnthropicProvider {
         let base = config.base_url.as_deref().unwrap_or(ANTHROPIC_BASE_URL).trim_end_matches('/');
         let url =
             if base.ends_with("/v1") { format!("{base}/messages") } else { format!("{base}/v1/messages") };
-        let messages = url.parse::<Endpoint>().map_err(|error| ProviderError::Config {
-            provider: config.name.clone(),
-            reason: format!("base_url `{base}`: {error}"),
-        })?;
+        let endpoint = |url: &str| {
+            url.parse::<Endpoint>().map_err(|error| ProviderError::Config {
+                provider: config.name.clone(),
+                reason: format!("base_url `{base}`: {error}"),
+            })
+        };
+        let messages = endpoint(&url)?;
+        let count_tokens = endpoint(&format!("{url}/count_tokens"))?;
         let auth = config
             .api_key
             .as_ref()
@@ -100,6 +106,7 @@ impl AnthropicProvider {
             inner: Arc::new(Inner {
                 upstream: Upstream::for_provider(config, client, headers),
                 messages,
+                count_tokens,
                 default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             }),
         })
@@ -128,11 +135,15 @@ impl Inner {
                 }
                 .into());
             }
+            RequestPayload::CountTokens(chat) => {
+                let input_tokens = self.count_tokens(&chat, native).await?;
+                ResponsePayload::TokenCount(TokenCount { input_tokens: Some(input_tokens), request: chat })
+            }
         };
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
     }
 
-    fn body(&self, chat: &ChatRequest, native: bool) -> Result<Vec<u8>, LoomError> {
+    fn request_body(&self, chat: &ChatRequest, native: bool) -> Result<MessagesRequest, LoomError> {
         let mut body = request::to_anthropic(chat, self.default_max_tokens)?;
         if native {
             body.extra = chat
@@ -142,7 +153,30 @@ impl Inner {
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect();
         }
-        serde_json::to_vec(&body).map_err(|error| LoomError::internal(format!("encoding failed: {error}")))
+        Ok(body)
+    }
+
+    fn body(&self, chat: &ChatRequest, native: bool) -> Result<Vec<u8>, LoomError> {
+        encode(&self.request_body(chat, native)?)
+    }
+
+    /// Asks Anthropic how many input tokens `chat` takes (`POST /v1/messages/count_tokens`).
+    async fn count_tokens(&self, chat: &ChatRequest, native: bool) -> Result<u64, LoomError> {
+        let mut body = self.request_body(chat, native)?;
+        // The count takes the prompt only: no output limit or sampling settings.
+        body.max_tokens = None;
+        body.stream = None;
+        body.stop_sequences = None;
+        body.temperature = None;
+        body.top_p = None;
+        body.top_k = None;
+        body.metadata = None;
+        let body = encode(&body)?;
+        let deadline = self.upstream.deadline();
+        let response = self.upstream.post_json(&self.count_tokens, body, deadline).await?;
+        let body = self.upstream.read_body(response, deadline).await?;
+        let count: TokenCountResponse = self.upstream.decode(&body)?;
+        Ok(count.input_tokens)
     }
 
     async fn chat(&self, chat: &ChatRequest, native: bool) -> Result<ChatResponse, LoomError> {
@@ -192,6 +226,10 @@ impl Inner {
         });
         Ok(Box::pin(chunks))
     }
+}
+
+fn encode(body: &MessagesRequest) -> Result<Vec<u8>, LoomError> {
+    serde_json::to_vec(body).map_err(|error| LoomError::internal(format!("encoding failed: {error}")))
 }
 
 impl Service<LlmRequest> for AnthropicProvider {

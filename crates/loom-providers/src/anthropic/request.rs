@@ -79,7 +79,7 @@ pub fn to_anthropic(chat: &ChatRequest, default_max_tokens: u32) -> Result<Messa
     });
     Ok(MessagesRequest {
         model: chat.model.clone(),
-        max_tokens,
+        max_tokens: Some(max_tokens),
         messages,
         system,
         stop_sequences: chat.stop.as_ref().map(|stop| stop.to_vec()),

@@ -13,8 +13,9 @@ use loom_core::CacheControl;
 pub struct MessagesRequest {
     /// Model id.
     pub model: String,
-    /// Output limit (required by Anthropic).
-    pub max_tokens: u32,
+    /// Output limit (required by Anthropic's Messages API; absent from `count_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
     /// The conversation.
     pub messages: Vec<AnthropicMessage>,
     /// System prompt: text or text blocks.
@@ -424,4 +425,11 @@ pub struct ErrorBody {
     pub kind: String,
     /// Human-readable message.
     pub message: String,
+}
+
+/// The answer of `POST /v1/messages/count_tokens`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TokenCountResponse {
+    /// Input tokens of the request.
+    pub input_tokens: u64,
 }

@@ -15,6 +15,7 @@ use http::header::HeaderName;
 use loom_core::{
     ChatRequest, ChatResponse, ChunkStream, Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest,
     EmbeddingsResponse, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, StreamChunk,
+    TokenCount,
 };
 use serde_json::Map;
 use tower::Service;
@@ -143,6 +144,10 @@ impl Inner {
             RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, id).await?.into()),
             RequestPayload::Embeddings(embeddings) => {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
+            }
+            // Counted by Loom's tokenizers, not with a call upstream.
+            RequestPayload::CountTokens(chat) => {
+                ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: chat })
             }
         };
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })

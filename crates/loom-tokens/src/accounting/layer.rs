@@ -131,7 +131,7 @@ impl Pending {
 fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
     let context = &request.context;
     let (input_estimate, input_exact, model, streamed) = match &mut request.payload {
-        RequestPayload::Chat(chat) => {
+        RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => {
             let (tokens, exact) = if accounting.count_input {
                 estimate::chat(&accounting.tokenizers, chat)
             } else {
@@ -223,6 +223,9 @@ where
     }
 
     fn call(&mut self, mut request: LlmRequest) -> Self::Future {
+        if let RequestPayload::CountTokens(_) = request.payload {
+            return count_tokens(self.inner.call(request), self.accounting.tokenizers.clone());
+        }
         let mut pending = start(&mut request, &self.accounting);
         let accounting = self.accounting.clone();
         let call = self.inner.call(request);
@@ -249,6 +252,10 @@ where
                     let usage = embeddings.usage.as_ref().map(|usage| Usage::new(usage.prompt_tokens, 0));
                     pending.finish(&accounting, usage.as_ref(), None, Outcome::Ok, 200);
                 }
+                ResponsePayload::TokenCount(_) => {
+                    pending.finish(&accounting, None, None, Outcome::Error, 500);
+                    return Err(LoomError::internal("a token count answered a chat or embeddings request"));
+                }
                 ResponsePayload::Stream(stream) => {
                     pending.record.time_to_first_byte = None;
                     let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
@@ -268,6 +275,27 @@ where
             Ok(response)
         })
     }
+}
+
+/// Answers a token-count request: the provider's count, else one by Loom's tokenizers
+/// for the model the provider would have used. Counting costs nothing, so no usage is
+/// recorded.
+fn count_tokens<F>(
+    call: F,
+    tokenizers: Arc<TokenizerRegistry>,
+) -> Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>
+where
+    F: Future<Output = Result<LlmResponse, LoomError>> + Send + 'static,
+{
+    Box::pin(async move {
+        let mut response = call.await?;
+        if let ResponsePayload::TokenCount(count) = &mut response.payload
+            && count.input_tokens.is_none()
+        {
+            count.input_tokens = Some(estimate::chat(&tokenizers, &count.request).0);
+        }
+        Ok(response)
+    })
 }
 
 /// How many bytes of wire chunks a stream keeps unread, in case no usage comes.
