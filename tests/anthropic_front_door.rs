@@ -241,6 +241,11 @@ async fn messages_streamed_from_an_anthropic_provider_rebuild_the_same_blocks() 
             "message_stop"
         ]
     );
+    assert_eq!(
+        got[0].1["message"]["usage"],
+        json!({"input_tokens": 40, "output_tokens": 1}),
+        "message_start reports the input tokens the upstream's message_start did"
+    );
     assert_eq!(got[1].1["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
     assert_eq!(
         got[3].1["delta"],

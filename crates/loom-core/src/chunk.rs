@@ -27,6 +27,11 @@ pub struct ChatChunk {
     /// Usage, on the final chunk when requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// What the provider reported when the stream began (Anthropic's `message_start`
+    /// carries the input tokens), for front doors that report it there. Not part of
+    /// OpenAI's chunk, so never sent to OpenAI clients; the final `usage` is what counts.
+    #[serde(skip)]
+    pub start_usage: Option<Usage>,
     /// Backend configuration fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,

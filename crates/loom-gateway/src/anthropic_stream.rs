@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use loom_core::{ChatChunk, ChunkStream, FinishReason, LoomError, StreamChunk, Usage};
 use loom_providers::anthropic::wire::{
-    AnthropicRole, AnthropicUsage, BlockDelta, ContentBlock, MessageDeltaBody, MessagesResponse, StreamEvent,
+    AnthropicRole, BlockDelta, ContentBlock, MessageDeltaBody, MessagesResponse, StreamEvent,
 };
 use serde_json::{Map, Value};
 
@@ -72,7 +72,8 @@ impl EventWriter {
                     content: Vec::new(),
                     stop_reason: None,
                     stop_sequence: None,
-                    usage: AnthropicUsage::default(),
+                    // What an Anthropic upstream said at its start; else unknown until the end.
+                    usage: anthropic_usage(chunk.start_usage.as_ref()),
                     extra: Map::new(),
                 },
             });

@@ -118,6 +118,7 @@ impl MockInner {
             model: chat.model.clone(),
             choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None, extra: Map::new() }],
             usage: None,
+            start_usage: None,
             system_fingerprint: None,
             extra: Map::new(),
         };

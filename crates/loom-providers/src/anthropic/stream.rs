@@ -63,6 +63,7 @@ impl StreamTranslator {
             model: self.model.clone(),
             choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None, extra: Map::new() }],
             usage: None,
+            start_usage: None,
             system_fingerprint: None,
             extra: Map::new(),
         }
@@ -91,7 +92,11 @@ impl StreamTranslator {
                 self.id = message.id;
                 self.model = message.model;
                 self.merge_usage(&message.usage);
-                Delta { role: Some(Role::Assistant), content: Some(String::new()), ..Delta::default() }
+                let delta =
+                    Delta { role: Some(Role::Assistant), content: Some(String::new()), ..Delta::default() };
+                let mut first = self.chunk(delta, None);
+                first.start_usage = Some(usage(&self.usage));
+                return Ok(vec![first]);
             }
             StreamEvent::ContentBlockStart { index, content_block } => match content_block {
                 ContentBlock::Text { text, .. } => {

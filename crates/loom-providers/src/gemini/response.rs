@@ -151,6 +151,7 @@ impl StreamTranslator {
             model: self.model.clone(),
             choices: vec![ChunkChoice { index, delta, finish_reason, logprobs: None, extra: Map::new() }],
             usage: None,
+            start_usage: None,
             system_fingerprint: None,
             extra: Map::new(),
         }
