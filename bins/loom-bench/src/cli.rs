@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Measured seconds of each fixed-rate run (after a 0.5 s warm-up).
     #[arg(long, default_value_t = 5.0, value_parser = positive_secs)]
     pub rate_duration: f64,
+    /// Saturation rounds per workload, every target once per round; ratios are the median
+    /// of the rounds' ratios, so one slow minute of one target does not decide them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
     /// Concurrent keep-alive connections in saturation runs.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,

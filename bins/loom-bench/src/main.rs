@@ -231,28 +231,10 @@ async fn run_loads(
     }
     let mut saturation = Vec::new();
     for &workload in workloads {
-        for target in targets {
-            progress(format_args!(
-                "saturation: {} {} ({} connections, {:?})",
-                target.kind.name(),
-                workload.name(),
-                args.concurrency,
-                args.duration()
-            ));
-            let cpu_before = cpu_use(target, pids);
-            let outcome =
-                load::saturate(target.addr, workload, args.concurrency, SATURATION_WARMUP, args.duration())
-                    .await;
-            let cpu_after = cpu_use(target, pids);
-            let cpu = CpuUse {
-                proxy: cpu_after
-                    .proxy
-                    .zip(cpu_before.proxy)
-                    .map(|(after, before)| after.saturating_sub(before)),
-                mock: cpu_after.mock.saturating_sub(cpu_before.mock),
-                client: cpu_after.client.saturating_sub(cpu_before.client),
-            };
-            saturation.push(SaturationRow::new(target.kind, workload, &outcome, cpu));
+        for round in 1..=args.rounds {
+            for target in targets {
+                saturation.push(saturate(args, target, workload, round, pids).await);
+            }
         }
     }
     let mut fixed_rate = Vec::new();
@@ -274,6 +256,35 @@ async fn run_loads(
         }
     }
     Ok((saturation, fixed_rate))
+}
+
+/// One saturation run of `target`, with the CPU every process spent on it.
+async fn saturate(
+    args: &BenchArgs,
+    target: &Target,
+    workload: Workload,
+    round: u32,
+    pids: Pids,
+) -> SaturationRow {
+    let of_rounds =
+        if args.rounds > 1 { format!(", round {round} of {}", args.rounds) } else { String::new() };
+    progress(format_args!(
+        "saturation: {} {} ({} connections, {:?}{of_rounds})",
+        target.kind.name(),
+        workload.name(),
+        args.concurrency,
+        args.duration()
+    ));
+    let cpu_before = cpu_use(target, pids);
+    let outcome =
+        load::saturate(target.addr, workload, args.concurrency, SATURATION_WARMUP, args.duration()).await;
+    let cpu_after = cpu_use(target, pids);
+    let cpu = CpuUse {
+        proxy: cpu_after.proxy.zip(cpu_before.proxy).map(|(after, before)| after.saturating_sub(before)),
+        mock: cpu_after.mock.saturating_sub(cpu_before.mock),
+        client: cpu_after.client.saturating_sub(cpu_before.client),
+    };
+    SaturationRow::new(target.kind, workload, round, &outcome, cpu)
 }
 
 /// The CPU time used so far by the target's proxy, the mock and this process.
