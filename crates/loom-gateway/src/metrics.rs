@@ -62,15 +62,6 @@ struct BreakerLabels {
     state: &'static str,
 }
 
-/// The name of a breaker state, as the admin API writes it.
-fn breaker_state_name(state: BreakerState) -> &'static str {
-    match state {
-        BreakerState::Closed => "closed",
-        BreakerState::Open => "open",
-        BreakerState::HalfOpen => "half_open",
-    }
-}
-
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -178,8 +169,8 @@ impl Metrics {
         for provider in providers {
             let name: Arc<str> = Arc::from(provider.name());
             let current = provider.breaker_state();
-            for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-                let labels = BreakerLabels { provider: name.clone(), state: breaker_state_name(state) };
+            for state in BreakerState::ALL {
+                let labels = BreakerLabels { provider: name.clone(), state: state.as_str() };
                 self.breakers.get_or_create(&labels).set(i64::from(state == current));
             }
         }

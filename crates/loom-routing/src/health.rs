@@ -25,6 +25,20 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    /// Every state, in the order the metrics list them.
+    pub const ALL: [BreakerState; 3] = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+
+    /// The state's name, as the admin API and the metrics write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
 struct Breaker {
     consecutive_failures: u32,
     opened_at: Option<Instant>,
@@ -233,6 +247,13 @@ impl ProviderState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_names_are_the_admin_apis() {
+        for state in BreakerState::ALL {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+    }
 
     fn health() -> HealthConfig {
         HealthConfig {

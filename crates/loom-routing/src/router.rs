@@ -100,6 +100,11 @@ impl RouterInner {
             .collect()
     }
 
+    /// Whether the target's breaker lets requests through (closed or half-open).
+    fn healthy(&self, index: usize) -> bool {
+        self.targets[index].state.breaker_state() != crate::BreakerState::Open
+    }
+
     /// The next target: a healthy one not tried yet; else a tried one (when no other is
     /// eligible); else, when every breaker is open, any eligible one.
     fn choose(
@@ -109,11 +114,10 @@ impl RouterInner {
         input: u64,
         output: u64,
     ) -> Option<usize> {
-        let healthy = |index: usize| self.targets[index].state.breaker_state() != crate::BreakerState::Open;
         // The pools in order: untried healthy targets, healthy ones, all of them.
         let in_pool = |pool: usize, index: usize| match pool {
-            0 => healthy(index) && !tried.contains(&index),
-            1 => healthy(index),
+            0 => self.healthy(index) && !tried.contains(&index),
+            1 => self.healthy(index),
             _ => true,
         };
         let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(eligible.len());
@@ -128,7 +132,7 @@ impl RouterInner {
             while !candidates.is_empty() {
                 let pick = self.picker.pick(&candidates, input, output);
                 // Half-open breakers let one probe through at a time.
-                if self.targets[pick].state.admits() || candidates.len() == 1 && !healthy(pick) {
+                if self.targets[pick].state.admits() || candidates.len() == 1 && !self.healthy(pick) {
                     return Some(pick);
                 }
                 candidates.retain(|candidate| candidate.index != pick);
@@ -173,9 +177,8 @@ impl RouterInner {
             return Err(LoomError::internal("a token count was expected"));
         };
         let eligible = self.eligible(&chat.model);
-        let open = |index: usize| self.targets[index].state.breaker_state() == crate::BreakerState::Open;
         let Some(&(index, upstream_model)) =
-            eligible.iter().find(|(index, _)| !open(*index)).or(eligible.first())
+            eligible.iter().find(|(index, _)| self.healthy(*index)).or(eligible.first())
         else {
             return Err(LoomError::model_not_found(&chat.model, &self.served_models));
         };
