@@ -168,19 +168,27 @@ async fn upstream_timeout_is_a_504() {
     );
 }
 
-#[tokio::test]
-async fn stalled_stream_ends_with_an_error_event() {
+/// The error event a stream ends with when the upstream sends its first chunk and then
+/// `after`, with `provider_extra` in the provider's config.
+async fn stream_error_after_first_chunk(after: Vec<SseStep>, provider_extra: &str) -> Value {
     let mock = MockUpstream::start().await;
     let chunks = fixtures::chat_stream_chunks("gpt-4o", false);
-    mock.push_reply(Reply::sse(vec![SseStep::json(&chunks[0]), SseStep::Delay(Duration::from_secs(5))]));
-    let yaml = openai_config(&mock.base_url(), "      timeouts:\n        idle: 200ms\n", "");
-    let gateway = TestGateway::start(&yaml).await;
+    let mut steps = vec![SseStep::json(&chunks[0])];
+    steps.extend(after);
+    mock.push_reply(Reply::sse(steps));
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), provider_extra, "")).await;
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
     let response = gateway.post("/v1/chat/completions", body).await;
     assert_eq!(response.status, 200);
     let events = sse_data(&response.text());
-    assert_eq!(events.len(), 2, "{events:?}");
-    let error: Value = serde_json::from_str(&events[1]).unwrap();
+    assert_eq!(events.len(), 2, "the first chunk, then the error: {events:?}");
+    serde_json::from_str(&events[1]).unwrap()
+}
+
+#[tokio::test]
+async fn stalled_stream_ends_with_an_error_event() {
+    let after = vec![SseStep::Delay(Duration::from_secs(5))];
+    let error = stream_error_after_first_chunk(after, "      timeouts:\n        idle: 200ms\n").await;
     assert_error(&error, "timeout_error", Some("upstream_timeout"));
     assert_eq!(
         error["error"]["message"],
@@ -190,18 +198,9 @@ async fn stalled_stream_ends_with_an_error_event() {
 
 #[tokio::test]
 async fn an_oversized_stream_event_ends_the_stream_with_an_error() {
-    let mock = MockUpstream::start().await;
-    let chunks = fixtures::chat_stream_chunks("gpt-4o", false);
     // One event larger than Loom reads (16 MiB): the stream fails instead of memory growing.
     let oversized = format!("data: {}\n\n", "x".repeat(17 * 1024 * 1024));
-    mock.push_reply(Reply::sse(vec![SseStep::json(&chunks[0]), SseStep::Raw(oversized), SseStep::done()]));
-    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
-    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
-    let response = gateway.post("/v1/chat/completions", body).await;
-    assert_eq!(response.status, 200);
-    let events = sse_data(&response.text());
-    assert_eq!(events.len(), 2, "the first chunk, then the error");
-    let error: Value = serde_json::from_str(&events[1]).unwrap();
+    let error = stream_error_after_first_chunk(vec![SseStep::Raw(oversized), SseStep::done()], "").await;
     assert_error(&error, "upstream_error", None);
     assert_eq!(
         error["error"]["message"],
