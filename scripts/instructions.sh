@@ -30,21 +30,10 @@ port=$(free_port)
 pids+=($!)
 case "$target" in
     loom)
-        cat >"$work/loom.yaml" <<YAML
-server:
-  listen: 127.0.0.1:$port
-  workers: 1
-admin:
-  enabled: false
-logging:
-  level: warn
-ai_gateway:
-  providers:
-    - name: openai
-      type: openai
-      api_key: sk-bench
-      base_url: http://127.0.0.1:$mock_port/v1
-YAML
+        # loom-bench's own Loom config, on one worker and without the admin server.
+        "$bin/loom-bench" loom-config --listen "127.0.0.1:$port" --admin "127.0.0.1:$(free_port)" \
+            --upstream "127.0.0.1:$mock_port" >"$work/loom.yaml"
+        export LOOM_SERVER__WORKERS=1 LOOM_ADMIN__ENABLED=false
         command=("$bin/loom" --config "$work/loom.yaml") ;;
     hyper) command=("$bin/loom-bench" bare-proxy --listen "127.0.0.1:$port" --upstream "127.0.0.1:$mock_port") ;;
     *) echo "target must be loom or hyper" >&2; exit 2 ;;

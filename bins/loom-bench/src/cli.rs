@@ -27,6 +27,18 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Print the Loom config the benchmark runs Loom with (scripts/instructions.sh uses it).
+    LoomConfig {
+        /// Where Loom serves.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Where Loom's admin server listens.
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The mock upstream.
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
     /// Run only the bare hyper proxy (the benchmark starts itself this way as a child).
     BareProxy {
         /// Address to listen on; port 0 picks a free one.

@@ -68,6 +68,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Mock { listen }) => mock::serve(listen),
         Some(Command::BareProxy { listen, upstream }) => bare_proxy::serve(listen, upstream),
+        Some(Command::LoomConfig { listen, admin, upstream }) => {
+            print!("{}", loom_child::config(listen, admin, upstream));
+            ExitCode::SUCCESS
+        }
         None => match bench(&cli.bench) {
             Ok(report) => {
                 if cli.bench.json {
