@@ -130,6 +130,13 @@ pub struct TokenCount {
     pub request: Box<ChatRequest>,
 }
 
+impl TokenCount {
+    /// The answer of a provider that cannot count `request`: a later stage counts it.
+    pub fn uncounted(request: Box<ChatRequest>) -> Self {
+        TokenCount { input_tokens: None, request }
+    }
+}
+
 impl fmt::Debug for LlmResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let payload = match &self.payload {

@@ -49,11 +49,9 @@ pub async fn handle_admin(
         (&Method::GET, "/health") => {
             (StatusCode::OK, "application/json", Bytes::from_static(br#"{"status":"ok"}"#))
         }
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            PROMETHEUS_TEXT,
-            Bytes::from(state.metrics.encode_with_breakers(&state.providers)),
-        ),
+        (&Method::GET, "/metrics") => {
+            (StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(state.metrics.encode(&state.providers)))
+        }
         (&Method::GET, "/ai/providers") => {
             let providers: Vec<ProviderSnapshot> =
                 state.providers.iter().map(|provider| provider.snapshot()).collect();

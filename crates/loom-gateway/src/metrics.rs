@@ -158,14 +158,10 @@ impl Metrics {
         series.cost.inc_by(cost);
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
-        self.encode_with_breakers(&[])
-    }
-
-    /// The metrics in Prometheus text format, with the breaker state of `providers` as it
-    /// is now (a breaker's cooldown ends with no request to tell it, so it is read here).
-    pub fn encode_with_breakers(&self, providers: &[Arc<ProviderState>]) -> String {
+    /// The Prometheus text exposition of every metric, with the breaker state of
+    /// `providers` as it is now (a breaker's cooldown ends with no request to tell it, so
+    /// it is read here).
+    pub fn encode(&self, providers: &[Arc<ProviderState>]) -> String {
         for provider in providers {
             let name: Arc<str> = Arc::from(provider.name());
             let current = provider.breaker_state();

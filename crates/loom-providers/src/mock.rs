@@ -228,7 +228,7 @@ impl Service<LlmRequest> for MockProvider {
                     ResponsePayload::Embeddings(inner.embeddings(embeddings))
                 }
                 RequestPayload::CountTokens(chat) => {
-                    ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: chat.clone() })
+                    ResponsePayload::TokenCount(TokenCount::uncounted(chat.clone()))
                 }
             };
             Ok(LlmResponse { provider: inner.name.clone(), payload })

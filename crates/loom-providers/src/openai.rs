@@ -161,9 +161,7 @@ impl Inner {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
             }
             // OpenAI has no token-count API: Loom's tokenizers count.
-            RequestPayload::CountTokens(chat) => {
-                ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: chat })
-            }
+            RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
         };
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
     }

@@ -192,8 +192,7 @@ impl RouterInner {
             Ok(response) => Ok(response),
             Err(error) => {
                 tracing::info!(provider = %target.state.name(), error = %error.message, "counting tokens locally");
-                let payload =
-                    ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: fallback });
+                let payload = ResponsePayload::TokenCount(TokenCount::uncounted(fallback));
                 Ok(LlmResponse { provider: Arc::from(target.state.name()), payload })
             }
         }

@@ -146,9 +146,7 @@ impl Inner {
                 ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
             }
             // Counted by Loom's tokenizers, not with a call upstream.
-            RequestPayload::CountTokens(chat) => {
-                ResponsePayload::TokenCount(TokenCount { input_tokens: None, request: chat })
-            }
+            RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
         };
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
     }
