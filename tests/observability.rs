@@ -1,7 +1,10 @@
 //! Admin server: health and the spec's Prometheus metrics.
 
+use std::time::Duration;
+
 use loom_e2e::{TestGateway, openai_config};
-use loom_test_support::{MockUpstream, Reply};
+use loom_test_support::fixtures::chat_stream_steps;
+use loom_test_support::{MockUpstream, Reply, SseStep};
 
 #[tokio::test]
 async fn health_answers_ok() {
@@ -65,4 +68,56 @@ async fn metrics_count_requests_and_time_them_exactly() {
     assert!(text.contains("# TYPE loom_ai_duration_seconds histogram"), "{text}");
     assert!(text.contains("# TYPE loom_ai_requests counter"), "{text}");
     assert!(!text.contains("sk-test"), "no secrets in metrics");
+}
+
+/// The `_sum` of a histogram series in Prometheus text.
+fn histogram_sum(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series}_sum{{provider=\"openai\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn overhead_leaves_out_upstream_waits_and_failover_backoff() {
+    const WAIT: Duration = Duration::from_millis(400);
+    let mock = MockUpstream::start().await;
+    let routing = "  routing:\n    failover:\n      enabled: true\n      max_retries: 1\n      backoff: 800ms\n      max_backoff: 400ms\n";
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", routing)).await;
+    let chat = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
+
+    // (The jittered backoff, 0.5x to 1.5x of 800 ms, is capped at exactly WAIT.)
+    // A slow whole answer; a stream whose first event is slow; a retry after a backoff.
+    mock.push_reply(Reply::delayed(WAIT, Reply::chat_completion("gpt-4o")));
+    assert_eq!(gateway.post("/v1/chat/completions", chat).await.status, 200);
+    let mut steps = vec![SseStep::Delay(WAIT)];
+    steps.extend(chat_stream_steps("gpt-4o", false));
+    mock.push_reply(Reply::sse(steps));
+    let streamed = gateway
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"stream":true}"#,
+        )
+        .await;
+    assert!(streamed.text().ends_with("data: [DONE]\n\n"));
+    mock.push_reply(Reply::server_error());
+    assert_eq!(gateway.post("/v1/chat/completions", chat).await.status, 200);
+    // A failed request is not an answer: no overhead is recorded for it.
+    mock.set_default_reply(Reply::server_error());
+    assert_eq!(gateway.post("/v1/chat/completions", chat).await.status, 502);
+
+    let text = gateway.admin_get("/metrics").await.text();
+    assert!(text.contains("# TYPE loom_ai_overhead_seconds histogram"), "{text}");
+    assert!(
+        text.lines().any(|line| line == "loom_ai_overhead_seconds_count{provider=\"openai\"} 3"),
+        "three answers: {text}"
+    );
+    // Each of the three answers waited at least WAIT; Loom's own time is a small part of
+    // one WAIT, so a sum that still held any of the waits would be over it.
+    let waited = 3.0 * WAIT.as_secs_f64();
+    assert!(histogram_sum(&text, "loom_ai_duration_seconds") >= waited, "{text}");
+    let overhead = histogram_sum(&text, "loom_ai_overhead_seconds");
+    assert!(overhead > 0.0 && overhead < WAIT.as_secs_f64(), "overhead {overhead} s: {text}");
 }

@@ -1,7 +1,8 @@
 //! Per-request context that travels with the request through every stage.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The wire format the client spoke, so the answer goes back in the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +39,8 @@ pub struct RequestContext {
     pub received_at: Instant,
     /// Estimated input tokens, set by token accounting for later stages (cost routing).
     pub input_token_estimate: Option<u64>,
+    /// Time spent waiting for upstreams, so Loom's own share of the request is the rest.
+    pub upstream_time: UpstreamTime,
 }
 
 impl RequestContext {
@@ -50,6 +53,43 @@ impl RequestContext {
             client_format: ClientFormat::OpenAi,
             received_at: Instant::now(),
             input_token_estimate: None,
+            upstream_time: UpstreamTime::default(),
         }
+    }
+}
+
+/// Time a request spent waiting for upstreams (every attempt, and the backoff between
+/// failover attempts), added up by the stages that wait; clones share one total.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTime(Arc<AtomicU64>);
+
+impl UpstreamTime {
+    /// Adds one wait.
+    pub fn add(&self, waited: Duration) {
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        // Saturating: a total that wrapped would claim upstreams took no time.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| Some(total.saturating_add(nanos)));
+    }
+
+    /// The waits so far.
+    pub fn total(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_add_to_one_total() {
+        let time = UpstreamTime::default();
+        let attempt = time.clone();
+        time.add(Duration::from_millis(3));
+        attempt.add(Duration::from_micros(250));
+        assert_eq!(time.total(), Duration::from_micros(3_250));
+        assert_eq!(attempt.total(), Duration::from_micros(3_250));
     }
 }

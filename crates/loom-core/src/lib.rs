@@ -35,7 +35,7 @@ pub mod usage;
 
 pub use answer::{ChatAnswer, WireResponse};
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
-pub use context::{ClientFormat, Identity, RequestContext};
+pub use context::{ClientFormat, Identity, RequestContext, UpstreamTime};
 pub use embeddings::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
 };

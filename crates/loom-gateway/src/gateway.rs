@@ -145,6 +145,7 @@ impl Gateway {
             flush_interval: ai.streaming.flush_interval,
             request_timeout: config.server.request_timeout,
             request_ids: RequestIds::new(),
+            metrics: metrics.clone(),
         };
         Ok(Gateway {
             state: Arc::new(state),

@@ -22,6 +22,12 @@ use loom_tokens::accounting::{UsageObserver, UsageRecord};
 const DURATION_BUCKETS: [f64; 14] =
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
+/// Upper bounds (seconds) of the overhead buckets: Loom's own share of a request is
+/// counted in microseconds.
+const OVERHEAD_BUCKETS: [f64; 14] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// Labels of `loom_ai_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -39,6 +45,10 @@ type DurationFamily = Family<ProviderLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
+}
+
+fn overhead_histogram() -> Histogram {
+    Histogram::new(OVERHEAD_BUCKETS)
 }
 
 /// Labels of `loom_ai_tokens_total`.
@@ -67,6 +77,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: DurationFamily,
+    overhead: DurationFamily,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<ProviderLabels, Counter<f64, AtomicU64>>,
     breakers: Family<BreakerLabels, Gauge>,
@@ -77,6 +88,7 @@ pub struct Metrics {
 /// One provider's series of the per-provider families.
 struct ProviderSeries {
     duration: Histogram,
+    overhead: Histogram,
     input_tokens: Counter,
     output_tokens: Counter,
     cost: Counter<f64, AtomicU64>,
@@ -100,6 +112,12 @@ impl Metrics {
             "Time from request to the provider's last byte",
             duration.clone(),
         );
+        let overhead = DurationFamily::new_with_constructor(overhead_histogram as fn() -> Histogram);
+        registry.register(
+            "loom_ai_overhead_seconds",
+            "Loom's own time in a request (to the answer, or a stream's first chunk) less the time spent waiting for upstreams",
+            overhead.clone(),
+        );
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register(
             "loom_ai_tokens",
@@ -114,7 +132,16 @@ impl Metrics {
             "1 for the state each provider's circuit breaker is in (closed, open, half_open), 0 for the others",
             breakers.clone(),
         );
-        Metrics { registry, requests, duration, tokens, cost, breakers, providers: RwLock::default() }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            overhead,
+            tokens,
+            cost,
+            breakers,
+            providers: RwLock::default(),
+        }
     }
 
     /// The series of `provider`, made (and registered in their families) on first use.
@@ -130,6 +157,7 @@ impl Metrics {
         };
         let series = Arc::new(ProviderSeries {
             duration: self.duration.get_or_create(&labels).clone(),
+            overhead: self.overhead.get_or_create(&labels).clone(),
             input_tokens: tokens("input"),
             output_tokens: tokens("output"),
             cost: self.cost.get_or_create(&labels).clone(),
@@ -148,6 +176,11 @@ impl Metrics {
     /// Records how long a provider call took.
     pub fn record_duration(&self, provider: &Arc<str>, elapsed: Duration) {
         self.provider(provider).duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records Loom's own time in a request `provider` answered.
+    pub fn record_overhead(&self, provider: &Arc<str>, overhead: Duration) {
+        self.provider(provider).overhead.observe(overhead.as_secs_f64());
     }
 
     /// Adds one request's tokens and cost.

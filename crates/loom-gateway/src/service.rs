@@ -20,6 +20,7 @@ use crate::anthropic_format::{parse_count_tokens, parse_messages, to_messages_re
 use crate::anthropic_stream::anthropic_events;
 use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::http_error::error_response;
+use crate::metrics::Metrics;
 use crate::observe::MetricsService;
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_id::RequestIds;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub(crate) flush_interval: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) request_ids: RequestIds,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The endpoints of the front doors.
@@ -220,6 +222,8 @@ async fn serve(
             LlmRequest::embeddings(context, embeddings)
         }
     };
+    let (received_at, upstream_time) =
+        (llm_request.context.received_at, llm_request.context.upstream_time.clone());
     let deadline = Instant::now() + state.request_timeout;
     let response = match tokio::time::timeout_at(deadline, route.pipeline.clone().oneshot(llm_request)).await
     {
@@ -233,6 +237,10 @@ async fn serve(
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
         http_response.headers_mut().insert(LOOM_PROVIDER, value);
+    }
+    if !matches!(endpoint, Endpoint::CountTokens) {
+        // The answer is ready (a stream's first chunk is in hand): the rest is Loom's.
+        state.metrics.record_overhead(&provider, received_at.elapsed().saturating_sub(upstream_time.total()));
     }
     Ok((http_response, Some(provider)))
 }

@@ -206,7 +206,9 @@ impl Service<LlmRequest> for MockProvider {
         Box::pin(async move {
             let latency = inner.settings.latency;
             if !latency.is_zero() {
+                // The simulated upstream's time, not Loom's.
                 tokio::time::sleep(latency).await;
+                request.context.upstream_time.add(latency);
             }
             let id = completion_id(&request);
             let payload = match &request.payload {

@@ -16,13 +16,12 @@ use loom_core::{
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use tokio::time::Instant;
 use tower::Service;
 
 use crate::client::{Endpoint, build_client};
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
-use crate::upstream::{ErrorBody, Upstream, base_headers, parse_error_body};
+use crate::upstream::{Budget, ErrorBody, Upstream, base_headers, parse_error_body};
 
 /// Default base URL of the OpenAI API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -148,17 +147,18 @@ impl OpenAiProvider {
 impl Inner {
     async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, ProviderError> {
         let translated = request.context.client_format != ClientFormat::OpenAi;
+        let budget = self.upstream.budget(&request.context.upstream_time);
         let payload = match request.payload {
             RequestPayload::Chat(mut chat) if chat.is_stream() => {
                 prepare(&mut chat, &self.upstream.name, translated)?;
-                ResponsePayload::Stream(self.stream(&chat).await?)
+                ResponsePayload::Stream(self.stream(&chat, &budget).await?)
             }
             RequestPayload::Chat(mut chat) => {
                 prepare(&mut chat, &self.upstream.name, translated)?;
-                ResponsePayload::Chat(self.chat(&chat).await?)
+                ResponsePayload::Chat(self.chat(&chat, &budget).await?)
             }
             RequestPayload::Embeddings(embeddings) => {
-                ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
+                ResponsePayload::Embeddings(self.embeddings(&embeddings, &budget).await?)
             }
             // OpenAI has no token-count API: Loom's tokenizers count.
             RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
@@ -174,32 +174,33 @@ impl Inner {
     }
 
     /// A whole answer, kept as the upstream's JSON (OpenAI clients get it unchanged).
-    async fn chat(&self, chat: &ChatRequest) -> Result<ChatAnswer, ProviderError> {
-        let deadline = self.upstream.deadline();
+    async fn chat(&self, chat: &ChatRequest, budget: &Budget) -> Result<ChatAnswer, ProviderError> {
         let response =
-            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, deadline).await?;
-        let body = self.upstream.read_body(response, deadline).await?;
+            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, budget).await?;
+        let body = self.upstream.read_body(response, budget).await?;
         WireResponse::parse(body).map(ChatAnswer::Wire).map_err(|error| ProviderError::InvalidResponse {
             provider: self.upstream.name.to_string(),
             reason: format!("unexpected JSON: {error}"),
         })
     }
 
-    async fn embeddings(&self, embeddings: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
-        let deadline = self.upstream.deadline();
+    async fn embeddings(
+        &self,
+        embeddings: &EmbeddingsRequest,
+        budget: &Budget,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let response = self
             .upstream
-            .post_json(&*self.embeddings_endpoint(&embeddings.model)?, self.encode(embeddings)?, deadline)
+            .post_json(&*self.embeddings_endpoint(&embeddings.model)?, self.encode(embeddings)?, budget)
             .await?;
-        let body = self.upstream.read_body(response, deadline).await?;
+        let body = self.upstream.read_body(response, budget).await?;
         self.upstream.decode(&body)
     }
 
-    async fn stream(&self, chat: &ChatRequest) -> Result<ChunkStream, ProviderError> {
-        let deadline: Instant = self.upstream.deadline();
+    async fn stream(&self, chat: &ChatRequest, budget: &Budget) -> Result<ChunkStream, ProviderError> {
         let response =
-            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, deadline).await?;
-        let events = self.upstream.events(response, deadline);
+            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, budget).await?;
+        let events = self.upstream.events(response, budget);
         Ok(Box::pin(WireChunks { events: Some(events), upstream: self.upstream.clone(), first: true }))
     }
 }

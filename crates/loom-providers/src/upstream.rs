@@ -18,6 +18,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use sse_core::{MessageEvent, SseDecoder, SseEvent};
 use tokio::time::{Instant, Sleep, timeout_at};
 
+use loom_core::UpstreamTime;
+
 use crate::client::{Endpoint, HttpClient, TransportError, UpstreamBody};
 use crate::config::{ProviderConfig, Secret, Timeouts};
 use crate::error::{ErrorFields, ProviderError, TimeoutPhase, redact_secrets};
@@ -51,9 +53,9 @@ impl Upstream {
         self.name.to_string()
     }
 
-    /// The deadline of a request starting now.
-    pub(crate) fn deadline(&self) -> Instant {
-        Instant::now() + self.timeouts.request
+    /// The budget of a request starting now, its waits added to `waits`.
+    pub(crate) fn budget(&self, waits: &UpstreamTime) -> Budget {
+        Budget { deadline: Instant::now() + self.timeouts.request, waits: waits.clone() }
     }
 
     /// The endpoint of a URL built for one request (fixed URLs are parsed once, at start-up).
@@ -66,9 +68,9 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
         body: Vec<u8>,
-        deadline: Instant,
+        budget: &Budget,
     ) -> Result<Response<UpstreamBody>, ProviderError> {
-        self.post_json_with_token(endpoint, body, deadline, None).await
+        self.post_json_with_token(endpoint, body, budget, None).await
     }
 
     /// Like [`Upstream::post_json`], with a per-request bearer token.
@@ -76,7 +78,7 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
         body: Vec<u8>,
-        deadline: Instant,
+        budget: &Budget,
         token: Option<&Secret>,
     ) -> Result<Response<UpstreamBody>, ProviderError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
@@ -92,6 +94,16 @@ impl Upstream {
             value.set_sensitive(true);
             request.headers_mut().insert(http::header::AUTHORIZATION, value);
         }
+        budget.wait_for(self.send(endpoint, request, budget.deadline)).await
+    }
+
+    /// Sends `request`; its response once the headers arrive, or the error it makes.
+    async fn send(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Response<UpstreamBody>, ProviderError> {
         let first_byte = (Instant::now() + self.timeouts.first_byte).min(deadline);
         let response = match timeout_at(first_byte, self.client.request_to(endpoint, request)).await {
             Ok(Ok(response)) => response,
@@ -108,6 +120,15 @@ impl Upstream {
 
     /// Reads a whole (bounded) body before the deadline.
     pub(crate) async fn read_body(
+        &self,
+        response: Response<UpstreamBody>,
+        budget: &Budget,
+    ) -> Result<Bytes, ProviderError> {
+        budget.wait_for(self.collect(response, budget.deadline)).await
+    }
+
+    /// The whole (bounded) body, without timing it.
+    async fn collect(
         &self,
         response: Response<UpstreamBody>,
         deadline: Instant,
@@ -131,13 +152,14 @@ impl Upstream {
         })
     }
 
-    /// The response body as server-sent events, with the idle gap and deadline enforced.
+    /// The response body as server-sent events, with the idle gap and deadline enforced;
+    /// the wait for the first event is added to the budget's waits.
     pub(crate) fn events(
         &self,
         response: Response<UpstreamBody>,
-        deadline: Instant,
+        budget: &Budget,
     ) -> impl Stream<Item = Result<MessageEvent, ProviderError>> + Send + 'static {
-        UpstreamEvents::new(response.into_body(), self.clone(), deadline)
+        UpstreamEvents::new(response.into_body(), self.clone(), budget)
     }
 
     /// A stream that ended before its terminator.
@@ -167,7 +189,7 @@ impl Upstream {
     async fn status_error(&self, response: Response<UpstreamBody>, deadline: Instant) -> ProviderError {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let body = self.read_body(response, deadline).await.unwrap_or_default();
+        let body = self.collect(response, deadline).await.unwrap_or_default();
         let ErrorBody { fields, message } = parse_error_body(&body);
         let message = redact_secrets(&message, self.secret.as_deref().map(Secret::expose));
         ProviderError::Status {
@@ -177,6 +199,25 @@ impl Upstream {
             message,
             retry_after,
         }
+    }
+}
+
+/// One request's dealings with an upstream: the deadline they must meet, and the total
+/// their waits are added to (Loom's own time is the rest).
+pub(crate) struct Budget {
+    /// When the whole request must be answered.
+    pub(crate) deadline: Instant,
+    waits: UpstreamTime,
+}
+
+impl Budget {
+    /// Awaits `wait` (an upstream's answer, or a call to a token endpoint), adding its
+    /// time to the waits.
+    pub(crate) async fn wait_for<T>(&self, wait: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = wait.await;
+        self.waits.add(started.elapsed());
+        result
     }
 }
 
@@ -198,10 +239,13 @@ struct UpstreamEvents {
     deadline: Instant,
     last_event: Instant,
     timer: Pin<Box<Sleep>>,
+    /// Where the wait for the first event goes; `None` once it has come.
+    first_wait: Option<UpstreamTime>,
 }
 
 impl UpstreamEvents {
-    fn new(body: UpstreamBody, upstream: Upstream, deadline: Instant) -> Self {
+    fn new(body: UpstreamBody, upstream: Upstream, budget: &Budget) -> Self {
+        let deadline = budget.deadline;
         let now = Instant::now();
         let timer = Box::pin(tokio::time::sleep_until((now + upstream.timeouts.idle).min(deadline)));
         UpstreamEvents {
@@ -212,6 +256,7 @@ impl UpstreamEvents {
             deadline,
             last_event: now,
             timer,
+            first_wait: Some(budget.waits.clone()),
         }
     }
 
@@ -284,7 +329,13 @@ impl Stream for UpstreamEvents {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let Some(upstream) = this.upstream.take() else { return Poll::Ready(None) };
-        let item = match this.poll_event(&upstream, cx) {
+        let polled = this.poll_event(&upstream, cx);
+        if polled.is_ready()
+            && let Some(waits) = this.first_wait.take()
+        {
+            waits.add(this.last_event.elapsed());
+        }
+        let item = match polled {
             Poll::Ready(Some(Ok(event))) => {
                 this.last_event = Instant::now();
                 Ok(event)

@@ -213,6 +213,7 @@ impl RouterInner {
             RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
         };
         let attempts = if self.failover.enabled { self.failover.max_retries + 1 } else { 1 };
+        let upstream_time = request.context.upstream_time.clone();
         let mut tried: Vec<usize> = Vec::new();
         let mut request = Some(request);
         let mut attempt = 0;
@@ -275,6 +276,8 @@ impl RouterInner {
                         "failing over"
                     );
                     tokio::time::sleep(wait).await;
+                    // Backing off is waiting for upstreams to recover, not Loom's work.
+                    upstream_time.add(wait);
                     attempt += 1;
                 }
             }

@@ -22,7 +22,7 @@ use tower::Service;
 use crate::client::{Endpoint, build_client};
 use crate::config::ProviderConfig;
 use crate::error::ProviderError;
-use crate::upstream::{Upstream, base_headers};
+use crate::upstream::{Budget, Upstream, base_headers};
 
 use self::stream::StreamTranslator;
 use self::wire::{MessagesRequest, MessagesResponse, StreamEvent, TokenCountResponse};
@@ -123,11 +123,14 @@ impl Inner {
         // Fields an Anthropic client sent that Loom does not model are Anthropic's own:
         // they pass through. An OpenAI client's unknown fields would be rejected.
         let native = request.context.client_format == ClientFormat::Anthropic;
+        let budget = self.upstream.budget(&request.context.upstream_time);
         let payload = match request.payload {
             RequestPayload::Chat(chat) if chat.is_stream() => {
-                ResponsePayload::Stream(self.stream(&chat, native).await?)
+                ResponsePayload::Stream(self.stream(&chat, native, &budget).await?)
             }
-            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, native).await?.into()),
+            RequestPayload::Chat(chat) => {
+                ResponsePayload::Chat(self.chat(&chat, native, &budget).await?.into())
+            }
             RequestPayload::Embeddings(_) => {
                 return Err(ProviderError::Unsupported {
                     provider: self.upstream.name.to_string(),
@@ -136,7 +139,7 @@ impl Inner {
                 .into());
             }
             RequestPayload::CountTokens(chat) => {
-                let input_tokens = self.count_tokens(&chat, native).await?;
+                let input_tokens = self.count_tokens(&chat, native, &budget).await?;
                 ResponsePayload::TokenCount(TokenCount { input_tokens: Some(input_tokens), request: chat })
             }
         };
@@ -161,7 +164,12 @@ impl Inner {
     }
 
     /// Asks Anthropic how many input tokens `chat` takes (`POST /v1/messages/count_tokens`).
-    async fn count_tokens(&self, chat: &ChatRequest, native: bool) -> Result<u64, LoomError> {
+    async fn count_tokens(
+        &self,
+        chat: &ChatRequest,
+        native: bool,
+        budget: &Budget,
+    ) -> Result<u64, LoomError> {
         let mut body = self.request_body(chat, native)?;
         // The count takes the prompt only: no output limit or sampling settings.
         body.max_tokens = None;
@@ -172,26 +180,33 @@ impl Inner {
         body.top_k = None;
         body.metadata = None;
         let body = encode(&body)?;
-        let deadline = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.count_tokens, body, deadline).await?;
-        let body = self.upstream.read_body(response, deadline).await?;
+        let response = self.upstream.post_json(&self.count_tokens, body, budget).await?;
+        let body = self.upstream.read_body(response, budget).await?;
         let count: TokenCountResponse = self.upstream.decode(&body)?;
         Ok(count.input_tokens)
     }
 
-    async fn chat(&self, chat: &ChatRequest, native: bool) -> Result<ChatResponse, LoomError> {
-        let deadline = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.messages, self.body(chat, native)?, deadline).await?;
-        let body = self.upstream.read_body(response, deadline).await?;
+    async fn chat(
+        &self,
+        chat: &ChatRequest,
+        native: bool,
+        budget: &Budget,
+    ) -> Result<ChatResponse, LoomError> {
+        let response = self.upstream.post_json(&self.messages, self.body(chat, native)?, budget).await?;
+        let body = self.upstream.read_body(response, budget).await?;
         let answer: MessagesResponse = self.upstream.decode(&body)?;
         Ok(response::from_anthropic(answer))
     }
 
-    async fn stream(&self, chat: &ChatRequest, native: bool) -> Result<ChunkStream, LoomError> {
-        let deadline = self.upstream.deadline();
-        let response = self.upstream.post_json(&self.messages, self.body(chat, native)?, deadline).await?;
+    async fn stream(
+        &self,
+        chat: &ChatRequest,
+        native: bool,
+        budget: &Budget,
+    ) -> Result<ChunkStream, LoomError> {
+        let response = self.upstream.post_json(&self.messages, self.body(chat, native)?, budget).await?;
         let upstream = self.upstream.clone();
-        let events = Box::pin(self.upstream.events(response, deadline));
+        let events = Box::pin(self.upstream.events(response, budget));
         let translator = StreamTranslator::new(&self.upstream.name);
         let state = (events, upstream, translator, std::collections::VecDeque::new());
         let chunks = futures_util::stream::unfold(Some(state), |state| async move {

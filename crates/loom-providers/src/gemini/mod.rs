@@ -24,7 +24,7 @@ use crate::client::build_client;
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
 use crate::google_auth::TokenSource;
-use crate::upstream::{Upstream, base_headers};
+use crate::upstream::{Budget, Upstream, base_headers};
 
 use self::response::StreamTranslator;
 use self::wire::{
@@ -120,15 +120,14 @@ impl Inner {
         &self,
         uri: &Uri,
         body: Vec<u8>,
-    ) -> Result<(hyper::Response<crate::client::UpstreamBody>, tokio::time::Instant), LoomError> {
-        let deadline = self.upstream.deadline();
+        budget: &Budget,
+    ) -> Result<hyper::Response<crate::client::UpstreamBody>, LoomError> {
         let token = match &self.tokens {
-            Some(tokens) => Some(tokens.token().await?),
+            Some(tokens) => Some(budget.wait_for(tokens.token()).await?),
             None => None,
         };
         let endpoint = self.upstream.endpoint(uri)?;
-        let response = self.upstream.post_json_with_token(&endpoint, body, deadline, token.as_ref()).await?;
-        Ok((response, deadline))
+        Ok(self.upstream.post_json_with_token(&endpoint, body, budget, token.as_ref()).await?)
     }
 
     fn encode<T: serde::Serialize>(&self, body: &T) -> Result<Vec<u8>, LoomError> {
@@ -137,13 +136,14 @@ impl Inner {
 
     async fn call(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
         let id = format!("chatcmpl-{}", request.context.request_id);
+        let budget = self.upstream.budget(&request.context.upstream_time);
         let payload = match request.payload {
             RequestPayload::Chat(chat) if chat.is_stream() => {
-                ResponsePayload::Stream(self.stream(&chat, id).await?)
+                ResponsePayload::Stream(self.stream(&chat, id, &budget).await?)
             }
-            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, id).await?.into()),
+            RequestPayload::Chat(chat) => ResponsePayload::Chat(self.chat(&chat, id, &budget).await?.into()),
             RequestPayload::Embeddings(embeddings) => {
-                ResponsePayload::Embeddings(self.embeddings(&embeddings).await?)
+                ResponsePayload::Embeddings(self.embeddings(&embeddings, &budget).await?)
             }
             // Counted by Loom's tokenizers, not with a call upstream.
             RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
@@ -151,22 +151,27 @@ impl Inner {
         Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
     }
 
-    async fn chat(&self, chat: &ChatRequest, id: String) -> Result<ChatResponse, LoomError> {
+    async fn chat(&self, chat: &ChatRequest, id: String, budget: &Budget) -> Result<ChatResponse, LoomError> {
         let body = self.encode(&request::to_gemini(chat)?)?;
-        let (response, deadline) = self.post(&self.uri(&chat.model, "generateContent")?, body).await?;
-        let bytes = self.upstream.read_body(response, deadline).await?;
+        let response = self.post(&self.uri(&chat.model, "generateContent")?, body, budget).await?;
+        let bytes = self.upstream.read_body(response, budget).await?;
         let answer: GenerateContentResponse = self.upstream.decode(&bytes)?;
         Ok(response::from_gemini(answer, id, &chat.model))
     }
 
-    async fn stream(&self, chat: &ChatRequest, id: String) -> Result<ChunkStream, LoomError> {
+    async fn stream(
+        &self,
+        chat: &ChatRequest,
+        id: String,
+        budget: &Budget,
+    ) -> Result<ChunkStream, LoomError> {
         let body = self.encode(&request::to_gemini(chat)?)?;
         let mut uri = self.uri(&chat.model, "streamGenerateContent")?.to_string();
         uri.push_str("?alt=sse");
         let uri = uri.parse::<Uri>().map_err(|error| LoomError::internal(format!("stream URL: {error}")))?;
-        let (response, deadline) = self.post(&uri, body).await?;
+        let response = self.post(&uri, body, budget).await?;
         let upstream = self.upstream.clone();
-        let events = Box::pin(self.upstream.events(response, deadline));
+        let events = Box::pin(self.upstream.events(response, budget));
         let translator = StreamTranslator::new(id, &chat.model);
         let state = (events, upstream, translator, std::collections::VecDeque::new(), false);
         let chunks = futures_util::stream::unfold(Some(state), |state| async move {
@@ -207,7 +212,11 @@ impl Inner {
         Ok(Box::pin(chunks))
     }
 
-    async fn embeddings(&self, embeddings: &EmbeddingsRequest) -> Result<EmbeddingsResponse, LoomError> {
+    async fn embeddings(
+        &self,
+        embeddings: &EmbeddingsRequest,
+        budget: &Budget,
+    ) -> Result<EmbeddingsResponse, LoomError> {
         let texts: Vec<String> = match &embeddings.input {
             EmbeddingInput::Text(text) => vec![text.clone()],
             EmbeddingInput::Texts(texts) => texts.clone(),
@@ -238,9 +247,10 @@ impl Inner {
                 })
                 .collect(),
         };
-        let (response, deadline) =
-            self.post(&self.uri(&embeddings.model, "batchEmbedContents")?, self.encode(&body)?).await?;
-        let bytes = self.upstream.read_body(response, deadline).await?;
+        let response = self
+            .post(&self.uri(&embeddings.model, "batchEmbedContents")?, self.encode(&body)?, budget)
+            .await?;
+        let bytes = self.upstream.read_body(response, budget).await?;
         let answer: BatchEmbedResponse = self.upstream.decode(&bytes)?;
         Ok(EmbeddingsResponse {
             object: "list".to_owned(),
