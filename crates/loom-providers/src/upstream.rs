@@ -94,17 +94,9 @@ impl Upstream {
             value.set_sensitive(true);
             request.headers_mut().insert(http::header::AUTHORIZATION, value);
         }
-        budget.wait_for(self.send(endpoint, request, budget.deadline)).await
-    }
-
-    /// Sends `request`; its response once the headers arrive, or the error it makes.
-    async fn send(
-        &self,
-        endpoint: &Endpoint,
-        request: Request<Full<Bytes>>,
-        deadline: Instant,
-    ) -> Result<Response<UpstreamBody>, ProviderError> {
-        let first_byte = (Instant::now() + self.timeouts.first_byte).min(deadline);
+        let waiting = budget.waiting();
+        let deadline = budget.deadline;
+        let first_byte = (waiting.since + self.timeouts.first_byte).min(deadline);
         let response = match timeout_at(first_byte, self.client.request_to(endpoint, request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(self.transport_error(&error)),
@@ -124,7 +116,8 @@ impl Upstream {
         response: Response<UpstreamBody>,
         budget: &Budget,
     ) -> Result<Bytes, ProviderError> {
-        budget.wait_for(self.collect(response, budget.deadline)).await
+        let _waiting = budget.waiting();
+        self.collect(response, budget.deadline).await
     }
 
     /// The whole (bounded) body, without timing it.
@@ -211,13 +204,22 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// Awaits `wait` (an upstream's answer, or a call to a token endpoint), adding its
-    /// time to the waits.
-    pub(crate) async fn wait_for<T>(&self, wait: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let result = wait.await;
-        self.waits.add(started.elapsed());
-        result
+    /// Counts the time from now until the guard is dropped (an answer has come, or a
+    /// failure, or the request was dropped) as a wait.
+    pub(crate) fn waiting(&self) -> Waiting<'_> {
+        Waiting { waits: &self.waits, since: Instant::now() }
+    }
+}
+
+/// A wait in progress; see [`Budget::waiting`].
+pub(crate) struct Waiting<'a> {
+    waits: &'a UpstreamTime,
+    since: Instant,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.waits.add(self.since.elapsed());
     }
 }
 

@@ -123,7 +123,10 @@ impl Inner {
         budget: &Budget,
     ) -> Result<hyper::Response<crate::client::UpstreamBody>, LoomError> {
         let token = match &self.tokens {
-            Some(tokens) => Some(budget.wait_for(tokens.token()).await?),
+            Some(tokens) => {
+                let _waiting = budget.waiting();
+                Some(tokens.token().await?)
+            }
             None => None,
         };
         let endpoint = self.upstream.endpoint(uri)?;
