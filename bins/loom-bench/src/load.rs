@@ -175,7 +175,8 @@ pub async fn probe(addr: SocketAddr, workload: Workload) -> Result<(), String> {
     workload.check(&body)
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+/// An HTTP/1.1 connection to `addr` (driven by a task of its own).
+pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|err| format!("connect: {err}"))?;
     tcp.set_nodelay(true).map_err(|err| format!("nodelay: {err}"))?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))

@@ -20,6 +20,8 @@ pub struct LoomChild {
     pub guard: ChildGuard,
     /// Where Loom serves the AI gateway.
     pub addr: SocketAddr,
+    /// Where Loom serves its admin API and metrics.
+    pub admin: SocketAddr,
     /// The generated config; removed on drop, after the guard.
     _dir: TempDir,
 }
@@ -77,7 +79,7 @@ pub fn spawn(loom_bin: &Path, upstream: SocketAddr) -> io::Result<LoomChild> {
         .stdout(Stdio::null());
     let mut guard = ChildGuard::spawn("loom", command)?;
     guard.wait_listening(addr, Duration::from_secs(10))?;
-    Ok(LoomChild { guard, addr, _dir: dir })
+    Ok(LoomChild { guard, addr, admin, _dir: dir })
 }
 
 #[cfg(test)]

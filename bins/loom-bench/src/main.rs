@@ -16,7 +16,9 @@
 //! `--concurrency` keep-alive connections for `--duration` seconds after a 1 s warm-up)
 //! and fixed rate (an open loop at `--rate` requests/s for `--rate-duration` seconds,
 //! latency measured from each request's scheduled send time). Loom's RSS is sampled
-//! throughout, and the CPU time each process spends per request is read from /proc.
+//! throughout, the CPU time each process spends per request is read from /proc, and
+//! Loom's own `loom_ai_overhead_seconds` histogram is read from its admin server before and
+//! after each fixed-rate run (what Loom says it added to those requests).
 //! It prints one table (or `--json`) with req/s, p50/p99, CPU per request, the ratios
 //! Loom/nginx, Loom/direct and Loom/hyper, the fixed-rate latencies, the RSS, and a verdict for
 //! each target, then stops every child (also on Ctrl-C, SIGTERM or a panic).
@@ -41,6 +43,7 @@ mod load;
 mod loom_child;
 mod mock;
 mod nginx;
+mod overhead;
 mod procfs;
 mod report;
 
@@ -52,6 +55,7 @@ use clap::Parser;
 
 use crate::cli::{BenchArgs, Cli, Command, Only};
 use crate::load::Workload;
+use crate::overhead::OverheadHistogram;
 use crate::report::{CpuUse, Machine, RateRow, Report, Rss, SaturationRow, TargetKind};
 
 /// Warm-up before each saturation run.
@@ -114,6 +118,8 @@ struct Target {
     addr: SocketAddr,
     /// The proxy's processes, whose CPU time is counted (empty for the mock itself).
     pids: Vec<u32>,
+    /// Loom's admin server, to read its own overhead histogram from.
+    admin: Option<SocketAddr>,
 }
 
 /// Process ids whose CPU time each run reports.
@@ -169,16 +175,27 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     let loom = loom_child::spawn(&loom_bin, mock.addr).map_err(|err| format!("loom: {err}"))?;
     progress(format_args!("loom on {} (pid {}, {})", loom.addr, loom.guard.pid(), loom_bin.display()));
 
-    let mut targets = vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new() }];
+    let mut targets =
+        vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new(), admin: None }];
     if let Some(nginx) = &nginx {
         let mut pids = nginx.workers.clone();
         pids.push(nginx.guard.pid());
-        targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids });
+        targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids, admin: None });
     }
     if let Some(hyper) = &hyper {
-        targets.push(Target { kind: TargetKind::Hyper, addr: hyper.addr, pids: vec![hyper.guard.pid()] });
+        targets.push(Target {
+            kind: TargetKind::Hyper,
+            addr: hyper.addr,
+            pids: vec![hyper.guard.pid()],
+            admin: None,
+        });
     }
-    targets.push(Target { kind: TargetKind::Loom, addr: loom.addr, pids: vec![loom.guard.pid()] });
+    targets.push(Target {
+        kind: TargetKind::Loom,
+        addr: loom.addr,
+        pids: vec![loom.guard.pid()],
+        admin: Some(loom.admin),
+    });
     let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
     let workloads: Vec<Workload> = match args.only {
         Some(Only::Whole) => vec![Workload::Whole],
@@ -252,14 +269,27 @@ async fn run_loads(
                     args.rate,
                     args.rate_duration()
                 ));
+                let before = read_overhead(target).await?;
                 let outcome =
                     load::fixed_rate(target.addr, workload, args.rate, RATE_WARMUP, args.rate_duration())
                         .await;
-                fixed_rate.push(RateRow::new(target.kind, workload, args.rate, &outcome));
+                let overhead = read_overhead(target)
+                    .await?
+                    .zip(before)
+                    .and_then(|(after, before)| after.since(&before).summary());
+                fixed_rate.push(RateRow::new(target.kind, workload, args.rate, &outcome, overhead));
             }
         }
     }
     Ok((saturation, fixed_rate))
+}
+
+/// Loom's overhead histogram as it is now; `None` for the other targets.
+async fn read_overhead(target: &Target) -> Result<Option<OverheadHistogram>, String> {
+    match target.admin {
+        Some(admin) => overhead::read(admin).await.map(Some).map_err(|err| format!("loom metrics: {err}")),
+        None => Ok(None),
+    }
 }
 
 /// One saturation run of `target`, with the CPU every process spent on it.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::load::{Outcome, Workload};
+use crate::overhead::OverheadSummary;
 
 /// Loom's throughput must be at least this fraction of nginx's.
 pub const MIN_RATIO_VS_NGINX: f64 = 0.8;
@@ -127,11 +128,19 @@ pub struct RateRow {
     pub errors: u64,
     /// The first failure, if any.
     pub first_error: Option<String>,
+    /// Loom's own overhead in the run, from its `loom_ai_overhead_seconds` (Loom only).
+    pub loom_overhead: Option<OverheadSummary>,
 }
 
 impl RateRow {
-    /// The row for `outcome` at `rate` requests/s.
-    pub fn new(target: TargetKind, workload: Workload, rate: u32, outcome: &Outcome) -> RateRow {
+    /// The row for `outcome` at `rate` requests/s, with Loom's account of its overhead.
+    pub fn new(
+        target: TargetKind,
+        workload: Workload,
+        rate: u32,
+        outcome: &Outcome,
+        loom_overhead: Option<OverheadSummary>,
+    ) -> RateRow {
         RateRow {
             target,
             workload,
@@ -142,6 +151,7 @@ impl RateRow {
             max_ms: outcome.max_ms(),
             errors: outcome.errors,
             first_error: outcome.first_error.clone(),
+            loom_overhead,
         }
     }
 }
@@ -404,6 +414,23 @@ impl Report {
                     row.p99_ms,
                     row.max_ms,
                     row.errors
+                );
+            }
+        }
+        for row in &self.fixed_rate {
+            if let Some(overhead) = &row.loom_overhead {
+                let bound = |micros: Option<f64>| {
+                    micros.map_or("above 1 s".to_owned(), |us| format!("<= {us:.0} µs"))
+                };
+                let _ = writeln!(
+                    out,
+                    "Loom's own overhead, {} at {} req/s (its loom_ai_overhead_seconds, {} requests): mean {:.1} µs, p50 {}, p99 {}",
+                    row.workload.name(),
+                    row.rate,
+                    overhead.requests,
+                    overhead.mean_us,
+                    bound(overhead.p50_at_most_us),
+                    bound(overhead.p99_at_most_us)
                 );
             }
         }
