@@ -76,22 +76,25 @@ impl AzureEndpoints {
     }
 }
 
-impl Inner {
-    fn chat_endpoint(&self, model: &str) -> Result<Cow<'_, Endpoint>, ProviderError> {
-        match &self.endpoints {
-            Endpoints::Fixed { chat, .. } => Ok(Cow::Borrowed(chat)),
-            Endpoints::Azure(azure) => {
-                let uri = azure.uri(&self.upstream.name, model, "chat/completions")?;
-                self.upstream.endpoint(&uri).map(Cow::Owned)
-            }
-        }
-    }
+/// What an upstream request asks for, which decides its URL.
+#[derive(Clone, Copy)]
+enum Operation {
+    Chat,
+    Embeddings,
+}
 
-    fn embeddings_endpoint(&self, model: &str) -> Result<Cow<'_, Endpoint>, ProviderError> {
-        match &self.endpoints {
-            Endpoints::Fixed { embeddings, .. } => Ok(Cow::Borrowed(embeddings)),
-            Endpoints::Azure(azure) => {
-                let uri = azure.uri(&self.upstream.name, model, "embeddings")?;
+impl Inner {
+    /// The URL of `operation` for `model` (Azure names the deployment in the URL).
+    fn endpoint(&self, operation: Operation, model: &str) -> Result<Cow<'_, Endpoint>, ProviderError> {
+        match (&self.endpoints, operation) {
+            (Endpoints::Fixed { chat, .. }, Operation::Chat) => Ok(Cow::Borrowed(chat)),
+            (Endpoints::Fixed { embeddings, .. }, Operation::Embeddings) => Ok(Cow::Borrowed(embeddings)),
+            (Endpoints::Azure(azure), _) => {
+                let path = match operation {
+                    Operation::Chat => "chat/completions",
+                    Operation::Embeddings => "embeddings",
+                };
+                let uri = azure.uri(&self.upstream.name, model, path)?;
                 self.upstream.endpoint(&uri).map(Cow::Owned)
             }
         }
@@ -175,8 +178,10 @@ impl Inner {
 
     /// A whole answer, kept as the upstream's JSON (OpenAI clients get it unchanged).
     async fn chat(&self, chat: &ChatRequest, budget: &Budget) -> Result<ChatAnswer, ProviderError> {
-        let response =
-            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, budget).await?;
+        let response = self
+            .upstream
+            .post_json(&*self.endpoint(Operation::Chat, &chat.model)?, self.encode(chat)?, budget)
+            .await?;
         let body = self.upstream.read_body(response, budget).await?;
         WireResponse::parse(body).map(ChatAnswer::Wire).map_err(|error| ProviderError::InvalidResponse {
             provider: self.upstream.name.to_string(),
@@ -191,15 +196,21 @@ impl Inner {
     ) -> Result<EmbeddingsResponse, ProviderError> {
         let response = self
             .upstream
-            .post_json(&*self.embeddings_endpoint(&embeddings.model)?, self.encode(embeddings)?, budget)
+            .post_json(
+                &*self.endpoint(Operation::Embeddings, &embeddings.model)?,
+                self.encode(embeddings)?,
+                budget,
+            )
             .await?;
         let body = self.upstream.read_body(response, budget).await?;
         self.upstream.decode(&body)
     }
 
     async fn stream(&self, chat: &ChatRequest, budget: &Budget) -> Result<ChunkStream, ProviderError> {
-        let response =
-            self.upstream.post_json(&*self.chat_endpoint(&chat.model)?, self.encode(chat)?, budget).await?;
+        let response = self
+            .upstream
+            .post_json(&*self.endpoint(Operation::Chat, &chat.model)?, self.encode(chat)?, budget)
+            .await?;
         let events = self.upstream.events(response, budget);
         Ok(Box::pin(WireChunks { events: Some(events), upstream: self.upstream.clone(), first: true }))
     }

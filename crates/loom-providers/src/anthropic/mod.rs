@@ -25,7 +25,7 @@ use crate::error::ProviderError;
 use crate::upstream::{Budget, Upstream, base_headers};
 
 use self::stream::StreamTranslator;
-use self::wire::{MessagesRequest, MessagesResponse, StreamEvent, TokenCountResponse};
+use self::wire::{CountTokensRequest, MessagesRequest, MessagesResponse, StreamEvent, TokenCountResponse};
 
 /// Default base URL of the Anthropic API.
 pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
@@ -170,16 +170,8 @@ impl Inner {
         native: bool,
         budget: &Budget,
     ) -> Result<u64, LoomError> {
-        let mut body = self.request_body(chat, native)?;
-        // The count takes the prompt only: no output limit or sampling settings.
-        body.max_tokens = None;
-        body.stream = None;
-        body.stop_sequences = None;
-        body.temperature = None;
-        body.top_p = None;
-        body.top_k = None;
-        body.metadata = None;
-        let body = encode(&body)?;
+        let request = self.request_body(chat, native)?;
+        let body = encode(&CountTokensRequest::from(&request))?;
         let response = self.upstream.post_json(&self.count_tokens, body, budget).await?;
         let body = self.upstream.read_body(response, budget).await?;
         let count: TokenCountResponse = self.upstream.decode(&body)?;
@@ -243,7 +235,7 @@ impl Inner {
     }
 }
 
-fn encode(body: &MessagesRequest) -> Result<Vec<u8>, LoomError> {
+fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, LoomError> {
     serde_json::to_vec(body).map_err(|error| LoomError::internal(format!("encoding failed: {error}")))
 }
 

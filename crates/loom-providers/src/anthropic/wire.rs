@@ -53,6 +53,45 @@ pub struct MessagesRequest {
     pub extra: Map<String, Value>,
 }
 
+/// The body of `POST /v1/messages/count_tokens`: what of a Messages request takes input
+/// tokens (no output limit, stream flag or sampling settings).
+#[derive(Debug, Serialize)]
+pub struct CountTokensRequest<'a> {
+    /// Model id.
+    pub model: &'a str,
+    /// The conversation.
+    pub messages: &'a [AnthropicMessage],
+    /// System prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<&'a SystemPrompt>,
+    /// Tool definitions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<&'a [AnthropicTool]>,
+    /// Tool choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'a AnthropicToolChoice>,
+    /// Extended thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<&'a loom_core::ThinkingConfig>,
+    /// Fields Loom does not model (an Anthropic client's own, such as `mcp_servers`).
+    #[serde(flatten)]
+    pub extra: &'a Map<String, Value>,
+}
+
+impl<'a> From<&'a MessagesRequest> for CountTokensRequest<'a> {
+    fn from(request: &'a MessagesRequest) -> Self {
+        CountTokensRequest {
+            model: &request.model,
+            messages: &request.messages,
+            system: request.system.as_ref(),
+            tools: request.tools.as_deref(),
+            tool_choice: request.tool_choice.as_ref(),
+            thinking: request.thinking.as_ref(),
+            extra: &request.extra,
+        }
+    }
+}
+
 /// A system prompt: plain text or text blocks (which may carry `cache_control`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
