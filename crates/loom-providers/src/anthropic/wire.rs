@@ -472,3 +472,42 @@ pub struct TokenCountResponse {
     /// Input tokens of the request.
     pub input_tokens: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_count_request_keeps_the_prompt_and_drops_the_generation_settings() {
+        let request: MessagesRequest = serde_json::from_value(json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 1024,
+            "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stop_sequences": ["END"],
+            "stream": true,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "top_k": 5,
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "auto"},
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "metadata": {"user_id": "u-1"},
+            "mcp_servers": [{"type": "url", "url": "https://mcp.example.com", "name": "example"}]
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(CountTokensRequest::from(&request)).unwrap(),
+            json!({
+                "model": "claude-sonnet-4-5",
+                "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+                "messages": [{"role": "user", "content": "Hi"}],
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "auto"},
+                "thinking": {"type": "enabled", "budget_tokens": 2048},
+                "mcp_servers": [{"type": "url", "url": "https://mcp.example.com", "name": "example"}]
+            })
+        );
+    }
+}
