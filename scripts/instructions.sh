@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Count the instructions Loom (or the bare hyper proxy) spends per request, with callgrind:
+# Count the instructions Loom (or the bare hyper proxy, or nginx) spends per request, with callgrind:
 # repeatable whatever else the machine does, unlike timings. See docs/benchmarks.md.
 #
-#   scripts/instructions.sh [loom|hyper] [whole|stream] [REQUESTS]
+#   scripts/instructions.sh [loom|hyper|nginx] [whole|stream] [REQUESTS]
 #
 # Starts the mock upstream and the target under valgrind on loopback ports, warms up with
 # 200 requests, counts REQUESTS (default 2000) sequential keep-alive requests, and prints
@@ -36,7 +36,15 @@ case "$target" in
         export LOOM_SERVER__WORKERS=1 LOOM_ADMIN__ENABLED=false
         command=("$bin/loom" --config "$work/loom.yaml") ;;
     hyper) command=("$bin/loom-bench" bare-proxy --listen "127.0.0.1:$port" --upstream "127.0.0.1:$mock_port") ;;
-    *) echo "target must be loom or hyper" >&2; exit 2 ;;
+    nginx)
+        # loom-bench's own nginx config, as one process (no master, so one worker).
+        mkdir -p "$work/nginx"
+        { echo "daemon off; master_process off;"
+          "$bin/loom-bench" nginx-config --dir "$work/nginx" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$mock_port"
+        } >"$work/nginx/nginx.conf"
+        nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+        command=("$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx") ;;
+    *) echo "target must be loom, hyper or nginx" >&2; exit 2 ;;
 esac
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "${command[@]}" >/dev/null 2>"$work/valgrind.log" &
 valgrind_pid=$!

@@ -39,6 +39,18 @@ pub enum Command {
         #[arg(long)]
         upstream: SocketAddr,
     },
+    /// Print the nginx config the benchmark runs nginx with (scripts/instructions.sh uses it).
+    NginxConfig {
+        /// Directory for nginx's pid file, logs and temp files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where nginx serves.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The mock upstream.
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
     /// Run only the bare hyper proxy (the benchmark starts itself this way as a child).
     BareProxy {
         /// Address to listen on; port 0 picks a free one.

@@ -72,6 +72,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Mock { listen }) => mock::serve(listen),
         Some(Command::BareProxy { listen, upstream }) => bare_proxy::serve(listen, upstream),
+        Some(Command::NginxConfig { dir, listen, upstream }) => {
+            print!("{}", nginx::config(&dir, listen, upstream, nginx::running_as_root()));
+            ExitCode::SUCCESS
+        }
         Some(Command::LoomConfig { listen, admin, upstream }) => {
             print!("{}", loom_child::config(listen, admin, upstream));
             ExitCode::SUCCESS

@@ -69,6 +69,12 @@ http {{
     )
 }
 
+/// Whether this process runs as root (nginx's workers would then switch users).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Where Debian installs nginx, outside a normal user's PATH.
 const SBIN_NGINX: &str = "/usr/sbin/nginx";
 
@@ -93,10 +99,8 @@ pub fn find(nginx_bin: &Path) -> Option<PathBuf> {
 pub fn spawn(nginx_bin: &Path, upstream: SocketAddr) -> io::Result<NginxChild> {
     let dir = tempfile::Builder::new().prefix("loom-bench-nginx-").tempdir()?;
     let addr = child::free_port()?;
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    let as_root = unsafe { libc::geteuid() } == 0;
     let conf: PathBuf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, config(dir.path(), addr, upstream, as_root))?;
+    std::fs::write(&conf, config(dir.path(), addr, upstream, running_as_root()))?;
     let mut command = Command::new(nginx_bin);
     command
         .arg("-p")
