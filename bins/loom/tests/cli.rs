@@ -463,3 +463,48 @@ async fn sigterm_drains_the_open_stream_refuses_new_connections_and_exits_zero()
     assert!(logs.contains("shutting down: draining in-flight requests"), "{logs}");
     assert!(logs.contains("stopped"), "{logs}");
 }
+
+#[tokio::test]
+async fn the_request_log_and_the_overhead_metric_keep_the_upstream_wait_apart() {
+    const LATENCY_US: u64 = 300_000;
+    let loom =
+        Loom::start("overhead", &[("latency: 0ms", "latency: 300ms"), ("format: text", "format: json")])
+            .await;
+    let response =
+        loom.send(Method::POST, "/v1/chat/completions", chat_body("gpt-4o-mini", "Time me", false)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    read_all(response.into_body()).await;
+
+    // The request's log line: JSON, with the whole time and the (simulated) upstream's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fields = loop {
+        let line =
+            loom.logs().lines().find(|line| line.contains("POST /v1/chat/completions")).map(str::to_owned);
+        if let Some(line) = line {
+            let entry: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"));
+            break entry["fields"].clone();
+        }
+        assert!(Instant::now() < deadline, "no request line in:\n{}", loom.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(fields["status"], 200, "{fields}");
+    assert_eq!(fields["provider"], "mock", "{fields}");
+    let (elapsed, upstream) =
+        (fields["elapsed_us"].as_u64().unwrap(), fields["upstream_us"].as_u64().unwrap());
+    assert!(upstream >= LATENCY_US && elapsed >= upstream, "{fields}");
+
+    let (status, metrics) = loom.admin_get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.lines().any(|line| line == "loom_ai_overhead_seconds_count{provider=\"mock\"} 1"),
+        "{metrics}"
+    );
+    let overhead: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("loom_ai_overhead_seconds_sum{provider=\"mock\"} "))
+        .unwrap_or_else(|| panic!("no overhead sum in {metrics}"))
+        .parse()
+        .unwrap();
+    // Loom's own share is far below the upstream's 300 ms: the wait is not counted in it.
+    assert!(overhead < LATENCY_US as f64 / 2e6, "overhead {overhead} s");
+}

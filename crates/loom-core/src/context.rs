@@ -46,6 +46,12 @@ pub struct RequestContext {
 impl RequestContext {
     /// A context for a request with this id, received now.
     pub fn new(request_id: impl Into<Arc<str>>) -> Self {
+        RequestContext::with_upstream_time(request_id, UpstreamTime::default())
+    }
+
+    /// A context whose upstream waits add to `upstream_time` (which the caller keeps to
+    /// read them, whatever becomes of the request).
+    pub fn with_upstream_time(request_id: impl Into<Arc<str>>, upstream_time: UpstreamTime) -> Self {
         RequestContext {
             request_id: request_id.into(),
             route: None,
@@ -53,7 +59,7 @@ impl RequestContext {
             client_format: ClientFormat::OpenAi,
             received_at: Instant::now(),
             input_token_estimate: None,
-            upstream_time: UpstreamTime::default(),
+            upstream_time,
         }
     }
 }

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use loom_core::{
     ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
+    UpstreamTime,
 };
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -103,9 +104,12 @@ pub async fn handle(
     let method = request.method().clone();
     // A clone of the URI shares its bytes; the path is only read if the line is logged.
     let uri = request.uri().clone();
+    let upstream_time = UpstreamTime::default();
     let (format, outcome) = match resolve(&state, &request) {
         Ok((route, endpoint)) => {
-            let served = serve(&state, request, &request_id, route, endpoint).instrument(span.clone()).await;
+            let served = serve(&state, request, &request_id, route, endpoint, &upstream_time)
+                .instrument(span.clone())
+                .await;
             (endpoint.format(), served)
         }
         Err(error) => (ClientFormat::OpenAi, Err(error)),
@@ -131,6 +135,7 @@ pub async fn handle(
         status = response.status().as_u16(),
         provider = provider.as_deref().unwrap_or("-"),
         elapsed_us = started.elapsed().as_micros() as u64,
+        upstream_us = upstream_time.total().as_micros() as u64,
         "{method} {}",
         uri.path()
     );
@@ -171,6 +176,7 @@ async fn serve(
     request_id: &str,
     route: &MountedRoute,
     endpoint: Endpoint,
+    upstream_time: &UpstreamTime,
 ) -> Result<Served, LoomError> {
     if let Endpoint::Models = endpoint {
         return Ok((json_response(StatusCode::OK, route.models_body.clone()), None));
@@ -186,7 +192,7 @@ async fn serve(
     // Until authentication exists, callers name themselves with these headers.
     let (header_user, header_team) = (header_identity("x-loom-user"), header_identity("x-loom-team"));
     let body = read_body(request, state.max_body_bytes).await?;
-    let mut context = RequestContext::new(request_id);
+    let mut context = RequestContext::with_upstream_time(request_id, upstream_time.clone());
     context.identity.team = header_team;
     context.route = Some(route.id.clone());
     context.client_format = endpoint.format();
@@ -222,8 +228,7 @@ async fn serve(
             LlmRequest::embeddings(context, embeddings)
         }
     };
-    let (received_at, upstream_time) =
-        (llm_request.context.received_at, llm_request.context.upstream_time.clone());
+    let received_at = llm_request.context.received_at;
     let deadline = Instant::now() + state.request_timeout;
     let response = match tokio::time::timeout_at(deadline, route.pipeline.clone().oneshot(llm_request)).await
     {
