@@ -1,6 +1,6 @@
 //! OpenAI-format clients reaching an `anthropic` provider: exact upstream requests and answers.
 
-use loom_e2e::{TestGateway, sse_data};
+use loom_e2e::{TestGateway, sse_data, sse_json};
 use loom_test_support::{MockUpstream, Reply, anthropic_fixtures as fixtures};
 use serde_json::{Value, json};
 
@@ -9,14 +9,6 @@ fn config(mock: &MockUpstream) -> String {
         "ai_gateway:\n  providers:\n    - name: claude\n      type: anthropic\n      api_key: sk-ant-test-0123456789\n      base_url: http://{}\n      default_max_tokens: 1000\n",
         mock.addr()
     )
-}
-
-fn stream_json(text: &str) -> Vec<Value> {
-    sse_data(text)
-        .iter()
-        .filter(|data| data.as_str() != "[DONE]")
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -167,7 +159,7 @@ async fn streamed_text_and_usage_are_exact() {
         .await;
     assert_eq!(response.status, 200);
     assert_eq!(mock.requests()[0].json()["stream"], true);
-    let chunks = stream_json(&response.text());
+    let chunks = sse_json(&response.text());
     let deltas: Vec<Value> = chunks.iter().map(|chunk| chunk["choices"].clone()).collect();
     assert_eq!(
         deltas,
@@ -200,7 +192,7 @@ async fn streamed_text_and_usage_are_exact() {
             r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"Hi"}],"stream":true}"#,
         )
         .await;
-    let chunks = stream_json(&plain.text());
+    let chunks = sse_json(&plain.text());
     assert_eq!(chunks.len(), 3);
     assert!(chunks.iter().all(|chunk| chunk.get("usage").is_none()));
 }
@@ -216,7 +208,7 @@ async fn streamed_tool_call_arguments_arrive_as_they_come() {
             r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"Weather?"}],"stream":true}"#,
         )
         .await;
-    let chunks = stream_json(&response.text());
+    let chunks = sse_json(&response.text());
     let deltas: Vec<Value> = chunks.iter().map(|chunk| chunk["choices"][0]["delta"].clone()).collect();
     assert_eq!(
         deltas,

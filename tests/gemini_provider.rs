@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use loom_e2e::{TestGateway, sse_data};
+use loom_e2e::{TestGateway, sse_json};
 use loom_test_support::{MockUpstream, Reply, gemini_fixtures as fixtures};
 use serde_json::{Value, json};
 
@@ -11,14 +11,6 @@ fn gemini_config(mock: &MockUpstream) -> String {
         "ai_gateway:\n  providers:\n    - name: gemini\n      type: gemini\n      api_key: AIzaTestKey0123456789\n      base_url: http://{}\n",
         mock.addr()
     )
-}
-
-fn chunks(text: &str) -> Vec<Value> {
-    sse_data(text)
-        .iter()
-        .filter(|data| data.as_str() != "[DONE]")
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -150,7 +142,7 @@ async fn streamed_text_and_usage() {
     let upstream = &mock.requests()[0];
     assert_eq!(upstream.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
     assert_eq!(upstream.query.as_deref(), Some("alt=sse"));
-    let got = chunks(&response.text());
+    let got = sse_json(&response.text());
     let choices: Vec<Value> = got.iter().map(|chunk| chunk["choices"].clone()).collect();
     assert_eq!(
         choices,

@@ -156,6 +156,15 @@ pub fn sse_data(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The JSON of each `data:` payload of an SSE body, the `[DONE]` terminator left out.
+pub fn sse_json(text: &str) -> Vec<Value> {
+    sse_data(text)
+        .iter()
+        .filter(|data| data.as_str() != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|error| panic!("{error}: {data}")))
+        .collect()
+}
+
 /// A loopback address nobody listens on.
 pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
