@@ -35,6 +35,7 @@ mod media;
 pub mod mock;
 pub mod openai;
 pub mod provider;
+mod tool_calls;
 mod upstream;
 
 pub use anthropic::AnthropicProvider;

@@ -8,6 +8,7 @@ use loom_core::{
 };
 
 use crate::media::split_data_url;
+use crate::tool_calls;
 
 use super::wire::{
     AnthropicMessage, AnthropicRole, AnthropicTool, AnthropicToolChoice, ContentBlock, MediaSource,
@@ -176,16 +177,7 @@ fn assistant_blocks(message: &Message, index: usize) -> Result<Vec<ContentBlock>
         blocks = thinking;
     }
     for (position, call) in message.tool_calls.iter().flatten().enumerate() {
-        let input: Value = if call.function.arguments.trim().is_empty() {
-            Value::Object(Map::new())
-        } else {
-            serde_json::from_str(&call.function.arguments).map_err(|error| {
-                LoomError::invalid_request(
-                    format!("Tool call arguments must be JSON: {error}"),
-                    Some(format!("messages[{index}].tool_calls[{position}].function.arguments")),
-                )
-            })?
-        };
+        let input = tool_calls::arguments(call, index, position)?;
         blocks.push(ContentBlock::ToolUse {
             id: call.id.clone(),
             name: call.function.name.clone(),

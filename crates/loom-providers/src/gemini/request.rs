@@ -13,6 +13,7 @@ use super::wire::{
 };
 use crate::anthropic::request::thinking_budget;
 use crate::media::split_data_url;
+use crate::tool_calls;
 
 fn unsupported(param: &str, why: &str) -> LoomError {
     LoomError::invalid_request(format!("`{param}` {why}"), Some(param.to_owned()))
@@ -180,16 +181,7 @@ fn model_parts(message: &Message, index: usize) -> Result<Vec<Part>, LoomError> 
         first.thought_signature = pending_signature.take();
     }
     for (position, call) in message.tool_calls.iter().flatten().enumerate() {
-        let args: Value = if call.function.arguments.trim().is_empty() {
-            Value::Object(Map::new())
-        } else {
-            serde_json::from_str(&call.function.arguments).map_err(|error| {
-                LoomError::invalid_request(
-                    format!("Tool call arguments must be JSON: {error}"),
-                    Some(format!("messages[{index}].tool_calls[{position}].function.arguments")),
-                )
-            })?
-        };
+        let args = tool_calls::arguments(call, index, position)?;
         parts.push(Part {
             function_call: Some(FunctionCall {
                 id: gemini_call_id(&call.id),
