@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use loom_providers::client::DeferredWrites;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -100,8 +101,10 @@ impl Connections {
         handler: impl Handler,
         ticket: impl Send + 'static,
     ) {
-        let connection =
-            self.builder.serve_connection(TokioIo::new(stream), service_fn(handler)).into_owned();
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(DeferredWrites::new(stream)), service_fn(handler))
+            .into_owned();
         let connection = self.graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

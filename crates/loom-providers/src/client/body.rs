@@ -20,6 +20,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
+use super::DeferredWrites;
 use super::transport::{Target, Transport};
 use super::{ClientInner, TransportError};
 
@@ -31,7 +32,7 @@ const MAX_FRAMES_READ_ON_DROP: usize = 4;
 pub(crate) struct Connection {
     pub(crate) target: Target,
     sender: http1::SendRequest<Full<Bytes>>,
-    driver: http1::Connection<TokioIo<Transport>, Full<Bytes>>,
+    driver: http1::Connection<TokioIo<DeferredWrites<Transport>>, Full<Bytes>>,
     /// When the connection last went idle, for the pool's idle timeout.
     pub(crate) idle_since: Instant,
 }
@@ -47,8 +48,10 @@ pub(crate) enum SendError {
 impl Connection {
     /// Performs the (local, immediate) HTTP/1.1 handshake over an open transport.
     pub(crate) async fn open(target: Target, transport: Transport) -> Result<Self, TransportError> {
-        let (sender, driver) =
-            http1::Builder::new().handshake(TokioIo::new(transport)).await.map_err(TransportError::Http)?;
+        let (sender, driver) = http1::Builder::new()
+            .handshake(TokioIo::new(DeferredWrites::new(transport)))
+            .await
+            .map_err(TransportError::Http)?;
         Ok(Connection { target, sender, driver, idle_since: Instant::now() })
     }
 
