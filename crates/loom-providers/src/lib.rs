@@ -4,8 +4,11 @@
 //! canonical requests into the provider's wire format over a pooled keep-alive
 //! client (rustls for `https://`, plain HTTP for local servers), streaming included.
 //!
-//! Available now: `openai` (OpenAI and any OpenAI-compatible server through
-//! `base_url`, `local` with `format: openai`) and the built-in `mock`.
+//! Provider types: `openai` (OpenAI and any OpenAI-compatible server through `base_url`,
+//! `local` with `format: openai`), `azure`, `anthropic` (and `local` with
+//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. The connections'
+//! writes wait one scheduler turn ([`deferred_writes`]), so a busy worker's writes leave
+//! together; the gateway's client-facing connections use the same wrapper.
 //!
 //! ```
 //! use loom_core::{ChatRequest, LlmRequest, Message, RequestContext, ResponsePayload, Role};
@@ -28,6 +31,7 @@
 pub mod anthropic;
 pub mod client;
 pub mod config;
+pub mod deferred_writes;
 pub mod error;
 pub mod gemini;
 pub mod google_auth;

@@ -20,9 +20,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use super::DeferredWrites;
 use super::transport::{Target, Transport};
 use super::{ClientInner, TransportError};
+use crate::deferred_writes::DeferredWrites;
 
 /// How many already-received frames a dropped body reads to reach its end.
 const MAX_FRAMES_READ_ON_DROP: usize = 4;

@@ -6,7 +6,6 @@
 //! one write. HTTP is hyper's, TLS is rustls' (webpki roots, HTTP/1.1 by ALPN).
 
 mod body;
-mod deferred_writes;
 mod transport;
 
 use std::collections::HashMap;
@@ -23,7 +22,6 @@ use tokio_rustls::TlsConnector;
 
 pub use body::UpstreamBody;
 use body::{Connection, SendError};
-pub use deferred_writes::DeferredWrites;
 use transport::Target;
 
 use crate::error::ProviderError;
