@@ -169,6 +169,24 @@ pub struct Ratio {
     pub loom_over_hyper: Option<f64>,
     /// nginx CPU per request divided by Loom CPU per request (above 1: Loom is leaner).
     pub cpu_nginx_over_loom: Option<f64>,
+    /// Loom's CPU per request, µs (the median of the rounds).
+    pub loom_cpu_us: Option<f64>,
+    /// The bare hyper proxy's CPU per request, µs (the median of the rounds).
+    pub hyper_cpu_us: Option<f64>,
+    /// The CPU per request at which Loom would reach [`MIN_RATIO_VS_NGINX`] of nginx's
+    /// throughput, µs (the median of the rounds; see [`cpu_budget_us`]).
+    pub loom_cpu_budget_us: Option<f64>,
+}
+
+/// The proxy CPU per request, µs, at which `loom`'s run would have reached `share` of
+/// `nginx`'s throughput, if the run stays CPU-bound: the CPU the three processes used
+/// per second in Loom's run, spread over the wanted requests, less what the mock and
+/// the load generator spent per request in that run. (`None` without CPU figures.)
+pub fn cpu_budget_us(loom: &SaturationRow, nginx: &SaturationRow, share: f64) -> Option<f64> {
+    let others = loom.mock_cpu_us? + loom.client_cpu_us?;
+    let busy_us_per_second = loom.rps * (loom.proxy_cpu_us? + others);
+    let wanted_rps = share * nginx.rps;
+    (wanted_rps > 0.0).then(|| busy_us_per_second / wanted_rps - others)
 }
 
 /// Loom's resident memory over the run.
@@ -300,6 +318,12 @@ impl Report {
                     loom_over_hyper: over(TargetKind::Hyper),
                     cpu_nginx_over_loom: median_ratio(&|round| {
                         ratio(cpu(TargetKind::Nginx, workload, round), cpu(TargetKind::Loom, workload, round))
+                    }),
+                    loom_cpu_us: median_ratio(&|round| cpu(TargetKind::Loom, workload, round)),
+                    hyper_cpu_us: median_ratio(&|round| cpu(TargetKind::Hyper, workload, round)),
+                    loom_cpu_budget_us: median_ratio(&|round| {
+                        let loom = find(TargetKind::Loom, workload, round)?;
+                        cpu_budget_us(loom, find(TargetKind::Nginx, workload, round)?, MIN_RATIO_VS_NGINX)
                     }),
                 }
             })
@@ -451,6 +475,19 @@ impl Report {
                 format_ratio(ratio.loom_over_hyper),
                 format_ratio(ratio.cpu_nginx_over_loom)
             );
+        }
+        for ratio in &self.ratios {
+            if let Some(budget) = ratio.loom_cpu_budget_us {
+                let _ = writeln!(
+                    out,
+                    "{:<8} {MIN_RATIO_VS_NGINX:.1}x nginx needs Loom at {} CPU per request or less (Loom {}, bare hyper proxy {}; \
+                     the mock's and generator's CPU per request as in Loom's run)",
+                    ratio.workload.name(),
+                    format_micros(Some(budget)),
+                    format_micros(ratio.loom_cpu_us),
+                    format_micros(ratio.hyper_cpu_us),
+                );
+            }
         }
         let _ = writeln!(out);
         let _ = writeln!(
@@ -611,6 +648,41 @@ mod tests {
         assert!(table.contains("the median of the 3 rounds' ratios"), "{table}");
         assert_eq!(median([1.0, 4.0, 2.0, 3.0].into_iter()), Some(2.5));
         assert_eq!(median(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn the_cpu_budget_is_what_reaches_the_wanted_share_of_nginx() {
+        let with_cpu = |target, rps, proxy: f64| SaturationRow {
+            proxy_cpu_us: Some(proxy),
+            mock_cpu_us: Some(20.0),
+            client_cpu_us: Some(30.0),
+            ..row(target, Workload::Whole, rps)
+        };
+        // Loom's run: 10 000 req/s x (50 + 20 + 30) µs = 1 s of CPU per second. At 0.8 x
+        // 25 000 req/s that second buys 50 µs per request, 20 + 30 of it the others'.
+        let (loom, nginx) =
+            (with_cpu(TargetKind::Loom, 10_000.0, 50.0), with_cpu(TargetKind::Nginx, 25_000.0, 10.0));
+        assert_eq!(cpu_budget_us(&loom, &nginx, 0.8), Some(0.0));
+        let nginx = with_cpu(TargetKind::Nginx, 12_500.0, 10.0);
+        assert_eq!(
+            cpu_budget_us(&loom, &nginx, 0.8),
+            Some(50.0),
+            "at 0.8x already: the budget is what it uses"
+        );
+        assert_eq!(cpu_budget_us(&row(TargetKind::Loom, Workload::Whole, 1.0), &nginx, 0.8), None);
+
+        let saturation = vec![loom, nginx, with_cpu(TargetKind::Hyper, 11_000.0, 40.0)];
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
+        let ratio = &report.ratios[0];
+        assert_eq!(
+            (ratio.loom_cpu_budget_us, ratio.loom_cpu_us, ratio.hyper_cpu_us),
+            (Some(50.0), Some(50.0), Some(40.0))
+        );
+        let table = report.table();
+        assert!(
+            table.contains("whole    0.8x nginx needs Loom at 50.0 µs CPU per request or less (Loom 50.0 µs, bare hyper proxy 40.0 µs;"),
+            "{table}"
+        );
     }
 
     #[test]
