@@ -301,13 +301,13 @@ impl Report {
         };
         // The median over the rounds of each round's ratio: the targets of one round ran
         // minutes apart, so their ratio is what the machine's changing load spoils least.
-        let median_ratio =
+        let median_over_rounds =
             |per_round: &dyn Fn(u32) -> Option<f64>| median(rounds.iter().filter_map(|&r| per_round(r)));
         let ratios: Vec<Ratio> = workloads
             .iter()
             .map(|&workload| {
                 let over = |other| {
-                    median_ratio(&|round| {
+                    median_over_rounds(&|round| {
                         ratio(rps(TargetKind::Loom, workload, round), rps(other, workload, round))
                     })
                 };
@@ -316,12 +316,12 @@ impl Report {
                     loom_over_nginx: over(TargetKind::Nginx),
                     loom_over_direct: over(TargetKind::Direct),
                     loom_over_hyper: over(TargetKind::Hyper),
-                    cpu_nginx_over_loom: median_ratio(&|round| {
+                    cpu_nginx_over_loom: median_over_rounds(&|round| {
                         ratio(cpu(TargetKind::Nginx, workload, round), cpu(TargetKind::Loom, workload, round))
                     }),
-                    loom_cpu_us: median_ratio(&|round| cpu(TargetKind::Loom, workload, round)),
-                    hyper_cpu_us: median_ratio(&|round| cpu(TargetKind::Hyper, workload, round)),
-                    loom_cpu_budget_us: median_ratio(&|round| {
+                    loom_cpu_us: median_over_rounds(&|round| cpu(TargetKind::Loom, workload, round)),
+                    hyper_cpu_us: median_over_rounds(&|round| cpu(TargetKind::Hyper, workload, round)),
+                    loom_cpu_budget_us: median_over_rounds(&|round| {
                         let loom = find(TargetKind::Loom, workload, round)?;
                         cpu_budget_us(loom, find(TargetKind::Nginx, workload, round)?, MIN_RATIO_VS_NGINX)
                     }),
