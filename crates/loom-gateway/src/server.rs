@@ -88,7 +88,9 @@ impl Connections {
     /// HTTP/1.1 (30 s to read a request head) and h2c, detected per connection.
     pub(crate) fn new() -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        // Copying a head and its small frames into one buffer costs fewer instructions
+        // than queueing them for `writev` (measured with scripts/instructions.sh).
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).writev(false);
         Connections { builder, graceful: GracefulShutdown::new() }
     }
 
