@@ -108,6 +108,9 @@ pub enum Only {
     Whole,
     /// Streamed chat completions (SSE, body read to the end).
     Stream,
+    /// Streamed chat completions whose client asks for usage (`stream_options.include_usage`);
+    /// not in the default set.
+    StreamUsage,
 }
 
 impl BenchArgs {

@@ -31,6 +31,11 @@ pub enum Workload {
     Whole,
     /// A streamed chat completion (7 SSE chunks and `[DONE]` from the mock).
     Stream,
+    /// A streamed chat completion whose client asks for usage
+    /// (`stream_options.include_usage`), as Loom's token accounting asks every upstream:
+    /// the mock then sends its usage chunk to every target.
+    #[serde(rename = "stream-usage")]
+    StreamUsage,
 }
 
 impl Workload {
@@ -39,6 +44,7 @@ impl Workload {
         match self {
             Workload::Whole => "whole",
             Workload::Stream => "stream",
+            Workload::StreamUsage => "stream-usage",
         }
     }
 
@@ -47,6 +53,7 @@ impl Workload {
         let stream = match self {
             Workload::Whole => "",
             Workload::Stream => r#","stream":true"#,
+            Workload::StreamUsage => r#","stream":true,"stream_options":{"include_usage":true}"#,
         };
         Bytes::from(format!(
             r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Say hello."}}]{stream}}}"#
@@ -60,6 +67,9 @@ impl Workload {
             Workload::Whole => text.contains(r#""chat.completion""#),
             Workload::Stream => {
                 text.contains("chat.completion.chunk") && text.trim_end().ends_with("data: [DONE]")
+            }
+            Workload::StreamUsage => {
+                text.contains(r#""usage":{"#) && text.trim_end().ends_with("data: [DONE]")
             }
         };
         if ok { Ok(()) } else { Err(format!("unexpected {} response body: {text:?}", self.name())) }
@@ -371,6 +381,10 @@ mod tests {
         assert!(whole.get("stream").is_none());
         let stream: serde_json::Value = serde_json::from_slice(&Workload::Stream.body()).unwrap();
         assert_eq!(stream["stream"], true);
+        assert!(stream.get("stream_options").is_none());
+        let usage: serde_json::Value = serde_json::from_slice(&Workload::StreamUsage.body()).unwrap();
+        assert_eq!(usage["stream"], true);
+        assert_eq!(usage["stream_options"]["include_usage"], true);
     }
 
     #[test]
@@ -379,6 +393,9 @@ mod tests {
         assert!(Workload::Stream.check(good).is_ok());
         let cut = b"data: {\"object\":\"chat.completion.chunk\"}\n\n";
         assert!(Workload::Stream.check(cut).is_err());
+        let with_usage = b"data: {\"choices\":[],\"usage\":{\"total_tokens\":15}}\n\ndata: [DONE]\n\n";
+        assert!(Workload::StreamUsage.check(with_usage).is_ok());
+        assert!(Workload::StreamUsage.check(good).is_err());
         assert!(Workload::Whole.check(br#"{"object":"chat.completion"}"#).is_ok());
     }
 

@@ -204,6 +204,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     let workloads: Vec<Workload> = match args.only {
         Some(Only::Whole) => vec![Workload::Whole],
         Some(Only::Stream) => vec![Workload::Stream],
+        Some(Only::StreamUsage) => vec![Workload::StreamUsage],
         None => vec![Workload::Whole, Workload::Stream],
     };
 

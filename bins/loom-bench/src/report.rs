@@ -282,7 +282,7 @@ impl Report {
         fixed_rate: Vec<RateRow>,
         loom_rss: Rss,
     ) -> Report {
-        let workloads: Vec<Workload> = [Workload::Whole, Workload::Stream]
+        let workloads: Vec<Workload> = [Workload::Whole, Workload::Stream, Workload::StreamUsage]
             .into_iter()
             .filter(|workload| saturation.iter().any(|row| row.workload == *workload))
             .collect();
