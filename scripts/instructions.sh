@@ -7,14 +7,14 @@
 # Starts the mock upstream and the target under valgrind on loopback ports, warms up with
 # 200 requests, counts REQUESTS (default 2000) sequential keep-alive requests, and prints
 # instructions per request and the 25 functions with the most (inclusive) instructions;
-# KEEP_PROFILE=1 keeps the callgrind profile. Needs valgrind and the release binaries
-# (cargo build --release -p loom -p loom-bench).
+# KEEP_PROFILE=1 keeps the callgrind profile. Needs valgrind and the binaries of the cargo
+# profile PROFILE (default production: cargo build --profile production -p loom -p loom-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:-loom}
 workload=${2:-whole}
 requests=${3:-2000}
-bin="${CARGO_TARGET_DIR:-target}/release"
+bin="${CARGO_TARGET_DIR:-target}/${PROFILE:-production}"
 work=$(mktemp -d /tmp/loom-instructions-XXXXXX)
 pids=()
 cleanup() {
