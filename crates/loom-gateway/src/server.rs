@@ -88,9 +88,7 @@ impl Connections {
     /// HTTP/1.1 (30 s to read a request head) and h2c, detected per connection.
     pub(crate) fn new() -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        // Copying a head and its small frames into one buffer costs fewer instructions
-        // than queueing them for `writev` (measured with scripts/instructions.sh).
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).writev(false);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
         Connections { builder, graceful: GracefulShutdown::new() }
     }
 

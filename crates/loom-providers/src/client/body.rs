@@ -49,8 +49,6 @@ impl Connection {
     /// Performs the (local, immediate) HTTP/1.1 handshake over an open transport.
     pub(crate) async fn open(target: Target, transport: Transport) -> Result<Self, TransportError> {
         let (sender, driver) = http1::Builder::new()
-            // One flat buffer per write: cheaper than `writev`'s queue for small requests.
-            .writev(false)
             .handshake(TokioIo::new(DeferredWrites::new(transport)))
             .await
             .map_err(TransportError::Http)?;
