@@ -319,20 +319,27 @@ async fn saturate(
         load::saturate(target.addr, workload, args.concurrency, SATURATION_WARMUP, args.duration()).await;
     let cpu_after = cpu_use(target, pids);
     let cpu = CpuUse {
-        proxy: cpu_after.proxy.zip(cpu_before.proxy).map(|(after, before)| after.saturating_sub(before)),
-        mock: cpu_after.mock.saturating_sub(cpu_before.mock),
-        client: cpu_after.client.saturating_sub(cpu_before.client),
+        proxy: cpu_after.proxy.zip(cpu_before.proxy).map(|(after, before)| after.since(before)),
+        mock: cpu_after.mock.since(cpu_before.mock).total(),
+        client: cpu_after.client.since(cpu_before.client).total(),
     };
     SaturationRow::new(target.kind, workload, round, &outcome, cpu)
 }
 
 /// The CPU time used so far by the target's proxy, the mock and this process.
-fn cpu_use(target: &Target, pids: Pids) -> CpuUse {
-    CpuUse {
+fn cpu_use(target: &Target, pids: Pids) -> CpuSnapshot {
+    CpuSnapshot {
         proxy: (!target.pids.is_empty()).then(|| procfs::total_cpu_time(&target.pids)),
         mock: procfs::total_cpu_time(&[pids.mock]),
         client: procfs::total_cpu_time(&[pids.client]),
     }
+}
+
+/// The CPU times [`cpu_use`] reads before and after a run.
+struct CpuSnapshot {
+    proxy: Option<procfs::CpuTime>,
+    mock: procfs::CpuTime,
+    client: procfs::CpuTime,
 }
 
 fn progress(message: std::fmt::Arguments<'_>) {

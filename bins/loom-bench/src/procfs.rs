@@ -60,29 +60,64 @@ impl Drop for RssSampler {
     }
 }
 
-/// CPU time (user + system, all threads) that process `pid` has used so far.
-pub fn cpu_time(pid: u32) -> io::Result<Duration> {
+/// CPU time a process has used so far (all threads), in user space and in the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    /// Time in user space.
+    pub user: Duration,
+    /// Time in the kernel on the process's behalf (system calls, the network stack).
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// User plus system time.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// The time used since `before`.
+    pub fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+}
+
+impl std::iter::Sum for CpuTime {
+    fn sum<I: Iterator<Item = CpuTime>>(times: I) -> CpuTime {
+        times.fold(CpuTime::default(), |sum, time| CpuTime {
+            user: sum.user + time.user,
+            system: sum.system + time.system,
+        })
+    }
+}
+
+/// CPU time that process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> io::Result<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let ticks = parse_cpu_ticks(&stat).ok_or_else(|| io::Error::other(format!("bad /proc/{pid}/stat")))?;
+    let (user, system) =
+        parse_cpu_ticks(&stat).ok_or_else(|| io::Error::other(format!("bad /proc/{pid}/stat")))?;
     // SAFETY: sysconf(3) only reads a system constant.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let per_second = u64::try_from(per_second).ok().filter(|&hz| hz > 0).unwrap_or(100);
-    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    let per_second = u64::try_from(per_second).ok().filter(|&hz| hz > 0).unwrap_or(100) as f64;
+    let time = |ticks: u64| Duration::from_secs_f64(ticks as f64 / per_second);
+    Ok(CpuTime { user: time(user), system: time(system) })
 }
 
 /// The CPU time of all of `pids` together (processes that are gone count as zero).
-pub fn total_cpu_time(pids: &[u32]) -> Duration {
+pub fn total_cpu_time(pids: &[u32]) -> CpuTime {
     pids.iter().filter_map(|&pid| cpu_time(pid).ok()).sum()
 }
 
-/// `utime + stime` in clock ticks from the text of `/proc/PID/stat`.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+/// `(utime, stime)` in clock ticks from the text of `/proc/PID/stat`.
+fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     // The command name (field 2) may contain spaces and parentheses; it ends at the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// The direct children of process `pid` (e.g. nginx's workers).
@@ -110,7 +145,7 @@ mod tests {
     #[test]
     fn parses_cpu_ticks_after_the_command_name() {
         let stat = "5003 (a (b) c) R 4999 4999 31209 0 -1 4194304 99 0 0 0 7 3 0 0 20 0 1 0 189000";
-        assert_eq!(parse_cpu_ticks(stat), Some(10));
+        assert_eq!(parse_cpu_ticks(stat), Some((7, 3)));
         assert_eq!(parse_cpu_ticks("garbage"), None);
     }
 
@@ -118,6 +153,8 @@ mod tests {
     fn reads_our_own_cpu_time() {
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
-        assert!(cpu_time(std::process::id()).unwrap() > Duration::ZERO);
+        let time = cpu_time(std::process::id()).unwrap();
+        assert!(time.user > Duration::ZERO);
+        assert_eq!(time.total(), time.user + time.system);
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::load::{Outcome, Workload};
 use crate::overhead::OverheadSummary;
+use crate::procfs::CpuTime;
 
 /// Loom's throughput must be at least this fraction of nginx's.
 pub const MIN_RATIO_VS_NGINX: f64 = 0.8;
@@ -62,6 +63,8 @@ pub struct SaturationRow {
     pub first_error: Option<String>,
     /// CPU time per request of the proxy (Loom, or nginx's master and workers), µs.
     pub proxy_cpu_us: Option<f64>,
+    /// The part of `proxy_cpu_us` spent in user space (the rest is the kernel's), µs.
+    pub proxy_user_cpu_us: Option<f64>,
     /// CPU time per request of the mock upstream, µs.
     pub mock_cpu_us: Option<f64>,
     /// CPU time per request of the load generator itself, µs.
@@ -72,7 +75,7 @@ pub struct SaturationRow {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuUse {
     /// The proxy under test; `None` for the direct target.
-    pub proxy: Option<Duration>,
+    pub proxy: Option<CpuTime>,
     /// The mock upstream.
     pub mock: Duration,
     /// The load generator.
@@ -100,7 +103,8 @@ impl SaturationRow {
             p99_ms: outcome.latency_ms(0.99),
             errors: outcome.errors,
             first_error: outcome.first_error.clone(),
-            proxy_cpu_us: cpu.proxy.and_then(per_request),
+            proxy_cpu_us: cpu.proxy.and_then(|time| per_request(time.total())),
+            proxy_user_cpu_us: cpu.proxy.and_then(|time| per_request(time.user)),
             mock_cpu_us: per_request(cpu.mock),
             client_cpu_us: per_request(cpu.client),
         }
@@ -389,7 +393,7 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "{}{:<8} {:<8} {:>10} {:>9} {:>9} {:>8}   {:>10} {:>10} {:>10}",
+            "{}{:<8} {:<8} {:>10} {:>9} {:>9} {:>8}   {:>10} {:>10} {:>10} {:>10}",
             round(&"round"),
             "target",
             "workload",
@@ -398,13 +402,14 @@ impl Report {
             "p99 ms",
             "errors",
             "proxy CPU",
+            "proxy user",
             "mock CPU",
             "client CPU"
         );
         for row in &self.saturation {
             let _ = writeln!(
                 out,
-                "{}{:<8} {:<8} {:>10.0} {:>9.3} {:>9.3} {:>8}   {:>10} {:>10} {:>10}",
+                "{}{:<8} {:<8} {:>10.0} {:>9.3} {:>9.3} {:>8}   {:>10} {:>10} {:>10} {:>10}",
                 round(&row.round),
                 row.target.name(),
                 row.workload.name(),
@@ -413,11 +418,15 @@ impl Report {
                 row.p99_ms,
                 row.errors,
                 format_micros(row.proxy_cpu_us),
+                format_micros(row.proxy_user_cpu_us),
                 format_micros(row.mock_cpu_us),
                 format_micros(row.client_cpu_us),
             );
         }
-        let _ = writeln!(out, "(CPU: time per request, warm-up included, of each process)");
+        let _ = writeln!(
+            out,
+            "(CPU: time per request, warm-up included, of each process; proxy user: the part of the proxy's in user space, the rest is the kernel's)"
+        );
         if !self.fixed_rate.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(out, "Fixed rate (open loop, latency from the scheduled send time)");
@@ -567,6 +576,7 @@ mod tests {
             errors: 0,
             first_error: None,
             proxy_cpu_us: (target != TargetKind::Direct).then_some(rps),
+            proxy_user_cpu_us: None,
             mock_cpu_us: None,
             client_cpu_us: None,
         }
@@ -595,6 +605,29 @@ mod tests {
         assert_eq!(ratio(Some(1.0), Some(0.0)), None);
         assert_eq!(ratio(Some(1.0), None), None);
         assert_eq!(ratio(Some(3.0), Some(4.0)), Some(0.75));
+    }
+
+    #[test]
+    fn proxy_cpu_is_split_into_user_space_and_the_kernel() {
+        let outcome = Outcome {
+            latency_us: hdrhistogram::Histogram::new(3).unwrap(),
+            ok: 0,
+            completed: 1_000,
+            errors: 0,
+            first_error: None,
+            window: Duration::from_secs(1),
+        };
+        let proxy = CpuTime { user: Duration::from_millis(30), system: Duration::from_millis(20) };
+        let cpu = CpuUse { proxy: Some(proxy), mock: Duration::from_millis(10), client: Duration::ZERO };
+        let row = SaturationRow::new(TargetKind::Loom, Workload::Whole, 1, &outcome, cpu);
+        assert_eq!(
+            (row.proxy_cpu_us, row.proxy_user_cpu_us, row.mock_cpu_us),
+            (Some(50.0), Some(30.0), Some(10.0))
+        );
+        let report = Report::new(machine(), &args(), vec![row], Vec::new(), Rss::default());
+        let table = report.table();
+        assert!(table.contains("   50.0 µs    30.0 µs    10.0 µs"), "{table}");
+        assert!(table.contains("proxy user"), "{table}");
     }
 
     #[test]
