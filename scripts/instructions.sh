@@ -9,7 +9,8 @@
 # instructions per request and the 25 functions with the most (inclusive) instructions;
 # KEEP_PROFILE=1 keeps the callgrind profile. Needs valgrind and the binaries of the cargo
 # profile PROFILE (default production: cargo build --profile production -p loom -p loom-bench);
-# LOOM_BIN=PATH counts another Loom binary (e.g. the PGO build of scripts/pgo.sh).
+# BENCH_LOOM_BIN=PATH counts another Loom binary (e.g. the PGO build of scripts/pgo.sh; not
+# LOOM_..., which Loom would read as a config override).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:-loom}
@@ -35,7 +36,7 @@ case "$target" in
         "$bin/loom-bench" loom-config --listen "127.0.0.1:$port" --admin "127.0.0.1:$(free_port)" \
             --upstream "127.0.0.1:$mock_port" >"$work/loom.yaml"
         export LOOM_SERVER__WORKERS=1 LOOM_ADMIN__ENABLED=false
-        command=("${LOOM_BIN:-$bin/loom}" --config "$work/loom.yaml") ;;
+        command=("${BENCH_LOOM_BIN:-$bin/loom}" --config "$work/loom.yaml") ;;
     hyper) command=("$bin/loom-bench" bare-proxy --listen "127.0.0.1:$port" --upstream "127.0.0.1:$mock_port") ;;
     nginx)
         # loom-bench's own nginx config, as one process (no master, so one worker).
