@@ -8,14 +8,14 @@
 #   scripts/pgo.sh     # the binary is then target/pgo/production/loom
 #
 # Needs the llvm-tools rustup component (added if missing, for llvm-profdata). Two
-# builds from scratch: about 20 minutes on 2 cores.
+# builds from scratch: about 25 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 data="$target/pgo-data"
 profdata="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-profdata"
 [ -x "$profdata" ] || rustup component add llvm-tools
-cargo build --profile production -p loom-bench
+cargo build --profile production -p loom -p loom-bench
 RUSTFLAGS="-Cprofile-generate=$data" CARGO_TARGET_DIR="$target/pgo-gen" cargo build --profile production -p loom
 # Only the training runs' profiles count (instrumented build scripts may have written some).
 rm -rf "$data" && mkdir -p "$data"
