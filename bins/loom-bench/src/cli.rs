@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::load::Workload;
 
 /// Measure Loom against a bare nginx reverse proxy and the mock upstream itself.
 #[derive(Debug, Parser)]
@@ -81,9 +83,9 @@ pub struct BenchArgs {
     /// Requests per second of the fixed-rate (open-loop) runs; 0 skips them.
     #[arg(long, default_value_t = 500)]
     pub rate: u32,
-    /// Run only one workload.
+    /// Run only one workload (`stream-usage` only runs this way).
     #[arg(long, value_enum)]
-    pub only: Option<Only>,
+    pub only: Option<Workload>,
     /// Do not start nginx (Loom/nginx ratios are then not reported).
     #[arg(long)]
     pub skip_nginx: bool,
@@ -99,18 +101,6 @@ pub struct BenchArgs {
     /// Print the results as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A single workload to run with `--only`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Only {
-    /// Non-streamed chat completions.
-    Whole,
-    /// Streamed chat completions (SSE, body read to the end).
-    Stream,
-    /// Streamed chat completions whose client asks for usage (`stream_options.include_usage`);
-    /// not in the default set.
-    StreamUsage,
 }
 
 impl BenchArgs {

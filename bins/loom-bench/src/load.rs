@@ -23,8 +23,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest latency the histograms track, in microseconds.
 const MAX_LATENCY_US: u64 = 60_000_000;
 
-/// What each request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// What each request asks for (also the value of `--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// A non-streamed chat completion.
@@ -33,7 +33,7 @@ pub enum Workload {
     Stream,
     /// A streamed chat completion whose client asks for usage
     /// (`stream_options.include_usage`), as Loom's token accounting asks every upstream:
-    /// the mock then sends its usage chunk to every target.
+    /// the mock then sends its usage chunk to every target. Not in the default set.
     #[serde(rename = "stream-usage")]
     StreamUsage,
 }
@@ -63,14 +63,11 @@ impl Workload {
     /// Whether `body` is a complete answer of this workload.
     pub fn check(self, body: &[u8]) -> Result<(), String> {
         let text = String::from_utf8_lossy(body);
+        let done = || text.trim_end().ends_with("data: [DONE]");
         let ok = match self {
             Workload::Whole => text.contains(r#""chat.completion""#),
-            Workload::Stream => {
-                text.contains("chat.completion.chunk") && text.trim_end().ends_with("data: [DONE]")
-            }
-            Workload::StreamUsage => {
-                text.contains(r#""usage":{"#) && text.trim_end().ends_with("data: [DONE]")
-            }
+            Workload::Stream => text.contains("chat.completion.chunk") && done(),
+            Workload::StreamUsage => text.contains(r#""usage":{"#) && done(),
         };
         if ok { Ok(()) } else { Err(format!("unexpected {} response body: {text:?}", self.name())) }
     }

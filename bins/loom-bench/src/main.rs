@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli::{BenchArgs, Cli, Command, Only};
+use crate::cli::{BenchArgs, Cli, Command};
 use crate::load::Workload;
 use crate::overhead::OverheadHistogram;
 use crate::report::{CpuUse, Machine, RateRow, Report, Rss, SaturationRow, TargetKind};
@@ -202,9 +202,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     });
     let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
     let workloads: Vec<Workload> = match args.only {
-        Some(Only::Whole) => vec![Workload::Whole],
-        Some(Only::Stream) => vec![Workload::Stream],
-        Some(Only::StreamUsage) => vec![Workload::StreamUsage],
+        Some(workload) => vec![workload],
         None => vec![Workload::Whole, Workload::Stream],
     };
 
@@ -318,28 +316,16 @@ async fn saturate(
     let outcome =
         load::saturate(target.addr, workload, args.concurrency, SATURATION_WARMUP, args.duration()).await;
     let cpu_after = cpu_use(target, pids);
-    let cpu = CpuUse {
-        proxy: cpu_after.proxy.zip(cpu_before.proxy).map(|(after, before)| after.since(before)),
-        mock: cpu_after.mock.since(cpu_before.mock).total(),
-        client: cpu_after.client.since(cpu_before.client).total(),
-    };
-    SaturationRow::new(target.kind, workload, round, &outcome, cpu)
+    SaturationRow::new(target.kind, workload, round, &outcome, cpu_after.since(cpu_before))
 }
 
 /// The CPU time used so far by the target's proxy, the mock and this process.
-fn cpu_use(target: &Target, pids: Pids) -> CpuSnapshot {
-    CpuSnapshot {
+fn cpu_use(target: &Target, pids: Pids) -> CpuUse {
+    CpuUse {
         proxy: (!target.pids.is_empty()).then(|| procfs::total_cpu_time(&target.pids)),
         mock: procfs::total_cpu_time(&[pids.mock]),
         client: procfs::total_cpu_time(&[pids.client]),
     }
-}
-
-/// The CPU times [`cpu_use`] reads before and after a run.
-struct CpuSnapshot {
-    proxy: Option<procfs::CpuTime>,
-    mock: procfs::CpuTime,
-    client: procfs::CpuTime,
 }
 
 fn progress(message: std::fmt::Arguments<'_>) {

@@ -71,15 +71,26 @@ pub struct SaturationRow {
     pub client_cpu_us: Option<f64>,
 }
 
-/// CPU time used by each process during one run, warm-up included.
+/// CPU time used by each process, so far or (with [`CpuUse::since`]) during one run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuUse {
     /// The proxy under test; `None` for the direct target.
     pub proxy: Option<CpuTime>,
     /// The mock upstream.
-    pub mock: Duration,
+    pub mock: CpuTime,
     /// The load generator.
-    pub client: Duration,
+    pub client: CpuTime,
+}
+
+impl CpuUse {
+    /// The CPU time used since `before`.
+    pub fn since(self, before: CpuUse) -> CpuUse {
+        CpuUse {
+            proxy: self.proxy.zip(before.proxy).map(|(after, before)| after.since(before)),
+            mock: self.mock.since(before.mock),
+            client: self.client.since(before.client),
+        }
+    }
 }
 
 impl SaturationRow {
@@ -105,8 +116,8 @@ impl SaturationRow {
             first_error: outcome.first_error.clone(),
             proxy_cpu_us: cpu.proxy.and_then(|time| per_request(time.total())),
             proxy_user_cpu_us: cpu.proxy.and_then(|time| per_request(time.user)),
-            mock_cpu_us: per_request(cpu.mock),
-            client_cpu_us: per_request(cpu.client),
+            mock_cpu_us: per_request(cpu.mock.total()),
+            client_cpu_us: per_request(cpu.client.total()),
         }
     }
 }
@@ -286,8 +297,9 @@ impl Report {
         fixed_rate: Vec<RateRow>,
         loom_rss: Rss,
     ) -> Report {
-        let workloads: Vec<Workload> = [Workload::Whole, Workload::Stream, Workload::StreamUsage]
-            .into_iter()
+        let workloads: Vec<Workload> = <Workload as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
             .filter(|workload| saturation.iter().any(|row| row.workload == *workload))
             .collect();
         let find = |target, workload, round| {
@@ -618,7 +630,8 @@ mod tests {
             window: Duration::from_secs(1),
         };
         let proxy = CpuTime { user: Duration::from_millis(30), system: Duration::from_millis(20) };
-        let cpu = CpuUse { proxy: Some(proxy), mock: Duration::from_millis(10), client: Duration::ZERO };
+        let mock = CpuTime { user: Duration::from_millis(10), system: Duration::ZERO };
+        let cpu = CpuUse { proxy: Some(proxy), mock, client: CpuTime::default() };
         let row = SaturationRow::new(TargetKind::Loom, Workload::Whole, 1, &outcome, cpu);
         assert_eq!(
             (row.proxy_cpu_us, row.proxy_user_cpu_us, row.mock_cpu_us),
