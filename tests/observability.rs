@@ -17,7 +17,9 @@ async fn health_answers_ok() {
 #[tokio::test]
 async fn metrics_count_requests_and_time_them_exactly() {
     let mock = MockUpstream::start().await;
-    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    // Only configured models are label values (tests/hardening.rs shows the others).
+    let models = "      models: [gpt-4o, gpt-4o-mini]\n";
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), models, "")).await;
     for _ in 0..3 {
         let response = gateway
             .post("/v1/chat/completions", r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)

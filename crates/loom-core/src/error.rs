@@ -20,6 +20,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// Request body over the configured limit (413).
     PayloadTooLarge,
+    /// The client took too long to send its request (408).
+    RequestTimeout,
     /// Rate limited, by Loom or upstream (429).
     RateLimited,
     /// Upstream rejected the request with a 4xx other than 401/403/429.
@@ -76,6 +78,7 @@ impl LoomError {
             ErrorKind::ModelNotFound | ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::RateLimited => 429,
             // Upstream's own 4xx passes through; anything else is the client's fault too.
             ErrorKind::UpstreamRejected => self

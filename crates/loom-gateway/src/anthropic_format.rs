@@ -361,7 +361,7 @@ pub fn anthropic_error_type(error: &LoomError) -> &'static str {
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::Overloaded => "overloaded_error",
-        ErrorKind::Timeout => "timeout_error",
+        ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",
         ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable | ErrorKind::Internal => "api_error",
     }
 }

@@ -24,9 +24,10 @@ use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
 use crate::metrics::Metrics;
 use crate::observe::MetricsLayer;
 use crate::observe::ProviderTokens;
+use crate::request_body::BodyLimits;
 use crate::request_id::RequestIds;
 use crate::routes::MountedRoute;
-use crate::server::serve;
+use crate::server::{ConnectionLimits, serve};
 use crate::service::{AppState, Pipeline, handle};
 use crate::workers::Workers;
 use loom_routing::{ProviderState, RouteTarget, Router};
@@ -71,6 +72,8 @@ pub struct Gateway {
     admin_listen: Option<SocketAddr>,
     shutdown_timeout: Duration,
     workers: usize,
+    limits: ConnectionLimits,
+    admin_limits: ConnectionLimits,
 }
 
 impl Gateway {
@@ -85,7 +88,7 @@ impl Gateway {
             provider_states.push(state.clone());
             providers.insert(provider.name.clone(), (Provider::from_config(provider)?, state));
         }
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_models(configured_models(config)));
         let accounting = &ai.token_accounting;
         let recorder = Arc::new(UsageRecorder::new(
             accounting.ledger_path.as_deref(),
@@ -140,7 +143,11 @@ impl Gateway {
         };
         let state = AppState {
             routes,
-            max_body_bytes: config.server.max_body_bytes,
+            body_limits: BodyLimits::new(
+                config.server.max_body_bytes,
+                config.server.body_timeout,
+                config.server.max_buffered_body_bytes,
+            ),
             streaming_enabled: ai.streaming.enabled,
             flush_interval: ai.streaming.flush_interval,
             request_timeout: config.server.request_timeout,
@@ -155,6 +162,8 @@ impl Gateway {
             listen: config.server.listen,
             admin_listen: config.admin.enabled.then_some(config.admin.listen),
             shutdown_timeout: config.server.shutdown_timeout,
+            limits: ConnectionLimits::front_door(&config.server),
+            admin_limits: ConnectionLimits::admin(&config.server),
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -198,11 +207,11 @@ impl Gateway {
         let addr = listener.local_addr().ok();
         let state = self.state.clone();
         let handler = move |request| handle(state.clone(), request);
-        let front = match Workers::spawn(self.workers, handler.clone(), grace) {
+        let front = match Workers::spawn(self.workers, handler.clone(), &self.limits, grace) {
             Ok(workers) => tokio::spawn(workers.serve(listener, shutdown_rx.clone())),
             Err(error) => {
                 warn!(%error, "cannot start worker threads; serving on the current runtime");
-                tokio::spawn(serve(listener, handler, shutdown_rx.clone(), grace))
+                tokio::spawn(serve(listener, handler, self.limits.clone(), shutdown_rx.clone(), grace))
             }
         };
         let mut tasks = vec![front];
@@ -216,6 +225,7 @@ impl Gateway {
             tasks.push(tokio::spawn(serve(
                 admin_listener,
                 move |request| handle_admin(admin.clone(), request),
+                self.admin_limits.clone(),
                 shutdown_rx,
                 grace,
             )));
@@ -311,6 +321,19 @@ impl RunningGateway {
         let recorder = self.recorder;
         let _ = tokio::task::spawn_blocking(move || recorder.flush()).await;
     }
+}
+
+/// Every model name the configuration names: providers' `models:` lists and Azure
+/// deployments, and both sides of `model_mapping`.
+fn configured_models(config: &LoomConfig) -> impl Iterator<Item = &str> {
+    let ai = &config.ai_gateway;
+    let listed =
+        ai.providers.iter().flat_map(|provider| provider.models.iter().chain(provider.deployments.keys()));
+    let mapped = ai
+        .model_mapping
+        .iter()
+        .flat_map(|(model, per_provider)| std::iter::once(model).chain(per_provider.values()));
+    listed.chain(mapped).map(String::as_str)
 }
 
 /// The `/v1/models` body, built once.

@@ -25,7 +25,7 @@ fn openai_type(error: &LoomError) -> &'static str {
         ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable => "upstream_error",
         ErrorKind::Overloaded => "overloaded_error",
-        ErrorKind::Timeout => "timeout_error",
+        ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",
         ErrorKind::Internal => "server_error",
     }
 }

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod access_log;
 pub mod admin;
 pub mod anthropic_format;
 pub mod anthropic_stream;
@@ -42,6 +43,7 @@ pub mod http_error;
 pub mod metrics;
 pub mod observe;
 pub mod openai_format;
+pub mod request_body;
 pub mod request_id;
 pub mod routes;
 pub mod server;

@@ -3,7 +3,7 @@
 //! Label values are shared `Arc<str>`s, so recording a request allocates nothing, and
 //! each provider's per-provider metrics are looked up once per record, not once per family.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -83,7 +83,14 @@ pub struct Metrics {
     breakers: Family<BreakerLabels, Gauge>,
     /// Handles to the per-provider series, made on a provider's first record.
     providers: RwLock<HashMap<Arc<str>, Arc<ProviderSeries>, foldhash::fast::RandomState>>,
+    /// The model names that may be label values; any other model is [`OTHER_MODEL`].
+    models: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    other_model: Arc<str>,
 }
+
+/// The `model` label of requests for a model the configuration does not name: clients
+/// choose model names, and each distinct label value is a series kept forever.
+pub const OTHER_MODEL: &str = "other";
 
 /// One provider's series of the per-provider families.
 struct ProviderSeries {
@@ -101,8 +108,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric.
+    /// Registers every metric; every model is labelled [`OTHER_MODEL`].
     pub fn new() -> Self {
+        Metrics::with_models(std::iter::empty::<String>())
+    }
+
+    /// Registers every metric; `models` (the configured names) label requests by model.
+    pub fn with_models(models: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("loom_ai_requests", "AI requests sent to a provider", requests.clone());
@@ -141,7 +153,14 @@ impl Metrics {
             cost,
             breakers,
             providers: RwLock::default(),
+            models: models.into_iter().map(|model| Arc::from(model.as_ref())).collect(),
+            other_model: Arc::from(OTHER_MODEL),
         }
+    }
+
+    /// The `model` label value of a request for `model`.
+    pub fn model_label(&self, model: &str) -> Arc<str> {
+        self.models.get(model).unwrap_or(&self.other_model).clone()
     }
 
     /// The series of `provider`, made (and registered in their families) on first use.
@@ -166,7 +185,7 @@ impl Metrics {
         providers.entry(provider.clone()).or_insert(series).clone()
     }
 
-    /// Counts one request to `provider` for `model`.
+    /// Counts one request to `provider` for `model` (a label from [`Metrics::model_label`]).
     pub fn record_request(&self, provider: &Arc<str>, model: &Arc<str>) {
         self.requests
             .get_or_create(&RequestLabels { provider: provider.clone(), model: model.clone() })
@@ -188,7 +207,10 @@ impl Metrics {
         let series = self.provider(provider);
         series.input_tokens.inc_by(input_tokens);
         series.output_tokens.inc_by(output_tokens);
-        series.cost.inc_by(cost);
+        // A counter must never go down, nor turn NaN.
+        if cost.is_finite() && cost > 0.0 {
+            series.cost.inc_by(cost);
+        }
     }
 
     /// The Prometheus text exposition of every metric, with the breaker state of

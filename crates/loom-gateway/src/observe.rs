@@ -84,7 +84,7 @@ where
             return Box::pin(self.inner.call(request));
         }
         let started = Instant::now();
-        let model: Arc<str> = Arc::from(request.payload.model());
+        let model = self.metrics.model_label(request.payload.model());
         let metrics = self.metrics.clone();
         let call = self.inner.call(request);
         Box::pin(async move {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use loom_core::{
     ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
@@ -15,7 +15,7 @@ use loom_core::{
 };
 use tokio::time::Instant;
 use tower::ServiceExt;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info_span, warn};
 
 use crate::anthropic_format::{parse_count_tokens, parse_messages, to_messages_response};
 use crate::anthropic_stream::anthropic_events;
@@ -23,6 +23,8 @@ use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::http_error::error_response;
 use crate::metrics::Metrics;
 use crate::observe::MetricsService;
+use crate::access_log::AccessLog;
+use crate::request_body::{BodyLimits, read_body};
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
@@ -39,7 +41,7 @@ pub type Pipeline = MetricsService<TokenAccounting<Router>>;
 /// Everything a request handler reads; built once, shared immutably.
 pub struct AppState {
     pub(crate) routes: Vec<MountedRoute>,
-    pub(crate) max_body_bytes: u64,
+    pub(crate) body_limits: BodyLimits,
     pub(crate) streaming_enabled: bool,
     pub(crate) flush_interval: Duration,
     pub(crate) request_timeout: Duration,
@@ -101,13 +103,12 @@ pub async fn handle(
     let request_id = state.request_ids.for_request(request.headers());
     let span =
         info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
-    let method = request.method().clone();
-    // A clone of the URI shares its bytes; the path is only read if the line is logged.
-    let uri = request.uri().clone();
     let upstream_time = UpstreamTime::default();
+    // Logs the line even when the client leaves first and this future is dropped.
+    let mut access = AccessLog::new(span.clone(), &request, started, upstream_time.clone());
     let (format, outcome) = match resolve(&state, &request) {
         Ok((route, endpoint)) => {
-            let served = serve(&state, request, &request_id, route, endpoint, &upstream_time)
+            let served = serve(&state, request, &request_id, route, endpoint, started, &upstream_time)
                 .instrument(span.clone())
                 .await;
             (endpoint.format(), served)
@@ -120,7 +121,9 @@ pub async fn handle(
             if error.kind == ErrorKind::Internal {
                 warn!(parent: &span, error = %error.message, "request failed");
             }
-            (error_response(format, &error).map(|body| Either::Left(Full::new(body))), None)
+            access.failed(&error);
+            let provider = error.upstream.as_ref().map(|upstream| Arc::from(upstream.provider.as_str()));
+            (error_response(format, &error).map(|body| Either::Left(Full::new(body))), provider)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -130,15 +133,7 @@ pub async fn handle(
         }
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    info!(
-        parent: &span,
-        status = response.status().as_u16(),
-        provider = provider.as_deref().unwrap_or("-"),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        upstream_us = upstream_time.total().as_micros() as u64,
-        "{method} {}",
-        uri.path()
-    );
+    access.answered(response.status(), provider);
     Ok(response)
 }
 
@@ -176,6 +171,7 @@ async fn serve(
     request_id: &str,
     route: &MountedRoute,
     endpoint: Endpoint,
+    started: Instant,
     upstream_time: &UpstreamTime,
 ) -> Result<Served, LoomError> {
     if let Endpoint::Models = endpoint {
@@ -191,7 +187,10 @@ async fn serve(
     };
     // Until authentication exists, callers name themselves with these headers.
     let (header_user, header_team) = (header_identity("x-loom-user"), header_identity("x-loom-team"));
-    let body = read_body(request, state.max_body_bytes).await?;
+    // One deadline from the request's arrival: a slow body eats into it.
+    let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
+    let body = read_body(request, &state.body_limits, deadline).await?;
+    let body = &body.bytes;
     let mut context = RequestContext::with_upstream_time(request_id, upstream_time.clone());
     context.identity.team = header_team;
     context.route = Some(route.id.clone());
@@ -200,8 +199,8 @@ async fn serve(
     let llm_request = match endpoint {
         Endpoint::Chat | Endpoint::Messages => {
             let mut chat = match endpoint {
-                Endpoint::Messages => parse_messages(&body)?,
-                _ => parse_chat(&body)?,
+                Endpoint::Messages => parse_messages(body)?,
+                _ => parse_chat(body)?,
             };
             if chat.is_stream() && !state.streaming_enabled {
                 return Err(LoomError::invalid_request(
@@ -218,18 +217,18 @@ async fn serve(
             LlmRequest::chat(context, chat)
         }
         Endpoint::CountTokens => {
-            let chat = parse_count_tokens(&body)?;
+            let chat = parse_count_tokens(body)?;
             context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
             LlmRequest::count_tokens(context, chat)
         }
         Endpoint::Embeddings | Endpoint::Models => {
-            let embeddings = parse_embeddings(&body)?;
+            let embeddings = parse_embeddings(body)?;
             context.identity.user = header_user.or_else(|| embeddings.user.as_deref().map(Arc::from));
             LlmRequest::embeddings(context, embeddings)
         }
     };
+    check_model_name(llm_request.payload.model())?;
     let received_at = llm_request.context.received_at;
-    let deadline = Instant::now() + state.request_timeout;
     let response = match tokio::time::timeout_at(deadline, route.pipeline.clone().oneshot(llm_request)).await
     {
         Ok(response) => response?,
@@ -297,30 +296,24 @@ fn anthropic_answer(
     })
 }
 
-async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, LoomError> {
-    let too_large = || {
-        LoomError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("The request body exceeds the limit of {limit} bytes"),
+/// Longest model name a request may carry: names are echoed in errors and logs, and
+/// every legitimate name is far shorter.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
+fn check_model_name(model: &str) -> Result<(), LoomError> {
+    if model.len() > MAX_MODEL_NAME_BYTES {
+        return Err(LoomError::invalid_request(
+            format!("The model name is {} bytes long; at most {MAX_MODEL_NAME_BYTES} are allowed", model.len()),
+            Some("model".to_owned()),
         )
-        .with_code("request_too_large")
-    };
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large());
+        .with_code("model_name_too_long"));
     }
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => {
-            Err(LoomError::invalid_request(format!("The request body could not be read: {error}"), None))
-        }
-    }
+    Ok(())
+}
+
+/// A deadline no request reaches (for durations too large to add to now).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 fn not_found(message: String) -> LoomError {

@@ -15,11 +15,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use crate::server::{Connections, Handler, accept_until};
+use crate::server::{ConnectionLimits, ConnectionTicket, Connections, Handler, OpenConnections, accept_until};
+
+/// A connection handed to a worker, with its place under the server's connection limit.
+type Handed = (std::net::TcpStream, SocketAddr, ConnectionTicket);
 
 /// A running worker thread: where to send it connections, and how many it serves.
 struct Worker {
-    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    connections: mpsc::UnboundedSender<Handed>,
     open: Arc<AtomicUsize>,
     stopped: oneshot::Receiver<()>,
 }
@@ -27,6 +30,7 @@ struct Worker {
 /// Worker threads ready to serve one listener's connections.
 pub struct Workers {
     workers: Vec<Worker>,
+    open: OpenConnections,
 }
 
 /// Counts a connection as open on its worker until dropped.
@@ -40,31 +44,36 @@ impl Drop for OpenConnection {
 
 impl Workers {
     /// Starts `count` threads (named `loom-worker-N`) that serve connections with
-    /// `handler` and, once no more come, drain their own for at most `grace`.
-    pub fn spawn(count: usize, handler: impl Handler, grace: Duration) -> std::io::Result<Workers> {
+    /// `handler` within `limits` and, once no more come, drain their own for at most `grace`.
+    pub fn spawn(
+        count: usize,
+        handler: impl Handler,
+        limits: &ConnectionLimits,
+        grace: Duration,
+    ) -> std::io::Result<Workers> {
         let mut workers = Vec::with_capacity(count.max(1));
         for index in 0..count.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let (connections, incoming) = mpsc::unbounded_channel();
             let (stopped_tx, stopped) = oneshot::channel();
             let open = Arc::new(AtomicUsize::new(0));
-            let (handler, worker_open) = (handler.clone(), open.clone());
+            let (handler, worker_open, limits) = (handler.clone(), open.clone(), limits.clone());
             std::thread::Builder::new().name(format!("loom-worker-{index}")).spawn(move || {
-                runtime.block_on(run(incoming, handler, worker_open, grace));
+                runtime.block_on(run(incoming, handler, worker_open, &limits, grace));
                 // Tasks still running after the grace period are cancelled here.
                 drop(runtime);
                 let _ = stopped_tx.send(());
             })?;
             workers.push(Worker { connections, open, stopped });
         }
-        Ok(Workers { workers })
+        Ok(Workers { workers, open: OpenConnections::new(limits.max_connections) })
     }
 
     /// Accepts on `listener` until `shutdown` fires, handing each connection to the
     /// worker with the fewest open; then returns once every worker has drained.
     pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-        let Workers { workers } = self;
-        accept_until(listener, shutdown, |stream, peer| {
+        let Workers { workers, open } = self;
+        accept_until(listener, shutdown, &open, |stream, peer, ticket| {
             let Some(worker) = workers.iter().min_by_key(|worker| worker.open.load(Ordering::Relaxed)) else {
                 return;
             };
@@ -72,7 +81,7 @@ impl Workers {
             match stream.into_std() {
                 Ok(stream) => {
                     worker.open.fetch_add(1, Ordering::Relaxed);
-                    if worker.connections.send((stream, peer)).is_err() {
+                    if worker.connections.send((stream, peer, ticket)).is_err() {
                         worker.open.fetch_sub(1, Ordering::Relaxed);
                         warn!(%peer, "worker thread is gone; connection dropped");
                     }
@@ -95,14 +104,15 @@ impl Workers {
 
 /// One worker: serves the connections it is handed until the acceptor stops, then drains.
 async fn run(
-    mut incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    mut incoming: mpsc::UnboundedReceiver<Handed>,
     handler: impl Handler,
     open: Arc<AtomicUsize>,
+    limits: &ConnectionLimits,
     grace: Duration,
 ) {
-    let connections = Connections::new();
-    while let Some((stream, peer)) = incoming.recv().await {
-        let ticket = OpenConnection(open.clone());
+    let connections = Connections::new(limits);
+    while let Some((stream, peer, limit_ticket)) = incoming.recv().await {
+        let ticket = (OpenConnection(open.clone()), limit_ticket);
         match TcpStream::from_std(stream) {
             Ok(stream) => connections.serve(stream, peer, handler.clone(), ticket),
             Err(error) => warn!(%peer, %error, "cannot serve the connection"),
@@ -142,7 +152,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, watch) = watch::channel(false);
-        let workers = Workers::spawn(2, thread_name, Duration::from_secs(1)).unwrap();
+        let workers =
+            Workers::spawn(2, thread_name, &ConnectionLimits::default(), Duration::from_secs(1)).unwrap();
         let open: Vec<_> = workers.workers.iter().map(|worker| worker.open.clone()).collect();
         let open_connections = move || open.iter().map(|count| count.load(Ordering::Relaxed)).sum::<usize>();
         let serving = tokio::spawn(workers.serve(listener, watch));

@@ -47,6 +47,24 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Threads serving client connections, each with its own event loop; one per CPU when unset.
     pub workers: Option<NonZeroUsize>,
+    /// Time from accept until a connection's first request head is complete.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a request body may take to arrive (408 after it).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Time a connection with no request in flight is kept open.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// Client connections open at once; unset follows the file-descriptor limit.
+    pub max_connections: Option<NonZeroUsize>,
+    /// Request-body bytes held at once across all requests (503 past it).
+    pub max_buffered_body_bytes: u64,
+    /// Concurrent requests on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Interval of HTTP/2 keep-alive pings (and how long a pong may take).
+    #[serde(with = "humantime_serde")]
+    pub http2_keepalive_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +75,13 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(600),
             workers: None,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            max_connections: None,
+            max_buffered_body_bytes: 256 * 1024 * 1024,
+            http2_max_concurrent_streams: 128,
+            http2_keepalive_interval: Duration::from_secs(30),
         }
     }
 }

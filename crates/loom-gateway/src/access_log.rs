@@ -1,0 +1,101 @@
+//! The access log: one line per request, written when its answer starts, or with status
+//! 499 when the client leaves before that.
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode, Uri};
+use loom_core::{LoomError, UpstreamTime};
+use tokio::time::Instant;
+use tracing::{Span, info};
+
+/// Status logged for a request whose client went away before the answer began (nginx's).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The pending access-log line of one request; logged once, by [`AccessLog::answered`] or
+/// on drop.
+pub struct AccessLog {
+    span: Span,
+    method: Method,
+    /// A clone of the URI shares its bytes; the path is only read when the line is written.
+    uri: Uri,
+    started: Instant,
+    upstream_time: UpstreamTime,
+    failure: Option<Failure>,
+    done: bool,
+}
+
+/// What the log line tells of a failed request's upstream.
+struct Failure {
+    message: String,
+    provider: Option<String>,
+    upstream_status: Option<u16>,
+}
+
+impl AccessLog {
+    /// The line of `request`, which arrived at `started`.
+    pub fn new<B>(span: Span, request: &Request<B>, started: Instant, upstream_time: UpstreamTime) -> Self {
+        AccessLog {
+            span,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            started,
+            upstream_time,
+            failure: None,
+            done: false,
+        }
+    }
+
+    /// Notes why the request failed, for the line.
+    pub fn failed(&mut self, error: &LoomError) {
+        self.failure = Some(Failure {
+            message: error.message.clone(),
+            provider: error.upstream.as_ref().map(|upstream| upstream.provider.clone()),
+            upstream_status: error.upstream.as_ref().and_then(|upstream| upstream.status),
+        });
+    }
+
+    /// Writes the line of an answer with `status`, served by `provider`.
+    pub fn answered(mut self, status: StatusCode, provider: Option<Arc<str>>) {
+        self.done = true;
+        self.write(status.as_u16(), provider.as_deref());
+    }
+
+    fn write(&self, status: u16, provider: Option<&str>) {
+        let elapsed_us = self.started.elapsed().as_micros() as u64;
+        let upstream_us = self.upstream_time.total().as_micros() as u64;
+        let (method, path) = (&self.method, self.uri.path());
+        match &self.failure {
+            None => info!(
+                parent: &self.span,
+                status,
+                provider = provider.unwrap_or("-"),
+                elapsed_us,
+                upstream_us,
+                "{method} {path}"
+            ),
+            Some(failure) => info!(
+                parent: &self.span,
+                status,
+                provider = failure.provider.as_deref().or(provider).unwrap_or("-"),
+                upstream_status = failure.upstream_status,
+                error = %failure.message,
+                elapsed_us,
+                upstream_us,
+                "{method} {path}"
+            ),
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        if !self.done {
+            self.failure.get_or_insert_with(|| Failure {
+                message: "the client went away before the answer began".to_owned(),
+                provider: None,
+                upstream_status: None,
+            });
+            self.write(CLIENT_CLOSED_REQUEST, None);
+        }
+    }
+}
