@@ -47,7 +47,11 @@ pub struct ReadBody {
 /// Reads the whole body of `request`, failing with 413 past the size limit, 408 when it
 /// arrives too slowly (past the body timeout or `deadline`, whichever comes first), and
 /// 503 when all requests together already hold the buffered-bytes budget.
-pub async fn read_body<B>(request: Request<B>, limits: &BodyLimits, deadline: Instant) -> Result<ReadBody, LoomError>
+pub async fn read_body<B>(
+    request: Request<B>,
+    limits: &BodyLimits,
+    deadline: Instant,
+) -> Result<ReadBody, LoomError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -73,7 +77,10 @@ where
             Ok(Some(Ok(frame))) => frame,
             Ok(None) => break,
             Ok(Some(Err(error))) => {
-                return Err(LoomError::invalid_request(format!("The request body could not be read: {error}"), None));
+                return Err(LoomError::invalid_request(
+                    format!("The request body could not be read: {error}"),
+                    None,
+                ));
             }
             Err(_) => return Err(too_slow(limits.timeout)),
         };
@@ -150,8 +157,8 @@ fn busy() -> LoomError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{Full, StreamBody};
     use http_body::Frame;
+    use http_body_util::{Full, StreamBody};
 
     fn request(body: &'static str) -> Request<Full<Bytes>> {
         Request::builder()
@@ -182,7 +189,8 @@ mod tests {
     async fn chunks_are_joined_and_the_size_limit_holds_without_a_length() {
         let limits = BodyLimits::new(8, Duration::from_secs(5), 1 << 20);
         let chunks = |parts: Vec<&'static str>| {
-            let frames = parts.into_iter().map(|part| Ok::<_, std::io::Error>(Frame::data(Bytes::from(part))));
+            let frames =
+                parts.into_iter().map(|part| Ok::<_, std::io::Error>(Frame::data(Bytes::from(part))));
             Request::new(StreamBody::new(futures_util::stream::iter(frames)))
         };
         let joined = read_body(chunks(vec!["ab", "cd", "ef"]), &limits, far()).await.unwrap();

@@ -49,7 +49,7 @@ const HTTP1_MAX_BUFFER: usize = 64 * 1024;
 /// HTTP/2 header block per request (HPACK-decoded).
 const HTTP2_MAX_HEADER_LIST: u32 = 64 * 1024;
 /// Time a connection told to close gets to finish what it has in flight before it is cut.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How often a refused connection or a failed accept is logged, at most.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// File descriptors kept back from the automatic `max_connections` for everything else
@@ -361,28 +361,34 @@ struct Watchdog {
     limits: ConnectionLimits,
 }
 
-/// Checks per keep-alive period: a quiet connection is closed between one and
-/// `1 + 1/IDLE_CHECKS` periods after its last request.
+/// Checks per shorter timeout: a quiet connection is closed at most a quarter of that
+/// timeout late.
 const IDLE_CHECKS: u32 = 4;
 
 impl Watchdog {
     /// Resolves once the connection has been quiet for too long.
     async fn quiet(self) {
-        tokio::time::sleep(self.limits.header_timeout).await;
-        if self.activity.started.load(Ordering::Relaxed) == 0 {
-            return;
-        }
+        let Watchdog { activity, limits } = self;
         // Checking a few times per period costs one timer per connection, not one per request.
-        let tick = (self.limits.keepalive_timeout / IDLE_CHECKS).max(Duration::from_millis(10));
-        let mut last_started = self.activity.started.load(Ordering::Relaxed);
+        let tick = (limits.header_timeout.min(limits.keepalive_timeout) / IDLE_CHECKS)
+            .max(Duration::from_millis(10));
+        let accepted = Instant::now();
+        while activity.started.load(Ordering::Relaxed) == 0 {
+            if accepted.elapsed() >= limits.header_timeout {
+                return;
+            }
+            tokio::time::sleep(tick).await;
+        }
+        let idle_ticks_allowed = limits.keepalive_timeout.as_nanos().div_ceil(tick.as_nanos().max(1));
+        let mut last_started = activity.started.load(Ordering::Relaxed);
         let mut idle_ticks = 0;
         loop {
             tokio::time::sleep(tick).await;
-            let started = self.activity.started.load(Ordering::Relaxed);
-            let busy = started != last_started || self.activity.in_flight.load(Ordering::Relaxed) > 0;
+            let started = activity.started.load(Ordering::Relaxed);
+            let busy = started != last_started || activity.in_flight.load(Ordering::Relaxed) > 0;
             last_started = started;
             idle_ticks = if busy { 0 } else { idle_ticks + 1 };
-            if idle_ticks > IDLE_CHECKS {
+            if idle_ticks > idle_ticks_allowed {
                 return;
             }
         }

@@ -17,15 +17,15 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing::{Instrument, info_span, warn};
 
+use crate::access_log::AccessLog;
 use crate::anthropic_format::{parse_count_tokens, parse_messages, to_messages_response};
 use crate::anthropic_stream::anthropic_events;
 use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::http_error::error_response;
 use crate::metrics::Metrics;
 use crate::observe::MetricsService;
-use crate::access_log::AccessLog;
-use crate::request_body::{BodyLimits, read_body};
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
+use crate::request_body::{BodyLimits, read_body};
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
@@ -303,7 +303,10 @@ pub const MAX_MODEL_NAME_BYTES: usize = 256;
 fn check_model_name(model: &str) -> Result<(), LoomError> {
     if model.len() > MAX_MODEL_NAME_BYTES {
         return Err(LoomError::invalid_request(
-            format!("The model name is {} bytes long; at most {MAX_MODEL_NAME_BYTES} are allowed", model.len()),
+            format!(
+                "The model name is {} bytes long; at most {MAX_MODEL_NAME_BYTES} are allowed",
+                model.len()
+            ),
             Some("model".to_owned()),
         )
         .with_code("model_name_too_long"));

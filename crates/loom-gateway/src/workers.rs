@@ -15,7 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use crate::server::{ConnectionLimits, ConnectionTicket, Connections, Handler, OpenConnections, accept_until};
+use crate::server::{
+    ConnectionLimits, ConnectionTicket, Connections, Handler, OpenConnections, accept_until,
+};
 
 /// A connection handed to a worker, with its place under the server's connection limit.
 type Handed = (std::net::TcpStream, SocketAddr, ConnectionTicket);
