@@ -93,7 +93,7 @@ pub(crate) fn check_price(key: &str, price: Option<f64>) -> Result {
             Err(ConfigError::invalid(key, "must be a price of 0 or more"))
         }
         Some(price) if price > MAX_PRICE => {
-            Err(ConfigError::invalid(key, format!("must be at most {MAX_PRICE}, not {price}")))
+            Err(ConfigError::invalid(key, format!("must be a price of at most {MAX_PRICE}")))
         }
         _ => Ok(()),
     }
@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(message(check_count("k", 11, 0, 10)), "k: must be at most 10, not 11");
         assert!(check_price("k", Some(0.0)).is_ok() && check_price("k", None).is_ok());
         assert_eq!(message(check_price("k", Some(f64::NAN))), "k: must be a price of 0 or more");
-        assert_eq!(message(check_price("k", Some(2e6))), "k: must be at most 1000000, not 2000000");
+        assert_eq!(message(check_price("k", Some(2e6))), "k: must be a price of at most 1000000");
         assert_eq!((max_workers(1), max_workers(2), max_workers(200)), (8, 16, 1024));
     }
 }
