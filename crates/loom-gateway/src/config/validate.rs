@@ -41,6 +41,7 @@ impl LoomConfig {
 
 fn validate_server(server: &ServerConfig) -> Result {
     check_count("server.max_body_bytes", server.max_body_bytes, 1, MAX_BODY_BYTES)?;
+    // Every `server.*` duration has one line here (ranges: limits.rs).
     check_durations(
         "server",
         &[
