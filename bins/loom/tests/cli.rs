@@ -366,6 +366,124 @@ fn check_names_a_missing_file() {
     assert!(stderr.starts_with(&prefix), "expected `{prefix}...`, got:\n{stderr}");
 }
 
+/// Runs `loom --config PATH` (serve) with `LOOM_*` variables cleared; for configs that
+/// must be refused before anything listens.
+fn loom_serve_refused(config: &Path) -> Output {
+    let mut command = Command::new(LOOM);
+    command.arg("--config").arg(config).stdin(Stdio::null()).env("NO_COLOR", "1");
+    clear_loom_env(&mut command);
+    command.output().expect("run loom")
+}
+
+/// Makes a FIFO at `path`; false when `mkfifo` is not available here.
+fn mkfifo(path: &Path) -> bool {
+    Command::new("mkfifo").arg(path).status().is_ok_and(|status| status.success())
+}
+
+/// A sparse file one byte over `limit` (nothing is written, so it costs no disk).
+fn file_over(path: &Path, limit: u64) {
+    fs::File::create(path).and_then(|file| file.set_len(limit + 1)).expect("create a sparse file");
+}
+
+/// A mock-provider config on ephemeral loopback ports with `extra` appended under `ai_gateway:`.
+fn mock_config(server: &str, extra: &str) -> String {
+    format!(
+        "server:\n  listen: 127.0.0.1:0\n{server}admin:\n  listen: 127.0.0.1:0\nai_gateway:\n  providers:\n    - name: mock\n      type: mock\n{extra}"
+    )
+}
+
+#[test]
+fn check_refuses_out_of_range_values_naming_the_key() {
+    let dir = TempDir::new("ranges");
+    let cases = [
+        (
+            mock_config("  request_timeout: 10000000000000000000s\n", ""),
+            "server.request_timeout: must be at most 24h, not ",
+        ),
+        (mock_config("  workers: 2000\n", ""), "server.workers: 2000 is more than the limit of "),
+        (
+            mock_config("", "      timeouts:\n        idle: 0s\n"),
+            "ai_gateway.providers[0].timeouts.idle: must be greater than 0",
+        ),
+    ];
+    for (index, (yaml, expected)) in cases.iter().enumerate() {
+        let config = dir.write(&format!("loom-{index}.yaml"), yaml);
+        let output = loom_check(&config);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(text(&output.stdout), "");
+        let prefix = format!("loom: invalid config {}: {expected}", config.display());
+        assert!(stderr.starts_with(&prefix), "expected `{prefix}...`, got:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_and_serve_refuse_a_config_file_that_is_no_small_regular_file() {
+    let dir = TempDir::new("config-file");
+    let big = dir.0.join("big.yaml");
+    file_over(&big, 16 * 1024 * 1024);
+    let fifo = dir.0.join("fifo.yaml");
+    let mut cases = vec![
+        (PathBuf::from("/dev/zero"), "not a regular file (a character device)"),
+        (big, "larger than the limit of 16777216 bytes"),
+    ];
+    if mkfifo(&fifo) {
+        cases.push((fifo, "not a regular file (a FIFO)"));
+    }
+    for (path, reason) in cases {
+        let expected = format!(
+            "loom: invalid config {path}: cannot read config file {path}: {reason}\n",
+            path = path.display()
+        );
+        for output in [loom_check(&path), loom_serve_refused(&path)] {
+            assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+            assert_eq!(text(&output.stdout), "");
+            assert_eq!(text(&output.stderr), expected);
+        }
+    }
+}
+
+#[test]
+fn check_and_serve_refuse_a_tokenizer_file_that_is_no_small_regular_file() {
+    let dir = TempDir::new("tokenizer-file");
+    let big = dir.0.join("big.json");
+    file_over(&big, 256 * 1024 * 1024);
+    let fifo = dir.0.join("fifo.json");
+    let mut cases = vec![
+        (PathBuf::from("/dev/zero"), "not a regular file (a character device)"),
+        (big, "larger than the limit of 268435456 bytes"),
+    ];
+    if mkfifo(&fifo) {
+        cases.push((fifo, "not a regular file (a FIFO)"));
+    }
+    for (index, (path, reason)) in cases.into_iter().enumerate() {
+        let tokenizers =
+            format!("  token_accounting:\n    tokenizers:\n      my-model: {}\n", path.display());
+        let config = dir.write(&format!("loom-{index}.yaml"), &mock_config("", &tokenizers));
+        let error = format!(
+            "ai_gateway.token_accounting.tokenizers.my-model: cannot load tokenizer {}: {reason}",
+            path.display()
+        );
+
+        let output = loom_check(&config);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "");
+        assert_eq!(
+            text(&output.stderr),
+            format!("loom: config is valid but the gateway cannot be built: {error}\n")
+        );
+
+        let output = loom_serve_refused(&config);
+        let logs = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{logs}{}", text(&output.stderr));
+        let refusal = logs.lines().find(|line| line.contains("cannot build the gateway"));
+        assert!(
+            refusal.is_some_and(|line| line.contains(&format!("error={error}"))),
+            "no `cannot build the gateway` line with `error={error}` in:\n{logs}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // loom --config: serving
 // ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ pub mod chunk;
 pub mod context;
 pub mod embeddings;
 pub mod error;
+pub mod file;
 pub mod json;
 pub mod llm;
 pub mod message;

@@ -146,7 +146,7 @@ impl Gateway {
             body_limits: BodyLimits::new(
                 config.server.max_body_bytes,
                 config.server.body_timeout,
-                config.server.max_buffered_body_bytes,
+                config.server.buffered_body_budget(),
             ),
             streaming_enabled: ai.streaming.enabled,
             flush_interval: ai.streaming.flush_interval,

@@ -502,6 +502,276 @@ fn listeners_are_checked() {
     load_ok("admin:\n  listen: 127.0.0.1:0\nserver:\n  listen: 127.0.0.1:0\n");
 }
 
+// ---------------------------------------------------------------- ranges
+
+/// A duration past `Instant`'s range: it panicked every request before it was refused.
+const HUGE: &str = "10000000000000000000s";
+
+#[test]
+fn timeouts_must_be_above_zero() {
+    let provider_timeout = |name: &str| {
+        format!(
+            "ai_gateway:\n  providers:\n    - name: o\n      type: openai\n      api_key: k\n      timeouts:\n        {name}: 0s\n"
+        )
+    };
+    let cases = [
+        ("server:\n  request_timeout: 0s\n".to_owned(), "server.request_timeout"),
+        ("server:\n  shutdown_timeout: 0s\n".to_owned(), "server.shutdown_timeout"),
+        ("server:\n  body_timeout: 0s\n".to_owned(), "server.body_timeout"),
+        ("server:\n  header_timeout: 0s\n".to_owned(), "server.header_timeout"),
+        ("server:\n  keepalive_timeout: 0s\n".to_owned(), "server.keepalive_timeout"),
+        ("server:\n  http2_keepalive_interval: 0s\n".to_owned(), "server.http2_keepalive_interval"),
+        (provider_timeout("connect"), "ai_gateway.providers[0].timeouts.connect"),
+        (provider_timeout("first_byte"), "ai_gateway.providers[0].timeouts.first_byte"),
+        (provider_timeout("idle"), "ai_gateway.providers[0].timeouts.idle"),
+        (provider_timeout("request"), "ai_gateway.providers[0].timeouts.request"),
+        ("ai_gateway:\n  routing:\n    health:\n      cooldown: 0ms\n".to_owned(), "ai_gateway.routing.health.cooldown"),
+        (
+            "ai_gateway:\n  routing:\n    health:\n      probe_interval: 0ms\n".to_owned(),
+            "ai_gateway.routing.health.probe_interval",
+        ),
+        (
+            "routes:\n  - id: ai\n    path: /v1/*\n    ai_gateway: true\n    routing:\n      health:\n        cooldown: 0s\n"
+                .to_owned(),
+            "routes[0].routing.health.cooldown",
+        ),
+    ];
+    for (fragment, key) in cases {
+        assert_eq!(invalid(&fragment).1, format!("{key}: must be greater than 0"), "{fragment}");
+    }
+}
+
+#[test]
+fn huge_durations_are_refused_naming_the_key_and_the_bound() {
+    let mock = |setting: &str| {
+        format!(
+            "ai_gateway:\n  providers:\n    - name: m\n      type: mock\n      mock:\n        {setting}\n"
+        )
+    };
+    let cases = [
+        (format!("server:\n  request_timeout: {HUGE}\n"), "server.request_timeout", "24h"),
+        (format!("server:\n  shutdown_timeout: {HUGE}\n"), "server.shutdown_timeout", "24h"),
+        (
+            format!(
+                "ai_gateway:\n  providers:\n    - {{name: o, type: openai, api_key: k}}\n    - {{name: a, type: anthropic, api_key: k, timeouts: {{idle: {HUGE}}}}}\n"
+            ),
+            "ai_gateway.providers[1].timeouts.idle",
+            "24h",
+        ),
+        (
+            "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k, timeouts: {request: 25h}}\n"
+                .to_owned(),
+            "ai_gateway.providers[0].timeouts.request",
+            "24h",
+        ),
+        (mock(&format!("latency: {HUGE}")), "ai_gateway.providers[0].mock.latency", "1h"),
+        (mock("chunk_delay: 61m"), "ai_gateway.providers[0].mock.chunk_delay", "1h"),
+        (
+            format!("ai_gateway:\n  routing:\n    failover:\n      backoff: {HUGE}\n"),
+            "ai_gateway.routing.failover.backoff",
+            "1h",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    failover:\n      max_backoff: 2h\n".to_owned(),
+            "ai_gateway.routing.failover.max_backoff",
+            "1h",
+        ),
+        (
+            format!("ai_gateway:\n  routing:\n    health:\n      cooldown: {HUGE}\n"),
+            "ai_gateway.routing.health.cooldown",
+            "24h",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    health:\n      probe_interval: 2days\n".to_owned(),
+            "ai_gateway.routing.health.probe_interval",
+            "24h",
+        ),
+        (
+            "ai_gateway:\n  streaming:\n    flush_interval: 61s\n".to_owned(),
+            "ai_gateway.streaming.flush_interval",
+            "1m",
+        ),
+        (
+            format!("ai_gateway:\n  token_accounting:\n    flush_interval: {HUGE}\n"),
+            "ai_gateway.token_accounting.flush_interval",
+            "1h",
+        ),
+    ];
+    for (fragment, key, bound) in cases {
+        let (found, text) = invalid(&fragment);
+        assert_eq!(found, key, "{fragment}");
+        let prefix = format!("{key}: must be at most {bound}, not ");
+        assert!(text.starts_with(&prefix), "expected `{prefix}...`, got {text}");
+    }
+    assert_eq!(
+        invalid("server:\n  request_timeout: 25h\n").1,
+        "server.request_timeout: must be at most 24h, not 1day 1h"
+    );
+}
+
+#[test]
+fn durations_at_their_bounds_load() {
+    let config = load_ok(
+        "server:\n  request_timeout: 24h\n  shutdown_timeout: 1ms\nai_gateway:\n  providers:\n    - {name: m, type: mock, timeouts: {connect: 24h, first_byte: 24h, idle: 24h, request: 24h}, mock: {latency: 1h, chunk_delay: 0ms}}\n  routing:\n    failover: {backoff: 0ms, max_backoff: 1h}\n    health: {cooldown: 24h, probe_interval: 1ms}\n  streaming:\n    flush_interval: 1m\n  token_accounting:\n    flush_interval: 0ms\n",
+    );
+    assert_eq!(config.server.request_timeout, Duration::from_secs(24 * 3600));
+    assert_eq!(config.ai_gateway.streaming.flush_interval, Duration::from_secs(60));
+    assert_eq!(config.ai_gateway.token_accounting.flush_interval, Duration::ZERO);
+}
+
+#[test]
+fn workers_are_bounded_by_the_cpus() {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let limit = (8 * cpus).min(1024);
+    let (key, text) = invalid("server:\n  workers: 2000\n");
+    assert_eq!(key, "server.workers");
+    assert_eq!(
+        text,
+        format!(
+            "server.workers: 2000 is more than the limit of {limit} (8 per CPU, {cpus} CPUs here, 1024 at most); \
+             leave it unset for one per CPU"
+        )
+    );
+    let at_limit = load_ok(&format!("server:\n  workers: {limit}\n"));
+    assert_eq!(at_limit.server.workers.map(std::num::NonZeroUsize::get), Some(limit));
+    assert_eq!(invalid_key(&format!("server:\n  workers: {}\n", limit + 1)), "server.workers");
+}
+
+#[test]
+fn counts_that_could_exhaust_the_gateway_are_bounded() {
+    let cases = [
+        (
+            "server:\n  max_body_bytes: 1073741825\n",
+            "server.max_body_bytes: must be at most 1073741824, not 1073741825",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    failover:\n      max_retries: 4294967295\n",
+            "ai_gateway.routing.failover.max_retries: must be at most 10, not 4294967295",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    health:\n      failure_threshold: 0\n",
+            "ai_gateway.routing.health.failure_threshold: must be greater than 0",
+        ),
+        (
+            "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k, pool_max_idle_per_host: 100000}\n",
+            "ai_gateway.providers[0].pool_max_idle_per_host: must be at most 16384, not 100000",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    strategy: weighted\n    providers:\n      - {name: openai, weight: 4294967295}\n",
+            "ai_gateway.routing.providers[0].weight: must be at most 1000000, not 4294967295",
+        ),
+    ];
+    for (fragment, expected) in cases {
+        assert_eq!(invalid(fragment).1, expected, "{fragment}");
+    }
+    let config = load_ok(
+        "server:\n  max_body_bytes: 1073741824\nai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k, pool_max_idle_per_host: 0}\n  routing:\n    failover: {max_retries: 10}\n    health: {failure_threshold: 1}\n    providers:\n      - {name: o, weight: 1000000}\n",
+    );
+    assert_eq!(config.ai_gateway.routing.failover.max_retries, 10);
+}
+
+#[test]
+fn prices_are_finite_and_bounded_everywhere() {
+    let cases = [
+        (
+            "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k, cost_per_1k_output: 2000000}\n",
+            "ai_gateway.providers[0].cost_per_1k_output: must be a price of at most 1000000",
+        ),
+        (
+            "ai_gateway:\n  routing:\n    providers:\n      - {name: openai, cost_per_1k_input: -1}\n",
+            "ai_gateway.routing.providers[0].cost_per_1k_input: must be a price of 0 or more",
+        ),
+        (
+            "ai_gateway:\n  token_accounting:\n    prices:\n      my-model: {cost_per_1k_input: -0.5, cost_per_1k_output: 1}\n",
+            "ai_gateway.token_accounting.prices.my-model.cost_per_1k_input: must be a price of 0 or more",
+        ),
+        (
+            "ai_gateway:\n  token_accounting:\n    prices:\n      my-model: {cost_per_1k_input: 1, cost_per_1k_output: 1, cost_per_1k_cached_input: 1e300}\n",
+            "ai_gateway.token_accounting.prices.my-model.cost_per_1k_cached_input: must be a price of at most 1000000",
+        ),
+    ];
+    for (fragment, expected) in cases {
+        assert_eq!(invalid(fragment).1, expected, "{fragment}");
+    }
+}
+
+// ---------------------------------------------------------------- files named in the config
+
+/// Makes a FIFO at `path`; false when `mkfifo` is not available here.
+fn mkfifo(path: &std::path::Path) -> bool {
+    std::process::Command::new("mkfifo").arg(path).status().is_ok_and(|status| status.success())
+}
+
+/// A sparse file one byte over `limit` (nothing is written, so it costs no disk).
+fn file_over(path: &std::path::Path, limit: u64) {
+    let file = std::fs::File::create(path).unwrap_or_else(|error| panic!("{error}"));
+    file.set_len(limit + 1).unwrap_or_else(|error| panic!("{error}"));
+}
+
+/// The error `Gateway::from_config` gives for BASE + `fragment`.
+fn gateway_error(fragment: &str) -> String {
+    let config = load_ok(fragment);
+    match loom_gateway::Gateway::from_config(&config) {
+        Ok(_) => panic!("the gateway was built from:\n{fragment}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn tokenizer_files_must_be_small_regular_files() {
+    let tokenizer = |path: &std::path::Path| {
+        format!("ai_gateway:\n  token_accounting:\n    tokenizers:\n      my-model: {}\n", path.display())
+    };
+    let prefix = "ai_gateway.token_accounting.tokenizers.my-model: cannot load tokenizer";
+    assert_eq!(
+        gateway_error(&tokenizer(std::path::Path::new("/dev/zero"))),
+        format!("{prefix} /dev/zero: not a regular file (a character device)")
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let big = dir.path().join("big.json");
+    file_over(&big, 256 * 1024 * 1024);
+    assert_eq!(
+        gateway_error(&tokenizer(&big)),
+        format!("{prefix} {}: larger than the limit of 268435456 bytes", big.display())
+    );
+    let fifo = dir.path().join("fifo.json");
+    if mkfifo(&fifo) {
+        assert_eq!(
+            gateway_error(&tokenizer(&fifo)),
+            format!("{prefix} {}: not a regular file (a FIFO)", fifo.display())
+        );
+    }
+}
+
+#[test]
+fn vertex_credentials_files_must_be_small_regular_files() {
+    let vertex = |path: &std::path::Path| {
+        format!(
+            "ai_gateway:\n  providers:\n    - {{name: v, type: vertex, vertex: {{project: p, credentials_file: {}}}}}\n",
+            path.display()
+        )
+    };
+    let prefix = "ai_gateway.providers: provider `v`: cannot read credentials_file";
+    assert_eq!(
+        gateway_error(&vertex(std::path::Path::new("/dev/zero"))),
+        format!("{prefix} `/dev/zero`: not a regular file (a character device)")
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let big = dir.path().join("key.json");
+    file_over(&big, 1024 * 1024);
+    assert_eq!(
+        gateway_error(&vertex(&big)),
+        format!("{prefix} `{}`: larger than the limit of 1048576 bytes", big.display())
+    );
+    let fifo = dir.path().join("fifo.json");
+    if mkfifo(&fifo) {
+        assert_eq!(
+            gateway_error(&vertex(&fifo)),
+            format!("{prefix} `{}`: not a regular file (a FIFO)", fifo.display())
+        );
+    }
+}
+
 // ---------------------------------------------------------------- defaults, summary
 
 #[test]
@@ -621,7 +891,32 @@ fn process_environment_and_files() {
         LoomConfig::load(&repo_file("examples/quickstart.yaml")).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(quickstart.ai_gateway.providers[0].name, "mock");
 
+    // The config file itself: a regular file of at most 16 MiB, never read from a device
+    // or waited on as a FIFO.
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let refused = |path: &std::path::Path| match LoomConfig::load(path) {
+        Err(error @ ConfigError::Io { .. }) => error.to_string(),
+        Err(other) => panic!("expected a read error for {}, got {other}", path.display()),
+        Ok(_) => panic!("{} loaded", path.display()),
+    };
+    assert_eq!(
+        refused(std::path::Path::new("/dev/zero")),
+        "cannot read config file /dev/zero: not a regular file (a character device)"
+    );
+    let big = dir.path().join("big.yaml");
+    file_over(&big, 16 * 1024 * 1024);
+    assert_eq!(
+        refused(&big),
+        format!("cannot read config file {}: larger than the limit of 16777216 bytes", big.display())
+    );
+    let fifo = dir.path().join("fifo.yaml");
+    if mkfifo(&fifo) {
+        assert_eq!(
+            refused(&fifo),
+            format!("cannot read config file {}: not a regular file (a FIFO)", fifo.display())
+        );
+    }
+
     let path = dir.path().join("loom.yaml");
     let yaml = "ai_gateway:\n  providers:\n    - name: openai\n      type: openai\n      api_key: ${CONFIG_ERRORS_TEST_KEY}\n";
     std::fs::write(&path, yaml).unwrap_or_else(|error| panic!("{error}"));
@@ -643,4 +938,35 @@ fn process_environment_and_files() {
         config.ai_gateway.providers[0].api_key.as_ref().map(|key| key.expose()),
         Some("sk-process-env")
     );
+}
+
+#[test]
+fn connection_and_buffer_limits_are_bounded() {
+    let cases = [
+        (
+            "server:\n  max_body_bytes: 2048\n  max_buffered_body_bytes: 1024\n",
+            "server.max_buffered_body_bytes",
+            "must be at least 2048",
+        ),
+        (
+            "server:\n  http2_max_concurrent_streams: 0\n",
+            "server.http2_max_concurrent_streams",
+            "must be greater than 0",
+        ),
+        (
+            "server:\n  http2_max_concurrent_streams: 100000\n",
+            "server.http2_max_concurrent_streams",
+            "must be at most 10000, not 100000",
+        ),
+        (
+            "server:\n  max_connections: 2000000\n",
+            "server.max_connections",
+            "must be at most 1000000, not 2000000",
+        ),
+    ];
+    for (yaml, key, message) in cases {
+        let (found, text) = invalid(yaml);
+        assert_eq!(found, key, "{yaml}");
+        assert!(text.ends_with(message), "{yaml}: {text}");
+    }
 }

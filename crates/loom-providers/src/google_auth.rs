@@ -79,8 +79,11 @@ impl TokenSource {
         let Some(path) = &settings.credentials_file else {
             return Err(config_error("vertex needs `access_token` or `credentials_file`".to_owned()));
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| config_error(format!("cannot read credentials_file `{path}`: {error}")))?;
+        let text = loom_core::file::read_config_text(
+            std::path::Path::new(path),
+            loom_core::file::MAX_CREDENTIALS_BYTES,
+        )
+        .map_err(|error| config_error(format!("cannot read credentials_file `{path}`: {error}")))?;
         let key: ServiceAccountKey = serde_json::from_str(&text).map_err(|error| {
             config_error(format!("credentials_file `{path}` is not a service-account key: {error}"))
         })?;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use loom_core::file::{MAX_TOKENIZER_BYTES, read_config_file};
+
 use crate::encoding::Encoding;
 use crate::error::TokenError;
 
@@ -18,11 +20,11 @@ pub struct HfTokenizer {
 }
 
 impl HfTokenizer {
-    /// Loads `path` (never downloads anything).
+    /// Loads `path`, a regular file of at most [`MAX_TOKENIZER_BYTES`] (never downloads anything).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokenError> {
         let path = path.as_ref();
         let error = |message: String| TokenError::LoadTokenizer { path: path.to_owned(), message };
-        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        let bytes = read_config_file(path, MAX_TOKENIZER_BYTES).map_err(|e| error(e.to_string()))?;
         let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| error(e.to_string()))?;
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| error(e.to_string()))?;

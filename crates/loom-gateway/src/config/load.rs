@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use loom_core::file::{MAX_CONFIG_BYTES, read_config_text};
 use serde_json::{Map, Value};
 
 use super::error::ConfigError;
@@ -18,10 +19,11 @@ pub const ENV_IGNORED: [&str; 2] = ["LOOM_CONFIG", "LOOM_LOG"];
 pub const ENV_SEPARATOR: &str = "__";
 
 impl LoomConfig {
-    /// Loads, overrides from the process environment, and validates the YAML file at `path`.
+    /// Loads, overrides from the process environment, and validates the YAML file at `path`
+    /// (a regular file of at most [`MAX_CONFIG_BYTES`]).
     pub fn load(path: &Path) -> Result<LoomConfig, ConfigError> {
-        let yaml = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        let yaml = read_config_text(path, MAX_CONFIG_BYTES)
+            .map_err(|error| ConfigError::Io { path: path.to_path_buf(), source: error.into() })?;
         let lookup = process_env;
         ConfigBuilder::new(&lookup).yaml(yaml).env_overrides(process_overrides()).build()
     }

@@ -26,6 +26,7 @@
 
 mod error;
 mod interpolate;
+mod limits;
 mod load;
 mod schema;
 mod summary;

@@ -58,13 +58,24 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Client connections open at once; unset follows the file-descriptor limit.
     pub max_connections: Option<NonZeroUsize>,
-    /// Request-body bytes held at once across all requests (503 past it).
-    pub max_buffered_body_bytes: u64,
+    /// Request-body bytes held at once across all requests (503 past it); unset is
+    /// [`DEFAULT_MAX_BUFFERED_BODY_BYTES`], or `max_body_bytes` if that is larger.
+    pub max_buffered_body_bytes: Option<u64>,
     /// Concurrent requests on one HTTP/2 connection.
     pub http2_max_concurrent_streams: u32,
     /// Interval of HTTP/2 keep-alive pings (and how long a pong may take).
     #[serde(with = "humantime_serde")]
     pub http2_keepalive_interval: Duration,
+}
+
+/// Request-body bytes held at once when `server.max_buffered_body_bytes` is unset: 256 MiB.
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 256 * 1024 * 1024;
+
+impl ServerConfig {
+    /// The request-body bytes all requests may hold at once.
+    pub fn buffered_body_budget(&self) -> u64 {
+        self.max_buffered_body_bytes.unwrap_or(DEFAULT_MAX_BUFFERED_BODY_BYTES.max(self.max_body_bytes))
+    }
 }
 
 impl Default for ServerConfig {
@@ -79,7 +90,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(75),
             max_connections: None,
-            max_buffered_body_bytes: 256 * 1024 * 1024,
+            max_buffered_body_bytes: None,
             http2_max_concurrent_streams: 128,
             http2_keepalive_interval: Duration::from_secs(30),
         }

@@ -1,23 +1,24 @@
 //! Rules a loaded config must meet; each error names the offending key.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroUsize;
 
 use loom_providers::{ProviderConfig, ProviderType};
 
 use super::error::ConfigError;
-use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, Strategy};
+use super::limits::{
+    DELAY, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS, MAX_HTTP2_STREAMS,
+    MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, STREAM_BATCH, TIMEOUT, WORKERS_PER_CPU,
+    check_count, check_durations, check_price, max_workers,
+};
+use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, ServerConfig, Strategy};
 
 type Result = std::result::Result<(), ConfigError>;
 
 impl LoomConfig {
     /// Checks every rule a loaded config must meet; the error names the offending key.
     pub fn validate(&self) -> Result {
-        if self.server.max_body_bytes == 0 {
-            return Err(ConfigError::invalid("server.max_body_bytes", "must be greater than 0"));
-        }
-        if self.server.request_timeout.is_zero() {
-            return Err(ConfigError::invalid("server.request_timeout", "must be greater than 0"));
-        }
+        validate_server(&self.server)?;
         if self.admin.enabled && self.admin.listen.port() != 0 && self.admin.listen == self.server.listen {
             return Err(ConfigError::invalid(
                 "admin.listen",
@@ -39,6 +40,58 @@ impl LoomConfig {
     }
 }
 
+fn validate_server(server: &ServerConfig) -> Result {
+    check_count("server.max_body_bytes", server.max_body_bytes, 1, MAX_BODY_BYTES)?;
+    // Every `server.*` duration has one line here (ranges: limits.rs).
+    check_durations(
+        "server",
+        &[
+            ("request_timeout", server.request_timeout, TIMEOUT),
+            ("shutdown_timeout", server.shutdown_timeout, TIMEOUT),
+            ("body_timeout", server.body_timeout, TIMEOUT),
+            ("header_timeout", server.header_timeout, TIMEOUT),
+            ("keepalive_timeout", server.keepalive_timeout, TIMEOUT),
+            ("http2_keepalive_interval", server.http2_keepalive_interval, TIMEOUT),
+        ],
+    )?;
+    if let Some(max) = server.max_connections {
+        check_count("server.max_connections", max.get() as u64, 1, MAX_CONNECTIONS)?;
+    }
+    if let Some(budget) = server.max_buffered_body_bytes {
+        // A budget below one body would refuse every body of the largest allowed size.
+        check_count(
+            "server.max_buffered_body_bytes",
+            budget,
+            server.max_body_bytes,
+            MAX_BUFFERED_BODY_BYTES,
+        )?;
+    }
+    check_count(
+        "server.http2_max_concurrent_streams",
+        u64::from(server.http2_max_concurrent_streams),
+        1,
+        MAX_HTTP2_STREAMS,
+    )?;
+    check_workers(server.workers)
+}
+
+/// Checks `server.workers` against this machine: at most 8 per CPU, and 1024 in all.
+fn check_workers(workers: Option<NonZeroUsize>) -> Result {
+    let Some(workers) = workers else { return Ok(()) };
+    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let limit = max_workers(cpus);
+    if workers.get() <= limit {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        "server.workers",
+        format!(
+            "{workers} is more than the limit of {limit} ({WORKERS_PER_CPU} per CPU, {cpus} CPUs here, \
+             {MAX_WORKERS} at most); leave it unset for one per CPU"
+        ),
+    ))
+}
+
 fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, provider) in ai.providers.iter().enumerate() {
@@ -55,6 +108,18 @@ fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
         validate_provider(&key, provider)?;
     }
     validate_routing(&ai.routing, "ai_gateway.routing", &ai.providers)?;
+    check_durations(
+        "ai_gateway.streaming",
+        &[("flush_interval", ai.streaming.flush_interval, STREAM_BATCH)],
+    )?;
+    let accounting = &ai.token_accounting;
+    check_durations("ai_gateway.token_accounting", &[("flush_interval", accounting.flush_interval, DELAY)])?;
+    for (model, price) in &accounting.prices {
+        let key = format!("ai_gateway.token_accounting.prices.{model}");
+        check_price(&format!("{key}.cost_per_1k_input"), Some(price.cost_per_1k_input))?;
+        check_price(&format!("{key}.cost_per_1k_output"), Some(price.cost_per_1k_output))?;
+        check_price(&format!("{key}.cost_per_1k_cached_input"), price.cost_per_1k_cached_input)?;
+    }
     for (model, per_provider) in &ai.model_mapping {
         let key = format!("ai_gateway.model_mapping.{model}");
         if model.trim().is_empty() {
@@ -139,6 +204,28 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
     }
     check_price(&format!("{key}.cost_per_1k_input"), provider.cost_per_1k_input)?;
     check_price(&format!("{key}.cost_per_1k_output"), provider.cost_per_1k_output)?;
+    let timeouts = &provider.timeouts;
+    check_durations(
+        &format!("{key}.timeouts"),
+        &[
+            ("connect", timeouts.connect, TIMEOUT),
+            ("first_byte", timeouts.first_byte, TIMEOUT),
+            ("idle", timeouts.idle, TIMEOUT),
+            ("request", timeouts.request, TIMEOUT),
+        ],
+    )?;
+    if let Some(mock) = &provider.mock {
+        check_durations(
+            &format!("{key}.mock"),
+            &[("latency", mock.latency, DELAY), ("chunk_delay", mock.chunk_delay, DELAY)],
+        )?;
+    }
+    check_count(
+        &format!("{key}.pool_max_idle_per_host"),
+        u64::try_from(provider.pool_max_idle_per_host).unwrap_or(u64::MAX),
+        0,
+        MAX_POOL_IDLE_PER_HOST,
+    )?;
     for (name, value) in &provider.headers {
         let key = format!("{key}.headers.{name}");
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -170,6 +257,9 @@ fn validate_routing(routing: &RoutingConfig, key: &str, providers: &[ProviderCon
         }
         check_price(&format!("{target_key}.cost_per_1k_input"), target.cost_per_1k_input)?;
         check_price(&format!("{target_key}.cost_per_1k_output"), target.cost_per_1k_output)?;
+        if let Some(weight) = target.weight {
+            check_count(&format!("{target_key}.weight"), weight.into(), 0, MAX_WEIGHT)?;
+        }
     }
     if routing.strategy == Strategy::Weighted {
         let targets = routing.targets_or_all(providers);
@@ -180,6 +270,17 @@ fn validate_routing(routing: &RoutingConfig, key: &str, providers: &[ProviderCon
             ));
         }
     }
+    let (failover, health) = (&routing.failover, &routing.health);
+    check_count(&format!("{key}.failover.max_retries"), failover.max_retries.into(), 0, MAX_RETRIES)?;
+    check_durations(
+        &format!("{key}.failover"),
+        &[("backoff", failover.backoff, DELAY), ("max_backoff", failover.max_backoff, DELAY)],
+    )?;
+    check_count(&format!("{key}.health.failure_threshold"), health.failure_threshold.into(), 1, u64::MAX)?;
+    check_durations(
+        &format!("{key}.health"),
+        &[("cooldown", health.cooldown, TIMEOUT), ("probe_interval", health.probe_interval, TIMEOUT)],
+    )?;
     for (index, code) in routing.failover.retry_codes.iter().enumerate() {
         if !(400..=599).contains(code) {
             return Err(ConfigError::invalid(
@@ -254,16 +355,6 @@ fn check_http_url(url: &str) -> std::result::Result<(), String> {
         return Err("must name a host, e.g. `https://api.openai.com/v1`".to_owned());
     }
     Ok(())
-}
-
-/// Checks an optional price: finite and not negative.
-fn check_price(key: &str, price: Option<f64>) -> Result {
-    match price {
-        Some(price) if !price.is_finite() || price < 0.0 => {
-            Err(ConfigError::invalid(key, "must be a price of 0 or more"))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// The message for a reference to a provider that is not defined.
