@@ -30,10 +30,15 @@ impl Loom {
     /// Starts `loom` with the mock provider, `server_extra` lines under `server:`, and at
     /// most `descriptors` open files (soft and hard limit).
     fn start(server_extra: &str, descriptors: u32) -> Loom {
+        Loom::start_with(server_extra, "", descriptors)
+    }
+
+    /// Like [`Loom::start`], with `mock_extra` lines in the mock provider's entry.
+    fn start_with(server_extra: &str, mock_extra: &str, descriptors: u32) -> Loom {
         let (addr, admin_addr) = (free_addr(), free_addr());
         let yaml = format!(
             "server:\n  listen: {addr}\n{server_extra}admin:\n  listen: {admin_addr}\n\
-             logging:\n  level: info\nai_gateway:\n  providers:\n    - name: mock\n      type: mock\n"
+             logging:\n  level: info\nai_gateway:\n  providers:\n    - name: mock\n      type: mock\n{mock_extra}"
         );
         let mut config = tempfile::NamedTempFile::new().expect("config file");
         config.write_all(yaml.as_bytes()).expect("write config");
@@ -194,4 +199,33 @@ fn twenty_thousand_unique_model_names_leave_metrics_and_memory_flat() {
     // Usage aggregates keep at most 10,000 groups per bucket; what is left is allocator noise.
     let grown_mib = rss_after.saturating_sub(rss_before) / 1024;
     assert!(grown_mib < 48, "RSS grew {grown_mib} MiB ({rss_before} KiB -> {rss_after} KiB)");
+}
+
+#[test]
+fn a_client_that_leaves_before_the_first_byte_gets_a_499_access_log_line() {
+    let loom = Loom::start_with("", "      mock:\n        latency: 30s\n", 4096);
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut stream = TcpStream::connect(loom.addr).expect("connect");
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: loom\r\ncontent-type: application/json\r\n\
+         x-request-id: leaving-early\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    // The mock is still waiting when the client goes.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stream);
+    let line = eventually(
+        "the access-log line",
+        || loom.logs(),
+        || {
+            loom.logs()
+                .lines()
+                .find(|line| line.contains("leaving-early") && line.contains("status="))
+                .map(str::to_owned)
+        },
+    );
+    assert!(line.contains("status=499"), "{line}");
+    assert!(line.contains("POST /v1/chat/completions"), "{line}");
+    assert!(line.contains("the client went away before the answer began"), "{line}");
 }
