@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
@@ -20,7 +22,11 @@ use base64::engine::GeneralPurpose;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use futures_core::Stream;
+
 use crate::error::LoomError;
+use crate::llm::ChunkStream;
+use crate::stream_chunk::StreamChunk;
 
 /// What a removed secret is replaced by.
 pub const REDACTED: &str = "[redacted]";
@@ -141,6 +147,12 @@ impl Scrubber {
         error
     }
 
+    /// `chunks` with every error item passed through [`Scrubber::scrub_error`]; chunks
+    /// go through untouched.
+    pub fn scrub_chunks(&self, chunks: ChunkStream) -> ChunkStream {
+        Box::pin(ScrubbedChunks { chunks, scrubber: self.clone() })
+    }
+
     fn drop_if_secret(&self, value: &mut Option<String>) {
         if value.as_deref().is_some_and(|text| self.finds_secret(text)) {
             *value = None;
@@ -156,6 +168,24 @@ impl fmt::Debug for Scrubber {
             Matcher::WithholdAll => usize::MAX,
         };
         f.debug_struct("Scrubber").field("patterns", &patterns).finish()
+    }
+}
+
+/// The stream [`Scrubber::scrub_chunks`] returns.
+struct ScrubbedChunks {
+    chunks: ChunkStream,
+    scrubber: Scrubber,
+}
+
+impl Stream for ScrubbedChunks {
+    type Item = Result<StreamChunk, LoomError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.chunks.as_mut().poll_next(cx);
+        match polled {
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(self.scrubber.scrub_error(error)))),
+            other => other,
+        }
     }
 }
 
