@@ -44,6 +44,7 @@ pub mod observe;
 pub mod openai_format;
 pub mod request_id;
 pub mod routes;
+pub mod scrub;
 pub mod server;
 pub mod service;
 pub mod sse;

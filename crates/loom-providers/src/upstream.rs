@@ -553,7 +553,11 @@ mod tests {
         };
         for huge in ["99999999999999", "1e300", "inf", "3601", "18446744073709551616"] {
             assert_eq!(wait("retry-after", huge), Some(MAX_RETRY_AFTER), "{huge}");
-            assert_eq!(wait("retry-after-ms", huge).map(|wait| wait <= MAX_RETRY_AFTER), Some(true), "{huge}");
+            assert_eq!(
+                wait("retry-after-ms", huge).map(|wait| wait <= MAX_RETRY_AFTER),
+                Some(true),
+                "{huge}"
+            );
         }
         assert_eq!(wait("retry-after-ms", "1e300"), Some(MAX_RETRY_AFTER));
         assert_eq!(wait("retry-after", "3600"), Some(Duration::from_secs(3600)));
