@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use loom_e2e::{TestGateway, TestResponse};
 use loom_gateway::config::LoomConfig;
-use loom_test_support::{MockUpstream, Reply, SseStep, anthropic_fixtures, fixtures};
+use loom_test_support::{MockUpstream, Reply, SseStep, anthropic_fixtures, fixtures, gemini_fixtures};
 use serde_json::{Value, json};
 
 /// Secrets without a key-shaped prefix, so only the configured-secret scrubbing can
@@ -274,4 +274,58 @@ async fn a_huge_upstream_retry_after_reaches_the_client_as_an_hour() {
             assert_eq!(response.header("retry-after").as_deref(), Some("3600"), "{wait} stream:{stream}");
         }
     }
+}
+
+/// A Vertex token minted at run time, without the `ya29.` prefix the key-shape heuristic knows.
+const MINTED: &str = "minted/Vertex+Token=0123456789abcdef";
+
+#[tokio::test]
+async fn minted_vertex_tokens_and_key_material_reach_no_client() {
+    let mock = MockUpstream::start_unrecorded().await;
+    let key_file = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vertex-test-service-account.json");
+    let key: Value = serde_json::from_str(&std::fs::read_to_string(key_file).unwrap()).unwrap();
+    let key_id = key["private_key_id"].as_str().unwrap();
+    let pem_line = key["private_key"].as_str().unwrap().lines().nth(1).unwrap();
+    let yaml = format!(
+        "ai_gateway:\n  providers:\n    - name: vertex\n      type: vertex\n      base_url: http://{addr}\n      vertex:\n        project: loom-test\n        location: europe-west4\n        credentials_file: {key_file}\n        token_url: http://{addr}/token\n",
+        addr = mock.addr()
+    );
+    let gateway = TestGateway::start(&yaml).await;
+    let echo = format!("Bad token Bearer {MINTED} for key {key_id}: {pem_line}");
+    mock.push_reply(Reply::json(json!({"access_token": MINTED, "expires_in": 3600, "token_type": "Bearer"})));
+    mock.push_reply(Reply::json_status(
+        401,
+        json!({"error": {"code": 401, "message": echo, "status": format!("Bearer {MINTED}")}}),
+    ));
+    let mut steps = gemini_fixtures::text_stream("gemini-2.5-pro", &["One"]);
+    steps.push(SseStep::json(
+        &json!({"error": {"code": 429, "message": echo, "status": "RESOURCE_EXHAUSTED"}}),
+    ));
+    mock.push_reply(Reply::sse(steps));
+    let scrubbed = "Bad token Bearer [redacted] for key [redacted]: [redacted]";
+
+    let whole = ask(&gateway, Door::OpenAi, "gemini-2.5-pro", false).await;
+    let streamed = ask(&gateway, Door::OpenAi, "gemini-2.5-pro", true).await;
+    for (response, case) in [(&whole, "whole"), (&streamed, "streamed")] {
+        let text = response.text();
+        for leaked in leaked_forms(MINTED).iter().map(String::as_str).chain([key_id, pem_line]) {
+            assert!(!text.contains(leaked), "{case}: `{leaked}` leaked:\n{text}");
+        }
+    }
+    assert_eq!(whole.status, 502);
+    assert_eq!(
+        whole.json(),
+        json!({"error": {
+            "message": format!("provider `vertex` returned HTTP 401: {scrubbed}"),
+            "type": "upstream_error", "param": null, "code": "401"
+        }})
+    );
+    assert_eq!(streamed.status, 200);
+    assert_eq!(
+        last_error_event(Door::OpenAi, &streamed.text(), "streamed"),
+        json!({"error": {
+            "message": format!("provider `vertex` returned HTTP 429: {scrubbed}"),
+            "type": "rate_limit_error", "param": null, "code": "429"
+        }})
+    );
 }
