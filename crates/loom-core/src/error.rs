@@ -51,7 +51,12 @@ pub struct UpstreamFailure {
     pub code: Option<String>,
     /// How long upstream asked us to wait.
     pub retry_after: Option<Duration>,
+    /// The upstream's error body, secrets removed and bounded in size (for logs).
+    pub body: Option<String>,
 }
+
+/// The longest wait a client is told to make before retrying, whatever upstream asked.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// A failed request: its kind, a client-safe message, and the field at fault.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,9 +140,10 @@ impl LoomError {
         self
     }
 
-    /// How long the client should wait before retrying, if upstream said.
+    /// How long the client should wait before retrying, if upstream said (at most
+    /// [`MAX_RETRY_AFTER`]).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.upstream.as_ref().and_then(|upstream| upstream.retry_after)
+        self.upstream.as_ref().and_then(|upstream| upstream.retry_after).map(|wait| wait.min(MAX_RETRY_AFTER))
     }
 }
 

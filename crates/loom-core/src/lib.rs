@@ -30,6 +30,7 @@ pub mod llm;
 pub mod message;
 pub mod request;
 pub mod response;
+pub mod scrub;
 pub mod stream_chunk;
 pub mod tool;
 pub mod usage;
@@ -40,13 +41,14 @@ pub use context::{ClientFormat, Identity, RequestContext, UpstreamTime};
 pub use embeddings::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
 };
-pub use error::{ErrorKind, LoomError, UpstreamFailure};
+pub use error::{ErrorKind, LoomError, MAX_RETRY_AFTER, UpstreamFailure};
 pub use llm::{
     ChunkStream, LlmRequest, LlmResponse, RequestPayload, ResponsePayload, TokenCount, on_stream_end,
 };
 pub use message::{CacheControl, Content, ContentPart, Message, Role};
 pub use request::{ChatRequest, ResponseFormat, Stop, StreamOptions, ThinkingConfig};
 pub use response::{ChatResponse, Choice, FinishReason};
+pub use scrub::Scrubber;
 pub use stream_chunk::{StreamChunk, WireChunk};
 pub use tool::{FunctionCall, FunctionDefinition, Tool, ToolCall, ToolCallDelta, ToolChoice};
 pub use usage::Usage;

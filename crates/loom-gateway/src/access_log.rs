@@ -29,6 +29,8 @@ struct Failure {
     message: String,
     provider: Option<String>,
     upstream_status: Option<u16>,
+    /// The upstream's error body, scrubbed and bounded by the provider.
+    upstream_body: Option<String>,
 }
 
 impl AccessLog {
@@ -51,6 +53,7 @@ impl AccessLog {
             message: error.message.clone(),
             provider: error.upstream.as_ref().map(|upstream| upstream.provider.clone()),
             upstream_status: error.upstream.as_ref().and_then(|upstream| upstream.status),
+            upstream_body: error.upstream.as_ref().and_then(|upstream| upstream.body.clone()),
         });
     }
 
@@ -78,6 +81,7 @@ impl AccessLog {
                 status,
                 provider = failure.provider.as_deref().or(provider).unwrap_or("-"),
                 upstream_status = failure.upstream_status,
+                upstream_body = failure.upstream_body.as_deref(),
                 error = %failure.message,
                 elapsed_us,
                 upstream_us,
@@ -94,6 +98,7 @@ impl Drop for AccessLog {
                 message: "the client went away before the answer began".to_owned(),
                 provider: None,
                 upstream_status: None,
+                upstream_body: None,
             });
             self.write(CLIENT_CLOSED_REQUEST, None);
         }

@@ -27,6 +27,7 @@ use crate::observe::ProviderTokens;
 use crate::request_body::BodyLimits;
 use crate::request_id::RequestIds;
 use crate::routes::MountedRoute;
+use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
 use crate::service::{AppState, Pipeline, handle};
 use crate::workers::Workers;
@@ -116,10 +117,12 @@ impl Gateway {
             Arc::new(tokenizers),
             accounting.count_input || cost_routing,
         );
+        let scrub_errors = ScrubErrorsLayer::for_providers(&ai.providers);
         let pipeline = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
             let router = build_router(config, routing, &providers);
             let models = models_body(router.served_models());
             let pipeline = ServiceBuilder::new()
+                .layer(scrub_errors.clone())
                 .layer(MetricsLayer::new(metrics.clone()))
                 .layer(accounting_layer.clone())
                 .service(router);

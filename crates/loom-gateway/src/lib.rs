@@ -46,6 +46,7 @@ pub mod openai_format;
 pub mod request_body;
 pub mod request_id;
 pub mod routes;
+pub mod scrub;
 pub mod server;
 pub mod service;
 pub mod sse;

@@ -36,7 +36,7 @@ use loom_tokens::accounting::TokenAccounting;
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
 
 /// The tower pipeline behind the front door, in DESIGN.md's order.
-pub type Pipeline = MetricsService<TokenAccounting<Router>>;
+pub type Pipeline = crate::scrub::ScrubErrors<MetricsService<TokenAccounting<Router>>>;
 
 /// Everything a request handler reads; built once, shared immutably.
 pub struct AppState {

@@ -217,7 +217,7 @@ ai_gateway:
     let provider = &config.ai_gateway.providers[0];
     assert_eq!(provider.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
     assert_eq!(provider.api_key.as_ref().map(|key| key.expose()), Some("none-needed"));
-    assert_eq!(provider.headers["X-Template"], "${NOT_A_VAR} costs $5");
+    assert_eq!(provider.headers["X-Template"].expose(), "${NOT_A_VAR} costs $5");
 
     let set = |name: &str| (name == "LOCAL_LLM_URL").then(|| "http://10.0.0.7:8000/v1".to_owned());
     let config = LoomConfig::from_yaml_str(yaml, &set).unwrap_or_else(|error| panic!("{error}"));

@@ -51,7 +51,7 @@ pub enum WireFormat {
     Anthropic,
 }
 
-/// A secret string (API key) that never prints.
+/// A secret string (API key, header value, token) that never prints.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -65,6 +65,12 @@ impl Secret {
     /// The secret itself; call only where it goes on the wire.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
     }
 }
 
@@ -183,9 +189,10 @@ pub struct ProviderConfig {
     /// Output limit sent to providers that require one (Anthropic) when the client set none.
     #[serde(default)]
     pub default_max_tokens: Option<u32>,
-    /// Extra headers sent upstream on every request.
+    /// Extra headers sent upstream on every request; their values are secrets (often an
+    /// `Authorization` for a custom server), never printed.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Upstream timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -225,6 +232,12 @@ impl ProviderConfig {
             mock: None,
             vertex: None,
         }
+    }
+
+    /// Every secret this entry holds: the API key, header values and a Vertex access token.
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        let vertex_token = self.vertex.as_ref().and_then(|vertex| vertex.access_token.as_ref());
+        self.api_key.iter().chain(self.headers.values()).chain(vertex_token)
     }
 
     /// Whether this provider serves `model` (an empty `models` list serves any).

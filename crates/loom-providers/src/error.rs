@@ -58,10 +58,12 @@ pub enum ProviderError {
         status: u16,
         /// The error's type, code and field, as the provider named them.
         fields: Box<ErrorFields>,
-        /// The provider's message, secrets redacted.
+        /// The provider's message, secrets redacted, bounded in size.
         message: String,
         /// Requested wait before retrying.
         retry_after: Option<Duration>,
+        /// The provider's whole error body, secrets redacted, bounded in size (for logs).
+        body: Option<String>,
     },
     /// The provider sent something that is not its documented format.
     #[error("provider `{provider}` sent an invalid response: {reason}")]
@@ -137,15 +139,17 @@ impl From<ProviderError> for LoomError {
             error_type: None,
             code: None,
             retry_after: None,
+            body: None,
         };
         let kind = match &error {
             ProviderError::Connect { .. } => ErrorKind::UpstreamUnavailable,
             ProviderError::Timeout { .. } => ErrorKind::Timeout,
-            ProviderError::Status { status, fields, retry_after, .. } => {
+            ProviderError::Status { status, fields, retry_after, body, .. } => {
                 upstream.status = Some(*status);
                 upstream.error_type = fields.error_type.clone();
                 upstream.code = fields.code.clone();
                 upstream.retry_after = *retry_after;
+                upstream.body = body.clone();
                 kind_for_status(*status)
             }
             ProviderError::InvalidResponse { .. } => ErrorKind::UpstreamError,
@@ -166,47 +170,9 @@ impl From<ProviderError> for LoomError {
     }
 }
 
-/// Removes the configured key, and anything shaped like an API key, from upstream text.
-pub fn redact_secrets(text: &str, secret: Option<&str>) -> String {
-    let mut out = match secret {
-        Some(secret) if secret.len() >= 4 => text.replace(secret, "[redacted]"),
-        _ => text.to_owned(),
-    };
-    // Providers echo masked keys ("sk-proj-****abcd"); drop those too.
-    for prefix in ["sk-", "sk_", "AIza"] {
-        let mut cleaned = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(prefix) {
-            let boundary = rest[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-            let tail = &rest[at..];
-            let len = tail
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*')))
-                .unwrap_or(tail.len());
-            cleaned.push_str(&rest[..at]);
-            if boundary && len >= prefix.len() + 8 {
-                cleaned.push_str("[redacted]");
-            } else {
-                cleaned.push_str(&tail[..len]);
-            }
-            rest = &tail[len..];
-        }
-        cleaned.push_str(rest);
-        out = cleaned;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_configured_and_echoed_keys() {
-        let text = "Incorrect API key provided: sk-proj-****************abcd. Key sk-live-secret-123";
-        let redacted = redact_secrets(text, Some("sk-live-secret-123"));
-        assert_eq!(redacted, "Incorrect API key provided: [redacted]. Key [redacted]");
-        assert_eq!(redact_secrets("task-list ok", None), "task-list ok");
-    }
 
     #[test]
     fn status_maps_to_client_kind() {

@@ -19,9 +19,13 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use loom_core::Scrubber;
+use loom_core::scrub::bounded;
+
 use crate::client::HttpClient;
 use crate::config::{Secret, VertexSettings};
 use crate::error::ProviderError;
+use crate::secrets::ProviderSecrets;
 
 /// Scope Vertex AI needs.
 const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -30,11 +34,16 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Refresh this long before expiry so no request carries a stale token.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
+/// Longest token-endpoint message kept in an error, in bytes.
+const MAX_TOKEN_ERROR_BYTES: usize = 1000;
+
 /// The fields of a service-account key Loom uses.
 #[derive(Deserialize)]
 struct ServiceAccountKey {
     client_email: String,
     private_key: String,
+    #[serde(default)]
+    private_key_id: Option<String>,
     #[serde(default)]
     token_uri: Option<String>,
 }
@@ -63,14 +72,18 @@ pub struct ServiceAccount {
     token_uri: Uri,
     client: HttpClient,
     cached: Mutex<Option<(Secret, Instant)>>,
+    /// The provider's secrets: the key's, and each token minted, go in.
+    secrets: ProviderSecrets,
 }
 
 impl TokenSource {
-    /// Builds the source from `vertex:` settings.
+    /// Builds the source from `vertex:` settings; the key's material, and the tokens
+    /// minted from it, join the provider's `secrets`.
     pub fn from_settings(
         provider: &str,
         settings: &VertexSettings,
         client: HttpClient,
+        secrets: ProviderSecrets,
     ) -> Result<TokenSource, ProviderError> {
         let config_error = |reason: String| ProviderError::Config { provider: provider.to_owned(), reason };
         if let Some(token) = &settings.access_token {
@@ -87,6 +100,7 @@ impl TokenSource {
         let key: ServiceAccountKey = serde_json::from_str(&text).map_err(|error| {
             config_error(format!("credentials_file `{path}` is not a service-account key: {error}"))
         })?;
+        secrets.add(key_material(&key));
         let der = PrivatePkcs8KeyDer::from_pem_slice(key.private_key.as_bytes()).map_err(|error| {
             config_error(format!("credentials_file `{path}`: private_key is not PKCS#8 PEM: {error}"))
         })?;
@@ -107,6 +121,7 @@ impl TokenSource {
             token_uri,
             client,
             cached: Mutex::new(None),
+            secrets,
         })))
     }
 
@@ -119,6 +134,18 @@ impl TokenSource {
     }
 }
 
+/// What of a service-account key must never be shown: the private key (whole, and line by
+/// line in case a part of it is echoed), and its id.
+fn key_material(key: &ServiceAccountKey) -> Vec<Secret> {
+    let lines =
+        key.private_key.lines().map(str::trim).filter(|line| line.len() >= 16 && !line.starts_with("-----"));
+    std::iter::once(key.private_key.as_str())
+        .chain(key.private_key_id.as_deref())
+        .chain(lines)
+        .map(Secret::from)
+        .collect()
+}
+
 impl ServiceAccount {
     async fn token(&self) -> Result<Secret, ProviderError> {
         // One refresh at a time; everyone else waits for its result.
@@ -129,6 +156,7 @@ impl ServiceAccount {
             return Ok(token.clone());
         }
         let (token, lifetime) = self.fetch().await?;
+        self.secrets.add_minted(&token);
         *cached = Some((token.clone(), Instant::now() + lifetime));
         Ok(token)
     }
@@ -159,10 +187,10 @@ impl ServiceAccount {
 
     async fn fetch(&self) -> Result<(Secret, Duration), ProviderError> {
         // The assertion is URL-safe base64 and dots: no form escaping needed.
-        let body = format!(
-            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={}",
-            self.assertion()?
-        );
+        // The signed assertion buys a token until it expires: it is a secret too.
+        let assertion = self.assertion()?;
+        let body =
+            format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}");
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.token_uri.clone();
@@ -182,6 +210,9 @@ impl ServiceAccount {
             .to_bytes();
         if !status.is_success() {
             let message = crate::upstream::parse_error_body(&body).message;
+            let message = Scrubber::new([assertion.as_str()]).scrub(&message).into_owned();
+            let message = self.secrets.scrubber().scrub(&message).into_owned();
+            let message = bounded(&message, MAX_TOKEN_ERROR_BYTES);
             return Err(self.error(format!("the token endpoint answered HTTP {status}: {message}")));
         }
         let token: TokenResponse = serde_json::from_slice(&body)

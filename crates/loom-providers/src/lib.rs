@@ -39,8 +39,10 @@ mod media;
 pub mod mock;
 pub mod openai;
 pub mod provider;
+pub mod secrets;
 mod tool_calls;
 mod upstream;
+mod upstream_error;
 
 pub use anthropic::AnthropicProvider;
 pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, VertexSettings, WireFormat};
@@ -49,3 +51,4 @@ pub use gemini::GeminiProvider;
 pub use mock::MockProvider;
 pub use openai::OpenAiProvider;
 pub use provider::Provider;
+pub use secrets::ProviderSecrets;

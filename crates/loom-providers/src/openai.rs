@@ -21,7 +21,8 @@ use tower::Service;
 use crate::client::{Endpoint, build_client};
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
-use crate::upstream::{Budget, ErrorBody, Upstream, base_headers, parse_error_body};
+use crate::secrets::ProviderSecrets;
+use crate::upstream::{Budget, Upstream, base_headers};
 
 /// Default base URL of the OpenAI API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -137,7 +138,15 @@ impl OpenAiProvider {
         let headers = base_headers(&config.name, auth, &config.headers)?;
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
         Ok(OpenAiProvider {
-            inner: Arc::new(Inner { upstream: Upstream::for_provider(config, client, headers), endpoints }),
+            inner: Arc::new(Inner {
+                upstream: Upstream::for_provider(
+                    config,
+                    client,
+                    headers,
+                    ProviderSecrets::from_config(config),
+                ),
+                endpoints,
+            }),
         })
     }
 
@@ -322,20 +331,9 @@ fn wire_chunk(upstream: &Upstream, data: String, first: bool) -> Result<StreamCh
     let parsed = if first { WireChunk::parse(json) } else { WireChunk::parse_next(json) };
     match parsed {
         Ok(wire) if !wire.is_error() => Ok(StreamChunk::Wire(wire)),
-        Ok(error) => {
-            let ErrorBody { fields, message } = parse_error_body(error.json());
-            Err(ProviderError::Status {
-                provider: upstream.name.to_string(),
-                status: 502,
-                fields: Box::new(fields),
-                message,
-                retry_after: None,
-            })
-        }
-        Err(decode_error) => Err(ProviderError::InvalidResponse {
-            provider: upstream.name.to_string(),
-            reason: format!("unexpected stream chunk: {decode_error}"),
-        }),
+        // An error in a stream that started well: the gateway's fault to the client.
+        Ok(error) => Err(upstream.error_from_body(502, error.json(), None)),
+        Err(decode_error) => Err(upstream.invalid_json(&decode_error)),
     }
 }
 

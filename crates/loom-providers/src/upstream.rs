@@ -18,11 +18,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use sse_core::{MessageEvent, SseDecoder, SseEvent};
 use tokio::time::{Instant, Sleep, timeout_at};
 
-use loom_core::UpstreamTime;
+use loom_core::{MAX_RETRY_AFTER, Scrubber, UpstreamTime};
 
 use crate::client::{Endpoint, HttpClient, TransportError, UpstreamBody};
 use crate::config::{ProviderConfig, Secret, Timeouts};
-use crate::error::{ErrorFields, ProviderError, TimeoutPhase, redact_secrets};
+use crate::error::{ErrorFields, ProviderError, TimeoutPhase};
+use crate::secrets::ProviderSecrets;
+use crate::upstream_error::{UpstreamErrorReport, report};
 
 /// Largest upstream body Loom reads whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -34,19 +36,72 @@ pub(crate) struct Upstream {
     client: HttpClient,
     headers: Arc<HeaderMap>,
     pub(crate) timeouts: Timeouts,
-    secret: Option<Arc<Secret>>,
+    secrets: ProviderSecrets,
 }
 
 impl Upstream {
-    /// The upstream of a configured provider, with its name, timeouts and key.
-    pub(crate) fn for_provider(config: &ProviderConfig, client: HttpClient, headers: HeaderMap) -> Self {
+    /// The upstream of a configured provider, with its name, timeouts and the secrets its
+    /// errors are scrubbed of.
+    pub(crate) fn for_provider(
+        config: &ProviderConfig,
+        client: HttpClient,
+        headers: HeaderMap,
+        secrets: ProviderSecrets,
+    ) -> Self {
         Upstream {
             name: Arc::from(config.name.as_str()),
             client,
             headers: Arc::new(headers),
             timeouts: config.timeouts,
-            secret: config.api_key.clone().map(Arc::new),
+            secrets,
         }
+    }
+
+    /// The scrubber of every secret of this provider known now.
+    pub(crate) fn scrubber(&self) -> Scrubber {
+        self.secrets.scrubber()
+    }
+
+    /// An upstream error body (`body` whole) as a safe, logged report; `status` is the
+    /// HTTP status it came with, or what an in-stream error means.
+    pub(crate) fn error_report(&self, status: u16, parsed: ErrorBody, body: &[u8]) -> UpstreamErrorReport {
+        report(&self.scrubber(), &self.name, status, parsed, body)
+    }
+
+    /// The error an upstream error body stands for.
+    pub(crate) fn error_from_body(
+        &self,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> ProviderError {
+        let UpstreamErrorReport { fields, message, body } =
+            self.error_report(status, parse_error_body(body), body);
+        ProviderError::Status {
+            provider: self.provider(),
+            status,
+            fields: Box::new(fields),
+            message,
+            retry_after,
+            body,
+        }
+    }
+
+    /// The in-band error of a stream event whose JSON is `{"error": {...}}` (Google's
+    /// streams), with the status its `code` names (502 when it names none).
+    pub(crate) fn in_band_error(&self, data: &str) -> Option<ProviderError> {
+        if !data.contains("\"error\"") {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(data).ok()?;
+        let error = value.as_object()?.get("error")?;
+        let status = error
+            .get("code")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|code| u16::try_from(code).ok())
+            .filter(|code| (400..600).contains(code))
+            .unwrap_or(502);
+        Some(self.error_from_body(status, data.as_bytes(), None))
     }
 
     fn provider(&self) -> String {
@@ -139,10 +194,17 @@ impl Upstream {
 
     /// Decodes a JSON body into `T`, naming the provider on failure.
     pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ProviderError> {
-        loom_core::json::from_bytes(body).map_err(|error| ProviderError::InvalidResponse {
+        loom_core::json::from_bytes(body).map_err(|error| self.invalid_json(&error))
+    }
+
+    /// The error for JSON that is not what the provider documents; serde quotes the
+    /// values it rejects, which may be secrets an upstream echoed.
+    pub(crate) fn invalid_json(&self, error: &dyn std::fmt::Display) -> ProviderError {
+        let reason = format!("unexpected JSON: {error}");
+        ProviderError::InvalidResponse {
             provider: self.provider(),
-            reason: format!("unexpected JSON: {error}"),
-        })
+            reason: self.scrubber().scrub(&reason).into_owned(),
+        }
     }
 
     /// The response body as server-sent events, with the idle gap and deadline enforced;
@@ -183,15 +245,7 @@ impl Upstream {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let body = self.collect(response, deadline).await.unwrap_or_default();
-        let ErrorBody { fields, message } = parse_error_body(&body);
-        let message = redact_secrets(&message, self.secret.as_deref().map(Secret::expose));
-        ProviderError::Status {
-            provider: self.provider(),
-            status,
-            fields: Box::new(fields),
-            message,
-            retry_after,
-        }
+        self.error_from_body(status, &body, retry_after)
     }
 }
 
@@ -390,27 +444,39 @@ fn root_cause(error: &(dyn StdError + 'static)) -> String {
     current.to_string()
 }
 
-/// Reads `retry-after-ms`, then `retry-after` as seconds or an HTTP date.
+/// Reads `retry-after-ms`, then `retry-after` as seconds or an HTTP date; a wait longer
+/// than [`MAX_RETRY_AFTER`] is cut to it, and one that is negative or not a number is
+/// ignored.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    if let Some(ms) =
+        text(HeaderName::from_static("retry-after-ms")).and_then(|value| value.parse::<f64>().ok())
+        && let Some(wait) = clamped_seconds(ms / 1000.0)
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(wait);
     }
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = text(RETRY_AFTER)?;
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return clamped_seconds(seconds);
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
+}
+
+/// `seconds` as a wait of at most [`MAX_RETRY_AFTER`]; `None` when negative or not a number.
+fn clamped_seconds(seconds: f64) -> Option<Duration> {
+    // Infinity and huge values are cut before converting (`Duration::from_secs_f64`
+    // panics on them).
+    if seconds.is_nan() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 /// Extracts (type, code, message) from `{"error": {...}}` bodies of OpenAI, Anthropic and Google.
 pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
-    let fallback = || String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_owned();
+    // Whole: it is scrubbed before it is bounded, so no secret is cut in half.
+    let fallback = || String::from_utf8_lossy(body).trim().to_owned();
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return ErrorBody { fields: ErrorFields::default(), message: fallback() };
     };
@@ -439,7 +505,7 @@ pub(crate) struct ErrorBody {
 pub(crate) fn base_headers(
     provider: &str,
     auth: Option<(HeaderName, String)>,
-    extra: &std::collections::BTreeMap<String, String>,
+    extra: &std::collections::BTreeMap<String, Secret>,
 ) -> Result<HeaderMap, ProviderError> {
     let invalid = |what: &str| ProviderError::Config {
         provider: provider.to_owned(),
@@ -449,7 +515,9 @@ pub(crate) fn base_headers(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in extra {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(name))?;
-        let value = HeaderValue::from_str(value).map_err(|_| invalid(name))?;
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| invalid(name))?;
+        // Configured headers often carry credentials: kept out of HPACK tables and `Debug`.
+        value.set_sensitive(true);
         headers.insert(header, value);
     }
     if let Some((name, value)) = auth {
@@ -474,6 +542,34 @@ mod tests {
         let mut past = HeaderMap::new();
         past.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&past), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_is_clamped_and_never_panics() {
+        let wait = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            retry_after(&headers)
+        };
+        for huge in ["99999999999999", "1e300", "inf", "3601", "18446744073709551616"] {
+            assert_eq!(wait("retry-after", huge), Some(MAX_RETRY_AFTER), "{huge}");
+            assert_eq!(
+                wait("retry-after-ms", huge).map(|wait| wait <= MAX_RETRY_AFTER),
+                Some(true),
+                "{huge}"
+            );
+        }
+        assert_eq!(wait("retry-after-ms", "1e300"), Some(MAX_RETRY_AFTER));
+        assert_eq!(wait("retry-after", "3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(wait("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"), Some(MAX_RETRY_AFTER));
+        for ignored in ["-1", "-inf", "NaN", "garbage", "1e", ""] {
+            assert_eq!(wait("retry-after", ignored), None, "{ignored}");
+        }
+        // A bad `retry-after-ms` falls back to `retry-after`.
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after-ms", HeaderValue::from_static("NaN"));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(5)));
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(ConfigError::invalid(key, "not a valid HTTP header name"));
         }
-        if http::HeaderValue::from_str(value).is_err() {
+        if http::HeaderValue::from_str(value.expose()).is_err() {
             return Err(ConfigError::invalid(key, "not a valid HTTP header value (control characters?)"));
         }
     }

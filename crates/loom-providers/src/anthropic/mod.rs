@@ -14,15 +14,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use http::header::HeaderName;
 use loom_core::{
-    ChatRequest, ChatResponse, ChunkStream, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError,
-    RequestPayload, ResponsePayload, StreamChunk, TokenCount, UpstreamFailure,
+    ChatRequest, ChatResponse, ChunkStream, ClientFormat, LlmRequest, LlmResponse, LoomError, RequestPayload,
+    ResponsePayload, StreamChunk, TokenCount, UpstreamFailure,
 };
 use tower::Service;
 
 use crate::client::{Endpoint, build_client};
 use crate::config::ProviderConfig;
-use crate::error::ProviderError;
-use crate::upstream::{Budget, Upstream, base_headers};
+use crate::error::{ErrorFields, ProviderError, kind_for_status};
+use crate::secrets::ProviderSecrets;
+use crate::upstream::{Budget, ErrorBody, Upstream, base_headers, parse_error_body};
+use crate::upstream_error::UpstreamErrorReport;
 
 use self::stream::StreamTranslator;
 use self::wire::{CountTokensRequest, MessagesRequest, MessagesResponse, StreamEvent, TokenCountResponse};
@@ -38,26 +40,53 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
 }
 
-/// The canonical error for an Anthropic error type sent in a stream.
-pub(crate) fn stream_error(provider: &str, kind: &str, message: &str) -> LoomError {
-    let (error_kind, status) = match kind {
-        "overloaded_error" => (ErrorKind::Overloaded, 529),
-        "rate_limit_error" => (ErrorKind::RateLimited, 429),
-        "invalid_request_error" => (ErrorKind::UpstreamRejected, 400),
-        "request_too_large" => (ErrorKind::PayloadTooLarge, 413),
-        "not_found_error" => (ErrorKind::UpstreamRejected, 404),
-        "authentication_error" | "permission_error" => (ErrorKind::UpstreamError, 401),
-        _ => (ErrorKind::UpstreamError, 500),
-    };
-    LoomError::new(error_kind, format!("provider `{provider}` reported {kind}: {message}")).with_upstream(
-        UpstreamFailure {
+/// The canonical error for an Anthropic `error` event of a stream, its parts made safe
+/// (see [`stream_status`] for its status).
+pub(crate) fn stream_error(provider: &str, status: u16, report: UpstreamErrorReport) -> LoomError {
+    let UpstreamErrorReport { fields, message, body } = report;
+    let kind = fields.error_type.as_deref().unwrap_or("error");
+    LoomError::new(kind_for_status(status), format!("provider `{provider}` reported {kind}: {message}"))
+        .with_upstream(UpstreamFailure {
             provider: provider.to_owned(),
             status: Some(status),
-            error_type: Some(kind.to_owned()),
+            error_type: fields.error_type,
             code: None,
             retry_after: None,
-        },
-    )
+            body,
+        })
+}
+
+/// The HTTP status an Anthropic error type stands for.
+pub(crate) fn stream_status(kind: Option<&str>) -> u16 {
+    match kind.unwrap_or_default() {
+        "overloaded_error" => 529,
+        "rate_limit_error" => 429,
+        "invalid_request_error" => 400,
+        "request_too_large" => 413,
+        "not_found_error" => 404,
+        "authentication_error" | "permission_error" => 401,
+        _ => 500,
+    }
+}
+
+/// The error of an Anthropic stream's `error` event (`data` its whole JSON).
+fn stream_error_event(upstream: &Upstream, data: &str) -> LoomError {
+    let parsed = parse_error_body(data.as_bytes());
+    let status = stream_status(parsed.fields.error_type.as_deref());
+    stream_error(&upstream.name, status, upstream.error_report(status, parsed, data.as_bytes()))
+}
+
+/// The error of a parsed Anthropic `error` event, for callers without the provider's
+/// secrets: key-shaped strings are still removed.
+pub(crate) fn parsed_stream_error(provider: &str, kind: &str, message: &str) -> LoomError {
+    let status = stream_status(Some(kind));
+    let parsed = ErrorBody {
+        fields: ErrorFields { error_type: Some(kind.to_owned()), ..ErrorFields::default() },
+        message: message.to_owned(),
+    };
+    let report =
+        crate::upstream_error::report(&loom_core::Scrubber::default(), provider, status, parsed, b"");
+    stream_error(provider, status, report)
 }
 
 /// A `tower::Service` that speaks Anthropic's Messages API.
@@ -104,7 +133,12 @@ impl AnthropicProvider {
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
         Ok(AnthropicProvider {
             inner: Arc::new(Inner {
-                upstream: Upstream::for_provider(config, client, headers),
+                upstream: Upstream::for_provider(
+                    config,
+                    client,
+                    headers,
+                    ProviderSecrets::from_config(config),
+                ),
                 messages,
                 count_tokens,
                 default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
@@ -221,7 +255,11 @@ impl Inner {
                 if event.data.trim().is_empty() {
                     continue;
                 }
-                let parsed: StreamEvent = match upstream.decode(event.data.as_bytes()) {
+                let parsed = upstream.decode::<StreamEvent>(event.data.as_bytes());
+                if event.event == "error" || matches!(parsed, Ok(StreamEvent::Error { .. })) {
+                    return Some((Err(stream_error_event(&upstream, &event.data)), None));
+                }
+                let parsed = match parsed {
                     Ok(parsed) => parsed,
                     Err(error) => return Some((Err(LoomError::from(error)), None)),
                 };

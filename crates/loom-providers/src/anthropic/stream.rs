@@ -199,7 +199,7 @@ impl StreamTranslator {
                 return Ok(vec![last]);
             }
             StreamEvent::Error { error } => {
-                return Err(super::stream_error(&self.provider, &error.kind, &error.message));
+                return Err(super::parsed_stream_error(&self.provider, &error.kind, &error.message));
             }
         };
         Ok(vec![self.chunk(delta, None)])

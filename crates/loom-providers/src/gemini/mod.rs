@@ -24,6 +24,7 @@ use crate::client::build_client;
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
 use crate::google_auth::TokenSource;
+use crate::secrets::ProviderSecrets;
 use crate::upstream::{Budget, Upstream, base_headers};
 
 use self::response::StreamTranslator;
@@ -55,6 +56,7 @@ impl GeminiProvider {
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         let config_error = |reason: String| ProviderError::Config { provider: config.name.clone(), reason };
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
+        let secrets = ProviderSecrets::from_config(config);
         let (models_base, auth, tokens) = if config.kind == ProviderType::Vertex {
             let vertex = config
                 .vertex
@@ -69,7 +71,7 @@ impl GeminiProvider {
                 "{base}/v1/projects/{}/locations/{}/publishers/google/models",
                 vertex.project, vertex.location
             );
-            let tokens = TokenSource::from_settings(&config.name, vertex, client.clone())?;
+            let tokens = TokenSource::from_settings(&config.name, vertex, client.clone(), secrets.clone())?;
             (models_base, None, Some(tokens))
         } else {
             let base = config.base_url.as_deref().unwrap_or(GEMINI_BASE_URL).trim_end_matches('/');
@@ -87,7 +89,7 @@ impl GeminiProvider {
         let headers = base_headers(&config.name, auth, &config.headers)?;
         Ok(GeminiProvider {
             inner: Arc::new(Inner {
-                upstream: Upstream::for_provider(config, client, headers),
+                upstream: Upstream::for_provider(config, client, headers, secrets),
                 models_base,
                 tokens,
             }),
@@ -205,6 +207,9 @@ impl Inner {
                 };
                 if event.data.trim().is_empty() {
                     continue;
+                }
+                if let Some(error) = upstream.in_band_error(&event.data) {
+                    return Some((Err(LoomError::from(error)), None));
                 }
                 match upstream.decode::<GenerateContentResponse>(event.data.as_bytes()) {
                     Ok(chunk) => pending.extend(translator.on_chunk(chunk)),
