@@ -287,7 +287,8 @@ mod tests {
 
     #[test]
     fn any_claimed_size_is_bounded_by_the_largest_image_the_provider_keeps() {
-        let extremes = [0, 1, 2, 383, 384, 385, 767, 768, 769, 1568, 2048, 3072, 65_535, u32::MAX - 1, u32::MAX];
+        let extremes =
+            [0, 1, 2, 383, 384, 385, 767, 768, 769, 1568, 2048, 3072, 65_535, u32::MAX - 1, u32::MAX];
         for width in extremes {
             for height in extremes {
                 let size = Some((width, height));

@@ -90,17 +90,17 @@ fn totals(
     );
     let mut statement = connection.prepare(&sql)?;
     let rows = statement.query_map(params![from_ms, to_ms], |row| {
-            Ok(UsageGroup {
-                group: text_of(row.get_ref(0)?),
-                totals: UsageTotals {
-                    requests: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-                    input_tokens: tokens_of(row.get(2)?),
-                    output_tokens: tokens_of(row.get(3)?),
-                    cached_tokens: tokens_of(row.get(4)?),
-                    cost: clamp_finite(row.get(5)?),
-                },
-            })
-        })?;
+        Ok(UsageGroup {
+            group: text_of(row.get_ref(0)?),
+            totals: UsageTotals {
+                requests: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                input_tokens: tokens_of(row.get(2)?),
+                output_tokens: tokens_of(row.get(3)?),
+                cached_tokens: tokens_of(row.get(4)?),
+                cost: clamp_finite(row.get(5)?),
+            },
+        })
+    })?;
     let mut groups = rows.collect::<Result<Vec<_>, _>>()?;
     sort_groups(&mut groups);
     Ok(groups)

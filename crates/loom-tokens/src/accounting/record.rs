@@ -111,9 +111,12 @@ impl UsageRecord {
     /// number to 0: whatever an upstream reports or an estimate claims, no record can
     /// overflow a sum.
     pub fn clamp_to_bounds(&mut self) {
-        for tokens in
-            [&mut self.input_tokens, &mut self.output_tokens, &mut self.cached_tokens, &mut self.reasoning_tokens]
-        {
+        for tokens in [
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.cached_tokens,
+            &mut self.reasoning_tokens,
+        ] {
             *tokens = (*tokens).min(MAX_RECORD_TOKENS);
         }
         if !self.cost.is_finite() {
