@@ -106,7 +106,7 @@ type AdminError = (StatusCode, String, Option<&'static str>);
 async fn usage(state: &AdminState, query: &str) -> Result<Bytes, AdminError> {
     let query = parse_usage_query(query, SystemTime::now())
         .map_err(|error| (StatusCode::BAD_REQUEST, error.message, Some(error.param)))?;
-    let (group_by, from_ms, to_ms) = (query.group_by, query.from_ms(), query.to_ms());
+    let (group_by, from_ms, to_ms) = (query.group_by(), query.from_ms(), query.to_ms());
     let usage = state.usage.clone();
     let groups = tokio::task::spawn_blocking(move || usage.report(group_by, from_ms, to_ms))
         .await
@@ -124,18 +124,31 @@ const LATEST_SECONDS: u64 = 253_402_300_799;
 /// Longest echo of a rejected value in an error message.
 const MAX_ECHO_CHARS: usize = 64;
 
-/// What `GET /ai/usage` asks for: a grouping and a time range within 1970..=9999.
+/// What `GET /ai/usage` asks for: a grouping and a time range within 1970..=9999
+/// (only [`parse_usage_query`] makes one, so the range always formats).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
-    /// What to group by.
-    pub group_by: Dimension,
-    /// Start of the range (included).
-    pub from: SystemTime,
-    /// End of the range (excluded); not before `from`.
-    pub to: SystemTime,
+    group_by: Dimension,
+    from: SystemTime,
+    to: SystemTime,
 }
 
 impl UsageQuery {
+    /// What to group by.
+    pub fn group_by(&self) -> Dimension {
+        self.group_by
+    }
+
+    /// Start of the range (included).
+    pub fn from(&self) -> SystemTime {
+        self.from
+    }
+
+    /// End of the range (excluded); not before `from`.
+    pub fn to(&self) -> SystemTime {
+        self.to
+    }
+
     /// `from` in milliseconds since the Unix epoch.
     pub fn from_ms(&self) -> i64 {
         unix_millis(self.from)
