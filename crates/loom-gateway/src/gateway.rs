@@ -116,7 +116,8 @@ impl Gateway {
             price_table(config),
             Arc::new(tokenizers),
             accounting.count_input || cost_routing,
-        );
+        )
+        .with_request_timeout(config.server.request_timeout);
         let scrub_errors = ScrubErrorsLayer::for_providers(&ai.providers);
         let pipeline = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
             let router = build_router(config, routing, &providers);

@@ -12,10 +12,27 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 pub const OPENAI_LOW_DETAIL: usize = 85;
 /// OpenAI tokens of a high-detail image of unknown size: the cost of 1024x1024.
 pub const OPENAI_UNKNOWN_SIZE: usize = 765;
+/// OpenAI's most tokens for one image: 2048x768 after scaling, 4x2 tiles.
+pub const OPENAI_MAX: usize = 85 + 170 * 8;
 /// Anthropic's ceiling per image, also used when the size is unknown.
 pub const ANTHROPIC_MAX: usize = 1600;
 /// Gemini tokens per 768x768 tile (and per image of at most 384x384).
 pub const GEMINI_TILE: usize = 258;
+/// Gemini's most tokens for one image: 3072x3072 after scaling, 4x4 tiles.
+pub const GEMINI_MAX: usize = GEMINI_TILE * 16;
+/// The most tokens any provider's formula gives one image, whatever its header claims.
+pub const MAX_TOKENS: usize = GEMINI_MAX;
+
+/// OpenAI scales high-detail images to fit 2048x2048, then the short side to 768.
+const OPENAI_FIT: u64 = 2048;
+const OPENAI_SHORT_SIDE: u64 = 768;
+const OPENAI_TILE_SIDE: u64 = 512;
+/// Anthropic scales the long edge to at most 1568 px.
+const ANTHROPIC_LONG_EDGE: u64 = 1568;
+/// Gemini scales larger images to fit 3072x3072, keeping the aspect ratio.
+const GEMINI_FIT: u64 = 3072;
+const GEMINI_SMALL_SIDE: u64 = 384;
+const GEMINI_TILE_SIDE: u64 = 768;
 
 /// OpenAI's `detail` setting of an image part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,53 +53,82 @@ impl Detail {
     }
 }
 
-/// OpenAI's tile formula (gpt-4o, gpt-4.1, gpt-4-turbo, o1, o3...).
+// Sizes come from untrusted headers (up to 2^32 - 1 a side): all arithmetic below is in
+// u64, where `side * limit` (< 2^44) cannot overflow, and every result is clamped to
+// the formula's maximum.
+
+/// `value * numerator / denominator` rounded to the nearest whole pixel (halves up), at
+/// least 1. `denominator` is never 0: it is a side longer than some limit.
+fn scale_side(value: u64, numerator: u64, denominator: u64) -> u64 {
+    (value.saturating_mul(numerator).saturating_mul(2).saturating_add(denominator) / denominator.max(1) / 2)
+        .max(1)
+}
+
+/// `(width, height)` scaled down (never up) so the longer side is at most `limit`.
+fn fit_within(width: u64, height: u64, limit: u64) -> (u64, u64) {
+    let longest = width.max(height);
+    if longest <= limit {
+        return (width, height);
+    }
+    (scale_side(width, limit, longest), scale_side(height, limit, longest))
+}
+
+/// Tiles of `side` x `side` covering `width` x `height`.
+fn tiles(width: u64, height: u64, side: u64) -> u64 {
+    width.div_ceil(side).saturating_mul(height.div_ceil(side))
+}
+
+fn to_usize(tokens: u64, max: usize) -> usize {
+    usize::try_from(tokens).unwrap_or(max).min(max)
+}
+
+/// OpenAI's tile formula (gpt-4o, gpt-4.1, gpt-4-turbo, o1, o3...), at most [`OPENAI_MAX`].
 ///
 /// `low` detail is 85. Otherwise: scale to fit in 2048x2048, then scale so the shortest
 /// side is 768 (only ever down), dimensions rounded to whole pixels; then 170 per
-/// 512x512 tile plus 85. Unknown size: 765 (1024x1024).
+/// 512x512 tile plus 85. Unknown size: 765 (1024x1024). Documented in OpenAI's vision
+/// guide ("Calculating costs": platform.openai.com/docs/guides/images-vision).
 pub fn openai_tokens(size: Option<(u32, u32)>, detail: Detail) -> usize {
     if detail == Detail::Low {
         return OPENAI_LOW_DETAIL;
     }
     let Some((width, height)) = size else { return OPENAI_UNKNOWN_SIZE };
-    let (mut width, mut height) = (f64::from(width.max(1)), f64::from(height.max(1)));
-    let longest = width.max(height);
-    if longest > 2048.0 {
-        let scale = 2048.0 / longest;
-        (width, height) = ((width * scale).round().max(1.0), (height * scale).round().max(1.0));
-    }
+    let (width, height) = fit_within(u64::from(width.max(1)), u64::from(height.max(1)), OPENAI_FIT);
     let shortest = width.min(height);
-    if shortest > 768.0 {
-        let scale = 768.0 / shortest;
-        (width, height) = ((width * scale).round().max(1.0), (height * scale).round().max(1.0));
-    }
-    let tiles = (width / 512.0).ceil() * (height / 512.0).ceil();
-    170 * tiles as usize + 85
+    let (width, height) = if shortest > OPENAI_SHORT_SIDE {
+        (scale_side(width, OPENAI_SHORT_SIDE, shortest), scale_side(height, OPENAI_SHORT_SIDE, shortest))
+    } else {
+        (width, height)
+    };
+    let tokens = tiles(width, height, OPENAI_TILE_SIDE).saturating_mul(170).saturating_add(85);
+    to_usize(tokens, OPENAI_MAX)
 }
 
 /// Anthropic's documented estimate: `width * height / 750`, after scaling the long edge
-/// down to 1568, capped at 1600. Unknown size: 1600.
+/// down to 1568, capped at 1600 (images past ~1.15 megapixels are scaled down first).
+/// Unknown size: 1600. Documented in Anthropic's vision guide ("Evaluate image size":
+/// docs.anthropic.com/en/docs/build-with-claude/vision); newer models that count 28 px
+/// patches at higher resolutions report more, and their reported usage wins.
 pub fn anthropic_tokens(size: Option<(u32, u32)>) -> usize {
     let Some((width, height)) = size else { return ANTHROPIC_MAX };
-    let (mut width, mut height) = (f64::from(width.max(1)), f64::from(height.max(1)));
-    let longest = width.max(height);
-    if longest > 1568.0 {
-        let scale = 1568.0 / longest;
-        (width, height) = ((width * scale).round(), (height * scale).round());
-    }
-    ((width * height / 750.0).ceil() as usize).clamp(1, ANTHROPIC_MAX)
+    let (width, height) = fit_within(u64::from(width.max(1)), u64::from(height.max(1)), ANTHROPIC_LONG_EDGE);
+    to_usize(width.saturating_mul(height).div_ceil(750).max(1), ANTHROPIC_MAX)
 }
 
-/// Gemini's documented rule: 258 for images up to 384x384, else 258 per 768x768 tile.
-/// Unknown size: 258.
+/// Gemini's documented rule: 258 for images up to 384x384, else 258 per 768x768 tile,
+/// after the provider scales larger images to fit 3072x3072 (so at most 16 tiles,
+/// [`GEMINI_MAX`]). Unknown size: 258. Documented in Gemini's token guide
+/// (ai.google.dev/gemini-api/docs/tokens, "Multimodal tokens") and Vertex AI's image
+/// limits ("larger images are scaled down ... to fit a maximum resolution of 3072 x
+/// 3072 while preserving their original aspect ratio").
 pub fn gemini_tokens(size: Option<(u32, u32)>) -> usize {
-    match size {
-        Some((width, height)) if width > 384 || height > 384 => {
-            GEMINI_TILE * width.div_ceil(768).max(1) as usize * height.div_ceil(768).max(1) as usize
-        }
-        _ => GEMINI_TILE,
+    let Some((width, height)) = size else { return GEMINI_TILE };
+    let (width, height) = fit_within(u64::from(width), u64::from(height), GEMINI_FIT);
+    if width <= GEMINI_SMALL_SIDE && height <= GEMINI_SMALL_SIDE {
+        return GEMINI_TILE;
     }
+    let tiles = tiles(width, height, GEMINI_TILE_SIDE).max(1);
+    to_usize(tiles.saturating_mul(GEMINI_TILE as u64), GEMINI_MAX)
 }
 
 /// Width and height of the image in a `data:image/...;base64,` URL, read from the header
@@ -234,6 +280,34 @@ mod tests {
         assert_eq!(gemini_tokens(Some((384, 384))), 258);
         assert_eq!(gemini_tokens(Some((1024, 1024))), 4 * 258);
         assert_eq!(gemini_tokens(None), 258);
+        // scaled to fit 3072x3072 first: 6000x1500 -> 3072x768, 4x1 tiles
+        assert_eq!(gemini_tokens(Some((6000, 1500))), 4 * 258);
+        assert_eq!(gemini_tokens(Some((3072, 3072))), GEMINI_MAX);
+    }
+
+    #[test]
+    fn any_claimed_size_is_bounded_by_the_largest_image_the_provider_keeps() {
+        let extremes =
+            [0, 1, 2, 383, 384, 385, 767, 768, 769, 1568, 2048, 3072, 65_535, u32::MAX - 1, u32::MAX];
+        for width in extremes {
+            for height in extremes {
+                let size = Some((width, height));
+                let openai = openai_tokens(size, Detail::High);
+                assert!((255..=OPENAI_MAX).contains(&openai), "{width}x{height}: {openai}");
+                let anthropic = anthropic_tokens(size);
+                assert!((1..=ANTHROPIC_MAX).contains(&anthropic), "{width}x{height}: {anthropic}");
+                let gemini = gemini_tokens(size);
+                assert!((GEMINI_TILE..=GEMINI_MAX).contains(&gemini), "{width}x{height}: {gemini}");
+            }
+        }
+        assert_eq!(openai_tokens(Some((u32::MAX, u32::MAX)), Detail::High), 765);
+        assert_eq!(openai_tokens(Some((u32::MAX, 1)), Detail::High), 85 + 4 * 170);
+        assert_eq!(openai_tokens(Some((2048, 768)), Detail::High), OPENAI_MAX);
+        assert_eq!(anthropic_tokens(Some((u32::MAX, u32::MAX))), ANTHROPIC_MAX);
+        assert_eq!(anthropic_tokens(Some((u32::MAX, 1))), 3);
+        assert_eq!(gemini_tokens(Some((u32::MAX, u32::MAX))), GEMINI_MAX);
+        assert_eq!(gemini_tokens(Some((u32::MAX, 1))), 4 * 258);
+        assert_eq!(MAX_TOKENS, [OPENAI_MAX, ANTHROPIC_MAX, GEMINI_MAX].into_iter().max().unwrap());
     }
 
     #[test]

@@ -159,14 +159,15 @@ fn image_tokens_in_a_request() {
             &url[..30.min(url.len())]
         );
     }
-    // Anthropic: width * height / 750 (capped at 1600); Gemini: 258 per 768 tile
+    // Anthropic: width * height / 750 (capped at 1600); Gemini: 258 per 768 tile after
+    // scaling to fit 3072x3072 (2048x4096 -> 1536x3072: 2x4 tiles)
     let body = request(json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": big_url}}
     ]}]}));
     let claude = registry.counter("claude-sonnet-4-5", None).unwrap().count_chat(&body);
     assert_eq!(claude.breakdown.images, 1600);
     let gemini = registry.counter("gemini-2.5-flash", None).unwrap().count_chat(&body);
-    assert_eq!(gemini.breakdown.images, 258 * 3 * 6);
+    assert_eq!(gemini.breakdown.images, 258 * 2 * 4);
 }
 
 #[test]

@@ -99,21 +99,35 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
+    // Sums saturate rather than wrap: a total pinned at the maximum is visibly wrong, one
+    // that wrapped looks like a small, plausible number.
     fn add(&mut self, record: &UsageRecord) {
-        self.requests += 1;
-        self.input_tokens += record.input_tokens;
-        self.output_tokens += record.output_tokens;
-        self.cached_tokens += record.cached_tokens;
-        self.cost += record.cost;
+        self.requests = self.requests.saturating_add(1);
+        self.input_tokens = self.input_tokens.saturating_add(record.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(record.output_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(record.cached_tokens);
+        self.cost = finite_sum(self.cost, record.cost);
     }
 
     fn merge(&mut self, other: &UsageTotals) {
-        self.requests += other.requests;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.cost += other.cost;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.cost = finite_sum(self.cost, other.cost);
     }
+}
+
+/// `a + b` clamped to the finite range (an addend that is not finite counts 0), so a
+/// cost always serializes as a JSON number.
+pub(crate) fn finite_sum(a: f64, b: f64) -> f64 {
+    let b = if b.is_finite() { b } else { 0.0 };
+    clamp_finite(a + b)
+}
+
+/// An overflowed sum as the largest finite number of its sign; NaN as 0.
+pub(crate) fn clamp_finite(sum: f64) -> f64 {
+    if sum.is_nan() { 0.0 } else { sum.clamp(f64::MIN, f64::MAX) }
 }
 
 /// One row of a grouped usage report.
@@ -164,6 +178,7 @@ impl UsageAggregates {
     /// Adds one record.
     pub fn add(&self, record: &UsageRecord) {
         let at = unix_millis_of(record.time);
+        // `at` is at least 0 (see `unix_millis_of`): these cannot overflow.
         let minute = at - at.rem_euclid(MINUTE_MS);
         let day = at - at.rem_euclid(DAY_MS);
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -175,11 +190,13 @@ impl UsageAggregates {
         add_to(buckets.days.entry(day).or_default(), record);
         if new_minute {
             let newest_minute = buckets.minutes.keys().next_back().copied().unwrap_or(minute);
-            buckets.minutes.retain(|start, _| *start > newest_minute - MINUTES_KEPT * MINUTE_MS);
+            let oldest_kept = newest_minute.saturating_sub(MINUTES_KEPT * MINUTE_MS);
+            buckets.minutes.retain(|start, _| *start > oldest_kept);
         }
         if new_day {
             let newest_day = buckets.days.keys().next_back().copied().unwrap_or(day);
-            buckets.days.retain(|start, _| *start > newest_day - DAYS_KEPT * DAY_MS);
+            let oldest_kept = newest_day.saturating_sub(DAYS_KEPT * DAY_MS);
+            buckets.days.retain(|start, _| *start > oldest_kept);
         }
     }
 
@@ -187,6 +204,9 @@ impl UsageAggregates {
     /// first. Minute buckets answer ranges within the last day, day buckets older ones;
     /// a bucket counts when its start lies in the range.
     pub fn report(&self, dimension: Dimension, from_ms: i64, to_ms: i64) -> Vec<UsageGroup> {
+        if from_ms >= to_ms {
+            return Vec::new();
+        }
         let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let oldest_minute = buckets.minutes.keys().next().copied().unwrap_or(i64::MAX);
         let source = if from_ms >= oldest_minute { &buckets.minutes } else { &buckets.days };
@@ -253,6 +273,34 @@ mod tests {
     fn minute_buckets(aggregates: &UsageAggregates) -> Vec<i64> {
         let buckets = aggregates.buckets.lock().unwrap();
         buckets.minutes.keys().map(|start| start / MINUTE_MS).collect()
+    }
+
+    #[test]
+    fn totals_saturate_and_costs_stay_finite() {
+        let aggregates = UsageAggregates::new();
+        let mut huge = record_at(0, "m");
+        (huge.input_tokens, huge.output_tokens, huge.cached_tokens, huge.cost) =
+            (u64::MAX, u64::MAX - 1, u64::MAX, f64::MAX);
+        aggregates.add(&huge);
+        aggregates.add(&huge);
+        huge.cost = f64::NAN;
+        aggregates.add(&huge);
+        let groups = aggregates.report(Dimension::Model, 0, MINUTE_MS);
+        assert_eq!(
+            groups,
+            vec![UsageGroup {
+                group: "m".to_owned(),
+                totals: UsageTotals {
+                    requests: 3,
+                    input_tokens: u64::MAX,
+                    output_tokens: u64::MAX,
+                    cached_tokens: u64::MAX,
+                    cost: f64::MAX,
+                },
+            }]
+        );
+        assert_eq!(aggregates.report(Dimension::Model, MINUTE_MS, 0), vec![], "an empty range, no panic");
+        assert_eq!(aggregates.report(Dimension::Model, i64::MAX, i64::MIN), vec![]);
     }
 
     #[test]

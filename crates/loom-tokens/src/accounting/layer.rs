@@ -24,7 +24,11 @@ use crate::registry::TokenizerRegistry;
 
 /// Status recorded for a request whose client disconnected (nginx's convention).
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
+/// Status recorded for a request dropped at the gateway's request timeout before it
+/// was answered (what the client is sent then).
+pub const TIMEOUT_STATUS: u16 = 504;
 
+#[derive(Clone)]
 struct Accounting {
     recorder: Arc<UsageRecorder>,
     prices: PriceTable,
@@ -32,6 +36,23 @@ struct Accounting {
     /// Count every request's input exactly before sending it (the `cost` strategy needs
     /// it); otherwise a rough size estimate stands in until the provider reports usage.
     count_input: bool,
+    /// The gateway's request timeout: a request dropped after it was timed out, not
+    /// abandoned by its client.
+    request_timeout: Option<Duration>,
+}
+
+impl Accounting {
+    /// How a request that is dropped before it ended did end: timed out when it is
+    /// past the request timeout, else its client went away. `answered`: the client has
+    /// seen the answer's status (200) and part of a stream.
+    fn ended_early(&self, pending: &Pending, answered: bool) -> (Outcome, u16) {
+        match self.request_timeout {
+            Some(limit) if pending.received_at.elapsed() >= limit => {
+                (Outcome::Error, if answered { 200 } else { TIMEOUT_STATUS })
+            }
+            _ => (Outcome::Cancelled, CLIENT_CLOSED_STATUS),
+        }
+    }
 }
 
 /// Records token usage and cost of every request passing through.
@@ -52,8 +73,22 @@ impl TokenAccountingLayer {
         count_input: bool,
     ) -> Self {
         TokenAccountingLayer {
-            accounting: Arc::new(Accounting { recorder, prices, tokenizers, count_input }),
+            accounting: Arc::new(Accounting {
+                recorder,
+                prices,
+                tokenizers,
+                count_input,
+                request_timeout: None,
+            }),
         }
+    }
+
+    /// Tells the layer the gateway drops requests after `timeout`: a request dropped
+    /// past it is recorded as timed out (`error`, 504 before its answer, 200 mid-stream),
+    /// not as cancelled by its client (499).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.accounting).request_timeout = Some(timeout);
+        self
     }
 }
 
@@ -78,6 +113,8 @@ struct Pending {
     input_estimate: u64,
     input_exact: bool,
     started: Instant,
+    /// When the gateway received the request (its timeout counts from there).
+    received_at: std::time::Instant,
 }
 
 impl Pending {
@@ -118,6 +155,7 @@ impl Pending {
                 };
             }
         }
+        record.clamp_to_bounds();
         let model = record.model_served.as_deref().unwrap_or(&record.model_requested);
         record.cost = accounting
             .prices
@@ -172,8 +210,27 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
         cache_hit: false,
         streamed,
     };
+    let received_at = context.received_at;
     request.context.input_token_estimate = Some(input_estimate);
-    Pending { record, input_estimate, input_exact, started: Instant::now() }
+    Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }
+}
+
+/// A request's record until its answer is in hand. The server drops a request's future
+/// when its client leaves before the first byte; dropped with the record still here,
+/// it records the request as ended early ([`Accounting::ended_early`]), so every
+/// request leaves exactly one record.
+struct Unanswered {
+    pending: Option<Pending>,
+    accounting: Arc<Accounting>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            let (outcome, status) = self.accounting.ended_early(&pending, false);
+            pending.finish(&self.accounting, None, None, outcome, status);
+        }
+    }
 }
 
 /// The text of a whole answer, for counting when the provider reports no usage.
@@ -226,16 +283,23 @@ where
         if let RequestPayload::CountTokens(_) = request.payload {
             return count_tokens(self.inner.call(request), self.accounting.tokenizers.clone());
         }
-        let mut pending = start(&mut request, &self.accounting);
-        let accounting = self.accounting.clone();
+        let unanswered = Unanswered {
+            pending: Some(start(&mut request, &self.accounting)),
+            accounting: self.accounting.clone(),
+        };
         let call = self.inner.call(request);
         Box::pin(async move {
-            let mut response = match call.await {
+            let mut unanswered = unanswered;
+            let result = call.await;
+            // From here on the request ends in this block, which records it.
+            let Some(mut pending) = unanswered.pending.take() else { return result };
+            let accounting = &unanswered.accounting;
+            let mut response = match result {
                 Ok(response) => response,
                 Err(error) => {
                     pending.record.provider =
                         error.upstream.as_ref().map(|upstream| Arc::from(upstream.provider.as_str()));
-                    pending.finish(&accounting, None, None, Outcome::Error, error.http_status());
+                    pending.finish(accounting, None, None, Outcome::Error, error.http_status());
                     return Err(error);
                 }
             };
@@ -245,15 +309,15 @@ where
                 ResponsePayload::Chat(answer) => {
                     pending.record.model_served = Some(answer.model().to_owned());
                     let text = answer.usage().is_none().then(|| answer_text(answer));
-                    pending.finish(&accounting, answer.usage(), text.as_deref(), Outcome::Ok, 200);
+                    pending.finish(accounting, answer.usage(), text.as_deref(), Outcome::Ok, 200);
                 }
                 ResponsePayload::Embeddings(embeddings) => {
                     pending.record.model_served = Some(embeddings.model.clone());
                     let usage = embeddings.usage.as_ref().map(|usage| Usage::new(usage.prompt_tokens, 0));
-                    pending.finish(&accounting, usage.as_ref(), None, Outcome::Ok, 200);
+                    pending.finish(accounting, usage.as_ref(), None, Outcome::Ok, 200);
                 }
                 ResponsePayload::TokenCount(_) => {
-                    pending.finish(&accounting, None, None, Outcome::Error, 500);
+                    pending.finish(accounting, None, None, Outcome::Error, 500);
                     return Err(LoomError::internal("a token count answered a chat or embeddings request"));
                 }
                 ResponsePayload::Stream(stream) => {
@@ -263,7 +327,7 @@ where
                         inner,
                         meter: Some(Meter {
                             pending,
-                            accounting,
+                            accounting: accounting.clone(),
                             usage: None,
                             text: String::new(),
                             unread: Vec::new(),
@@ -400,9 +464,10 @@ impl Stream for MeteredStream {
                     meter.observe(chunk);
                 }
             }
-            Poll::Ready(Some(Err(error))) => {
+            Poll::Ready(Some(Err(_))) => {
+                // The client has seen a 200 and chunks; the error reaches it as an event.
                 if let Some(meter) = self.meter.take() {
-                    meter.finish(Outcome::Error, error.http_status());
+                    meter.finish(Outcome::Error, 200);
                 }
             }
             Poll::Ready(None) => {
@@ -419,7 +484,8 @@ impl Stream for MeteredStream {
 impl Drop for MeteredStream {
     fn drop(&mut self) {
         if let Some(meter) = self.meter.take() {
-            meter.finish(Outcome::Cancelled, CLIENT_CLOSED_STATUS);
+            let (outcome, status) = meter.accounting.ended_early(&meter.pending, true);
+            meter.finish(outcome, status);
         }
     }
 }
@@ -481,6 +547,116 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("no usage record");
+    }
+
+    /// A layer recording into a fresh observer (records reach it synchronously).
+    fn layer_and_records(timeout: Option<Duration>) -> (TokenAccountingLayer, Arc<Records>) {
+        let records = Arc::new(Records(Mutex::new(Vec::new())));
+        let recorder = UsageRecorder::new(None, Duration::from_millis(10), vec![records.clone()]).unwrap();
+        let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
+        let layer =
+            TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
+        let layer = match timeout {
+            Some(timeout) => layer.with_request_timeout(timeout),
+            None => layer,
+        };
+        (layer, records)
+    }
+
+    fn hi() -> LlmRequest {
+        LlmRequest::chat(
+            RequestContext::new("r"),
+            ChatRequest::new("m", vec![Message::text(Role::User, "Hi")]),
+        )
+    }
+
+    fn outcomes(records: &Records) -> Vec<(Outcome, u16)> {
+        records.0.lock().unwrap().iter().map(|record| (record.outcome, record.status)).collect()
+    }
+
+    /// Starts a request whose upstream never answers, polls it once and drops it.
+    fn drop_before_the_answer(layer: &TokenAccountingLayer) {
+        let upstream =
+            tower::service_fn(|_: LlmRequest| std::future::pending::<Result<LlmResponse, LoomError>>());
+        let mut call = layer.layer(upstream).oneshot(hi());
+        assert!(futures_util::FutureExt::now_or_never(&mut call).is_none(), "no answer yet");
+        drop(call);
+    }
+
+    #[test]
+    fn a_request_dropped_before_its_answer_is_recorded_once_as_cancelled() {
+        let (layer, records) = layer_and_records(Some(Duration::from_secs(600)));
+        drop_before_the_answer(&layer);
+        assert_eq!(outcomes(&records), vec![(Outcome::Cancelled, CLIENT_CLOSED_STATUS)]);
+        let record = records.0.lock().unwrap()[0].clone();
+        // No answer: no output, and the rough input estimate ("Hi": 1, framing 3 + 3).
+        assert_eq!((record.input_tokens, record.output_tokens, record.provider), (7, 0, None));
+    }
+
+    #[test]
+    fn a_request_dropped_past_the_request_timeout_is_recorded_as_timed_out() {
+        let (layer, records) = layer_and_records(Some(Duration::ZERO));
+        drop_before_the_answer(&layer);
+        assert_eq!(outcomes(&records), vec![(Outcome::Error, TIMEOUT_STATUS)]);
+    }
+
+    #[tokio::test]
+    async fn answered_and_failed_requests_are_recorded_once() {
+        let (layer, records) = layer_and_records(None);
+        let answer = wire("Hello", r#"{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}"#);
+        let upstream = tower::service_fn(move |_: LlmRequest| {
+            let stream: ChunkStream = Box::pin(futures_util::stream::iter([Ok(answer.clone())]));
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::Stream(stream),
+            }))
+        });
+        let response = layer.layer(upstream).oneshot(hi()).await.unwrap();
+        let ResponsePayload::Stream(stream) = response.payload else { panic!("expected a stream") };
+        assert_eq!(stream.count().await, 1);
+        let failing = tower::service_fn(|_: LlmRequest| {
+            std::future::ready(Err::<LlmResponse, _>(LoomError::new(
+                loom_core::ErrorKind::RateLimited,
+                "slow down",
+            )))
+        });
+        assert!(layer.layer(failing).oneshot(hi()).await.is_err());
+        assert_eq!(outcomes(&records), vec![(Outcome::Ok, 200), (Outcome::Error, 429)]);
+    }
+
+    /// The record of a stream whose upstream sends one chunk, then fails; `read_all`
+    /// reads to the error, else the stream is dropped after the first chunk.
+    async fn failing_stream_record(timeout: Option<Duration>, read_all: bool) -> Vec<(Outcome, u16)> {
+        let (layer, records) = layer_and_records(timeout);
+        let upstream = tower::service_fn(|_: LlmRequest| {
+            let chunks =
+                [Ok(wire("Hello", "null")), Err(LoomError::new(loom_core::ErrorKind::UpstreamError, "cut"))];
+            let stream: ChunkStream = Box::pin(futures_util::stream::iter(chunks));
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::Stream(stream),
+            }))
+        });
+        let response = layer.layer(upstream).oneshot(hi()).await.unwrap();
+        let ResponsePayload::Stream(mut stream) = response.payload else { panic!("expected a stream") };
+        assert!(matches!(stream.next().await, Some(Ok(_))));
+        if read_all {
+            assert!(matches!(stream.next().await, Some(Err(_))));
+            assert!(stream.next().await.is_none());
+        }
+        drop(stream);
+        outcomes(&records)
+    }
+
+    #[tokio::test]
+    async fn a_stream_failing_midway_is_recorded_with_the_200_its_client_saw() {
+        assert_eq!(failing_stream_record(None, true).await, vec![(Outcome::Error, 200)]);
+        assert_eq!(
+            failing_stream_record(Some(Duration::from_secs(600)), false).await,
+            vec![(Outcome::Cancelled, CLIENT_CLOSED_STATUS)]
+        );
+        // Dropped by the gateway's deadline after the first chunk: timed out, after a 200.
+        assert_eq!(failing_stream_record(Some(Duration::ZERO), false).await, vec![(Outcome::Error, 200)]);
     }
 
     #[test]

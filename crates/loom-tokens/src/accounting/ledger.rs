@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params};
 
 use super::AccountingError;
-use super::aggregate::{Dimension, UsageGroup, UsageTotals, sort_groups};
-use super::record::{UsageRecord, unix_millis_of};
+use super::aggregate::{Dimension, NONE_GROUP, UsageGroup, UsageTotals, clamp_finite, sort_groups};
+use super::record::{MAX_RECORD_TOKENS, UsageRecord, unix_millis_of};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS usage (
@@ -50,6 +51,12 @@ pub fn open(path: &Path) -> Result<Connection, AccountingError> {
 }
 
 /// Totals per group of `dimension` for requests in `[from_ms, to_ms)`, read from disk.
+///
+/// Whatever the rows hold (an older version's absurd estimates, negative or text
+/// counts, infinite costs), the sums cannot fail: each row counts between 0 and
+/// [`MAX_RECORD_TOKENS`] tokens and a cost that is not a finite number counts 0, sums are
+/// SQLite's `TOTAL()` (a float that never fails, where `SUM()` errors on overflow), and
+/// the results are clamped into `u64` and the finite range.
 pub fn report(
     path: &Path,
     dimension: Dimension,
@@ -61,30 +68,74 @@ pub fn report(
         reason: error.to_string(),
     };
     let connection = Connection::open(path).map_err(query_error)?;
+    totals(&connection, dimension, from_ms, to_ms).map_err(query_error)
+}
+
+/// [`report`] on an open connection.
+fn totals(
+    connection: &Connection,
+    dimension: Dimension,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Vec<UsageGroup>> {
     // The column name comes from a fixed list, never from the request.
     let sql = format!(
-        "SELECT COALESCE({column}, '(none)'), COUNT(*), SUM(input_tokens), SUM(output_tokens), \
-         SUM(cached_tokens), SUM(cost) FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1",
-        column = dimension.column()
+        "SELECT CAST(COALESCE({column}, '{NONE_GROUP}') AS TEXT), COUNT(*), {input}, {output}, {cached}, {cost} \
+         FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1",
+        column = dimension.column(),
+        input = total_tokens("input_tokens"),
+        output = total_tokens("output_tokens"),
+        cached = total_tokens("cached_tokens"),
+        cost = total_cost("cost"),
     );
-    let mut statement = connection.prepare(&sql).map_err(query_error)?;
-    let rows = statement
-        .query_map(params![from_ms, to_ms], |row| {
-            Ok(UsageGroup {
-                group: row.get(0)?,
-                totals: UsageTotals {
-                    requests: row.get::<_, i64>(1)? as u64,
-                    input_tokens: row.get::<_, i64>(2)? as u64,
-                    output_tokens: row.get::<_, i64>(3)? as u64,
-                    cached_tokens: row.get::<_, i64>(4)? as u64,
-                    cost: row.get(5)?,
-                },
-            })
+    let mut statement = connection.prepare(&sql)?;
+    let rows = statement.query_map(params![from_ms, to_ms], |row| {
+        Ok(UsageGroup {
+            group: text_of(row.get_ref(0)?),
+            totals: UsageTotals {
+                requests: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                input_tokens: tokens_of(row.get(2)?),
+                output_tokens: tokens_of(row.get(3)?),
+                cached_tokens: tokens_of(row.get(4)?),
+                cost: clamp_finite(row.get(5)?),
+            },
         })
-        .map_err(query_error)?;
-    let mut groups = rows.collect::<Result<Vec<_>, _>>().map_err(query_error)?;
+    })?;
+    let mut groups = rows.collect::<Result<Vec<_>, _>>()?;
     sort_groups(&mut groups);
     Ok(groups)
+}
+
+/// SQL summing a token column: numbers only, each clamped to `0..=MAX_RECORD_TOKENS`.
+fn total_tokens(column: &str) -> String {
+    format!(
+        "TOTAL(CASE WHEN typeof({column}) IN ('integer', 'real') AND {column} > 0 \
+         THEN CAST(MIN({column}, {MAX_RECORD_TOKENS}) AS INTEGER) ELSE 0 END)"
+    )
+}
+
+/// SQL summing a cost column: finite numbers only (SQLite stores infinities as reals).
+fn total_cost(column: &str) -> String {
+    format!(
+        "TOTAL(CASE WHEN typeof({column}) IN ('integer', 'real') AND abs({column}) <= {max:e} \
+         THEN {column} ELSE 0 END)",
+        max = f64::MAX
+    )
+}
+
+/// A `TOTAL()` of token counts as a `u64` (`as` saturates, and makes NaN 0).
+fn tokens_of(total: f64) -> u64 {
+    total as u64
+}
+
+/// A group's name, whatever SQLite holds (text that is not UTF-8 included).
+fn text_of(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        ValueRef::Integer(number) => number.to_string(),
+        ValueRef::Real(number) => number.to_string(),
+        ValueRef::Null => NONE_GROUP.to_owned(),
+    }
 }
 
 /// Commits `batch` in one transaction and empties it; failures are logged.
@@ -96,6 +147,15 @@ pub(crate) fn commit(connection: &mut Connection, batch: &mut Vec<UsageRecord>, 
         tracing::error!(%error, path, records = batch.len(), "writing usage records failed");
     }
     batch.clear();
+}
+
+/// A count as SQLite's `INTEGER` (an `i64`), saturating rather than turning negative.
+fn stored(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn stored_millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Result<()> {
@@ -115,14 +175,14 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
                 record.provider.as_deref(),
                 record.model_requested,
                 record.model_served,
-                record.input_tokens as i64,
-                record.output_tokens as i64,
-                record.cached_tokens as i64,
-                record.reasoning_tokens as i64,
+                stored(record.input_tokens),
+                stored(record.output_tokens),
+                stored(record.cached_tokens),
+                stored(record.reasoning_tokens),
                 record.source.as_str(),
                 record.cost,
-                record.latency.as_millis() as i64,
-                record.time_to_first_byte.map(|ttfb| ttfb.as_millis() as i64),
+                stored_millis(record.latency),
+                record.time_to_first_byte.map(stored_millis),
                 record.status,
                 record.outcome.as_str(),
                 record.cache_hit,
@@ -131,4 +191,50 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
         }
     }
     transaction.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_stored_value_adds_up_without_failing() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(SCHEMA).unwrap();
+        let insert = |user: &str, tokens: &str, cost: &str| {
+            let sql = format!(
+                "INSERT INTO usage VALUES ('r', 5, NULL, {user}, NULL, NULL, NULL, 'm', NULL, \
+                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0)"
+            );
+            connection.execute(&sql, []).unwrap();
+        };
+        insert("'big'", &i64::MAX.to_string(), "1e308");
+        insert("'big'", &i64::MAX.to_string(), "1e308");
+        insert("'big'", "2.5", "0.25");
+        insert("'odd'", "-7", "-9e999");
+        insert("'odd'", "'lots'", "'free'");
+        insert("x'ff00'", "9e999", "9e999");
+        insert("NULL", "1", "0.5");
+        let max = MAX_RECORD_TOKENS;
+        let group = |group: &str, requests, tokens, cost| UsageGroup {
+            group: group.to_owned(),
+            totals: UsageTotals {
+                requests,
+                input_tokens: tokens,
+                output_tokens: tokens,
+                cached_tokens: tokens,
+                cost,
+            },
+        };
+        assert_eq!(
+            totals(&connection, Dimension::User, 0, 10).unwrap(),
+            vec![
+                group("big", 3, 2 * max + 2, f64::MAX),
+                group(NONE_GROUP, 1, 1, 0.5),
+                group("odd", 2, 0, 0.0),
+                group("\u{fffd}\0", 1, max, 0.0),
+            ]
+        );
+        assert_eq!(totals(&connection, Dimension::User, 10, 0).unwrap(), vec![], "an empty range");
+    }
 }

@@ -12,7 +12,7 @@ pub mod recorder;
 pub use aggregate::{Dimension, UsageAggregates, UsageGroup, UsageTotals};
 pub use layer::{TokenAccounting, TokenAccountingLayer};
 pub use prices::{Price, PriceTable};
-pub use record::{Outcome, UsageRecord, UsageSource};
+pub use record::{MAX_RECORD_TOKENS, Outcome, UsageRecord, UsageSource};
 pub use recorder::{UsageObserver, UsageRecorder};
 
 /// Why accounting could not start or answer.

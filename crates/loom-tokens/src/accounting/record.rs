@@ -5,6 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+/// The most tokens one record counts of each kind (2^32 - 1): far above any model's
+/// context, and low enough that 4 billion records still add up within a `u64` (the
+/// Prometheus counters and the ledger's sums cannot wrap).
+pub const MAX_RECORD_TOKENS: u64 = u32::MAX as u64;
+
 /// Where the token counts came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,9 +106,30 @@ pub struct UsageRecord {
     pub streamed: bool,
 }
 
-/// Milliseconds since the Unix epoch.
+impl UsageRecord {
+    /// Clamps the token counts to [`MAX_RECORD_TOKENS`] and a cost that is not a finite
+    /// number to 0: whatever an upstream reports or an estimate claims, no record can
+    /// overflow a sum.
+    pub fn clamp_to_bounds(&mut self) {
+        for tokens in [
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.cached_tokens,
+            &mut self.reasoning_tokens,
+        ] {
+            *tokens = (*tokens).min(MAX_RECORD_TOKENS);
+        }
+        if !self.cost.is_finite() {
+            self.cost = 0.0;
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it, `i64::MAX` past what an `i64` holds).
 pub fn unix_millis_of(time: SystemTime) -> i64 {
-    time.duration_since(SystemTime::UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 mod unix_millis {
@@ -133,5 +159,57 @@ mod opt_millis {
             Some(duration) => serializer.serialize_some(&(duration.as_millis() as u64)),
             None => serializer.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn clamping_bounds_tokens_and_cost() {
+        let mut record = UsageRecord {
+            request_id: Arc::from("r"),
+            time: SystemTime::UNIX_EPOCH,
+            key_id: None,
+            user: None,
+            team: None,
+            route: None,
+            provider: None,
+            model_requested: "m".to_owned(),
+            model_served: None,
+            input_tokens: u64::MAX,
+            output_tokens: MAX_RECORD_TOKENS + 1,
+            cached_tokens: MAX_RECORD_TOKENS,
+            reasoning_tokens: 7,
+            source: UsageSource::Reported,
+            cost: f64::NAN,
+            latency: Duration::ZERO,
+            time_to_first_byte: None,
+            status: 200,
+            outcome: Outcome::Ok,
+            cache_hit: false,
+            streamed: false,
+        };
+        record.clamp_to_bounds();
+        assert_eq!(
+            (record.input_tokens, record.output_tokens, record.cached_tokens, record.reasoning_tokens),
+            (MAX_RECORD_TOKENS, MAX_RECORD_TOKENS, MAX_RECORD_TOKENS, 7)
+        );
+        assert_eq!(record.cost, 0.0);
+        record.cost = f64::INFINITY;
+        record.clamp_to_bounds();
+        assert_eq!(record.cost, 0.0);
+        record.cost = 0.25;
+        record.clamp_to_bounds();
+        assert_eq!(record.cost, 0.25);
+    }
+
+    #[test]
+    fn times_past_i64_milliseconds_saturate() {
+        assert_eq!(unix_millis_of(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert_eq!(unix_millis_of(SystemTime::UNIX_EPOCH + Duration::from_millis(1500)), 1500);
     }
 }

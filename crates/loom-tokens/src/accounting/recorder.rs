@@ -70,8 +70,10 @@ impl UsageRecorder {
         })
     }
 
-    /// Records one request's usage; never blocks.
-    pub fn record(&self, record: UsageRecord) {
+    /// Records one request's usage, its counts clamped to their bounds
+    /// ([`UsageRecord::clamp_to_bounds`]); never blocks.
+    pub fn record(&self, mut record: UsageRecord) {
+        record.clamp_to_bounds();
         for observer in &self.observers {
             observer.observe(&record);
         }
