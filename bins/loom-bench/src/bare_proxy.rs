@@ -50,13 +50,16 @@ pub fn serve(listen: SocketAddr, upstream: SocketAddr) -> ExitCode {
         let addr = listener.local_addr().unwrap_or(listen);
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let handler = move |request| forward(client.clone(), base.clone(), request);
-        let workers = match loom_gateway::workers::Workers::spawn(workers, handler, Duration::from_secs(1)) {
-            Ok(workers) => workers,
-            Err(err) => {
-                eprintln!("loom-bench bare-proxy: cannot start worker threads: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
+        // The same connection handling as Loom's front door, so only the pipeline differs.
+        let limits = loom_gateway::server::ConnectionLimits::default();
+        let workers =
+            match loom_gateway::workers::Workers::spawn(workers, handler, &limits, Duration::from_secs(1)) {
+                Ok(workers) => workers,
+                Err(err) => {
+                    eprintln!("loom-bench bare-proxy: cannot start worker threads: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(workers.serve(listener, stopped));
         print_listening(addr);
@@ -150,8 +153,13 @@ mod tests {
         let base = format!("http://{}", mock.addr());
         let handler = move |request| forward(client.clone(), base.clone(), request);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let serving =
-            tokio::spawn(loom_gateway::server::serve(listener, handler, stopped, Duration::from_secs(1)));
+        let serving = tokio::spawn(loom_gateway::server::serve(
+            listener,
+            handler,
+            loom_gateway::server::ConnectionLimits::default(),
+            stopped,
+            Duration::from_secs(1),
+        ));
 
         // The probe checks that each answer is a whole chat completion, or a stream ending in [DONE].
         for workload in [Workload::Whole, Workload::Stream] {
