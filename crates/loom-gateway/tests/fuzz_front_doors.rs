@@ -4,7 +4,7 @@
 //!
 //! The inputs are arbitrary bytes, valid bodies cut short or with a byte changed, and
 //! JSON built from the real field names, so most cases get past the JSON syntax check
-//! into the field checks and the translation.
+//! into the field checks, and many on into the translation.
 
 use loom_core::{ChatRequest, ErrorKind, LoomError};
 use loom_gateway::anthropic_format::{parse_count_tokens, parse_messages};
