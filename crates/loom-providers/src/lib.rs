@@ -33,6 +33,8 @@ pub mod client;
 pub mod config;
 pub mod deferred_writes;
 pub mod error;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod gemini;
 pub mod google_auth;
 mod media;

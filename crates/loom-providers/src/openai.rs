@@ -353,6 +353,9 @@ impl Service<LlmRequest> for OpenAiProvider {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

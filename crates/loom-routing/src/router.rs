@@ -141,8 +141,11 @@ impl RouterInner {
         None
     }
 
+    /// Whether a failed attempt may go to another provider: nothing of it has reached the
+    /// client (a stream's failure after its first chunk is never seen here).
     fn retryable(&self, error: &LoomError) -> bool {
         matches!(error.kind, ErrorKind::UpstreamUnavailable | ErrorKind::Timeout | ErrorKind::Overloaded)
+            || broken_answer(error)
             || error
                 .upstream
                 .as_ref()
@@ -285,6 +288,14 @@ impl RouterInner {
     }
 }
 
+/// Whether `error` is an answer the provider started with a 2xx but that could not be
+/// read: not its format (HTML, malformed or wrong-shaped JSON, an invalid first stream
+/// event) or cut off mid-body. Such errors carry the provider but no HTTP status.
+fn broken_answer(error: &LoomError) -> bool {
+    error.kind == ErrorKind::UpstreamError
+        && error.upstream.as_ref().is_some_and(|upstream| upstream.status.is_none())
+}
+
 /// For streams, waits for the first chunk so a failure before the client has seen any
 /// byte can still fail over; the chunk is put back in front.
 async fn first_chunk(mut response: LlmResponse) -> Result<LlmResponse, LoomError> {
@@ -338,5 +349,86 @@ impl Service<LlmRequest> for Router {
 
     fn call(&mut self, request: LlmRequest) -> Self::Future {
         Box::pin(self.inner.clone().route(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use loom_core::UpstreamFailure;
+    use loom_providers::{ErrorFields, ProviderError};
+
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(Vec::new(), &RoutingConfig::default(), BTreeMap::new())
+    }
+
+    fn invalid(reason: &str) -> LoomError {
+        ProviderError::InvalidResponse { provider: "primary".into(), reason: reason.into() }.into()
+    }
+
+    fn status(status: u16) -> LoomError {
+        ProviderError::Status {
+            provider: "primary".into(),
+            status,
+            fields: Box::new(ErrorFields::default()),
+            message: "nope".into(),
+            retry_after: None,
+            body: None,
+        }
+        .into()
+    }
+
+    #[test]
+    fn broken_answers_are_retried_and_counted_against_the_provider() {
+        let router = router();
+        for reason in [
+            "unexpected JSON: an answer must be a JSON object",
+            "reading the body failed: error reading a body from connection",
+            "unexpected stream chunk: EOF while parsing a list at line 1 column 13",
+            "the stream ended before it was complete",
+        ] {
+            let error = invalid(reason);
+            assert!(broken_answer(&error), "{reason}");
+            assert!(router.inner.retryable(&error), "{reason}");
+            assert!(RouterInner::provider_fault(&error), "{reason}");
+        }
+    }
+
+    #[test]
+    fn answers_with_a_status_are_retried_only_on_the_retry_codes() {
+        let router = router();
+        for code in [429, 500, 502, 503] {
+            assert!(router.inner.retryable(&status(code)), "{code}");
+        }
+        // 401 is an `UpstreamError` too, but one with a status: not a broken answer.
+        for code in [400, 401, 404, 422, 501] {
+            assert!(!broken_answer(&status(code)), "{code}");
+            assert!(!router.inner.retryable(&status(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn errors_not_about_a_broken_answer_are_not_retried() {
+        let router = router();
+        let unsupported: LoomError =
+            ProviderError::Unsupported { provider: "primary".into(), what: "embeddings".into() }.into();
+        let config: LoomError =
+            ProviderError::Config { provider: "primary".into(), reason: "bad header".into() }.into();
+        // A stream translator's own error names no upstream.
+        let unattributed = LoomError::new(ErrorKind::UpstreamError, "tool input for a text block");
+        let with_status =
+            LoomError::new(ErrorKind::UpstreamError, "reported api_error").with_upstream(UpstreamFailure {
+                provider: "primary".into(),
+                status: Some(501),
+                error_type: None,
+                code: None,
+                retry_after: None,
+                body: None,
+            });
+        for error in [unsupported, config, unattributed, with_status] {
+            assert!(!broken_answer(&error), "{}", error.message);
+            assert!(!router.inner.retryable(&error), "{}", error.message);
+        }
     }
 }

@@ -44,6 +44,18 @@ pub enum Reply {
     Delay(Duration, Box<Reply>),
     /// Drop the connection without answering (HTTP/2: reset the stream).
     Close,
+    /// Send the status, headers and the start of a body whose `content-length` promises
+    /// more, then drop the connection (HTTP/2: reset the stream): an answer cut off mid-body.
+    ResetMidBody {
+        /// HTTP status code.
+        status: u16,
+        /// Response headers; `content-type` is `application/json` unless set here.
+        headers: Vec<(String, String)>,
+        /// The bytes sent before the connection is dropped.
+        partial: String,
+        /// The `content-length` announced; more than `partial` holds.
+        content_length: usize,
+    },
 }
 
 impl Reply {
@@ -65,6 +77,15 @@ impl Reply {
     /// A verbatim body with the given status and `content-type: application/json`.
     pub fn raw(status: u16, body: impl Into<String>) -> Reply {
         Reply::Raw { status, headers: Vec::new(), body: body.into() }
+    }
+
+    /// A `status` answer that sends `partial` of a body announced as longer, then drops the
+    /// connection.
+    pub fn reset_mid_body(status: u16, partial: impl Into<String>) -> Reply {
+        let partial = partial.into();
+        // Announce more than is sent, so the cut is a protocol error and not a short body.
+        let content_length = partial.len() * 2 + 64;
+        Reply::ResetMidBody { status, headers: Vec::new(), partial, content_length }
     }
 
     /// An OpenAI error: `{"error":{"message","type","param":null,"code"}}` with `status`.
@@ -120,10 +141,13 @@ impl Reply {
         Reply::Delay(delay, Box::new(reply))
     }
 
-    /// This reply with an extra response header (`Json` and `Raw` only; others unchanged).
+    /// This reply with an extra response header (`Json`, `Raw` and `ResetMidBody` only;
+    /// others unchanged).
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         match &mut self {
-            Reply::Json { headers, .. } | Reply::Raw { headers, .. } => {
+            Reply::Json { headers, .. }
+            | Reply::Raw { headers, .. }
+            | Reply::ResetMidBody { headers, .. } => {
                 headers.push((name.to_owned(), value.to_owned()));
             }
             Reply::Delay(_, inner) => {

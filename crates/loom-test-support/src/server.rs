@@ -28,8 +28,20 @@ use tokio::time::Instant;
 use crate::fixtures;
 use crate::reply::{Gate, Reply, SseStep};
 
-/// The body type of every mock response.
-type MockBody = UnsyncBoxBody<Bytes, Infallible>;
+/// The body type of every mock response; its only error is a scripted reset.
+type MockBody = UnsyncBoxBody<Bytes, ScriptedReset>;
+
+/// The body error that makes hyper drop the connection mid-body ([`Reply::ResetMidBody`]).
+#[derive(Debug)]
+struct ScriptedReset;
+
+impl fmt::Display for ScriptedReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("scripted Reply::ResetMidBody")
+    }
+}
+
+impl std::error::Error for ScriptedReset {}
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
@@ -454,6 +466,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
                 let steps = steps.into_iter().map(Step::from).collect();
                 sse(&shared, status, steps)
             }
+            Reply::ResetMidBody { status, headers, partial, content_length } => {
+                let mut response = reset_mid_body(status, Bytes::from(partial), content_length);
+                add_headers(response.headers_mut(), &headers);
+                response
+            }
         };
         set_request_id(response.headers_mut(), seq);
         return Ok(response);
@@ -587,7 +604,8 @@ fn status_code(status: u16) -> StatusCode {
 }
 
 fn full(status: u16, body: Bytes, content_type: HeaderValue) -> Response<MockBody> {
-    let mut response = Response::new(Full::new(body).boxed_unsync());
+    let body = Full::new(body).map_err(|never: Infallible| match never {}).boxed_unsync();
+    let mut response = Response::new(body);
     *response.status_mut() = status_code(status);
     response.headers_mut().insert(CONTENT_TYPE, content_type);
     response
@@ -670,7 +688,7 @@ fn sse(shared: &Arc<Shared>, status: u16, steps: Vec<Step>) -> Response<MockBody
         loop {
             match state.steps.next() {
                 Some(Step::Bytes(bytes)) => {
-                    return Some((Ok::<_, Infallible>(Frame::data(bytes)), state));
+                    return Some((Ok::<_, ScriptedReset>(Frame::data(bytes)), state));
                 }
                 Some(Step::Delay(delay)) => tokio::time::sleep(delay).await,
                 Some(Step::Gate(gate)) => gate.wait().await,
@@ -687,6 +705,38 @@ fn sse(shared: &Arc<Shared>, status: u16, steps: Vec<Step>) -> Response<MockBody
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, TEXT_EVENT_STREAM);
     headers.insert(CACHE_CONTROL, NO_CACHE);
+    response
+}
+
+/// Where a [`reset_mid_body`] body is.
+enum Cut {
+    /// The partial body is next.
+    Partial(Bytes),
+    /// The reset is next.
+    Reset,
+    /// The body has failed.
+    Done,
+}
+
+/// A response announcing a `content_length`-byte JSON body that sends `partial`, then
+/// fails the body, which makes hyper drop the connection (HTTP/2: reset the stream).
+fn reset_mid_body(status: u16, partial: Bytes, content_length: usize) -> Response<MockBody> {
+    let frames = stream::unfold(Cut::Partial(partial), |cut| async move {
+        match cut {
+            Cut::Partial(bytes) => Some((Ok(Frame::data(bytes)), Cut::Reset)),
+            Cut::Reset => {
+                // A turn for hyper to flush the head and partial body before the reset.
+                tokio::task::yield_now().await;
+                Some((Err(ScriptedReset), Cut::Done))
+            }
+            Cut::Done => None,
+        }
+    });
+    let mut response = Response::new(StreamBody::new(Box::pin(frames)).boxed_unsync());
+    *response.status_mut() = status_code(status);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(content_length));
     response
 }
 

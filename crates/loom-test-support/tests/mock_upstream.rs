@@ -493,6 +493,41 @@ async fn close_drops_the_connection_without_an_answer() {
 }
 
 #[tokio::test]
+async fn reset_mid_body_sends_the_head_and_part_of_the_body_then_drops_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mock = MockUpstream::start().await;
+    let partial = r#"{"id":"chatcmpl-1","choices":[{"#;
+    mock.push_reply(Reply::reset_mid_body(200, partial).with_header("x-scripted", "yes"));
+    let mut tcp = tokio::net::TcpStream::connect(mock.addr()).await.unwrap();
+    let body = chat_request("m").to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // No `connection: close`: the read ends only because the mock drops the connection.
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await.expect("the mock closes").unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, sent) = response.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", partial.len() * 2 + 64)), "{head}");
+    assert!(head.contains("\r\ncontent-type: application/json\r\n"), "{head}");
+    assert!(head.contains("\r\nx-scripted: yes"), "{head}");
+    assert_eq!(sent, partial);
+
+    // A real client sees the head, then a body that fails.
+    mock.push_reply(Reply::reset_mid_body(200, partial));
+    let response = post(&client(), &mock.url("/chat/completions"), &chat_request("m")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let read = tokio::time::timeout(WAIT, response.into_body().collect()).await.expect("body ends");
+    assert!(read.is_err(), "the body is cut off");
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
 async fn requests_are_recorded_in_order_with_headers_and_body() {
     let mock = MockUpstream::start().await;
     let client = client();

@@ -1,5 +1,7 @@
 //! The `anthropic` provider (and `local` with `format: anthropic`): the Messages API.
 
+#[cfg(test)]
+mod fuzz_tests;
 pub mod request;
 pub mod response;
 pub mod stream;

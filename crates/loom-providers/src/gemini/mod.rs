@@ -1,5 +1,7 @@
 //! The `gemini` (Google AI Studio) and `vertex` (Vertex AI) providers.
 
+#[cfg(test)]
+mod fuzz_tests;
 pub mod request;
 pub mod response;
 pub mod wire;
