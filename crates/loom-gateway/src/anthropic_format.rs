@@ -272,7 +272,7 @@ pub fn anthropic_usage(usage: Option<&Usage>) -> AnthropicUsage {
         usage.prompt_tokens_details.as_ref().and_then(|details| details.cache_creation_tokens).unwrap_or(0);
     let has_cache = usage.prompt_tokens_details.is_some();
     AnthropicUsage {
-        input_tokens: usage.prompt_tokens.saturating_sub(cached + written),
+        input_tokens: usage.prompt_tokens.saturating_sub(cached.saturating_add(written)),
         output_tokens: usage.completion_tokens,
         cache_creation_input_tokens: has_cache.then_some(written),
         cache_read_input_tokens: has_cache.then_some(cached),

@@ -626,13 +626,11 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "figment's Value::from_str (config/load.rs apply_override) panics on a quoted value with a non-ASCII character before an escape"]
     fn overrides_with_escapes_load_or_are_refused(yaml in document(), vars in overrides(true)) {
         check(&ConfigBuilder::new(&env).yaml(yaml).env_overrides(vars).build())?;
     }
 
     #[test]
-    #[ignore = "validation errors (ConfigError::Invalid) show ${VAR} values: build() redacts only parse errors; see a_secret_in_a_validation_error_is_not_shown"]
     fn no_error_shows_a_secret(yaml in document(), vars in overrides(false)) {
         check_secret(&ConfigBuilder::new(&env).yaml(yaml).env_overrides(vars).build())?;
     }
@@ -641,7 +639,6 @@ proptest! {
 /// The minimal case `overrides_with_escapes_load_or_are_refused` found: `"é\n"` as an
 /// override's value panics in figment's value parser, called by `apply_override`.
 #[test]
-#[ignore = "config/load.rs apply_override: figment's Value::from_str panics on \"é\\n\" (not this branch's file)"]
 fn a_quoted_override_with_an_escape_loads_or_is_refused() {
     let yaml = "ai_gateway:\n  providers:\n    - {name: demo, type: mock}\n";
     let vars = [("LOOM_LOGGING__LEVEL".to_owned(), "\"é\\n\"".to_owned())];
@@ -655,7 +652,6 @@ fn a_quoted_override_with_an_escape_loads_or_is_refused() {
 /// The minimal case `no_error_shows_a_secret` found: parse errors hide values substituted
 /// from the environment, validation errors do not.
 #[test]
-#[ignore = "config/load.rs build(): validate() errors are not redacted like parse errors (not this branch's file)"]
 fn a_secret_in_a_validation_error_is_not_shown() {
     let yaml = "ai_gateway:\n  providers:\n    - {name: demo, type: mock}\nroutes:\n  - {id: \"${SECRET}\", path: /v1/*}\n  - {id: \"${SECRET}\", path: /v2/*}\n";
     let error = LoomConfig::from_yaml_str(yaml, &env).err().map(|error| error.to_string());

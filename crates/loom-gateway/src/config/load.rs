@@ -76,13 +76,24 @@ impl<'e> ConfigBuilder<'e> {
 
     /// Builds and validates the config.
     pub fn build(self) -> Result<LoomConfig, ConfigError> {
-        let config = self.build_unvalidated()?;
-        config.validate()?;
+        let (config, secrets) = self.build_with_secrets()?;
+        // Validation messages quote values, which may have come from the environment.
+        config.validate().map_err(|error| match error {
+            ConfigError::Invalid { key, message } => {
+                ConfigError::Invalid { message: redact(&key, &message, &secrets), key }
+            }
+            other => other,
+        })?;
         Ok(config)
     }
 
     /// Builds the config without validating it (for fragments).
     pub fn build_unvalidated(self) -> Result<LoomConfig, ConfigError> {
+        self.build_with_secrets().map(|(config, _)| config)
+    }
+
+    /// The config, unvalidated, and the values substituted from the environment.
+    fn build_with_secrets(self) -> Result<(LoomConfig, Vec<String>), ConfigError> {
         let mut merged = Value::Object(Map::new());
         for layer in &self.layers {
             deep_merge(&mut merged, parse_layer(layer)?);
@@ -93,14 +104,15 @@ impl<'e> ConfigBuilder<'e> {
             let path = apply_override(&mut merged, name, raw)?;
             applied.push((path, name.as_str()));
         }
-        serde_path_to_error::deserialize(&merged).map_err(|error| {
+        let config = serde_path_to_error::deserialize(&merged).map_err(|error| {
             let key = render_path(&to_segments(error.path()));
             let mut message = redact(&key, &error.inner().to_string(), &secrets);
             if let Some((_, var)) = applied.iter().find(|(path, _)| caused_by(&key, &message, path)) {
                 message.push_str(&format!(" (set by environment variable {var})"));
             }
             ConfigError::Parse { key, message }
-        })
+        })?;
+        Ok((config, secrets))
     }
 }
 
@@ -193,7 +205,15 @@ fn apply_override(root: &mut Value, name: &str, raw: &str) -> Result<String, Con
             };
         }
     }
-    let parsed: figment::value::Value = raw.parse().unwrap_or_else(|never| match never {});
+    // figment 0.10's unescaping slices by char index and panics on a multi-byte
+    // character before a `\`: such a value is read as a JSON string if it is quoted (the
+    // same escapes), else taken as the plain string it is.
+    let parsed: figment::value::Value = if raw.contains('\\') && !raw.is_ascii() {
+        let unquoted = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned());
+        figment::value::Value::from(unquoted)
+    } else {
+        raw.parse().unwrap_or_else(|never| match never {})
+    };
     *node = serde_json::to_value(&parsed)
         .map_err(|error| bad(format!("environment variable {name}: unusable value: {error}")))?;
     Ok(render_path(&path))

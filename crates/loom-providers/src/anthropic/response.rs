@@ -29,7 +29,7 @@ pub fn finish_reason(stop_reason: &str) -> FinishReason {
 pub fn usage(usage: &AnthropicUsage) -> Usage {
     let cached = usage.cache_read_input_tokens.unwrap_or(0);
     let written = usage.cache_creation_input_tokens.unwrap_or(0);
-    let prompt = usage.input_tokens + cached + written;
+    let prompt = usage.input_tokens.saturating_add(cached).saturating_add(written);
     let mut canonical = Usage::new(prompt, usage.output_tokens);
     if usage.cache_read_input_tokens.is_some() || usage.cache_creation_input_tokens.is_some() {
         canonical.prompt_tokens_details = Some(PromptTokensDetails {

@@ -29,7 +29,8 @@ pub fn finish_reason(reason: &str, called_tools: bool) -> FinishReason {
 /// Canonical usage (Gemini counts thinking apart from the answer; OpenAI includes it).
 pub fn usage(metadata: &UsageMetadata) -> Usage {
     let thoughts = metadata.thoughts_token_count.unwrap_or(0);
-    let mut usage = Usage::new(metadata.prompt_token_count, metadata.candidates_token_count + thoughts);
+    let mut usage =
+        Usage::new(metadata.prompt_token_count, metadata.candidates_token_count.saturating_add(thoughts));
     if let Some(cached) = metadata.cached_content_token_count {
         usage.prompt_tokens_details =
             Some(PromptTokensDetails { cached_tokens: Some(cached), ..Default::default() });
