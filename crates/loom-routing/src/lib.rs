@@ -3,8 +3,9 @@
 //! The router: a `tower::Service<LlmRequest>` over provider services that applies
 //! the model mapping, picks a provider by strategy (`priority`, `round_robin`,
 //! smooth `weighted`, `cost`, peak-EWMA `latency`), fails over on the configured
-//! status codes, connect errors and timeouts (streams only before their first byte),
-//! and skips providers whose circuit breaker is open.
+//! status codes, connect errors, timeouts and broken answers (a body that is not the
+//! provider's format or is cut off; streams only before their first byte), and skips
+//! providers whose circuit breaker is open.
 //!
 //! ```
 //! use std::collections::BTreeMap;
