@@ -76,7 +76,14 @@ pub struct ConnectionLimits {
     /// Interval of HTTP/2 keep-alive pings; a peer that does not answer one within this
     /// time is disconnected.
     pub http2_keepalive_interval: Duration,
+    /// Longest a connection may have requests in flight with none starting or ending: past
+    /// the request timeout, only a client that does not read its answer gets there.
+    pub stall_timeout: Duration,
 }
+
+/// Time past `server.request_timeout` a connection's requests may go without progress
+/// before it is cut (their answers should have ended by then).
+const STALL_SLACK: Duration = Duration::from_secs(5);
 
 impl ConnectionLimits {
     /// The front door's limits from `server:`; `max_connections` unset follows the
@@ -88,6 +95,7 @@ impl ConnectionLimits {
             max_connections: server.max_connections.map_or_else(automatic_max_connections, |max| max.get()),
             http2_max_concurrent_streams: server.http2_max_concurrent_streams,
             http2_keepalive_interval: server.http2_keepalive_interval,
+            stall_timeout: server.request_timeout.saturating_add(STALL_SLACK),
         }
     }
 
@@ -334,6 +342,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[derive(Default)]
 struct Activity {
     started: AtomicU64,
+    ended: AtomicU64,
     in_flight: AtomicUsize,
 }
 
@@ -351,11 +360,13 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.ended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Decides when a connection has been quiet too long: no request head within
-/// `header_timeout` of accept, or no request in flight for `keepalive_timeout`.
+/// `header_timeout` of accept, no request in flight for `keepalive_timeout`, or requests
+/// in flight that make no progress (none starts or ends) for `stall_timeout`.
 struct Watchdog {
     activity: Arc<Activity>,
     limits: ConnectionLimits,
@@ -379,16 +390,22 @@ impl Watchdog {
             }
             tokio::time::sleep(tick).await;
         }
-        let idle_ticks_allowed = limits.keepalive_timeout.as_nanos().div_ceil(tick.as_nanos().max(1));
-        let mut last_started = activity.started.load(Ordering::Relaxed);
-        let mut idle_ticks = 0;
+        let progress = || (activity.started.load(Ordering::Relaxed), activity.ended.load(Ordering::Relaxed));
+        let mut last_progress = progress();
+        let mut since_progress = Instant::now();
         loop {
             tokio::time::sleep(tick).await;
-            let started = activity.started.load(Ordering::Relaxed);
-            let busy = started != last_started || activity.in_flight.load(Ordering::Relaxed) > 0;
-            last_started = started;
-            idle_ticks = if busy { 0 } else { idle_ticks + 1 };
-            if idle_ticks > idle_ticks_allowed {
+            let now_progress = progress();
+            if now_progress != last_progress {
+                (last_progress, since_progress) = (now_progress, Instant::now());
+                continue;
+            }
+            let limit = if activity.in_flight.load(Ordering::Relaxed) > 0 {
+                limits.stall_timeout
+            } else {
+                limits.keepalive_timeout
+            };
+            if since_progress.elapsed() >= limit {
                 return;
             }
         }
@@ -426,5 +443,63 @@ impl<B: Body> Body for TrackedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(600),
+            ..ConnectionLimits::default()
+        }
+    }
+
+    /// How long (virtual time) until the watchdog finds the connection quiet.
+    async fn quiet_after(activity: &Arc<Activity>, limits: ConnectionLimits) -> Duration {
+        let start = Instant::now();
+        Watchdog { activity: activity.clone(), limits }.quiet().await;
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_request_is_quiet_at_the_header_timeout() {
+        let activity = Arc::new(Activity::default());
+        let waited = quiet_after(&activity, limits()).await;
+        assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_millis(12_500), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_quiet_a_keep_alive_after_its_last_request() {
+        let activity = Arc::new(Activity::default());
+        drop(InFlight::start(&activity));
+        let waited = quiet_after(&activity, limits()).await;
+        assert!(waited >= Duration::from_secs(60) && waited <= Duration::from_secs(75), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_keeps_the_connection_until_it_stalls() {
+        let activity = Arc::new(Activity::default());
+        let in_flight = InFlight::start(&activity);
+        let waited = quiet_after(&activity, limits()).await;
+        assert!(waited >= Duration::from_secs(600) && waited <= Duration::from_secs(615), "{waited:?}");
+        drop(in_flight);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_that_come_and_go_keep_the_connection_open() {
+        let activity = Arc::new(Activity::default());
+        let busy = activity.clone();
+        let watchdog = tokio::spawn(Watchdog { activity: activity.clone(), limits: limits() }.quiet());
+        for _ in 0..100 {
+            drop(InFlight::start(&busy));
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        assert!(!watchdog.is_finished(), "50 minutes of a request every 30 s is not quiet");
+        watchdog.abort();
     }
 }
