@@ -17,6 +17,9 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().expect("local addr")
 }
 
+/// The built-in mock provider, as a `providers:` list item.
+const MOCK_PROVIDER: &str = "    - name: mock\n      type: mock\n";
+
 /// A `loom` child process with a file-descriptor limit, killed on drop.
 struct Loom {
     child: Child,
@@ -30,15 +33,15 @@ impl Loom {
     /// Starts `loom` with the mock provider, `server_extra` lines under `server:`, and at
     /// most `descriptors` open files (soft and hard limit).
     fn start(server_extra: &str, descriptors: u32) -> Loom {
-        Loom::start_with(server_extra, "", descriptors)
+        Loom::start_with(server_extra, MOCK_PROVIDER, descriptors)
     }
 
-    /// Like [`Loom::start`], with `mock_extra` lines in the mock provider's entry.
-    fn start_with(server_extra: &str, mock_extra: &str, descriptors: u32) -> Loom {
+    /// Like [`Loom::start`], with `providers` (YAML list items) as the provider list.
+    fn start_with(server_extra: &str, providers: &str, descriptors: u32) -> Loom {
         let (addr, admin_addr) = (free_addr(), free_addr());
         let yaml = format!(
             "server:\n  listen: {addr}\n{server_extra}admin:\n  listen: {admin_addr}\n\
-             logging:\n  level: info\nai_gateway:\n  providers:\n    - name: mock\n      type: mock\n{mock_extra}"
+             logging:\n  level: info\nai_gateway:\n  providers:\n{providers}"
         );
         let mut config = tempfile::NamedTempFile::new().expect("config file");
         config.write_all(yaml.as_bytes()).expect("write config");
@@ -203,7 +206,8 @@ fn twenty_thousand_unique_model_names_leave_metrics_and_memory_flat() {
 
 #[test]
 fn a_client_that_leaves_before_the_first_byte_gets_a_499_access_log_line() {
-    let loom = Loom::start_with("", "      mock:\n        latency: 30s\n", 4096);
+    let slow_mock = format!("{MOCK_PROVIDER}      mock:\n        latency: 30s\n");
+    let loom = Loom::start_with("", &slow_mock, 4096);
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
     let mut stream = TcpStream::connect(loom.addr).expect("connect");
     let request = format!(
@@ -228,4 +232,37 @@ fn a_client_that_leaves_before_the_first_byte_gets_a_499_access_log_line() {
     assert!(line.contains("status=499"), "{line}");
     assert!(line.contains("POST /v1/chat/completions"), "{line}");
     assert!(line.contains("the client went away before the answer began"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_request_logs_the_upstream_status_and_scrubbed_body() {
+    let upstream = loom_test_support::MockUpstream::start().await;
+    let key = "sk-test-logged-0123456789";
+    upstream.push_reply(loom_test_support::Reply::openai_error(
+        500,
+        "server_error",
+        Some("engine_down"),
+        &format!("The engine failed for Bearer {key}"),
+    ));
+    let providers = format!(
+        "    - name: openai\n      type: openai\n      api_key: {key}\n      base_url: {}\n",
+        upstream.base_url()
+    );
+    let loom =
+        tokio::task::spawn_blocking(move || Loom::start_with("", &providers, 4096)).await.expect("start");
+    let addr = loom.addr;
+    let answer = tokio::task::spawn_blocking(move || chat(addr, "gpt-4o")).await.expect("request");
+    let (status, body) = answer.expect("an answer");
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains(key), "{body}");
+    let line = eventually(
+        "the failed request's access-log line",
+        || loom.logs(),
+        || loom.logs().lines().find(|line| line.contains("status=502")).map(str::to_owned),
+    );
+    assert!(line.contains(r#"provider="openai""#), "{line}");
+    assert!(line.contains("upstream_status=500"), "{line}");
+    assert!(line.contains("The engine failed for Bearer [redacted]"), "{line}");
+    assert!(line.contains("engine_down"), "the upstream body is in the line: {line}");
+    assert!(!loom.logs().contains(key), "no key anywhere in the logs:\n{}", loom.logs());
 }
