@@ -9,19 +9,11 @@
 
 use loom_gateway::config::{ConfigBuilder, ConfigError, LoomConfig};
 use proptest::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Cases per property and CI run; `PROPTEST_CASES` sets another number (for a longer hunt).
-fn config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 512;
-    }
-    // Failures print their minimal input; an integration test has no source tree
-    // proptest could save them next to.
-    config.failure_persistence = None;
-    config
-}
+mod fuzz_support;
+
+use fuzz_support::{Field, always, config};
 
 /// The value of `${SECRET}`; no error may show it.
 const SECRET: &str = "sk-fuzz-secret-0123456789";
@@ -270,36 +262,14 @@ fn tokenizers() -> BoxedStrategy<Value> {
     )
 }
 
-/// One field of a generated map: its key, whether it is always there, its values.
-struct Field(&'static str, bool, BoxedStrategy<Value>);
-
-fn always(key: &'static str, value: BoxedStrategy<Value>) -> Field {
-    Field(key, true, value)
-}
-
 /// A field present in 1 map of 2.
 fn often(key: &'static str, value: BoxedStrategy<Value>) -> Field {
-    Field(key, false, value)
+    fuzz_support::sometimes(key, 0.5, value)
 }
 
 /// A map of `fields`, plus maybe (1 in 30) a random one.
 fn map(fields: Vec<Field>) -> BoxedStrategy<Value> {
-    let fields = fields
-        .into_iter()
-        .map(|Field(key, required, values)| {
-            (any::<bool>(), values).prop_map(move |(keep, value)| (required || keep).then_some((key, value)))
-        })
-        .collect::<Vec<_>>();
-    (fields, proptest::option::weighted(1.0 / 30.0, (proptest::sample::select(KEYS), value())))
-        .prop_map(|(fields, extra)| {
-            let mut map: Map<String, Value> =
-                fields.into_iter().flatten().map(|(key, value)| (key.to_owned(), value)).collect();
-            if let Some((key, value)) = extra {
-                map.insert(key.to_owned(), value);
-            }
-            Value::Object(map)
-        })
-        .boxed()
+    fuzz_support::object(fields, KEYS, value())
 }
 
 fn list(item: BoxedStrategy<Value>, sizes: std::ops::Range<usize>) -> BoxedStrategy<Value> {

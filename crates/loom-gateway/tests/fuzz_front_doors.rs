@@ -12,19 +12,11 @@ use loom_gateway::openai_format::{parse_chat, parse_embeddings};
 use loom_providers::anthropic::request::to_anthropic;
 use loom_providers::gemini::request::to_gemini;
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-/// Cases per property and CI run; `PROPTEST_CASES` sets another number (for a longer hunt).
-fn config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 512;
-    }
-    // Failures print their minimal input; an integration test has no source tree
-    // proptest could save them next to.
-    config.failure_persistence = None;
-    config
-}
+mod fuzz_support;
+
+use fuzz_support::{Field, always, config};
 
 /// Field names of OpenAI and Anthropic requests, messages, content parts and tools.
 const KEYS: &[&str] = &[
@@ -180,38 +172,14 @@ fn mostly(valid: impl Strategy<Value = Value> + 'static) -> BoxedStrategy<Value>
     prop_oneof![39 => valid, 1 => value()].boxed()
 }
 
-/// One field of a generated object: its name, whether it is always there, its values.
-struct Field(&'static str, bool, BoxedStrategy<Value>);
-
-/// A field every object of its kind has.
-fn always(key: &'static str, value: BoxedStrategy<Value>) -> Field {
-    Field(key, true, value)
-}
-
 /// A field present in 5 objects of 8.
 fn often(key: &'static str, value: BoxedStrategy<Value>) -> Field {
-    Field(key, false, value)
+    fuzz_support::sometimes(key, 5.0 / 8.0, value)
 }
 
 /// An object of `fields`, plus maybe (1 in 30) a random field.
 fn object(fields: Vec<Field>) -> BoxedStrategy<Value> {
-    let fields = fields
-        .into_iter()
-        .map(|Field(key, required, values)| {
-            (any::<u8>(), values)
-                .prop_map(move |(roll, value)| (required || roll % 8 < 5).then_some((key, value)))
-        })
-        .collect::<Vec<_>>();
-    (fields, proptest::option::weighted(1.0 / 30.0, (proptest::sample::select(KEYS), value())))
-        .prop_map(|(fields, extra)| {
-            let mut object: Map<String, Value> =
-                fields.into_iter().flatten().map(|(key, value)| (key.to_owned(), value)).collect();
-            if let Some((key, value)) = extra {
-                object.insert(key.to_owned(), value);
-            }
-            Value::Object(object)
-        })
-        .boxed()
+    fuzz_support::object(fields, KEYS, value().boxed())
 }
 
 fn text() -> BoxedStrategy<Value> {
