@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use loom_routing::{ProviderSnapshot, ProviderState};
 use loom_tokens::accounting::{Dimension, UsageGroup, UsageRecorder};
 use serde::Serialize;
@@ -41,9 +40,9 @@ struct UsageReport {
 }
 
 /// Handles one admin request.
-pub async fn handle_admin(
+pub async fn handle_admin<B>(
     state: Arc<AdminState>,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/health") => {
@@ -397,5 +396,33 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// The admin API as a `tower::Service<http::Request<B>>`, to mount in any server.
+#[derive(Clone)]
+pub struct Admin {
+    state: Arc<AdminState>,
+}
+
+impl Admin {
+    /// The admin API over `state`.
+    pub fn new(state: AdminState) -> Self {
+        Admin { state: Arc::new(state) }
+    }
+}
+
+impl<B: Send + 'static> tower::Service<Request<B>> for Admin {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Box::pin(handle_admin(self.state.clone(), request))
     }
 }

@@ -17,19 +17,17 @@ use loom_tokens::accounting::{
     AccountingError, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
 };
 use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
-use tower::ServiceBuilder;
 
 use crate::admin::{AdminState, handle_admin};
 use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
 use crate::metrics::Metrics;
 use crate::observe::MetricsLayer;
 use crate::observe::ProviderTokens;
-use crate::request_body::BodyLimits;
-use crate::request_id::RequestIds;
+use crate::pipeline::{Pipeline, Stages, pipeline};
 use crate::routes::MountedRoute;
 use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
-use crate::service::{AppState, Pipeline, handle};
+use crate::service::{FrontDoor, FrontDoorSettings};
 use crate::workers::Workers;
 use loom_routing::{ProviderState, RouteTarget, Router};
 use std::collections::HashMap;
@@ -65,7 +63,7 @@ pub enum GatewayError {
 
 /// A gateway built from config, ready to serve.
 pub struct Gateway {
-    state: Arc<AppState>,
+    front_door: FrontDoor<Pipeline>,
     metrics: Arc<Metrics>,
     provider_states: Vec<Arc<ProviderState>>,
     recorder: Arc<UsageRecorder>,
@@ -118,25 +116,24 @@ impl Gateway {
             accounting.count_input || cost_routing,
         )
         .with_request_timeout(config.server.request_timeout);
-        let scrub_errors = ScrubErrorsLayer::for_providers(&ai.providers);
-        let pipeline = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
+        let stages = Stages {
+            scrub_errors: ScrubErrorsLayer::for_providers(&ai.providers),
+            accounting: accounting_layer,
+            metrics: MetricsLayer::new(metrics.clone()),
+        };
+        let routed = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
             let router = build_router(config, routing, &providers);
             let models = models_body(router.served_models());
-            let pipeline = ServiceBuilder::new()
-                .layer(scrub_errors.clone())
-                .layer(MetricsLayer::new(metrics.clone()))
-                .layer(accounting_layer.clone())
-                .service(router);
-            (pipeline, models)
+            (pipeline(&stages, router), models)
         };
-        let global = pipeline(&ai.routing);
+        let global = routed(&ai.routing);
         let routes = if ai.enabled {
             config
                 .effective_routes()
                 .iter()
                 .map(|route| {
                     let (pipeline, models_body) = match &route.routing {
-                        Some(routing) => pipeline(routing),
+                        Some(routing) => routed(routing),
                         None => global.clone(),
                     };
                     MountedRoute::new(route, pipeline, models_body)
@@ -145,21 +142,17 @@ impl Gateway {
         } else {
             Vec::new()
         };
-        let state = AppState {
-            routes,
-            body_limits: BodyLimits::new(
-                config.server.max_body_bytes,
-                config.server.body_timeout,
-                config.server.buffered_body_budget(),
-            ),
+        let settings = FrontDoorSettings {
+            max_body_bytes: config.server.max_body_bytes,
+            body_timeout: config.server.body_timeout,
+            max_buffered_body_bytes: config.server.buffered_body_budget(),
             streaming_enabled: ai.streaming.enabled,
             flush_interval: ai.streaming.flush_interval,
             request_timeout: config.server.request_timeout,
-            request_ids: RequestIds::new(),
             metrics: metrics.clone(),
         };
         Ok(Gateway {
-            state: Arc::new(state),
+            front_door: FrontDoor::new(routes, settings),
             metrics,
             provider_states,
             recorder,
@@ -209,8 +202,11 @@ impl Gateway {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let grace = self.shutdown_timeout;
         let addr = listener.local_addr().ok();
-        let state = self.state.clone();
-        let handler = move |request| handle(state.clone(), request);
+        let front_door = self.front_door.clone();
+        let handler = move |request| {
+            let answer = front_door.handle::<hyper::body::Incoming>(request);
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        };
         let front = match Workers::spawn(self.workers, handler.clone(), &self.limits, grace) {
             Ok(workers) => tokio::spawn(workers.serve(listener, shutdown_rx.clone())),
             Err(error) => {

@@ -43,6 +43,7 @@ pub mod http_error;
 pub mod metrics;
 pub mod observe;
 pub mod openai_format;
+pub mod pipeline;
 pub mod request_body;
 pub mod request_id;
 pub mod routes;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::RouteConfig;
-use crate::service::Pipeline;
 
 /// A route's path: `/prefix/*` or an exact path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +37,9 @@ impl RoutePattern {
     }
 }
 
-/// A configured route, ready for matching, with its own pipeline.
+/// A configured route, ready for matching, with its own pipeline `S`.
 #[derive(Clone)]
-pub struct MountedRoute {
+pub struct MountedRoute<S> {
     /// Route id from config.
     pub id: Arc<str>,
     /// Its path.
@@ -48,14 +47,14 @@ pub struct MountedRoute {
     /// Whether the AI gateway serves it.
     pub ai_gateway: bool,
     /// The pipeline its requests go through (its own router when it has a routing block).
-    pub pipeline: Pipeline,
+    pub pipeline: S,
     /// Its `/models` answer.
     pub models_body: Bytes,
 }
 
-impl MountedRoute {
+impl<S> MountedRoute<S> {
     /// Prepares a configured route.
-    pub fn new(config: &RouteConfig, pipeline: Pipeline, models_body: Bytes) -> Self {
+    pub fn new(config: &RouteConfig, pipeline: S, models_body: Bytes) -> Self {
         MountedRoute {
             id: Arc::from(config.id.as_str()),
             pattern: RoutePattern::new(&config.path),
@@ -67,22 +66,22 @@ impl MountedRoute {
 }
 
 /// What a path resolved to.
-pub enum RouteMatch<'r, 'p> {
+pub enum RouteMatch<'r, 'p, S> {
     /// An AI route, and the endpoint below its prefix (e.g. `chat/completions`).
     Ai {
         /// The route.
-        route: &'r MountedRoute,
+        route: &'r MountedRoute<S>,
         /// The endpoint below it.
         endpoint: &'p str,
     },
     /// A route the AI gateway does not serve.
-    NotAi(&'r MountedRoute),
+    NotAi(&'r MountedRoute<S>),
     /// No route.
     None,
 }
 
 /// Finds the first route matching `path`.
-pub fn match_route<'r, 'p>(routes: &'r [MountedRoute], path: &'p str) -> RouteMatch<'r, 'p> {
+pub fn match_route<'r, 'p, S>(routes: &'r [MountedRoute<S>], path: &'p str) -> RouteMatch<'r, 'p, S> {
     for route in routes {
         if let Some(endpoint) = route.pattern.endpoint(path) {
             return if route.ai_gateway {

@@ -1,20 +1,28 @@
 //! The HTTP service of the front doors (OpenAI and Anthropic): route, read, parse, dispatch, answer.
+//!
+//! [`FrontDoor`] is a `tower::Service<http::Request<B>>` for any body `B`, over routes that
+//! each send their requests to an inner `Service<LlmRequest>` (the pipeline), so it can be
+//! mounted in any hyper or axum server.
 
 use std::convert::Infallible;
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use loom_core::{
     ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
     UpstreamTime,
 };
 use tokio::time::Instant;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 use tracing::{Instrument, info_span, warn};
 
 use crate::access_log::AccessLog;
@@ -23,30 +31,139 @@ use crate::anthropic_stream::anthropic_events;
 use crate::deadline::{request_timeout_error, stream_with_deadline};
 use crate::http_error::error_response;
 use crate::metrics::Metrics;
-use crate::observe::MetricsService;
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_body::{BodyLimits, read_body};
 use crate::request_id::RequestIds;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
-use loom_routing::Router;
-use loom_tokens::accounting::TokenAccounting;
 
 /// Body of every gateway response: whole bytes or a live event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
 
-/// The tower pipeline behind the front door, in DESIGN.md's order.
-pub type Pipeline = crate::scrub::ScrubErrors<MetricsService<TokenAccounting<Router>>>;
+/// The OpenAI and Anthropic front doors: HTTP requests in, through each route's
+/// pipeline `S` (a `Service<LlmRequest>`), answers out in the client's format.
+pub struct FrontDoor<S> {
+    state: Arc<FrontDoorState<S>>,
+}
+
+impl<S> Clone for FrontDoor<S> {
+    fn clone(&self) -> Self {
+        FrontDoor { state: self.state.clone() }
+    }
+}
+
+/// How a front door treats requests: limits, streaming, the metrics it records into.
+#[derive(Clone)]
+pub struct FrontDoorSettings {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Time a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// Request-body bytes all requests may hold at once.
+    pub max_buffered_body_bytes: u64,
+    /// Whether clients may stream.
+    pub streaming_enabled: bool,
+    /// Longest time a stream chunk may wait to be batched.
+    pub flush_interval: Duration,
+    /// Upper bound on a whole request, from its arrival to its last byte.
+    pub request_timeout: Duration,
+    /// Where Loom's own time per request is recorded.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Default for FrontDoorSettings {
+    /// The defaults of `server:` and `ai_gateway.streaming:`.
+    fn default() -> Self {
+        let server = crate::config::ServerConfig::default();
+        let streaming = crate::config::StreamingConfig::default();
+        FrontDoorSettings {
+            max_body_bytes: server.max_body_bytes,
+            body_timeout: server.body_timeout,
+            max_buffered_body_bytes: server.buffered_body_budget(),
+            streaming_enabled: streaming.enabled,
+            flush_interval: streaming.flush_interval,
+            request_timeout: server.request_timeout,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
 
 /// Everything a request handler reads; built once, shared immutably.
-pub struct AppState {
-    pub(crate) routes: Vec<MountedRoute>,
-    pub(crate) body_limits: BodyLimits,
-    pub(crate) streaming_enabled: bool,
-    pub(crate) flush_interval: Duration,
-    pub(crate) request_timeout: Duration,
-    pub(crate) request_ids: RequestIds,
-    pub(crate) metrics: Arc<Metrics>,
+struct FrontDoorState<S> {
+    routes: Vec<MountedRoute<S>>,
+    body_limits: BodyLimits,
+    streaming_enabled: bool,
+    flush_interval: Duration,
+    request_timeout: Duration,
+    request_ids: RequestIds,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> FrontDoor<S> {
+    /// A front door serving `routes` (the first that matches a path serves it).
+    pub fn new(routes: Vec<MountedRoute<S>>, settings: FrontDoorSettings) -> Self {
+        FrontDoor {
+            state: Arc::new(FrontDoorState {
+                routes,
+                body_limits: BodyLimits::new(
+                    settings.max_body_bytes,
+                    settings.body_timeout,
+                    settings.max_buffered_body_bytes,
+                ),
+                streaming_enabled: settings.streaming_enabled,
+                flush_interval: settings.flush_interval,
+                request_timeout: settings.request_timeout,
+                request_ids: RequestIds::new(),
+                metrics: settings.metrics,
+            }),
+        }
+    }
+
+    /// A front door serving `/v1/*` (route `ai`) through `pipeline`, with default settings.
+    pub fn with_pipeline(pipeline: S) -> Self {
+        let route =
+            MountedRoute::new(&crate::config::RouteConfig::default_ai_route(), pipeline, Bytes::new());
+        FrontDoor::new(vec![route], FrontDoorSettings::default())
+    }
+}
+
+impl<S> FrontDoor<S>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    /// Answers one request; never fails: errors become error responses in the client's format.
+    pub fn handle<B>(
+        &self,
+        request: Request<B>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + use<S, B>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Display,
+    {
+        handle(self.state.clone(), request)
+    }
+}
+
+impl<S, B> Service<Request<B>> for FrontDoor<S>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Display,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let answer = self.handle(request);
+        Box::pin(async move { Ok(answer.await) })
+    }
 }
 
 /// The endpoints of the front doors.
@@ -95,10 +212,13 @@ const LOOM_PROVIDER: HeaderName = HeaderName::from_static("x-loom-provider");
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 /// Handles one HTTP request; never fails: errors become error responses in the client's format.
-pub async fn handle(
-    state: Arc<AppState>,
-    request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
+async fn handle<S, B>(state: Arc<FrontDoorState<S>>, request: Request<B>) -> Response<ResponseBody>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Display,
+{
     let started = Instant::now();
     let request_id = state.request_ids.for_request(request.headers());
     let span =
@@ -134,16 +254,16 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     access.answered(response.status(), provider);
-    Ok(response)
+    response
 }
 
 type Served = (Response<ResponseBody>, Option<Arc<str>>);
 
 /// Finds the route and endpoint of a request.
-fn resolve<'s>(
-    state: &'s AppState,
-    request: &Request<Incoming>,
-) -> Result<(&'s MountedRoute, Endpoint), LoomError> {
+fn resolve<'s, S, B>(
+    state: &'s FrontDoorState<S>,
+    request: &Request<B>,
+) -> Result<(&'s MountedRoute<S>, Endpoint), LoomError> {
     let path = request.uri().path();
     let (route, endpoint) = match match_route(&state.routes, path) {
         RouteMatch::Ai { route, endpoint } => (route, endpoint),
@@ -165,28 +285,27 @@ fn resolve<'s>(
 }
 
 /// Reads, parses, dispatches and answers one request.
-async fn serve(
-    state: &AppState,
-    request: Request<Incoming>,
+async fn serve<S, B>(
+    state: &FrontDoorState<S>,
+    request: Request<B>,
     request_id: &str,
-    route: &MountedRoute,
+    route: &MountedRoute<S>,
     endpoint: Endpoint,
     started: Instant,
     upstream_time: &UpstreamTime,
-) -> Result<Served, LoomError> {
+) -> Result<Served, LoomError>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Display,
+{
     if let Endpoint::Models = endpoint {
         return Ok((json_response(StatusCode::OK, route.models_body.clone()), None));
     }
-    let header_identity = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.is_empty())
-            .map(Arc::from)
-    };
     // Until authentication exists, callers name themselves with these headers.
-    let (header_user, header_team) = (header_identity("x-loom-user"), header_identity("x-loom-team"));
+    let header_user = header_identity(request.headers(), "x-loom-user");
+    let header_team = header_identity(request.headers(), "x-loom-team");
     // One deadline from the request's arrival: a slow body eats into it.
     let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
     let body = read_body(request, &state.body_limits, deadline).await?;
@@ -249,8 +368,8 @@ async fn serve(
     Ok((http_response, Some(provider)))
 }
 
-fn openai_answer(
-    state: &AppState,
+fn openai_answer<S>(
+    state: &FrontDoorState<S>,
     response: LlmResponse,
     deadline: Instant,
     wants_usage: bool,
@@ -272,8 +391,8 @@ fn openai_answer(
     })
 }
 
-fn anthropic_answer(
-    state: &AppState,
+fn anthropic_answer<S>(
+    state: &FrontDoorState<S>,
     response: LlmResponse,
     deadline: Instant,
 ) -> Result<Response<ResponseBody>, LoomError> {
@@ -294,6 +413,11 @@ fn anthropic_answer(
             return Err(LoomError::internal("an embeddings answer to a messages request"));
         }
     })
+}
+
+/// A non-empty identity header's value.
+fn header_identity(headers: &http::HeaderMap, name: &str) -> Option<Arc<str>> {
+    headers.get(name).and_then(|value| value.to_str().ok()).filter(|value| !value.is_empty()).map(Arc::from)
 }
 
 /// Longest model name a request may carry: names are echoed in errors and logs, and

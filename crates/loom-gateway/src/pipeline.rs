@@ -1,0 +1,47 @@
+//! The pipeline every AI request goes through behind the front door, composed in one place.
+
+use loom_core::{LlmRequest, LlmResponse, LoomError};
+use loom_routing::Router;
+use loom_tokens::accounting::TokenAccountingLayer;
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+
+use crate::observe::MetricsLayer;
+use crate::scrub::ScrubErrorsLayer;
+
+/// The stages behind a front door, boxed so that adding a stage changes no type.
+pub type Pipeline = BoxCloneSyncService<LlmRequest, LlmResponse, LoomError>;
+
+/// The stages every route's pipeline shares (each route has a router of its own).
+#[derive(Clone)]
+pub struct Stages {
+    /// Removes configured secrets from every error that leaves.
+    pub scrub_errors: ScrubErrorsLayer,
+    /// Counts usage and cost of every request.
+    pub accounting: TokenAccountingLayer,
+    /// Counts and times the requests that reach a provider.
+    pub metrics: MetricsLayer,
+}
+
+/// The stack a request goes through, top to bottom:
+///
+/// 1. the front door ([`FrontDoor`](crate::service::FrontDoor), the HTTP edge): request id,
+///    route, body size and time limits, the request's deadline, parsing into an
+///    [`LlmRequest`]; the answer is written back in the client's format;
+/// 2. error scrubbing ([`ScrubErrorsLayer`]): no configured secret leaves in an error;
+/// 3. token accounting ([`TokenAccountingLayer`]): the input estimate on the way in; usage,
+///    cost and one record per request on the way out, streams included;
+/// 4. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
+/// 5. the router ([`Router`]): model mapping, strategy, failover, health;
+/// 6. the provider adapters behind it: canonical to wire format and back.
+///
+/// Authentication, rate limits and budgets, and security checks take their places between
+/// 2 and 3, the cache between 3 and 4: one `.layer(...)` line each.
+pub fn pipeline(stages: &Stages, router: Router) -> Pipeline {
+    let stack = ServiceBuilder::new()
+        .layer(stages.scrub_errors.clone())
+        .layer(stages.accounting.clone())
+        .layer(stages.metrics.clone())
+        .service(router);
+    BoxCloneSyncService::new(stack)
+}
