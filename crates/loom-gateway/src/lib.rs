@@ -54,3 +54,9 @@ pub mod sse;
 pub mod workers;
 
 pub use gateway::{Gateway, GatewayError, RunningGateway};
+
+/// Guides whose code is compiled and run as doctests.
+pub mod guide {
+    #[doc = include_str!("../../../docs/embedding.md")]
+    pub mod embedding {}
+}
