@@ -37,8 +37,9 @@ pub struct RequestContext {
     pub client_format: ClientFormat,
     /// When the gateway received the request.
     pub received_at: Instant,
-    /// Estimated input tokens, set by token accounting for later stages (cost routing).
-    pub input_token_estimate: Option<u64>,
+    /// Typed data a stage hands to later ones (e.g. [`InputTokenEstimate`]); stages add
+    /// their own types without changing this struct.
+    pub extensions: http::Extensions,
     /// Time spent waiting for upstreams, so Loom's own share of the request is the rest.
     pub upstream_time: UpstreamTime,
 }
@@ -58,11 +59,16 @@ impl RequestContext {
             identity: Identity::default(),
             client_format: ClientFormat::OpenAi,
             received_at: Instant::now(),
-            input_token_estimate: None,
+            extensions: http::Extensions::new(),
             upstream_time,
         }
     }
 }
+
+/// The request's input tokens as token accounting estimated them, for later stages
+/// (the `cost` strategy); in [`RequestContext::extensions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputTokenEstimate(pub u64);
 
 /// Time a request spent waiting for upstreams (every attempt, and the backoff between
 /// failover attempts), added up by the stages that wait; clones share one total.

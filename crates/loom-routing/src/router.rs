@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use loom_core::{
-    ChunkStream, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, StreamChunk,
-    TokenCount, on_stream_end,
+    ChunkStream, ErrorKind, InputTokenEstimate, LlmRequest, LlmResponse, LoomError, RequestPayload,
+    ResponsePayload, StreamChunk, TokenCount, on_stream_end,
 };
 use loom_providers::Provider;
 use loom_tokens::accounting::Price;
@@ -210,7 +210,7 @@ impl RouterInner {
         if eligible.is_empty() {
             return Err(LoomError::model_not_found(&model, &self.served_models));
         }
-        let input = request.context.input_token_estimate.unwrap_or(0);
+        let input = request.context.extensions.get::<InputTokenEstimate>().map_or(0, |estimate| estimate.0);
         let output = match &request.payload {
             RequestPayload::Chat(chat) => chat.output_limit().map_or(DEFAULT_OUTPUT_ESTIMATE, u64::from),
             RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::Stream;
 use loom_core::{
-    ChatAnswer, ChatChunk, ChunkStream, Content, LlmRequest, LlmResponse, LoomError, RequestPayload,
-    ResponsePayload, StreamChunk, Usage, WireChunk,
+    ChatAnswer, ChatChunk, ChunkStream, Content, InputTokenEstimate, LlmRequest, LlmResponse, LoomError,
+    RequestPayload, ResponsePayload, StreamChunk, Usage, WireChunk,
 };
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -211,7 +211,7 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
         streamed,
     };
     let received_at = context.received_at;
-    request.context.input_token_estimate = Some(input_estimate);
+    request.context.extensions.insert(InputTokenEstimate(input_estimate));
     Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }
 }
 
