@@ -239,7 +239,7 @@ fn build_router(
     config: &LoomConfig,
     routing: &RoutingConfig,
     providers: &HashMap<String, (Provider, Arc<ProviderState>)>,
-) -> Router {
+) -> Router<Provider> {
     let ai = &config.ai_gateway;
     let targets = routing
         .targets_by_priority(&ai.providers)

@@ -3,8 +3,8 @@
 use loom_core::{LlmRequest, LlmResponse, LoomError};
 use loom_routing::Router;
 use loom_tokens::accounting::TokenAccountingLayer;
-use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
 
 use crate::observe::MetricsLayer;
 use crate::scrub::ScrubErrorsLayer;
@@ -37,7 +37,11 @@ pub struct Stages {
 ///
 /// Authentication, rate limits and budgets, and security checks take their places between
 /// 2 and 3, the cache between 3 and 4: one `.layer(...)` line each.
-pub fn pipeline(stages: &Stages, router: Router) -> Pipeline {
+pub fn pipeline<S>(stages: &Stages, router: Router<S>) -> Pipeline
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     let stack = ServiceBuilder::new()
         .layer(stages.scrub_errors.clone())
         .layer(stages.accounting.clone())

@@ -14,19 +14,24 @@ use loom_core::{
     ChunkStream, ErrorKind, InputTokenEstimate, LlmRequest, LlmResponse, LoomError, RequestPayload,
     ResponsePayload, StreamChunk, TokenCount, on_stream_end,
 };
-use loom_providers::Provider;
 use loom_tokens::accounting::Price;
 use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
 use crate::config::{FailoverConfig, RoutingConfig};
 use crate::health::ProviderState;
 use crate::strategy::{Candidate, DEFAULT_OUTPUT_ESTIMATE, Picker};
 
-/// One provider the router may use.
-pub struct RouteTarget {
-    /// The adapter.
-    pub provider: Provider,
+/// A target behind a type-erased service: any `Service<LlmRequest>`, e.g. a provider
+/// wrapped in layers of your own.
+pub type BoxedTarget = BoxCloneSyncService<LlmRequest, LlmResponse, LoomError>;
+
+/// One backend the router may use: a provider adapter (`loom_providers::Provider`), or any
+/// `Service<LlmRequest>` of your own (by default boxed, [`BoxedTarget`]).
+pub struct RouteTarget<S = BoxedTarget> {
+    /// The service that answers.
+    pub provider: S,
     /// Its shared health and statistics.
     pub state: Arc<ProviderState>,
     /// Models it serves; empty means any.
@@ -38,27 +43,32 @@ pub struct RouteTarget {
 }
 
 /// Routes each request to a provider, failing over when one fails.
-#[derive(Clone)]
-pub struct Router {
-    inner: Arc<RouterInner>,
+pub struct Router<S = BoxedTarget> {
+    inner: Arc<RouterInner<S>>,
 }
 
-struct RouterInner {
+impl<S> Clone for Router<S> {
+    fn clone(&self) -> Self {
+        Router { inner: self.inner.clone() }
+    }
+}
+
+struct RouterInner<S> {
     /// In priority order.
-    targets: Vec<RouteTarget>,
+    targets: Vec<RouteTarget<S>>,
     picker: Picker,
     failover: FailoverConfig,
     model_mapping: BTreeMap<String, BTreeMap<String, String>>,
     served_models: Vec<String>,
 }
 
-impl Router {
+impl<S> Router<S> {
     /// A router over `targets`, given in priority order (first = preferred).
     pub fn new(
-        targets: Vec<RouteTarget>,
+        targets: Vec<RouteTarget<S>>,
         routing: &RoutingConfig,
         model_mapping: BTreeMap<String, BTreeMap<String, String>>,
-    ) -> Router {
+    ) -> Self {
         let mut served_models: Vec<String> = targets
             .iter()
             .flat_map(|target| target.models.iter().cloned())
@@ -66,7 +76,7 @@ impl Router {
             .collect();
         served_models.sort();
         served_models.dedup();
-        Router {
+        Self {
             inner: Arc::new(RouterInner {
                 picker: Picker::new(routing.strategy, targets.len()),
                 targets,
@@ -83,7 +93,11 @@ impl Router {
     }
 }
 
-impl RouterInner {
+impl<S> RouterInner<S>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     /// The targets that serve `model`, each with the model name `model_mapping` gives it there.
     fn eligible(&self, model: &str) -> Vec<(usize, Option<&str>)> {
         let mapping = self.model_mapping.get(model);
@@ -151,12 +165,6 @@ impl RouterInner {
                 .as_ref()
                 .and_then(|upstream| upstream.status)
                 .is_some_and(|status| self.failover.retry_codes.contains(&status))
-    }
-
-    /// Whether an error says something about the provider (and counts against its health).
-    fn provider_fault(error: &LoomError) -> bool {
-        error.upstream.is_some()
-            && !matches!(error.kind, ErrorKind::UpstreamRejected | ErrorKind::InvalidRequest)
     }
 
     /// Jittered exponential backoff; `Retry-After` is honoured when the same provider
@@ -264,7 +272,7 @@ impl RouterInner {
                     return Ok(response);
                 }
                 Err(error) => {
-                    if Self::provider_fault(&error) {
+                    if provider_fault(&error) {
                         target.state.on_failure();
                     }
                     if last || !self.retryable(&error) {
@@ -294,6 +302,11 @@ impl RouterInner {
 fn broken_answer(error: &LoomError) -> bool {
     error.kind == ErrorKind::UpstreamError
         && error.upstream.as_ref().is_some_and(|upstream| upstream.status.is_none())
+}
+
+/// Whether an error says something about the provider (and counts against its health).
+fn provider_fault(error: &LoomError) -> bool {
+    error.upstream.is_some() && !matches!(error.kind, ErrorKind::UpstreamRejected | ErrorKind::InvalidRequest)
 }
 
 /// For streams, waits for the first chunk so a failure before the client has seen any
@@ -338,7 +351,11 @@ fn random_u64() -> u64 {
     hasher.finish()
 }
 
-impl Service<LlmRequest> for Router {
+impl<S> Service<LlmRequest> for Router<S>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     type Response = LlmResponse;
     type Error = LoomError;
     type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
@@ -391,7 +408,7 @@ mod tests {
             let error = invalid(reason);
             assert!(broken_answer(&error), "{reason}");
             assert!(router.inner.retryable(&error), "{reason}");
-            assert!(RouterInner::provider_fault(&error), "{reason}");
+            assert!(provider_fault(&error), "{reason}");
         }
     }
 
