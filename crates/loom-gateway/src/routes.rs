@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::config::RouteConfig;
+use crate::models::RouteModels;
 use crate::service::Pipeline;
 
 /// A route's path: `/prefix/*` or an exact path.
@@ -49,19 +48,19 @@ pub struct MountedRoute {
     pub ai_gateway: bool,
     /// The pipeline its requests go through (its own router when it has a routing block).
     pub pipeline: Pipeline,
-    /// Its `/models` answer.
-    pub models_body: Bytes,
+    /// Its `/models` answers.
+    pub(crate) models: Arc<RouteModels>,
 }
 
 impl MountedRoute {
     /// Prepares a configured route.
-    pub fn new(config: &RouteConfig, pipeline: Pipeline, models_body: Bytes) -> Self {
+    pub(crate) fn new(config: &RouteConfig, pipeline: Pipeline, models: Arc<RouteModels>) -> Self {
         MountedRoute {
             id: Arc::from(config.id.as_str()),
             pattern: RoutePattern::new(&config.path),
             ai_gateway: config.ai_gateway,
             pipeline,
-            models_body,
+            models,
         }
     }
 }

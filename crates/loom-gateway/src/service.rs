@@ -175,7 +175,7 @@ async fn serve(
     upstream_time: &UpstreamTime,
 ) -> Result<Served, LoomError> {
     if let Endpoint::Models = endpoint {
-        return Ok((json_response(StatusCode::OK, route.models_body.clone()), None));
+        return Ok((json_response(StatusCode::OK, route.models.answer(request.headers())), None));
     }
     let header_identity = |name: &str| {
         request
