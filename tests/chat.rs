@@ -169,8 +169,8 @@ async fn models_lists_what_config_serves() {
     assert_eq!(
         response.json(),
         json!({"object": "list", "data": [
-            {"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "loom"},
-            {"id": "text-embedding-3-small", "object": "model", "created": 0, "owned_by": "loom"}
+            {"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "openai"},
+            {"id": "text-embedding-3-small", "object": "model", "created": 0, "owned_by": "openai"}
         ]})
     );
     assert_eq!(mock.request_count(), 0, "models are answered from config");

@@ -5,9 +5,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use loom_providers::{Provider, ProviderError};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +19,7 @@ use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 use crate::admin::{AdminState, handle_admin};
 use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
 use crate::metrics::Metrics;
+use crate::models::{ModelRefresher, RouteModels};
 use crate::observe::MetricsLayer;
 use crate::observe::ProviderTokens;
 use crate::pipeline::{Pipeline, Stages, pipeline};
@@ -73,6 +72,7 @@ pub struct Gateway {
     workers: usize,
     limits: ConnectionLimits,
     admin_limits: ConnectionLimits,
+    models: ModelRefresher,
 }
 
 impl Gateway {
@@ -121,9 +121,9 @@ impl Gateway {
             accounting: accounting_layer,
             metrics: MetricsLayer::new(metrics.clone()),
         };
-        let routed = |routing: &RoutingConfig| -> (Pipeline, Bytes) {
+        let routed = |routing: &RoutingConfig| -> (Pipeline, Arc<RouteModels>) {
             let router = build_router(config, routing, &providers);
-            let models = models_body(router.served_models());
+            let models = Arc::new(route_models(config, routing, &providers));
             (pipeline(&stages, router), models)
         };
         let global = routed(&ai.routing);
@@ -132,16 +132,23 @@ impl Gateway {
                 .effective_routes()
                 .iter()
                 .map(|route| {
-                    let (pipeline, models_body) = match &route.routing {
+                    let (pipeline, models) = match &route.routing {
                         Some(routing) => routed(routing),
                         None => global.clone(),
                     };
-                    MountedRoute::new(route, pipeline, models_body)
+                    MountedRoute::with_models(route, pipeline, models)
                 })
                 .collect()
         } else {
             Vec::new()
         };
+        let listers =
+            providers.iter().map(|(name, (provider, _))| (name.clone(), provider.clone())).collect();
+        let models = ModelRefresher::new(
+            &listers,
+            routes.iter().map(|route: &MountedRoute<Pipeline>| route.models.clone()).collect(),
+            ai.models_refresh,
+        );
         let settings = FrontDoorSettings {
             max_body_bytes: config.server.max_body_bytes,
             body_timeout: config.server.body_timeout,
@@ -161,6 +168,7 @@ impl Gateway {
             shutdown_timeout: config.server.shutdown_timeout,
             limits: ConnectionLimits::front_door(&config.server),
             admin_limits: ConnectionLimits::admin(&config.server),
+            models,
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -215,6 +223,9 @@ impl Gateway {
             }
         };
         let mut tasks = vec![front];
+        if !self.models.is_idle() {
+            tasks.push(tokio::spawn(self.models.run(shutdown_rx.clone())));
+        }
         let admin_addr = admin_listener.as_ref().and_then(|listener| listener.local_addr().ok());
         if let Some(admin_listener) = admin_listener {
             let admin = Arc::new(AdminState {
@@ -262,6 +273,24 @@ fn build_router(
         })
         .collect();
     Router::new(targets, routing, ai.model_mapping.clone())
+}
+
+/// The `/v1/models` answers of one routing block, over its active providers.
+fn route_models(
+    config: &LoomConfig,
+    routing: &RoutingConfig,
+    providers: &HashMap<String, (Provider, Arc<ProviderState>)>,
+) -> RouteModels {
+    let ai = &config.ai_gateway;
+    let targets = routing.targets_by_priority(&ai.providers);
+    let served: Vec<_> = targets
+        .iter()
+        .filter(|target| providers.contains_key(&target.name))
+        .filter_map(|target| ai.provider(&target.name))
+        .collect();
+    RouteModels::new(&ai.model_mapping, &served, |name| {
+        providers.get(name).is_some_and(|(provider, _)| provider.lists_models())
+    })
 }
 
 /// Prices from config: provider `cost_per_1k_*`, then the routing targets' (the spec
@@ -334,13 +363,4 @@ fn configured_models(config: &LoomConfig) -> impl Iterator<Item = &str> {
         .iter()
         .flat_map(|(model, per_provider)| std::iter::once(model).chain(per_provider.values()));
     listed.chain(mapped).map(String::as_str)
-}
-
-/// The `/v1/models` body, built once.
-fn models_body(models: &[String]) -> Bytes {
-    let data: Vec<_> = models
-        .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "loom"}))
-        .collect();
-    Bytes::from(json!({"object": "list", "data": data}).to_string())
 }

@@ -41,6 +41,7 @@ pub mod deadline;
 pub mod gateway;
 pub mod http_error;
 pub mod metrics;
+mod models;
 pub mod observe;
 pub mod openai_format;
 pub mod pipeline;

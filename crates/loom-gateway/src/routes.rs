@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::config::RouteConfig;
+use crate::models::RouteModels;
 
 /// A route's path: `/prefix/*` or an exact path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,19 +47,25 @@ pub struct MountedRoute<S> {
     pub ai_gateway: bool,
     /// The pipeline its requests go through (its own router when it has a routing block).
     pub pipeline: S,
-    /// Its `/models` answer.
-    pub models_body: Bytes,
+    /// Its `/models` answers.
+    pub(crate) models: Arc<RouteModels>,
 }
 
 impl<S> MountedRoute<S> {
-    /// Prepares a configured route.
-    pub fn new(config: &RouteConfig, pipeline: S, models_body: Bytes) -> Self {
+    /// Prepares a configured route whose `/models` answer lists no models.
+    pub fn new(config: &RouteConfig, pipeline: S) -> Self {
+        let models = RouteModels::new(&std::collections::BTreeMap::new(), &[], |_| false);
+        MountedRoute::with_models(config, pipeline, Arc::new(models))
+    }
+
+    /// Prepares a configured route whose `/models` answers are `models`.
+    pub(crate) fn with_models(config: &RouteConfig, pipeline: S, models: Arc<RouteModels>) -> Self {
         MountedRoute {
             id: Arc::from(config.id.as_str()),
             pattern: RoutePattern::new(&config.path),
             ai_gateway: config.ai_gateway,
             pipeline,
-            models_body,
+            models,
         }
     }
 }

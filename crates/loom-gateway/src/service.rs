@@ -121,8 +121,7 @@ impl<S> FrontDoor<S> {
 
     /// A front door serving `/v1/*` (route `ai`) through `pipeline`, with default settings.
     pub fn with_pipeline(pipeline: S) -> Self {
-        let route =
-            MountedRoute::new(&crate::config::RouteConfig::default_ai_route(), pipeline, Bytes::new());
+        let route = MountedRoute::new(&crate::config::RouteConfig::default_ai_route(), pipeline);
         FrontDoor::new(vec![route], FrontDoorSettings::default())
     }
 }
@@ -169,9 +168,17 @@ where
 /// The endpoints of the front doors.
 #[derive(Clone, Copy)]
 enum Endpoint {
+    /// `GET /models`, answered by the front door itself.
+    Models,
+    /// An AI call, sent through the pipeline.
+    Call(Call),
+}
+
+/// The endpoints whose requests go through the pipeline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
     Chat,
     Embeddings,
-    Models,
     Messages,
     CountTokens,
 }
@@ -179,11 +186,11 @@ enum Endpoint {
 impl Endpoint {
     fn from_path(endpoint: &str) -> Option<Endpoint> {
         Some(match endpoint {
-            "chat/completions" => Endpoint::Chat,
-            "embeddings" => Endpoint::Embeddings,
             "models" => Endpoint::Models,
-            "messages" => Endpoint::Messages,
-            "messages/count_tokens" => Endpoint::CountTokens,
+            "chat/completions" => Endpoint::Call(Call::Chat),
+            "embeddings" => Endpoint::Call(Call::Embeddings),
+            "messages" => Endpoint::Call(Call::Messages),
+            "messages/count_tokens" => Endpoint::Call(Call::CountTokens),
             _ => return None,
         })
     }
@@ -191,16 +198,14 @@ impl Endpoint {
     fn method(self) -> Method {
         match self {
             Endpoint::Models => Method::GET,
-            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {
-                Method::POST
-            }
+            Endpoint::Call(_) => Method::POST,
         }
     }
 
     fn format(self) -> ClientFormat {
         match self {
-            Endpoint::Messages | Endpoint::CountTokens => ClientFormat::Anthropic,
-            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Models => ClientFormat::OpenAi,
+            Endpoint::Call(Call::Messages | Call::CountTokens) => ClientFormat::Anthropic,
+            Endpoint::Call(Call::Chat | Call::Embeddings) | Endpoint::Models => ClientFormat::OpenAi,
         }
     }
 }
@@ -300,9 +305,12 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Display,
 {
-    if let Endpoint::Models = endpoint {
-        return Ok((json_response(StatusCode::OK, route.models_body.clone()), None));
-    }
+    let call = match endpoint {
+        Endpoint::Models => {
+            return Ok((json_response(StatusCode::OK, route.models.answer(request.headers())), None));
+        }
+        Endpoint::Call(call) => call,
+    };
     // Until authentication exists, callers name themselves with these headers.
     let header_user = header_identity(request.headers(), "x-loom-user");
     let header_team = header_identity(request.headers(), "x-loom-team");
@@ -315,12 +323,9 @@ where
     context.route = Some(route.id.clone());
     context.client_format = endpoint.format();
     let mut wants_usage = false;
-    let llm_request = match endpoint {
-        Endpoint::Chat | Endpoint::Messages => {
-            let mut chat = match endpoint {
-                Endpoint::Messages => parse_messages(body)?,
-                _ => parse_chat(body)?,
-            };
+    let llm_request = match call {
+        Call::Chat | Call::Messages => {
+            let mut chat = if call == Call::Messages { parse_messages(body)? } else { parse_chat(body)? };
             if chat.is_stream() && !state.streaming_enabled {
                 return Err(LoomError::invalid_request(
                     "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
@@ -335,12 +340,12 @@ where
             wants_usage = chat.wants_stream_usage();
             LlmRequest::chat(context, chat)
         }
-        Endpoint::CountTokens => {
+        Call::CountTokens => {
             let chat = parse_count_tokens(body)?;
             context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
             LlmRequest::count_tokens(context, chat)
         }
-        Endpoint::Embeddings | Endpoint::Models => {
+        Call::Embeddings => {
             let embeddings = parse_embeddings(body)?;
             context.identity.user = header_user.or_else(|| embeddings.user.as_deref().map(Arc::from));
             LlmRequest::embeddings(context, embeddings)
@@ -361,7 +366,7 @@ where
     if let Ok(value) = HeaderValue::from_str(&provider) {
         http_response.headers_mut().insert(LOOM_PROVIDER, value);
     }
-    if !matches!(endpoint, Endpoint::CountTokens) {
+    if call != Call::CountTokens {
         // The answer is ready (a stream's first chunk is in hand): the rest is Loom's.
         state.metrics.record_overhead(&provider, received_at.elapsed().saturating_sub(upstream_time.total()));
     }

@@ -6,7 +6,8 @@
 //!
 //! Provider types: `openai` (OpenAI and any OpenAI-compatible server through `base_url`,
 //! `local` with `format: openai`), `azure`, `anthropic` (and `local` with
-//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. The connections'
+//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. Each can list the
+//! models its upstream serves ([`models`]). The connections'
 //! writes wait one scheduler turn ([`deferred_writes`]), so a busy worker's writes leave
 //! together; the gateway's client-facing connections use the same wrapper.
 //!
@@ -39,6 +40,7 @@ pub mod gemini;
 pub mod google_auth;
 mod media;
 pub mod mock;
+pub mod models;
 pub mod openai;
 pub mod provider;
 pub mod secrets;
@@ -51,6 +53,7 @@ pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, V
 pub use error::{ErrorFields, ProviderError, TimeoutPhase};
 pub use gemini::GeminiProvider;
 pub use mock::MockProvider;
+pub use models::ListedModel;
 pub use openai::OpenAiProvider;
 pub use provider::Provider;
 pub use secrets::ProviderSecrets;

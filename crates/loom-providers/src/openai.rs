@@ -42,8 +42,8 @@ struct Inner {
 // One per provider, built at start-up: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Endpoints {
-    /// OpenAI and compatible servers: one URL per operation.
-    Fixed { chat: Endpoint, embeddings: Endpoint },
+    /// OpenAI and compatible servers: one URL per operation, and the model list.
+    Fixed { chat: Endpoint, embeddings: Endpoint, models: Endpoint },
     /// Azure OpenAI: one URL per deployment, the deployment named by the model.
     Azure(AzureEndpoints),
 }
@@ -130,8 +130,11 @@ impl OpenAiProvider {
                     .parse::<Endpoint>()
                     .map_err(|error| config_error(format!("base_url `{base}`: {error}")))
             };
-            let endpoints =
-                Endpoints::Fixed { chat: uri("/chat/completions")?, embeddings: uri("/embeddings")? };
+            let endpoints = Endpoints::Fixed {
+                chat: uri("/chat/completions")?,
+                embeddings: uri("/embeddings")?,
+                models: uri("/models")?,
+            };
             let auth = config.api_key.as_ref().map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
             (endpoints, auth)
         };
@@ -153,6 +156,15 @@ impl OpenAiProvider {
     /// The provider's configured name.
     pub fn name(&self) -> &str {
         &self.inner.upstream.name
+    }
+
+    /// The upstream and its `GET {base}/models` URL; `None` for Azure, whose models
+    /// are its configured deployments.
+    pub(crate) fn model_list(&self) -> Option<(&Upstream, &Endpoint)> {
+        match &self.inner.endpoints {
+            Endpoints::Fixed { models, .. } => Some((&self.inner.upstream, models)),
+            Endpoints::Azure(_) => None,
+        }
     }
 }
 

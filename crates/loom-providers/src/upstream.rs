@@ -136,9 +136,35 @@ impl Upstream {
         budget: &Budget,
         token: Option<&Secret>,
     ) -> Result<Response<UpstreamBody>, ProviderError> {
-        let mut request = Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = Method::POST;
+        self.send(Method::POST, endpoint, Bytes::from(body), budget, token).await
+    }
+
+    /// GETs `endpoint` and reads its whole body, at most `limit` bytes, within the
+    /// provider's timeouts; non-2xx becomes an error.
+    pub(crate) async fn get(&self, endpoint: &Endpoint, limit: usize) -> Result<Bytes, ProviderError> {
+        let budget = self.budget(&UpstreamTime::default());
+        let response = self.send(Method::GET, endpoint, Bytes::new(), &budget, None).await?;
+        let _waiting = budget.waiting();
+        self.collect_at_most(response, budget.deadline, limit).await
+    }
+
+    /// Sends a request with the fixed headers and returns the response once its headers
+    /// arrive; non-2xx becomes an error.
+    async fn send(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        body: Bytes,
+        budget: &Budget,
+        token: Option<&Secret>,
+    ) -> Result<Response<UpstreamBody>, ProviderError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method.clone();
         *request.headers_mut() = HeaderMap::clone(&self.headers);
+        if method == Method::GET {
+            // A GET carries no body to describe.
+            request.headers_mut().remove(CONTENT_TYPE);
+        }
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
                 ProviderError::InvalidResponse {
@@ -181,7 +207,17 @@ impl Upstream {
         response: Response<UpstreamBody>,
         deadline: Instant,
     ) -> Result<Bytes, ProviderError> {
-        let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY);
+        self.collect_at_most(response, deadline, MAX_UPSTREAM_BODY).await
+    }
+
+    /// The whole body, at most `limit` bytes, without timing it.
+    async fn collect_at_most(
+        &self,
+        response: Response<UpstreamBody>,
+        deadline: Instant,
+        limit: usize,
+    ) -> Result<Bytes, ProviderError> {
+        let body = Limited::new(response.into_body(), limit);
         match timeout_at(deadline, body.collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(error)) => Err(ProviderError::InvalidResponse {

@@ -7,6 +7,31 @@ use crate::SseStep;
 /// The `id` of every Anthropic fixture message.
 pub const MESSAGE_ID: &str = "msg_01XFDUDYJgAACzvnptvVoYEL";
 
+/// The `created_at` of every listed fixture model.
+pub const MODEL_CREATED_AT: &str = "2025-02-19T00:00:00Z";
+
+/// The `display_name` the fixture model list gives `id`.
+pub fn model_display_name(id: &str) -> String {
+    format!("Mock {id}")
+}
+
+/// One page of `GET /v1/models`: `{"data": [...], "has_more", "first_id", "last_id"}`.
+pub fn models_page<S: AsRef<str>>(ids: &[S], has_more: bool) -> Value {
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let id = id.as_ref();
+            json!({"type": "model", "id": id, "display_name": model_display_name(id), "created_at": MODEL_CREATED_AT})
+        })
+        .collect();
+    json!({
+        "data": data,
+        "has_more": has_more,
+        "first_id": ids.first().map(AsRef::as_ref),
+        "last_id": ids.last().map(AsRef::as_ref),
+    })
+}
+
 /// A whole `message` answering with `text`.
 pub fn message(model: &str, text: &str) -> Value {
     json!({

@@ -294,7 +294,12 @@ pub fn model(id: &str) -> Value {
 
 /// The `list` of [`MODELS`], as `GET /v1/models` returns it.
 pub fn models() -> Value {
-    json!({"object": "list", "data": MODELS.iter().map(|id| model(id)).collect::<Vec<_>>()})
+    models_list(&MODELS)
+}
+
+/// The `list` of `ids`, as `GET /v1/models` returns it.
+pub fn models_list<S: AsRef<str>>(ids: &[S]) -> Value {
+    json!({"object": "list", "data": ids.iter().map(|id| model(id.as_ref())).collect::<Vec<_>>()})
 }
 
 /// An OpenAI error object: `{"error": {"message", "type", "param": null, "code"}}`.

@@ -4,6 +4,34 @@ use serde_json::{Value, json};
 
 use crate::SseStep;
 
+/// The `displayName` the fixture model list gives `id`.
+pub fn model_display_name(id: &str) -> String {
+    format!("Mock {id}")
+}
+
+/// One page of `GET /v1beta/models`: `{"models": [{"name": "models/ID", ...}], "nextPageToken"}`.
+pub fn models_page<S: AsRef<str>>(ids: &[S], next_page_token: Option<&str>) -> Value {
+    let models: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let id = id.as_ref();
+            json!({
+                "name": format!("models/{id}"),
+                "version": "001",
+                "displayName": model_display_name(id),
+                "inputTokenLimit": 1_048_576,
+                "outputTokenLimit": 65_536,
+                "supportedGenerationMethods": ["generateContent", "countTokens"]
+            })
+        })
+        .collect();
+    let mut page = json!({"models": models});
+    if let Some(token) = next_page_token {
+        page["nextPageToken"] = json!(token);
+    }
+    page
+}
+
 /// A whole answer with `text`.
 pub fn text_response(model_version: &str, text: &str) -> Value {
     json!({

@@ -11,7 +11,14 @@
 //!   chunk sequence OpenAI streams (honouring `stream_options.include_usage`),
 //!   ending in `data: [DONE]`;
 //! - `POST /v1/embeddings`: one deterministic vector per input;
-//! - `GET /v1/models` and `GET /v1/models/{id}`;
+//! - `GET /v1/models/{id}`;
+//! - `GET` of any path ending in `/models`: the model list ([`fixtures::MODELS`] unless
+//!   [`MockUpstream::set_models`] says otherwise) in OpenAI's format, Anthropic's (when
+//!   the request carries `anthropic-version`, paged by `after_id`) or Gemini's (for
+//!   `/v1beta/models`, paged by `pageToken`). These are recorded apart
+//!   ([`MockUpstream::model_list_requests`]) and never take the replies queued with
+//!   [`MockUpstream::push_reply`], so a gateway's background list fetches leave every
+//!   other record as it was;
 //! - anything else: 404 with an OpenAI error object.
 //!
 //! ```

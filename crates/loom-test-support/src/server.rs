@@ -223,6 +223,36 @@ impl MockUpstream {
         reached
     }
 
+    /// Make the built-in model lists (`GET .../models` in the OpenAI, Anthropic and
+    /// Gemini formats) list `ids`, in this order (the default is [`fixtures::MODELS`]).
+    pub fn set_models(&self, ids: &[&str]) {
+        lock(&self.shared.model_lists).ids = ids.iter().map(|id| (*id).to_owned()).collect();
+    }
+
+    /// Split the built-in Anthropic and Gemini model lists into pages of `size` models.
+    pub fn set_models_page_size(&self, size: usize) {
+        lock(&self.shared.model_lists).page_size = Some(size.max(1));
+    }
+
+    /// Queue `reply` for the next model-list request (consumed FIFO, before the built-in
+    /// list); list requests never take the replies of [`Self::push_reply`].
+    pub fn push_models_reply(&self, reply: Reply) {
+        lock(&self.shared.model_lists).replies.push_back(reply);
+    }
+
+    /// Every model-list request (`GET` of a path ending in `/models`), in order. They are
+    /// kept apart from [`Self::requests`] and [`Self::request_count`], so a gateway's
+    /// background list fetches leave the other requests' records as they were.
+    pub fn model_list_requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.model_lists).recorded.clone()
+    }
+
+    /// Wait until at least `n` model-list requests have been answered; `false` on timeout.
+    pub async fn wait_for_model_list_requests(&self, n: usize, timeout: Duration) -> bool {
+        let shared = &self.shared;
+        wait_until(&shared.model_lists_notify, timeout, || lock(&shared.model_lists).answered >= n).await
+    }
+
     /// How many SSE bodies were dropped (client went away, or shutdown) before their last step.
     pub fn dropped_streams(&self) -> usize {
         self.shared.dropped.load(Ordering::SeqCst)
@@ -294,6 +324,18 @@ struct Shared {
     dropped: AtomicUsize,
     dropped_notify: Notify,
     templates: Templates,
+    model_lists: Mutex<ModelLists>,
+    model_lists_notify: Notify,
+}
+
+/// The built-in model lists, their scripted replies and their requests.
+struct ModelLists {
+    ids: Vec<String>,
+    page_size: Option<usize>,
+    replies: VecDeque<Reply>,
+    recorded: Vec<RecordedRequest>,
+    /// Requests whose answer has been built (recorded ones may still be in flight).
+    answered: usize,
 }
 
 impl Shared {
@@ -314,6 +356,14 @@ impl Shared {
             dropped: AtomicUsize::new(0),
             dropped_notify: Notify::new(),
             templates: Templates::new(),
+            model_lists: Mutex::new(ModelLists {
+                ids: fixtures::MODELS.iter().map(|id| (*id).to_owned()).collect(),
+                page_size: None,
+                replies: VecDeque::new(),
+                recorded: Vec::new(),
+                answered: 0,
+            }),
+            model_lists_notify: Notify::new(),
         }
     }
 
@@ -437,11 +487,84 @@ impl std::error::Error for MockError {}
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<MockBody>, MockError> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(MockError::Body)?.to_bytes();
+    if parts.method == Method::GET && parts.uri.path().ends_with("/models") {
+        return model_list(&shared, &parts, body).await;
+    }
     let seq = shared.record(&parts, &body);
-    let mut reply = match shared.next_reply() {
+    let reply = match shared.next_reply() {
         Some(reply) => reply,
         None => return Ok(builtin(&shared, &parts, &body, seq)),
     };
+    scripted(&shared, reply, seq).await
+}
+
+/// Answers a model-list request out of band: a [`MockUpstream::push_models_reply`]
+/// reply, else the built-in list in the format the request's headers and path ask for.
+async fn model_list(
+    shared: &Arc<Shared>,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<Response<MockBody>, MockError> {
+    let (seq, reply, builtin) = {
+        let mut lists = lock(&shared.model_lists);
+        lists.recorded.push(RecordedRequest {
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers.clone(),
+            body,
+            version: parts.version,
+        });
+        let seq = lists.recorded.len();
+        let reply = lists.replies.pop_front();
+        let builtin = reply.is_none().then(|| builtin_model_list(&lists, parts));
+        (seq, reply, builtin)
+    };
+    let response = match (reply, builtin) {
+        (Some(reply), _) => scripted(shared, reply, seq).await,
+        (None, Some(body)) => Ok(json_response(200, &body)),
+        (None, None) => Ok(json_response(500, &fixtures::error("server_error", None, "no model list"))),
+    };
+    lock(&shared.model_lists).answered += 1;
+    shared.model_lists_notify.notify_waiters();
+    response
+}
+
+/// One page of the built-in model list: Anthropic's format when the request carries
+/// `anthropic-version` (paged by `after_id`), Gemini's for `/v1beta/models` or
+/// `x-goog-api-key` (paged by `pageToken`, the index of the page's first model), else
+/// OpenAI's (one page).
+fn builtin_model_list(lists: &ModelLists, parts: &http::request::Parts) -> Value {
+    let query = |name: &str| {
+        parts.uri.query().unwrap_or_default().split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key == name).then(|| value.to_owned())
+        })
+    };
+    let ids = &lists.ids;
+    let page_size = lists.page_size.unwrap_or(ids.len().max(1));
+    if parts.headers.contains_key("anthropic-version") {
+        let start = query("after_id")
+            .and_then(|after| ids.iter().position(|id| *id == after))
+            .map_or(0, |index| index + 1);
+        let end = (start + page_size).min(ids.len());
+        return crate::anthropic_fixtures::models_page(&ids[start.min(end)..end], end < ids.len());
+    }
+    if parts.uri.path().ends_with("/v1beta/models") || parts.headers.contains_key("x-goog-api-key") {
+        let start = query("pageToken").and_then(|token| token.parse::<usize>().ok()).unwrap_or(0);
+        let end = (start + page_size).min(ids.len());
+        let next = (end < ids.len()).then(|| end.to_string());
+        return crate::gemini_fixtures::models_page(&ids[start.min(end)..end], next.as_deref());
+    }
+    fixtures::models_list(ids)
+}
+
+/// The response a scripted reply stands for.
+async fn scripted(
+    shared: &Arc<Shared>,
+    mut reply: Reply,
+    seq: usize,
+) -> Result<Response<MockBody>, MockError> {
     loop {
         let mut response = match reply {
             Reply::Delay(delay, inner) => {
@@ -464,7 +587,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
             }
             Reply::Sse { status, steps } => {
                 let steps = steps.into_iter().map(Step::from).collect();
-                sse(&shared, status, steps)
+                sse(shared, status, steps)
             }
             Reply::ResetMidBody { status, headers, partial, content_length } => {
                 let mut response = reset_mid_body(status, Bytes::from(partial), content_length);
@@ -489,7 +612,6 @@ fn builtin(
     let mut response = match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => chat(shared, body),
         (&Method::POST, "/v1/embeddings") => embeddings(shared, body),
-        (&Method::GET, "/v1/models") => full(200, shared.templates.models.clone(), APPLICATION_JSON),
         (&Method::GET, _) if model_id.is_some() => {
             let id = model_id.unwrap_or_default();
             if fixtures::MODELS.contains(&id) {
@@ -786,7 +908,6 @@ struct Templates {
     /// Indexed by `include_usage as usize`; the last frame is `data: [DONE]`.
     chat_stream: [Vec<Template>; 2],
     embeddings_single: Template,
-    models: Bytes,
 }
 
 impl Templates {
@@ -801,7 +922,6 @@ impl Templates {
             chat_completion: Template::new(&fixtures::chat_completion(MODEL_PLACEHOLDER).to_string()),
             chat_stream: [stream(false), stream(true)],
             embeddings_single: Template::new(&fixtures::embeddings(MODEL_PLACEHOLDER, 1).to_string()),
-            models: Bytes::from(fixtures::models().to_string()),
         }
     }
 }

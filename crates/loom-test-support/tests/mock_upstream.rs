@@ -222,6 +222,68 @@ async fn embeddings_answer_one_vector_per_input() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
+async fn get_with(client: &HttpClient, url: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+    let mut builder = Request::builder().method(Method::GET).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    client.request(builder.body(Full::new(Bytes::new())).unwrap()).await.expect("request failed")
+}
+
+#[tokio::test]
+async fn model_lists_in_each_format_are_paged_scripted_and_recorded_apart() {
+    let mock = MockUpstream::start().await;
+    let client = client();
+    mock.set_models(&["a", "b", "c"]);
+    mock.set_models_page_size(2);
+    let openai = json_body(send(&client, Method::GET, &mock.url("/models"), None).await).await;
+    assert_eq!(openai, fixtures::models_list(&["a", "b", "c"]));
+
+    let anthropic = [("anthropic-version", "2023-06-01")];
+    let first = json_body(get_with(&client, &mock.url("/models?limit=1000"), &anthropic).await).await;
+    assert_eq!(first, loom_test_support::anthropic_fixtures::models_page(&["a", "b"], true));
+    assert_eq!(first["last_id"], "b");
+    let url = mock.url("/models?limit=1000&after_id=b");
+    let last = json_body(get_with(&client, &url, &anthropic).await).await;
+    assert_eq!(last, loom_test_support::anthropic_fixtures::models_page(&["c"], false));
+
+    let gemini = format!("http://{}/v1beta/models?pageSize=1000", mock.addr());
+    let first = json_body(get_with(&client, &gemini, &[]).await).await;
+    assert_eq!(first, loom_test_support::gemini_fixtures::models_page(&["a", "b"], Some("2")));
+    assert_eq!(first["models"][0]["name"], "models/a");
+    let last = json_body(get_with(&client, &format!("{gemini}&pageToken=2"), &[]).await).await;
+    assert_eq!(last, loom_test_support::gemini_fixtures::models_page(&["c"], None));
+
+    // A scripted list reply is used once; the queue of other requests is left alone.
+    mock.push_reply(Reply::rate_limited(1));
+    mock.push_models_reply(Reply::json_status(503, json!({"error": {"message": "down"}})));
+    let response = send(&client, Method::GET, &mock.url("/models"), None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let response = send(&client, Method::GET, &mock.url("/models"), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.pending_replies(), 1);
+
+    assert!(mock.wait_for_model_list_requests(7, WAIT).await);
+    let listed = mock.model_list_requests();
+    let paths: Vec<_> = listed.iter().map(|request| request.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/models",
+            "/v1/models",
+            "/v1/models",
+            "/v1beta/models",
+            "/v1beta/models",
+            "/v1/models",
+            "/v1/models"
+        ]
+    );
+    assert_eq!(listed[2].query.as_deref(), Some("limit=1000&after_id=b"));
+    assert_eq!(listed[2].header("anthropic-version").as_deref(), Some("2023-06-01"));
+    assert_eq!(mock.request_count(), 0);
+    assert!(mock.requests().is_empty());
+}
+
 #[tokio::test]
 async fn models_and_unknown_routes() {
     let mock = MockUpstream::start().await;
@@ -538,7 +600,7 @@ async fn requests_are_recorded_in_order_with_headers_and_body() {
         .body(Full::new(Bytes::from(chat_request("first").to_string())))
         .unwrap();
     text(client.request(request).await.unwrap()).await;
-    text(send(&client, Method::GET, &mock.url("/models"), None).await).await;
+    text(send(&client, Method::GET, &mock.url("/models/gpt-4o"), None).await).await;
 
     assert!(mock.wait_for_requests(2, WAIT).await);
     assert!(!mock.wait_for_requests(3, Duration::from_millis(50)).await);
@@ -558,12 +620,12 @@ async fn requests_are_recorded_in_order_with_headers_and_body() {
 
     let second = &requests[1];
     assert_eq!(second.method, "GET");
-    assert_eq!(second.path, "/v1/models");
+    assert_eq!(second.path, "/v1/models/gpt-4o");
     assert_eq!(second.query, None);
     assert!(second.body.is_empty());
     assert!(second.try_json().is_err());
 
-    assert_eq!(mock.last_request().unwrap().path, "/v1/models");
+    assert_eq!(mock.last_request().unwrap().path, "/v1/models/gpt-4o");
     assert_eq!(mock.take_requests().len(), 2);
     assert!(mock.requests().is_empty());
     assert_eq!(mock.request_count(), 2);

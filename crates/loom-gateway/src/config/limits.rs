@@ -34,6 +34,10 @@ pub(crate) const DELAY: DurationRange = DurationRange { min: Duration::ZERO, max
 /// minute stalls the stream past any client's patience.
 pub(crate) const STREAM_BATCH: DurationRange = DurationRange { min: Duration::ZERO, max: MINUTE };
 
+/// How often upstream model lists are fetched: more than once a second is load on the
+/// upstream for nothing, less than once a day leaves lists stale.
+pub(crate) const MODELS_REFRESH: DurationRange = DurationRange { min: Duration::from_secs(1), max: DAY };
+
 /// Checks that the duration at `key` lies in `range`.
 pub(crate) fn check_duration(key: &str, value: Duration, range: DurationRange) -> Result {
     if value < range.min {
@@ -147,6 +151,10 @@ mod tests {
         );
         assert_eq!(message(check_duration("k", HOUR * 2, DELAY)), "k: must be at most 1h, not 2h");
         assert_eq!(message(check_duration("k", HOUR, STREAM_BATCH)), "k: must be at most 1m, not 1h");
+        assert_eq!(
+            message(check_duration("k", Duration::from_millis(500), MODELS_REFRESH)),
+            "k: must be at least 1s"
+        );
         assert_eq!(
             message(check_durations(
                 "a.b",

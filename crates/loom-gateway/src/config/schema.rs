@@ -166,7 +166,14 @@ pub struct AiGatewayConfig {
     pub streaming: StreamingConfig,
     /// Token usage and cost accounting.
     pub token_accounting: TokenAccountingConfig,
+    /// How often the model lists of providers without `models:` are fetched again for
+    /// `GET /v1/models`.
+    #[serde(with = "humantime_serde")]
+    pub models_refresh: std::time::Duration,
 }
+
+/// Default `ai_gateway.models_refresh`.
+pub const DEFAULT_MODELS_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `ai_gateway.token_accounting:` usage records, the ledger and prices.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -207,6 +214,7 @@ impl Default for AiGatewayConfig {
             model_mapping: BTreeMap::new(),
             streaming: StreamingConfig::default(),
             token_accounting: TokenAccountingConfig::default(),
+            models_refresh: DEFAULT_MODELS_REFRESH,
         }
     }
 }

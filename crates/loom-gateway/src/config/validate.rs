@@ -8,8 +8,8 @@ use loom_providers::{ProviderConfig, ProviderType};
 use super::error::ConfigError;
 use super::limits::{
     DELAY, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS, MAX_HTTP2_STREAMS,
-    MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, STREAM_BATCH, TIMEOUT, WORKERS_PER_CPU,
-    check_count, check_durations, check_price, max_workers,
+    MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, MODELS_REFRESH, STREAM_BATCH, TIMEOUT,
+    WORKERS_PER_CPU, check_count, check_durations, check_price, max_workers,
 };
 use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, ServerConfig, Strategy};
 
@@ -112,6 +112,7 @@ fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
         "ai_gateway.streaming",
         &[("flush_interval", ai.streaming.flush_interval, STREAM_BATCH)],
     )?;
+    check_durations("ai_gateway", &[("models_refresh", ai.models_refresh, MODELS_REFRESH)])?;
     let accounting = &ai.token_accounting;
     check_durations("ai_gateway.token_accounting", &[("flush_interval", accounting.flush_interval, DELAY)])?;
     for (model, price) in &accounting.prices {

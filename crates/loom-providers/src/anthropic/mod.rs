@@ -102,6 +102,8 @@ struct Inner {
     messages: Endpoint,
     /// `{messages}/count_tokens`.
     count_tokens: Endpoint,
+    /// `GET /v1/models`, without its query.
+    models: String,
     default_max_tokens: u32,
 }
 
@@ -119,6 +121,10 @@ impl AnthropicProvider {
         };
         let messages = endpoint(&url)?;
         let count_tokens = endpoint(&format!("{url}/count_tokens"))?;
+        let models = url.strip_suffix("/messages").unwrap_or(&url);
+        let models = format!("{models}/models");
+        // Checked now so a bad URL fails at start-up, not at every refresh.
+        endpoint(&models)?;
         let auth = config
             .api_key
             .as_ref()
@@ -143,6 +149,7 @@ impl AnthropicProvider {
                 ),
                 messages,
                 count_tokens,
+                models,
                 default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             }),
         })
@@ -151,6 +158,11 @@ impl AnthropicProvider {
     /// The provider's configured name.
     pub fn name(&self) -> &str {
         &self.inner.upstream.name
+    }
+
+    /// The upstream and its `GET /v1/models` URL (without a query).
+    pub(crate) fn model_list(&self) -> (&Upstream, &str) {
+        (&self.inner.upstream, &self.inner.models)
     }
 }
 

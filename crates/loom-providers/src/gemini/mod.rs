@@ -102,6 +102,12 @@ impl GeminiProvider {
     pub fn name(&self) -> &str {
         &self.inner.upstream.name
     }
+
+    /// The upstream and its `GET .../models` URL (without a query); `None` on Vertex AI,
+    /// whose publisher model list Loom does not fetch.
+    pub(crate) fn model_list(&self) -> Option<(&Upstream, &str)> {
+        self.inner.tokens.is_none().then_some((&self.inner.upstream, self.inner.models_base.as_str()))
+    }
 }
 
 impl Inner {
