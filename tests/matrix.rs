@@ -20,8 +20,7 @@
 //! honour: a 400 naming the field, with nothing sent upstream when Loom can tell
 //! beforehand.
 //!
-//! Tests named `bug_*` document Loom bugs found while writing the matrix; they fail
-//! until the bug is fixed.
+//! The last tests are bugs the matrix found, kept as regression tests now that they are fixed.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -1287,17 +1286,15 @@ async fn matrix_local_anthropic() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Loom bugs found while building the matrix; each test fails until its bug is fixed.
+// Bugs the matrix found, now fixed; each test keeps its bug from coming back.
 // ---------------------------------------------------------------------------------------
 
-/// BUG: `top_k` from an Anthropic-format client never reaches any provider.
+/// `top_k` from an Anthropic-format client reaches the providers that take it.
 ///
-/// `loom-gateway/src/anthropic_format.rs`, `to_canonical`: `top_k` is stored in
-/// `chat.extra`, then `chat.extra = request.extra;` at the end replaces the whole map,
-/// so the anthropic provider (`request::to_anthropic` reads `chat.extra["top_k"]`) and
-/// Gemini (`generation_config` reads it too) never see it.
+/// It once did not: `anthropic_format.rs` `to_canonical` stored `top_k` in `chat.extra`,
+/// then replaced the whole map with the request's other fields.
 #[tokio::test]
-async fn bug_anthropic_client_top_k_is_dropped() {
+async fn anthropic_client_top_k_reaches_the_provider() {
     let mock = MockUpstream::start().await;
     let gateway = TestGateway::start(&Kind::Anthropic.config(&mock)).await;
     mock.push_reply(Reply::json(anthropic_fixtures::message("claude-sonnet-4-5", "Hi")));
@@ -1312,16 +1309,13 @@ async fn bug_anthropic_client_top_k_is_dropped() {
     );
 }
 
-/// BUG: an Anthropic-format client reaching the anthropic provider loses
-/// `stop_reason: "stop_sequence"` and `stop_sequence`.
+/// An Anthropic-format client reaching the anthropic provider keeps
+/// `stop_reason: "stop_sequence"` and `stop_sequence`, whole and streamed.
 ///
-/// `loom-providers/src/anthropic/response.rs` `finish_reason` maps `stop_sequence` to
-/// `FinishReason::Stop`, and `loom-gateway/src/anthropic_format.rs`
-/// `to_messages_response` (and `anthropic_stream.rs` `EventWriter::finish`) turn that
-/// into `end_turn` with `stop_sequence: null`, so the client cannot tell which stop
-/// sequence ended the answer.
+/// It once got `end_turn` with `stop_sequence: null`: the canonical finish reason had no
+/// room for the sequence.
 #[tokio::test]
-async fn bug_anthropic_client_loses_stop_sequence_from_anthropic() {
+async fn anthropic_client_keeps_stop_sequence_from_anthropic() {
     let mock = MockUpstream::start().await;
     let gateway = TestGateway::start(&Kind::Anthropic.config(&mock)).await;
     let mut answer = anthropic_fixtures::message("claude-sonnet-4-5", "1, 2, 3, ");
@@ -1340,17 +1334,14 @@ async fn bug_anthropic_client_loses_stop_sequence_from_anthropic() {
     );
 }
 
-/// BUG: an OpenAI-format upstream's tool call with empty `arguments` (what
-/// OpenAI-compatible servers send for a function without parameters) reaches an
-/// Anthropic-format client as `"input": ""`, a string where Anthropic's `tool_use.input`
-/// is always an object.
+/// An OpenAI-format upstream's tool call with empty `arguments` (what OpenAI-compatible
+/// servers send for a function without parameters) reaches an Anthropic-format client as
+/// `"input": {}`: Anthropic's `tool_use.input` is always an object.
 ///
-/// `loom-gateway/src/anthropic_format.rs` `to_messages_response`: arguments that do not
-/// parse as JSON become `Value::String`; empty arguments should be `{}` (as
-/// `loom-providers/src/anthropic/request.rs` `assistant_blocks` already treats them, and
-/// as the streamed path yields, where no `input_json_delta` is sent).
+/// It once arrived as `"input": ""`, since arguments that did not parse as JSON became a
+/// string.
 #[tokio::test]
-async fn bug_anthropic_client_gets_string_input_for_empty_tool_arguments() {
+async fn anthropic_client_gets_an_object_input_for_empty_tool_arguments() {
     let mock = MockUpstream::start().await;
     let gateway = TestGateway::start(&Kind::LocalOpenAi.config(&mock)).await;
     let mut answer = fixtures::chat_tool_call("gpt-4o");
@@ -1369,15 +1360,12 @@ async fn bug_anthropic_client_gets_string_input_for_empty_tool_arguments() {
     );
 }
 
-/// BUG: Anthropic server tools (web search, code execution, ...) are refused with
-/// "only available on Anthropic's own API" even when the provider IS Anthropic's API.
+/// Anthropic server tools (web search, code execution, ...) pass through to the
+/// anthropic provider; other providers refuse them (as `matrix_openai` checks).
 ///
-/// `loom-gateway/src/anthropic_format.rs` `tool` rejects every tool whose `type` is not
-/// `custom` while parsing, before routing, so no provider ever gets the chance; an
-/// Anthropic client on the anthropic provider should get them passed through (and
-/// other providers should refuse them, as `matrix_openai` checks).
+/// They were once refused while parsing, before routing, for every provider.
 #[tokio::test]
-async fn bug_anthropic_server_tools_refused_for_the_anthropic_provider() {
+async fn anthropic_server_tools_pass_through_to_the_anthropic_provider() {
     let mock = MockUpstream::start().await;
     let gateway = TestGateway::start(&Kind::Anthropic.config(&mock)).await;
     mock.push_reply(Reply::json(anthropic_fixtures::message("claude-sonnet-4-5", "Here is the news.")));

@@ -274,14 +274,4 @@ impl RouteConfig {
     pub fn default_ai_route() -> Self {
         RouteConfig { id: "ai".to_owned(), path: "/v1/*".to_owned(), ai_gateway: true, routing: None }
     }
-
-    /// Whether `path` (a request path, no query) matches this route's pattern.
-    pub fn matches(&self, path: &str) -> bool {
-        match self.path.strip_suffix("/*") {
-            Some(prefix) => {
-                path == prefix || (path.starts_with(prefix) && path[prefix.len()..].starts_with('/'))
-            }
-            None => path == self.path,
-        }
-    }
 }
