@@ -2,6 +2,7 @@
 
 mod tokens_cmd;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,11 +68,19 @@ fn check(config: &LoomConfig) -> ExitCode {
 fn init_logging(config: &LoomConfig) {
     let filter =
         EnvFilter::try_from_env("LOOM_LOG").unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
+    // The fmt subscriber writes to stdout.
+    let ansi = use_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.logging.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_ansi(ansi).init(),
     }
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and not when `NO_COLOR` is set
+/// to a non-empty value (<https://no-color.org>); a log file or pipe gets plain text.
+fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 fn run(config: LoomConfig) -> ExitCode {
@@ -167,5 +176,21 @@ impl ShutdownSignals {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))), "an empty NO_COLOR does not count");
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
     }
 }
