@@ -427,4 +427,25 @@ async fn count_tokens_errors_use_anthropic_shape() {
         .await;
     assert_eq!(missing_limit.status, 400);
     assert_eq!(missing_limit.json()["error"]["message"], "`max_tokens` is required");
+    // Anthropic's error body has no `param`: the message names the missing field.
+    for (path, body, field) in [
+        ("/v1/messages", r#"{"max_tokens":5,"messages":[{"role":"user","content":"Hi"}]}"#, "model"),
+        ("/v1/messages", r#"{"model":"gpt-4o","max_tokens":5}"#, "messages"),
+        (
+            "/v1/messages",
+            r#"{"model":"gpt-4o","max_tokens":5,"messages":[{"content":"Hi"}]}"#,
+            "messages[0].role",
+        ),
+        ("/v1/messages/count_tokens", r#"{"messages":[{"role":"user","content":"Hi"}]}"#, "model"),
+        ("/v1/messages/count_tokens", r#"{"model":"gpt-4o"}"#, "messages"),
+    ] {
+        let response = gateway.post(path, body).await;
+        assert_eq!(response.status, 400, "{path} {body}");
+        assert_eq!(
+            response.json(),
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": format!("`{field}` is required")}}),
+            "{path} {body}"
+        );
+    }
 }

@@ -59,6 +59,30 @@ async fn wrong_field_type_is_a_400_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_missing_field_is_a_400_naming_it() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    let cases = [
+        ("/v1/chat/completions", r#"{"messages":[{"role":"user","content":"Hi"}]}"#, "model"),
+        ("/v1/chat/completions", r#"{"model":"gpt-4o"}"#, "messages"),
+        ("/v1/chat/completions", r#"{"model":"gpt-4o","messages":[{"content":"Hi"}]}"#, "messages[0].role"),
+        ("/v1/embeddings", r#"{"input":"Hi"}"#, "model"),
+        ("/v1/embeddings", r#"{"model":"text-embedding-3-small"}"#, "input"),
+    ];
+    for (path, body, param) in cases {
+        let response = gateway.post(path, body).await;
+        assert_eq!(response.status, 400, "{body}");
+        assert_eq!(
+            response.json(),
+            json!({"error": {"message": format!("`{param}` is required"), "type": "invalid_request_error",
+                "param": param, "code": null}}),
+            "{path} {body}"
+        );
+    }
+    assert_eq!(mock.request_count(), 0);
+}
+
+#[tokio::test]
 async fn unknown_model_is_a_404_listing_what_is_served() {
     let mock = MockUpstream::start().await;
     let yaml = openai_config(&mock.base_url(), "      models: [gpt-4o, gpt-4o-mini]\n", "");

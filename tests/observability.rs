@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use loom_e2e::{TestGateway, openai_config};
+use bytes::Bytes;
+use http::Method;
+use loom_e2e::{TestGateway, openai_config, read_whole};
 use loom_test_support::fixtures::chat_stream_steps;
 use loom_test_support::{MockUpstream, Reply, SseStep};
 
@@ -47,7 +49,8 @@ async fn metrics_count_requests_and_time_them_exactly() {
 
     let metrics = gateway.admin_get("/metrics").await;
     assert_eq!(metrics.status, 200);
-    assert!(metrics.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert_eq!(metrics.header("content-type").as_deref(), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(metrics.header("vary").as_deref(), Some("accept"));
     let text = metrics.text();
     let line = |prefix: &str| {
         text.lines()
@@ -68,8 +71,50 @@ async fn metrics_count_requests_and_time_them_exactly() {
         "loom_ai_duration_seconds_count{provider=\"openai\"} 5"
     );
     assert!(text.contains("# TYPE loom_ai_duration_seconds histogram"), "{text}");
-    assert!(text.contains("# TYPE loom_ai_requests counter"), "{text}");
+    // Prometheus text 0.0.4: the TYPE line names the sample, `_total` included.
+    assert!(text.lines().any(|line| line == "# TYPE loom_ai_requests_total counter"), "{text}");
+    assert!(text.lines().any(|line| line == "# TYPE loom_ai_tokens_total counter"), "{text}");
+    assert!(text.lines().any(|line| line == "# TYPE loom_ai_cost_total counter"), "{text}");
+    assert!(!text.contains("# EOF") && !text.contains("# TYPE loom_ai_requests counter"), "{text}");
     assert!(!text.contains("sk-test"), "no secrets in metrics");
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics_when_the_scraper_asks_for_it() {
+    let gateway = TestGateway::start("ai_gateway:\n  providers:\n    - name: mock\n      type: mock\n").await;
+    let chat = r#"{"model":"m","messages":[{"role":"user","content":"Hi"}]}"#;
+    assert_eq!(gateway.post("/v1/chat/completions", chat).await.status, 200);
+    let url = format!("http://{}/metrics", gateway.admin_addr);
+    // What Prometheus 2.x sends.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let response =
+        read_whole(gateway.send(Method::GET, &url, &[("accept", accept)], Bytes::new()).await).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let text = response.text();
+    assert!(text.lines().any(|line| line == "# TYPE loom_ai_requests counter"), "{text}");
+    assert!(
+        text.lines().any(|line| line == "loom_ai_requests_total{provider=\"mock\",model=\"other\"} 1"),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+
+    for accept in ["text/plain;version=0.0.4", "*/*", "application/json"] {
+        let response =
+            read_whole(gateway.send(Method::GET, &url, &[("accept", accept)], Bytes::new()).await).await;
+        assert_eq!(
+            response.header("content-type").as_deref(),
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+            "{accept}"
+        );
+        assert!(
+            response.text().lines().any(|line| line == "# TYPE loom_ai_requests_total counter"),
+            "{accept}"
+        );
+    }
 }
 
 /// The `_sum` of a histogram series in Prometheus text.

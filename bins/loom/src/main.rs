@@ -2,12 +2,13 @@
 
 mod tokens_cmd;
 
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 use loom_gateway::Gateway;
-use loom_gateway::config::{LogFormat, LoomConfig};
+use loom_gateway::config::{ConfigError, LogFormat, LoomConfig};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -20,17 +21,25 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "loom", version)]
 struct Cli {
-    /// Config file.
-    #[arg(long, short, global = true, env = "LOOM_CONFIG", default_value = "loom.yaml")]
-    config: PathBuf,
+    #[command(flatten)]
+    files: ConfigFiles,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The `--config` files of a command.
+#[derive(clap::Args)]
+struct ConfigFiles {
+    /// Config file (default: $LOOM_CONFIG, else loom.yaml); repeat to lay files over each
+    /// other in order: later keys win, maps merge, lists are replaced.
+    #[arg(long, short, value_name = "FILE", action = ArgAction::Append)]
+    config: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Validate the config, print a summary, and exit (non-zero on error).
-    Check,
+    Check(ConfigFiles),
     /// Count the tokens of a text file, stdin, or a chat request (needs no config).
     Tokens(tokens_cmd::TokensArgs),
 }
@@ -39,16 +48,46 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Tokens(args)) => tokens_cmd::run(&args),
-        Some(Command::Check) => load_config(&cli.config).map_or_else(|code| code, |config| check(&config)),
-        None => load_config(&cli.config).map_or_else(|code| code, run),
+        Some(Command::Check(files)) => {
+            load_config(&config_paths(cli.files, files)).map_or_else(|code| code, |config| check(&config))
+        }
+        None => load_config(&config_paths(cli.files, ConfigFiles { config: Vec::new() }))
+            .map_or_else(|code| code, run),
     }
 }
 
-fn load_config(path: &Path) -> Result<LoomConfig, ExitCode> {
-    LoomConfig::load(path).map_err(|error| {
-        eprintln!("loom: invalid config {}: {error}", path.display());
+/// The files to load: every `--config`, before the subcommand and after it, in order;
+/// with none, `$LOOM_CONFIG`, else `loom.yaml`.
+fn config_paths(before: ConfigFiles, after: ConfigFiles) -> Vec<PathBuf> {
+    let mut paths = before.config;
+    paths.extend(after.config);
+    if paths.is_empty() {
+        let default = std::env::var_os("LOOM_CONFIG").filter(|path| !path.is_empty());
+        paths.push(default.map_or_else(|| PathBuf::from("loom.yaml"), PathBuf::from));
+    }
+    paths
+}
+
+fn load_config(paths: &[PathBuf]) -> Result<LoomConfig, ExitCode> {
+    LoomConfig::load_files(paths).map_err(|error| {
+        report_config_error(paths, &error);
         ExitCode::from(2)
     })
+}
+
+/// Prints each problem on its own line, naming the file it came from (all the files when
+/// it cannot be told, e.g. a required key that none sets).
+fn report_config_error(paths: &[PathBuf], error: &ConfigError) {
+    let all: Vec<String> = paths.iter().map(|path| path.display().to_string()).collect();
+    for problem in error.problems() {
+        match problem {
+            ConfigError::InFile { path, error } => {
+                eprintln!("loom: invalid config {}: {error}", path.display())
+            }
+            ConfigError::Io { path, .. } => eprintln!("loom: invalid config {}: {problem}", path.display()),
+            other => eprintln!("loom: invalid config {}: {other}", all.join(", ")),
+        }
+    }
 }
 
 fn check(config: &LoomConfig) -> ExitCode {
@@ -67,11 +106,19 @@ fn check(config: &LoomConfig) -> ExitCode {
 fn init_logging(config: &LoomConfig) {
     let filter =
         EnvFilter::try_from_env("LOOM_LOG").unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
+    // The fmt subscriber writes to stdout.
+    let ansi = use_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.logging.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_ansi(ansi).init(),
     }
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and not when `NO_COLOR` is set
+/// to a non-empty value (<https://no-color.org>); a log file or pipe gets plain text.
+fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 fn run(config: LoomConfig) -> ExitCode {
@@ -167,5 +214,21 @@ impl ShutdownSignals {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))), "an empty NO_COLOR does not count");
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
     }
 }

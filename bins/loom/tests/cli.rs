@@ -57,10 +57,15 @@ impl Drop for TempDir {
 
 /// Runs `loom check --config PATH` with `LOOM_*` variables cleared.
 fn loom_check(config: &Path) -> Output {
+    loom_with(&["check".as_ref(), "--config".as_ref(), config.as_os_str()])
+}
+
+/// Runs `loom ARGS` with `LOOM_*` variables cleared.
+fn loom_with(args: &[&std::ffi::OsStr]) -> Output {
     let mut command = Command::new(LOOM);
-    command.arg("check").arg("--config").arg(config).stdin(Stdio::null());
+    command.args(args).stdin(Stdio::null());
     clear_loom_env(&mut command);
-    command.output().expect("run loom check")
+    command.output().expect("run loom")
 }
 
 /// Removes every `LOOM_*` variable, so the developer's environment cannot override keys.
@@ -119,7 +124,8 @@ impl Loom {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
-            .env("NO_COLOR", "1");
+            // Logs go to a file: they must be plain without anyone asking (no NO_COLOR).
+            .env_remove("NO_COLOR");
         clear_loom_env(&mut command);
         let child = command.spawn().expect("start loom");
         let loom =
@@ -366,11 +372,100 @@ fn check_names_a_missing_file() {
     assert!(stderr.starts_with(&prefix), "expected `{prefix}...`, got:\n{stderr}");
 }
 
+#[test]
+fn check_lays_a_fragment_over_a_base_and_prints_the_merged_summary() {
+    let dir = TempDir::new("layers");
+    let fragment = dir.write(
+        "fragment.yaml",
+        "server:\n  listen: 127.0.0.1:7000\nai_gateway:\n  routing:\n    strategy: round_robin\n",
+    );
+    let base = Path::new(QUICKSTART);
+    let expected_first =
+        "server: listen 127.0.0.1:7000, max body 10485760 bytes, request timeout 10m, shutdown timeout 30s";
+    // `--config` may come before the subcommand, after it, or both: all count, in order.
+    for args in [
+        vec!["check".as_ref(), "--config".as_ref(), base.as_os_str(), "-c".as_ref(), fragment.as_os_str()],
+        vec![
+            "--config".as_ref(),
+            base.as_os_str(),
+            "check".as_ref(),
+            "--config".as_ref(),
+            fragment.as_os_str(),
+        ],
+    ] {
+        let output = loom_with(&args);
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{args:?}\n{stdout}{}", text(&output.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.first(), Some(&expected_first), "{stdout}");
+        for expected in
+            ["    - mock (type mock); api key none; models: any", "  routing: strategy round_robin"]
+        {
+            assert!(lines.contains(&expected), "no line `{expected}` in:\n{stdout}");
+        }
+        assert_eq!(lines.last(), Some(&"config OK"), "{stdout}");
+    }
+    // The other order: the base's listen address wins.
+    let output =
+        loom_with(&["check".as_ref(), "-c".as_ref(), fragment.as_os_str(), "-c".as_ref(), base.as_os_str()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with("server: listen 0.0.0.0:8080,"), "{}", text(&output.stdout));
+}
+
+#[test]
+fn check_and_serve_list_every_broken_rule_naming_its_file() {
+    let dir = TempDir::new("many-errors");
+    let base = dir.write("base.yaml", &mock_config("  workers: 5000\n", ""));
+    let fragment = dir.write(
+        "fragment.yaml",
+        "logging:\n  level: \"\"\nai_gateway:\n  routing:\n    providers:\n      - name: nope\n",
+    );
+    let output =
+        loom_with(&["check".as_ref(), "-c".as_ref(), base.as_os_str(), "-c".as_ref(), fragment.as_os_str()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(text(&output.stdout), "");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    let workers =
+        format!("loom: invalid config {}: server.workers: 5000 is more than the limit of ", base.display());
+    assert!(lines[0].starts_with(&workers), "{stderr}");
+    assert_eq!(
+        lines[1..],
+        [
+            format!(
+                "loom: invalid config {}: logging.level: must not be empty (e.g. `info`)",
+                fragment.display()
+            ),
+            format!(
+                "loom: invalid config {}: ai_gateway.routing.providers[0].name: unknown provider \"nope\"; defined: mock",
+                fragment.display()
+            ),
+        ]
+    );
+
+    // Serving refuses to start, with the same lines.
+    let mut command = Command::new(LOOM);
+    command.arg("-c").arg(&base).arg("-c").arg(&fragment).stdin(Stdio::null());
+    clear_loom_env(&mut command);
+    let served = command.output().expect("run loom");
+    assert_eq!(served.status.code(), Some(2));
+    assert_eq!(text(&served.stderr), stderr);
+
+    // A parse error stops at the first, naming its file.
+    let typo = dir.write("typo.yaml", "server:\n  lisen: 1\n");
+    let output =
+        loom_with(&["check".as_ref(), "-c".as_ref(), base.as_os_str(), "-c".as_ref(), typo.as_os_str()]);
+    let prefix = format!("loom: invalid config {}: server.lisen: unknown field `lisen`", typo.display());
+    assert!(text(&output.stderr).starts_with(&prefix), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr).lines().count(), 1);
+}
+
 /// Runs `loom --config PATH` (serve) with `LOOM_*` variables cleared; for configs that
 /// must be refused before anything listens.
 fn loom_serve_refused(config: &Path) -> Output {
     let mut command = Command::new(LOOM);
-    command.arg("--config").arg(config).stdin(Stdio::null()).env("NO_COLOR", "1");
+    command.arg("--config").arg(config).stdin(Stdio::null()).env_remove("NO_COLOR");
     clear_loom_env(&mut command);
     command.output().expect("run loom")
 }
@@ -521,6 +616,10 @@ async fn serves_the_quickstart_whole_and_streamed_and_counts_requests() {
 
     let (status, metrics) = loom.admin_get("/metrics").await;
     assert_eq!(status, StatusCode::OK);
+    let logs = loom.logs();
+    assert!(logs.contains("loom is serving the AI gateway"), "{logs}");
+    assert!(logs.contains("POST /v1/chat/completions"), "{logs}");
+    assert!(!logs.contains("\x1b["), "no ANSI colour codes in a log file:\n{logs:?}");
     let counters: Vec<&str> =
         metrics.lines().filter(|line| line.starts_with("loom_ai_requests_total{")).collect();
     // The quickstart lists no models, so the label is `other`: clients choose model names.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, VARY};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use loom_routing::{ProviderSnapshot, ProviderState};
@@ -13,10 +13,8 @@ use loom_tokens::accounting::{Dimension, UsageGroup, UsageRecorder};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::metrics::Metrics;
+use crate::metrics::{ExpositionFormat, Metrics};
 
-/// Content type of the Prometheus text format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Default report window: the last day.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(86_400);
 
@@ -44,12 +42,19 @@ pub async fn handle_admin<B>(
     state: Arc<AdminState>,
     request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let is_metrics = request.uri().path() == "/metrics";
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/health") => {
             (StatusCode::OK, "application/json", Bytes::from_static(br#"{"status":"ok"}"#))
         }
         (&Method::GET, "/metrics") => {
-            (StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(state.metrics.encode(&state.providers)))
+            let accept = request.headers().get(ACCEPT).and_then(|accept| accept.to_str().ok());
+            let format = ExpositionFormat::from_accept(accept);
+            (
+                StatusCode::OK,
+                format.content_type(),
+                Bytes::from(state.metrics.encode(&state.providers, format)),
+            )
         }
         (&Method::GET, "/ai/providers") => {
             let providers: Vec<ProviderSnapshot> =
@@ -82,6 +87,10 @@ pub async fn handle_admin<B>(
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if is_metrics {
+        // The format depends on `Accept`: caches must not serve one scraper's to another.
+        response.headers_mut().insert(VARY, HeaderValue::from_static("accept"));
+    }
     Ok(response)
 }
 

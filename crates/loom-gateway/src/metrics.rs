@@ -213,10 +213,9 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric, with the breaker state of
-    /// `providers` as it is now (a breaker's cooldown ends with no request to tell it, so
-    /// it is read here).
-    pub fn encode(&self, providers: &[Arc<ProviderState>]) -> String {
+    /// Every metric in `format`, with the breaker state of `providers` as it is now (a
+    /// breaker's cooldown ends with no request to tell it, so it is read here).
+    pub fn encode(&self, providers: &[Arc<ProviderState>], format: ExpositionFormat) -> String {
         for provider in providers {
             let name: Arc<str> = Arc::from(provider.name());
             let current = provider.breaker_state();
@@ -227,8 +226,72 @@ impl Metrics {
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            ExpositionFormat::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            ExpositionFormat::PrometheusText => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
         out
+    }
+}
+
+/// The text formats `/metrics` is served in, chosen by the scraper's `Accept` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpositionFormat {
+    /// OpenMetrics 1.0.0: counter samples end in `_total` but their `# TYPE` line does
+    /// not, and the exposition ends with `# EOF`.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4: every line names the sample (`_total` included).
+    PrometheusText,
+}
+
+impl ExpositionFormat {
+    /// The `Content-Type` of an exposition in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExpositionFormat::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ExpositionFormat::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+
+    /// The format an `Accept` header asks for: OpenMetrics when it accepts
+    /// `application/openmetrics-text` (version 1.0.0 or unversioned) at least as much as
+    /// plain text, else the Prometheus text format, which every scraper reads (so also
+    /// with no `Accept` header at all).
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let (mut quality, mut version) = (1.0_f32, None);
+            for parameter in parts {
+                let Some((name, value)) = parameter.split_once('=') else { continue };
+                let value = value.trim().trim_matches('"');
+                match name.trim().to_ascii_lowercase().as_str() {
+                    // A q that does not parse refuses the range rather than guessing.
+                    "q" => quality = value.parse::<f32>().ok().filter(|q| q.is_finite()).unwrap_or(0.0),
+                    "version" => version = Some(value),
+                    _ => {}
+                }
+            }
+            let quality = quality.clamp(0.0, 1.0);
+            match media.as_str() {
+                "application/openmetrics-text" if version.is_none_or(|version| version == "1.0.0") => {
+                    openmetrics = openmetrics.max(quality);
+                }
+                "text/plain" if version.is_none_or(|version| version == "0.0.4") => text = text.max(quality),
+                "text/*" | "*/*" => text = text.max(quality),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            ExpositionFormat::OpenMetrics
+        } else {
+            ExpositionFormat::PrometheusText
+        }
     }
 }
 
@@ -237,5 +300,132 @@ impl UsageObserver for Metrics {
         if let Some(provider) = &record.provider {
             self.record_usage(provider, record.input_tokens, record.output_tokens, record.cost);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Prometheus 2.x sends when scraping.
+    const PROMETHEUS_2: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// What Prometheus 3.x sends when scraping.
+    const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_asks_for_it() {
+        use ExpositionFormat::{OpenMetrics, PrometheusText};
+        for (accept, expected) in [
+            (Some(PROMETHEUS_2), OpenMetrics),
+            (Some(PROMETHEUS_3), OpenMetrics),
+            (Some("application/openmetrics-text"), OpenMetrics),
+            (Some("Application/OpenMetrics-Text; Version=\"1.0.0\""), OpenMetrics),
+            (Some("text/plain;q=0.5, application/openmetrics-text;q=0.6"), OpenMetrics),
+            (None, PrometheusText),
+            (Some(""), PrometheusText),
+            (Some("*/*"), PrometheusText),
+            (Some("text/plain"), PrometheusText),
+            (Some("text/plain;version=0.0.4"), PrometheusText),
+            (Some("application/json"), PrometheusText),
+            // Only OpenMetrics 1.0.0 is written; an older version is not it.
+            (Some("application/openmetrics-text;version=0.0.1"), PrometheusText),
+            (Some("application/openmetrics-text;q=0"), PrometheusText),
+            (Some("application/openmetrics-text;q=0.4,text/plain;q=0.5"), PrometheusText),
+            (Some("application/openmetrics-text;q=nan"), PrometheusText),
+            (Some(";;,=,q=1;"), PrometheusText),
+        ] {
+            assert_eq!(ExpositionFormat::from_accept(accept), expected, "{accept:?}");
+        }
+    }
+
+    /// Metrics with one series in every family.
+    fn recorded() -> Metrics {
+        let metrics = Metrics::with_models(["gpt-4o"]);
+        let provider: Arc<str> = Arc::from("openai");
+        metrics.record_request(&provider, &metrics.model_label("gpt-4o"));
+        metrics.record_duration(&provider, Duration::from_millis(20));
+        metrics.record_overhead(&provider, Duration::from_micros(30));
+        metrics.record_usage(&provider, 7, 3, 0.5);
+        metrics
+    }
+
+    fn providers() -> Vec<Arc<ProviderState>> {
+        vec![Arc::new(ProviderState::new("openai", loom_routing::HealthConfig::default()))]
+    }
+
+    fn type_lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|line| line.starts_with("# TYPE ")).collect()
+    }
+
+    #[test]
+    fn prometheus_text_types_every_family_by_its_sample_names() {
+        let text = recorded().encode(&providers(), ExpositionFormat::PrometheusText);
+        assert_eq!(
+            type_lines(&text),
+            [
+                "# TYPE loom_ai_requests_total counter",
+                "# TYPE loom_ai_duration_seconds histogram",
+                "# TYPE loom_ai_overhead_seconds histogram",
+                "# TYPE loom_ai_tokens_total counter",
+                "# TYPE loom_ai_cost_total counter",
+                "# TYPE loom_ai_breaker_state gauge",
+            ],
+            "{text}"
+        );
+        // Read as Prometheus 0.0.4 does: every sample belongs to the family typed above
+        // it, by its exact name (counters) or with a histogram's suffixes.
+        let mut family: Option<(&str, &str)> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                family = Some((name, kind));
+                continue;
+            }
+            assert!(line.starts_with("# HELP ") || !line.starts_with('#'), "not 0.0.4: {line}");
+            if line.starts_with('#') {
+                continue;
+            }
+            let (name, kind) = family.unwrap_or_else(|| panic!("a sample before any TYPE: {line}"));
+            let sample = line.split(['{', ' ']).next().unwrap();
+            let matches = match kind {
+                "histogram" => {
+                    ["_bucket", "_sum", "_count"].iter().any(|end| sample == format!("{name}{end}"))
+                }
+                _ => sample == name,
+            };
+            assert!(matches, "`{sample}` is not a sample of {kind} `{name}`");
+        }
+        for line in [
+            "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"} 1",
+            "loom_ai_tokens_total{provider=\"openai\",type=\"input\"} 7",
+            "loom_ai_tokens_total{provider=\"openai\",type=\"output\"} 3",
+            "loom_ai_cost_total{provider=\"openai\"} 0.5",
+            "loom_ai_duration_seconds_count{provider=\"openai\"} 1",
+            "loom_ai_breaker_state{provider=\"openai\",state=\"closed\"} 1",
+        ] {
+            assert!(text.lines().any(|sample| sample == line), "no `{line}` in:\n{text}");
+        }
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT") && !text.contains("_created"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_types_counters_by_family_and_ends_with_eof() {
+        let text = recorded().encode(&providers(), ExpositionFormat::OpenMetrics);
+        assert_eq!(
+            type_lines(&text),
+            [
+                "# TYPE loom_ai_requests counter",
+                "# TYPE loom_ai_duration_seconds histogram",
+                "# TYPE loom_ai_overhead_seconds histogram",
+                "# TYPE loom_ai_tokens counter",
+                "# TYPE loom_ai_cost counter",
+                "# TYPE loom_ai_breaker_state gauge",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|line| line == "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"} 1")
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -43,6 +43,11 @@ fn explain_parse_error<T: DeserializeOwned>(body: &[u8]) -> LoomError {
     };
     let path = error.path().to_string();
     let inner = error.into_inner();
+    if let Some(field) = missing_field(&inner) {
+        // The path is the object that lacks the field; the parameter is the field itself.
+        let param = if path == "." { field } else { format!("{path}.{field}") };
+        return LoomError::invalid_request(format!("`{param}` is required"), Some(param));
+    }
     if inner.is_syntax() || inner.is_eof() {
         LoomError::invalid_request(format!("The request body is not valid JSON: {inner}"), None)
     } else if path == "." {
@@ -50,6 +55,17 @@ fn explain_parse_error<T: DeserializeOwned>(body: &[u8]) -> LoomError {
     } else {
         LoomError::invalid_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
     }
+}
+
+/// The field a data error reports missing, from serde's fixed `missing field `NAME``
+/// message (serde_json keeps the message, not the field).
+fn missing_field(error: &serde_json::Error) -> Option<String> {
+    if !error.is_data() {
+        return None;
+    }
+    let message = error.to_string();
+    let rest = message.strip_prefix("missing field `")?;
+    rest.find('`').map(|end| rest[..end].to_owned())
 }
 
 /// Parses and checks a chat-completions body.
@@ -256,7 +272,19 @@ mod tests {
     #[test]
     fn missing_fields_and_bad_json() {
         let error = parse_chat(br#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap_err();
-        assert!(error.message.contains("missing field `model`"), "{}", error.message);
+        assert_eq!((error.message.as_str(), error.param.as_deref()), ("`model` is required", Some("model")));
+        let error = parse_chat(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(
+            (error.message.as_str(), error.param.as_deref()),
+            ("`messages` is required", Some("messages"))
+        );
+        let error = parse_chat(br#"{"model":"m","messages":[{"content":"x"}]}"#).unwrap_err();
+        assert_eq!(
+            (error.message.as_str(), error.param.as_deref()),
+            ("`messages[0].role` is required", Some("messages[0].role"))
+        );
+        let error = parse_embeddings(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!((error.message.as_str(), error.param.as_deref()), ("`input` is required", Some("input")));
         let error = parse_chat(br#"{"model":"m","messages":[]"#).unwrap_err();
         assert!(error.message.starts_with("The request body is not valid JSON"), "{}", error.message);
         let error = parse_chat(br#"{"model":"m","messages":[]}"#).unwrap_err();

@@ -502,6 +502,38 @@ fn listeners_are_checked() {
     load_ok("admin:\n  listen: 127.0.0.1:0\nserver:\n  listen: 127.0.0.1:0\n");
 }
 
+#[test]
+fn validation_reports_every_broken_rule_in_config_order() {
+    let fragment = "server:\n  workers: 5000
+logging:\n  level: \"\"\nai_gateway:\n  routing:\n    providers:\n      - name: nope\n";
+    let Err(error) = load(fragment) else { panic!("three rules are broken") };
+    let ConfigError::Many { errors } = &error else { panic!("expected every error, got {error:?}") };
+    let keys: Vec<Option<&str>> = errors.iter().map(ConfigError::key).collect();
+    assert_eq!(
+        keys,
+        [Some("server.workers"), Some("logging.level"), Some("ai_gateway.routing.providers[0].name")]
+    );
+    assert!(errors.iter().all(|error| matches!(error, ConfigError::Invalid { .. })), "{errors:?}");
+    // The first error's key stands for the whole; the text is one line per error.
+    assert_eq!(error.key(), Some("server.workers"));
+    assert_eq!(error.problems().len(), 3);
+    let lines: Vec<String> = error.to_string().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{error}");
+    assert!(lines[0].starts_with("server.workers: 5000 is more than the limit of "), "{error}");
+    assert_eq!(lines[1], "logging.level: must not be empty (e.g. `info`)");
+    assert_eq!(
+        lines[2],
+        "ai_gateway.routing.providers[0].name: unknown provider \"nope\"; defined: openai, anthropic"
+    );
+}
+
+#[test]
+fn one_broken_rule_is_reported_alone() {
+    let Err(error) = load("logging:\n  level: \" \"\n") else { panic!("an empty level") };
+    assert!(matches!(error, ConfigError::Invalid { .. }), "{error:?}");
+    assert_eq!(error.problems().len(), 1);
+}
+
 // ---------------------------------------------------------------- ranges
 
 /// A duration past `Instant`'s range: it panicked every request before it was refused.
@@ -772,6 +804,123 @@ fn vertex_credentials_files_must_be_small_regular_files() {
     }
 }
 
+// ---------------------------------------------------------------- layered files
+
+/// A fragment laid over a base: later keys win, maps merge, lists are replaced.
+#[test]
+fn files_layer_in_order_and_errors_name_the_file_that_set_the_key() {
+    let base = std::path::Path::new("base.yaml");
+    let fragment = std::path::Path::new("fragment.yaml");
+    let config = ConfigBuilder::new(&env)
+        .yaml_from(base, BASE)
+        .yaml_from(
+            fragment,
+            "server:\n  listen: 127.0.0.1:7000\nai_gateway:\n  routing:\n    strategy: round_robin\n",
+        )
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(config.server.listen, "127.0.0.1:7000".parse::<SocketAddr>().unwrap());
+    assert_eq!(config.ai_gateway.routing.strategy, Strategy::RoundRobin);
+    assert_eq!(config.ai_gateway.providers.len(), 2, "the base's providers stay");
+
+    let file_and_key = |error: &ConfigError| match error {
+        ConfigError::InFile { path, error } => (Some(path.clone()), error.key().map(str::to_owned)),
+        other => (None, other.key().map(str::to_owned)),
+    };
+    // A rule broken in each file, and one in a block the fragment only merges into.
+    let Err(error) = ConfigBuilder::new(&env)
+        .yaml_from(base, format!("{BASE}  streaming:\n    flush_interval: 2m\n"))
+        .yaml_from(
+            fragment,
+            "server:\n  workers: 5000\nai_gateway:\n  routing:\n    providers:\n      - name: nope\n",
+        )
+        .build()
+    else {
+        panic!("rules are broken")
+    };
+    let found: Vec<_> = error.problems().iter().map(file_and_key).collect();
+    assert_eq!(
+        found,
+        [
+            (Some(fragment.to_path_buf()), Some("server.workers".to_owned())),
+            (Some(fragment.to_path_buf()), Some("ai_gateway.routing.providers[0].name".to_owned())),
+            (Some(base.to_path_buf()), Some("ai_gateway.streaming.flush_interval".to_owned())),
+        ]
+    );
+    let text = error.to_string();
+    assert!(
+        text.lines()
+            .nth(2)
+            .is_some_and(|line| line.starts_with("base.yaml: ai_gateway.streaming.flush_interval: ")),
+        "{text}"
+    );
+
+    // A missing key is named by the file of the block that lacks it.
+    let Err(error) = ConfigBuilder::new(&no_env)
+        .yaml_from(base, "ai_gateway:\n  providers:\n    - name: mock\n      type: mock\n")
+        .yaml_from(fragment, "ai_gateway:\n  providers:\n    - name: openai\n      type: openai\n")
+        .build()
+    else {
+        panic!("no api key")
+    };
+    assert_eq!(
+        file_and_key(&error),
+        (Some(fragment.to_path_buf()), Some("ai_gateway.providers[0].api_key".to_owned()))
+    );
+
+    // Parsing stops at the first error, named by its file; malformed YAML too.
+    let Err(error) =
+        ConfigBuilder::new(&env).yaml_from(base, BASE).yaml_from(fragment, "server:\n  lisen: 1\n").build()
+    else {
+        panic!("unknown key")
+    };
+    assert_eq!(file_and_key(&error), (Some(fragment.to_path_buf()), Some("server.lisen".to_owned())));
+    let Err(error) =
+        ConfigBuilder::new(&env).yaml_from(base, "server: [\n").yaml_from(fragment, BASE).build()
+    else {
+        panic!("bad YAML")
+    };
+    assert!(error.to_string().starts_with("base.yaml: invalid YAML: "), "{error}");
+
+    // A key no file sets, and one a LOOM_ variable set, name no file.
+    let Err(error) = ConfigBuilder::new(&env).yaml_from(base, "server:\n  listen: 127.0.0.1:1\n").build()
+    else {
+        panic!("no providers")
+    };
+    assert_eq!(file_and_key(&error), (None, Some("ai_gateway.providers".to_owned())));
+    let Err(error) = ConfigBuilder::new(&env)
+        .yaml_from(base, format!("{BASE}server:\n  workers: 4\n"))
+        .env_overrides(vars(&[("LOOM_SERVER__WORKERS", "5000")]))
+        .build()
+    else {
+        panic!("too many workers")
+    };
+    assert_eq!(file_and_key(&error), (None, Some("server.workers".to_owned())));
+}
+
+/// `LoomConfig::load_files` reads each file in order (it reads the process environment,
+/// so `process_environment_and_files` calls it).
+fn load_files_reads_each_file_in_order() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let base = dir.path().join("base.yaml");
+    let fragment = dir.path().join("fragment.yaml");
+    std::fs::write(&base, "ai_gateway:\n  providers:\n    - name: mock\n      type: mock\n").unwrap();
+    std::fs::write(&fragment, "logging:\n  format: json\n").unwrap();
+    let config = LoomConfig::load_files(&[&base, &fragment]).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        (config.ai_gateway.providers[0].name.as_str(), config.logging.format),
+        ("mock", LogFormat::Json)
+    );
+    let missing = dir.path().join("missing.yaml");
+    let Err(error @ ConfigError::Io { .. }) = LoomConfig::load_files(&[&base, &missing]) else {
+        panic!("a missing file")
+    };
+    assert!(
+        error.to_string().starts_with(&format!("cannot read config file {}: ", missing.display())),
+        "{error}"
+    );
+}
+
 // ---------------------------------------------------------------- defaults, summary
 
 #[test]
@@ -889,6 +1038,7 @@ fn process_environment_and_files() {
 
     let quickstart =
         LoomConfig::load(&repo_file("examples/quickstart.yaml")).unwrap_or_else(|error| panic!("{error}"));
+    load_files_reads_each_file_in_order();
     assert_eq!(quickstart.ai_gateway.providers[0].name, "mock");
 
     // The config file itself: a regular file of at most 16 MiB, never read from a device

@@ -39,16 +39,59 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// An error at a key whose value came from this config file (when several are layered).
+    #[error("{}: {error}", path.display())]
+    InFile {
+        /// The file that set the key (or the block holding it).
+        path: PathBuf,
+        /// The error itself.
+        error: Box<ConfigError>,
+    },
+    /// Several broken rules, in config order, one line each; never fewer than two.
+    #[error("{}", Lines(errors))]
+    Many {
+        /// Each error (none of them `Many`).
+        errors: Vec<ConfigError>,
+    },
 }
 
 impl ConfigError {
-    /// The dotted key path at fault, if the error has one.
+    /// The dotted key path at fault, if the error has one (the first error's, for `Many`).
     pub fn key(&self) -> Option<&str> {
         match self {
             ConfigError::Io { .. } => None,
             ConfigError::Parse { key, .. }
             | ConfigError::MissingEnv { key, .. }
             | ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::InFile { error, .. } => error.key(),
+            ConfigError::Many { errors } => errors.first().and_then(ConfigError::key),
+        }
+    }
+
+    /// Each error this one reports: the errors of `Many`, else itself.
+    pub fn problems(&self) -> &[ConfigError] {
+        match self {
+            ConfigError::Many { errors } => errors,
+            other => std::slice::from_ref(other),
+        }
+    }
+
+    /// The error for `problems` found together: none, the one, or `Many`.
+    pub(crate) fn from_problems(mut problems: Vec<ConfigError>) -> Option<Self> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(ConfigError::Many { errors: problems }),
+        }
+    }
+
+    /// This error with `change` applied to each of its problems.
+    pub(crate) fn map_problems(self, change: impl Fn(ConfigError) -> ConfigError) -> Self {
+        match self {
+            ConfigError::Many { errors } => {
+                ConfigError::Many { errors: errors.into_iter().map(change).collect() }
+            }
+            other => change(other),
         }
     }
 
@@ -64,5 +107,20 @@ struct KeyPrefix<'a>(&'a str);
 impl fmt::Display for KeyPrefix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() { Ok(()) } else { write!(f, "{}: ", self.0) }
+    }
+}
+
+/// Writes each error on its own line.
+struct Lines<'a>(&'a [ConfigError]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
     }
 }

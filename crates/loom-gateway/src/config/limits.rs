@@ -57,11 +57,13 @@ pub(crate) fn check_duration(key: &str, value: Duration, range: DurationRange) -
     Ok(())
 }
 
-/// Checks the durations `prefix.name` of a table of `(name, value, range)`.
-pub(crate) fn check_durations(prefix: &str, table: &[(&str, Duration, DurationRange)]) -> Result {
+/// Checks the durations `prefix.name` of a table of `(name, value, range)`; one error
+/// for each that is out of its range, in table order.
+pub(crate) fn check_durations(prefix: &str, table: &[(&str, Duration, DurationRange)]) -> Vec<ConfigError> {
     table
         .iter()
-        .try_for_each(|(name, value, range)| check_duration(&format!("{prefix}.{name}"), *value, *range))
+        .filter_map(|(name, value, range)| check_duration(&format!("{prefix}.{name}"), *value, *range).err())
+        .collect()
 }
 
 /// Checks that the count at `key` lies in `min..=max`.
@@ -155,13 +157,10 @@ mod tests {
             message(check_duration("k", Duration::from_millis(500), MODELS_REFRESH)),
             "k: must be at least 1s"
         );
-        assert_eq!(
-            message(check_durations(
-                "a.b",
-                &[("ok", Duration::ZERO, DELAY), ("bad", Duration::ZERO, TIMEOUT)]
-            )),
-            "a.b.bad: must be greater than 0"
-        );
+        let table =
+            [("ok", Duration::ZERO, DELAY), ("bad", Duration::ZERO, TIMEOUT), ("worse", HOUR * 2, DELAY)];
+        let errors: Vec<String> = check_durations("a.b", &table).iter().map(ToString::to_string).collect();
+        assert_eq!(errors, ["a.b.bad: must be greater than 0", "a.b.worse: must be at most 1h, not 2h"]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Loading: YAML layers, `${VAR}` substitution, `LOOM_` environment overrides, parsing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use loom_core::file::{MAX_CONFIG_BYTES, read_config_text};
 use serde_json::{Map, Value};
@@ -22,10 +22,19 @@ impl LoomConfig {
     /// Loads, overrides from the process environment, and validates the YAML file at `path`
     /// (a regular file of at most [`MAX_CONFIG_BYTES`]).
     pub fn load(path: &Path) -> Result<LoomConfig, ConfigError> {
-        let yaml = read_config_text(path, MAX_CONFIG_BYTES)
-            .map_err(|error| ConfigError::Io { path: path.to_path_buf(), source: error.into() })?;
+        LoomConfig::load_files(std::slice::from_ref(&path))
+    }
+
+    /// Loads the YAML files at `paths` as layers, later files over earlier ones (see
+    /// [`ConfigBuilder`]), then overrides from the process environment and validates.
+    /// Errors at keys a file set are [`ConfigError::InFile`].
+    pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<LoomConfig, ConfigError> {
         let lookup = process_env;
-        ConfigBuilder::new(&lookup).yaml(yaml).env_overrides(process_overrides()).build()
+        let mut builder = ConfigBuilder::new(&lookup);
+        for path in paths {
+            builder = builder.file(path.as_ref())?;
+        }
+        builder.env_overrides(process_overrides()).build()
     }
 
     /// Loads and validates `yaml`, reading `${VAR}` through `env`; no `LOOM_` overrides apply.
@@ -50,10 +59,19 @@ impl LoomConfig {
 /// Layers deep-merge in order: a later layer's keys replace the earlier ones', maps merge
 /// key by key, lists are replaced whole. Then `${VAR}` placeholders are substituted, then
 /// the overrides apply, then the result is parsed (and, with [`ConfigBuilder::build`], validated).
+/// Parsing stops at the first error; validation reports every broken rule
+/// ([`ConfigError::Many`]). An error at a key that a layer read from a file set (the
+/// last such layer) is wrapped in [`ConfigError::InFile`] naming that file.
 pub struct ConfigBuilder<'e> {
-    layers: Vec<String>,
+    layers: Vec<Layer>,
     env: &'e dyn Fn(&str) -> Option<String>,
     overrides: Vec<(String, String)>,
+}
+
+/// One YAML layer and the file it was read from, if any.
+struct Layer {
+    yaml: String,
+    file: Option<PathBuf>,
 }
 
 impl<'e> ConfigBuilder<'e> {
@@ -64,8 +82,23 @@ impl<'e> ConfigBuilder<'e> {
 
     /// Adds a YAML layer on top of the previous ones.
     pub fn yaml(mut self, yaml: impl Into<String>) -> Self {
-        self.layers.push(yaml.into());
+        self.layers.push(Layer { yaml: yaml.into(), file: None });
         self
+    }
+
+    /// Adds a YAML layer read from `file` on top of the previous ones; errors at the keys
+    /// it sets name the file.
+    pub fn yaml_from(mut self, file: impl Into<PathBuf>, yaml: impl Into<String>) -> Self {
+        self.layers.push(Layer { yaml: yaml.into(), file: Some(file.into()) });
+        self
+    }
+
+    /// Reads the YAML file at `path` (a regular file of at most [`MAX_CONFIG_BYTES`]) as a
+    /// layer on top of the previous ones.
+    pub fn file(self, path: &Path) -> Result<Self, ConfigError> {
+        let yaml = read_config_text(path, MAX_CONFIG_BYTES)
+            .map_err(|error| ConfigError::Io { path: path.to_path_buf(), source: error.into() })?;
+        Ok(self.yaml_from(path, yaml))
     }
 
     /// Adds environment variables (name, value); only `LOOM_*` names except `LOOM_CONFIG`/`LOOM_LOG` apply.
@@ -76,32 +109,42 @@ impl<'e> ConfigBuilder<'e> {
 
     /// Builds and validates the config.
     pub fn build(self) -> Result<LoomConfig, ConfigError> {
-        let (config, secrets) = self.build_with_secrets()?;
+        let Built { config, secrets, origins } = self.build_with_secrets()?;
         // Validation messages quote values, which may have come from the environment.
-        config.validate().map_err(|error| match error {
-            ConfigError::Invalid { key, message } => {
-                ConfigError::Invalid { message: redact(&key, &message, &secrets), key }
-            }
-            other => other,
+        config.validate().map_err(|error| {
+            error.map_problems(|problem| match problem {
+                ConfigError::Invalid { key, message } => {
+                    origins.attribute(ConfigError::Invalid { message: redact(&key, &message, &secrets), key })
+                }
+                other => other,
+            })
         })?;
         Ok(config)
     }
 
     /// Builds the config without validating it (for fragments).
     pub fn build_unvalidated(self) -> Result<LoomConfig, ConfigError> {
-        self.build_with_secrets().map(|(config, _)| config)
+        self.build_with_secrets().map(|built| built.config)
     }
 
-    /// The config, unvalidated, and the values substituted from the environment.
-    fn build_with_secrets(self) -> Result<(LoomConfig, Vec<String>), ConfigError> {
+    /// The config, unvalidated, the values substituted from the environment, and where
+    /// each key came from.
+    fn build_with_secrets(self) -> Result<Built, ConfigError> {
         let mut merged = Value::Object(Map::new());
-        for layer in &self.layers {
-            deep_merge(&mut merged, parse_layer(layer)?);
+        let mut origins = Origins::default();
+        for layer in self.layers {
+            let tree = parse_layer(&layer.yaml).map_err(|error| match &layer.file {
+                Some(path) => ConfigError::InFile { path: path.clone(), error: Box::new(error) },
+                None => error,
+            })?;
+            deep_merge(&mut merged, tree.clone());
+            origins.layers.push((layer.file, tree));
         }
-        let secrets = interpolate(&mut merged, self.env)?;
+        let secrets = interpolate(&mut merged, self.env).map_err(|error| origins.attribute(error))?;
         let mut applied = Vec::new();
         for (name, raw) in &self.overrides {
             let path = apply_override(&mut merged, name, raw)?;
+            origins.overridden.push(path.clone());
             applied.push((path, name.as_str()));
         }
         let config = serde_path_to_error::deserialize(&merged).map_err(|error| {
@@ -109,10 +152,90 @@ impl<'e> ConfigBuilder<'e> {
             let mut message = redact(&key, &error.inner().to_string(), &secrets);
             if let Some((_, var)) = applied.iter().find(|(path, _)| caused_by(&key, &message, path)) {
                 message.push_str(&format!(" (set by environment variable {var})"));
+                return ConfigError::Parse { key, message };
             }
-            ConfigError::Parse { key, message }
+            origins.attribute(ConfigError::Parse { key, message })
         })?;
-        Ok((config, secrets))
+        Ok(Built { config, secrets, origins })
+    }
+}
+
+/// What [`ConfigBuilder::build_with_secrets`] makes.
+struct Built {
+    config: LoomConfig,
+    /// The values substituted from the environment, hidden in error messages.
+    secrets: Vec<String>,
+    origins: Origins,
+}
+
+/// Where the keys of a merged config came from.
+#[derive(Default)]
+struct Origins {
+    /// Each layer's own tree (before substitution), in order, with its file.
+    layers: Vec<(Option<PathBuf>, Value)>,
+    /// Key paths set by `LOOM_` variables (their errors name the variable instead).
+    overridden: Vec<String>,
+}
+
+impl Origins {
+    /// `error` wrapped in [`ConfigError::InFile`] when its key came from a file.
+    fn attribute(&self, error: ConfigError) -> ConfigError {
+        let Some(key) = error.key() else { return error };
+        if matches!(error, ConfigError::InFile { .. } | ConfigError::Many { .. })
+            || self.overridden.iter().any(|path| is_under(path, key))
+        {
+            return error;
+        }
+        match self.file_of(key) {
+            Some(path) => ConfigError::InFile { path: path.to_path_buf(), error: Box::new(error) },
+            None => error,
+        }
+    }
+
+    /// The file of the last layer that holds `key`, else the last that holds the block
+    /// around it (a missing key's error names the block's file).
+    fn file_of(&self, key: &str) -> Option<&Path> {
+        if key.is_empty() {
+            return None;
+        }
+        let last_holding = |key: &str| self.layers.iter().rev().find(|(_, tree)| holds(tree, key));
+        let (file, _) = last_holding(key).or_else(|| parent_key(key).and_then(last_holding))?;
+        file.as_deref()
+    }
+}
+
+/// Whether `key` is `outer` or lies under it.
+fn is_under(outer: &str, key: &str) -> bool {
+    key == outer || key.strip_prefix(outer).is_some_and(|rest| rest.starts_with(['.', '[']))
+}
+
+/// The key one level up from `key` (`a.b[2]` -> `a.b`, `a.b` -> `a`); `None` at the top.
+fn parent_key(key: &str) -> Option<&str> {
+    let cut = if key.ends_with(']') { key.rfind('[') } else { key.rfind('.') };
+    cut.map(|cut| &key[..cut]).filter(|parent| !parent.is_empty())
+}
+
+/// Whether the tree `node` has a value at the rendered key path `path` (`a.b[0].c`).
+/// Map keys may hold dots, so every key that the path starts with is tried.
+fn holds(node: &Value, path: &str) -> bool {
+    if path.is_empty() {
+        return true;
+    }
+    match node {
+        Value::Object(map) => {
+            let path = path.strip_prefix('.').unwrap_or(path);
+            map.iter().any(|(key, value)| {
+                path.strip_prefix(key.as_str()).is_some_and(|rest| {
+                    (rest.is_empty() || rest.starts_with(['.', '['])) && holds(value, rest)
+                })
+            })
+        }
+        Value::Array(items) => path
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(index, rest)| Some((items.get(index.parse::<usize>().ok()?)?, rest)))
+            .is_some_and(|(item, rest)| holds(item, rest)),
+        _ => false,
     }
 }
 
@@ -307,6 +430,34 @@ mod tests {
         );
         assert!(apply_override(&mut root, "LOOM_AI_GATEWAY__PROVIDERS__3__NAME", "c").is_err());
         assert!(apply_override(&mut root, "LOOM_SERVER____LISTEN", "c").is_err());
+    }
+
+    #[test]
+    fn key_paths_are_found_in_layer_trees() {
+        let tree = serde_json::json!({
+            "ai_gateway": {"providers": [{"name": "a"}], "token_accounting": {"prices": {"gpt-4.1": {"x": 1}}}}
+        });
+        for present in [
+            "ai_gateway",
+            "ai_gateway.providers",
+            "ai_gateway.providers[0]",
+            "ai_gateway.providers[0].name",
+            "ai_gateway.token_accounting.prices.gpt-4.1.x",
+        ] {
+            assert!(holds(&tree, present), "{present}");
+        }
+        for absent in [
+            "server",
+            "ai_gateway.providers[1]",
+            "ai_gateway.providers[0].type",
+            "ai_gateway.provider",
+            "ai_gateway.providers[x]",
+        ] {
+            assert!(!holds(&tree, absent), "{absent}");
+        }
+        assert_eq!(parent_key("a.b[2]"), Some("a.b"));
+        assert_eq!(parent_key("a.b[2].c"), Some("a.b[2]"));
+        assert_eq!(parent_key("a"), None);
     }
 
     #[test]

@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use loom_providers::{ProviderConfig, ProviderType};
 
 use super::error::ConfigError;
 use super::limits::{
-    DELAY, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS, MAX_HTTP2_STREAMS,
+    DELAY, DurationRange, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS, MAX_HTTP2_STREAMS,
     MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, MODELS_REFRESH, STREAM_BATCH, TIMEOUT,
     WORKERS_PER_CPU, check_count, check_durations, check_price, max_workers,
 };
@@ -15,35 +16,61 @@ use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, Ser
 
 type Result = std::result::Result<(), ConfigError>;
 
-impl LoomConfig {
-    /// Checks every rule a loaded config must meet; the error names the offending key.
-    pub fn validate(&self) -> Result {
-        validate_server(&self.server)?;
-        if self.admin.enabled && self.admin.listen.port() != 0 && self.admin.listen == self.server.listen {
-            return Err(ConfigError::invalid(
-                "admin.listen",
-                format!("{} is also server.listen; the admin API needs its own address", self.admin.listen),
-            ));
+/// The rule violations found so far, in config order.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// Records a violation at `key`.
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::invalid(key, message));
+    }
+
+    /// Records the violation a check found, if any.
+    fn keep(&mut self, check: Result) {
+        if let Err(error) = check {
+            self.0.push(error);
         }
-        if self.logging.level.trim().is_empty() {
-            return Err(ConfigError::invalid("logging.level", "must not be empty (e.g. `info`)"));
-        }
-        validate_ai_gateway(&self.ai_gateway)?;
-        let serves_ai = self.effective_routes().iter().any(|route| route.ai_gateway);
-        if self.ai_gateway.enabled && serves_ai && self.ai_gateway.providers.is_empty() {
-            return Err(ConfigError::invalid(
-                "ai_gateway.providers",
-                "at least one provider is required (or set ai_gateway.enabled: false)",
-            ));
-        }
-        validate_routes(&self.routes, &self.ai_gateway.providers)
+    }
+
+    /// Records every duration of the table that is out of its range.
+    fn durations(&mut self, prefix: &str, table: &[(&str, Duration, DurationRange)]) {
+        self.0.extend(check_durations(prefix, table));
     }
 }
 
-fn validate_server(server: &ServerConfig) -> Result {
-    check_count("server.max_body_bytes", server.max_body_bytes, 1, MAX_BODY_BYTES)?;
+impl LoomConfig {
+    /// Checks every rule a loaded config must meet. The error names the offending key;
+    /// when several rules are broken it is [`ConfigError::Many`], listing each in config order.
+    pub fn validate(&self) -> Result {
+        let mut problems = Problems::default();
+        validate_server(&self.server, &mut problems);
+        if self.admin.enabled && self.admin.listen.port() != 0 && self.admin.listen == self.server.listen {
+            problems.add(
+                "admin.listen",
+                format!("{} is also server.listen; the admin API needs its own address", self.admin.listen),
+            );
+        }
+        if self.logging.level.trim().is_empty() {
+            problems.add("logging.level", "must not be empty (e.g. `info`)");
+        }
+        validate_ai_gateway(&self.ai_gateway, &mut problems);
+        let serves_ai = self.effective_routes().iter().any(|route| route.ai_gateway);
+        if self.ai_gateway.enabled && serves_ai && self.ai_gateway.providers.is_empty() {
+            problems.add(
+                "ai_gateway.providers",
+                "at least one provider is required (or set ai_gateway.enabled: false)",
+            );
+        }
+        validate_routes(&self.routes, &self.ai_gateway.providers, &mut problems);
+        ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
+    }
+}
+
+fn validate_server(server: &ServerConfig, problems: &mut Problems) {
+    problems.keep(check_count("server.max_body_bytes", server.max_body_bytes, 1, MAX_BODY_BYTES));
     // Every `server.*` duration has one line here (ranges: limits.rs).
-    check_durations(
+    problems.durations(
         "server",
         &[
             ("request_timeout", server.request_timeout, TIMEOUT),
@@ -53,26 +80,26 @@ fn validate_server(server: &ServerConfig) -> Result {
             ("keepalive_timeout", server.keepalive_timeout, TIMEOUT),
             ("http2_keepalive_interval", server.http2_keepalive_interval, TIMEOUT),
         ],
-    )?;
+    );
     if let Some(max) = server.max_connections {
-        check_count("server.max_connections", max.get() as u64, 1, MAX_CONNECTIONS)?;
+        problems.keep(check_count("server.max_connections", max.get() as u64, 1, MAX_CONNECTIONS));
     }
     if let Some(budget) = server.max_buffered_body_bytes {
         // A budget below one body would refuse every body of the largest allowed size.
-        check_count(
+        problems.keep(check_count(
             "server.max_buffered_body_bytes",
             budget,
             server.max_body_bytes,
             MAX_BUFFERED_BODY_BYTES,
-        )?;
+        ));
     }
-    check_count(
+    problems.keep(check_count(
         "server.http2_max_concurrent_streams",
         u64::from(server.http2_max_concurrent_streams),
         1,
         MAX_HTTP2_STREAMS,
-    )?;
-    check_workers(server.workers)
+    ));
+    problems.keep(check_workers(server.workers));
 }
 
 /// Checks `server.workers` against this machine: at most 8 per CPU, and 1024 in all.
@@ -92,54 +119,52 @@ fn check_workers(workers: Option<NonZeroUsize>) -> Result {
     ))
 }
 
-fn validate_ai_gateway(ai: &AiGatewayConfig) -> Result {
+fn validate_ai_gateway(ai: &AiGatewayConfig, problems: &mut Problems) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, provider) in ai.providers.iter().enumerate() {
         let key = format!("ai_gateway.providers[{index}]");
         if provider.name.trim().is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.name"), "must not be empty"));
-        }
-        if let Some(first) = seen.insert(&provider.name, index) {
-            return Err(ConfigError::invalid(
+            problems.add(format!("{key}.name"), "must not be empty");
+        } else if let Some(first) = seen.insert(&provider.name, index) {
+            problems.add(
                 format!("{key}.name"),
                 format!("duplicate provider name \"{}\" (also ai_gateway.providers[{first}])", provider.name),
-            ));
+            );
         }
-        validate_provider(&key, provider)?;
+        validate_provider(&key, provider, problems);
     }
-    validate_routing(&ai.routing, "ai_gateway.routing", &ai.providers)?;
-    check_durations(
-        "ai_gateway.streaming",
-        &[("flush_interval", ai.streaming.flush_interval, STREAM_BATCH)],
-    )?;
-    check_durations("ai_gateway", &[("models_refresh", ai.models_refresh, MODELS_REFRESH)])?;
+    validate_routing(&ai.routing, "ai_gateway.routing", &ai.providers, problems);
+    problems
+        .durations("ai_gateway.streaming", &[("flush_interval", ai.streaming.flush_interval, STREAM_BATCH)]);
+    problems.durations("ai_gateway", &[("models_refresh", ai.models_refresh, MODELS_REFRESH)]);
     let accounting = &ai.token_accounting;
-    check_durations("ai_gateway.token_accounting", &[("flush_interval", accounting.flush_interval, DELAY)])?;
+    problems
+        .durations("ai_gateway.token_accounting", &[("flush_interval", accounting.flush_interval, DELAY)]);
     for (model, price) in &accounting.prices {
         let key = format!("ai_gateway.token_accounting.prices.{model}");
-        check_price(&format!("{key}.cost_per_1k_input"), Some(price.cost_per_1k_input))?;
-        check_price(&format!("{key}.cost_per_1k_output"), Some(price.cost_per_1k_output))?;
-        check_price(&format!("{key}.cost_per_1k_cached_input"), price.cost_per_1k_cached_input)?;
+        problems.keep(check_price(&format!("{key}.cost_per_1k_input"), Some(price.cost_per_1k_input)));
+        problems.keep(check_price(&format!("{key}.cost_per_1k_output"), Some(price.cost_per_1k_output)));
+        problems
+            .keep(check_price(&format!("{key}.cost_per_1k_cached_input"), price.cost_per_1k_cached_input));
     }
     for (model, per_provider) in &ai.model_mapping {
         let key = format!("ai_gateway.model_mapping.{model}");
         if model.trim().is_empty() {
-            return Err(ConfigError::invalid(key, "the client model name must not be empty"));
+            problems.add(key.clone(), "the client model name must not be empty");
         }
         for (provider, target) in per_provider {
             let key = format!("{key}.{provider}");
             if ai.provider(provider).is_none() {
-                return Err(ConfigError::invalid(key, unknown_provider(provider, &ai.providers)));
+                problems.add(key.clone(), unknown_provider(provider, &ai.providers));
             }
             if target.trim().is_empty() {
-                return Err(ConfigError::invalid(key, "the provider model name must not be empty"));
+                problems.add(key, "the provider model name must not be empty");
             }
         }
     }
-    Ok(())
 }
 
-fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
+fn validate_provider(key: &str, provider: &ProviderConfig, problems: &mut Problems) {
     let kind = provider.kind;
     let needs_key = matches!(
         kind,
@@ -152,10 +177,10 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
         } else {
             ""
         };
-        return Err(ConfigError::invalid(
+        problems.add(
             format!("{key}.api_key"),
             format!("required for type {} (e.g. `api_key: ${{API_KEY_VAR}}`){hint}", kind.as_str()),
-        ));
+        );
     }
     let requires: &[(&str, bool)] = match kind {
         ProviderType::Azure => {
@@ -169,15 +194,13 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
     };
     for (field, present) in requires {
         if !present {
-            return Err(ConfigError::invalid(
-                format!("{key}.{field}"),
-                format!("required for type {}", kind.as_str()),
-            ));
+            problems.add(format!("{key}.{field}"), format!("required for type {}", kind.as_str()));
         }
     }
-    if let Some(base_url) = &provider.base_url {
-        check_http_url(base_url)
-            .map_err(|message| ConfigError::invalid(format!("{key}.base_url"), message))?;
+    if let Some(base_url) = &provider.base_url
+        && let Err(message) = check_http_url(base_url)
+    {
+        problems.add(format!("{key}.base_url"), message);
     }
     let only_on: [(&str, bool, ProviderType); 4] = [
         ("deployments", !provider.deployments.is_empty(), ProviderType::Azure),
@@ -187,26 +210,26 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
     ];
     for (field, present, allowed) in only_on {
         if present && kind != allowed {
-            return Err(ConfigError::invalid(
+            problems.add(
                 format!("{key}.{field}"),
                 format!("only allowed on type {}, this provider is type {}", allowed.as_str(), kind.as_str()),
-            ));
+            );
         }
     }
     for (index, model) in provider.models.iter().enumerate() {
         if model.trim().is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.models[{index}]"), "must not be empty"));
+            problems.add(format!("{key}.models[{index}]"), "must not be empty");
         }
     }
     for (model, deployment) in &provider.deployments {
         if deployment.trim().is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.deployments.{model}"), "must not be empty"));
+            problems.add(format!("{key}.deployments.{model}"), "must not be empty");
         }
     }
-    check_price(&format!("{key}.cost_per_1k_input"), provider.cost_per_1k_input)?;
-    check_price(&format!("{key}.cost_per_1k_output"), provider.cost_per_1k_output)?;
+    problems.keep(check_price(&format!("{key}.cost_per_1k_input"), provider.cost_per_1k_input));
+    problems.keep(check_price(&format!("{key}.cost_per_1k_output"), provider.cost_per_1k_output));
     let timeouts = &provider.timeouts;
-    check_durations(
+    problems.durations(
         &format!("{key}.timeouts"),
         &[
             ("connect", timeouts.connect, TIMEOUT),
@@ -214,118 +237,119 @@ fn validate_provider(key: &str, provider: &ProviderConfig) -> Result {
             ("idle", timeouts.idle, TIMEOUT),
             ("request", timeouts.request, TIMEOUT),
         ],
-    )?;
+    );
     if let Some(mock) = &provider.mock {
-        check_durations(
+        problems.durations(
             &format!("{key}.mock"),
             &[("latency", mock.latency, DELAY), ("chunk_delay", mock.chunk_delay, DELAY)],
-        )?;
+        );
     }
-    check_count(
+    problems.keep(check_count(
         &format!("{key}.pool_max_idle_per_host"),
         u64::try_from(provider.pool_max_idle_per_host).unwrap_or(u64::MAX),
         0,
         MAX_POOL_IDLE_PER_HOST,
-    )?;
+    ));
     for (name, value) in &provider.headers {
         let key = format!("{key}.headers.{name}");
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ConfigError::invalid(key, "not a valid HTTP header name"));
-        }
-        if http::HeaderValue::from_str(value.expose()).is_err() {
-            return Err(ConfigError::invalid(key, "not a valid HTTP header value (control characters?)"));
+            problems.add(key, "not a valid HTTP header name");
+        } else if http::HeaderValue::from_str(value.expose()).is_err() {
+            problems.add(key, "not a valid HTTP header value (control characters?)");
         }
     }
-    Ok(())
 }
 
 /// Checks a `routing:` block (global or per route) rooted at `key`.
-fn validate_routing(routing: &RoutingConfig, key: &str, providers: &[ProviderConfig]) -> Result {
+fn validate_routing(
+    routing: &RoutingConfig,
+    key: &str,
+    providers: &[ProviderConfig],
+    problems: &mut Problems,
+) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, target) in routing.providers.iter().enumerate() {
         let target_key = format!("{key}.providers[{index}]");
         if !providers.iter().any(|provider| provider.name == target.name) {
-            return Err(ConfigError::invalid(
-                format!("{target_key}.name"),
-                unknown_provider(&target.name, providers),
-            ));
-        }
-        if let Some(first) = seen.insert(&target.name, index) {
-            return Err(ConfigError::invalid(
+            problems.add(format!("{target_key}.name"), unknown_provider(&target.name, providers));
+        } else if let Some(first) = seen.insert(&target.name, index) {
+            problems.add(
                 format!("{target_key}.name"),
                 format!("provider \"{}\" is already listed at {key}.providers[{first}]", target.name),
-            ));
+            );
         }
-        check_price(&format!("{target_key}.cost_per_1k_input"), target.cost_per_1k_input)?;
-        check_price(&format!("{target_key}.cost_per_1k_output"), target.cost_per_1k_output)?;
+        problems.keep(check_price(&format!("{target_key}.cost_per_1k_input"), target.cost_per_1k_input));
+        problems.keep(check_price(&format!("{target_key}.cost_per_1k_output"), target.cost_per_1k_output));
         if let Some(weight) = target.weight {
-            check_count(&format!("{target_key}.weight"), weight.into(), 0, MAX_WEIGHT)?;
+            problems.keep(check_count(&format!("{target_key}.weight"), weight.into(), 0, MAX_WEIGHT));
         }
     }
     if routing.strategy == Strategy::Weighted {
         let targets = routing.targets_or_all(providers);
         if !targets.is_empty() && targets.iter().all(|target| target.effective_weight() == 0) {
-            return Err(ConfigError::invalid(
+            problems.add(
                 format!("{key}.providers"),
                 "strategy weighted needs at least one target with a weight above 0",
-            ));
+            );
         }
     }
     let (failover, health) = (&routing.failover, &routing.health);
-    check_count(&format!("{key}.failover.max_retries"), failover.max_retries.into(), 0, MAX_RETRIES)?;
-    check_durations(
+    problems.keep(check_count(
+        &format!("{key}.failover.max_retries"),
+        failover.max_retries.into(),
+        0,
+        MAX_RETRIES,
+    ));
+    problems.durations(
         &format!("{key}.failover"),
         &[("backoff", failover.backoff, DELAY), ("max_backoff", failover.max_backoff, DELAY)],
-    )?;
-    check_count(&format!("{key}.health.failure_threshold"), health.failure_threshold.into(), 1, u64::MAX)?;
-    check_durations(
+    );
+    problems.keep(check_count(
+        &format!("{key}.health.failure_threshold"),
+        health.failure_threshold.into(),
+        1,
+        u64::MAX,
+    ));
+    problems.durations(
         &format!("{key}.health"),
         &[("cooldown", health.cooldown, TIMEOUT), ("probe_interval", health.probe_interval, TIMEOUT)],
-    )?;
+    );
     for (index, code) in routing.failover.retry_codes.iter().enumerate() {
         if !(400..=599).contains(code) {
-            return Err(ConfigError::invalid(
+            problems.add(
                 format!("{key}.failover.retry_codes[{index}]"),
                 format!("{code} is not an HTTP error status (400-599)"),
-            ));
+            );
         }
     }
-    Ok(())
 }
 
-fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig]) -> Result {
+fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig], problems: &mut Problems) {
     let mut ids = BTreeSet::new();
     let mut paths = BTreeMap::new();
     for (index, route) in routes.iter().enumerate() {
         let key = format!("routes[{index}]");
         if route.id.trim().is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.id"), "must not be empty"));
+            problems.add(format!("{key}.id"), "must not be empty");
+        } else if !ids.insert(route.id.as_str()) {
+            problems.add(format!("{key}.id"), format!("duplicate route id \"{}\"", route.id));
         }
-        if !ids.insert(route.id.as_str()) {
-            return Err(ConfigError::invalid(
-                format!("{key}.id"),
-                format!("duplicate route id \"{}\"", route.id),
-            ));
-        }
-        check_route_path(&route.path)
-            .map_err(|message| ConfigError::invalid(format!("{key}.path"), message))?;
-        if let Some(first) = paths.insert(route.path.as_str(), index) {
-            return Err(ConfigError::invalid(
+        if let Err(message) = check_route_path(&route.path) {
+            problems.add(format!("{key}.path"), message);
+        } else if let Some(first) = paths.insert(route.path.as_str(), index) {
+            problems.add(
                 format!("{key}.path"),
                 format!("\"{}\" is already the path of routes[{first}]", route.path),
-            ));
+            );
         }
         if let Some(routing) = &route.routing {
-            if !route.ai_gateway {
-                return Err(ConfigError::invalid(
-                    format!("{key}.routing"),
-                    "only allowed on a route with `ai_gateway: true`",
-                ));
+            if route.ai_gateway {
+                validate_routing(routing, &format!("{key}.routing"), providers, problems);
+            } else {
+                problems.add(format!("{key}.routing"), "only allowed on a route with `ai_gateway: true`");
             }
-            validate_routing(routing, &format!("{key}.routing"), providers)?;
         }
     }
-    Ok(())
 }
 
 /// Checks a route path pattern: starts with `/`, and a `*` only as a trailing `/*`.
