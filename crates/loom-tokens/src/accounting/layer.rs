@@ -1,6 +1,9 @@
 //! `TokenAccountingLayer`: estimates each request's input tokens for later stages,
 //! asks streaming upstreams for usage, and records a [`UsageRecord`] for every
 //! request — whole, streamed, failed, or cut off by a client that went away.
+//!
+//! Texts of at least [`BLOCKING_COUNT_BYTES`](super::BLOCKING_COUNT_BYTES) are tokenized on tokio's blocking pool
+//! (inputs, token counts, unreported output), never on the thread polling the request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +19,8 @@ use loom_core::{
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::estimate;
+use super::estimate::{self, ChatSize};
+use super::offload;
 use super::prices::PriceTable;
 use super::record::{Outcome, UsageRecord, UsageSource};
 use super::recorder::UsageRecorder;
@@ -118,7 +122,26 @@ struct Pending {
 }
 
 impl Pending {
+    /// Records the request; an unreported output large enough to count off the worker
+    /// ([`offload::is_large`]) is counted and recorded on the blocking pool.
     fn finish(
+        self,
+        accounting: &Arc<Accounting>,
+        usage: Option<&Usage>,
+        output_text: Option<String>,
+        outcome: Outcome,
+        status: u16,
+    ) {
+        let large_output = output_text.as_ref().is_some_and(|text| offload::is_large(text.len() as u64));
+        if usage.is_none() && large_output {
+            let accounting = accounting.clone();
+            offload::detach(move || self.record(&accounting, None, output_text.as_deref(), outcome, status));
+            return;
+        }
+        self.record(accounting, usage, output_text.as_deref(), outcome, status);
+    }
+
+    fn record(
         mut self,
         accounting: &Accounting,
         usage: Option<&Usage>,
@@ -166,12 +189,21 @@ impl Pending {
     }
 }
 
-fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
+/// What is known about a request before it is sent, and whether its input is still to
+/// be counted off the worker ([`count_input`]); until then its estimate is a rough one.
+fn start(request: &mut LlmRequest, accounting: &Accounting) -> (Pending, bool) {
     let context = &request.context;
+    let mut deferred = false;
     let (input_estimate, input_exact, model, streamed) = match &mut request.payload {
         RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => {
             let (tokens, exact) = if accounting.count_input {
-                estimate::chat(&accounting.tokenizers, chat)
+                let size = ChatSize::of(chat);
+                deferred = offload::is_large(size.text_bytes);
+                if deferred {
+                    (estimate::rough_chat(chat), false)
+                } else {
+                    estimate::chat_of_size(&accounting.tokenizers, chat, &size)
+                }
             } else {
                 (estimate::rough_chat(chat), false)
             };
@@ -183,7 +215,13 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
             (tokens, exact, chat.model.clone(), chat.is_stream())
         }
         RequestPayload::Embeddings(embeddings) => {
-            let (tokens, exact) = estimate::embeddings(&accounting.tokenizers, embeddings);
+            let bytes = estimate::embeddings_text_bytes(embeddings);
+            deferred = offload::is_large(bytes);
+            let (tokens, exact) = if deferred {
+                (bytes.div_ceil(4), false)
+            } else {
+                estimate::embeddings(&accounting.tokenizers, embeddings)
+            };
             (tokens, exact, embeddings.model.clone(), false)
         }
     };
@@ -212,7 +250,24 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
     };
     let received_at = context.received_at;
     request.context.input_token_estimate = Some(input_estimate);
-    Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }
+    (Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }, deferred)
+}
+
+/// Counts a request's input exactly (on the blocking pool: the request is large).
+fn count_input(accounting: &Accounting, request: &LlmRequest) -> (u64, bool) {
+    match &request.payload {
+        RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => {
+            estimate::chat(&accounting.tokenizers, chat)
+        }
+        RequestPayload::Embeddings(embeddings) => estimate::embeddings(&accounting.tokenizers, embeddings),
+    }
+}
+
+/// The inner call: made at once, or after the input is counted off the worker (with the
+/// inner service that was readied for it).
+enum Call<S, F> {
+    Started(F),
+    Deferred { inner: S, request: LlmRequest },
 }
 
 /// A request's record until its answer is in hand. The server drops a request's future
@@ -268,7 +323,7 @@ fn answer_text(answer: &ChatAnswer) -> String {
 
 impl<S> Service<LlmRequest> for TokenAccounting<S>
 where
-    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = LlmResponse;
@@ -283,13 +338,40 @@ where
         if let RequestPayload::CountTokens(_) = request.payload {
             return count_tokens(self.inner.call(request), self.accounting.tokenizers.clone());
         }
-        let unanswered = Unanswered {
-            pending: Some(start(&mut request, &self.accounting)),
-            accounting: self.accounting.clone(),
+        let (pending, deferred) = start(&mut request, &self.accounting);
+        let unanswered = Unanswered { pending: Some(pending), accounting: self.accounting.clone() };
+        let call = if deferred {
+            // The readied service makes the call; this one keeps a fresh clone.
+            let fresh = self.inner.clone();
+            Call::Deferred { inner: std::mem::replace(&mut self.inner, fresh), request }
+        } else {
+            Call::Started(self.inner.call(request))
         };
-        let call = self.inner.call(request);
         Box::pin(async move {
             let mut unanswered = unanswered;
+            let call = match call {
+                Call::Started(call) => call,
+                Call::Deferred { mut inner, request } => {
+                    let accounting = unanswered.accounting.clone();
+                    let counted = offload::off_worker(move || {
+                        let count = count_input(&accounting, &request);
+                        (request, count)
+                    })
+                    .await;
+                    let Some((mut request, (tokens, exact))) = counted else {
+                        let error = LoomError::internal("counting the request's input tokens failed");
+                        if let Some(pending) = unanswered.pending.take() {
+                            pending.finish(&unanswered.accounting, None, None, Outcome::Error, error.http_status());
+                        }
+                        return Err(error);
+                    };
+                    if let Some(pending) = unanswered.pending.as_mut() {
+                        (pending.input_estimate, pending.input_exact) = (tokens, exact);
+                    }
+                    request.context.input_token_estimate = Some(tokens);
+                    inner.call(request)
+                }
+            };
             let result = call.await;
             // From here on the request ends in this block, which records it.
             let Some(mut pending) = unanswered.pending.take() else { return result };
@@ -309,7 +391,7 @@ where
                 ResponsePayload::Chat(answer) => {
                     pending.record.model_served = Some(answer.model().to_owned());
                     let text = answer.usage().is_none().then(|| answer_text(answer));
-                    pending.finish(accounting, answer.usage(), text.as_deref(), Outcome::Ok, 200);
+                    pending.finish(accounting, answer.usage(), text, Outcome::Ok, 200);
                 }
                 ResponsePayload::Embeddings(embeddings) => {
                     pending.record.model_served = Some(embeddings.model.clone());
@@ -353,12 +435,23 @@ where
 {
     Box::pin(async move {
         let mut response = call.await?;
-        if let ResponsePayload::TokenCount(count) = &mut response.payload
-            && count.input_tokens.is_none()
-        {
-            count.input_tokens = Some(estimate::chat(&tokenizers, &count.request).0);
+        let ResponsePayload::TokenCount(count) = &mut response.payload else { return Ok(response) };
+        if count.input_tokens.is_some() {
+            return Ok(response);
         }
-        Ok(response)
+        let size = ChatSize::of(&count.request);
+        if !offload::is_large(size.text_bytes) {
+            count.input_tokens = Some(estimate::chat_of_size(&tokenizers, &count.request, &size).0);
+            return Ok(response);
+        }
+        offload::off_worker(move || {
+            if let ResponsePayload::TokenCount(count) = &mut response.payload {
+                count.input_tokens = Some(estimate::chat_of_size(&tokenizers, &count.request, &size).0);
+            }
+            response
+        })
+        .await
+        .ok_or_else(|| LoomError::internal("counting the request's tokens failed"))
     })
 }
 
@@ -426,7 +519,7 @@ impl Meter {
         if self.usage.is_none() {
             self.read_unread();
         }
-        let text = (self.usage.is_none()).then_some(self.text.as_str());
+        let text = self.usage.is_none().then(|| std::mem::take(&mut self.text));
         self.pending.finish(&self.accounting, self.usage.as_ref(), text, outcome, status);
     }
 }
@@ -500,6 +593,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::accounting::DEFAULT_MAX_AGGREGATE_BYTES;
     use crate::accounting::recorder::UsageObserver;
     use crate::{Encoding, TokenizerSpec};
 
@@ -522,7 +616,7 @@ mod tests {
     /// Streams `chunks` through the layer to the end and returns the usage record written.
     async fn record_of(chunks: Vec<StreamChunk>) -> UsageRecord {
         let records = Arc::new(Records(Mutex::new(Vec::new())));
-        let recorder = UsageRecorder::new(None, Duration::from_millis(10), vec![records.clone()]).unwrap();
+        let recorder = UsageRecorder::new(None, Duration::from_millis(10), DEFAULT_MAX_AGGREGATE_BYTES, vec![records.clone()]).unwrap();
         let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
         let layer =
             TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
@@ -552,7 +646,7 @@ mod tests {
     /// A layer recording into a fresh observer (records reach it synchronously).
     fn layer_and_records(timeout: Option<Duration>) -> (TokenAccountingLayer, Arc<Records>) {
         let records = Arc::new(Records(Mutex::new(Vec::new())));
-        let recorder = UsageRecorder::new(None, Duration::from_millis(10), vec![records.clone()]).unwrap();
+        let recorder = UsageRecorder::new(None, Duration::from_millis(10), DEFAULT_MAX_AGGREGATE_BYTES, vec![records.clone()]).unwrap();
         let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
         let layer =
             TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
