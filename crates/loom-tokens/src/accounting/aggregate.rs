@@ -248,7 +248,8 @@ impl Tier {
     }
 
     fn groups(&self) -> usize {
-        let named = |bucket: &Bucket| bucket.dimensions.iter().map(|groups| groups.named.len()).sum::<usize>();
+        let named =
+            |bucket: &Bucket| bucket.dimensions.iter().map(|groups| groups.named.len()).sum::<usize>();
         self.buckets.values().map(named).sum()
     }
 }
@@ -452,8 +453,14 @@ mod tests {
         let aggregates = UsageAggregates::new(0);
         aggregates.add(&by_user(0, "u0"));
         aggregates.add(&by_user(0, "u1"));
-        assert_eq!((aggregates.held_groups(), aggregates.held_bytes(), aggregates.folded_records()), (0, 0, 2));
-        assert_eq!(requests_by_group(&aggregates.report(Dimension::Team, 0, MINUTE_MS)), vec![("(other)", 2)]);
+        assert_eq!(
+            (aggregates.held_groups(), aggregates.held_bytes(), aggregates.folded_records()),
+            (0, 0, 2)
+        );
+        assert_eq!(
+            requests_by_group(&aggregates.report(Dimension::Team, 0, MINUTE_MS)),
+            vec![("(other)", 2)]
+        );
     }
 
     #[test]

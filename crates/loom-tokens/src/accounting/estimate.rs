@@ -185,7 +185,9 @@ pub(crate) fn text(registry: &TokenizerRegistry, model: &str, text: &str) -> (u6
 pub(crate) fn embeddings_text_bytes(request: &EmbeddingsRequest) -> u64 {
     match &request.input {
         EmbeddingInput::Text(input) => input.len() as u64,
-        EmbeddingInput::Texts(inputs) => inputs.iter().fold(0u64, |sum, input| sum.saturating_add(input.len() as u64)),
+        EmbeddingInput::Texts(inputs) => {
+            inputs.iter().fold(0u64, |sum, input| sum.saturating_add(input.len() as u64))
+        }
         EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => 0,
     }
 }

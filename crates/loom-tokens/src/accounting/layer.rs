@@ -361,7 +361,13 @@ where
                     let Some((mut request, (tokens, exact))) = counted else {
                         let error = LoomError::internal("counting the request's input tokens failed");
                         if let Some(pending) = unanswered.pending.take() {
-                            pending.finish(&unanswered.accounting, None, None, Outcome::Error, error.http_status());
+                            pending.finish(
+                                &unanswered.accounting,
+                                None,
+                                None,
+                                Outcome::Error,
+                                error.http_status(),
+                            );
                         }
                         return Err(error);
                     };
@@ -616,7 +622,13 @@ mod tests {
     /// Streams `chunks` through the layer to the end and returns the usage record written.
     async fn record_of(chunks: Vec<StreamChunk>) -> UsageRecord {
         let records = Arc::new(Records(Mutex::new(Vec::new())));
-        let recorder = UsageRecorder::new(None, Duration::from_millis(10), DEFAULT_MAX_AGGREGATE_BYTES, vec![records.clone()]).unwrap();
+        let recorder = UsageRecorder::new(
+            None,
+            Duration::from_millis(10),
+            DEFAULT_MAX_AGGREGATE_BYTES,
+            vec![records.clone()],
+        )
+        .unwrap();
         let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
         let layer =
             TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
@@ -646,7 +658,13 @@ mod tests {
     /// A layer recording into a fresh observer (records reach it synchronously).
     fn layer_and_records(timeout: Option<Duration>) -> (TokenAccountingLayer, Arc<Records>) {
         let records = Arc::new(Records(Mutex::new(Vec::new())));
-        let recorder = UsageRecorder::new(None, Duration::from_millis(10), DEFAULT_MAX_AGGREGATE_BYTES, vec![records.clone()]).unwrap();
+        let recorder = UsageRecorder::new(
+            None,
+            Duration::from_millis(10),
+            DEFAULT_MAX_AGGREGATE_BYTES,
+            vec![records.clone()],
+        )
+        .unwrap();
         let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
         let layer =
             TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
