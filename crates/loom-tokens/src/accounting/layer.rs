@@ -595,11 +595,12 @@ mod tests {
 
     use bytes::Bytes;
     use futures_util::StreamExt;
-    use loom_core::{ChatRequest, Message, RequestContext, Role};
+    use loom_core::{ChatRequest, EmbeddingsRequest, Message, RequestContext, Role};
     use tower::ServiceExt;
 
     use super::*;
     use crate::accounting::DEFAULT_MAX_AGGREGATE_BYTES;
+    use crate::accounting::estimate::counted_on;
     use crate::accounting::recorder::UsageObserver;
     use crate::{Encoding, TokenizerSpec};
 
@@ -784,6 +785,136 @@ mod tests {
         assert_eq!(text_of(CONTENT), "before:Hi \"you\"think");
         assert_eq!(text_of(TOOL), "before:get_weather{\"city\":");
         assert_eq!(text_of(USAGE), "before:");
+    }
+
+    /// Sends every record it sees down a channel (records counted off the worker arrive late).
+    struct RecordChannel(tokio::sync::mpsc::UnboundedSender<UsageRecord>);
+
+    impl UsageObserver for RecordChannel {
+        fn observe(&self, record: &UsageRecord) {
+            let _ = self.0.send(record.clone());
+        }
+    }
+
+    /// A layer counting every input exactly (`count_input`), with o200k_base as fallback.
+    fn counting_layer() -> (TokenAccountingLayer, tokio::sync::mpsc::UnboundedReceiver<UsageRecord>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = UsageRecorder::new(
+            None,
+            Duration::from_millis(10),
+            DEFAULT_MAX_AGGREGATE_BYTES,
+            vec![Arc::new(RecordChannel(sender))],
+        )
+        .unwrap();
+        let layer =
+            TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(fallback()), true);
+        (layer, receiver)
+    }
+
+    fn fallback() -> TokenizerRegistry {
+        TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase))
+    }
+
+    /// A chat for `model` whose one message holds `bytes` bytes of words.
+    fn chat_of(model: &str, bytes: usize) -> ChatRequest {
+        ChatRequest::new(model, vec![Message::text(Role::User, "hello ".repeat(bytes / 6))])
+    }
+
+    const FOUR_MB: usize = 4 * 1024 * 1024;
+
+    /// Sends `request` through `layer` to an upstream that fails; returns the input estimate
+    /// the upstream was given.
+    async fn estimate_sent_upstream(layer: &TokenAccountingLayer, request: LlmRequest) -> Option<u64> {
+        let seen = Arc::new(Mutex::new(None));
+        let upstream_seen = seen.clone();
+        let upstream = tower::service_fn(move |request: LlmRequest| {
+            *upstream_seen.lock().unwrap() = request.context.input_token_estimate;
+            std::future::ready(Err::<LlmResponse, _>(LoomError::new(loom_core::ErrorKind::RateLimited, "no")))
+        });
+        assert!(layer.layer(upstream).oneshot(request).await.is_err());
+        *seen.lock().unwrap()
+    }
+
+    #[tokio::test]
+    async fn large_inputs_are_counted_off_the_polling_thread_and_small_ones_on_it() {
+        // A current-thread runtime: this thread polls the requests, as a front-door worker does.
+        let here = std::thread::current().id();
+        let (layer, _records) = counting_layer();
+        for (model, bytes) in [("offload-small-chat", 600), ("offload-large-chat", FOUR_MB)] {
+            let chat = chat_of(model, bytes);
+            let exact = fallback().counter(model, None).unwrap().count_chat(&chat).estimate().tokens as u64;
+            let sent = estimate_sent_upstream(&layer, LlmRequest::chat(RequestContext::new("r"), chat)).await;
+            assert_eq!(sent, Some(exact), "{model}: the router gets the exact count, not a rough one");
+        }
+        assert_eq!(counted_on::threads("offload-small-chat"), vec![here], "a small input counts inline");
+        let large = counted_on::threads("offload-large-chat");
+        assert_eq!(large.len(), 1);
+        assert_ne!(large[0], here, "a 4 MB input counts on the blocking pool");
+
+        let text = "hello ".repeat(FOUR_MB / 6);
+        let embeddings: EmbeddingsRequest =
+            serde_json::from_value(serde_json::json!({"model": "offload-large-embeddings", "input": text}))
+                .unwrap();
+        let exact =
+            fallback().counter("offload-large-embeddings", None).unwrap().count_text(&text).tokens as u64;
+        let sent =
+            estimate_sent_upstream(&layer, LlmRequest::embeddings(RequestContext::new("r"), embeddings))
+                .await;
+        assert_eq!(sent, Some(exact));
+        let threads = counted_on::threads("offload-large-embeddings");
+        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_large_token_count_is_counted_off_the_polling_thread() {
+        let here = std::thread::current().id();
+        let (layer, _records) = counting_layer();
+        let chat = chat_of("offload-large-count", FOUR_MB);
+        let exact =
+            fallback().counter("offload-large-count", None).unwrap().count_chat(&chat).estimate().tokens;
+        let upstream = tower::service_fn(|request: LlmRequest| {
+            let RequestPayload::CountTokens(chat) = request.payload else { panic!("expected a count") };
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::TokenCount(loom_core::TokenCount::uncounted(chat)),
+            }))
+        });
+        let request = LlmRequest::count_tokens(RequestContext::new("r"), chat);
+        let response = layer.layer(upstream).oneshot(request).await.unwrap();
+        let ResponsePayload::TokenCount(count) = response.payload else { panic!("expected a count") };
+        assert_eq!(count.input_tokens, Some(exact as u64));
+        let threads = counted_on::threads("offload-large-count");
+        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_large_unreported_output_is_counted_off_the_polling_thread() {
+        let here = std::thread::current().id();
+        let (layer, mut records) = counting_layer();
+        let text = "hello ".repeat(64 * 1024 / 6);
+        let json = serde_json::json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "offload-large-output",
+            "choices": [{"index": 0, "delta": {"content": text}}],
+        });
+        let chunk = StreamChunk::Wire(WireChunk::parse(Bytes::from(json.to_string())).unwrap());
+        let upstream = tower::service_fn(move |_: LlmRequest| {
+            let stream: ChunkStream = Box::pin(futures_util::stream::iter([Ok(chunk.clone())]));
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::Stream(stream),
+            }))
+        });
+        let chat = chat_of("offload-small-input", 60);
+        let response =
+            layer.layer(upstream).oneshot(LlmRequest::chat(RequestContext::new("r"), chat)).await.unwrap();
+        let ResponsePayload::Stream(stream) = response.payload else { panic!("expected a stream") };
+        assert_eq!(stream.count().await, 1);
+        let record = records.recv().await.unwrap();
+        let exact = fallback().counter("offload-large-output", None).unwrap().count_text(&text).tokens;
+        assert_eq!((record.output_tokens, record.source), (exact as u64, UsageSource::Estimated));
+        let threads = counted_on::threads("offload-large-output");
+        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
+        assert_eq!(counted_on::threads("offload-small-input"), vec![here]);
     }
 
     #[tokio::test]
