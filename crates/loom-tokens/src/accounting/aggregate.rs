@@ -15,6 +15,7 @@
 //! Two halves, so a year of daily totals cannot starve the last day's minutes, and a
 //! burst of names in one minute, once its minutes age out, leaves the minute half free.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,11 +202,11 @@ impl Tier {
     fn add(&mut self, at: i64, record: &UsageRecord) -> bool {
         // `at` is at least 0 (see `unix_millis_of`): this cannot overflow.
         let start = at - at.rem_euclid(self.width_ms);
-        if !self.buckets.contains_key(&start) {
+        if let Entry::Vacant(bucket) = self.buckets.entry(start) {
             // Old buckets can only fall out of the window when a new one starts, so the
             // (whole-map) trim runs once per bucket, not for every record; before the new
             // record is added, so it can use what they release.
-            self.buckets.insert(start, Bucket::default());
+            bucket.insert(Bucket::default());
             self.trim();
         }
         let Some(bucket) = self.buckets.get_mut(&start) else {

@@ -60,6 +60,51 @@ impl Accounting {
 }
 
 /// Records token usage and cost of every request passing through.
+///
+/// Over any `Service<LlmRequest>` (needs the `accounting` feature):
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use loom_core::{
+///     ChatRequest, ChatResponse, LlmRequest, LlmResponse, LoomError, Message, RequestContext, ResponsePayload,
+///     Role,
+/// };
+/// use loom_tokens::TokenizerRegistry;
+/// use loom_tokens::accounting::{
+///     DEFAULT_MAX_AGGREGATE_BYTES, Dimension, PriceTable, TokenAccountingLayer, UsageRecorder,
+/// };
+/// use tower::{Layer, ServiceExt};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // Usage kept in memory (no ledger), within the default memory budget.
+/// let recorder =
+///     Arc::new(UsageRecorder::new(None, Duration::from_secs(1), DEFAULT_MAX_AGGREGATE_BYTES, Vec::new())?);
+/// let tokenizers = Arc::new(TokenizerRegistry::new());
+/// let layer = TokenAccountingLayer::new(recorder.clone(), PriceTable::new(), tokenizers, false);
+///
+/// // Your backend: here one that answers every chat with its usage.
+/// let backend = tower::service_fn(|_request: LlmRequest| async {
+///     let answer: ChatResponse = serde_json::from_value(serde_json::json!({
+///         "id": "c1", "model": "gpt-4o", "choices": [],
+///         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+///     }))
+///     .map_err(|error| LoomError::internal(error.to_string()))?;
+///     Ok::<_, LoomError>(LlmResponse { provider: "my-backend".into(), payload: ResponsePayload::Chat(answer.into()) })
+/// });
+///
+/// let chat = ChatRequest::new("gpt-4o", vec![Message::text(Role::User, "Hi")]);
+/// layer.layer(backend).oneshot(LlmRequest::chat(RequestContext::new("req-1"), chat)).await?;
+/// let per_model = recorder.report(Dimension::Model, 0, i64::MAX)?;
+/// assert_eq!(per_model[0].group, "gpt-4o");
+/// assert_eq!((per_model[0].totals.input_tokens, per_model[0].totals.output_tokens), (12, 5));
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run())
+/// # .map_err(|error| error.to_string())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct TokenAccountingLayer {
     accounting: Arc<Accounting>,
@@ -267,7 +312,7 @@ fn count_input(accounting: &Accounting, request: &LlmRequest) -> (u64, bool) {
 /// inner service that was readied for it).
 enum Call<S, F> {
     Started(F),
-    Deferred { inner: S, request: LlmRequest },
+    Deferred { inner: S, request: Box<LlmRequest> },
 }
 
 /// A request's record until its answer is in hand. The server drops a request's future
@@ -343,7 +388,7 @@ where
         let call = if deferred {
             // The readied service makes the call; this one keeps a fresh clone.
             let fresh = self.inner.clone();
-            Call::Deferred { inner: std::mem::replace(&mut self.inner, fresh), request }
+            Call::Deferred { inner: std::mem::replace(&mut self.inner, fresh), request: Box::new(request) }
         } else {
             Call::Started(self.inner.call(request))
         };
@@ -358,7 +403,7 @@ where
                         (request, count)
                     })
                     .await;
-                    let Some((mut request, (tokens, exact))) = counted else {
+                    let Some((request, (tokens, exact))) = counted else {
                         let error = LoomError::internal("counting the request's input tokens failed");
                         if let Some(pending) = unanswered.pending.take() {
                             pending.finish(
@@ -374,6 +419,7 @@ where
                     if let Some(pending) = unanswered.pending.as_mut() {
                         (pending.input_estimate, pending.input_exact) = (tokens, exact);
                     }
+                    let mut request = *request;
                     request.context.input_token_estimate = Some(tokens);
                     inner.call(request)
                 }

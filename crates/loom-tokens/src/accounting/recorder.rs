@@ -229,3 +229,55 @@ fn work(
         std::thread::sleep(TICK);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "ledger"))]
+    #[test]
+    fn a_ledger_without_the_ledger_feature_is_an_error_naming_it() {
+        let error = UsageRecorder::new(Some(Path::new("usage.db")), Duration::ZERO, 0, Vec::new()).err();
+        assert_eq!(
+            error.map(|error| error.to_string()).as_deref(),
+            Some("usage ledger usage.db: this build has no ledger (loom-tokens' `ledger` feature)")
+        );
+    }
+
+    #[test]
+    fn records_folded_by_the_aggregates_budget_are_counted() {
+        let record = UsageRecord {
+            request_id: Arc::from("r"),
+            time: std::time::SystemTime::now(),
+            key_id: None,
+            user: None,
+            team: None,
+            route: None,
+            provider: None,
+            model_requested: "m".to_owned(),
+            model_served: None,
+            input_tokens: 1,
+            output_tokens: 1,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            source: crate::accounting::UsageSource::Reported,
+            cost: 0.0,
+            latency: Duration::ZERO,
+            time_to_first_byte: None,
+            status: 200,
+            outcome: crate::accounting::Outcome::Ok,
+            cache_hit: false,
+            streamed: false,
+        };
+        let recorder = UsageRecorder::new(None, Duration::ZERO, 0, Vec::new()).unwrap();
+        recorder.record(record.clone());
+        recorder.record(record);
+        recorder.flush();
+        assert_eq!((recorder.folded_records(), recorder.dropped_records()), (2, 0));
+        let report = recorder.report(Dimension::Model, 0, i64::MAX).unwrap();
+        assert_eq!(
+            report.iter().map(|group| (group.group.as_str(), group.totals.requests)).collect::<Vec<_>>(),
+            vec![("(other)", 2)]
+        );
+    }
+}
