@@ -23,7 +23,7 @@ use loom_gateway::pipeline::Pipeline;
 use loom_gateway::service::FrontDoor;
 use loom_providers::{Provider, ProviderConfig, ProviderType};
 use loom_routing::{ProviderState, RouteTarget, Router, RoutingConfig};
-use loom_tokens::accounting::{PriceTable, TokenAccountingLayer, UsageRecorder};
+use loom_tokens::accounting::{DEFAULT_MAX_AGGREGATE_BYTES, PriceTable, TokenAccountingLayer, UsageRecorder};
 use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceBuilder;
@@ -52,7 +52,8 @@ async fn run(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
     let router = Router::new(vec![target], &routing, Default::default());
 
     // Loom's token accounting in front of it: usage and cost of every request, in memory.
-    let usage = Arc::new(UsageRecorder::new(None, Duration::from_secs(1), Vec::new())?);
+    let usage =
+        Arc::new(UsageRecorder::new(None, Duration::from_secs(1), DEFAULT_MAX_AGGREGATE_BYTES, Vec::new())?);
     let tokenizers = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
     let accounting = TokenAccountingLayer::new(usage.clone(), PriceTable::new(), Arc::new(tokenizers), false);
     let pipeline: Pipeline = Pipeline::new(ServiceBuilder::new().layer(accounting).service(router));

@@ -50,6 +50,7 @@ pub async fn handle_admin<B>(
         (&Method::GET, "/metrics") => {
             let accept = request.headers().get(ACCEPT).and_then(|accept| accept.to_str().ok());
             let format = ExpositionFormat::from_accept(accept);
+            state.metrics.record_usage_losses(state.usage.dropped_records(), state.usage.folded_records());
             (
                 StatusCode::OK,
                 format.content_type(),

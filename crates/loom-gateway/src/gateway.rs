@@ -92,6 +92,8 @@ impl Gateway {
         let recorder = Arc::new(UsageRecorder::new(
             accounting.ledger_path.as_deref(),
             accounting.flush_interval,
+            // At most 16 GiB (validated); a 32-bit target holds what it can address.
+            usize::try_from(accounting.max_aggregate_bytes).unwrap_or(usize::MAX),
             vec![
                 metrics.clone() as Arc<dyn UsageObserver>,
                 Arc::new(ProviderTokens::new(&provider_states)) as Arc<dyn UsageObserver>,

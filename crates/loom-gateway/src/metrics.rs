@@ -83,6 +83,10 @@ pub struct Metrics {
     breakers: Family<BreakerLabels, Gauge>,
     /// Handles to the per-provider series, made on a provider's first record.
     providers: RwLock<HashMap<Arc<str>, Arc<ProviderSeries>, foldhash::fast::RandomState>>,
+    /// Usage records the recorder dropped (its queue was full).
+    usage_dropped: Counter,
+    /// Usage records whose group the aggregates folded into `(other)` (their memory bound).
+    usage_folded: Counter,
     /// The model names that may be label values; any other model is [`OTHER_MODEL`].
     models: HashSet<Arc<str>, foldhash::fast::RandomState>,
     other_model: Arc<str>,
@@ -144,8 +148,22 @@ impl Metrics {
             "1 for the state each provider's circuit breaker is in (closed, open, half_open), 0 for the others",
             breakers.clone(),
         );
+        let usage_dropped = Counter::default();
+        registry.register(
+            "loom_ai_usage_dropped",
+            "Usage records dropped because the recorder's queue was full",
+            usage_dropped.clone(),
+        );
+        let usage_folded = Counter::default();
+        registry.register(
+            "loom_ai_usage_folded",
+            "Usage records counted under (other) in the in-memory aggregates, past their memory bound",
+            usage_folded.clone(),
+        );
         Metrics {
             registry,
+            usage_dropped,
+            usage_folded,
             requests,
             duration,
             overhead,
@@ -211,6 +229,13 @@ impl Metrics {
         if cost.is_finite() && cost > 0.0 {
             series.cost.inc_by(cost);
         }
+    }
+
+    /// Brings the usage-loss counters up to the recorder's totals (`dropped`, `folded`).
+    pub fn record_usage_losses(&self, dropped: u64, folded: u64) {
+        // The recorder's totals only grow; counters take the difference.
+        self.usage_dropped.inc_by(dropped.saturating_sub(self.usage_dropped.get()));
+        self.usage_folded.inc_by(folded.saturating_sub(self.usage_folded.get()));
     }
 
     /// Every metric in `format`, with the breaker state of `providers` as it is now (a
@@ -369,6 +394,8 @@ mod tests {
                 "# TYPE loom_ai_tokens_total counter",
                 "# TYPE loom_ai_cost_total counter",
                 "# TYPE loom_ai_breaker_state gauge",
+                "# TYPE loom_ai_usage_dropped_total counter",
+                "# TYPE loom_ai_usage_folded_total counter",
             ],
             "{text}"
         );
@@ -420,6 +447,8 @@ mod tests {
                 "# TYPE loom_ai_tokens counter",
                 "# TYPE loom_ai_cost counter",
                 "# TYPE loom_ai_breaker_state gauge",
+                "# TYPE loom_ai_usage_dropped counter",
+                "# TYPE loom_ai_usage_folded counter",
             ],
             "{text}"
         );

@@ -7,6 +7,14 @@
 //! Anthropic and Gemini models get estimates (`exact: false`); their reported usage is
 //! the truth. The rules are in `docs/tokens.md`.
 //!
+//! Counting needs no async runtime: with default features the crate depends on no tokio,
+//! tower, hyper or SQLite. Features add the rest:
+//!
+//! | feature | adds | pulls in |
+//! |---|---|---|
+//! | `accounting` | [`accounting`]'s tower layer, usage records, recorder and bounded in-memory aggregates | tokio (`rt`, `time`), tower, futures-util |
+//! | `ledger` | `accounting` plus the SQLite usage ledger | rusqlite (bundled SQLite) |
+//!
 //! ```
 //! use loom_core::{ChatRequest, Message, Role};
 //! use loom_tokens::{Encoding, Estimate, TokenizerRegistry, count_chat, count_text};

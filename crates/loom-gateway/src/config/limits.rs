@@ -93,6 +93,9 @@ pub(crate) const MAX_POOL_IDLE_PER_HOST: u64 = 16_384;
 pub(crate) const MAX_RETRIES: u64 = 10;
 /// Largest routing `weight`: shares are relative, so more resolution buys nothing.
 pub(crate) const MAX_WEIGHT: u64 = 1_000_000;
+/// Largest `token_accounting.max_aggregate_bytes`: 16 GiB; more is a typo, and the
+/// ledger is the place for that much history.
+pub(crate) const MAX_AGGREGATE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 
 /// Largest price per 1,000 tokens: far above any real one, and small enough that a cost
 /// of billions of tokens stays finite.

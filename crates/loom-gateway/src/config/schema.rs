@@ -191,6 +191,9 @@ pub struct TokenAccountingConfig {
     /// Count every request's input tokens exactly before sending it (always on when a
     /// routing block uses the `cost` strategy).
     pub count_input: bool,
+    /// Memory budget, in bytes, of the in-memory usage totals per group; groups past it
+    /// add up under `(other)` (see `loom_tokens::accounting::aggregate`).
+    pub max_aggregate_bytes: u64,
 }
 
 impl Default for TokenAccountingConfig {
@@ -201,6 +204,7 @@ impl Default for TokenAccountingConfig {
             prices: BTreeMap::new(),
             tokenizers: BTreeMap::new(),
             count_input: false,
+            max_aggregate_bytes: loom_tokens::accounting::DEFAULT_MAX_AGGREGATE_BYTES as u64,
         }
     }
 }

@@ -8,9 +8,9 @@ use loom_providers::{ProviderConfig, ProviderType};
 
 use super::error::ConfigError;
 use super::limits::{
-    DELAY, DurationRange, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS, MAX_HTTP2_STREAMS,
-    MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, MODELS_REFRESH, STREAM_BATCH, TIMEOUT,
-    WORKERS_PER_CPU, check_count, check_durations, check_price, max_workers,
+    DELAY, DurationRange, MAX_AGGREGATE_BYTES, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS,
+    MAX_HTTP2_STREAMS, MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, MODELS_REFRESH,
+    STREAM_BATCH, TIMEOUT, WORKERS_PER_CPU, check_count, check_durations, check_price, max_workers,
 };
 use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, ServerConfig, Strategy};
 
@@ -140,6 +140,12 @@ fn validate_ai_gateway(ai: &AiGatewayConfig, problems: &mut Problems) {
     let accounting = &ai.token_accounting;
     problems
         .durations("ai_gateway.token_accounting", &[("flush_interval", accounting.flush_interval, DELAY)]);
+    problems.keep(check_count(
+        "ai_gateway.token_accounting.max_aggregate_bytes",
+        accounting.max_aggregate_bytes,
+        0,
+        MAX_AGGREGATE_BYTES,
+    ));
     for (model, price) in &accounting.prices {
         let key = format!("ai_gateway.token_accounting.prices.{model}");
         problems.keep(check_price(&format!("{key}.cost_per_1k_input"), Some(price.cost_per_1k_input)));
@@ -404,6 +410,25 @@ mod tests {
         assert!(check_route_path("/v1*").is_err());
         assert!(check_route_path("/v1/*/chat").is_err());
         assert!(check_route_path("/v1/**").is_err());
+    }
+
+    #[test]
+    fn the_usage_aggregates_budget_is_bounded() {
+        const PROVIDER: &str = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n";
+        let load = |bytes: u64| {
+            let yaml = format!("{PROVIDER}  token_accounting:\n    max_aggregate_bytes: {bytes}\n");
+            LoomConfig::from_yaml_str(&yaml, &|_| None).map_err(|error| error.to_string())
+        };
+        let accounting =
+            |bytes| load(bytes).map(|config| config.ai_gateway.token_accounting.max_aggregate_bytes);
+        assert_eq!(accounting(0), Ok(0), "0 keeps no group: everything adds up under (other)");
+        assert_eq!(accounting(MAX_AGGREGATE_BYTES), Ok(MAX_AGGREGATE_BYTES));
+        assert_eq!(
+            accounting(MAX_AGGREGATE_BYTES + 1).unwrap_err(),
+            "ai_gateway.token_accounting.max_aggregate_bytes: must be at most 17179869184, not 17179869185"
+        );
+        let default = LoomConfig::from_yaml_str(PROVIDER, &|_| None).unwrap();
+        assert_eq!(default.ai_gateway.token_accounting.max_aggregate_bytes, 32 * 1024 * 1024);
     }
 
     #[test]

@@ -1,9 +1,24 @@
 //! In-memory usage totals per user, team, key, model and provider, by minute and by
-//! day. Bounded: old buckets age out, and each bucket keeps at most a fixed number of
-//! groups (the rest add up under `(other)`).
+//! day, in bounded memory.
+//!
+//! The bound: every group a bucket holds (a user, a model, ... in one minute or one day)
+//! is charged [`GROUP_OVERHEAD_BYTES`] plus the length of its name, and the charges of
+//! the minute buckets and of the day buckets may each reach half of the budget
+//! ([`UsageAggregates::new`]). A group that would pass it is folded: its record adds up
+//! under `(other)` in that bucket, and [`UsageAggregates::folded_records`] counts it.
+//! Group names come from clients (`x-loom-user`, a body's `user`), so the charge follows
+//! their length: a long name costs its bytes, and rotating names fold once the budget is
+//! spent. Old buckets age out (minutes after a day, days after 400) and release their
+//! charge. Outside the budget, each bucket holds a fixed few hundred bytes (its
+//! `(other)` totals and empty tables), and there are at most 1,440 + 400 buckets.
+//!
+//! Two halves, so a year of daily totals cannot starve the last day's minutes, and a
+//! burst of names in one minute, once its minutes age out, leaves the minute half free.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,9 +30,14 @@ const DAY_MS: i64 = 86_400_000;
 const MINUTES_KEPT: i64 = 24 * 60;
 /// Day buckets kept: a little over a year.
 const DAYS_KEPT: i64 = 400;
-/// Distinct groups per dimension and bucket before the rest go to `(other)`.
-pub const MAX_GROUPS_PER_BUCKET: usize = 10_000;
-/// The group that collects what exceeds [`MAX_GROUPS_PER_BUCKET`].
+/// What one held group costs beyond its name's bytes: its hash-table slot (name and
+/// totals, 64 bytes, at the lowest load a table has after growing) and its name's
+/// allocation. An upper estimate, so the charge is at least what the heap holds.
+pub const GROUP_OVERHEAD_BYTES: usize = 160;
+/// The default memory budget of the aggregates (32 MiB): about 190,000 groups with short
+/// names, half for the last day's minutes and half for the daily totals.
+pub const DEFAULT_MAX_AGGREGATE_BYTES: usize = 32 * 1024 * 1024;
+/// The group that collects the records whose group did not fit the memory budget.
 pub const OTHER_GROUP: &str = "(other)";
 /// The group of records without a value (e.g. no user).
 pub const NONE_GROUP: &str = "(none)";
@@ -140,80 +160,190 @@ pub struct UsageGroup {
     pub totals: UsageTotals,
 }
 
-/// Totals per group, one map per dimension (indexed by [`Dimension::index`]). Hashed
-/// with foldhash: every request adds to ten of these maps, and SipHash was most of it.
-type Bucket = [HashMap<String, UsageTotals, foldhash::fast::RandomState>; Dimension::ALL.len()];
-
-#[derive(Default)]
-struct Buckets {
-    minutes: BTreeMap<i64, Bucket>,
-    days: BTreeMap<i64, Bucket>,
+/// What holding the group `name` charges to the budget.
+pub fn group_charge(name: &str) -> usize {
+    GROUP_OVERHEAD_BYTES.saturating_add(name.len())
 }
 
-/// Usage totals kept in memory.
+/// Totals per group of one dimension in one bucket. Hashed with foldhash: every request
+/// adds to ten of these maps, and SipHash was most of it.
 #[derive(Default)]
-pub struct UsageAggregates {
-    buckets: Mutex<Buckets>,
+struct Groups {
+    named: HashMap<String, UsageTotals, foldhash::fast::RandomState>,
+    /// The records whose group did not fit the budget, added up.
+    other: UsageTotals,
 }
 
-fn add_to(bucket: &mut Bucket, record: &UsageRecord) {
-    for dimension in Dimension::ALL {
-        let groups = &mut bucket[dimension.index()];
-        let value = dimension.value(record);
-        if let Some(totals) = groups.get_mut(value) {
-            totals.add(record);
-            continue;
+/// One minute's or one day's totals, one [`Groups`] per dimension (indexed by
+/// [`Dimension::index`]).
+#[derive(Default)]
+struct Bucket {
+    dimensions: [Groups; Dimension::ALL.len()],
+    /// What its named groups are charged.
+    charged: usize,
+}
+
+/// The buckets of one width (minutes or days) and their share of the budget.
+struct Tier {
+    buckets: BTreeMap<i64, Bucket>,
+    width_ms: i64,
+    kept: i64,
+    charged: usize,
+    max_bytes: usize,
+}
+
+impl Tier {
+    fn new(width_ms: i64, kept: i64, max_bytes: usize) -> Tier {
+        Tier { buckets: BTreeMap::new(), width_ms, kept, charged: 0, max_bytes }
+    }
+
+    /// Adds `record` (made at `at`, Unix ms, at least 0) to its bucket; false when a group
+    /// of it was folded into `(other)`.
+    fn add(&mut self, at: i64, record: &UsageRecord) -> bool {
+        // `at` is at least 0 (see `unix_millis_of`): this cannot overflow.
+        let start = at - at.rem_euclid(self.width_ms);
+        if let Entry::Vacant(bucket) = self.buckets.entry(start) {
+            // Old buckets can only fall out of the window when a new one starts, so the
+            // (whole-map) trim runs once per bucket, not for every record; before the new
+            // record is added, so it can use what they release.
+            bucket.insert(Bucket::default());
+            self.trim();
         }
-        let key = if groups.len() < MAX_GROUPS_PER_BUCKET { value } else { OTHER_GROUP };
-        groups.entry(key.to_owned()).or_default().add(record);
+        let Some(bucket) = self.buckets.get_mut(&start) else {
+            return true; // older than the window: no bucket of this tier counts it
+        };
+        let mut kept_whole = true;
+        for dimension in Dimension::ALL {
+            let groups = &mut bucket.dimensions[dimension.index()];
+            let name = dimension.value(record);
+            if let Some(totals) = groups.named.get_mut(name) {
+                totals.add(record);
+                continue;
+            }
+            let charge = group_charge(name);
+            if self.charged.saturating_add(charge) <= self.max_bytes {
+                self.charged += charge;
+                bucket.charged += charge;
+                groups.named.entry(name.to_owned()).or_default().add(record);
+            } else {
+                groups.other.add(record);
+                kept_whole = false;
+            }
+        }
+        kept_whole
+    }
+
+    /// Drops the buckets that fell out of the window, releasing their charge.
+    fn trim(&mut self) {
+        let Some(newest) = self.buckets.keys().next_back().copied() else { return };
+        let oldest_kept = newest.saturating_sub(self.kept * self.width_ms);
+        let mut released = 0;
+        self.buckets.retain(|start, bucket| {
+            let keep = *start > oldest_kept;
+            if !keep {
+                released += bucket.charged;
+            }
+            keep
+        });
+        self.charged = self.charged.saturating_sub(released);
+    }
+
+    fn groups(&self) -> usize {
+        let named =
+            |bucket: &Bucket| bucket.dimensions.iter().map(|groups| groups.named.len()).sum::<usize>();
+        self.buckets.values().map(named).sum()
+    }
+}
+
+struct Tiers {
+    minutes: Tier,
+    days: Tier,
+}
+
+/// Usage totals kept in memory, within a memory budget (see the module docs).
+pub struct UsageAggregates {
+    tiers: Mutex<Tiers>,
+    folded: AtomicU64,
+}
+
+impl Default for UsageAggregates {
+    fn default() -> Self {
+        UsageAggregates::new(DEFAULT_MAX_AGGREGATE_BYTES)
     }
 }
 
 impl UsageAggregates {
-    /// Empty aggregates.
-    pub fn new() -> Self {
-        UsageAggregates::default()
+    /// Empty aggregates whose groups are charged at most `max_bytes` in all (half for
+    /// the minute buckets, half for the day buckets).
+    pub fn new(max_bytes: usize) -> Self {
+        let half = max_bytes / 2;
+        UsageAggregates {
+            tiers: Mutex::new(Tiers {
+                minutes: Tier::new(MINUTE_MS, MINUTES_KEPT, half),
+                days: Tier::new(DAY_MS, DAYS_KEPT, max_bytes - half),
+            }),
+            folded: AtomicU64::new(0),
+        }
     }
 
     /// Adds one record.
     pub fn add(&self, record: &UsageRecord) {
         let at = unix_millis_of(record.time);
-        // `at` is at least 0 (see `unix_millis_of`): these cannot overflow.
-        let minute = at - at.rem_euclid(MINUTE_MS);
-        let day = at - at.rem_euclid(DAY_MS);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Old buckets can only fall out of the window when a new one starts, so the
-        // (whole-map) trim runs once a minute, not for every record.
-        let new_minute = !buckets.minutes.contains_key(&minute);
-        let new_day = !buckets.days.contains_key(&day);
-        add_to(buckets.minutes.entry(minute).or_default(), record);
-        add_to(buckets.days.entry(day).or_default(), record);
-        if new_minute {
-            let newest_minute = buckets.minutes.keys().next_back().copied().unwrap_or(minute);
-            let oldest_kept = newest_minute.saturating_sub(MINUTES_KEPT * MINUTE_MS);
-            buckets.minutes.retain(|start, _| *start > oldest_kept);
-        }
-        if new_day {
-            let newest_day = buckets.days.keys().next_back().copied().unwrap_or(day);
-            let oldest_kept = newest_day.saturating_sub(DAYS_KEPT * DAY_MS);
-            buckets.days.retain(|start, _| *start > oldest_kept);
+        let mut tiers = self.lock();
+        let whole_in_minutes = tiers.minutes.add(at, record);
+        let whole_in_days = tiers.days.add(at, record);
+        if !(whole_in_minutes && whole_in_days) {
+            self.folded.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// Records added at least partly to `(other)` (one of their groups did not fit the
+    /// budget) since the start.
+    pub fn folded_records(&self) -> u64 {
+        self.folded.load(Ordering::Relaxed)
+    }
+
+    /// What the groups held now are charged: never more than the budget.
+    pub fn held_bytes(&self) -> usize {
+        let tiers = self.lock();
+        tiers.minutes.charged + tiers.days.charged
+    }
+
+    /// How many groups (named, in any bucket and dimension) are held now.
+    pub fn held_groups(&self) -> usize {
+        let tiers = self.lock();
+        tiers.minutes.groups() + tiers.days.groups()
+    }
+
+    /// The memory budget of the groups, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        let tiers = self.lock();
+        tiers.minutes.max_bytes + tiers.days.max_bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tiers> {
+        self.tiers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Totals per group of `dimension` for records in `[from_ms, to_ms)`, largest cost
-    /// first. Minute buckets answer ranges within the last day, day buckets older ones;
-    /// a bucket counts when its start lies in the range.
+    /// first; what was folded is the group `(other)`. Minute buckets answer ranges within
+    /// the last day, day buckets older ones; a bucket counts when its start lies in the
+    /// range.
     pub fn report(&self, dimension: Dimension, from_ms: i64, to_ms: i64) -> Vec<UsageGroup> {
         if from_ms >= to_ms {
             return Vec::new();
         }
-        let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let oldest_minute = buckets.minutes.keys().next().copied().unwrap_or(i64::MAX);
-        let source = if from_ms >= oldest_minute { &buckets.minutes } else { &buckets.days };
+        let tiers = self.lock();
+        let oldest_minute = tiers.minutes.buckets.keys().next().copied().unwrap_or(i64::MAX);
+        let source = if from_ms >= oldest_minute { &tiers.minutes } else { &tiers.days };
         let mut merged: HashMap<&str, UsageTotals> = HashMap::new();
-        for (_, bucket) in source.range(from_ms..to_ms) {
-            for (group, totals) in &bucket[dimension.index()] {
+        for (_, bucket) in source.buckets.range(from_ms..to_ms) {
+            let groups = &bucket.dimensions[dimension.index()];
+            for (group, totals) in &groups.named {
                 merged.entry(group.as_str()).or_default().merge(totals);
+            }
+            if groups.other.requests > 0 {
+                merged.entry(OTHER_GROUP).or_default().merge(&groups.other);
             }
         }
         let mut groups: Vec<UsageGroup> = merged
@@ -271,13 +401,103 @@ mod tests {
     }
 
     fn minute_buckets(aggregates: &UsageAggregates) -> Vec<i64> {
-        let buckets = aggregates.buckets.lock().unwrap();
-        buckets.minutes.keys().map(|start| start / MINUTE_MS).collect()
+        let tiers = aggregates.lock();
+        tiers.minutes.buckets.keys().map(|start| start / MINUTE_MS).collect()
+    }
+
+    /// `record_at(0, "m")` made `seconds` after the epoch by `user`.
+    fn by_user(seconds: u64, user: &str) -> UsageRecord {
+        let mut record = record_at(0, "m");
+        record.time = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        record.user = Some(Arc::from(user));
+        record
+    }
+
+    /// The groups held and their charge, counted from the buckets' contents.
+    fn recount(aggregates: &UsageAggregates) -> (usize, usize) {
+        let tiers = aggregates.lock();
+        let (mut groups, mut bytes) = (0, 0);
+        for tier in [&tiers.minutes, &tiers.days] {
+            for dimension in tier.buckets.values().flat_map(|bucket| &bucket.dimensions) {
+                groups += dimension.named.len();
+                bytes += dimension.named.keys().map(|name| group_charge(name)).sum::<usize>();
+            }
+        }
+        (groups, bytes)
+    }
+
+    fn requests_by_group(groups: &[UsageGroup]) -> Vec<(&str, u64)> {
+        groups.iter().map(|group| (group.group.as_str(), group.totals.requests)).collect()
+    }
+
+    #[test]
+    fn a_group_past_the_budget_folds_into_other() {
+        // Each half has room for the first record's five groups and two more users.
+        let first: usize = ["u0", NONE_GROUP, NONE_GROUP, "m", NONE_GROUP].map(group_charge).iter().sum();
+        let half = first + 2 * group_charge("u1");
+        let aggregates = UsageAggregates::new(2 * half);
+        for user in ["u0", "u1", "u2", "u3", "u1", "u4"] {
+            aggregates.add(&by_user(0, user));
+        }
+        assert_eq!((aggregates.held_groups(), aggregates.held_bytes()), (2 * 7, 2 * half));
+        assert_eq!(recount(&aggregates), (2 * 7, 2 * half));
+        assert_eq!(aggregates.folded_records(), 2, "u3 and u4 did not fit");
+        let expected = vec![("(other)", 2), ("u1", 2), ("u0", 1), ("u2", 1)];
+        assert_eq!(requests_by_group(&aggregates.report(Dimension::User, 0, MINUTE_MS)), expected);
+        assert_eq!(requests_by_group(&aggregates.report(Dimension::User, 0, 2 * DAY_MS)), expected);
+        // Groups already held keep adding up exactly; only new ones fold.
+        assert_eq!(requests_by_group(&aggregates.report(Dimension::Model, 0, MINUTE_MS)), vec![("m", 6)]);
+    }
+
+    #[test]
+    fn a_nameless_budget_folds_everything_and_loses_no_total() {
+        let aggregates = UsageAggregates::new(0);
+        aggregates.add(&by_user(0, "u0"));
+        aggregates.add(&by_user(0, "u1"));
+        assert_eq!(
+            (aggregates.held_groups(), aggregates.held_bytes(), aggregates.folded_records()),
+            (0, 0, 2)
+        );
+        assert_eq!(
+            requests_by_group(&aggregates.report(Dimension::Team, 0, MINUTE_MS)),
+            vec![("(other)", 2)]
+        );
+    }
+
+    #[test]
+    fn rotating_identities_never_pass_the_budget() {
+        const USERS: u64 = 200_000;
+        let max_bytes = 1024 * 1024;
+        let aggregates = UsageAggregates::new(max_bytes);
+        // A new user every 3 seconds for a week of simulated time: minute buckets fill the
+        // minute half, age out after a day and are replaced; the first day fills the day half.
+        for n in 0..USERS {
+            aggregates.add(&by_user(n * 3, &format!("user-{n:06}")));
+            if n % 1_000 == 999 {
+                let held = (aggregates.held_groups(), aggregates.held_bytes());
+                assert!(held.1 <= max_bytes, "{held:?} after {n} users");
+                assert_eq!(recount(&aggregates), held, "the charge is what the buckets hold");
+            }
+        }
+        let (groups, bytes) = recount(&aggregates);
+        assert_eq!((aggregates.held_groups(), aggregates.held_bytes()), (groups, bytes));
+        assert!(bytes <= max_bytes, "{bytes}");
+        {
+            // It is the budget that stopped them: the day half is spent to within one user.
+            let tiers = aggregates.lock();
+            assert!(tiers.days.charged > tiers.days.max_bytes - group_charge("user-000000"));
+        }
+        // Folding loses no totals: every request is in the week's report, most under `(other)`.
+        let week = aggregates.report(Dimension::User, 0, 8 * DAY_MS);
+        assert_eq!(week.iter().map(|group| group.totals.requests).sum::<u64>(), USERS);
+        let other = week.iter().find(|group| group.group == OTHER_GROUP).map(|group| group.totals.requests);
+        assert_eq!(other, Some(USERS - (week.len() as u64 - 1)), "each named user made one request");
+        assert!(aggregates.folded_records() >= other.unwrap_or(0));
     }
 
     #[test]
     fn totals_saturate_and_costs_stay_finite() {
-        let aggregates = UsageAggregates::new();
+        let aggregates = UsageAggregates::default();
         let mut huge = record_at(0, "m");
         (huge.input_tokens, huge.output_tokens, huge.cached_tokens, huge.cost) =
             (u64::MAX, u64::MAX - 1, u64::MAX, f64::MAX);
@@ -312,7 +532,7 @@ mod tests {
 
     #[test]
     fn minute_buckets_older_than_a_day_are_dropped_when_a_new_minute_starts() {
-        let aggregates = UsageAggregates::new();
+        let aggregates = UsageAggregates::default();
         aggregates.add(&record_at(0, "a"));
         aggregates.add(&record_at(0, "a"));
         aggregates.add(&record_at(1, "b"));

@@ -16,7 +16,30 @@ const FRAMING_CEILING: u64 = 16;
 /// The counter for `model`; models no rule knows get the registry's fallback, and
 /// without one nothing can be counted (0 tokens, not exact).
 fn counter(registry: &TokenizerRegistry, model: &str) -> Option<TokenCounter> {
+    #[cfg(test)]
+    counted_on::note(model);
     registry.counter(model, None).ok()
+}
+
+/// Which threads counted for which model, so tests can tell what ran off the worker.
+#[cfg(test)]
+pub(crate) mod counted_on {
+    use std::sync::Mutex;
+    use std::thread::{self, ThreadId};
+
+    static THREADS: Mutex<Vec<(String, ThreadId)>> = Mutex::new(Vec::new());
+
+    /// Notes that the current thread counts for `model`.
+    pub(crate) fn note(model: &str) {
+        let mut threads = THREADS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        threads.push((model.to_owned(), thread::current().id()));
+    }
+
+    /// The threads that counted for `model`, in order.
+    pub(crate) fn threads(model: &str) -> Vec<ThreadId> {
+        let threads = THREADS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        threads.iter().filter(|(counted, _)| counted == model).map(|(_, thread)| *thread).collect()
+    }
 }
 
 /// A rough input size without a tokenizer: 4 bytes of text per token plus OpenAI's
@@ -36,12 +59,17 @@ pub(crate) fn rough_chat(chat: &ChatRequest) -> u64 {
 }
 
 /// Input tokens of a chat request, and whether the count is exact; never more than
-/// [`chat_ceiling`].
+/// its size allows ([`ChatSize::ceiling`]).
 pub(crate) fn chat(registry: &TokenizerRegistry, chat: &ChatRequest) -> (u64, bool) {
+    chat_of_size(registry, chat, &ChatSize::of(chat))
+}
+
+/// [`chat`] for a request whose size is known.
+pub(crate) fn chat_of_size(registry: &TokenizerRegistry, chat: &ChatRequest, size: &ChatSize) -> (u64, bool) {
     match counter(registry, &chat.model) {
         Some(counter) => {
             let estimate = counter.count_chat(chat).estimate();
-            bounded(estimate.tokens, estimate.exact, chat_ceiling(chat))
+            bounded(estimate.tokens, estimate.exact, size.ceiling())
         }
         None => (0, false),
     }
@@ -53,56 +81,72 @@ fn bounded(tokens: usize, exact: bool, ceiling: u64) -> (u64, bool) {
     if tokens > ceiling { (ceiling, false) } else { (tokens, exact) }
 }
 
-/// The most input tokens a chat request can count as, from its size alone: two tokens
-/// per byte of text (no tokenizer makes more than one per byte; scaled estimates and the
-/// tool rule's per-item constants stay under two), [`FRAMING_CEILING`] per message, tool
-/// call and tool, and each image at the most any provider's formula gives one
-/// ([`image::MAX_TOKENS`]). A request cannot claim more than its bytes are worth.
-pub(crate) fn chat_ceiling(chat: &ChatRequest) -> u64 {
-    let mut bytes = ByteCount::default();
-    let mut items: u64 = 1; // the reply priming, and the tools' closing constant
-    let mut images: u64 = 0;
-    for message in &chat.messages {
-        items += 1;
-        bytes.add(message.role.as_str());
-        for text in [&message.name, &message.refusal].into_iter().flatten() {
-            bytes.add(text);
-        }
-        match &message.content {
-            None => {}
-            Some(Content::Text(text)) => bytes.add(text),
-            Some(Content::Parts(parts)) => {
-                for part in parts {
-                    match part {
-                        ContentPart::Text(part) => bytes.add(&part.text),
-                        ContentPart::Thinking(part) => bytes.add(&part.thinking),
-                        ContentPart::ImageUrl(_) => images += 1,
-                        ContentPart::InputAudio(_)
-                        | ContentPart::File(_)
-                        | ContentPart::RedactedThinking(_)
-                        | ContentPart::Other(_) => {}
+/// What a chat request holds that can become tokens.
+pub(crate) struct ChatSize {
+    /// Bytes of text: roles, names, contents, tool calls, tool definitions as JSON.
+    pub(crate) text_bytes: u64,
+    /// Messages, tool calls and tools, plus one for the reply priming.
+    items: u64,
+    images: u64,
+}
+
+impl ChatSize {
+    /// Measures `chat` without copying it.
+    pub(crate) fn of(chat: &ChatRequest) -> ChatSize {
+        let mut bytes = ByteCount::default();
+        let mut items: u64 = 1; // the reply priming, and the tools' closing constant
+        let mut images: u64 = 0;
+        for message in &chat.messages {
+            items += 1;
+            bytes.add(message.role.as_str());
+            for text in [&message.name, &message.refusal].into_iter().flatten() {
+                bytes.add(text);
+            }
+            match &message.content {
+                None => {}
+                Some(Content::Text(text)) => bytes.add(text),
+                Some(Content::Parts(parts)) => {
+                    for part in parts {
+                        match part {
+                            ContentPart::Text(part) => bytes.add(&part.text),
+                            ContentPart::Thinking(part) => bytes.add(&part.thinking),
+                            ContentPart::ImageUrl(_) => images += 1,
+                            ContentPart::InputAudio(_)
+                            | ContentPart::File(_)
+                            | ContentPart::RedactedThinking(_)
+                            | ContentPart::Other(_) => {}
+                        }
                     }
                 }
             }
+            for call in message.tool_calls.iter().flatten() {
+                items += 1;
+                bytes.add(&call.function.name);
+                bytes.add(&call.function.arguments);
+            }
         }
-        for call in message.tool_calls.iter().flatten() {
+        for tool in chat.tools.iter().flatten() {
             items += 1;
-            bytes.add(&call.function.name);
-            bytes.add(&call.function.arguments);
+            // Counted through a writer: the tool's JSON is never held in memory.
+            if serde_json::to_writer(&mut bytes, tool).is_err() {
+                bytes.0 = u64::MAX;
+            }
         }
+        ChatSize { text_bytes: bytes.0, items, images }
     }
-    for tool in chat.tools.iter().flatten() {
-        items += 1;
-        // Counted through a writer: the tool's JSON is never held in memory.
-        if serde_json::to_writer(&mut bytes, tool).is_err() {
-            return u64::MAX;
-        }
+
+    /// The most input tokens the request can count as, from its size alone: two tokens
+    /// per byte of text (no tokenizer makes more than one per byte; scaled estimates and
+    /// the tool rule's per-item constants stay under two), [`FRAMING_CEILING`] per
+    /// message, tool call and tool, and each image at the most any provider's formula
+    /// gives one ([`image::MAX_TOKENS`]). A request cannot claim more than its bytes are
+    /// worth.
+    pub(crate) fn ceiling(&self) -> u64 {
+        self.text_bytes
+            .saturating_mul(2)
+            .saturating_add(self.items.saturating_mul(FRAMING_CEILING))
+            .saturating_add(self.images.saturating_mul(image::MAX_TOKENS as u64))
     }
-    bytes
-        .0
-        .saturating_mul(2)
-        .saturating_add(items.saturating_mul(FRAMING_CEILING))
-        .saturating_add(images.saturating_mul(image::MAX_TOKENS as u64))
 }
 
 /// Counts the bytes written to it.
@@ -137,8 +181,19 @@ pub(crate) fn text(registry: &TokenizerRegistry, model: &str, text: &str) -> (u6
     }
 }
 
+/// Bytes of text an embeddings request tokenizes (token inputs need no tokenizer).
+pub(crate) fn embeddings_text_bytes(request: &EmbeddingsRequest) -> u64 {
+    match &request.input {
+        EmbeddingInput::Text(input) => input.len() as u64,
+        EmbeddingInput::Texts(inputs) => {
+            inputs.iter().fold(0u64, |sum, input| sum.saturating_add(input.len() as u64))
+        }
+        EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => 0,
+    }
+}
+
 /// Input tokens of an embeddings request; a text input counts at most two tokens per
-/// byte plus [`FRAMING_CEILING`], as in [`chat_ceiling`].
+/// byte plus [`FRAMING_CEILING`], as in [`ChatSize::ceiling`].
 pub(crate) fn embeddings(registry: &TokenizerRegistry, request: &EmbeddingsRequest) -> (u64, bool) {
     let one = |input: &str| {
         let (tokens, exact) = text(registry, &request.model, input);
@@ -176,12 +231,12 @@ mod tests {
         let (tokens, exact) = chat(&registry, &text);
         assert_eq!((tokens, exact), (3 + 1 + 7 + 3, true), "real counts are untouched");
         // 2 x ("user" + 25 bytes of text) + 16 x (one message + the priming)
-        assert_eq!(chat_ceiling(&text), 2 * (4 + 25) + 16 * 2);
+        assert_eq!(ChatSize::of(&text).ceiling(), 2 * (4 + 25) + 16 * 2);
 
         let mut parts = Message::text(Role::User, "");
         parts.content = Some(Content::Parts(vec![image_part("data:image/png;base64,AAAA"); 3]));
         let images = ChatRequest::new("gemini-2.5-flash", vec![parts]);
-        assert_eq!(chat_ceiling(&images), 2 * 4 + 16 * 2 + 3 * image::MAX_TOKENS as u64);
+        assert_eq!(ChatSize::of(&images).ceiling(), 2 * 4 + 16 * 2 + 3 * image::MAX_TOKENS as u64);
         assert_eq!(bounded(usize::MAX, true, 40), (40, false), "a count past the ceiling is capped");
         assert_eq!(bounded(40, true, 40), (40, true));
     }

@@ -1,6 +1,9 @@
 //! `TokenAccountingLayer`: estimates each request's input tokens for later stages,
 //! asks streaming upstreams for usage, and records a [`UsageRecord`] for every
 //! request — whole, streamed, failed, or cut off by a client that went away.
+//!
+//! Texts of at least [`BLOCKING_COUNT_BYTES`](super::BLOCKING_COUNT_BYTES) are tokenized on tokio's blocking pool
+//! (inputs, token counts, unreported output), never on the thread polling the request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +19,8 @@ use loom_core::{
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::estimate;
+use super::estimate::{self, ChatSize};
+use super::offload;
 use super::prices::PriceTable;
 use super::record::{Outcome, UsageRecord, UsageSource};
 use super::recorder::UsageRecorder;
@@ -56,6 +60,51 @@ impl Accounting {
 }
 
 /// Records token usage and cost of every request passing through.
+///
+/// Over any `Service<LlmRequest>` (needs the `accounting` feature):
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use loom_core::{
+///     ChatRequest, ChatResponse, LlmRequest, LlmResponse, LoomError, Message, RequestContext, ResponsePayload,
+///     Role,
+/// };
+/// use loom_tokens::TokenizerRegistry;
+/// use loom_tokens::accounting::{
+///     DEFAULT_MAX_AGGREGATE_BYTES, Dimension, PriceTable, TokenAccountingLayer, UsageRecorder,
+/// };
+/// use tower::{Layer, ServiceExt};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // Usage kept in memory (no ledger), within the default memory budget.
+/// let recorder =
+///     Arc::new(UsageRecorder::new(None, Duration::from_secs(1), DEFAULT_MAX_AGGREGATE_BYTES, Vec::new())?);
+/// let tokenizers = Arc::new(TokenizerRegistry::new());
+/// let layer = TokenAccountingLayer::new(recorder.clone(), PriceTable::new(), tokenizers, false);
+///
+/// // Your backend: here one that answers every chat with its usage.
+/// let backend = tower::service_fn(|_request: LlmRequest| async {
+///     let answer: ChatResponse = serde_json::from_value(serde_json::json!({
+///         "id": "c1", "model": "gpt-4o", "choices": [],
+///         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+///     }))
+///     .map_err(|error| LoomError::internal(error.to_string()))?;
+///     Ok::<_, LoomError>(LlmResponse { provider: "my-backend".into(), payload: ResponsePayload::Chat(answer.into()) })
+/// });
+///
+/// let chat = ChatRequest::new("gpt-4o", vec![Message::text(Role::User, "Hi")]);
+/// layer.layer(backend).oneshot(LlmRequest::chat(RequestContext::new("req-1"), chat)).await?;
+/// let per_model = recorder.report(Dimension::Model, 0, i64::MAX)?;
+/// assert_eq!(per_model[0].group, "gpt-4o");
+/// assert_eq!((per_model[0].totals.input_tokens, per_model[0].totals.output_tokens), (12, 5));
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run())
+/// # .map_err(|error| error.to_string())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct TokenAccountingLayer {
     accounting: Arc<Accounting>,
@@ -118,7 +167,26 @@ struct Pending {
 }
 
 impl Pending {
+    /// Records the request; an unreported output large enough to count off the worker
+    /// ([`offload::is_large`]) is counted and recorded on the blocking pool.
     fn finish(
+        self,
+        accounting: &Arc<Accounting>,
+        usage: Option<&Usage>,
+        output_text: Option<String>,
+        outcome: Outcome,
+        status: u16,
+    ) {
+        let large_output = output_text.as_ref().is_some_and(|text| offload::is_large(text.len() as u64));
+        if usage.is_none() && large_output {
+            let accounting = accounting.clone();
+            offload::detach(move || self.record(&accounting, None, output_text.as_deref(), outcome, status));
+            return;
+        }
+        self.record(accounting, usage, output_text.as_deref(), outcome, status);
+    }
+
+    fn record(
         mut self,
         accounting: &Accounting,
         usage: Option<&Usage>,
@@ -166,12 +234,21 @@ impl Pending {
     }
 }
 
-fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
+/// What is known about a request before it is sent, and whether its input is still to
+/// be counted off the worker ([`count_input`]); until then its estimate is a rough one.
+fn start(request: &mut LlmRequest, accounting: &Accounting) -> (Pending, bool) {
     let context = &request.context;
+    let mut deferred = false;
     let (input_estimate, input_exact, model, streamed) = match &mut request.payload {
         RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => {
             let (tokens, exact) = if accounting.count_input {
-                estimate::chat(&accounting.tokenizers, chat)
+                let size = ChatSize::of(chat);
+                deferred = offload::is_large(size.text_bytes);
+                if deferred {
+                    (estimate::rough_chat(chat), false)
+                } else {
+                    estimate::chat_of_size(&accounting.tokenizers, chat, &size)
+                }
             } else {
                 (estimate::rough_chat(chat), false)
             };
@@ -183,7 +260,13 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
             (tokens, exact, chat.model.clone(), chat.is_stream())
         }
         RequestPayload::Embeddings(embeddings) => {
-            let (tokens, exact) = estimate::embeddings(&accounting.tokenizers, embeddings);
+            let bytes = estimate::embeddings_text_bytes(embeddings);
+            deferred = offload::is_large(bytes);
+            let (tokens, exact) = if deferred {
+                (bytes.div_ceil(4), false)
+            } else {
+                estimate::embeddings(&accounting.tokenizers, embeddings)
+            };
             (tokens, exact, embeddings.model.clone(), false)
         }
     };
@@ -212,7 +295,24 @@ fn start(request: &mut LlmRequest, accounting: &Accounting) -> Pending {
     };
     let received_at = context.received_at;
     request.context.extensions.insert(InputTokenEstimate(input_estimate));
-    Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }
+    (Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }, deferred)
+}
+
+/// Counts a request's input exactly (on the blocking pool: the request is large).
+fn count_input(accounting: &Accounting, request: &LlmRequest) -> (u64, bool) {
+    match &request.payload {
+        RequestPayload::Chat(chat) | RequestPayload::CountTokens(chat) => {
+            estimate::chat(&accounting.tokenizers, chat)
+        }
+        RequestPayload::Embeddings(embeddings) => estimate::embeddings(&accounting.tokenizers, embeddings),
+    }
+}
+
+/// The inner call: made at once, or after the input is counted off the worker (with the
+/// inner service that was readied for it).
+enum Call<S, F> {
+    Started(F),
+    Deferred { inner: S, request: Box<LlmRequest> },
 }
 
 /// A request's record until its answer is in hand. The server drops a request's future
@@ -268,7 +368,7 @@ fn answer_text(answer: &ChatAnswer) -> String {
 
 impl<S> Service<LlmRequest> for TokenAccounting<S>
 where
-    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = LlmResponse;
@@ -283,13 +383,47 @@ where
         if let RequestPayload::CountTokens(_) = request.payload {
             return count_tokens(self.inner.call(request), self.accounting.tokenizers.clone());
         }
-        let unanswered = Unanswered {
-            pending: Some(start(&mut request, &self.accounting)),
-            accounting: self.accounting.clone(),
+        let (pending, deferred) = start(&mut request, &self.accounting);
+        let unanswered = Unanswered { pending: Some(pending), accounting: self.accounting.clone() };
+        let call = if deferred {
+            // The readied service makes the call; this one keeps a fresh clone.
+            let fresh = self.inner.clone();
+            Call::Deferred { inner: std::mem::replace(&mut self.inner, fresh), request: Box::new(request) }
+        } else {
+            Call::Started(self.inner.call(request))
         };
-        let call = self.inner.call(request);
         Box::pin(async move {
             let mut unanswered = unanswered;
+            let call = match call {
+                Call::Started(call) => call,
+                Call::Deferred { mut inner, request } => {
+                    let accounting = unanswered.accounting.clone();
+                    let counted = offload::off_worker(move || {
+                        let count = count_input(&accounting, &request);
+                        (request, count)
+                    })
+                    .await;
+                    let Some((request, (tokens, exact))) = counted else {
+                        let error = LoomError::internal("counting the request's input tokens failed");
+                        if let Some(pending) = unanswered.pending.take() {
+                            pending.finish(
+                                &unanswered.accounting,
+                                None,
+                                None,
+                                Outcome::Error,
+                                error.http_status(),
+                            );
+                        }
+                        return Err(error);
+                    };
+                    if let Some(pending) = unanswered.pending.as_mut() {
+                        (pending.input_estimate, pending.input_exact) = (tokens, exact);
+                    }
+                    let mut request = *request;
+                    request.context.extensions.insert(InputTokenEstimate(tokens));
+                    inner.call(request)
+                }
+            };
             let result = call.await;
             // From here on the request ends in this block, which records it.
             let Some(mut pending) = unanswered.pending.take() else { return result };
@@ -309,7 +443,7 @@ where
                 ResponsePayload::Chat(answer) => {
                     pending.record.model_served = Some(answer.model().to_owned());
                     let text = answer.usage().is_none().then(|| answer_text(answer));
-                    pending.finish(accounting, answer.usage(), text.as_deref(), Outcome::Ok, 200);
+                    pending.finish(accounting, answer.usage(), text, Outcome::Ok, 200);
                 }
                 ResponsePayload::Embeddings(embeddings) => {
                     pending.record.model_served = Some(embeddings.model.clone());
@@ -353,12 +487,23 @@ where
 {
     Box::pin(async move {
         let mut response = call.await?;
-        if let ResponsePayload::TokenCount(count) = &mut response.payload
-            && count.input_tokens.is_none()
-        {
-            count.input_tokens = Some(estimate::chat(&tokenizers, &count.request).0);
+        let ResponsePayload::TokenCount(count) = &mut response.payload else { return Ok(response) };
+        if count.input_tokens.is_some() {
+            return Ok(response);
         }
-        Ok(response)
+        let size = ChatSize::of(&count.request);
+        if !offload::is_large(size.text_bytes) {
+            count.input_tokens = Some(estimate::chat_of_size(&tokenizers, &count.request, &size).0);
+            return Ok(response);
+        }
+        offload::off_worker(move || {
+            if let ResponsePayload::TokenCount(count) = &mut response.payload {
+                count.input_tokens = Some(estimate::chat_of_size(&tokenizers, &count.request, &size).0);
+            }
+            response
+        })
+        .await
+        .ok_or_else(|| LoomError::internal("counting the request's tokens failed"))
     })
 }
 
@@ -426,7 +571,7 @@ impl Meter {
         if self.usage.is_none() {
             self.read_unread();
         }
-        let text = (self.usage.is_none()).then_some(self.text.as_str());
+        let text = self.usage.is_none().then(|| std::mem::take(&mut self.text));
         self.pending.finish(&self.accounting, self.usage.as_ref(), text, outcome, status);
     }
 }
@@ -496,10 +641,12 @@ mod tests {
 
     use bytes::Bytes;
     use futures_util::StreamExt;
-    use loom_core::{ChatRequest, Message, RequestContext, Role};
+    use loom_core::{ChatRequest, EmbeddingsRequest, Message, RequestContext, Role};
     use tower::ServiceExt;
 
     use super::*;
+    use crate::accounting::DEFAULT_MAX_AGGREGATE_BYTES;
+    use crate::accounting::estimate::counted_on;
     use crate::accounting::recorder::UsageObserver;
     use crate::{Encoding, TokenizerSpec};
 
@@ -522,7 +669,13 @@ mod tests {
     /// Streams `chunks` through the layer to the end and returns the usage record written.
     async fn record_of(chunks: Vec<StreamChunk>) -> UsageRecord {
         let records = Arc::new(Records(Mutex::new(Vec::new())));
-        let recorder = UsageRecorder::new(None, Duration::from_millis(10), vec![records.clone()]).unwrap();
+        let recorder = UsageRecorder::new(
+            None,
+            Duration::from_millis(10),
+            DEFAULT_MAX_AGGREGATE_BYTES,
+            vec![records.clone()],
+        )
+        .unwrap();
         let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
         let layer =
             TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
@@ -552,7 +705,13 @@ mod tests {
     /// A layer recording into a fresh observer (records reach it synchronously).
     fn layer_and_records(timeout: Option<Duration>) -> (TokenAccountingLayer, Arc<Records>) {
         let records = Arc::new(Records(Mutex::new(Vec::new())));
-        let recorder = UsageRecorder::new(None, Duration::from_millis(10), vec![records.clone()]).unwrap();
+        let recorder = UsageRecorder::new(
+            None,
+            Duration::from_millis(10),
+            DEFAULT_MAX_AGGREGATE_BYTES,
+            vec![records.clone()],
+        )
+        .unwrap();
         let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
         let layer =
             TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
@@ -672,6 +831,137 @@ mod tests {
         assert_eq!(text_of(CONTENT), "before:Hi \"you\"think");
         assert_eq!(text_of(TOOL), "before:get_weather{\"city\":");
         assert_eq!(text_of(USAGE), "before:");
+    }
+
+    /// Sends every record it sees down a channel (records counted off the worker arrive late).
+    struct RecordChannel(tokio::sync::mpsc::UnboundedSender<UsageRecord>);
+
+    impl UsageObserver for RecordChannel {
+        fn observe(&self, record: &UsageRecord) {
+            let _ = self.0.send(record.clone());
+        }
+    }
+
+    /// A layer counting every input exactly (`count_input`), with o200k_base as fallback.
+    fn counting_layer() -> (TokenAccountingLayer, tokio::sync::mpsc::UnboundedReceiver<UsageRecord>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = UsageRecorder::new(
+            None,
+            Duration::from_millis(10),
+            DEFAULT_MAX_AGGREGATE_BYTES,
+            vec![Arc::new(RecordChannel(sender))],
+        )
+        .unwrap();
+        let layer =
+            TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(fallback()), true);
+        (layer, receiver)
+    }
+
+    fn fallback() -> TokenizerRegistry {
+        TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase))
+    }
+
+    /// A chat for `model` whose one message holds `bytes` bytes of words.
+    fn chat_of(model: &str, bytes: usize) -> ChatRequest {
+        ChatRequest::new(model, vec![Message::text(Role::User, "hello ".repeat(bytes / 6))])
+    }
+
+    const FOUR_MB: usize = 4 * 1024 * 1024;
+
+    /// Sends `request` through `layer` to an upstream that fails; returns the input estimate
+    /// the upstream was given.
+    async fn estimate_sent_upstream(layer: &TokenAccountingLayer, request: LlmRequest) -> Option<u64> {
+        let seen = Arc::new(Mutex::new(None));
+        let upstream_seen = seen.clone();
+        let upstream = tower::service_fn(move |request: LlmRequest| {
+            *upstream_seen.lock().unwrap() =
+                request.context.extensions.get::<InputTokenEstimate>().map(|estimate| estimate.0);
+            std::future::ready(Err::<LlmResponse, _>(LoomError::new(loom_core::ErrorKind::RateLimited, "no")))
+        });
+        assert!(layer.layer(upstream).oneshot(request).await.is_err());
+        *seen.lock().unwrap()
+    }
+
+    #[tokio::test]
+    async fn large_inputs_are_counted_off_the_polling_thread_and_small_ones_on_it() {
+        // A current-thread runtime: this thread polls the requests, as a front-door worker does.
+        let here = std::thread::current().id();
+        let (layer, _records) = counting_layer();
+        for (model, bytes) in [("offload-small-chat", 600), ("offload-large-chat", FOUR_MB)] {
+            let chat = chat_of(model, bytes);
+            let exact = fallback().counter(model, None).unwrap().count_chat(&chat).estimate().tokens as u64;
+            let sent = estimate_sent_upstream(&layer, LlmRequest::chat(RequestContext::new("r"), chat)).await;
+            assert_eq!(sent, Some(exact), "{model}: the router gets the exact count, not a rough one");
+        }
+        assert_eq!(counted_on::threads("offload-small-chat"), vec![here], "a small input counts inline");
+        let large = counted_on::threads("offload-large-chat");
+        assert_eq!(large.len(), 1);
+        assert_ne!(large[0], here, "a 4 MB input counts on the blocking pool");
+
+        let text = "hello ".repeat(FOUR_MB / 6);
+        let embeddings: EmbeddingsRequest =
+            serde_json::from_value(serde_json::json!({"model": "offload-large-embeddings", "input": text}))
+                .unwrap();
+        let exact =
+            fallback().counter("offload-large-embeddings", None).unwrap().count_text(&text).tokens as u64;
+        let sent =
+            estimate_sent_upstream(&layer, LlmRequest::embeddings(RequestContext::new("r"), embeddings))
+                .await;
+        assert_eq!(sent, Some(exact));
+        let threads = counted_on::threads("offload-large-embeddings");
+        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_large_token_count_is_counted_off_the_polling_thread() {
+        let here = std::thread::current().id();
+        let (layer, _records) = counting_layer();
+        let chat = chat_of("offload-large-count", FOUR_MB);
+        let exact =
+            fallback().counter("offload-large-count", None).unwrap().count_chat(&chat).estimate().tokens;
+        let upstream = tower::service_fn(|request: LlmRequest| {
+            let RequestPayload::CountTokens(chat) = request.payload else { panic!("expected a count") };
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::TokenCount(loom_core::TokenCount::uncounted(chat)),
+            }))
+        });
+        let request = LlmRequest::count_tokens(RequestContext::new("r"), chat);
+        let response = layer.layer(upstream).oneshot(request).await.unwrap();
+        let ResponsePayload::TokenCount(count) = response.payload else { panic!("expected a count") };
+        assert_eq!(count.input_tokens, Some(exact as u64));
+        let threads = counted_on::threads("offload-large-count");
+        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_large_unreported_output_is_counted_off_the_polling_thread() {
+        let here = std::thread::current().id();
+        let (layer, mut records) = counting_layer();
+        let text = "hello ".repeat(64 * 1024 / 6);
+        let json = serde_json::json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "offload-large-output",
+            "choices": [{"index": 0, "delta": {"content": text}}],
+        });
+        let chunk = StreamChunk::Wire(WireChunk::parse(Bytes::from(json.to_string())).unwrap());
+        let upstream = tower::service_fn(move |_: LlmRequest| {
+            let stream: ChunkStream = Box::pin(futures_util::stream::iter([Ok(chunk.clone())]));
+            std::future::ready(Ok::<_, LoomError>(LlmResponse {
+                provider: Arc::from("p"),
+                payload: ResponsePayload::Stream(stream),
+            }))
+        });
+        let chat = chat_of("offload-small-input", 60);
+        let response =
+            layer.layer(upstream).oneshot(LlmRequest::chat(RequestContext::new("r"), chat)).await.unwrap();
+        let ResponsePayload::Stream(stream) = response.payload else { panic!("expected a stream") };
+        assert_eq!(stream.count().await, 1);
+        let record = records.recv().await.unwrap();
+        let exact = fallback().counter("offload-large-output", None).unwrap().count_text(&text).tokens;
+        assert_eq!((record.output_tokens, record.source), (exact as u64, UsageSource::Estimated));
+        let threads = counted_on::threads("offload-large-output");
+        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
+        assert_eq!(counted_on::threads("offload-small-input"), vec![here]);
     }
 
     #[tokio::test]

@@ -1,24 +1,42 @@
 //! Usage and cost accounting: records, prices, aggregates, the SQLite ledger and the
 //! tower layer that produces a record for every request.
+//!
+//! Prices are always here (routing reads them too). The rest needs the `accounting`
+//! feature (tokio, tower); the SQLite ledger needs the `ledger` feature.
 
+#[cfg(feature = "accounting")]
 pub mod aggregate;
+#[cfg(feature = "accounting")]
 mod estimate;
+#[cfg(feature = "accounting")]
 pub mod layer;
+#[cfg(feature = "ledger")]
 pub mod ledger;
+#[cfg(feature = "accounting")]
+mod offload;
 pub mod prices;
+#[cfg(feature = "accounting")]
 pub mod record;
+#[cfg(feature = "accounting")]
 pub mod recorder;
 
-pub use aggregate::{Dimension, UsageAggregates, UsageGroup, UsageTotals};
+#[cfg(feature = "accounting")]
+pub use aggregate::{DEFAULT_MAX_AGGREGATE_BYTES, Dimension, UsageAggregates, UsageGroup, UsageTotals};
+#[cfg(feature = "accounting")]
 pub use layer::{TokenAccounting, TokenAccountingLayer};
+#[cfg(feature = "accounting")]
+pub use offload::BLOCKING_COUNT_BYTES;
 pub use prices::{Price, PriceTable};
+#[cfg(feature = "accounting")]
 pub use record::{MAX_RECORD_TOKENS, Outcome, UsageRecord, UsageSource};
+#[cfg(feature = "accounting")]
 pub use recorder::{UsageObserver, UsageRecorder};
 
 /// Why accounting could not start or answer.
+#[cfg(feature = "accounting")]
 #[derive(Debug, thiserror::Error)]
 pub enum AccountingError {
-    /// The ledger database failed.
+    /// The ledger database failed (or this build has none).
     #[error("usage ledger {path}: {reason}")]
     Ledger {
         /// Database path.
