@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use loom_tokens::accounting::{
-    AccountingError, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
+    AccountingError, CountTokensLayer, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
 };
 use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 
@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::models::{ModelRefresher, RouteModels};
 use crate::observe::MetricsLayer;
 use crate::observe::ProviderTokens;
-use crate::pipeline::{Pipeline, Stages, pipeline};
+use crate::pipeline::{Pipeline, Stages, pipeline, token_counter};
 use crate::routes::MountedRoute;
 use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
@@ -111,10 +111,11 @@ impl Gateway {
         let cost_routing = std::iter::once(&ai.routing)
             .chain(config.routes.iter().filter_map(|route| route.routing.as_ref()))
             .any(|routing| routing.strategy == Strategy::Cost);
+        let tokenizers = Arc::new(tokenizers);
         let accounting_layer = TokenAccountingLayer::new(
             recorder.clone(),
             price_table(config),
-            Arc::new(tokenizers),
+            tokenizers.clone(),
             accounting.count_input || cost_routing,
         )
         .with_request_timeout(config.server.request_timeout);
@@ -122,11 +123,12 @@ impl Gateway {
             scrub_errors: ScrubErrorsLayer::for_providers(&ai.providers),
             accounting: accounting_layer,
             metrics: MetricsLayer::new(metrics.clone()),
+            count_tokens: CountTokensLayer::new(tokenizers),
         };
-        let routed = |routing: &RoutingConfig| -> (Pipeline, Arc<RouteModels>) {
+        let routed = |routing: &RoutingConfig| -> (Pipeline, Pipeline, Arc<RouteModels>) {
             let router = build_router(config, routing, &providers);
             let models = Arc::new(route_models(config, routing, &providers));
-            (pipeline(&stages, router), models)
+            (pipeline(&stages, router.clone()), token_counter(&stages, router), models)
         };
         let global = routed(&ai.routing);
         let routes = if ai.enabled {
@@ -134,11 +136,11 @@ impl Gateway {
                 .effective_routes()
                 .iter()
                 .map(|route| {
-                    let (pipeline, models) = match &route.routing {
+                    let (pipeline, counter, models) = match &route.routing {
                         Some(routing) => routed(routing),
                         None => global.clone(),
                     };
-                    MountedRoute::with_models(route, pipeline, models)
+                    MountedRoute::with_models(route, pipeline, models).with_token_counter(counter)
                 })
                 .collect()
         } else {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use loom_core::{LlmRequest, LlmResponse, LoomError, RequestPayload, ResponsePayload, on_stream_end};
+use loom_core::{LlmRequest, LlmResponse, LoomError, ResponsePayload, on_stream_end};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
@@ -79,10 +79,6 @@ where
     }
 
     fn call(&mut self, request: LlmRequest) -> Self::Future {
-        if let RequestPayload::CountTokens(_) = request.payload {
-            // Counting tokens generates nothing: it is no AI request to count or time.
-            return Box::pin(self.inner.call(request));
-        }
         let started = Instant::now();
         let model = self.metrics.model_label(request.payload.model());
         let metrics = self.metrics.clone();

@@ -2,7 +2,7 @@
 
 use loom_core::{LlmRequest, LlmResponse, LoomError};
 use loom_routing::Router;
-use loom_tokens::accounting::TokenAccountingLayer;
+use loom_tokens::accounting::{CountTokensLayer, TokenAccountingLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
@@ -21,6 +21,8 @@ pub struct Stages {
     pub accounting: TokenAccountingLayer,
     /// Counts and times the requests that reach a provider.
     pub metrics: MetricsLayer,
+    /// Counts a request's tokens when the provider cannot.
+    pub count_tokens: CountTokensLayer,
 }
 
 /// The stack a request goes through, top to bottom:
@@ -46,6 +48,24 @@ where
         .layer(stages.scrub_errors.clone())
         .layer(stages.accounting.clone())
         .layer(stages.metrics.clone())
+        .service(router);
+    BoxCloneSyncService::new(stack)
+}
+
+/// The stack of token counts (`/v1/messages/count_tokens`): counting generates nothing, so
+/// it is neither accounted nor a provider request in the metrics.
+///
+/// 1. error scrubbing ([`ScrubErrorsLayer`]);
+/// 2. the count ([`CountTokensLayer`]): the provider's, or Loom's tokenizers' when it has none;
+/// 3. the router, which asks the provider a request for the model would go to.
+pub fn token_counter<S>(stages: &Stages, router: Router<S>) -> Pipeline
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    let stack = ServiceBuilder::new()
+        .layer(stages.scrub_errors.clone())
+        .layer(stages.count_tokens.clone())
         .service(router);
     BoxCloneSyncService::new(stack)
 }

@@ -47,6 +47,8 @@ pub struct MountedRoute<S> {
     pub ai_gateway: bool,
     /// The pipeline its requests go through (its own router when it has a routing block).
     pub pipeline: S,
+    /// What answers its token counts (`/v1/messages/count_tokens`); none: not served.
+    pub token_counter: Option<S>,
     /// Its `/models` answers.
     pub(crate) models: Arc<RouteModels>,
 }
@@ -65,8 +67,15 @@ impl<S> MountedRoute<S> {
             pattern: RoutePattern::new(&config.path),
             ai_gateway: config.ai_gateway,
             pipeline,
+            token_counter: None,
             models,
         }
+    }
+
+    /// This route with `counter` answering its token counts.
+    pub fn with_token_counter(mut self, counter: S) -> Self {
+        self.token_counter = Some(counter);
+        self
     }
 }
 

@@ -353,8 +353,14 @@ where
     };
     check_model_name(llm_request.payload.model())?;
     let received_at = llm_request.context.received_at;
-    let response = match tokio::time::timeout_at(deadline, route.pipeline.clone().oneshot(llm_request)).await
-    {
+    let stack = if call == Call::CountTokens {
+        route.token_counter.clone().ok_or_else(|| {
+            not_found(format!("The route `{}` does not count tokens (it has no token counter)", route.id))
+        })?
+    } else {
+        route.pipeline.clone()
+    };
+    let response = match tokio::time::timeout_at(deadline, stack.oneshot(llm_request)).await {
         Ok(response) => response?,
         Err(_) => return Err(request_timeout_error(state.request_timeout)),
     };

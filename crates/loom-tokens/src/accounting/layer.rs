@@ -380,9 +380,6 @@ where
     }
 
     fn call(&mut self, mut request: LlmRequest) -> Self::Future {
-        if let RequestPayload::CountTokens(_) = request.payload {
-            return count_tokens(self.inner.call(request), self.accounting.tokenizers.clone());
-        }
         let (pending, deferred) = start(&mut request, &self.accounting);
         let unanswered = Unanswered { pending: Some(pending), accounting: self.accounting.clone() };
         let call = if deferred {
@@ -473,38 +470,6 @@ where
             Ok(response)
         })
     }
-}
-
-/// Answers a token-count request: the provider's count, else one by Loom's tokenizers
-/// for the model the provider would have used. Counting costs nothing, so no usage is
-/// recorded.
-fn count_tokens<F>(
-    call: F,
-    tokenizers: Arc<TokenizerRegistry>,
-) -> Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>
-where
-    F: Future<Output = Result<LlmResponse, LoomError>> + Send + 'static,
-{
-    Box::pin(async move {
-        let mut response = call.await?;
-        let ResponsePayload::TokenCount(count) = &mut response.payload else { return Ok(response) };
-        if count.input_tokens.is_some() {
-            return Ok(response);
-        }
-        let size = ChatSize::of(&count.request);
-        if !offload::is_large(size.text_bytes) {
-            count.input_tokens = Some(estimate::chat_of_size(&tokenizers, &count.request, &size).0);
-            return Ok(response);
-        }
-        offload::off_worker(move || {
-            if let ResponsePayload::TokenCount(count) = &mut response.payload {
-                count.input_tokens = Some(estimate::chat_of_size(&tokenizers, &count.request, &size).0);
-            }
-            response
-        })
-        .await
-        .ok_or_else(|| LoomError::internal("counting the request's tokens failed"))
-    })
 }
 
 /// How many bytes of wire chunks a stream keeps unread, in case no usage comes.
@@ -909,28 +874,6 @@ mod tests {
                 .await;
         assert_eq!(sent, Some(exact));
         let threads = counted_on::threads("offload-large-embeddings");
-        assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
-    }
-
-    #[tokio::test]
-    async fn a_large_token_count_is_counted_off_the_polling_thread() {
-        let here = std::thread::current().id();
-        let (layer, _records) = counting_layer();
-        let chat = chat_of("offload-large-count", FOUR_MB);
-        let exact =
-            fallback().counter("offload-large-count", None).unwrap().count_chat(&chat).estimate().tokens;
-        let upstream = tower::service_fn(|request: LlmRequest| {
-            let RequestPayload::CountTokens(chat) = request.payload else { panic!("expected a count") };
-            std::future::ready(Ok::<_, LoomError>(LlmResponse {
-                provider: Arc::from("p"),
-                payload: ResponsePayload::TokenCount(loom_core::TokenCount::uncounted(chat)),
-            }))
-        });
-        let request = LlmRequest::count_tokens(RequestContext::new("r"), chat);
-        let response = layer.layer(upstream).oneshot(request).await.unwrap();
-        let ResponsePayload::TokenCount(count) = response.payload else { panic!("expected a count") };
-        assert_eq!(count.input_tokens, Some(exact as u64));
-        let threads = counted_on::threads("offload-large-count");
         assert!(threads.len() == 1 && threads[0] != here, "{threads:?}");
     }
 

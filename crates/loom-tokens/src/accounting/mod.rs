@@ -7,6 +7,8 @@
 #[cfg(feature = "accounting")]
 pub mod aggregate;
 #[cfg(feature = "accounting")]
+pub mod count_tokens;
+#[cfg(feature = "accounting")]
 mod estimate;
 #[cfg(feature = "accounting")]
 pub mod layer;
@@ -22,6 +24,8 @@ pub mod recorder;
 
 #[cfg(feature = "accounting")]
 pub use aggregate::{DEFAULT_MAX_AGGREGATE_BYTES, Dimension, UsageAggregates, UsageGroup, UsageTotals};
+#[cfg(feature = "accounting")]
+pub use count_tokens::{CountTokens, CountTokensLayer};
 #[cfg(feature = "accounting")]
 pub use layer::{TokenAccounting, TokenAccountingLayer};
 #[cfg(feature = "accounting")]
