@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use axum::Router as App;
 use axum::routing::get;
+use loom_gateway::front_door::FrontDoor;
 use loom_gateway::pipeline::Pipeline;
-use loom_gateway::service::FrontDoor;
 use loom_providers::{Provider, ProviderConfig, ProviderType};
 use loom_routing::{ProviderState, RouteTarget, Router, RoutingConfig};
 use loom_tokens::accounting::{DEFAULT_MAX_AGGREGATE_BYTES, PriceTable, TokenAccountingLayer, UsageRecorder};

@@ -18,15 +18,15 @@ use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 
 use crate::admin::{AdminState, handle_admin};
 use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
+use crate::front_door::{FrontDoor, FrontDoorSettings};
 use crate::metrics::Metrics;
 use crate::models::{ModelRefresher, RouteModels};
-use crate::observe::MetricsLayer;
-use crate::observe::ProviderTokens;
 use crate::pipeline::{Pipeline, Stages, pipeline, token_counter};
+use crate::provider_metrics::MetricsLayer;
+use crate::provider_metrics::ProviderTokens;
 use crate::routes::MountedRoute;
 use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
-use crate::service::{FrontDoor, FrontDoorSettings};
 use crate::workers::Workers;
 use loom_routing::{ProviderState, RouteTarget, Router};
 use std::collections::HashMap;

@@ -32,28 +32,30 @@
 //! # }
 //! ```
 
-pub mod access_log;
+mod access_log;
 pub mod admin;
 pub mod anthropic_format;
-pub mod anthropic_stream;
+mod anthropic_stream;
 pub mod config;
-pub mod deadline;
+mod deadline;
+pub mod front_door;
 pub mod gateway;
-pub mod http_error;
+mod http_error;
 pub mod metrics;
 mod models;
-pub mod observe;
 pub mod openai_format;
 pub mod pipeline;
-pub mod request_body;
-pub mod request_id;
+pub mod provider_metrics;
+mod request_body;
+mod request_id;
 pub mod routes;
 pub mod scrub;
 pub mod server;
-pub mod service;
 pub mod sse;
 pub mod workers;
 
+pub use admin::Admin;
+pub use front_door::{FrontDoor, FrontDoorSettings};
 pub use gateway::{Gateway, GatewayError, RunningGateway};
 
 /// Guides whose code is compiled and run as doctests.

@@ -6,7 +6,7 @@ use loom_tokens::accounting::{CountTokensLayer, TokenAccountingLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-use crate::observe::MetricsLayer;
+use crate::provider_metrics::MetricsLayer;
 use crate::scrub::ScrubErrorsLayer;
 
 /// The stages behind a front door, boxed so that adding a stage changes no type.
@@ -27,7 +27,7 @@ pub struct Stages {
 
 /// The stack a request goes through, top to bottom:
 ///
-/// 1. the front door ([`FrontDoor`](crate::service::FrontDoor), the HTTP edge): request id,
+/// 1. the front door ([`FrontDoor`](crate::front_door::FrontDoor), the HTTP edge): request id,
 ///    route, body size and time limits, the request's deadline, parsing into an
 ///    [`LlmRequest`]; the answer is written back in the client's format;
 /// 2. error scrubbing ([`ScrubErrorsLayer`]): no configured secret leaves in an error;

@@ -1,5 +1,4 @@
-//! `MetricsLayer`: counts requests per provider and model and times them, streams
-//! included; and the observer that feeds token counts to provider statistics.
+//! The service of [`MetricsLayer`](super::MetricsLayer).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,61 +7,22 @@ use std::task::{Context, Poll};
 
 use loom_core::{LlmRequest, LlmResponse, LoomError, ResponsePayload, on_stream_end};
 use tokio::time::Instant;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::metrics::Metrics;
-use loom_routing::ProviderState;
-use loom_tokens::accounting::{UsageObserver, UsageRecord};
-use std::collections::HashMap;
 
-/// Adds each request's tokens to its provider's statistics (for `/ai/providers`).
-pub struct ProviderTokens {
-    by_name: HashMap<String, Arc<ProviderState>>,
-}
-
-impl ProviderTokens {
-    /// Tracks these providers.
-    pub fn new(states: &[Arc<ProviderState>]) -> Self {
-        ProviderTokens {
-            by_name: states.iter().map(|state| (state.name().to_owned(), state.clone())).collect(),
-        }
-    }
-}
-
-impl UsageObserver for ProviderTokens {
-    fn observe(&self, record: &UsageRecord) {
-        if let Some(state) = record.provider.as_deref().and_then(|name| self.by_name.get(name)) {
-            state.add_tokens(record.input_tokens, record.output_tokens);
-        }
-    }
-}
-
-/// Records `loom_ai_requests_total` and `loom_ai_duration_seconds` around a provider call.
-#[derive(Clone)]
-pub struct MetricsLayer {
-    metrics: Arc<Metrics>,
-}
-
-impl MetricsLayer {
-    /// A layer recording into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        MetricsLayer { metrics }
-    }
-}
-
-impl<S> Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
-
-    fn layer(&self, inner: S) -> MetricsService<S> {
-        MetricsService { inner, metrics: self.metrics.clone() }
-    }
-}
-
-/// The service `MetricsLayer` produces.
+/// The service [`MetricsLayer`](super::MetricsLayer) produces.
 #[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+}
+
+impl<S> MetricsService<S> {
+    /// `inner`, its calls recorded into `metrics`.
+    pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+        MetricsService { inner, metrics }
+    }
 }
 
 impl<S> Service<LlmRequest> for MetricsService<S>
