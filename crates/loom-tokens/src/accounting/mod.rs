@@ -10,8 +10,6 @@ pub mod aggregate;
 pub mod count_tokens;
 #[cfg(feature = "accounting")]
 mod estimate;
-#[cfg(feature = "accounting")]
-pub mod layer;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 #[cfg(feature = "accounting")]
@@ -21,13 +19,13 @@ pub mod prices;
 pub mod record;
 #[cfg(feature = "accounting")]
 pub mod recorder;
+#[cfg(feature = "accounting")]
+pub mod token_accounting;
 
 #[cfg(feature = "accounting")]
 pub use aggregate::{DEFAULT_MAX_AGGREGATE_BYTES, Dimension, UsageAggregates, UsageGroup, UsageTotals};
 #[cfg(feature = "accounting")]
 pub use count_tokens::{CountTokens, CountTokensLayer};
-#[cfg(feature = "accounting")]
-pub use layer::{TokenAccounting, TokenAccountingLayer};
 #[cfg(feature = "accounting")]
 pub use offload::BLOCKING_COUNT_BYTES;
 pub use prices::{Price, PriceTable};
@@ -35,6 +33,8 @@ pub use prices::{Price, PriceTable};
 pub use record::{MAX_RECORD_TOKENS, Outcome, UsageRecord, UsageSource};
 #[cfg(feature = "accounting")]
 pub use recorder::{UsageObserver, UsageRecorder};
+#[cfg(feature = "accounting")]
+pub use token_accounting::{TokenAccounting, TokenAccountingLayer};
 
 /// Why accounting could not start or answer.
 #[cfg(feature = "accounting")]
