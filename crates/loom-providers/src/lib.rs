@@ -44,6 +44,7 @@ pub mod models;
 pub mod openai;
 pub mod provider;
 pub mod secrets;
+pub mod settings;
 mod tool_calls;
 mod upstream;
 mod upstream_error;
@@ -57,3 +58,6 @@ pub use models::ListedModel;
 pub use openai::OpenAiProvider;
 pub use provider::Provider;
 pub use secrets::ProviderSecrets;
+pub use settings::{
+    AnthropicSettings, AzureSettings, GeminiSettings, OpenAiSettings, ProviderSettings, UpstreamSettings,
+};
