@@ -506,6 +506,15 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_has_one_price_from_wherever_it_is_written() {
+        let yaml = "ai_gateway:\n  providers:\n    - {name: a, type: mock, cost_per_1k_input: 0.01}\n    - {name: b, type: mock}\n    - {name: c, type: mock}\n  routing:\n    providers:\n      - {name: a, cost_per_1k_output: 0.03}\n      - {name: b}\nroutes:\n  - id: r\n    path: /v1/*\n    ai_gateway: true\n    routing:\n      providers:\n        - {name: b, cost_per_1k_output: 0.5}\n";
+        let config = LoomConfig::from_yaml_str(yaml, &|_| None).unwrap();
+        let prices: Vec<_> = config.provider_prices().into_iter().collect();
+        // `a` joins its halves, `b` is priced by a route's block (input unset: 0), `c` nowhere.
+        assert_eq!(prices, [("a", Price::new(0.01, 0.03)), ("b", Price::new(0.0, 0.5))]);
+    }
+
+    #[test]
     fn the_usage_aggregates_budget_is_bounded() {
         const PROVIDER: &str = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n";
         let load = |bytes: u64| {
