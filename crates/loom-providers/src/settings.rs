@@ -197,3 +197,52 @@ impl ProviderConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_type_gets_the_settings_of_its_wire_format_and_nothing_of_routing() {
+        let mut azure = ProviderConfig::new("az", ProviderType::Azure);
+        azure.base_url = Some("https://r.openai.azure.com".to_owned());
+        azure.api_key = Some(Secret::new("k"));
+        azure.models = vec!["gpt-4o".to_owned()];
+        azure.cost_per_1k_input = Some(1.0);
+        azure.deployments.insert("gpt-4o".to_owned(), "prod-4o".to_owned());
+        assert!(
+            matches!(azure.settings(), Err(ProviderError::Config { reason, .. }) if reason == "azure needs `api_version`")
+        );
+        azure.api_version = Some("2024-10-21".to_owned());
+        let mut expected = OpenAiSettings::new("az");
+        expected.upstream.base_url = azure.base_url.clone();
+        expected.upstream.api_key = Some(Secret::new("k"));
+        let mut azure_settings = AzureSettings::new("2024-10-21");
+        azure_settings.deployments = azure.deployments.clone();
+        expected.azure = Some(azure_settings);
+        assert_eq!(azure.settings().unwrap(), ProviderSettings::OpenAi(expected));
+
+        let mut local = ProviderConfig::new("llama", ProviderType::Local);
+        local.format = Some(WireFormat::Anthropic);
+        local.default_max_tokens = Some(512);
+        let ProviderSettings::Anthropic(anthropic) = local.settings().unwrap() else { panic!("anthropic") };
+        assert_eq!((anthropic.upstream.name.as_str(), anthropic.default_max_tokens), ("llama", 512));
+        assert_eq!(
+            AnthropicSettings::new("a").default_max_tokens,
+            DEFAULT_MAX_TOKENS,
+            "the default limit without config"
+        );
+
+        let vertex = ProviderConfig::new("v", ProviderType::Vertex);
+        assert!(
+            matches!(vertex.settings(), Err(ProviderError::Config { reason, .. }) if reason.contains("`vertex:`"))
+        );
+        let gemini = ProviderConfig::new("g", ProviderType::Gemini);
+        assert_eq!(gemini.settings().unwrap(), ProviderSettings::Gemini(GeminiSettings::new("g")));
+        let mock = ProviderConfig::new("m", ProviderType::Mock);
+        assert_eq!(
+            mock.settings().unwrap(),
+            ProviderSettings::Mock { name: "m".to_owned(), mock: MockSettings::default() }
+        );
+    }
+}
