@@ -6,7 +6,9 @@
 //!
 //! Provider types: `openai` (OpenAI and any OpenAI-compatible server through `base_url`,
 //! `local` with `format: openai`), `azure`, `anthropic` (and `local` with
-//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. Each can list the
+//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. Each is built from
+//! narrow [`settings`] ([`Provider::new`]), or from a `providers:` entry
+//! ([`Provider::from_config`], through [`ProviderConfig::settings`]). Each can list the
 //! models its upstream serves ([`models`]). The connections'
 //! writes wait one scheduler turn ([`deferred_writes`]), so a busy worker's writes leave
 //! together; the gateway's client-facing connections use the same wrapper.

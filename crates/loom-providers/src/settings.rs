@@ -3,6 +3,17 @@
 //! and [`ProviderConfig::settings`] is the one place a config entry becomes them.
 //!
 //! ```
+//! use loom_providers::{OpenAiSettings, Provider, ProviderSettings, Secret};
+//!
+//! let mut settings = OpenAiSettings::new("vllm");
+//! settings.upstream.base_url = Some("http://localhost:8000/v1".to_owned());
+//! settings.upstream.api_key = Some(Secret::new("token"));
+//! let provider = Provider::new(ProviderSettings::OpenAi(settings))?;
+//! assert_eq!(provider.name(), "vllm");
+//! # Ok::<(), loom_providers::ProviderError>(())
+//! ```
+//!
+//! ```
 //! use loom_providers::{AnthropicSettings, Provider, ProviderSettings, Secret};
 //!
 //! let mut anthropic = AnthropicSettings::new("claude");
