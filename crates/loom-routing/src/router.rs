@@ -135,7 +135,7 @@ where
         &self,
         eligible: &[(usize, Option<&str>)],
         tried: &[usize],
-        request: &Estimate<'_>,
+        request: &PickBasis<'_>,
     ) -> Option<usize> {
         // The pools in order: untried healthy targets, healthy ones, all of them.
         let in_pool = |pool: usize, index: usize| match pool {
@@ -241,15 +241,14 @@ where
             RequestPayload::Chat(chat) => chat.output_limit().map_or(DEFAULT_OUTPUT_ESTIMATE, u64::from),
             RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
         };
-        let estimate =
-            Estimate { model: &model, input_tokens: input, output_tokens: output, prices: &prices };
+        let basis = PickBasis { model: &model, input_tokens: input, output_tokens: output, prices: &prices };
         let attempts = if self.failover.enabled { self.failover.max_retries + 1 } else { 1 };
         let upstream_time = request.context.upstream_time.clone();
         let mut tried: Vec<usize> = Vec::new();
         let mut request = Some(request);
         let mut attempt = 0;
         loop {
-            let Some(index) = self.choose(&eligible, &tried, &estimate) else {
+            let Some(index) = self.choose(&eligible, &tried, &basis) else {
                 return Err(LoomError::new(
                     ErrorKind::UpstreamUnavailable,
                     format!("no provider can serve `{model}`"),
@@ -317,7 +316,7 @@ where
 }
 
 /// What the strategy weighs about one request: its model, token estimates and prices.
-struct Estimate<'a> {
+struct PickBasis<'a> {
     /// The model the client asked for (a target's `model_mapping` name replaces it).
     model: &'a str,
     input_tokens: u64,
