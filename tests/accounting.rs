@@ -231,6 +231,65 @@ async fn failed_requests_are_recorded_with_their_status() {
     assert_eq!(rows[1]["cost"], 0.0);
 }
 
+/// The `/ai/usage` groups by provider once `requests` requests are in them.
+async fn usage_by_provider(gateway: &TestGateway, requests: u64) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let report = gateway.admin_get("/ai/usage?group_by=provider").await.json();
+        let groups = report["groups"].as_array().cloned().unwrap_or_default();
+        let counted: u64 = groups.iter().filter_map(|group| group["requests"].as_u64()).sum();
+        if counted >= requests || tokio::time::Instant::now() > deadline {
+            return groups;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cost_strategy_routes_by_the_price_billing_charges() {
+    // Before one table: `dear`'s price, written in a route's routing block, steered the
+    // router but billing never read it (route blocks were ignored), and `unpriced` was
+    // routed last although billing priced it by its model.
+    let (dear, unpriced) = (MockUpstream::start().await, MockUpstream::start().await);
+    let yaml = format!(
+        "ai_gateway:\n  providers:\n    - {{name: dear, type: openai, api_key: sk-dear, base_url: {}}}\n    - {{name: unpriced, type: openai, api_key: sk-unpriced, base_url: {}}}\nroutes:\n  - id: ai\n    path: /v1/*\n    ai_gateway: true\n    routing:\n      strategy: cost\n      providers:\n        - {{name: dear, cost_per_1k_input: 0.01, cost_per_1k_output: 0.03}}\n        - {{name: unpriced}}\n",
+        dear.base_url(),
+        unpriced.base_url()
+    );
+    let gateway = TestGateway::start(&yaml).await;
+    let ask = |model: &str| {
+        format!(r#"{{"model":"{model}","max_tokens":100,"messages":[{{"role":"user","content":"Hi"}}]}}"#)
+    };
+    // gpt-4o-mini's built-in price (0.00015 / 0.0006) is below `dear`'s: `unpriced` serves it.
+    let mini = gateway.post("/v1/chat/completions", &ask("gpt-4o-mini")).await;
+    assert_eq!((mini.status.as_u16(), mini.header("x-loom-provider").as_deref()), (200, Some("unpriced")));
+    // A model no table prices leaves `unpriced` without a price: `dear` serves it.
+    let unknown = gateway.post("/v1/chat/completions", &ask("my-model")).await;
+    assert_eq!((unknown.status.as_u16(), unknown.header("x-loom-provider").as_deref()), (200, Some("dear")));
+    assert_eq!((dear.request_count(), unpriced.request_count()), (1, 1));
+
+    // Each is billed at the price it was routed by (9 input, 6 output tokens reported).
+    let groups = usage_by_provider(&gateway, 2).await;
+    let billed: Vec<(&str, u64, f64)> = groups
+        .iter()
+        .map(|group| {
+            (
+                group["group"].as_str().unwrap(),
+                group["requests"].as_u64().unwrap(),
+                group["cost"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(billed.len(), 2, "{groups:?}");
+    let cost_of =
+        |name: &str| billed.iter().find(|(group, ..)| *group == name).map(|(_, n, cost)| (*n, *cost));
+    let (dear_requests, dear_cost) = cost_of("dear").unwrap();
+    let (unpriced_requests, unpriced_cost) = cost_of("unpriced").unwrap();
+    assert_eq!((dear_requests, unpriced_requests), (1, 1));
+    assert!(close(dear_cost, (9.0 * 0.01 + 6.0 * 0.03) / 1000.0), "{dear_cost}");
+    assert!(close(unpriced_cost, (9.0 * 0.00015 + 6.0 * 0.0006) / 1000.0), "{unpriced_cost}");
+}
+
 #[tokio::test]
 async fn metrics_are_exact_after_n_requests() {
     let mock = MockUpstream::start().await;

@@ -47,7 +47,6 @@ async fn run(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
         state: Arc::new(ProviderState::new("mock", routing.health.clone())),
         models: Vec::new(),
         weight: 1,
-        price: None,
     };
     let router = Router::new(vec![target], &routing, Default::default());
 

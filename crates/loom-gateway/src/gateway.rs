@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use loom_tokens::accounting::{
-    AccountingError, CountTokensLayer, Price, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
+    AccountingError, CountTokensLayer, PriceTable, TokenAccountingLayer, UsageObserver, UsageRecorder,
 };
 use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 
@@ -112,9 +112,11 @@ impl Gateway {
             .chain(config.routes.iter().filter_map(|route| route.routing.as_ref()))
             .any(|routing| routing.strategy == Strategy::Cost);
         let tokenizers = Arc::new(tokenizers);
+        // One table: the cost strategy routes by the prices billing charges.
+        let prices = price_table(config);
         let accounting_layer = TokenAccountingLayer::new(
             recorder.clone(),
-            price_table(config),
+            prices.clone(),
             tokenizers.clone(),
             accounting.count_input || cost_routing,
         )
@@ -126,7 +128,7 @@ impl Gateway {
             count_tokens: CountTokensLayer::new(tokenizers),
         };
         let routed = |routing: &RoutingConfig| -> (Pipeline, Pipeline, Arc<RouteModels>) {
-            let router = build_router(config, routing, &providers);
+            let router = build_router(config, routing, &providers, &prices);
             let models = Arc::new(route_models(config, routing, &providers));
             (pipeline(&stages, router.clone()), token_counter(&stages, router), models)
         };
@@ -249,11 +251,12 @@ impl Gateway {
     }
 }
 
-/// The router of one routing block: its targets in priority order, with their prices.
+/// The router of one routing block: its targets in priority order, pricing with `prices`.
 fn build_router(
     config: &LoomConfig,
     routing: &RoutingConfig,
     providers: &HashMap<String, (Provider, Arc<ProviderState>)>,
+    prices: &PriceTable,
 ) -> Router<Provider> {
     let ai = &config.ai_gateway;
     let targets = routing
@@ -263,20 +266,15 @@ fn build_router(
             // Inactive provider types load but get no traffic.
             let (provider, state) = providers.get(&target.name)?;
             let provider_config = ai.provider(&target.name)?;
-            let input = target.cost_per_1k_input.or(provider_config.cost_per_1k_input);
-            let output = target.cost_per_1k_output.or(provider_config.cost_per_1k_output);
-            let price = (input.is_some() || output.is_some())
-                .then(|| Price::new(input.unwrap_or(0.0), output.unwrap_or(0.0)));
             Some(RouteTarget {
                 provider: provider.clone(),
                 state: state.clone(),
                 models: provider_config.models.clone(),
                 weight: target.effective_weight(),
-                price,
             })
         })
         .collect();
-    Router::new(targets, routing, ai.model_mapping.clone())
+    Router::new(targets, routing, ai.model_mapping.clone()).with_prices(prices.clone())
 }
 
 /// The `/v1/models` answers of one routing block, over its active providers.
@@ -297,28 +295,16 @@ fn route_models(
     })
 }
 
-/// Prices from config: provider `cost_per_1k_*`, then the routing targets' (the spec
-/// puts them there), then `token_accounting.prices` over the built-in table.
+/// The one price table routing and billing read: each provider's own price, wherever
+/// config writes it ([`LoomConfig::provider_prices`]), over `token_accounting.prices`
+/// and the built-in model table.
 fn price_table(config: &LoomConfig) -> PriceTable {
-    let ai = &config.ai_gateway;
     let mut table = PriceTable::new();
-    for (model, price) in &ai.token_accounting.prices {
+    for (model, price) in &config.ai_gateway.token_accounting.prices {
         table.set_model_price(model.clone(), *price);
     }
-    let targets = ai
-        .routing
-        .providers
-        .iter()
-        .map(|target| (&target.name, target.cost_per_1k_input, target.cost_per_1k_output));
-    let providers = ai
-        .providers
-        .iter()
-        .map(|provider| (&provider.name, provider.cost_per_1k_input, provider.cost_per_1k_output));
-    // Providers come last so their own prices win.
-    for (name, input, output) in targets.chain(providers) {
-        if input.is_some() || output.is_some() {
-            table.set_provider_price(name.clone(), Price::new(input.unwrap_or(0.0), output.unwrap_or(0.0)));
-        }
+    for (provider, price) in config.provider_prices() {
+        table.set_provider_price(provider, price);
     }
     table
 }

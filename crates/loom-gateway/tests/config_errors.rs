@@ -727,6 +727,33 @@ fn prices_are_finite_and_bounded_everywhere() {
     }
 }
 
+#[test]
+fn a_provider_priced_twice_differently_is_refused_naming_both_keys() {
+    let one_price =
+        "a provider has one price, used for routing and billing alike: write it once, or the same everywhere";
+    let cases = [
+        (
+            "ai_gateway:\n  routing:\n    strategy: cost\n    providers:\n      - {name: openai, cost_per_1k_input: 0.01, cost_per_1k_output: 0.03}\nroutes:\n  - id: cheap\n    path: /v1/*\n    ai_gateway: true\n    routing:\n      providers:\n        - {name: anthropic}\n        - {name: openai, cost_per_1k_input: 0.005, cost_per_1k_output: 0.03}\n",
+            format!(
+                "routes[0].routing.providers[1].cost_per_1k_input: provider \"openai\" costs 0.005 here but 0.01 at ai_gateway.routing.providers[0].cost_per_1k_input; {one_price}"
+            ),
+        ),
+        (
+            "ai_gateway:\n  providers:\n    - {name: openai, type: openai, api_key: k, cost_per_1k_output: 0.03}\n  routing:\n    providers:\n      - {name: openai, cost_per_1k_input: 0.01, cost_per_1k_output: 0.02}\n",
+            format!(
+                "ai_gateway.routing.providers[0].cost_per_1k_output: provider \"openai\" costs 0.02 here but 0.03 at ai_gateway.providers[0].cost_per_1k_output; {one_price}"
+            ),
+        ),
+    ];
+    for (fragment, expected) in cases {
+        assert_eq!(invalid(fragment).1, expected, "{fragment}");
+    }
+    // The same price written in several places, or its two halves in two places, is one price.
+    load_ok(
+        "ai_gateway:\n  providers:\n    - {name: openai, type: openai, api_key: k, cost_per_1k_input: 0.01}\n  routing:\n    providers:\n      - {name: openai, cost_per_1k_input: 0.01, cost_per_1k_output: 0.03}\nroutes:\n  - id: all\n    path: /v1/*\n    ai_gateway: true\n    routing:\n      providers:\n        - {name: openai, cost_per_1k_output: 0.03}\n",
+    );
+}
+
 // ---------------------------------------------------------------- files named in the config
 
 /// Makes a FIFO at `path`; false when `mkfifo` is not available here.

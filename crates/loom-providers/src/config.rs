@@ -208,7 +208,7 @@ pub struct ProviderConfig {
 }
 
 fn default_pool_max_idle() -> usize {
-    256
+    crate::settings::DEFAULT_POOL_MAX_IDLE_PER_HOST
 }
 
 impl ProviderConfig {

@@ -11,7 +11,6 @@ use proptest::prelude::*;
 use serde_json::Value;
 use sse_core::{MessageEvent, SseDecoder, SseEvent};
 
-use crate::config::{ProviderConfig, ProviderType};
 use crate::upstream::Upstream;
 
 /// Cases per property and CI run; `PROPTEST_CASES` sets another number (for a longer hunt).
@@ -25,15 +24,15 @@ pub(crate) fn config() -> ProptestConfig {
     config
 }
 
-/// The upstream of a provider of `kind` named `fuzz` (never contacted).
-pub(crate) fn upstream(kind: ProviderType) -> Upstream {
-    let config = ProviderConfig::new("fuzz", kind);
+/// The upstream of a provider named `fuzz` (never contacted).
+pub(crate) fn upstream() -> Upstream {
+    let config = crate::settings::UpstreamSettings::new("fuzz");
     match crate::client::build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host) {
         Ok(client) => Upstream::for_provider(
             &config,
             client,
             http::HeaderMap::new(),
-            crate::secrets::ProviderSecrets::from_config(&config),
+            crate::secrets::ProviderSecrets::default(),
         ),
         Err(error) => panic!("a client for the fuzz tests: {error}"),
     }

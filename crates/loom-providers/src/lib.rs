@@ -6,7 +6,9 @@
 //!
 //! Provider types: `openai` (OpenAI and any OpenAI-compatible server through `base_url`,
 //! `local` with `format: openai`), `azure`, `anthropic` (and `local` with
-//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. Each can list the
+//! `format: anthropic`), `gemini`, `vertex`, and the built-in `mock`. Each is built from
+//! narrow [`settings`] ([`Provider::new`]), or from a `providers:` entry
+//! ([`Provider::from_config`], through [`ProviderConfig::settings`]). Each can list the
 //! models its upstream serves ([`models`]). The connections'
 //! writes wait one scheduler turn ([`deferred_writes`]), so a busy worker's writes leave
 //! together; the gateway's client-facing connections use the same wrapper.
@@ -44,6 +46,7 @@ pub mod models;
 pub mod openai;
 pub mod provider;
 pub mod secrets;
+pub mod settings;
 mod tool_calls;
 mod upstream;
 mod upstream_error;
@@ -57,3 +60,6 @@ pub use models::ListedModel;
 pub use openai::OpenAiProvider;
 pub use provider::Provider;
 pub use secrets::ProviderSecrets;
+pub use settings::{
+    AnthropicSettings, AzureSettings, GeminiSettings, OpenAiSettings, ProviderSettings, UpstreamSettings,
+};

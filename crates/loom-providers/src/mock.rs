@@ -16,7 +16,7 @@ use loom_core::{
 use serde_json::Map;
 use tower::Service;
 
-use crate::config::{MockSettings, ProviderConfig};
+use crate::config::MockSettings;
 
 /// Dimensions of mock embeddings.
 const MOCK_EMBEDDING_DIMENSIONS: usize = 8;
@@ -33,14 +33,9 @@ struct MockInner {
 }
 
 impl MockProvider {
-    /// Builds the mock from its config entry.
-    pub fn new(config: &ProviderConfig) -> Self {
-        MockProvider {
-            inner: Arc::new(MockInner {
-                name: Arc::from(config.name.as_str()),
-                settings: config.mock.clone().unwrap_or_default(),
-            }),
-        }
+    /// A mock named `name` answering as `settings` say.
+    pub fn new(name: &str, settings: MockSettings) -> Self {
+        MockProvider { inner: Arc::new(MockInner { name: Arc::from(name), settings }) }
     }
 
     /// The provider's configured name.

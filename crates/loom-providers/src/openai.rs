@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use tower::Service;
 
 use crate::client::{Endpoint, build_client};
-use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
 use crate::secrets::ProviderSecrets;
+use crate::settings::OpenAiSettings;
 use crate::upstream::{Budget, Upstream, base_headers};
 
 /// Default base URL of the OpenAI API.
@@ -103,10 +103,11 @@ impl Inner {
 }
 
 impl OpenAiProvider {
-    /// Builds the provider from its config entry (`openai`, `local` with `format: openai`, or `azure`).
-    pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
+    /// Builds the provider (`openai`, `local` with `format: openai`, or `azure`).
+    pub fn new(settings: OpenAiSettings) -> Result<Self, ProviderError> {
+        let OpenAiSettings { upstream: config, azure } = settings;
         let config_error = |reason: String| ProviderError::Config { provider: config.name.clone(), reason };
-        let (endpoints, auth) = if config.kind == ProviderType::Azure {
+        let (endpoints, auth) = if let Some(azure) = azure {
             let base = config
                 .base_url
                 .as_deref()
@@ -115,9 +116,8 @@ impl OpenAiProvider {
                 })?
                 .trim_end_matches('/')
                 .to_owned();
-            let api_version =
-                config.api_version.clone().ok_or_else(|| config_error("azure needs `api_version`".into()))?;
-            let azure = AzureEndpoints { base, api_version, deployments: config.deployments.clone() };
+            let azure =
+                AzureEndpoints { base, api_version: azure.api_version, deployments: azure.deployments };
             let auth = config
                 .api_key
                 .as_ref()
@@ -143,10 +143,10 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             inner: Arc::new(Inner {
                 upstream: Upstream::for_provider(
-                    config,
+                    &config,
                     client,
                     headers,
-                    ProviderSecrets::from_config(config),
+                    ProviderSecrets::of(config.secrets().cloned()),
                 ),
                 endpoints,
             }),

@@ -1,4 +1,4 @@
-//! Any configured provider, built from its config entry.
+//! Any provider, built from its settings (or a config entry).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,11 +8,12 @@ use loom_core::{LlmRequest, LlmResponse, LoomError};
 use tower::Service;
 
 use crate::anthropic::AnthropicProvider;
-use crate::config::{ProviderConfig, ProviderType, WireFormat};
+use crate::config::ProviderConfig;
 use crate::error::ProviderError;
 use crate::gemini::GeminiProvider;
 use crate::mock::MockProvider;
 use crate::openai::OpenAiProvider;
+use crate::settings::ProviderSettings;
 
 /// One provider of any supported type, as a `tower::Service<LlmRequest>`.
 #[derive(Clone)]
@@ -28,21 +29,19 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// Builds the adapter a config entry asks for.
+    /// Builds the adapter of these settings.
+    pub fn new(settings: ProviderSettings) -> Result<Provider, ProviderError> {
+        Ok(match settings {
+            ProviderSettings::OpenAi(settings) => Provider::OpenAi(OpenAiProvider::new(settings)?),
+            ProviderSettings::Anthropic(settings) => Provider::Anthropic(AnthropicProvider::new(settings)?),
+            ProviderSettings::Gemini(settings) => Provider::Gemini(GeminiProvider::new(settings)?),
+            ProviderSettings::Mock { name, mock } => Provider::Mock(MockProvider::new(&name, mock)),
+        })
+    }
+
+    /// Builds the adapter a config entry asks for ([`ProviderConfig::settings`]).
     pub fn from_config(config: &ProviderConfig) -> Result<Provider, ProviderError> {
-        match (config.kind, config.format) {
-            (ProviderType::Openai | ProviderType::Azure, _)
-            | (ProviderType::Local, Some(WireFormat::Openai) | None) => {
-                Ok(Provider::OpenAi(OpenAiProvider::new(config)?))
-            }
-            (ProviderType::Anthropic, _) | (ProviderType::Local, Some(WireFormat::Anthropic)) => {
-                Ok(Provider::Anthropic(AnthropicProvider::new(config)?))
-            }
-            (ProviderType::Gemini | ProviderType::Vertex, _) => {
-                Ok(Provider::Gemini(GeminiProvider::new(config)?))
-            }
-            (ProviderType::Mock, _) => Ok(Provider::Mock(MockProvider::new(config))),
-        }
+        Provider::new(config.settings()?)
     }
 
     /// The provider's configured name.

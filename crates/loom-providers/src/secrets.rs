@@ -34,9 +34,14 @@ impl Known {
 impl ProviderSecrets {
     /// The secrets of a config entry (API key, header values, Vertex access token).
     pub fn from_config(config: &ProviderConfig) -> Self {
-        let secrets = ProviderSecrets::default();
-        secrets.add(config.secrets().cloned());
-        secrets
+        ProviderSecrets::of(config.secrets().cloned())
+    }
+
+    /// A set of these secrets.
+    pub fn of(secrets: impl IntoIterator<Item = Secret>) -> Self {
+        let known = ProviderSecrets::default();
+        known.add(secrets);
+        known
     }
 
     /// Adds secrets known for the provider's whole life (e.g. key material).

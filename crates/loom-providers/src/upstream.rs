@@ -21,9 +21,10 @@ use tokio::time::{Instant, Sleep, timeout_at};
 use loom_core::{MAX_RETRY_AFTER, Scrubber, UpstreamTime};
 
 use crate::client::{Endpoint, HttpClient, TransportError, UpstreamBody};
-use crate::config::{ProviderConfig, Secret, Timeouts};
+use crate::config::{Secret, Timeouts};
 use crate::error::{ErrorFields, ProviderError, TimeoutPhase};
 use crate::secrets::ProviderSecrets;
+use crate::settings::UpstreamSettings;
 use crate::upstream_error::{UpstreamErrorReport, report};
 
 /// Largest upstream body Loom reads whole.
@@ -43,7 +44,7 @@ impl Upstream {
     /// The upstream of a configured provider, with its name, timeouts and the secrets its
     /// errors are scrubbed of.
     pub(crate) fn for_provider(
-        config: &ProviderConfig,
+        config: &UpstreamSettings,
         client: HttpClient,
         headers: HeaderMap,
         secrets: ProviderSecrets,

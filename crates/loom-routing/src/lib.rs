@@ -7,6 +7,10 @@
 //! provider's format or is cut off; streams only before their first byte), and skips
 //! providers whose circuit breaker is open.
 //!
+//! The `cost` strategy reads a `loom_tokens::accounting::PriceTable`
+//! ([`Router::with_prices`]): give it the table billing reads, and a request is routed
+//! and billed by the same price.
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::sync::Arc;
@@ -22,7 +26,6 @@
 //!     state: Arc::new(ProviderState::new(name, routing.health.clone())),
 //!     models: vec![],
 //!     weight: 1,
-//!     price: None,
 //! });
 //! let router = Router::new(targets.into(), &routing, BTreeMap::new());
 //! let mut answered_by = Vec::new();

@@ -14,7 +14,7 @@ use loom_core::{
     ChunkStream, ErrorKind, InputTokenEstimate, LlmRequest, LlmResponse, LoomError, RequestPayload,
     ResponsePayload, StreamChunk, TokenCount, on_stream_end,
 };
-use loom_tokens::accounting::Price;
+use loom_tokens::accounting::PriceTable;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
@@ -38,18 +38,18 @@ pub struct RouteTarget<S = BoxedTarget> {
     pub models: Vec<String>,
     /// Weight for the `weighted` strategy.
     pub weight: u32,
-    /// Price for the `cost` strategy, if known.
-    pub price: Option<Price>,
 }
 
 /// Routes each request to a provider, failing over when one fails.
 pub struct Router<S = BoxedTarget> {
     inner: Arc<RouterInner<S>>,
+    /// What the `cost` strategy compares: the table billing reads too.
+    prices: PriceTable,
 }
 
 impl<S> Clone for Router<S> {
     fn clone(&self) -> Self {
-        Router { inner: self.inner.clone() }
+        Router { inner: self.inner.clone(), prices: self.prices.clone() }
     }
 }
 
@@ -84,7 +84,17 @@ impl<S> Router<S> {
                 model_mapping,
                 served_models,
             }),
+            prices: PriceTable::new(),
         }
+    }
+
+    /// The prices the `cost` strategy compares, per target (by its [`ProviderState`]
+    /// name) and the model it would be sent: pass the table billing reads, so a request
+    /// is routed and billed by one price. Without it, only the built-in model prices
+    /// are known. A target with no price is picked last.
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
     }
 
     /// Models named in config, for `/v1/models` and 404 messages.
@@ -125,8 +135,7 @@ where
         &self,
         eligible: &[(usize, Option<&str>)],
         tried: &[usize],
-        input: u64,
-        output: u64,
+        request: &PickBasis<'_>,
     ) -> Option<usize> {
         // The pools in order: untried healthy targets, healthy ones, all of them.
         let in_pool = |pool: usize, index: usize| match pool {
@@ -134,17 +143,22 @@ where
             1 => self.healthy(index),
             _ => true,
         };
+        let priced = self.picker.compares_prices();
         let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(eligible.len());
         for pool in 0..3 {
             candidates.clear();
-            candidates.extend(
-                eligible.iter().map(|(index, _)| *index).filter(|index| in_pool(pool, *index)).map(|index| {
+            candidates.extend(eligible.iter().filter(|(index, _)| in_pool(pool, *index)).map(
+                |&(index, upstream_model)| {
                     let target = &self.targets[index];
-                    Candidate { index, state: &target.state, weight: target.weight, price: target.price }
-                }),
-            );
+                    let price = priced.then(|| {
+                        let model = upstream_model.unwrap_or(request.model);
+                        request.prices.price(Some(target.state.name()), model)
+                    });
+                    Candidate { index, state: &target.state, weight: target.weight, price: price.flatten() }
+                },
+            ));
             while !candidates.is_empty() {
-                let pick = self.picker.pick(&candidates, input, output);
+                let pick = self.picker.pick(&candidates, request.input_tokens, request.output_tokens);
                 // Half-open breakers let one probe through at a time.
                 if self.targets[pick].state.admits() || candidates.len() == 1 && !self.healthy(pick) {
                     return Some(pick);
@@ -209,7 +223,11 @@ where
         }
     }
 
-    async fn route(self: Arc<Self>, request: LlmRequest) -> Result<LlmResponse, LoomError> {
+    async fn route(
+        self: Arc<Self>,
+        request: LlmRequest,
+        prices: PriceTable,
+    ) -> Result<LlmResponse, LoomError> {
         if let RequestPayload::CountTokens(_) = request.payload {
             return self.count_tokens(request).await;
         }
@@ -223,13 +241,14 @@ where
             RequestPayload::Chat(chat) => chat.output_limit().map_or(DEFAULT_OUTPUT_ESTIMATE, u64::from),
             RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
         };
+        let basis = PickBasis { model: &model, input_tokens: input, output_tokens: output, prices: &prices };
         let attempts = if self.failover.enabled { self.failover.max_retries + 1 } else { 1 };
         let upstream_time = request.context.upstream_time.clone();
         let mut tried: Vec<usize> = Vec::new();
         let mut request = Some(request);
         let mut attempt = 0;
         loop {
-            let Some(index) = self.choose(&eligible, &tried, input, output) else {
+            let Some(index) = self.choose(&eligible, &tried, &basis) else {
                 return Err(LoomError::new(
                     ErrorKind::UpstreamUnavailable,
                     format!("no provider can serve `{model}`"),
@@ -294,6 +313,15 @@ where
             }
         }
     }
+}
+
+/// What the strategy weighs about one request: its model, token estimates and prices.
+struct PickBasis<'a> {
+    /// The model the client asked for (a target's `model_mapping` name replaces it).
+    model: &'a str,
+    input_tokens: u64,
+    output_tokens: u64,
+    prices: &'a PriceTable,
 }
 
 /// Whether `error` is an answer the provider started with a 2xx but that could not be
@@ -365,7 +393,7 @@ where
     }
 
     fn call(&mut self, request: LlmRequest) -> Self::Future {
-        Box::pin(self.inner.clone().route(request))
+        Box::pin(self.inner.clone().route(request, self.prices.clone()))
     }
 }
 
@@ -394,6 +422,37 @@ mod tests {
             body: None,
         }
         .into()
+    }
+
+    /// Which of mocks `dear` and `unpriced` a `cost` router over `prices` picks for `model`.
+    async fn cost_pick(prices: &PriceTable, model: &str) -> String {
+        use loom_core::{ChatRequest, Message, RequestContext, Role};
+        use loom_providers::{Provider, ProviderConfig, ProviderType};
+        let routing = RoutingConfig { strategy: crate::Strategy::Cost, ..RoutingConfig::default() };
+        let targets = ["dear", "unpriced"]
+            .map(|name| RouteTarget {
+                provider: Provider::from_config(&ProviderConfig::new(name, ProviderType::Mock)).unwrap(),
+                state: Arc::new(ProviderState::new(name, routing.health.clone())),
+                models: vec![],
+                weight: 1,
+            })
+            .into();
+        let router = Router::new(targets, &routing, BTreeMap::new()).with_prices(prices.clone());
+        let chat = ChatRequest::new(model, vec![Message::text(Role::User, "hi")]);
+        let request = LlmRequest::chat(RequestContext::new("req"), chat);
+        router.oneshot(request).await.unwrap().provider.to_string()
+    }
+
+    #[tokio::test]
+    async fn cost_prices_a_target_without_its_own_price_by_the_model_it_serves() {
+        let mut prices = PriceTable::new();
+        prices.set_provider_price("dear", loom_tokens::accounting::Price::new(0.01, 0.03));
+        // gpt-4o-mini's built-in price is far below `dear`'s.
+        assert_eq!(cost_pick(&prices, "gpt-4o-mini").await, "unpriced");
+        // A model no table knows leaves `unpriced` without a price: it goes last.
+        assert_eq!(cost_pick(&prices, "my-local-llama").await, "dear");
+        prices.set_model_price("my-local", loom_tokens::accounting::Price::new(0.0, 0.0));
+        assert_eq!(cost_pick(&prices, "my-local-llama").await, "unpriced", "the overrides count too");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub(crate) struct Candidate<'a> {
     pub index: usize,
     pub state: &'a ProviderState,
     pub weight: u32,
+    /// Its price for this request's model (looked up for the `cost` strategy only).
     pub price: Option<Price>,
 }
 
@@ -31,6 +32,11 @@ pub(crate) struct Picker {
 impl Picker {
     pub(crate) fn new(strategy: Strategy, targets: usize) -> Self {
         Picker { strategy, next: AtomicUsize::new(0), current: Mutex::new(vec![0; targets]) }
+    }
+
+    /// Whether picks compare prices (so candidates need theirs looked up).
+    pub(crate) fn compares_prices(&self) -> bool {
+        self.strategy == Strategy::Cost
     }
 
     /// Picks one of `candidates` (never empty; in priority order) for a request with

@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use loom_providers::{ProviderConfig, ProviderType};
+use loom_tokens::accounting::Price;
 
 use super::error::ConfigError;
 use super::limits::{
@@ -63,7 +64,99 @@ impl LoomConfig {
             );
         }
         validate_routes(&self.routes, &self.ai_gateway.providers, &mut problems);
+        check_one_price_per_provider(&self.written_prices(), &mut problems);
         ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
+    }
+}
+
+/// One place a provider's price is written: `cost_per_1k_*` on the provider itself, or
+/// on its entry in a routing block.
+pub(crate) struct WrittenPrice<'a> {
+    /// The provider priced.
+    pub(crate) provider: &'a str,
+    /// The config key of the entry (without `.cost_per_1k_*`).
+    pub(crate) key: String,
+    pub(crate) input: Option<f64>,
+    pub(crate) output: Option<f64>,
+}
+
+impl LoomConfig {
+    /// Every place a provider's price is written, in config order: `ai_gateway.providers`,
+    /// `ai_gateway.routing`, then each route's `routing`.
+    pub(crate) fn written_prices(&self) -> Vec<WrittenPrice<'_>> {
+        let ai = &self.ai_gateway;
+        let on_providers = ai.providers.iter().enumerate().map(|(index, provider)| WrittenPrice {
+            provider: &provider.name,
+            key: format!("ai_gateway.providers[{index}]"),
+            input: provider.cost_per_1k_input,
+            output: provider.cost_per_1k_output,
+        });
+        let blocks = std::iter::once(("ai_gateway.routing".to_owned(), &ai.routing)).chain(
+            self.routes.iter().enumerate().filter_map(|(index, route)| {
+                route.routing.as_ref().map(|routing| (format!("routes[{index}].routing"), routing))
+            }),
+        );
+        let on_targets = blocks.flat_map(|(key, routing)| {
+            routing.providers.iter().enumerate().map(move |(index, target)| WrittenPrice {
+                provider: &target.name,
+                key: format!("{key}.providers[{index}]"),
+                input: target.cost_per_1k_input,
+                output: target.cost_per_1k_output,
+            })
+        });
+        on_providers
+            .chain(on_targets)
+            .filter(|written| written.input.is_some() || written.output.is_some())
+            .collect()
+    }
+
+    /// Each provider's own price, by the one rule routing and billing share: its
+    /// `cost_per_1k_input` and `cost_per_1k_output` may be written on the provider or on
+    /// its entry in any routing block, and have one value wherever they are written
+    /// ([`LoomConfig::validate`] refuses two); one left unset counts as 0. Providers
+    /// written nowhere are absent: the price of the model they serve applies.
+    pub(crate) fn provider_prices(&self) -> BTreeMap<&str, Price> {
+        let mut prices: BTreeMap<&str, (Option<f64>, Option<f64>)> = BTreeMap::new();
+        for written in self.written_prices() {
+            let (input, output) = prices.entry(written.provider).or_default();
+            *input = input.or(written.input);
+            *output = output.or(written.output);
+        }
+        prices
+            .into_iter()
+            .map(|(provider, (input, output))| {
+                (provider, Price::new(input.unwrap_or(0.0), output.unwrap_or(0.0)))
+            })
+            .collect()
+    }
+}
+
+/// Refuses a provider whose `cost_per_1k_input` or `cost_per_1k_output` is written twice
+/// with different values: routing and billing must read one price.
+fn check_one_price_per_provider(written: &[WrittenPrice<'_>], problems: &mut Problems) {
+    type Field = fn(&WrittenPrice<'_>) -> Option<f64>;
+    let fields: [(&str, Field); 2] =
+        [("cost_per_1k_input", |written| written.input), ("cost_per_1k_output", |written| written.output)];
+    for (field, value_of) in fields {
+        let mut first: BTreeMap<&str, (&str, f64)> = BTreeMap::new();
+        for entry in written {
+            let Some(value) = value_of(entry) else { continue };
+            match first.get(entry.provider) {
+                None => {
+                    first.insert(entry.provider, (&entry.key, value));
+                }
+                Some(&(first_key, first_value)) if first_value != value => problems.add(
+                    format!("{}.{field}", entry.key),
+                    format!(
+                        "provider \"{}\" costs {value} here but {first_value} at {first_key}.{field}; \
+                         a provider has one price, used for routing and billing alike: write it once, \
+                         or the same everywhere",
+                        entry.provider
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
     }
 }
 
@@ -410,6 +503,15 @@ mod tests {
         assert!(check_route_path("/v1*").is_err());
         assert!(check_route_path("/v1/*/chat").is_err());
         assert!(check_route_path("/v1/**").is_err());
+    }
+
+    #[test]
+    fn a_provider_has_one_price_from_wherever_it_is_written() {
+        let yaml = "ai_gateway:\n  providers:\n    - {name: a, type: mock, cost_per_1k_input: 0.01}\n    - {name: b, type: mock}\n    - {name: c, type: mock}\n  routing:\n    providers:\n      - {name: a, cost_per_1k_output: 0.03}\n      - {name: b}\nroutes:\n  - id: r\n    path: /v1/*\n    ai_gateway: true\n    routing:\n      providers:\n        - {name: b, cost_per_1k_output: 0.5}\n";
+        let config = LoomConfig::from_yaml_str(yaml, &|_| None).unwrap();
+        let prices: Vec<_> = config.provider_prices().into_iter().collect();
+        // `a` joins its halves, `b` is priced by a route's block (input unset: 0), `c` nowhere.
+        assert_eq!(prices, [("a", Price::new(0.01, 0.03)), ("b", Price::new(0.0, 0.5))]);
     }
 
     #[test]

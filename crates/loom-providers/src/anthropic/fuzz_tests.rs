@@ -7,7 +7,6 @@ use proptest::prelude::*;
 
 use super::stream::StreamTranslator;
 use super::wire::StreamEvent;
-use crate::config::ProviderType;
 use crate::fuzz_tests::{Format, config, stream_payloads, upstream};
 
 /// A stream as Anthropic sends it (text, thinking, a tool call, the end), then an error.
@@ -92,7 +91,7 @@ const FORMAT: Format =
 /// Reads `events` as the stream does, up to the end or the first event that does not
 /// decode or translate; every chunk serializes.
 fn decode(events: Vec<String>) -> Result<(), TestCaseError> {
-    let upstream = upstream(ProviderType::Anthropic);
+    let upstream = upstream();
     let mut translator = StreamTranslator::new(&upstream.name);
     for data in events {
         if translator.is_complete() {
@@ -129,7 +128,7 @@ proptest! {
 #[test]
 fn huge_cache_counts_do_not_overflow() {
     let start = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1,"cache_read_input_tokens":5,"cache_creation_input_tokens":18446744073709551615}}}"#;
-    let upstream = upstream(ProviderType::Anthropic);
+    let upstream = upstream();
     let event = upstream.decode::<StreamEvent>(start.as_bytes());
     let chunks = event.map(|event| StreamTranslator::new("fuzz").on_event(event));
     // Refusing the event is as good as saturating the count; wrapping or panicking is not.

@@ -22,9 +22,9 @@ use loom_core::{
 use tower::Service;
 
 use crate::client::{Endpoint, build_client};
-use crate::config::ProviderConfig;
 use crate::error::{ErrorFields, ProviderError, kind_for_status};
 use crate::secrets::ProviderSecrets;
+use crate::settings::AnthropicSettings;
 use crate::upstream::{Budget, ErrorBody, Upstream, base_headers, parse_error_body};
 use crate::upstream_error::UpstreamErrorReport;
 
@@ -108,8 +108,9 @@ struct Inner {
 }
 
 impl AnthropicProvider {
-    /// Builds the provider from its config entry.
-    pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
+    /// Builds the provider (`anthropic`, or `local` with `format: anthropic`).
+    pub fn new(settings: AnthropicSettings) -> Result<Self, ProviderError> {
+        let config = &settings.upstream;
         let base = config.base_url.as_deref().unwrap_or(ANTHROPIC_BASE_URL).trim_end_matches('/');
         let url =
             if base.ends_with("/v1") { format!("{base}/messages") } else { format!("{base}/v1/messages") };
@@ -131,7 +132,7 @@ impl AnthropicProvider {
             .map(|key| (HeaderName::from_static("x-api-key"), key.expose().to_owned()));
         let mut headers = base_headers(&config.name, auth, &config.headers)?;
         if !headers.contains_key("anthropic-version") {
-            let version = config.api_version.as_deref().unwrap_or(ANTHROPIC_VERSION);
+            let version = settings.api_version.as_deref().unwrap_or(ANTHROPIC_VERSION);
             let value = http::HeaderValue::from_str(version).map_err(|_| ProviderError::Config {
                 provider: config.name.clone(),
                 reason: "api_version is not a valid header value".to_owned(),
@@ -145,12 +146,12 @@ impl AnthropicProvider {
                     config,
                     client,
                     headers,
-                    ProviderSecrets::from_config(config),
+                    ProviderSecrets::of(config.secrets().cloned()),
                 ),
                 messages,
                 count_tokens,
                 models,
-                default_max_tokens: config.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                default_max_tokens: settings.default_max_tokens,
             }),
         })
     }

@@ -7,7 +7,6 @@ use proptest::prelude::*;
 
 use super::response::StreamTranslator;
 use super::wire::GenerateContentResponse;
-use crate::config::ProviderType;
 use crate::fuzz_tests::{Format, config, stream_payloads, upstream};
 
 /// A stream as Gemini sends it: text, thoughts, a function call with the finish reason,
@@ -56,7 +55,7 @@ const FORMAT: Format =
 /// Reads `events` as the stream does, up to the end or the first event that does not
 /// decode, adding the usage chunk at a finished end; every chunk serializes.
 fn decode(events: Vec<String>) -> Result<(), TestCaseError> {
-    let upstream = upstream(ProviderType::Gemini);
+    let upstream = upstream();
     let mut translator = StreamTranslator::new("chatcmpl-fuzz".to_owned(), "gemini-2.0-flash");
     let mut chunks = Vec::new();
     let mut broken = false;
@@ -98,7 +97,7 @@ proptest! {
 #[test]
 fn huge_counts_do_not_overflow() {
     let last = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":18446744073709551615,"candidatesTokenCount":8,"thoughtsTokenCount":18446744073709551615,"totalTokenCount":58}}"#;
-    let upstream = upstream(ProviderType::Gemini);
+    let upstream = upstream();
     let Ok(response) = upstream.decode::<GenerateContentResponse>(last.as_bytes()) else { return };
     let mut translator = StreamTranslator::new("chatcmpl-fuzz".to_owned(), "gemini-2.0-flash");
     let _ = translator.on_chunk(response);

@@ -23,10 +23,10 @@ use serde_json::Map;
 use tower::Service;
 
 use crate::client::build_client;
-use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ProviderError;
 use crate::google_auth::TokenSource;
 use crate::secrets::ProviderSecrets;
+use crate::settings::GeminiSettings;
 use crate::upstream::{Budget, Upstream, base_headers};
 
 use self::response::StreamTranslator;
@@ -54,16 +54,13 @@ struct Inner {
 }
 
 impl GeminiProvider {
-    /// Builds the provider from its config entry (`gemini` or `vertex`).
-    pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
-        let config_error = |reason: String| ProviderError::Config { provider: config.name.clone(), reason };
+    /// Builds the provider (`gemini`, or `vertex` when `settings.vertex` is set).
+    pub fn new(settings: GeminiSettings) -> Result<Self, ProviderError> {
+        let config = &settings.upstream;
         let client = build_client(&config.name, config.timeouts.connect, config.pool_max_idle_per_host)?;
-        let secrets = ProviderSecrets::from_config(config);
-        let (models_base, auth, tokens) = if config.kind == ProviderType::Vertex {
-            let vertex = config
-                .vertex
-                .as_ref()
-                .ok_or_else(|| config_error("vertex needs a `vertex:` block".into()))?;
+        let vertex_token = settings.vertex.as_ref().and_then(|vertex| vertex.access_token.as_ref());
+        let secrets = ProviderSecrets::of(config.secrets().chain(vertex_token).cloned());
+        let (models_base, auth, tokens) = if let Some(vertex) = &settings.vertex {
             let host = match vertex.location.as_str() {
                 "global" => "https://aiplatform.googleapis.com".to_owned(),
                 location => format!("https://{location}-aiplatform.googleapis.com"),

@@ -8,7 +8,6 @@ use proptest::prelude::*;
 use sse_core::MessageEvent;
 
 use super::WireChunks;
-use crate::config::ProviderType;
 use crate::error::ProviderError;
 use crate::fuzz_tests::{Format, config, event, ready_items, stream_payloads, upstream};
 
@@ -96,7 +95,7 @@ proptest! {
 
     #[test]
     fn any_event_sequence_decodes_without_panicking(steps in steps()) {
-        let upstream = upstream(ProviderType::Openai);
+        let upstream = upstream();
         let items = steps.iter().map(|step| match step {
             Step::Event(event) => Ok(event.clone()),
             Step::Break => Err(ProviderError::InvalidResponse { provider: "fuzz".into(), reason: "stream broke".into() }),

@@ -1,7 +1,10 @@
 //! Prices per 1,000 tokens: from config (per provider), an overridable built-in table
-//! of well-known models, and the cost of a request.
+//! of well-known models, and the cost of a request. One [`PriceTable`] is shared by
+//! the router's `cost` strategy and by billing, so a request is routed and billed by
+//! the same price.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -77,10 +80,16 @@ const BUILT_IN: &[(&str, Price)] = &[
     ("gemini-2.0-flash", Price::cached(0.0001, 0.0004, 0.000025)),
 ];
 
-/// Where a request's price comes from: provider config first, then model overrides,
-/// then the built-in table.
+/// Where a request's price comes from, in order: the provider's own price, else the
+/// price of the model it serves (overrides by longest prefix, then the built-in table).
+/// Clones share one table: build it, then hand clones to the router and to billing.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
+    shared: Arc<Prices>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Prices {
     by_provider: HashMap<String, Price>,
     by_model: Vec<(String, Price)>,
 }
@@ -93,17 +102,18 @@ impl PriceTable {
 
     /// Prices every request answered by `provider` (the spec's `cost_per_1k_*`).
     pub fn set_provider_price(&mut self, provider: impl Into<String>, price: Price) {
-        self.by_provider.insert(provider.into(), price);
+        Arc::make_mut(&mut self.shared).by_provider.insert(provider.into(), price);
     }
 
     /// Overrides (or adds) the price of models starting with `model`.
     pub fn set_model_price(&mut self, model: impl Into<String>, price: Price) {
-        self.by_model.push((model.into(), price));
+        Arc::make_mut(&mut self.shared).by_model.push((model.into(), price));
     }
 
     /// The price of `model` served by `provider`, if known.
     pub fn price(&self, provider: Option<&str>, model: &str) -> Option<Price> {
-        if let Some(price) = provider.and_then(|provider| self.by_provider.get(provider)) {
+        let prices = &*self.shared;
+        if let Some(price) = provider.and_then(|provider| prices.by_provider.get(provider)) {
             return Some(*price);
         }
         let lookup = |table: &mut dyn Iterator<Item = (&str, &Price)>| {
@@ -112,7 +122,7 @@ impl PriceTable {
                 .max_by_key(|(prefix, _)| prefix.len())
                 .map(|(_, price)| *price)
         };
-        lookup(&mut self.by_model.iter().map(|(prefix, price)| (prefix.as_str(), price)))
+        lookup(&mut prices.by_model.iter().map(|(prefix, price)| (prefix.as_str(), price)))
             .or_else(|| lookup(&mut BUILT_IN.iter().map(|(prefix, price)| (*prefix, price))))
     }
 }
@@ -134,6 +144,18 @@ mod tests {
         assert_eq!(table.price(None, "gpt-4o-2024-08-06"), Some(Price::new(1.0, 2.0)));
         table.set_provider_price("openai", Price::new(0.01, 0.03));
         assert_eq!(table.price(Some("openai"), "gpt-4o"), Some(Price::new(0.01, 0.03)));
+        assert_eq!(table.price(Some("other"), "gpt-4o"), Some(Price::new(1.0, 2.0)), "no price of its own");
+    }
+
+    #[test]
+    fn clones_read_the_prices_set_before_they_were_made() {
+        let mut table = PriceTable::new();
+        table.set_provider_price("openai", Price::new(0.01, 0.03));
+        let shared = table.clone();
+        assert_eq!(shared.price(Some("openai"), "x"), Some(Price::new(0.01, 0.03)));
+        // A later change is the changer's own: clones handed out never see prices move.
+        table.set_provider_price("openai", Price::new(1.0, 1.0));
+        assert_eq!(shared.price(Some("openai"), "x"), Some(Price::new(0.01, 0.03)));
     }
 
     #[test]
