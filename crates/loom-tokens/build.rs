@@ -3,8 +3,9 @@
 //! `bpe`'s `BytePairEncoding` carries three Aho-Corasick automata over all tokens; counting
 //! (the backtracking encoder) reads one of them. `bpe-openai` ships all three (31 MB of heap
 //! for o200k), so this script builds the encoding from OpenAI's rank files (data/, the files
-//! tiktoken downloads) and serializes it in `bpe`'s own format with the two automata counting
-//! never reads, and the hash map only construction reads, replaced by empty ones.
+//! tiktoken downloads) and serializes it in `bpe`'s own format with what counting and
+//! encoding never read left empty: the two other automata, the token bytes (decoding) and
+//! the bytes-to-token hash map (construction and the heap-based encoder).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -39,7 +40,7 @@ fn build(name: &str) {
     let full: Full = rmp_serde::from_slice(&serialized).expect("bpe's serialized layout");
     let unused = Bytes(DoubleArrayAhoCorasick::<u32>::new([[0u8]]).expect("one-byte automaton").serialize());
     let counting = Counting {
-        all_tokens: full.all_tokens,
+        all_tokens: Vec::new(),
         token_starts: full.token_starts,
         bytes_hash_to_token: BTreeMap::new(),
         split_table: full.split_table,
@@ -58,7 +59,7 @@ fn build(name: &str) {
 /// `BytePairEncoding`'s fields, in its serialized order (msgpack array).
 #[derive(Deserialize)]
 struct Full {
-    all_tokens: Vec<u8>,
+    _all_tokens: IgnoredAny,
     token_starts: Vec<u32>,
     _bytes_hash_to_token: IgnoredAny,
     split_table: Vec<(u32, u32)>,

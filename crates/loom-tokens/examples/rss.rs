@@ -1,7 +1,10 @@
 //! Resident memory of exact counting: `cargo run --release -p loom-tokens --example rss`.
 //!
-//! Prints the process's VmRSS (and its anonymous / file-backed parts) at start, after the
-//! first count with `o200k_base`, then after `cl100k_base` too. Linux only (/proc/self/status).
+//! Prints the process's VmRSS (and its anonymous / file-backed parts, and the peak VmHWM)
+//! at start, after the first count with each encoding (`o200k_base`, then `cl100k_base`;
+//! or the encodings named as arguments, in order), then after counting mixed-script text
+//! on 8 threads at once (the pre-tokenizer's regex keeps a cache per concurrent user).
+//! Linux only (/proc/self/status).
 
 use loom_tokens::Encoding;
 
@@ -9,15 +12,46 @@ fn main() {
     let text = "Hello, world! Count me exactly: お誕生日おめでとう, fn main() { 42 }\n".repeat(1000);
     report("start");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let order: Vec<Encoding> = if args.is_empty() {
+    let encodings: Vec<Encoding> = if args.is_empty() {
         Encoding::ALL.to_vec()
     } else {
         args.iter().filter_map(|name| Encoding::from_name(name)).collect()
     };
-    for encoding in order {
+    for &encoding in &encodings {
         let tokens = encoding.count(&text);
         report(&format!("after {encoding} ({tokens} tokens)"));
     }
+    let mixed = mixed_scripts();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..20 {
+                    for &encoding in &encodings {
+                        std::hint::black_box(encoding.count(&mixed));
+                    }
+                }
+            });
+        }
+    });
+    report("after 8 threads x 20 mixed-script counts");
+}
+
+/// Text in many scripts, digits, punctuation and whitespace runs: the regex's lazy DFA
+/// builds states for what it sees.
+fn mixed_scripts() -> String {
+    let pieces = [
+        "The quick brown fox jumps over the lazy dog. ",
+        "Příliš žluťoučký kůň úpěl ďábelské ódy. ",
+        "Съешь же ещё этих мягких французских булок. ",
+        "いろはにほへと ちりぬるを 色は匂へど散りぬるを ",
+        "我能吞下玻璃而不伤身体。 ",
+        "나는 유리를 먹을 수 있어요. ",
+        "أنا قادر على أكل الزجاج ١٢٣٤ ",
+        "Ἐν ἀρχῇ ἦν ὁ λόγος 🎉🚀 ",
+        "fn main() {\n\tlet x = 0x1F; // CamelCaseWord HTTPServer\n}\n   \r\n",
+        "1234567890 3.14159 ",
+    ];
+    pieces.concat().repeat(200)
 }
 
 fn report(label: &str) {
@@ -31,7 +65,7 @@ fn report(label: &str) {
     };
     let mb = |kb: u64| kb as f64 / 1024.0;
     println!(
-        "{label:<40} VmRSS {:>6.1} MB (anon {:>6.1}, file {:>6.1}), VmHWM {:>6.1} MB",
+        "{label:<42} VmRSS {:>5.1} MB (anon {:>5.1}, file {:>5.1}), VmHWM {:>5.1} MB",
         mb(field("VmRSS:")),
         mb(field("RssAnon:")),
         mb(field("RssFile:")),

@@ -44,8 +44,8 @@ pub(crate) fn cl100k_base() -> &'static Counter {
     &CL100K_BASE
 }
 
-/// A tiktoken-exact counter. Private so that nothing calls the `bpe` encoders whose tables
-/// build.rs left out (only the backtracking encoder is complete).
+/// A tiktoken-exact counter. Private so that nothing calls what needs the tables build.rs
+/// left out (decoding, and every encoder but the backtracking one).
 pub(crate) struct Counter(Tokenizer);
 
 impl Counter {
@@ -96,10 +96,14 @@ impl Read for ReleasingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let rest = self.table.get(self.position..).unwrap_or_default();
         let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.position += n;
-        if self.position - self.released_up_to >= Self::STRIDE || self.position == self.table.len() {
-            self.release_read_pages();
+        let rest = &rest[..n];
+        // A stride at a time, so that one large read (an automaton) is not resident twice.
+        for (chunk, source) in buf[..n].chunks_mut(Self::STRIDE).zip(rest.chunks(Self::STRIDE)) {
+            chunk.copy_from_slice(source);
+            self.position += chunk.len();
+            if self.position - self.released_up_to >= Self::STRIDE || self.position == self.table.len() {
+                self.release_read_pages();
+            }
         }
         Ok(n)
     }
