@@ -8,6 +8,10 @@
 
 use loom_tokens::Encoding;
 
+// The allocator the `loom` binary uses: what it keeps after the load is what `loom` keeps.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let text = "Hello, world! Count me exactly: お誕生日おめでとう, fn main() { 42 }\n".repeat(1000);
     report("start");

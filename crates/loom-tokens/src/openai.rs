@@ -6,7 +6,6 @@
 //! embedded copy's pages are handed back to the kernel so that they stop counting in the
 //! process's resident memory (docs/tokens.md, "Memory").
 
-use std::io::Read;
 use std::sync::LazyLock;
 
 use bpe::byte_pair_encoding::BytePairEncoding;
@@ -63,79 +62,42 @@ impl Counter {
     fn load(table: &'static [u8], pattern: &str) -> Counter {
         // Both cannot fail: build.rs wrote the table with the pinned `bpe`, and the patterns
         // are constants (the unit tests load both).
-        let bpe: BytePairEncoding =
-            rmp_serde::from_read(ReleasingReader::new(table)).expect("build.rs wrote a valid table");
+        // Borrowed, not streamed: a reader would buffer each automaton before daachorse
+        // copies it, and an allocator such as mimalloc keeps such scratch memory resident.
+        let bpe: BytePairEncoding = rmp_serde::from_slice(table).expect("build.rs wrote a valid table");
+        release_pages(table);
         let patterns = [(pattern, false), (LOOKAHEAD_PATTERN, true), (WHITESPACE_PATTERN, false)];
         Counter(Tokenizer::new_lookahead(bpe, &patterns, false).expect("valid pre-tokenization patterns"))
     }
 }
 
-/// Reads an embedded table once, front to back, handing each megabyte read back to the
-/// kernel: the deserialized copy is all that stays resident, and the load's peak is not
-/// the table twice.
-struct ReleasingReader {
-    table: &'static [u8],
-    position: usize,
-    released_up_to: usize,
-}
-
-impl ReleasingReader {
-    /// How much to read between two releases.
-    const STRIDE: usize = 1 << 20;
-
-    fn new(table: &'static [u8]) -> Self {
-        ReleasingReader { table, position: 0, released_up_to: 0 }
-    }
-
-    fn release_read_pages(&mut self) {
-        self.released_up_to = release_pages(self.table, self.released_up_to, self.position);
-    }
-}
-
-impl Read for ReleasingReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let rest = self.table.get(self.position..).unwrap_or_default();
-        let n = rest.len().min(buf.len());
-        let rest = &rest[..n];
-        // A stride at a time, so that one large read (an automaton) is not resident twice.
-        for (chunk, source) in buf[..n].chunks_mut(Self::STRIDE).zip(rest.chunks(Self::STRIDE)) {
-            chunk.copy_from_slice(source);
-            self.position += chunk.len();
-            if self.position - self.released_up_to >= Self::STRIDE || self.position == self.table.len() {
-                self.release_read_pages();
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// Drops this process's resident copies of the whole pages of `table[from..to]`; returns
-/// the offset up to which pages are released (`from` if none could be).
+/// Drops this process's resident copies of the whole pages of a loaded `table`; returns how
+/// many bytes that released.
 #[cfg(target_os = "linux")]
-fn release_pages(table: &'static [u8], from: usize, to: usize) -> usize {
+fn release_pages(table: &'static [u8]) -> usize {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let Ok(page) = usize::try_from(page) else { return from };
+    let Ok(page) = usize::try_from(page) else { return 0 };
     if page == 0 {
-        return from;
+        return 0;
     }
     let base = table.as_ptr() as usize;
-    let start = (base + from).next_multiple_of(page);
-    let end = (base + to) / page * page;
+    let start = base.next_multiple_of(page);
+    let end = (base + table.len()) / page * page;
     if end <= start {
-        return from;
+        return 0;
     }
-    // SAFETY: [start, end) lies inside `table`, whose bytes before `to` the reader has read and
-    // never reads again (each table is loaded once, by its LazyLock). The tables are in the
-    // executable's read-only segment, a private file mapping: MADV_DONTNEED only unmaps the
-    // resident pages, and a later read would fault the same bytes in from the file.
+    // SAFETY: [start, end) lies inside `table`, which is read once, by its LazyLock's load,
+    // before this call. The tables are in the executable's read-only segment, a private file
+    // mapping: MADV_DONTNEED only unmaps the resident pages, and a later read would fault
+    // the same bytes in from the file again.
     let status = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    if status == 0 { end - base } else { from }
+    if status == 0 { end - start } else { 0 }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn release_pages(_table: &'static [u8], from: usize, _to: usize) -> usize {
-    from
+fn release_pages(_table: &'static [u8]) -> usize {
+    0
 }
 
 #[cfg(test)]
@@ -192,15 +154,8 @@ mod tests {
     #[test]
     fn released_pages_read_back_unchanged() {
         let copy = CL100K_BASE_TABLE.to_vec();
-        let released = release_pages(CL100K_BASE_TABLE, 0, CL100K_BASE_TABLE.len());
-        assert!(released > CL100K_BASE_TABLE.len() / 2, "released {released} bytes");
+        let released = release_pages(CL100K_BASE_TABLE);
+        assert!(released > CL100K_BASE_TABLE.len() - (1 << 20), "released {released} bytes");
         assert!(CL100K_BASE_TABLE == copy.as_slice());
-    }
-
-    #[test]
-    fn releasing_reader_yields_the_table() {
-        let mut read = Vec::new();
-        ReleasingReader::new(CL100K_BASE_TABLE).read_to_end(&mut read).unwrap();
-        assert!(read == CL100K_BASE_TABLE);
     }
 }
