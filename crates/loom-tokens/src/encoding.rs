@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::TokenError;
+use crate::openai::{self, Counter};
 
 /// A built-in tiktoken encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,10 +48,10 @@ impl Encoding {
         self.bpe().count("");
     }
 
-    fn bpe(self) -> &'static bpe_openai::Tokenizer {
+    fn bpe(self) -> &'static Counter {
         match self {
-            Encoding::O200kBase => bpe_openai::o200k_base(),
-            Encoding::Cl100kBase => bpe_openai::cl100k_base(),
+            Encoding::O200kBase => openai::o200k_base(),
+            Encoding::Cl100kBase => openai::cl100k_base(),
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod encoding;
 pub mod error;
 pub mod hf;
 pub mod image;
+mod openai;
 pub mod registry;
 pub mod spec;
 
