@@ -246,9 +246,9 @@ where
             if error.kind == ErrorKind::Internal {
                 warn!(parent: &span, error = %error.message, "request failed");
             }
+            // The failure carries its provider into the log line.
             access.failed(&error);
-            let provider = error.upstream.as_ref().map(|upstream| Arc::from(upstream.provider.as_str()));
-            (error_response(format, &error).map(|body| Either::Left(Full::new(body))), provider)
+            (error_response(format, &error).map(|body| Either::Left(Full::new(body))), None)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {

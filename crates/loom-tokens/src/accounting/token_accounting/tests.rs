@@ -30,16 +30,7 @@ fn wire(content: &str, usage: &str) -> StreamChunk {
 
 /// Streams `chunks` through the layer to the end and returns the usage record written.
 async fn record_of(chunks: Vec<StreamChunk>) -> UsageRecord {
-    let records = Arc::new(Records(Mutex::new(Vec::new())));
-    let recorder = UsageRecorder::new(
-        None,
-        Duration::from_millis(10),
-        DEFAULT_MAX_AGGREGATE_BYTES,
-        vec![records.clone()],
-    )
-    .unwrap();
-    let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
-    let layer = TokenAccountingLayer::new(Arc::new(recorder), PriceTable::new(), Arc::new(registry), false);
+    let (layer, records) = layer_and_records(None);
     let count = chunks.len();
     let upstream = tower::service_fn(move |_: LlmRequest| {
         let stream: ChunkStream = Box::pin(futures_util::stream::iter(chunks.clone().into_iter().map(Ok)));
