@@ -1,7 +1,6 @@
 //! Provider configuration, deserialized straight from a `providers:` entry.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -51,34 +50,7 @@ pub enum WireFormat {
     Anthropic,
 }
 
-/// A secret string (API key, header value, token) that never prints.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself; call only where it goes on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_owned())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use loom_core::Secret;
 
 /// Upstream timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
