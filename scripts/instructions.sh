@@ -36,6 +36,8 @@ case "$target" in
         "$bin/loom-bench" loom-config --listen "127.0.0.1:$port" --admin "127.0.0.1:$(free_port)" \
             --upstream "127.0.0.1:$mock_port" >"$work/loom.yaml"
         export LOOM_SERVER__WORKERS=1 LOOM_ADMIN__ENABLED=false
+        # What the binary would set by re-executing itself, which valgrind would not follow.
+        export MIMALLOC_ARENA_EAGER_COMMIT=${MIMALLOC_ARENA_EAGER_COMMIT:-0}
         command=("${BENCH_LOOM_BIN:-$bin/loom}" --config "$work/loom.yaml") ;;
     hyper) command=("$bin/loom-bench" bare-proxy --listen "127.0.0.1:$port" --upstream "127.0.0.1:$mock_port") ;;
     nginx)

@@ -210,11 +210,13 @@ impl Endpoint {
     }
 }
 
-// Header names as constants: a `&str` key is converted (and copied) on every insert.
+// Header names as constants: a `&str` key is parsed on every lookup and copied on every insert.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const ANTHROPIC_REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const LOOM_PROVIDER: HeaderName = HeaderName::from_static("x-loom-provider");
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+const LOOM_USER: HeaderName = HeaderName::from_static("x-loom-user");
+const LOOM_TEAM: HeaderName = HeaderName::from_static("x-loom-team");
 
 /// Handles one HTTP request; never fails: errors become error responses in the client's format.
 async fn handle<S, B>(state: Arc<FrontDoorState<S>>, request: Request<B>) -> Response<ResponseBody>
@@ -312,8 +314,8 @@ where
         Endpoint::Call(call) => call,
     };
     // Until authentication exists, callers name themselves with these headers.
-    let header_user = header_identity(request.headers(), "x-loom-user");
-    let header_team = header_identity(request.headers(), "x-loom-team");
+    let header_user = header_identity(request.headers(), &LOOM_USER);
+    let header_team = header_identity(request.headers(), &LOOM_TEAM);
     // One deadline from the request's arrival: a slow body eats into it.
     let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
     let body = read_body(request, &state.body_limits, deadline).await?;
@@ -427,7 +429,7 @@ fn anthropic_answer<S>(
 }
 
 /// A non-empty identity header's value.
-fn header_identity(headers: &http::HeaderMap, name: &str) -> Option<Arc<str>> {
+fn header_identity(headers: &http::HeaderMap, name: &HeaderName) -> Option<Arc<str>> {
     headers.get(name).and_then(|value| value.to_str().ok()).filter(|value| !value.is_empty()).map(Arc::from)
 }
 

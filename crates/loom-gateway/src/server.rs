@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use loom_providers::deferred_writes::DeferredWrites;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -285,37 +285,42 @@ impl Connections {
         let connection =
             self.builder.serve_connection(TokioIo::new(DeferredWrites::new(stream)), service).into_owned();
         let quiet = Watchdog { activity, limits: self.limits.clone() }.quiet();
-        let mut shutdown = self.shutdown.subscribe();
-        // Drives the connection until it ends, telling it to close when the server shuts
-        // down or it has been quiet too long, and cutting it if it then lingers.
+        let (close_tx, close_rx) = oneshot::channel();
+        // Tells the connection to close when the server shuts down or the connection has
+        // been quiet too long. A task of its own, so that the connection's own wake-ups
+        // (every read and write) poll nothing but the connection and one oneshot.
+        tokio::spawn(supervise(close_tx, self.shutdown.subscribe(), quiet));
+        // Held until the connection ends: the server's drain waits for every receiver.
+        let draining = self.shutdown.subscribe();
         tokio::spawn(async move {
             let mut connection = pin!(connection);
-            let mut quiet = pin!(quiet);
-            let mut closing_since: Option<Instant> = None;
-            let result = loop {
-                let cut_at = closing_since.map(|since| since + CLOSE_GRACE);
-                tokio::select! {
-                    result = connection.as_mut() => break result,
-                    changed = shutdown.changed(), if closing_since.is_none() => {
-                        if changed.is_err() || *shutdown.borrow() {
-                            // Shutdown drains for the server's whole grace period.
-                            connection.as_mut().graceful_shutdown();
-                            break connection.await;
+            let result = tokio::select! {
+                biased;
+                result = connection.as_mut() => result,
+                close = close_rx => match close {
+                    // Shutdown drains for the server's whole grace period.
+                    Ok(Close::Shutdown) => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                    Ok(Close::Quiet) => {
+                        connection.as_mut().graceful_shutdown();
+                        match tokio::time::timeout(CLOSE_GRACE, connection).await {
+                            Ok(result) => result,
+                            Err(_) => {
+                                debug!(%peer, "cut a quiet connection that did not close when told to");
+                                Ok(())
+                            }
                         }
                     }
-                    () = quiet.as_mut(), if closing_since.is_none() => {
-                        connection.as_mut().graceful_shutdown();
-                        closing_since = Some(Instant::now());
-                    }
-                    () = sleep_until_opt(cut_at) => {
-                        debug!(%peer, "cut a quiet connection that did not close when told to");
-                        break Ok(());
-                    }
-                }
+                    // The supervisor ends only after telling, or once this connection is over.
+                    Err(_) => connection.await,
+                },
             };
             if let Err(error) = result {
                 debug!(%peer, %error, "connection ended with an error");
             }
+            drop(draining);
             drop(ticket);
         });
     }
@@ -330,10 +335,37 @@ impl Connections {
     }
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// Why a connection is told to close.
+enum Close {
+    /// The server is shutting down.
+    Shutdown,
+    /// The watchdog found it quiet too long.
+    Quiet,
+}
+
+/// Waits for the first reason to close a connection and sends it; ends early when the
+/// connection does.
+async fn supervise(
+    close: oneshot::Sender<Close>,
+    mut shutdown: watch::Receiver<bool>,
+    quiet: impl Future<Output = ()>,
+) {
+    let mut close = close;
+    let reason = tokio::select! {
+        biased;
+        () = close.closed() => return,
+        () = shutdown_requested(&mut shutdown) => Close::Shutdown,
+        () = quiet => Close::Quiet,
+    };
+    let _ = close.send(reason);
+}
+
+/// Resolves once the server is told to shut down (or its sender is gone).
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
     }
 }
 
