@@ -218,9 +218,7 @@ impl Gateway {
         let addr = listener.local_addr().ok();
         let front_door = self.front_door.clone();
         let handler = move |request| {
-            // Boxed once here: hyper moves the future it is given several times, and this one
-            // is kilobytes (every stage's state).
-            let answer = Box::pin(front_door.handle::<hyper::body::Incoming>(request));
+            let answer = front_door.handle::<hyper::body::Incoming>(request);
             async move { Ok::<_, std::convert::Infallible>(answer.await) }
         };
         let front = match Workers::spawn(self.workers, handler.clone(), &self.limits, grace) {
