@@ -118,12 +118,27 @@ fn check(config: &LoomConfig) -> ExitCode {
         eprintln!("loom: config is valid but the gateway cannot be built: {error}");
         return ExitCode::from(2);
     }
-    println!("{}", config.summary());
+    let mut output = config.summary().to_string();
     for feature in config.inactive_features() {
-        println!("note: {feature}");
+        output.push_str(&format!("\nnote: {feature}"));
     }
-    println!("config OK");
-    ExitCode::SUCCESS
+    output.push_str("\nconfig OK");
+    print_output(&output)
+}
+
+/// Prints a command's output; a reader that stopped early (`loom check | head`) is not
+/// an error.
+fn print_output(output: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{output}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loom: cannot write the output: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(config: &LoomConfig) {

@@ -31,10 +31,7 @@ pub struct TokensArgs {
 /// Runs the subcommand, printing the result or an error.
 pub fn run(args: &TokensArgs) -> ExitCode {
     match execute(args, std::io::stdin().lock()) {
-        Ok(output) => {
-            println!("{output}");
-            ExitCode::SUCCESS
-        }
+        Ok(output) => crate::print_output(&output),
         Err(message) => {
             eprintln!("loom tokens: {message}");
             ExitCode::FAILURE

@@ -1,5 +1,5 @@
 //! The Anthropic front door's wire format: Messages requests in, Messages answers and
-//! errors out. Streams are in [`crate::anthropic_stream`].
+//! errors out. Streams are in the (private) `anthropic_stream` module.
 
 use loom_core::message::{
     FilePart, FileRef, ImageUrl, ImageUrlPart, RedactedThinkingPart, TextPart, ThinkingPart,

@@ -36,8 +36,8 @@ mod yaml;
 pub use error::ConfigError;
 pub use load::{ConfigBuilder, ENV_IGNORED, ENV_PREFIX, ENV_SEPARATOR};
 pub use schema::{
-    AdminConfig, AiGatewayConfig, FailoverConfig, HealthConfig, LogFormat, LoggingConfig, LoomConfig,
-    RouteConfig, RoutingConfig, RoutingTarget, ServerConfig, Strategy, StreamingConfig,
-    TokenAccountingConfig,
+    AdminConfig, AiGatewayConfig, DEFAULT_MAX_BUFFERED_BODY_BYTES, FailoverConfig, HealthConfig, LogFormat,
+    LoggingConfig, LoomConfig, RouteConfig, RoutingConfig, RoutingTarget, ServerConfig, Strategy,
+    StreamingConfig, TokenAccountingConfig,
 };
 pub use summary::provider_is_active;

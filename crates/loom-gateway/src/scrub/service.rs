@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use loom_core::{LlmRequest, LlmResponse, LoomError, ResponsePayload, Scrubber};
 use tower::Service;
 
-/// The service [`ScrubErrorsLayer`] produces.
+/// The service [`ScrubErrorsLayer`](super::ScrubErrorsLayer) produces.
 #[derive(Clone, Debug)]
 pub struct ScrubErrors<S> {
     inner: S,

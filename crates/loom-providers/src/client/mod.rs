@@ -1,7 +1,7 @@
 //! The pooled upstream HTTP/1.1 client shared by the HTTP-based adapters.
 //!
 //! Keep-alive connections are pooled per scheme, host and port, and each one is driven by
-//! the task that is using it (see [`body`]): no task per connection and no hand-off of
+//! the task that is using it (see the private `body` module): no task per connection and no hand-off of
 //! every body chunk between tasks, so a streamed answer that arrives in one read leaves in
 //! one write. HTTP is hyper's, TLS is rustls' (webpki roots, HTTP/1.1 by ALPN).
 
