@@ -110,12 +110,12 @@ impl<'e> ConfigBuilder<'e> {
     /// Builds and validates the config.
     pub fn build(self) -> Result<LoomConfig, ConfigError> {
         let Built { config, secrets, origins } = self.build_with_secrets()?;
-        // Validation messages quote values, which may have come from the environment.
+        // Validation messages quote values, which may have come from the environment; they
+        // never quote a secret key's value, so their examples stay readable.
         config.validate().map_err(|error| {
             error.map_problems(|problem| match problem {
-                ConfigError::Invalid { key, message } => {
-                    origins.attribute(ConfigError::Invalid { message: redact(&key, &message, &secrets), key })
-                }
+                ConfigError::Invalid { key, message } => origins
+                    .attribute(ConfigError::Invalid { message: without_secrets(&message, &secrets), key }),
                 other => other,
             })
         })?;
@@ -366,14 +366,20 @@ fn caused_by(key: &str, message: &str, path: &str) -> bool {
             .is_some_and(|(parent, field)| parent == key && message.contains(&format!("`{field}`")))
 }
 
-/// Removes secrets from a parse error message: substituted environment values, and any
-/// literal at a key that may hold one (`api_key`, `headers`).
-fn redact(key: &str, message: &str, secrets: &[String]) -> String {
+/// Replaces the values substituted from the environment in `message` with `***`.
+fn without_secrets(message: &str, secrets: &[String]) -> String {
     let mut message = message.to_owned();
     // Values under 4 characters are no secret, and hiding them would garble the message.
     for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
         message = message.replace(secret.as_str(), "***");
     }
+    message
+}
+
+/// Removes secrets from a parse error message: substituted environment values, and any
+/// literal at a key that may hold one (`api_key`, `headers`).
+fn redact(key: &str, message: &str, secrets: &[String]) -> String {
+    let message = without_secrets(message, secrets);
     let sensitive = key.rsplit(['.', '[']).next() == Some("api_key")
         || key.split('.').any(|segment| segment == "headers" || segment.starts_with("headers["));
     if !sensitive {
@@ -468,5 +474,19 @@ mod tests {
             "invalid type: integer `***`, expected a string"
         );
         assert_eq!(redact("server.listen", "bad sk-1 here", &["sk-1".to_owned()]), "bad *** here");
+    }
+
+    #[test]
+    fn validation_examples_at_secret_keys_stay_readable() {
+        let env = |name: &str| (name == "KEY").then(|| "sk-from-the-environment".to_owned());
+        let yaml = "ai_gateway:\n  providers:\n    - {name: a, type: openai, api_key: \"\"}\n    \
+                    - {name: b, type: openai, api_key: \"${KEY}\", headers: {\"bad name\": x}}\n";
+        let error = ConfigBuilder::new(&env).yaml(yaml).build().expect_err("invalid");
+        let messages: Vec<String> = error.problems().iter().map(ToString::to_string).collect();
+        assert!(
+            messages.iter().any(|message| message.contains("(e.g. `api_key: ${API_KEY_VAR}`)")),
+            "{messages:?}"
+        );
+        assert!(messages.iter().all(|message| !message.contains("sk-from-the-environment")), "{messages:?}");
     }
 }
