@@ -70,6 +70,11 @@ impl RequestContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputTokenEstimate(pub u64);
 
+/// The key a client presented (`Authorization: Bearer`, `x-api-key` or `api-key`), for
+/// the authentication stage; in [`RequestContext::extensions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedKey(pub crate::Secret);
+
 /// Time a request spent waiting for upstreams (every attempt, and the backoff between
 /// failover attempts), added up by the stages that wait; clones share one total.
 #[derive(Debug, Clone, Default)]

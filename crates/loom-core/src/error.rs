@@ -24,6 +24,8 @@ pub enum ErrorKind {
     RequestTimeout,
     /// Rate limited, by Loom or upstream (429).
     RateLimited,
+    /// A budget or quota is spent (429, `insufficient_quota`).
+    QuotaExceeded,
     /// Upstream rejected the request with a 4xx other than 401/403/429.
     UpstreamRejected,
     /// Upstream answered with a server error (502).
@@ -71,6 +73,8 @@ pub struct LoomError {
     pub code: Option<String>,
     /// Upstream details when a provider failed.
     pub upstream: Option<Box<UpstreamFailure>>,
+    /// HTTP headers the client gets with the error (e.g. rate-limit state, `Retry-After`).
+    pub headers: Option<Box<http::HeaderMap>>,
 }
 
 impl LoomError {
@@ -84,7 +88,7 @@ impl LoomError {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RequestTimeout => 408,
-            ErrorKind::RateLimited => 429,
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => 429,
             // Upstream's own 4xx passes through; anything else is the client's fault too.
             ErrorKind::UpstreamRejected => self
                 .upstream
@@ -101,7 +105,7 @@ impl LoomError {
 
     /// An error of this kind with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        LoomError { kind, message: message.into(), param: None, code: None, upstream: None }
+        LoomError { kind, message: message.into(), param: None, code: None, upstream: None, headers: None }
     }
 
     /// A 400 naming the field at fault.
@@ -137,6 +141,15 @@ impl LoomError {
     /// Attaches upstream details.
     pub fn with_upstream(mut self, upstream: UpstreamFailure) -> Self {
         self.upstream = Some(Box::new(upstream));
+        self
+    }
+
+    /// Adds HTTP headers the client gets with the error (later values win).
+    pub fn with_headers(mut self, headers: http::HeaderMap) -> Self {
+        match &mut self.headers {
+            Some(existing) => existing.extend(headers),
+            None => self.headers = Some(Box::new(headers)),
+        }
         self
     }
 

@@ -106,6 +106,15 @@ pub struct LlmResponse {
     pub provider: Arc<str>,
     /// The answer.
     pub payload: ResponsePayload,
+    /// HTTP headers the client gets with the answer, set by stages (e.g. rate-limit state).
+    pub headers: http::HeaderMap,
+}
+
+impl LlmResponse {
+    /// `provider`'s answer, with no extra headers.
+    pub fn new(provider: impl Into<Arc<str>>, payload: ResponsePayload) -> Self {
+        LlmResponse { provider: provider.into(), payload, headers: http::HeaderMap::new() }
+    }
 }
 
 /// The answer: whole, streamed, or embeddings.

@@ -359,7 +359,7 @@ pub fn anthropic_error_type(error: &LoomError) -> &'static str {
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::ModelNotFound | ErrorKind::NotFound => "not_found_error",
         ErrorKind::PayloadTooLarge => "request_too_large",
-        ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::RateLimited | ErrorKind::QuotaExceeded => "rate_limit_error",
         ErrorKind::Overloaded => "overloaded_error",
         ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",
         ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable | ErrorKind::Internal => "api_error",

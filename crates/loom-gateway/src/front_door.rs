@@ -13,13 +13,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use loom_core::{
-    ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload,
-    UpstreamTime,
+    ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, PresentedKey, RequestContext,
+    ResponsePayload, Secret, UpstreamTime,
 };
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -217,6 +217,8 @@ const LOOM_PROVIDER: HeaderName = HeaderName::from_static("x-loom-provider");
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const LOOM_USER: HeaderName = HeaderName::from_static("x-loom-user");
 const LOOM_TEAM: HeaderName = HeaderName::from_static("x-loom-team");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const API_KEY: HeaderName = HeaderName::from_static("api-key");
 
 /// Handles one HTTP request; never fails: errors become error responses in the client's format.
 async fn handle<S, B>(state: Arc<FrontDoorState<S>>, request: Request<B>) -> Response<ResponseBody>
@@ -316,6 +318,7 @@ where
     // Until authentication exists, callers name themselves with these headers.
     let header_user = header_identity(request.headers(), &LOOM_USER);
     let header_team = header_identity(request.headers(), &LOOM_TEAM);
+    let presented_key = presented_key(request.headers());
     // One deadline from the request's arrival: a slow body eats into it.
     let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
     let body = read_body(request, &state.body_limits, deadline).await?;
@@ -324,6 +327,9 @@ where
     context.identity.team = header_team;
     context.route = Some(route.id.clone());
     context.client_format = endpoint.format();
+    if let Some(key) = presented_key {
+        context.extensions.insert(key);
+    }
     let mut wants_usage = false;
     let llm_request = match call {
         Call::Chat | Call::Messages => {
@@ -362,17 +368,21 @@ where
     } else {
         route.pipeline.clone()
     };
-    let response = match tokio::time::timeout_at(deadline, stack.oneshot(llm_request)).await {
+    let mut response = match tokio::time::timeout_at(deadline, stack.oneshot(llm_request)).await {
         Ok(response) => response?,
         Err(_) => return Err(request_timeout_error(state.request_timeout)),
     };
     let provider = response.provider.clone();
+    let stage_headers = std::mem::take(&mut response.headers);
     let mut http_response = match endpoint.format() {
         ClientFormat::OpenAi => openai_answer(state, response, deadline, wants_usage)?,
         ClientFormat::Anthropic => anthropic_answer(state, response, deadline)?,
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
         http_response.headers_mut().insert(LOOM_PROVIDER, value);
+    }
+    if !stage_headers.is_empty() {
+        http_response.headers_mut().extend(stage_headers);
     }
     if call != Call::CountTokens {
         // The answer is ready (a stream's first chunk is in hand): the rest is Loom's.
@@ -429,6 +439,21 @@ fn anthropic_answer<S>(
 }
 
 /// A non-empty identity header's value.
+/// The key the client presented: `Authorization: Bearer` (OpenAI SDKs), `x-api-key`
+/// (Anthropic SDKs) or `api-key` (Azure SDKs), in that order.
+fn presented_key(headers: &http::HeaderMap) -> Option<PresentedKey> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+    let key = bearer
+        .or_else(|| headers.get(X_API_KEY).and_then(|value| value.to_str().ok()))
+        .or_else(|| headers.get(API_KEY).and_then(|value| value.to_str().ok()))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())?;
+    Some(PresentedKey(Secret::new(key)))
+}
+
 fn header_identity(headers: &http::HeaderMap, name: &HeaderName) -> Option<Arc<str>> {
     headers.get(name).and_then(|value| value.to_str().ok()).filter(|value| !value.is_empty()).map(Arc::from)
 }

@@ -23,6 +23,8 @@ fn openai_type(error: &LoomError) -> &'static str {
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::RateLimited => "rate_limit_error",
+        // OpenAI's own type for a spent quota, which its SDKs surface as such.
+        ErrorKind::QuotaExceeded => "insufficient_quota",
         ErrorKind::UpstreamError | ErrorKind::UpstreamUnavailable => "upstream_error",
         ErrorKind::Overloaded => "overloaded_error",
         ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",
@@ -58,8 +60,8 @@ pub fn openai_error_json(error: &LoomError) -> Vec<u8> {
     serde_json::to_vec(&envelope).unwrap_or_default()
 }
 
-/// A complete error response in the client's format: status, JSON body, and
-/// `Retry-After` when known.
+/// A complete error response in the client's format: status, JSON body, `Retry-After`
+/// when known, and the error's own headers.
 pub fn error_response(format: ClientFormat, error: &LoomError) -> Response<Bytes> {
     let body = match format {
         ClientFormat::OpenAi => openai_error_json(error),
@@ -72,6 +74,11 @@ pub fn error_response(format: ClientFormat, error: &LoomError) -> Response<Bytes
     if let Some(wait) = error.retry_after() {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(extra) = &error.headers {
+        for (name, value) in extra.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     response
 }

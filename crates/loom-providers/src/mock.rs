@@ -228,7 +228,7 @@ impl Service<LlmRequest> for MockProvider {
                     ResponsePayload::TokenCount(TokenCount::uncounted(chat.clone()))
                 }
             };
-            Ok(LlmResponse { provider: inner.name.clone(), payload })
+            Ok(LlmResponse::new(inner.name.clone(), payload))
         })
     }
 }

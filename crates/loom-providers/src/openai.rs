@@ -187,7 +187,7 @@ impl Inner {
             // OpenAI has no token-count API: Loom's tokenizers count.
             RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
         };
-        Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
+        Ok(LlmResponse::new(self.upstream.name.clone(), payload))
     }
 
     fn encode<T: serde::Serialize>(&self, body: &T) -> Result<Vec<u8>, ProviderError> {

@@ -218,7 +218,7 @@ where
             Err(error) => {
                 tracing::info!(provider = %target.state.name(), error = %error.message, "counting tokens locally");
                 let payload = ResponsePayload::TokenCount(TokenCount::uncounted(fallback));
-                Ok(LlmResponse { provider: Arc::from(target.state.name()), payload })
+                Ok(LlmResponse::new(Arc::from(target.state.name()), payload))
             }
         }
     }

@@ -74,7 +74,7 @@ mod tests {
         let inner = tower::service_fn(|_: LlmRequest| async {
             let chunks: Vec<Result<StreamChunk, LoomError>> = vec![Err(leaky())];
             let payload = ResponsePayload::Stream(Box::pin(futures_util::stream::iter(chunks)));
-            Ok::<_, LoomError>(LlmResponse { provider: "p".into(), payload })
+            Ok::<_, LoomError>(LlmResponse::new("p", payload))
         });
         let response = layer().layer(inner).oneshot(request()).await.unwrap();
         let ResponsePayload::Stream(mut chunks) = response.payload else { panic!("not a stream") };

@@ -192,7 +192,7 @@ impl Inner {
                 ResponsePayload::TokenCount(TokenCount { input_tokens: Some(input_tokens), request: chat })
             }
         };
-        Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
+        Ok(LlmResponse::new(self.upstream.name.clone(), payload))
     }
 
     fn request_body(&self, chat: &ChatRequest, native: bool) -> Result<MessagesRequest, LoomError> {

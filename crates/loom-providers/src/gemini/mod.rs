@@ -158,7 +158,7 @@ impl Inner {
             // Counted by Loom's tokenizers, not with a call upstream.
             RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
         };
-        Ok(LlmResponse { provider: self.upstream.name.clone(), payload })
+        Ok(LlmResponse::new(self.upstream.name.clone(), payload))
     }
 
     async fn chat(&self, chat: &ChatRequest, id: String, budget: &Budget) -> Result<ChatResponse, LoomError> {

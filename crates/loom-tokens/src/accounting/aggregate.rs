@@ -397,6 +397,7 @@ mod tests {
             outcome: Outcome::Ok,
             cache_hit: false,
             streamed: false,
+            refusal: None,
         }
     }
 

@@ -109,10 +109,7 @@ mod tests {
             };
             let mut answer = TokenCount::uncounted(chat);
             answer.input_tokens = count;
-            std::future::ready(Ok(LlmResponse {
-                provider: Arc::from("p"),
-                payload: ResponsePayload::TokenCount(answer),
-            }))
+            std::future::ready(Ok(LlmResponse::new(Arc::from("p"), ResponsePayload::TokenCount(answer))))
         })
     }
 

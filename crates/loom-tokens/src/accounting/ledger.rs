@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS usage (
     status INTEGER NOT NULL,
     outcome TEXT NOT NULL,
     cache_hit INTEGER NOT NULL,
-    streamed INTEGER NOT NULL
+    streamed INTEGER NOT NULL,
+    refusal TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage (time_ms);
 ";
@@ -47,7 +48,18 @@ pub fn open(path: &Path) -> Result<Connection, AccountingError> {
     connection.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
     connection.pragma_update(None, "synchronous", "NORMAL").map_err(open_error)?;
     connection.execute_batch(SCHEMA).map_err(open_error)?;
+    add_missing_columns(&connection).map_err(open_error)?;
     Ok(connection)
+}
+
+/// Brings a ledger written by an older Loom up to the current columns.
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare("SELECT name FROM pragma_table_info('usage')")?;
+    let columns: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    if !columns.iter().any(|column| column == "refusal") {
+        connection.execute_batch("ALTER TABLE usage ADD COLUMN refusal TEXT")?;
+    }
+    Ok(())
 }
 
 /// Totals per group of `dimension` for requests in `[from_ms, to_ms)`, read from disk.
@@ -162,7 +174,10 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
     let transaction = connection.transaction()?;
     {
         let mut statement = transaction.prepare_cached(
-            "INSERT INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            "INSERT INTO usage (request_id, time_ms, key_id, user, team, route, provider, model_requested, \
+             model_served, input_tokens, output_tokens, cached_tokens, reasoning_tokens, source, cost, \
+             latency_ms, ttfb_ms, status, outcome, cache_hit, streamed, refusal) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )?;
         for record in batch {
             statement.execute(params![
@@ -187,6 +202,7 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
                 record.outcome.as_str(),
                 record.cache_hit,
                 record.streamed,
+                record.refusal.as_deref(),
             ])?;
         }
     }
@@ -204,7 +220,7 @@ mod tests {
         let insert = |user: &str, tokens: &str, cost: &str| {
             let sql = format!(
                 "INSERT INTO usage VALUES ('r', 5, NULL, {user}, NULL, NULL, NULL, 'm', NULL, \
-                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0)"
+                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL)"
             );
             connection.execute(&sql, []).unwrap();
         };
@@ -236,5 +252,20 @@ mod tests {
             ]
         );
         assert_eq!(totals(&connection, Dimension::User, 10, 0).unwrap(), vec![], "an empty range");
+    }
+
+    #[test]
+    fn a_ledger_of_an_older_loom_gains_the_refusal_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let old_schema = SCHEMA.replace(",\n    refusal TEXT", "");
+        assert!(!old_schema.contains("refusal"));
+        Connection::open(&path).unwrap().execute_batch(&old_schema).unwrap();
+        let mut connection = open(&path).unwrap();
+        let mut record = crate::accounting::record::tests::sample_record();
+        record.refusal = Some("rate_limit:team:requests".into());
+        insert(&mut connection, &[record]).unwrap();
+        let stored: String = connection.query_row("SELECT refusal FROM usage", [], |row| row.get(0)).unwrap();
+        assert_eq!(stored, "rate_limit:team:requests");
     }
 }

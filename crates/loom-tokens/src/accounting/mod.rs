@@ -20,6 +20,8 @@ pub mod record;
 #[cfg(feature = "accounting")]
 pub mod recorder;
 #[cfg(feature = "accounting")]
+pub mod report;
+#[cfg(feature = "accounting")]
 pub mod token_accounting;
 
 #[cfg(feature = "accounting")]
@@ -33,6 +35,8 @@ pub use prices::{Price, PriceTable};
 pub use record::{MAX_RECORD_TOKENS, Outcome, UsageRecord, UsageSource};
 #[cfg(feature = "accounting")]
 pub use recorder::{UsageObserver, UsageRecorder};
+#[cfg(feature = "accounting")]
+pub use report::{RecordedUsage, UsageReport};
 #[cfg(feature = "accounting")]
 pub use token_accounting::{TokenAccounting, TokenAccountingLayer};
 

@@ -43,6 +43,9 @@ pub enum Outcome {
     Error,
     /// The client went away before the answer was complete.
     Cancelled,
+    /// Refused by Loom before any provider was asked (a rate limit, a budget, a
+    /// security check); [`UsageRecord::refusal`] says which.
+    Refused,
 }
 
 impl Outcome {
@@ -52,6 +55,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
             Outcome::Cancelled => "cancelled",
+            Outcome::Refused => "refused",
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct UsageRecord {
     pub cache_hit: bool,
     /// Whether the answer was streamed.
     pub streamed: bool,
+    /// Why Loom refused the request (e.g. `rate_limit:team:requests`), when it did.
+    pub refusal: Option<Arc<str>>,
 }
 
 impl UsageRecord {
@@ -163,10 +169,38 @@ mod opt_millis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A plain record for tests.
+    pub(crate) fn sample_record() -> UsageRecord {
+        UsageRecord {
+            request_id: Arc::from("r"),
+            time: SystemTime::UNIX_EPOCH,
+            key_id: None,
+            user: None,
+            team: None,
+            route: None,
+            provider: None,
+            model_requested: "m".to_owned(),
+            model_served: None,
+            input_tokens: 1,
+            output_tokens: 1,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            source: UsageSource::Reported,
+            cost: 0.0,
+            latency: Duration::ZERO,
+            time_to_first_byte: None,
+            status: 200,
+            outcome: Outcome::Ok,
+            cache_hit: false,
+            streamed: false,
+            refusal: None,
+        }
+    }
 
     #[test]
     fn clamping_bounds_tokens_and_cost() {
@@ -192,6 +226,7 @@ mod tests {
             outcome: Outcome::Ok,
             cache_hit: false,
             streamed: false,
+            refusal: None,
         };
         record.clamp_to_bounds();
         assert_eq!(

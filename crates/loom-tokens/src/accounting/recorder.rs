@@ -268,6 +268,7 @@ mod tests {
             outcome: crate::accounting::Outcome::Ok,
             cache_hit: false,
             streamed: false,
+            refusal: None,
         };
         let recorder = UsageRecorder::new(None, Duration::ZERO, 0, Vec::new()).unwrap();
         recorder.record(record.clone());

@@ -35,7 +35,7 @@
 //!         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
 //!     }))
 //!     .map_err(|error| LoomError::internal(error.to_string()))?;
-//!     Ok::<_, LoomError>(LlmResponse { provider: "my-backend".into(), payload: ResponsePayload::Chat(answer.into()) })
+//!     Ok::<_, LoomError>(LlmResponse::new("my-backend", ResponsePayload::Chat(answer.into())))
 //! });
 //!
 //! let chat = ChatRequest::new("gpt-4o", vec![Message::text(Role::User, "Hi")]);
@@ -79,6 +79,7 @@ use crate::accounting::offload;
 use crate::accounting::prices::PriceTable;
 use crate::accounting::record::{Outcome, UsageRecord, UsageSource};
 use crate::accounting::recorder::UsageRecorder;
+use crate::accounting::report::{RecordedUsage, UsageReport};
 use crate::registry::TokenizerRegistry;
 
 use pending::Pending;

@@ -10,6 +10,8 @@ pub(super) struct Pending {
     pub(super) started: Instant,
     /// When the gateway received the request (its timeout counts from there).
     pub(super) received_at: std::time::Instant,
+    /// Who waits for the recorded usage ([`UsageReport`]), if anyone.
+    pub(super) report: Option<tokio::sync::oneshot::Sender<RecordedUsage>>,
 }
 
 impl Pending {
@@ -76,6 +78,16 @@ impl Pending {
             .price(record.provider.as_deref(), model)
             .map(|price| price.cost(record.input_tokens, record.cached_tokens, record.output_tokens))
             .unwrap_or(0.0);
+        if let Some(report) = self.report.take() {
+            let record = &self.record;
+            let usage = RecordedUsage {
+                input_tokens: record.input_tokens,
+                output_tokens: record.output_tokens,
+                cost: record.cost,
+            };
+            // The waiter may be gone (its request ended otherwise): nothing to settle.
+            let _ = report.send(usage);
+        }
         accounting.recorder.record(self.record);
     }
 }

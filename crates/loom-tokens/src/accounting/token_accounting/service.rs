@@ -68,10 +68,12 @@ pub(super) fn start(request: &mut LlmRequest, accounting: &Accounting) -> (Pendi
         outcome: Outcome::Ok,
         cache_hit: false,
         streamed,
+        refusal: None,
     };
     let received_at = context.received_at;
+    let report = context.extensions.get::<UsageReport>().and_then(UsageReport::take);
     request.context.extensions.insert(InputTokenEstimate(input_estimate));
-    (Pending { record, input_estimate, input_exact, started: Instant::now(), received_at }, deferred)
+    (Pending { record, input_estimate, input_exact, started: Instant::now(), received_at, report }, deferred)
 }
 
 /// Counts a request's input exactly (on the blocking pool: the request is large).

@@ -34,10 +34,10 @@ async fn record_of(chunks: Vec<StreamChunk>) -> UsageRecord {
     let count = chunks.len();
     let upstream = tower::service_fn(move |_: LlmRequest| {
         let stream: ChunkStream = Box::pin(futures_util::stream::iter(chunks.clone().into_iter().map(Ok)));
-        std::future::ready(Ok::<_, LoomError>(LlmResponse {
-            provider: Arc::from("p"),
-            payload: ResponsePayload::Stream(stream),
-        }))
+        std::future::ready(Ok::<_, LoomError>(LlmResponse::new(
+            Arc::from("p"),
+            ResponsePayload::Stream(stream),
+        )))
     });
     let chat = ChatRequest::new("m", vec![Message::text(Role::User, "Hi")]);
     let response =
@@ -112,10 +112,10 @@ async fn answered_and_failed_requests_are_recorded_once() {
     let answer = wire("Hello", r#"{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}"#);
     let upstream = tower::service_fn(move |_: LlmRequest| {
         let stream: ChunkStream = Box::pin(futures_util::stream::iter([Ok(answer.clone())]));
-        std::future::ready(Ok::<_, LoomError>(LlmResponse {
-            provider: Arc::from("p"),
-            payload: ResponsePayload::Stream(stream),
-        }))
+        std::future::ready(Ok::<_, LoomError>(LlmResponse::new(
+            Arc::from("p"),
+            ResponsePayload::Stream(stream),
+        )))
     });
     let response = layer.layer(upstream).oneshot(hi()).await.unwrap();
     let ResponsePayload::Stream(stream) = response.payload else { panic!("expected a stream") };
@@ -138,10 +138,10 @@ async fn failing_stream_record(timeout: Option<Duration>, read_all: bool) -> Vec
         let chunks =
             [Ok(wire("Hello", "null")), Err(LoomError::new(loom_core::ErrorKind::UpstreamError, "cut"))];
         let stream: ChunkStream = Box::pin(futures_util::stream::iter(chunks));
-        std::future::ready(Ok::<_, LoomError>(LlmResponse {
-            provider: Arc::from("p"),
-            payload: ResponsePayload::Stream(stream),
-        }))
+        std::future::ready(Ok::<_, LoomError>(LlmResponse::new(
+            Arc::from("p"),
+            ResponsePayload::Stream(stream),
+        )))
     });
     let response = layer.layer(upstream).oneshot(hi()).await.unwrap();
     let ResponsePayload::Stream(mut stream) = response.payload else { panic!("expected a stream") };
@@ -268,10 +268,10 @@ async fn a_large_unreported_output_is_counted_off_the_polling_thread() {
     let chunk = StreamChunk::Wire(WireChunk::parse(Bytes::from(json.to_string())).unwrap());
     let upstream = tower::service_fn(move |_: LlmRequest| {
         let stream: ChunkStream = Box::pin(futures_util::stream::iter([Ok(chunk.clone())]));
-        std::future::ready(Ok::<_, LoomError>(LlmResponse {
-            provider: Arc::from("p"),
-            payload: ResponsePayload::Stream(stream),
-        }))
+        std::future::ready(Ok::<_, LoomError>(LlmResponse::new(
+            Arc::from("p"),
+            ResponsePayload::Stream(stream),
+        )))
     });
     let chat = chat_of("offload-small-input", 60);
     let response =
@@ -305,4 +305,39 @@ async fn without_usage_the_generated_text_is_counted() {
     let word_chunks = MAX_UNREAD_BYTES / 100 + 10;
     let long = record_of((0..word_chunks).map(|_| wire(" hello", "null")).collect()).await;
     assert_eq!(long.output_tokens, word_chunks as u64, "every chunk's text counted once");
+}
+
+#[tokio::test]
+async fn a_usage_report_gets_the_recorded_usage_and_cost_once_the_stream_ends() {
+    let recorder =
+        UsageRecorder::new(None, Duration::from_millis(10), DEFAULT_MAX_AGGREGATE_BYTES, Vec::new()).unwrap();
+    let mut prices = PriceTable::new();
+    prices.set_model_price("m", crate::accounting::Price::new(0.002, 0.01));
+    let registry = TokenizerRegistry::new().with_fallback(TokenizerSpec::from(Encoding::O200kBase));
+    let layer = TokenAccountingLayer::new(Arc::new(recorder), prices, Arc::new(registry), false);
+    let answer = wire("Hello", r#"{"prompt_tokens":300,"completion_tokens":100,"total_tokens":400}"#);
+    let upstream = tower::service_fn(move |_: LlmRequest| {
+        let stream: ChunkStream = Box::pin(futures_util::stream::iter([Ok(answer.clone())]));
+        std::future::ready(Ok::<_, LoomError>(LlmResponse::new("p", ResponsePayload::Stream(stream))))
+    });
+    let (report, mut receiver) = UsageReport::channel();
+    let mut request = hi();
+    request.context.extensions.insert(report);
+    let response = layer.layer(upstream).oneshot(request).await.unwrap();
+    let ResponsePayload::Stream(stream) = response.payload else { panic!("expected a stream") };
+    assert!(receiver.try_recv().is_err(), "nothing is reported before the stream ends");
+    assert_eq!(stream.count().await, 1);
+    let usage = receiver.await.unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens), (300, 100));
+    // 300 input tokens at $0.002 and 100 output tokens at $0.01 per thousand.
+    assert!((usage.cost - 0.0016).abs() < 1e-12, "{usage:?}");
+}
+
+#[test]
+fn a_usage_report_whose_request_never_reaches_accounting_reports_an_error() {
+    let (report, receiver) = UsageReport::channel();
+    let mut request = hi();
+    request.context.extensions.insert(report);
+    drop(request);
+    assert!(receiver.blocking_recv().is_err());
 }
