@@ -591,8 +591,11 @@ mod tests {
         list: Vec<T>,
     }
 
-    fn load_list<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<Vec<T>, figment::Error> {
-        Figment::from(Yaml::string(&format!("list: {yaml}"))).extract::<Listed<T>>().map(|listed| listed.list)
+    fn load_list<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<Vec<T>, String> {
+        Figment::from(Yaml::string(&format!("list: {yaml}")))
+            .extract::<Listed<T>>()
+            .map(|listed| listed.list)
+            .map_err(|error| error.to_string())
     }
 
     fn paths(problems: &[ConfigProblem]) -> Vec<String> {

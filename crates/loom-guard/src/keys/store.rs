@@ -124,7 +124,7 @@ impl KeyStore {
             return Err(GuardError::invalid("id", format!("a key with id `{id}` exists")));
         }
         let (plaintext, hash) = generate_key()?;
-        let key = Arc::new(new.into_key(id.clone(), hash, SystemTime::now()));
+        let key = Arc::new(new.into_key(id.clone(), hash, whole_seconds(SystemTime::now())));
         match &self.backend {
             KeyBackend::Memory(keys) => {
                 let mut keys = lock(keys);
@@ -248,6 +248,12 @@ impl KeyStore {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `time` without its fraction of a second, as records store it (RFC 3339, seconds).
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    let since_epoch = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
 }
 
 fn generated_id() -> Result<String, GuardError> {
