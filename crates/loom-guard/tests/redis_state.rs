@@ -341,6 +341,28 @@ async fn a_stopped_redis_fails_fast_and_a_restarted_one_works_again() {
 }
 
 #[tokio::test]
+async fn a_redis_that_hangs_fails_within_the_timeout_and_recovers_when_it_answers() {
+    let server = RedisServer::start();
+    let state = redis_state(&server).await;
+    let limits = [limit("rl:key:a:rpm:100", LimitKind::Requests, 100, Duration::from_secs(60), 100, 1)];
+    allowed(state.acquire(&limits, &[], TTL).await.unwrap());
+    server.pause();
+    let hung = tokio::time::timeout(Duration::from_secs(10), state.acquire(&limits, &[], TTL)).await.unwrap();
+    server.resume();
+    assert_eq!(hung.unwrap_err(), GuardError::Backend("Redis did not answer within 300ms".to_owned()));
+    let mut recovered = false;
+    for _ in 0..100 {
+        if let Ok(decision) = state.acquire(&limits, &[], TTL).await {
+            allowed(decision);
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the state answers again once Redis does");
+}
+
+#[tokio::test]
 async fn errors_never_show_the_url_password() {
     let server = RedisServer::start();
     let port = server.port();

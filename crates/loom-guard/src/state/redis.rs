@@ -105,11 +105,12 @@ impl RedisState {
 
     /// Runs one Redis call within the timeout, with a scrubbed error.
     async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, GuardError> {
+        let timed_out =
+            || GuardError::Backend(format!("Redis did not answer within {:?}", self.shared.timeout));
         match tokio::time::timeout(self.shared.timeout, call).await {
+            Ok(Err(error)) if error.is_timeout() => Err(timed_out()),
             Ok(result) => result.map_err(|error| scrubbed(&error, &self.shared.secrets)),
-            Err(_) => {
-                Err(GuardError::Backend(format!("Redis did not answer within {:?}", self.shared.timeout)))
-            }
+            Err(_) => Err(timed_out()),
         }
     }
 

@@ -61,6 +61,22 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// A synchronous connection for inspecting the server in tests.
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url())
@@ -117,6 +133,10 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A paused server would not die of SIGKILL any less, but thaw it for a clean exit.
+        if self.child.is_some() {
+            self.resume();
+        }
         self.stop();
     }
 }
