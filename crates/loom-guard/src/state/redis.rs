@@ -61,7 +61,7 @@ macro_rules! script {
 
 impl RedisState {
     /// A state on the Redis at `config.url`; connects lazily and reconnects by itself.
-    pub fn connect(config: &StateConfig) -> Result<Self, GuardError> {
+    pub(crate) fn connect(config: &StateConfig) -> Result<Self, GuardError> {
         let url = config
             .url
             .as_ref()
