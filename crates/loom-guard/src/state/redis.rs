@@ -1,0 +1,332 @@
+//! The Redis backend: every decision is one Lua script, atomic, timed by the server.
+//!
+//! Every key starts with `{<prefix>}:`, one hash tag, so each script's keys share a slot.
+//! On a Redis Cluster that puts all guard keys on one shard: the price of atomic decisions
+//! across a team's, a user's and a key's buckets at once. Every key but the run-time key
+//! records (`{<prefix>}:keys` and its version counter) carries an expiry, so memory stays
+//! bounded by the live buckets.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+
+use super::{Outcome, Reservation, increment_and_tolerance};
+use crate::GuardError;
+use crate::budgets::BudgetCheck;
+use crate::config::StateConfig;
+use crate::keys::random_bytes;
+use crate::limits::LimitCheck;
+
+/// How long a settled marker outlives the reservation's ttl, so late retries stay no-ops.
+const SETTLED_GRACE: Duration = Duration::from_secs(3600);
+
+/// Limits, budgets and run-time keys on a Redis shared by every instance.
+#[derive(Clone)]
+pub struct RedisState {
+    connection: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// `{prefix}`: the hash tag every key starts with.
+    tag: String,
+    timeout: Duration,
+    /// Parts of the URL that must never reach an error message.
+    secrets: Vec<String>,
+    /// Random per process, so reservation ids differ across instances.
+    id_prefix: String,
+    next_id: AtomicU64,
+    acquire: Script,
+    settle: Script,
+    status: Script,
+    key_write: Script,
+}
+
+impl std::fmt::Debug for RedisState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisState").field("tag", &self.shared.tag).finish_non_exhaustive()
+    }
+}
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(include_str!("common.lua"), include_str!($file)))
+    };
+}
+
+impl RedisState {
+    /// A state on the Redis at `config.url`; connects lazily and reconnects by itself.
+    pub(crate) fn connect(config: &StateConfig) -> Result<Self, GuardError> {
+        let url = config
+            .url
+            .as_ref()
+            .ok_or_else(|| GuardError::invalid("ai_gateway.state.url", "required when backend is redis"))?;
+        let secrets = url_secrets(url.expose());
+        let client = Client::open(url.expose()).map_err(|error| scrubbed(&error, &secrets))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(config.timeout);
+        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|error| scrubbed(&error, &secrets))?;
+        let mut random = [0u8; 6];
+        random_bytes(&mut random)?;
+        let id_prefix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+        Ok(RedisState {
+            connection,
+            shared: Arc::new(Shared {
+                tag: format!("{{{}}}", config.key_prefix),
+                timeout: config.timeout,
+                secrets,
+                id_prefix,
+                next_id: AtomicU64::new(1),
+                acquire: script!("acquire.lua"),
+                settle: script!("settle.lua"),
+                status: script!("status.lua"),
+                key_write: script!("key_write.lua"),
+            }),
+        })
+    }
+
+    pub(crate) fn next_reservation_id(&self) -> String {
+        format!("r{}-{}", self.shared.id_prefix, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The Redis key of a bucket.
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.shared.tag)
+    }
+
+    /// Runs one Redis call within the timeout, with a scrubbed error.
+    async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, GuardError> {
+        let timed_out =
+            || GuardError::Backend(format!("Redis did not answer within {:?}", self.shared.timeout));
+        match tokio::time::timeout(self.shared.timeout, call).await {
+            Ok(Err(error)) if error.is_timeout() => Err(timed_out()),
+            Ok(result) => result.map_err(|error| scrubbed(&error, &self.shared.secrets)),
+            Err(_) => Err(timed_out()),
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), GuardError> {
+        let mut connection = self.connection.clone();
+        self.call(async move { redis::cmd("PING").query_async::<String>(&mut connection).await })
+            .await
+            .map(drop)
+    }
+
+    fn push_budget_keys(&self, invocation: &mut redis::ScriptInvocation<'_>, bucket: &str) {
+        invocation
+            .key(self.key(bucket))
+            .key(self.key(&format!("held:{bucket}")))
+            .key(self.key(&format!("held-exp:{bucket}")));
+    }
+
+    pub(crate) async fn acquire(
+        &self,
+        limits: &[LimitCheck],
+        budgets: &[BudgetCheck],
+        ttl: Duration,
+        id: &str,
+    ) -> Result<Outcome, GuardError> {
+        let mut invocation = self.shared.acquire.prepare_invoke();
+        invocation.arg(limits.len()).arg(budgets.len()).arg(id).arg(micros(ttl));
+        for check in limits {
+            let (increment, tolerance) = increment_and_tolerance(check);
+            invocation.key(self.key(&check.bucket)).arg(increment).arg(tolerance);
+        }
+        for check in budgets {
+            self.push_budget_keys(&mut invocation, &check.bucket);
+            invocation.arg(check.limit).arg(check.reserve).arg(check.window.slot).arg(check.window.slots);
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> =
+            self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
+        parse_acquire(&reply, limits, budgets.len())
+    }
+
+    pub(crate) async fn settle(
+        &self,
+        reservation: &Reservation,
+        actual_tokens: u64,
+        actual_nano_usd: u64,
+    ) -> Result<(), GuardError> {
+        let marker_ms = millis(reservation.ttl + SETTLED_GRACE);
+        let mut invocation = self.shared.settle.prepare_invoke();
+        invocation.key(self.key(&format!("settled:{}", reservation.id)));
+        invocation
+            .arg(reservation.limits.len())
+            .arg(reservation.budgets.len())
+            .arg(&reservation.id)
+            .arg(marker_ms);
+        for limit in &reservation.limits {
+            invocation.key(self.key(&limit.bucket)).arg(limit.settle_delta(actual_tokens));
+        }
+        for budget in &reservation.budgets {
+            self.push_budget_keys(&mut invocation, &budget.bucket);
+            invocation
+                .arg(budget.actual(actual_tokens, actual_nano_usd))
+                .arg(budget.window.slot)
+                .arg(budget.window.slots)
+                .arg(millis(budget.ttl));
+        }
+        let mut connection = self.connection.clone();
+        self.call(async move { invocation.invoke_async::<i64>(&mut connection).await }).await.map(drop)
+    }
+
+    pub(crate) async fn budget_amounts(
+        &self,
+        budgets: &[BudgetCheck],
+    ) -> Result<Vec<(u64, u64)>, GuardError> {
+        if budgets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.shared.status.prepare_invoke();
+        for check in budgets {
+            self.push_budget_keys(&mut invocation, &check.bucket);
+            invocation.arg(check.window.slot).arg(check.window.slots);
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> =
+            self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
+        if reply.len() != 2 * budgets.len() {
+            return Err(unexpected(&reply));
+        }
+        Ok(reply.chunks_exact(2).map(|pair| (unsigned(pair[0]), unsigned(pair[1]))).collect())
+    }
+
+    /// The run-time key records' version (0 when none was ever written).
+    pub(crate) async fn keys_version(&self) -> Result<u64, GuardError> {
+        let mut connection = self.connection.clone();
+        let version_key = self.key("keys:version");
+        let version: Option<u64> = self
+            .call(async move { redis::cmd("GET").arg(version_key).query_async(&mut connection).await })
+            .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Every run-time key record (id -> JSON) and the version they belong to, read atomically.
+    pub(crate) async fn key_records(&self) -> Result<(u64, Vec<(String, String)>), GuardError> {
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("GET").arg(self.key("keys:version")).cmd("HGETALL").arg(self.key("keys"));
+        let (version, records): (Option<u64>, Vec<(String, String)>) =
+            self.call(async move { pipe.query_async(&mut connection).await }).await?;
+        Ok((version.unwrap_or(0), records))
+    }
+
+    /// Writes a record if the stored one is `expected` (`None`: the id must be new);
+    /// false when it was not.
+    pub(crate) async fn write_key_record(
+        &self,
+        id: &str,
+        json: &str,
+        expected: Option<&str>,
+    ) -> Result<bool, GuardError> {
+        let mut invocation = self.shared.key_write.prepare_invoke();
+        invocation.key(self.key("keys")).key(self.key("keys:version"));
+        invocation.arg(id).arg(json).arg(expected.unwrap_or(""));
+        let mut connection = self.connection.clone();
+        let written: i64 = self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
+        Ok(written == 1)
+    }
+
+    /// One stored record's JSON.
+    pub(crate) async fn key_record(&self, id: &str) -> Result<Option<String>, GuardError> {
+        let mut connection = self.connection.clone();
+        let keys = self.key("keys");
+        let id = id.to_owned();
+        self.call(async move { redis::cmd("HGET").arg(keys).arg(id).query_async(&mut connection).await })
+            .await
+    }
+}
+
+fn parse_acquire(reply: &[i64], limits: &[LimitCheck], budgets: usize) -> Result<Outcome, GuardError> {
+    let [code, index, a, b, ahead @ ..] = reply else { return Err(unexpected(reply)) };
+    let ahead: Vec<u64> = ahead.iter().map(|value| unsigned(*value)).collect();
+    let index = usize::try_from(*index).unwrap_or(0).saturating_sub(1);
+    let outcome = match code {
+        0 if ahead.len() == limits.len() => Outcome::Allowed { ahead },
+        1 | 2 if ahead.len() == limits.len() && index < limits.len() => Outcome::Limited {
+            index,
+            retry_after: if *code == 1 { unsigned(*a) } else { micros(limits[index].period) },
+            too_large: *code == 2,
+            ahead,
+        },
+        3 if index < budgets => Outcome::OverBudget { index, spent: unsigned(*a), in_flight: unsigned(*b) },
+        _ => return Err(unexpected(reply)),
+    };
+    Ok(outcome)
+}
+
+fn unexpected(reply: &[i64]) -> GuardError {
+    GuardError::Backend(format!("unexpected script reply {reply:?}"))
+}
+
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The user-info parts of a URL (`user:password` and the password alone).
+fn url_secrets(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((user_info, _)) = authority.rsplit_once('@') else { return Vec::new() };
+    let mut secrets = vec![user_info.to_owned()];
+    if let Some((_, password)) = user_info.split_once(':') {
+        secrets.push(password.to_owned());
+    }
+    secrets.retain(|secret| !secret.is_empty());
+    // Longest first, so the whole user info goes before its password.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets
+}
+
+/// A backend error whose message carries none of `secrets`.
+fn scrubbed(error: &impl Display, secrets: &[String]) -> GuardError {
+    let mut message = error.to_string();
+    for secret in secrets {
+        message = message.replace(secret.as_str(), "***");
+    }
+    GuardError::Backend(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_secrets_are_the_user_info_and_password() {
+        assert_eq!(url_secrets("redis://:hunter2@host:6379/0"), [":hunter2", "hunter2"]);
+        assert_eq!(url_secrets("rediss://ann:pw@host"), ["ann:pw", "pw"]);
+        assert!(url_secrets("redis://host:6379").is_empty());
+        let error = scrubbed(&"connect to ann:pw@host failed (pw)", &url_secrets("redis://ann:pw@host"));
+        assert_eq!(error, GuardError::Backend("connect to ***@host failed (***)".to_owned()));
+    }
+
+    #[test]
+    fn malformed_urls_fail_without_their_password() {
+        let config = StateConfig {
+            backend: crate::config::Backend::Redis,
+            url: Some(loom_core::Secret::new("redis://:hunter2@host:notaport")),
+            ..StateConfig::default()
+        };
+        let error = RedisState::connect(&config).unwrap_err();
+        assert!(matches!(&error, GuardError::Backend(_)), "{error:?}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
