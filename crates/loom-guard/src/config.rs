@@ -36,7 +36,7 @@ pub struct AuthConfig {
 }
 
 /// One key under `ai_gateway.auth.keys`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// Unique id, shown in usage records and the admin API.
@@ -80,7 +80,7 @@ pub struct KeyConfig {
 }
 
 /// What a limit or budget counts per: each value of the scope gets its own bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Per virtual key.
@@ -96,6 +96,7 @@ pub enum Scope {
     /// Per route.
     Route,
     /// One bucket for everything.
+    #[default]
     Global,
 }
 
@@ -138,7 +139,7 @@ impl BudgetScope {
 }
 
 /// One rate limit: one or more rates at one scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
     /// What the limit counts per.

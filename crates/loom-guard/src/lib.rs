@@ -12,7 +12,9 @@
 //! - [`GuardState`]: takes all of a request's limits and budgets at once or none
 //!   ([`GuardState::acquire`]), then settles the reservation with the real usage.
 //!
-//! No tower layer lives here yet: this is the library the layers are built on.
+//! The tower layers, in the order a gateway stacks them: [`auth::AuthLayer`] (virtual key
+//! to identity), then [`rate_limit::RateLimitLayer`] (limits and budgets: reserve before
+//! the call, settle with the recorded usage after it).
 //!
 //! ```
 //! use std::time::Duration;
@@ -107,6 +109,7 @@
 //! assert_eq!(guard.auth.keys.len(), 2);
 //! ```
 
+pub mod auth;
 mod bucket;
 pub mod budgets;
 pub mod config;
@@ -114,7 +117,9 @@ mod error;
 mod gcra;
 pub mod keys;
 pub mod limits;
+mod observer;
 pub mod pattern;
+pub mod rate_limit;
 pub mod state;
 mod time;
 
@@ -132,6 +137,7 @@ pub use keys::{
     generate_key,
 };
 pub use limits::{LimitCheck, LimitKind, Limits, Subject};
+pub use observer::{AuthFailure, GuardObserver, NoObserver};
 pub use state::{
     BudgetStatus, Decision, GuardState, LimitStatus, MemoryState, RedisState, Refusal, Reservation,
 };

@@ -58,6 +58,15 @@ pub(crate) fn rough_chat(chat: &ChatRequest) -> u64 {
     (text as u64).div_ceil(4) + 3 * chat.messages.len() as u64 + 3
 }
 
+/// A rough input size of any request without a tokenizer (see [`rough_chat`]), for
+/// stages that must reserve tokens before the provider reports them.
+pub fn rough_input_tokens(payload: &loom_core::RequestPayload) -> u64 {
+    match payload {
+        loom_core::RequestPayload::Chat(chat) | loom_core::RequestPayload::CountTokens(chat) => rough_chat(chat),
+        loom_core::RequestPayload::Embeddings(embeddings) => embeddings_text_bytes(embeddings).div_ceil(4),
+    }
+}
+
 /// Input tokens of a chat request, and whether the count is exact; never more than
 /// its size allows ([`ChatSize::ceiling`]).
 pub(crate) fn chat(registry: &TokenizerRegistry, chat: &ChatRequest) -> (u64, bool) {

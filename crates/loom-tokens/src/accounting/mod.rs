@@ -29,6 +29,8 @@ pub use aggregate::{DEFAULT_MAX_AGGREGATE_BYTES, Dimension, UsageAggregates, Usa
 #[cfg(feature = "accounting")]
 pub use count_tokens::{CountTokens, CountTokensLayer};
 #[cfg(feature = "accounting")]
+pub use estimate::rough_input_tokens;
+#[cfg(feature = "accounting")]
 pub use offload::BLOCKING_COUNT_BYTES;
 pub use prices::{Price, PriceTable};
 #[cfg(feature = "accounting")]
