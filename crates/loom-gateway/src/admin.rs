@@ -26,6 +26,21 @@ pub struct AdminState {
     pub usage: Arc<UsageRecorder>,
     /// Provider health and statistics, in config order.
     pub providers: Vec<Arc<ProviderState>>,
+    /// Keys and budgets, when authentication, a rate limit or a budget is configured.
+    pub guard: Option<AdminGuard>,
+}
+
+/// What the admin API manages when authentication, rate limits or budgets are configured.
+#[derive(Clone)]
+pub struct AdminGuard {
+    /// Where limits, budgets and run-time keys live.
+    pub state: loom_guard::GuardState,
+    /// The keys, when authentication is on.
+    pub keys: Option<Arc<loom_guard::KeyStore>>,
+    /// The global budgets (`GET /ai/budgets`).
+    pub budgets: loom_guard::Budgets,
+    /// The admin API's own key (`ai_gateway.auth.admin_key`), when set.
+    pub admin_key: Option<loom_core::Secret>,
 }
 
 /// A usage report (`GET /ai/usage`).

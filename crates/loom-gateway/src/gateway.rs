@@ -16,7 +16,7 @@ use loom_tokens::accounting::{
 };
 use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 
-use crate::admin::{AdminState, handle_admin};
+use crate::admin::{AdminGuard, AdminState, handle_admin};
 use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
 use crate::front_door::{FrontDoor, FrontDoorSettings};
 use crate::metrics::Metrics;
@@ -28,6 +28,9 @@ use crate::routes::MountedRoute;
 use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
 use crate::workers::Workers;
+use loom_guard::auth::AuthLayer;
+use loom_guard::rate_limit::RateLimitLayer;
+use loom_guard::{Budgets, GuardObserver, GuardState, KeyStore, Limits};
 use loom_routing::{ProviderState, RouteTarget, Router};
 use std::collections::HashMap;
 
@@ -48,6 +51,9 @@ pub enum GatewayError {
         /// Why.
         reason: String,
     },
+    /// Keys, rate limits or budgets could not be set up (e.g. a bad Redis URL).
+    #[error("ai_gateway.state: {0}")]
+    Guard(#[from] loom_guard::GuardError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
@@ -73,6 +79,7 @@ pub struct Gateway {
     limits: ConnectionLimits,
     admin_limits: ConnectionLimits,
     models: ModelRefresher,
+    guard: Option<AdminGuard>,
 }
 
 impl Gateway {
@@ -121,8 +128,25 @@ impl Gateway {
             accounting.count_input || cost_routing,
         )
         .with_request_timeout(config.server.request_timeout);
+        let guard = build_guard(config)?;
+        let observer = metrics.clone() as Arc<dyn GuardObserver>;
+        let auth = guard
+            .as_ref()
+            .and_then(|guard| guard.keys.clone())
+            .map(|keys| AuthLayer::new(keys).with_observer(observer.clone()));
+        let rate_limits = guard.as_ref().map(|guard| {
+            RateLimitLayer::new(Limits::new(&ai.rate_limits), guard.budgets.clone(), guard.state.clone())
+                .with_prices(prices.clone())
+                .with_default_output_tokens(ai.reservations.default_output_tokens)
+                .with_reservation_ttl(ai.reservations.ttl)
+                .with_on_state_error(ai.state.on_state_error)
+                .with_recorder(recorder.clone())
+                .with_observer(observer.clone())
+        });
         let stages = Stages {
             scrub_errors: ScrubErrorsLayer::for_providers(&ai.providers),
+            auth,
+            rate_limits,
             accounting: accounting_layer,
             metrics: MetricsLayer::new(metrics.clone()),
             count_tokens: CountTokensLayer::new(tokenizers),
@@ -175,6 +199,7 @@ impl Gateway {
             limits: ConnectionLimits::front_door(&config.server),
             admin_limits: ConnectionLimits::admin(&config.server),
             models,
+            guard,
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -207,6 +232,12 @@ impl Gateway {
             })?),
             None => None,
         };
+        if let Some(keys) = self.guard.as_ref().and_then(|guard| guard.keys.as_ref()) {
+            // Keys created through the admin API on any instance work here from the start.
+            if let Err(error) = keys.refresh().await {
+                warn!(%error, "cannot load the keys created at run time; retrying in the background");
+            }
+        }
         Ok(self.start_on(listener, admin_listener))
     }
 
@@ -231,6 +262,12 @@ impl Gateway {
             }
         };
         let mut tasks = vec![front];
+        // Keys created, changed or revoked on another instance take effect here within a second.
+        let key_refresh = self
+            .guard
+            .as_ref()
+            .and_then(|guard| guard.keys.as_ref())
+            .map(|keys| keys.spawn_refresh(loom_guard::DEFAULT_REFRESH_INTERVAL));
         if !self.models.is_idle() {
             tasks.push(tokio::spawn(self.models.run(shutdown_rx.clone())));
         }
@@ -240,6 +277,7 @@ impl Gateway {
                 metrics: self.metrics.clone(),
                 usage: self.recorder.clone(),
                 providers: self.provider_states.clone(),
+                guard: self.guard.clone(),
             });
             tasks.push(tokio::spawn(serve(
                 admin_listener,
@@ -249,8 +287,25 @@ impl Gateway {
                 grace,
             )));
         }
-        RunningGateway { addr, admin_addr, shutdown_tx, tasks, recorder: self.recorder }
+        RunningGateway { addr, admin_addr, shutdown_tx, tasks, key_refresh, recorder: self.recorder }
     }
+}
+
+/// The guard's state, keys and budgets, when authentication, a rate limit or a budget is
+/// configured.
+fn build_guard(config: &LoomConfig) -> Result<Option<AdminGuard>, GatewayError> {
+    let ai = &config.ai_gateway;
+    if !ai.auth.enabled && ai.rate_limits.is_empty() && ai.budgets.is_empty() {
+        return Ok(None);
+    }
+    let state = GuardState::from_config(&ai.state)?;
+    let keys = if ai.auth.enabled { Some(Arc::new(KeyStore::new(&ai.auth, &state)?)) } else { None };
+    Ok(Some(AdminGuard {
+        state,
+        keys,
+        budgets: Budgets::new(&ai.budgets),
+        admin_key: ai.auth.admin_key.clone(),
+    }))
 }
 
 /// The router of one routing block: its targets in priority order, pricing with `prices`.
@@ -317,6 +372,8 @@ pub struct RunningGateway {
     admin_addr: Option<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Polls the state backend for key changes until shutdown.
+    key_refresh: Option<JoinHandle<()>>,
     recorder: Arc<UsageRecorder>,
 }
 
@@ -336,6 +393,9 @@ impl RunningGateway {
     /// servers have stopped.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
+        if let Some(refresh) = self.key_refresh {
+            refresh.abort();
+        }
         for task in self.tasks {
             let _ = task.await;
         }

@@ -72,6 +72,31 @@ struct BreakerLabels {
     state: &'static str,
 }
 
+/// Labels of `loom_ai_auth_failures_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Labels of `loom_ai_ratelimit_decisions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    scope: &'static str,
+    decision: &'static str,
+}
+
+/// Labels of `loom_ai_budget_spend`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: &'static str,
+}
+
+/// Labels of `loom_ai_state_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateErrorLabels {
+    outcome: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -90,6 +115,10 @@ pub struct Metrics {
     /// The model names that may be label values; any other model is [`OTHER_MODEL`].
     models: HashSet<Arc<str>, foldhash::fast::RandomState>,
     other_model: Arc<str>,
+    auth_failures: Family<ReasonLabels, Counter>,
+    ratelimit_decisions: Family<DecisionLabels, Counter>,
+    budget_spend: Family<ScopeLabels, Gauge<f64, AtomicU64>>,
+    state_errors: Family<StateErrorLabels, Counter>,
 }
 
 /// The `model` label of requests for a model the configuration does not name: clients
@@ -160,8 +189,36 @@ impl Metrics {
             "Usage records counted under (other) in the in-memory aggregates, past their memory bound",
             usage_folded.clone(),
         );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "loom_ai_auth_failures",
+            "Requests refused by authentication, by reason",
+            auth_failures.clone(),
+        );
+        let ratelimit_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "loom_ai_ratelimit_decisions",
+            "Rate-limit decisions, by the limit's scope and the decision (allowed or refused)",
+            ratelimit_decisions.clone(),
+        );
+        let budget_spend = Family::<ScopeLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "loom_ai_budget_spend",
+            "USD this instance has debited to budgets since it started, by the budget's scope",
+            budget_spend.clone(),
+        );
+        let state_errors = Family::<StateErrorLabels, Counter>::default();
+        registry.register(
+            "loom_ai_state_errors",
+            "Requests whose limits and budgets could not be checked (state backend down), by what happened to them",
+            state_errors.clone(),
+        );
         Metrics {
             registry,
+            auth_failures,
+            ratelimit_decisions,
+            budget_spend,
+            state_errors,
             usage_dropped,
             usage_folded,
             requests,
@@ -456,5 +513,27 @@ mod tests {
             text.lines().any(|line| line == "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"} 1")
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
+
+impl loom_guard::GuardObserver for Metrics {
+    fn auth_failed(&self, failure: loom_guard::AuthFailure) {
+        self.auth_failures.get_or_create(&ReasonLabels { reason: failure.as_str() }).inc();
+    }
+
+    fn rate_limit_decision(&self, scope: loom_guard::Scope, allowed: bool) {
+        let decision = if allowed { "allowed" } else { "refused" };
+        self.ratelimit_decisions.get_or_create(&DecisionLabels { scope: scope.as_str(), decision }).inc();
+    }
+
+    fn budget_spent(&self, scope: loom_guard::BudgetScope, usd: f64) {
+        if usd.is_finite() && usd > 0.0 {
+            self.budget_spend.get_or_create(&ScopeLabels { scope: scope.as_str() }).inc_by(usd);
+        }
+    }
+
+    fn state_error(&self, failed_open: bool) {
+        let outcome = if failed_open { "fail_open" } else { "fail_closed" };
+        self.state_errors.get_or_create(&StateErrorLabels { outcome }).inc();
     }
 }

@@ -1,6 +1,8 @@
 //! The pipeline every AI request goes through behind the front door, composed in one place.
 
 use loom_core::{LlmRequest, LlmResponse, LoomError};
+use loom_guard::auth::AuthLayer;
+use loom_guard::rate_limit::RateLimitLayer;
 use loom_routing::Router;
 use loom_tokens::accounting::{CountTokensLayer, TokenAccountingLayer};
 use tower::util::BoxCloneSyncService;
@@ -17,6 +19,10 @@ pub type Pipeline = BoxCloneSyncService<LlmRequest, LlmResponse, LoomError>;
 pub struct Stages {
     /// Removes configured secrets from every error that leaves.
     pub scrub_errors: ScrubErrorsLayer,
+    /// Turns a virtual key into the request's identity (when authentication is on).
+    pub auth: Option<AuthLayer>,
+    /// Rate limits and budgets (when any can apply).
+    pub rate_limits: Option<RateLimitLayer>,
     /// Counts usage and cost of every request.
     pub accounting: TokenAccountingLayer,
     /// Counts and times the requests that reach a provider.
@@ -31,14 +37,18 @@ pub struct Stages {
 ///    route, body size and time limits, the request's deadline, parsing into an
 ///    [`LlmRequest`]; the answer is written back in the client's format;
 /// 2. error scrubbing ([`ScrubErrorsLayer`]): no configured secret leaves in an error;
-/// 3. token accounting ([`TokenAccountingLayer`]): the input estimate on the way in; usage,
+/// 3. authentication ([`AuthLayer`]): the virtual key becomes the request's identity, or
+///    the request gets 401/403;
+/// 4. rate limits and budgets ([`RateLimitLayer`]): reserve before the call, settle with
+///    the recorded usage after it, or 429;
+/// 5. token accounting ([`TokenAccountingLayer`]): the input estimate on the way in; usage,
 ///    cost and one record per request on the way out, streams included;
-/// 4. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
-/// 5. the router ([`Router`]): model mapping, strategy, failover, health;
-/// 6. the provider adapters behind it: canonical to wire format and back.
+/// 6. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
+/// 7. the router ([`Router`]): model mapping, strategy, failover, health;
+/// 8. the provider adapters behind it: canonical to wire format and back.
 ///
-/// Authentication, rate limits and budgets, and security checks take their places between
-/// 2 and 3, the cache between 3 and 4: one `.layer(...)` line each.
+/// Security checks take their place between 4 and 5, the cache between 5 and 6: one
+/// `.layer(...)` line each.
 pub fn pipeline<S>(stages: &Stages, router: Router<S>) -> Pipeline
 where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
@@ -46,6 +56,8 @@ where
 {
     let stack = ServiceBuilder::new()
         .layer(stages.scrub_errors.clone())
+        .option_layer(stages.auth.clone())
+        .option_layer(stages.rate_limits.clone())
         .layer(stages.accounting.clone())
         .layer(stages.metrics.clone())
         .service(router);
@@ -56,8 +68,9 @@ where
 /// it is neither accounted nor a provider request in the metrics.
 ///
 /// 1. error scrubbing ([`ScrubErrorsLayer`]);
-/// 2. the count ([`CountTokensLayer`]): the provider's, or Loom's tokenizers' when it has none;
-/// 3. the router, which asks the provider a request for the model would go to.
+/// 2. authentication ([`AuthLayer`]), when on: counting needs a key like any call;
+/// 3. the count ([`CountTokensLayer`]): the provider's, or Loom's tokenizers' when it has none;
+/// 4. the router, which asks the provider a request for the model would go to.
 pub fn token_counter<S>(stages: &Stages, router: Router<S>) -> Pipeline
 where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
@@ -65,6 +78,7 @@ where
 {
     let stack = ServiceBuilder::new()
         .layer(stages.scrub_errors.clone())
+        .option_layer(stages.auth.clone())
         .layer(stages.count_tokens.clone())
         .service(router);
     BoxCloneSyncService::new(stack)

@@ -21,7 +21,7 @@ pub type RateLimitsConfig = Vec<LimitConfig>;
 pub type BudgetsConfig = Vec<BudgetConfig>;
 
 /// `ai_gateway.auth`: virtual keys.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Whether requests need a Loom key (default false, for the quickstart).
@@ -36,7 +36,7 @@ pub struct AuthConfig {
 }
 
 /// One key under `ai_gateway.auth.keys`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// Unique id, shown in usage records and the admin API.
@@ -286,8 +286,49 @@ fn fail_closed() -> FailMode {
     FailMode::FailClosed
 }
 
+/// `ai_gateway.reservations`: what a request reserves from rate limits and budgets
+/// before its call (settled with the real usage after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReservationsConfig {
+    /// Output tokens reserved for a request that sets no `max_tokens` (default 1024).
+    pub default_output_tokens: u64,
+    /// How long a reservation holds when its instance never settles it (default 10m).
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for ReservationsConfig {
+    fn default() -> Self {
+        ReservationsConfig {
+            default_output_tokens: crate::rate_limit::DEFAULT_OUTPUT_TOKENS,
+            ttl: crate::rate_limit::DEFAULT_RESERVATION_TTL,
+        }
+    }
+}
+
+impl ReservationsConfig {
+    /// Problems with these settings, their keys under `path`.
+    pub fn validate_at(&self, path: &str) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if self.default_output_tokens > 10_000_000 {
+            problems.push(ConfigProblem {
+                path: format!("{path}.default_output_tokens"),
+                message: format!("{} is more than 10000000", self.default_output_tokens),
+            });
+        }
+        if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(86_400) {
+            problems.push(ConfigProblem {
+                path: format!("{path}.ttl"),
+                message: "must be between 1s and 24h".to_owned(),
+            });
+        }
+        problems
+    }
+}
+
 /// `ai_gateway.state`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// `memory` (default) or `redis`.

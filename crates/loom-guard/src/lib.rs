@@ -128,8 +128,8 @@ pub use budgets::{
 };
 pub use config::{
     AuthConfig, Backend, BudgetConfig, BudgetScope, BudgetsConfig, ConfigProblem, DEFAULT_MAX_ENTRIES,
-    FailMode, KeyConfig, LimitConfig, OnStateError, Period, RateLimitsConfig, Scope, StateConfig,
-    validate_budgets, validate_limits,
+    FailMode, KeyConfig, LimitConfig, OnStateError, Period, RateLimitsConfig, ReservationsConfig, Scope,
+    StateConfig, validate_budgets, validate_limits,
 };
 pub use error::GuardError;
 pub use keys::{

@@ -41,7 +41,7 @@ async fn instance(server: &RedisServer) -> KeyStore {
         url: Some(Secret::new(server.url())),
         ..StateConfig::default()
     };
-    let state = GuardState::redis(&config).await.unwrap();
+    let state = GuardState::redis(&config).unwrap();
     KeyStore::open(&auth(), &state).await.unwrap()
 }
 

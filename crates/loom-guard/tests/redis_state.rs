@@ -25,7 +25,7 @@ fn config(server: &RedisServer) -> StateConfig {
 }
 
 async fn redis_state(server: &RedisServer) -> GuardState {
-    GuardState::redis(&config(server)).await.unwrap()
+    GuardState::redis(&config(server)).unwrap()
 }
 
 fn limit(bucket: &str, kind: LimitKind, limit: u64, period: Duration, burst: u64, cost: u64) -> LimitCheck {
@@ -373,7 +373,7 @@ async fn errors_never_show_the_url_password() {
         timeout: Duration::from_millis(200),
         ..StateConfig::default()
     };
-    let state = GuardState::redis(&config).await.unwrap();
+    let state = GuardState::redis(&config).unwrap();
     let error = state.ping().await.unwrap_err();
     assert!(matches!(error, GuardError::Backend(_)), "{error:?}");
     assert!(!error.to_string().contains("hunter2"), "{error}");

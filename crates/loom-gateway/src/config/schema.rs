@@ -170,6 +170,16 @@ pub struct AiGatewayConfig {
     /// `GET /v1/models`.
     #[serde(with = "humantime_serde")]
     pub models_refresh: std::time::Duration,
+    /// Virtual keys: who may call, with what identity.
+    pub auth: loom_guard::AuthConfig,
+    /// Rate limits every request must pass (keys add their own).
+    pub rate_limits: loom_guard::RateLimitsConfig,
+    /// Spending and token budgets (keys add their own).
+    pub budgets: loom_guard::BudgetsConfig,
+    /// What a request reserves from limits and budgets before its call.
+    pub reservations: loom_guard::ReservationsConfig,
+    /// Where limits, budgets and keys live: in memory, or on Redis shared by instances.
+    pub state: loom_guard::StateConfig,
 }
 
 /// Default `ai_gateway.models_refresh`.
@@ -219,6 +229,11 @@ impl Default for AiGatewayConfig {
             streaming: StreamingConfig::default(),
             token_accounting: TokenAccountingConfig::default(),
             models_refresh: DEFAULT_MODELS_REFRESH,
+            auth: loom_guard::AuthConfig::default(),
+            rate_limits: Vec::new(),
+            budgets: Vec::new(),
+            reservations: loom_guard::ReservationsConfig::default(),
+            state: loom_guard::StateConfig::default(),
         }
     }
 }

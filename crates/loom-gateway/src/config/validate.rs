@@ -56,6 +56,7 @@ impl LoomConfig {
             problems.add("logging.level", "must not be empty (e.g. `info`)");
         }
         validate_ai_gateway(&self.ai_gateway, &mut problems);
+        validate_guard(&self.ai_gateway, &mut problems);
         let serves_ai = self.effective_routes().iter().any(|route| route.ai_gateway);
         if self.ai_gateway.enabled && serves_ai && self.ai_gateway.providers.is_empty() {
             problems.add(
@@ -66,6 +67,20 @@ impl LoomConfig {
         validate_routes(&self.routes, &self.ai_gateway.providers, &mut problems);
         check_one_price_per_provider(&self.written_prices(), &mut problems);
         ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
+    }
+}
+
+/// Checks keys, rate limits, budgets, reservations and the state backend.
+fn validate_guard(ai: &AiGatewayConfig, problems: &mut Problems) {
+    let found = [
+        ai.auth.validate_at("ai_gateway.auth"),
+        loom_guard::validate_limits(&ai.rate_limits, "ai_gateway.rate_limits"),
+        loom_guard::validate_budgets(&ai.budgets, "ai_gateway.budgets"),
+        ai.reservations.validate_at("ai_gateway.reservations"),
+        ai.state.validate_at("ai_gateway.state"),
+    ];
+    for problem in found.into_iter().flatten() {
+        problems.add(problem.path, problem.message);
     }
 }
 

@@ -86,7 +86,8 @@ fn refusal(failure: AuthFailure, request: &LlmRequest) -> LoomError {
     let (kind, message, param) = match failure {
         AuthFailure::MissingKey => (
             ErrorKind::Authentication,
-            "No API key: send a Loom key as `Authorization: Bearer <key>`, `x-api-key` or `api-key`".to_owned(),
+            "No API key: send a Loom key as `Authorization: Bearer <key>`, `x-api-key` or `api-key`"
+                .to_owned(),
             None,
         ),
         AuthFailure::UnknownKey => (ErrorKind::Authentication, "Incorrect API key provided".to_owned(), None),

@@ -25,7 +25,8 @@ pub(super) fn rate_limit_headers(statuses: &[LimitStatus]) -> HeaderMap {
         (LimitKind::Requests, [LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS]),
         (LimitKind::Tokens, [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS]),
     ] {
-        let tightest = statuses.iter().filter(|status| status.kind == kind).min_by_key(|status| status.remaining);
+        let tightest =
+            statuses.iter().filter(|status| status.kind == kind).min_by_key(|status| status.remaining);
         if let Some(status) = tightest {
             headers.insert(limit, HeaderValue::from(status.limit));
             headers.insert(remaining, HeaderValue::from(status.remaining));
@@ -68,7 +69,9 @@ pub(super) fn rate_limited(
                 LimitKind::Tokens => "tokens",
             };
             let whose = match subject.value(check.scope) {
-                Some(value) if check.scope != crate::Scope::Global => format!("{} `{value}`", check.scope.as_str()),
+                Some(value) if check.scope != crate::Scope::Global => {
+                    format!("{} `{value}`", check.scope.as_str())
+                }
                 _ => check.scope.as_str().to_owned(),
             };
             let per = reset_text(check.period);
@@ -87,7 +90,10 @@ pub(super) fn rate_limited(
     if !too_large {
         let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        headers.insert(RETRY_AFTER_MS, HeaderValue::from(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX)));
+        headers.insert(
+            RETRY_AFTER_MS,
+            HeaderValue::from(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX)),
+        );
     }
     LoomError::new(ErrorKind::RateLimited, message).with_code("rate_limit_exceeded").with_headers(headers)
 }

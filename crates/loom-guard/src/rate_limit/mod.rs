@@ -46,5 +46,5 @@ mod headers;
 mod layer;
 mod service;
 
-pub use layer::RateLimitLayer;
+pub use layer::{DEFAULT_OUTPUT_TOKENS, DEFAULT_RESERVATION_TTL, RateLimitLayer};
 pub use service::RateLimit;

@@ -19,7 +19,9 @@ use super::headers::{over_budget, rate_limit_headers, rate_limited};
 use super::layer::Settings;
 use crate::auth::AuthenticatedKey;
 use crate::limits::{LimitKind, Subject};
-use crate::{BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, LimitCheck, Refusal, Reservation, usd_to_nano};
+use crate::{
+    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, LimitCheck, Refusal, Reservation, usd_to_nano,
+};
 
 /// The service [`RateLimitLayer`](super::RateLimitLayer) produces.
 #[derive(Clone)]
@@ -61,19 +63,13 @@ fn checks(settings: &Settings, request: &LlmRequest, subject: &Subject) -> Check
         key.map_or((&[][..], &[][..]), |key| (key.0.limits.as_slice(), key.0.budgets.as_slice()));
     let input = rough_input_tokens(&request.payload);
     let output = match &request.payload {
-        RequestPayload::Chat(chat) => {
-            chat.output_limit().map_or(settings.default_output_tokens, u64::from)
-        }
+        RequestPayload::Chat(chat) => chat.output_limit().map_or(settings.default_output_tokens, u64::from),
         RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
     };
     let tokens = input.saturating_add(output);
     let limits = settings.limits.checks(subject, key_limits, tokens);
-    let cost = settings
-        .prices
-        .price(None, subject.model)
-        .map_or(0.0, |price| price.cost(input, 0, output));
-    let budgets =
-        settings.budgets.checks(subject, key_budgets, SystemTime::now(), usd_to_nano(cost), tokens);
+    let cost = settings.prices.price(None, subject.model).map_or(0.0, |price| price.cost(input, 0, output));
+    let budgets = settings.budgets.checks(subject, key_budgets, SystemTime::now(), usd_to_nano(cost), tokens);
     Checks { limits, budgets }
 }
 
@@ -90,7 +86,11 @@ fn subject_of(request: &LlmRequest) -> Subject<'_> {
     }
 }
 
-async fn guarded<S>(settings: Arc<Settings>, inner: S, mut request: LlmRequest) -> Result<LlmResponse, LoomError>
+async fn guarded<S>(
+    settings: Arc<Settings>,
+    inner: S,
+    mut request: LlmRequest,
+) -> Result<LlmResponse, LoomError>
 where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
 {
@@ -101,7 +101,9 @@ where
     let decision = settings.state.acquire(&limits, &budgets, settings.reservation_ttl).await;
     let (reservation, statuses) = match decision {
         Ok(Decision::Allowed { reservation, limits: statuses }) => (reservation, statuses),
-        Ok(Decision::Refused(refusal)) => return Err(refuse(&settings, &request, &limits, &budgets, refusal)),
+        Ok(Decision::Refused(refusal)) => {
+            return Err(refuse(&settings, &request, &limits, &budgets, refusal));
+        }
         Err(error) => {
             let fail_open = (limits.is_empty() || settings.on_state_error.rate_limits == FailMode::FailOpen)
                 && (budgets.is_empty() || settings.on_state_error.budgets == FailMode::FailOpen);
@@ -256,7 +258,9 @@ fn warn_state_error(error: &str, failed_open: bool) {
     let failures = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs());
     let last = LAST_LOGGED.load(Ordering::Relaxed);
-    if now >= last + 10 && LAST_LOGGED.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+    if now >= last + 10
+        && LAST_LOGGED.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
         SINCE.store(0, Ordering::Relaxed);
         warn!(error, failures, failed_open, "rate-limit and budget state unavailable");
     }

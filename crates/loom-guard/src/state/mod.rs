@@ -246,16 +246,20 @@ impl GuardState {
         GuardState::Memory(Arc::new(MemoryState::new(max_entries)))
     }
 
-    /// A Redis state for `config` (connects lazily: a Redis that is down now is not an error).
-    pub async fn redis(config: &StateConfig) -> Result<Self, GuardError> {
+    /// A Redis state for `config` (connects lazily: a Redis that is down now is not an
+    /// error). Needs a Tokio runtime, which drives the connection.
+    pub fn redis(config: &StateConfig) -> Result<Self, GuardError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(GuardError::Backend("the redis state backend needs a Tokio runtime".to_owned()));
+        }
         RedisState::connect(config).map(GuardState::Redis)
     }
 
-    /// The state `config` asks for.
-    pub async fn from_config(config: &StateConfig) -> Result<Self, GuardError> {
+    /// The state `config` asks for (Redis: see [`GuardState::redis`]).
+    pub fn from_config(config: &StateConfig) -> Result<Self, GuardError> {
         match config.backend {
             crate::config::Backend::Memory => Ok(GuardState::memory(config.max_entries)),
-            crate::config::Backend::Redis => GuardState::redis(config).await,
+            crate::config::Backend::Redis => GuardState::redis(config),
         }
     }
 

@@ -62,7 +62,9 @@ pub(crate) fn rough_chat(chat: &ChatRequest) -> u64 {
 /// stages that must reserve tokens before the provider reports them.
 pub fn rough_input_tokens(payload: &loom_core::RequestPayload) -> u64 {
     match payload {
-        loom_core::RequestPayload::Chat(chat) | loom_core::RequestPayload::CountTokens(chat) => rough_chat(chat),
+        loom_core::RequestPayload::Chat(chat) | loom_core::RequestPayload::CountTokens(chat) => {
+            rough_chat(chat)
+        }
         loom_core::RequestPayload::Embeddings(embeddings) => embeddings_text_bytes(embeddings).div_ceil(4),
     }
 }
