@@ -385,6 +385,28 @@ impl UsageObserver for Metrics {
     }
 }
 
+impl loom_guard::GuardObserver for Metrics {
+    fn auth_failed(&self, failure: loom_guard::AuthFailure) {
+        self.auth_failures.get_or_create(&ReasonLabels { reason: failure.as_str() }).inc();
+    }
+
+    fn rate_limit_decision(&self, scope: loom_guard::Scope, allowed: bool) {
+        let decision = if allowed { "allowed" } else { "refused" };
+        self.ratelimit_decisions.get_or_create(&DecisionLabels { scope: scope.as_str(), decision }).inc();
+    }
+
+    fn budget_spent(&self, scope: loom_guard::BudgetScope, usd: f64) {
+        if usd.is_finite() && usd > 0.0 {
+            self.budget_spend.get_or_create(&ScopeLabels { scope: scope.as_str() }).inc_by(usd);
+        }
+    }
+
+    fn state_error(&self, failed_open: bool) {
+        let outcome = if failed_open { "fail_open" } else { "fail_closed" };
+        self.state_errors.get_or_create(&StateErrorLabels { outcome }).inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,27 +535,5 @@ mod tests {
             text.lines().any(|line| line == "loom_ai_requests_total{provider=\"openai\",model=\"gpt-4o\"} 1")
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
-    }
-}
-
-impl loom_guard::GuardObserver for Metrics {
-    fn auth_failed(&self, failure: loom_guard::AuthFailure) {
-        self.auth_failures.get_or_create(&ReasonLabels { reason: failure.as_str() }).inc();
-    }
-
-    fn rate_limit_decision(&self, scope: loom_guard::Scope, allowed: bool) {
-        let decision = if allowed { "allowed" } else { "refused" };
-        self.ratelimit_decisions.get_or_create(&DecisionLabels { scope: scope.as_str(), decision }).inc();
-    }
-
-    fn budget_spent(&self, scope: loom_guard::BudgetScope, usd: f64) {
-        if usd.is_finite() && usd > 0.0 {
-            self.budget_spend.get_or_create(&ScopeLabels { scope: scope.as_str() }).inc_by(usd);
-        }
-    }
-
-    fn state_error(&self, failed_open: bool) {
-        let outcome = if failed_open { "fail_open" } else { "fail_closed" };
-        self.state_errors.get_or_create(&StateErrorLabels { outcome }).inc();
     }
 }
