@@ -27,6 +27,8 @@ pub struct AccessLog {
 /// What the log line tells of a failed request's upstream.
 struct Failure {
     message: String,
+    /// The error's machine-readable code.
+    code: Option<String>,
     provider: Option<String>,
     upstream_status: Option<u16>,
     /// The upstream's error body, scrubbed and bounded by the provider.
@@ -51,6 +53,7 @@ impl AccessLog {
     pub fn failed(&mut self, error: &LoomError) {
         self.failure = Some(Failure {
             message: error.message.clone(),
+            code: error.code.clone(),
             provider: error.upstream.as_ref().map(|upstream| upstream.provider.clone()),
             upstream_status: error.upstream.as_ref().and_then(|upstream| upstream.status),
             upstream_body: error.upstream.as_ref().and_then(|upstream| upstream.body.clone()),
@@ -82,6 +85,9 @@ impl AccessLog {
                 provider = failure.provider.as_deref().or(provider).unwrap_or("-"),
                 upstream_status = failure.upstream_status,
                 upstream_body = failure.upstream_body.as_deref(),
+                // Loom's own decisions (e.g. `rate_limit_exceeded`, `insufficient_quota`,
+                // `invalid_api_key`) are told apart by their code.
+                code = failure.code.as_deref(),
                 error = %failure.message,
                 elapsed_us,
                 upstream_us,
@@ -96,6 +102,7 @@ impl Drop for AccessLog {
         if !self.done {
             self.failure.get_or_insert_with(|| Failure {
                 message: "the client went away before the answer began".to_owned(),
+                code: None,
                 provider: None,
                 upstream_status: None,
                 upstream_body: None,
