@@ -80,6 +80,8 @@ pub struct Gateway {
     admin_limits: ConnectionLimits,
     models: ModelRefresher,
     guard: Option<AdminGuard>,
+    /// The global budgets, as configured (seeded from the ledger at start).
+    budgets: loom_guard::BudgetsConfig,
 }
 
 impl Gateway {
@@ -200,6 +202,7 @@ impl Gateway {
             admin_limits: ConnectionLimits::admin(&config.server),
             models,
             guard,
+            budgets: ai.budgets.clone(),
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -232,11 +235,19 @@ impl Gateway {
             })?),
             None => None,
         };
-        if let Some(keys) = self.guard.as_ref().and_then(|guard| guard.keys.as_ref()) {
-            // Keys created through the admin API on any instance work here from the start.
-            if let Err(error) = keys.refresh().await {
-                warn!(%error, "cannot load the keys created at run time; retrying in the background");
+        if let Some(guard) = &self.guard {
+            if let Some(keys) = &guard.keys {
+                // Keys created through the admin API on any instance work here from the start.
+                if let Err(error) = keys.refresh().await {
+                    warn!(%error, "cannot load the keys created at run time; retrying in the background");
+                }
             }
+            crate::budget_seed::seed_budgets(
+                guard,
+                &self.budgets,
+                &self.recorder,
+                std::time::SystemTime::now(),
+            );
         }
         Ok(self.start_on(listener, admin_listener))
     }

@@ -36,6 +36,7 @@ mod access_log;
 pub mod admin;
 pub mod anthropic_format;
 mod anthropic_stream;
+mod budget_seed;
 pub mod config;
 mod deadline;
 pub mod front_door;
