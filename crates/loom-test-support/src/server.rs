@@ -750,10 +750,10 @@ fn add_headers(map: &mut HeaderMap, headers: &[(String, String)]) {
 }
 
 fn set_request_id(map: &mut HeaderMap, seq: usize) {
-    if !map.contains_key(&X_REQUEST_ID) {
-        if let Ok(value) = HeaderValue::try_from(format!("req_mock_{seq}")) {
-            map.insert(X_REQUEST_ID, value);
-        }
+    if !map.contains_key(&X_REQUEST_ID)
+        && let Ok(value) = HeaderValue::try_from(format!("req_mock_{seq}"))
+    {
+        map.insert(X_REQUEST_ID, value);
     }
 }
 

@@ -127,9 +127,9 @@ pub(crate) fn max_workers(cpus: usize) -> usize {
 /// A bound written as the whole unit it is (`24h`, `1h`, `1m`).
 fn format_bound(bound: Duration) -> String {
     let seconds = bound.as_secs();
-    if seconds % 3600 == 0 {
+    if seconds.is_multiple_of(3600) {
         format!("{}h", seconds / 3600)
-    } else if seconds % 60 == 0 {
+    } else if seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else {
         format_duration(bound).to_string()
