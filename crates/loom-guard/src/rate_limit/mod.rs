@@ -45,6 +45,8 @@
 mod headers;
 mod layer;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use layer::{DEFAULT_OUTPUT_TOKENS, DEFAULT_RESERVATION_TTL, RateLimitLayer};
 pub use service::RateLimit;
