@@ -45,6 +45,8 @@
 
 mod layer;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use layer::AuthLayer;
 pub use service::{Auth, AuthenticatedKey};
