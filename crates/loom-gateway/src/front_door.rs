@@ -69,6 +69,9 @@ pub struct FrontDoorSettings {
     pub request_timeout: Duration,
     /// Where Loom's own time per request is recorded.
     pub metrics: Arc<Metrics>,
+    /// Whether the key a client presents is handed to the stack as
+    /// [`PresentedKey`] (for an authentication stage; default on).
+    pub pass_presented_keys: bool,
 }
 
 impl Default for FrontDoorSettings {
@@ -84,6 +87,7 @@ impl Default for FrontDoorSettings {
             flush_interval: streaming.flush_interval,
             request_timeout: server.request_timeout,
             metrics: Arc::new(Metrics::new()),
+            pass_presented_keys: true,
         }
     }
 }
@@ -97,6 +101,7 @@ struct FrontDoorState<S> {
     request_timeout: Duration,
     request_ids: RequestIds,
     metrics: Arc<Metrics>,
+    pass_presented_keys: bool,
 }
 
 impl<S> FrontDoor<S> {
@@ -115,6 +120,7 @@ impl<S> FrontDoor<S> {
                 request_timeout: settings.request_timeout,
                 request_ids: RequestIds::new(),
                 metrics: settings.metrics,
+                pass_presented_keys: settings.pass_presented_keys,
             }),
         }
     }
@@ -318,7 +324,7 @@ where
     // Until authentication exists, callers name themselves with these headers.
     let header_user = header_identity(request.headers(), &LOOM_USER);
     let header_team = header_identity(request.headers(), &LOOM_TEAM);
-    let presented_key = presented_key(request.headers());
+    let presented_key = if state.pass_presented_keys { presented_key(request.headers()) } else { None };
     // One deadline from the request's arrival: a slow body eats into it.
     let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
     let body = read_body(request, &state.body_limits, deadline).await?;

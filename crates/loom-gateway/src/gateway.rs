@@ -189,6 +189,8 @@ impl Gateway {
             flush_interval: ai.streaming.flush_interval,
             request_timeout: config.server.request_timeout,
             metrics: metrics.clone(),
+            // Only the authentication stage reads it.
+            pass_presented_keys: ai.auth.enabled,
         };
         Ok(Gateway {
             front_door: FrontDoor::new(routes, settings),
