@@ -304,11 +304,12 @@ impl Gateway {
     }
 }
 
-/// The guard's state, keys and budgets, when authentication, a rate limit or a budget is
-/// configured.
+/// The guard's state, keys and budgets, when authentication, a rate limit, a budget or
+/// the admin key is configured.
 fn build_guard(config: &LoomConfig) -> Result<Option<AdminGuard>, GatewayError> {
     let ai = &config.ai_gateway;
-    if !ai.auth.enabled && ai.rate_limits.is_empty() && ai.budgets.is_empty() {
+    // The admin key protects the admin port even with auth, limits and budgets off.
+    if !ai.auth.enabled && ai.auth.admin_key.is_none() && ai.rate_limits.is_empty() && ai.budgets.is_empty() {
         return Ok(None);
     }
     let state = GuardState::from_config(&ai.state)?;

@@ -81,6 +81,11 @@ impl Budgets {
         self.budgets.is_empty()
     }
 
+    /// The configured budgets, in configuration order.
+    pub fn configs(&self) -> &[BudgetConfig] {
+        &self.budgets
+    }
+
     /// The budget periods a request of `subject` touches at `now`, reserving the given
     /// amounts: every global budget whose scope value the request has (and matches), then
     /// the key's own. A budget reached twice (same bucket) is checked once, against the

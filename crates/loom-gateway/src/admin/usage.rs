@@ -1,47 +1,16 @@
-//! The admin server: health, Prometheus metrics and usage reports, on their own port.
+//! `GET /ai/usage`: usage grouped by user, team, key, model or provider over a time range.
 
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, VARY};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use loom_routing::{ProviderSnapshot, ProviderState};
-use loom_tokens::accounting::{Dimension, UsageGroup, UsageRecorder};
+use loom_tokens::accounting::{Dimension, UsageGroup};
 use serde::Serialize;
-use serde_json::json;
 
-use crate::metrics::{ExpositionFormat, Metrics};
+use super::AdminState;
+use super::error::ApiError;
 
 /// Default report window: the last day.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(86_400);
-
-/// What the admin endpoints read.
-pub struct AdminState {
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Usage records.
-    pub usage: Arc<UsageRecorder>,
-    /// Provider health and statistics, in config order.
-    pub providers: Vec<Arc<ProviderState>>,
-    /// Keys and budgets, when authentication, a rate limit or a budget is configured.
-    pub guard: Option<AdminGuard>,
-}
-
-/// What the admin API manages when authentication, rate limits or budgets are configured.
-#[derive(Clone)]
-pub struct AdminGuard {
-    /// Where limits, budgets and run-time keys live.
-    pub state: loom_guard::GuardState,
-    /// The keys, when authentication is on.
-    pub keys: Option<Arc<loom_guard::KeyStore>>,
-    /// The global budgets (`GET /ai/budgets`).
-    pub budgets: loom_guard::Budgets,
-    /// The admin API's own key (`ai_gateway.auth.admin_key`), when set.
-    pub admin_key: Option<loom_core::Secret>,
-}
 
 /// A usage report (`GET /ai/usage`).
 #[derive(Serialize)]
@@ -52,94 +21,18 @@ struct UsageReport {
     groups: Vec<UsageGroup>,
 }
 
-/// Handles one admin request.
-pub async fn handle_admin<B>(
-    state: Arc<AdminState>,
-    request: Request<B>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let is_metrics = request.uri().path() == "/metrics";
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/health") => {
-            (StatusCode::OK, "application/json", Bytes::from_static(br#"{"status":"ok"}"#))
-        }
-        (&Method::GET, "/metrics") => {
-            let accept = request.headers().get(ACCEPT).and_then(|accept| accept.to_str().ok());
-            let format = ExpositionFormat::from_accept(accept);
-            state.metrics.record_usage_losses(state.usage.dropped_records(), state.usage.folded_records());
-            (
-                StatusCode::OK,
-                format.content_type(),
-                Bytes::from(state.metrics.encode(&state.providers, format)),
-            )
-        }
-        (&Method::GET, "/ai/providers") => {
-            let providers: Vec<ProviderSnapshot> =
-                state.providers.iter().map(|provider| provider.snapshot()).collect();
-            (StatusCode::OK, "application/json", Bytes::from(json!({"providers": providers}).to_string()))
-        }
-        (&Method::GET, "/ai/usage") => match usage(&state, request.uri().query().unwrap_or("")).await {
-            Ok(body) => (StatusCode::OK, "application/json", body),
-            Err((status, message, param)) => {
-                (status, "application/json", error_body(&message, param, status))
-            }
-        },
-        (_, "/health" | "/metrics" | "/ai/usage" | "/ai/providers") => {
-            let status = StatusCode::METHOD_NOT_ALLOWED;
-            (status, "application/json", error_body("use GET", None, status))
-        }
-        _ => {
-            let status = StatusCode::NOT_FOUND;
-            (
-                status,
-                "application/json",
-                error_body(
-                    "unknown admin path; try /health, /metrics, /ai/providers or /ai/usage",
-                    None,
-                    status,
-                ),
-            )
-        }
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if is_metrics {
-        // The format depends on `Accept`: caches must not serve one scraper's to another.
-        response.headers_mut().insert(VARY, HeaderValue::from_static("accept"));
-    }
-    Ok(response)
-}
-
-fn error_body(message: &str, param: Option<&str>, status: StatusCode) -> Bytes {
-    let (kind, code) = if status == StatusCode::NOT_FOUND {
-        ("invalid_request_error", "unknown_url")
-    } else if status == StatusCode::METHOD_NOT_ALLOWED {
-        ("invalid_request_error", "method_not_allowed")
-    } else if status.is_server_error() {
-        ("server_error", "internal_error")
-    } else {
-        ("invalid_request_error", "invalid_parameter")
-    };
-    let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
-    Bytes::from(body.to_string())
-}
-
-type AdminError = (StatusCode, String, Option<&'static str>);
-
 /// `GET /ai/usage?group_by=user|team|key|model|provider&from=&to=`.
-async fn usage(state: &AdminState, query: &str) -> Result<Bytes, AdminError> {
+pub(crate) async fn usage(state: &AdminState, query: &str) -> Result<Bytes, ApiError> {
     let query = parse_usage_query(query, SystemTime::now())
-        .map_err(|error| (StatusCode::BAD_REQUEST, error.message, Some(error.param)))?;
+        .map_err(|error| ApiError::invalid(error.param, error.message))?;
     let (group_by, from_ms, to_ms) = (query.group_by(), query.from_ms(), query.to_ms());
     let usage = state.usage.clone();
     let groups = tokio::task::spawn_blocking(move || usage.report(group_by, from_ms, to_ms))
         .await
-        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, format!("usage report failed: {error}"), None))?
-        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string(), None))?;
+        .map_err(|error| ApiError::internal(format!("usage report failed: {error}")))?
+        .map_err(|error| ApiError::internal(error.to_string()))?;
     let report = UsageReport { group_by, from: query.from_rfc3339(), to: query.to_rfc3339(), groups };
-    serde_json::to_vec(&report)
-        .map(Bytes::from)
-        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string(), None))
+    serde_json::to_vec(&report).map(Bytes::from).map_err(|error| ApiError::internal(error.to_string()))
 }
 
 /// The latest time a usage query may name: the last second of the year 9999, the end
@@ -414,40 +307,12 @@ mod tests {
                 }
                 Err(error) => {
                     prop_assert!(["group_by", "from", "to", "query"].contains(&error.param), "{error:?}");
-                    let body = error_body(&error.message, Some(error.param), StatusCode::BAD_REQUEST);
+                    let body = ApiError::invalid(error.param, error.message.clone()).body();
                     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
                     prop_assert_eq!(&body["error"]["param"], error.param);
                     prop_assert_eq!(&body["error"]["code"], "invalid_parameter");
                 }
             }
         }
-    }
-}
-
-/// The admin API as a `tower::Service<http::Request<B>>`, to mount in any server.
-#[derive(Clone)]
-pub struct Admin {
-    state: Arc<AdminState>,
-}
-
-impl Admin {
-    /// The admin API over `state`.
-    pub fn new(state: AdminState) -> Self {
-        Admin { state: Arc::new(state) }
-    }
-}
-
-impl<B: Send + 'static> tower::Service<Request<B>> for Admin {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        Box::pin(handle_admin(self.state.clone(), request))
     }
 }
