@@ -30,6 +30,9 @@ const ROUTES: &str = "routes:
   - {id: batch, path: /batch/v1/*, ai_gateway: true}
 ";
 
+/// Request headers, as name and value.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const CHAT: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
 const MESSAGES: &str = r#"{"model":"gpt-4o","max_tokens":8,"messages":[{"role":"user","content":"Hi"}]}"#;
 
@@ -120,7 +123,7 @@ async fn missing_unknown_and_expired_keys_get_401_in_the_clients_format() {
     let mock = MockUpstream::start().await;
     let gateway = gateway(&mock, KEYS, "").await;
     let missing = "No API key: send a Loom key as `Authorization: Bearer <key>`, `x-api-key` or `api-key`";
-    let cases: [(&[(&str, &str)], &str, &str); 3] = [
+    let cases: [(Headers, &str, &str); 3] = [
         (&[], missing, "missing_api_key"),
         (&[("authorization", "Bearer lk-nope")], "Incorrect API key provided", "invalid_api_key"),
         (&[("authorization", "Bearer lk-old")], "The API key has expired", "expired_api_key"),
