@@ -241,13 +241,22 @@ async fn identity_comes_from_the_key_unless_the_key_may_set_it() {
 async fn x_api_key_and_api_key_authenticate_like_bearer() {
     let mock = MockUpstream::start().await;
     let gateway = gateway(&mock, KEYS, "").await;
-    for header in [("authorization", "Bearer lk-app"), ("x-api-key", "lk-app"), ("api-key", "lk-app")] {
-        let response = post(&gateway, "/v1/chat/completions", &[header], CHAT).await;
-        assert_eq!(response.status, 200, "{header:?}: {}", response.text());
-        let response = post(&gateway, "/v1/chat/completions", &[(header.0, "lk-wrong")], CHAT).await;
-        assert_eq!(response.status, 401, "{header:?}: {}", response.text());
-        assert_eq!(response.json()["error"]["code"], "invalid_api_key");
+    let styles = [
+        ("authorization", "Bearer lk-app", "Bearer lk-wrong"),
+        ("x-api-key", "lk-app", "lk-wrong"),
+        ("api-key", "lk-app", "lk-wrong"),
+    ];
+    for (name, right, wrong) in styles {
+        let response = post(&gateway, "/v1/chat/completions", &[(name, right)], CHAT).await;
+        assert_eq!(response.status, 200, "{name}: {}", response.text());
+        let response = post(&gateway, "/v1/chat/completions", &[(name, wrong)], CHAT).await;
+        assert_eq!(response.status, 401, "{name}: {}", response.text());
+        assert_eq!(response.json()["error"]["code"], "invalid_api_key", "{name}");
     }
+    // `authorization` without the Bearer scheme presents no key.
+    let response = post(&gateway, "/v1/chat/completions", &[("authorization", "lk-app")], CHAT).await;
+    assert_eq!(response.status, 401, "{}", response.text());
+    assert_eq!(response.json()["error"]["code"], "missing_api_key");
     // What reaches the upstream carries the provider's key, never the client's.
     let requests = mock.requests();
     assert_eq!(requests.len(), 3);
