@@ -1,0 +1,188 @@
+//! Loom's virtual keys and rate limits through the official Python SDKs:
+//! `tests/python/openai_guard.py` (`openai`) and `tests/python/anthropic_guard.py`
+//! (`anthropic`, with `x-api-key`) see 401, 403 and 429 as their own error types, and the
+//! `openai` SDK's retry honours `retry-after-ms`.
+//!
+//! The interpreter is `$TEST_PYTHON`, else `<workspace>/.venv/bin/python`, else
+//! `python3`; it must have the packages of `tests/python/requirements.txt` (`.ci/run`
+//! installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use loom_e2e::TestGateway;
+use loom_e2e::process::{Finished, python, run, workspace_root};
+use loom_test_support::MockUpstream;
+use rusqlite::Connection;
+
+/// Longest a script may take; it gives up by itself a little earlier.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The keys the scripts use (see their docstrings).
+const KEYS: &str = "  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app}
+      - {id: mini, key: lk-mini, models: ['gpt-4o-mini*']}
+      - {id: burst, key: lk-burst, limits: [{scope: key, requests_per_second: 1}]}
+      - {id: retry, key: lk-retry, limits: [{scope: key, requests_per_second: 1}]}
+";
+
+/// Fails with instructions unless `python` can import `module`.
+fn require_module(python: &Path, module: &str) {
+    let mut command = Command::new(python);
+    command.args(["-c", &format!("import {module}; print({module}.__version__)")]);
+    let probe = run(command, Duration::from_secs(60));
+    assert!(
+        probe.status.success(),
+        "the Python `{module}` SDK is not importable with `{}` ({}):\n{}\n\
+         Run `.ci/run`, or from the workspace root: \
+         `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt` \
+         (or point TEST_PYTHON at an interpreter that has it).",
+        python.display(),
+        probe.status,
+        probe.stderr.trim()
+    );
+}
+
+/// Runs `tests/python/{script}` against `base_url` and asserts all its checks passed; no
+/// SDK setting may come from the environment.
+async fn run_script(module: &str, script: &str, base_url: String, checks: usize) {
+    let python = python();
+    require_module(&python, module);
+    let script = workspace_root().join("tests/python").join(script);
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .arg("--base-url")
+        .arg(base_url)
+        .arg("--time-limit")
+        .arg((SCRIPT_DEADLINE.as_secs() - 30).to_string())
+        .env("NO_PROXY", "*")
+        .env("PYTHONUNBUFFERED", "1");
+    for variable in [
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ] {
+        command.env_remove(variable);
+    }
+    let finished: Finished =
+        tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
+    assert!(
+        finished.status.success(),
+        "{} {} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        python.display(),
+        script.display(),
+        finished.status,
+        finished.stdout,
+        finished.stderr
+    );
+    println!("{}", finished.stdout);
+    assert!(finished.stdout.contains(&format!("all {checks} checks passed")), "{}", finished.stdout);
+}
+
+/// A ledger in a fresh temporary directory, and its `ai_gateway` YAML.
+fn ledger() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::Builder::new().prefix("loom-sdk-guard-").tempdir().expect("temp dir");
+    let path = dir.path().join("usage.db");
+    let yaml =
+        format!("  token_accounting:\n    ledger_path: {}\n    flush_interval: 50ms\n", path.display());
+    (dir, path, yaml)
+}
+
+/// (key, model, status, refusal) of every ledger row, once there are `n`.
+async fn ledger_rows(ledger: &Path, n: usize) -> Vec<(Option<String>, String, i64, Option<String>)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows: Vec<_> = if ledger.exists() {
+            let connection = Connection::open(ledger).expect("ledger opens");
+            let mut statement = connection
+                .prepare("SELECT key_id, model_requested, status, refusal FROM usage ORDER BY rowid")
+                .expect("query");
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("decode")
+        } else {
+            Vec::new()
+        };
+        if rows.len() >= n || tokio::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn row(
+    key: &str,
+    model: &str,
+    status: i64,
+    refusal: Option<&str>,
+) -> (Option<String>, String, i64, Option<String>) {
+    (Some(key.to_owned()), model.to_owned(), status, refusal.map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_sees_loom_key_errors_as_its_own_and_honours_retry_after_ms() {
+    let mock = MockUpstream::start().await;
+    let (_dir, ledger, accounting) = ledger();
+    let gateway =
+        TestGateway::start(&loom_e2e::openai_config(&mock.base_url(), "", &format!("{KEYS}{accounting}")))
+            .await;
+    run_script("openai", "openai_guard.py", gateway.url("/v1"), 5).await;
+
+    // Refused requests (401, 403) never reach the upstream; usage records the
+    // authenticated ones, refusals of limits with their reason.
+    let rows = ledger_rows(&ledger, 6).await;
+    let limited = Some("rate_limit:key:requests");
+    assert_eq!(
+        rows,
+        [
+            row("app", "gpt-4o", 200, None),
+            row("burst", "gpt-4o", 200, None),
+            row("burst", "gpt-4o", 429, limited),
+            row("retry", "gpt-4o-mini", 200, None),
+            // The retried call: Loom saw it twice, refused then allowed.
+            row("retry", "gpt-4o-mini", 429, limited),
+            row("retry", "gpt-4o-mini", 200, None),
+        ]
+    );
+    let models: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|request| request.json()["model"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(models, ["gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o-mini"]);
+    for request in mock.requests() {
+        assert_eq!(request.header("authorization").as_deref(), Some("Bearer sk-test-key-0123456789"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_sees_loom_key_errors_as_its_own() {
+    let mock = MockUpstream::start().await;
+    let (_dir, ledger, accounting) = ledger();
+    let gateway =
+        TestGateway::start(&loom_e2e::openai_config(&mock.base_url(), "", &format!("{KEYS}{accounting}")))
+            .await;
+    run_script("anthropic", "anthropic_guard.py", gateway.url(""), 4).await;
+
+    let rows = ledger_rows(&ledger, 3).await;
+    assert_eq!(
+        rows,
+        [
+            row("app", "gpt-4o", 200, None),
+            row("burst", "gpt-4o", 200, None),
+            row("burst", "gpt-4o", 429, Some("rate_limit:key:requests")),
+        ]
+    );
+    assert_eq!(mock.request_count(), 2);
+    for request in mock.requests() {
+        assert_eq!(request.header("x-api-key"), None, "the client's key stays in Loom");
+    }
+}
