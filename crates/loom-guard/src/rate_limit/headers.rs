@@ -92,7 +92,8 @@ pub(super) fn rate_limited(
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         headers.insert(
             RETRY_AFTER_MS,
-            HeaderValue::from(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX)),
+            // Rounded up: a client that waits exactly this long must not arrive early.
+            HeaderValue::from(u64::try_from(retry_after.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)),
         );
     }
     LoomError::new(ErrorKind::RateLimited, message).with_code("rate_limit_exceeded").with_headers(headers)
