@@ -36,8 +36,8 @@ pub struct RateLimitLayer {
 }
 
 impl RateLimitLayer {
-    /// Global `limits` and `budgets` (a key's own come with its [`AuthenticatedKey`]
-    /// (crate::auth::AuthenticatedKey)), kept in `state`.
+    /// Global `limits` and `budgets` (a key's own come with its
+    /// [`AuthenticatedKey`](crate::auth::AuthenticatedKey)), kept in `state`.
     pub fn new(limits: Limits, budgets: Budgets, state: GuardState) -> Self {
         RateLimitLayer {
             settings: Arc::new(Settings {

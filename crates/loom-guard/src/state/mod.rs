@@ -1,7 +1,7 @@
 //! Where limits, budgets and in-flight reservations live: in this process or on Redis.
 //!
 //! [`GuardState`] is one enum over the two backends. Both make the same decisions for the
-//! same sequence of calls: the arithmetic is [`crate::gcra`]'s, done in Rust for memory and
+//! same sequence of calls: the arithmetic is the (private) `gcra` module's, done in Rust for memory and
 //! in the Lua scripts beside this file for Redis.
 
 mod memory;

@@ -58,7 +58,8 @@ pub(crate) fn rough_chat(chat: &ChatRequest) -> u64 {
     (text as u64).div_ceil(4) + 3 * chat.messages.len() as u64 + 3
 }
 
-/// A rough input size of any request without a tokenizer (see [`rough_chat`]), for
+/// A rough input size of any request without a tokenizer (4 bytes of text per token plus
+/// framing), for
 /// stages that must reserve tokens before the provider reports them.
 pub fn rough_input_tokens(payload: &loom_core::RequestPayload) -> u64 {
     match payload {
