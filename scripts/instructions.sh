@@ -2,11 +2,14 @@
 # Count the instructions Loom (or the bare hyper proxy, or nginx) spends per request, with callgrind:
 # repeatable whatever else the machine does, unlike timings. See docs/benchmarks.md.
 #
-#   scripts/instructions.sh [loom|hyper|nginx] [whole|stream] [REQUESTS]
+#   scripts/instructions.sh [loom|loom-guard|loom-redis|hyper|nginx] [whole|stream] [REQUESTS]
 #
 # Starts the mock upstream and the target under valgrind on loopback ports, warms up with
 # 200 requests, counts REQUESTS (default 2000) sequential keep-alive requests, and prints
-# instructions per request and the 25 functions with the most (inclusive) instructions;
+# instructions per request and the 25 functions with the most (inclusive) instructions.
+# loom-guard is Loom with a virtual key, a request limit and a token limit in memory
+# (loom-bench --guard's config); loom-redis the same on a redis-server it starts (Redis's
+# own instructions are not counted);
 # KEEP_PROFILE=1 keeps the callgrind profile. Needs valgrind and the binaries of the cargo
 # profile PROFILE (default production: cargo build --profile production -p loom -p loom-bench);
 # BENCH_LOOM_BIN=PATH counts another Loom binary (e.g. the PGO build of scripts/pgo.sh; not
@@ -30,11 +33,21 @@ mock_port=$(free_port)
 port=$(free_port)
 "$bin/loom-bench" mock --listen "127.0.0.1:$mock_port" >/dev/null &
 pids+=($!)
+guard=()
 case "$target" in
-    loom)
+    loom-guard) guard=(--guard) ;;
+    loom-redis)
+        redis_port=$(free_port)
+        redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --logfile '' \
+            --loglevel warning >/dev/null &
+        pids+=($!)
+        guard=(--guard --redis "127.0.0.1:$redis_port") ;;
+esac
+case "$target" in
+    loom|loom-guard|loom-redis)
         # loom-bench's own Loom config, on one worker and without the admin server.
         "$bin/loom-bench" loom-config --listen "127.0.0.1:$port" --admin "127.0.0.1:$(free_port)" \
-            --upstream "127.0.0.1:$mock_port" >"$work/loom.yaml"
+            --upstream "127.0.0.1:$mock_port" "${guard[@]}" >"$work/loom.yaml"
         export LOOM_SERVER__WORKERS=1 LOOM_ADMIN__ENABLED=false
         # What the binary would set by re-executing itself, which valgrind would not follow.
         export MIMALLOC_ARENA_EAGER_COMMIT=${MIMALLOC_ARENA_EAGER_COMMIT:-0}
@@ -48,7 +61,7 @@ case "$target" in
         } >"$work/nginx/nginx.conf"
         nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
         command=("$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx") ;;
-    *) echo "target must be loom, hyper or nginx" >&2; exit 2 ;;
+    *) echo "target must be loom, loom-guard, loom-redis, hyper or nginx" >&2; exit 2 ;;
 esac
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "${command[@]}" >/dev/null 2>"$work/valgrind.log" &
 valgrind_pid=$!

@@ -40,6 +40,12 @@ pub enum Command {
         /// The mock upstream.
         #[arg(long)]
         upstream: SocketAddr,
+        /// Add a virtual key (`sk-bench`), one request limit and one token limit, in memory.
+        #[arg(long)]
+        guard: bool,
+        /// With `--guard`: keep limits on the Redis at this address instead.
+        #[arg(long, requires = "guard")]
+        redis: Option<SocketAddr>,
     },
     /// Print the nginx config the benchmark runs nginx with (scripts/instructions.sh uses it).
     NginxConfig {
@@ -92,6 +98,14 @@ pub struct BenchArgs {
     /// Do not run the bare hyper proxy (Loom/hyper ratios are then not reported).
     #[arg(long)]
     pub skip_hyper: bool,
+    /// Also measure Loom with a virtual key, one request limit and one token limit (see
+    /// `loom-config --guard`): in memory (target `guard`) and on Redis (target `redis`, a
+    /// redis-server child; skipped with a note when `--redis-bin` is not found).
+    #[arg(long)]
+    pub guard: bool,
+    /// The redis-server binary for `--guard` [default: `redis-server` on PATH].
+    #[arg(long, default_value = "redis-server")]
+    pub redis_bin: PathBuf,
     /// The release `loom` binary [default: `loom` next to this executable].
     #[arg(long)]
     pub loom_bin: Option<PathBuf>,

@@ -26,9 +26,28 @@ pub struct LoomChild {
     _dir: TempDir,
 }
 
-/// The Loom YAML config: one `openai` provider pointing at the mock upstream.
-pub fn config(listen: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> String {
-    format!(
+/// What Loom checks before a request goes on, beyond its plain pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Nothing: no key, no limit (the default Loom).
+    Off,
+    /// A virtual key, one request limit and one token limit, in memory.
+    Memory,
+    /// The same, on the Redis at this address.
+    Redis(SocketAddr),
+}
+
+/// Request limit of the guarded Looms: far above what one machine can send, so it
+/// never refuses, yet every request is checked against it.
+pub const GUARD_REQUESTS_PER_SECOND: u64 = 100_000;
+/// Token limit of the guarded Looms (each request reserves about 1,030 tokens).
+pub const GUARD_TOKENS_PER_MINUTE: u64 = 10_000_000_000;
+
+/// The Loom YAML config: one `openai` provider pointing at the mock upstream; with a
+/// guard, the load generator's `Bearer sk-bench` becomes a virtual key, and a request
+/// limit and a token limit per key apply, in memory or on Redis.
+pub fn config(listen: SocketAddr, admin: SocketAddr, upstream: SocketAddr, guard: Guard) -> String {
+    let mut yaml = format!(
         "\
 server:
   listen: {listen}
@@ -43,7 +62,27 @@ ai_gateway:
       api_key: {API_KEY}
       base_url: http://{upstream}/v1
 "
-    )
+    );
+    // Written line by line: a `\` line continuation would eat the indentation.
+    if guard != Guard::Off {
+        for line in [
+            "  auth:".to_owned(),
+            "    enabled: true".to_owned(),
+            "    keys:".to_owned(),
+            "      - id: bench".to_owned(),
+            format!("        key: {API_KEY}"),
+            "  rate_limits:".to_owned(),
+            format!("    - {{scope: key, requests_per_second: {GUARD_REQUESTS_PER_SECOND}}}"),
+            format!("    - {{scope: key, tokens_per_minute: {GUARD_TOKENS_PER_MINUTE}}}"),
+        ] {
+            yaml.push_str(&line);
+            yaml.push('\n');
+        }
+    }
+    if let Guard::Redis(redis) = guard {
+        yaml.push_str(&format!("  state:\n    backend: redis\n    url: redis://{redis}/0\n"));
+    }
+    yaml
 }
 
 /// The default `loom` binary: the one next to this executable.
@@ -53,8 +92,9 @@ pub fn default_bin() -> io::Result<PathBuf> {
     Ok(dir.join("loom"))
 }
 
-/// Start `loom_bin` proxying to `upstream` on a free port and wait until it listens.
-pub fn spawn(loom_bin: &Path, upstream: SocketAddr) -> io::Result<LoomChild> {
+/// Start `loom_bin` proxying to `upstream` with `guard` on a free port and wait until it
+/// listens.
+pub fn spawn(loom_bin: &Path, upstream: SocketAddr, guard: Guard) -> io::Result<LoomChild> {
     if !loom_bin.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -68,7 +108,7 @@ pub fn spawn(loom_bin: &Path, upstream: SocketAddr) -> io::Result<LoomChild> {
     let addr = child::free_port()?;
     let admin = child::free_port()?;
     let conf = dir.path().join("loom.yaml");
-    std::fs::write(&conf, config(addr, admin, upstream))?;
+    std::fs::write(&conf, config(addr, admin, upstream, guard))?;
     let mut command = Command::new(loom_bin);
     command
         .arg("--config")
@@ -92,6 +132,7 @@ mod tests {
             "127.0.0.1:8001".parse().unwrap(),
             "127.0.0.1:8002".parse().unwrap(),
             "127.0.0.1:9001".parse().unwrap(),
+            Guard::Off,
         );
         assert!(yaml.contains("  listen: 127.0.0.1:8001\n"));
         assert!(yaml.contains("admin:\n  listen: 127.0.0.1:8002\n"));
@@ -99,5 +140,38 @@ mod tests {
         assert!(yaml.contains("type: openai"));
         assert!(yaml.contains("api_key: sk-bench"));
         assert!(yaml.contains("base_url: http://127.0.0.1:9001/v1"));
+        assert!(!yaml.contains("auth:") && !yaml.contains("rate_limits:") && !yaml.contains("state:"));
+    }
+
+    /// Every generated config loads as Loom loads it, and means what the report says.
+    #[test]
+    fn guarded_configs_load_with_a_key_two_limits_and_their_backend() {
+        use loom_gateway::config::LoomConfig;
+        let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+        let (listen, admin, upstream) =
+            (addr("127.0.0.1:8001"), addr("127.0.0.1:8002"), addr("127.0.0.1:9001"));
+        let no_env = |_: &str| None;
+        let plain = LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Off), &no_env).unwrap();
+        assert!(!plain.ai_gateway.auth.enabled && plain.ai_gateway.rate_limits.is_empty());
+
+        let memory =
+            LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Memory), &no_env).unwrap();
+        let ai = &memory.ai_gateway;
+        assert!(ai.auth.enabled);
+        assert_eq!(ai.auth.keys.len(), 1);
+        assert_eq!(ai.auth.keys[0].key.as_ref().map(|key| key.expose()), Some(API_KEY));
+        let rates: Vec<(Option<u64>, Option<u64>)> =
+            ai.rate_limits.iter().map(|limit| (limit.requests_per_second, limit.tokens_per_minute)).collect();
+        assert_eq!(rates, [(Some(GUARD_REQUESTS_PER_SECOND), None), (None, Some(GUARD_TOKENS_PER_MINUTE))]);
+        assert_eq!(ai.state.backend, loom_guard::Backend::Memory);
+
+        let redis = config(listen, admin, upstream, Guard::Redis(addr("127.0.0.1:6390")));
+        let redis = LoomConfig::from_yaml_str(&redis, &no_env).unwrap();
+        assert_eq!(redis.ai_gateway.state.backend, loom_guard::Backend::Redis);
+        assert_eq!(
+            redis.ai_gateway.state.url.as_ref().map(|url| url.expose()),
+            Some("redis://127.0.0.1:6390/0")
+        );
+        assert_eq!(redis.ai_gateway.rate_limits, memory.ai_gateway.rate_limits);
     }
 }

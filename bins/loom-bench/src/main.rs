@@ -9,7 +9,10 @@
 //! - a bare hyper proxy (`loom-bench bare-proxy`): Loom's worker threads, hyper server
 //!   and upstream client, forwarding bytes with none of Loom's pipeline (skipped with
 //!   `--skip-hyper`): what hyper and Tokio alone cost;
-//! - the release `loom` binary with one `openai` provider pointing at the mock.
+//! - the release `loom` binary with one `openai` provider pointing at the mock;
+//! - with `--guard`, two more Looms: with a virtual key, one request limit and one token
+//!   limit in memory (`guard`), and the same on a redis-server child (`redis`), compared
+//!   with the plain Loom (issue 18's targets: 0.95x and 0.7x of its req/s).
 //!
 //! It then loads each target (the mock directly, nginx, the bare proxy, Loom) with whole and with
 //! streamed chat completions, in two modes: saturation (a closed loop over
@@ -45,6 +48,7 @@ mod mock;
 mod nginx;
 mod overhead;
 mod procfs;
+mod redis;
 mod report;
 
 use std::net::SocketAddr;
@@ -55,7 +59,9 @@ use clap::Parser;
 
 use crate::cli::{BenchArgs, Cli, Command};
 use crate::load::Workload;
+use crate::loom_child::{Guard, LoomChild};
 use crate::overhead::OverheadHistogram;
+use crate::redis::RedisChild;
 use crate::report::{CpuUse, Machine, RateRow, Report, Rss, SaturationRow, TargetKind};
 
 /// Warm-up before each saturation run.
@@ -76,8 +82,13 @@ fn main() -> ExitCode {
             print!("{}", nginx::config(&dir, listen, upstream, nginx::running_as_root()));
             ExitCode::SUCCESS
         }
-        Some(Command::LoomConfig { listen, admin, upstream }) => {
-            print!("{}", loom_child::config(listen, admin, upstream));
+        Some(Command::LoomConfig { listen, admin, upstream, guard, redis }) => {
+            let guard = match (guard, redis) {
+                (_, Some(redis)) => Guard::Redis(redis),
+                (true, None) => Guard::Memory,
+                (false, None) => Guard::Off,
+            };
+            print!("{}", loom_child::config(listen, admin, upstream, guard));
             ExitCode::SUCCESS
         }
         None => match bench(&cli.bench) {
@@ -176,9 +187,11 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
         progress(format_args!("bare hyper proxy on {} (pid {})", hyper.addr, hyper.guard.pid()));
         Some(hyper)
     };
-    let loom = loom_child::spawn(&loom_bin, mock.addr).map_err(|err| format!("loom: {err}"))?;
+    let loom = loom_child::spawn(&loom_bin, mock.addr, Guard::Off).map_err(|err| format!("loom: {err}"))?;
     progress(format_args!("loom on {} (pid {}, {})", loom.addr, loom.guard.pid(), loom_bin.display()));
-
+    let mut notes = Vec::new();
+    let guarded =
+        if args.guard { Some(spawn_guarded(args, &loom_bin, mock.addr, &mut notes)?) } else { None };
     let mut targets =
         vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new(), admin: None }];
     if let Some(nginx) = &nginx {
@@ -200,6 +213,23 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
         pids: vec![loom.guard.pid()],
         admin: Some(loom.admin),
     });
+    if let Some(Guarded { memory, on_redis }) = &guarded {
+        targets.push(Target {
+            kind: TargetKind::Guard,
+            addr: memory.addr,
+            pids: vec![memory.guard.pid()],
+            admin: Some(memory.admin),
+        });
+        if let Some((loom, redis)) = on_redis {
+            // Redis works for this target: its CPU counts as the proxy's.
+            targets.push(Target {
+                kind: TargetKind::Redis,
+                addr: loom.addr,
+                pids: vec![loom.guard.pid(), redis.guard.pid()],
+                admin: Some(loom.admin),
+            });
+        }
+    }
     let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
     let workloads: Vec<Workload> = match args.only {
         Some(workload) => vec![workload],
@@ -230,12 +260,54 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     drop(sampler);
     let rss = Rss { idle_mib: idle as f64 / MIB, peak_mib: peak as f64 / MIB, after_mib: after as f64 / MIB };
     progress(format_args!("stopping the servers"));
+    drop(guarded);
     drop(loom);
     drop(hyper);
     drop(nginx);
     drop(mock);
     machine.loadavg_after = report::loadavg();
-    Ok(Report::new(machine, args, saturation, fixed_rate, rss))
+    let mut report = Report::new(machine, args, saturation, fixed_rate, rss);
+    report.notes = notes;
+    Ok(report)
+}
+
+/// The Looms of `--guard`: with a key and limits in memory, and (when redis-server is
+/// found; else a note says so) on a redis-server child.
+struct Guarded {
+    memory: LoomChild,
+    /// Loom first: it stops before its Redis.
+    on_redis: Option<(LoomChild, RedisChild)>,
+}
+
+fn spawn_guarded(
+    args: &BenchArgs,
+    loom_bin: &std::path::Path,
+    upstream: SocketAddr,
+    notes: &mut Vec<String>,
+) -> Result<Guarded, String> {
+    let memory = loom_child::spawn(loom_bin, upstream, Guard::Memory)
+        .map_err(|err| format!("loom with a key and limits in memory: {err}"))?;
+    progress(format_args!(
+        "loom with a key and limits in memory on {} (pid {})",
+        memory.addr,
+        memory.guard.pid()
+    ));
+    let Some(redis_bin) = redis::find(&args.redis_bin) else {
+        let note = format!(
+            "{} not found: Loom with limits on Redis was not measured; {}",
+            args.redis_bin.display(),
+            redis::INSTALL_HINT
+        );
+        progress(format_args!("{note}"));
+        notes.push(note);
+        return Ok(Guarded { memory, on_redis: None });
+    };
+    let redis = redis::spawn(&redis_bin).map_err(|err| format!("redis-server: {err}"))?;
+    progress(format_args!("redis-server on {} (pid {})", redis.addr, redis.guard.pid()));
+    let loom = loom_child::spawn(loom_bin, upstream, Guard::Redis(redis.addr))
+        .map_err(|err| format!("loom with a key and limits on Redis: {err}"))?;
+    progress(format_args!("loom with a key and limits on Redis on {} (pid {})", loom.addr, loom.guard.pid()));
+    Ok(Guarded { memory, on_redis: Some((loom, redis)) })
 }
 
 /// Every saturation run, then every fixed-rate run; each target in turn per workload,

@@ -15,6 +15,10 @@ pub const MIN_RATIO_VS_NGINX: f64 = 0.8;
 pub const MAX_P99_MS: f64 = 1.0;
 /// Loom's peak RSS must be under this many MiB.
 pub const MAX_RSS_MIB: f64 = 50.0;
+/// Loom with a key and limits in memory must reach this fraction of plain Loom's throughput.
+pub const MIN_GUARD_RATIO: f64 = 0.95;
+/// Loom with a key and limits on Redis must reach this fraction of plain Loom's throughput.
+pub const MIN_REDIS_RATIO: f64 = 0.7;
 
 /// Which server a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +32,10 @@ pub enum TargetKind {
     Hyper,
     /// Loom in front of the mock.
     Loom,
+    /// Loom with a virtual key, a request limit and a token limit, in memory (`--guard`).
+    Guard,
+    /// The same with the limits on Redis (`--guard`); its CPU includes redis-server's.
+    Redis,
 }
 
 impl TargetKind {
@@ -38,6 +46,8 @@ impl TargetKind {
             TargetKind::Nginx => "nginx",
             TargetKind::Hyper => "hyper",
             TargetKind::Loom => "loom",
+            TargetKind::Guard => "guard",
+            TargetKind::Redis => "redis",
         }
     }
 }
@@ -191,7 +201,16 @@ pub struct Ratio {
     /// The CPU per request at which Loom would reach [`MIN_RATIO_VS_NGINX`] of nginx's
     /// throughput, µs (the median of the rounds; see [`cpu_budget_us`]).
     pub loom_cpu_budget_us: Option<f64>,
+    /// Req/s of Loom with a key and limits in memory divided by plain Loom's (`--guard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard_over_loom: Option<f64>,
+    /// Req/s of Loom with a key and limits on Redis divided by plain Loom's (`--guard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_over_loom: Option<f64>,
 }
+
+/// Reads one ratio of a [`Ratio`].
+type RatioOf = fn(&Ratio) -> Option<f64>;
 
 /// The proxy CPU per request, µs, at which `loom`'s run would have reached `share` of
 /// `nginx`'s throughput, if the run stays CPU-bound: the CPU the three processes used
@@ -286,6 +305,9 @@ pub struct Report {
     pub loom_rss: Rss,
     /// The targets, met or not.
     pub verdicts: Vec<Verdict>,
+    /// What was not measured, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -341,6 +363,12 @@ impl Report {
                         let loom = find(TargetKind::Loom, workload, round)?;
                         cpu_budget_us(loom, find(TargetKind::Nginx, workload, round)?, MIN_RATIO_VS_NGINX)
                     }),
+                    guard_over_loom: median_over_rounds(&|round| {
+                        ratio(rps(TargetKind::Guard, workload, round), rps(TargetKind::Loom, workload, round))
+                    }),
+                    redis_over_loom: median_over_rounds(&|round| {
+                        ratio(rps(TargetKind::Redis, workload, round), rps(TargetKind::Loom, workload, round))
+                    }),
                 }
             })
             .collect();
@@ -351,6 +379,23 @@ impl Report {
                 measured: format_ratio(ratio.loom_over_nginx),
                 met: ratio.loom_over_nginx.map(|r| r >= MIN_RATIO_VS_NGINX),
             });
+        }
+        let guarded = |target: TargetKind| saturation.iter().any(|row| row.target == target);
+        let guard_targets: [(TargetKind, &str, f64, RatioOf); 2] = [
+            (TargetKind::Guard, "guard (memory)", MIN_GUARD_RATIO, |ratio| ratio.guard_over_loom),
+            (TargetKind::Redis, "guard (Redis)", MIN_REDIS_RATIO, |ratio| ratio.redis_over_loom),
+        ];
+        for (kind, name, minimum, measured) in guard_targets {
+            if !guarded(kind) {
+                continue;
+            }
+            for ratio in &ratios {
+                verdicts.push(Verdict {
+                    target: format!("{} {name} >= {minimum:.2}x loom", ratio.workload.name()),
+                    measured: format_ratio(measured(ratio)),
+                    met: measured(ratio).map(|r| r >= minimum),
+                });
+            }
         }
         for row in fixed_rate.iter().filter(|row| row.target == TargetKind::Loom) {
             verdicts.push(Verdict {
@@ -376,6 +421,7 @@ impl Report {
             ratios,
             loom_rss,
             verdicts,
+            notes: Vec::new(),
         }
     }
 
@@ -439,6 +485,12 @@ impl Report {
             out,
             "(CPU: time per request, warm-up included, of each process; proxy user: the part of the proxy's in user space, the rest is the kernel's)"
         );
+        if self.saturation.iter().any(|row| matches!(row.target, TargetKind::Guard | TargetKind::Redis)) {
+            let _ = writeln!(
+                out,
+                "(guard: Loom with a virtual key, a request limit and a token limit, in memory; redis: the same on Redis, whose CPU counts as the proxy's)"
+            );
+        }
         if !self.fixed_rate.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(out, "Fixed rate (open loop, latency from the scheduled send time)");
@@ -467,9 +519,13 @@ impl Report {
                 let bound = |micros: Option<f64>| {
                     micros.map_or("above 1 s".to_owned(), |us| format!("<= {us:.0} µs"))
                 };
+                let which = match row.target {
+                    TargetKind::Loom => String::new(),
+                    other => format!(" ({})", other.name()),
+                };
                 let _ = writeln!(
                     out,
-                    "Loom's own overhead, {} at {} req/s (its loom_ai_overhead_seconds, {} requests): mean {:.1} µs, p50 {}, p99 {}",
+                    "Loom's own overhead{which}, {} at {} req/s (its loom_ai_overhead_seconds, {} requests): mean {:.1} µs, p50 {}, p99 {}",
                     row.workload.name(),
                     row.rate,
                     overhead.requests,
@@ -496,6 +552,17 @@ impl Report {
                 format_ratio(ratio.loom_over_hyper),
                 format_ratio(ratio.cpu_nginx_over_loom)
             );
+        }
+        for ratio in &self.ratios {
+            if ratio.guard_over_loom.is_some() || ratio.redis_over_loom.is_some() {
+                let _ = writeln!(
+                    out,
+                    "{:<8} guard/loom {:>6}   redis/loom {:>6}",
+                    ratio.workload.name(),
+                    format_ratio(ratio.guard_over_loom),
+                    format_ratio(ratio.redis_over_loom)
+                );
+            }
         }
         for ratio in &self.ratios {
             if let Some(budget) = ratio.loom_cpu_budget_us {
@@ -528,6 +595,9 @@ impl Report {
         }
         for (target, workload, error) in self.errors() {
             let _ = writeln!(out, "note: {target} {workload}: first error: {error}");
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
         }
         out
     }
@@ -729,6 +799,55 @@ mod tests {
             table.contains("whole    0.8x nginx needs Loom at 50.0 µs CPU per request or less (Loom 50.0 µs, bare hyper proxy 40.0 µs;"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn guarded_looms_are_compared_with_plain_loom() {
+        let saturation = vec![
+            row(TargetKind::Loom, Workload::Whole, 100.0),
+            row(TargetKind::Guard, Workload::Whole, 96.0),
+            row(TargetKind::Redis, Workload::Whole, 60.0),
+        ];
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
+        assert_eq!(report.ratios[0].guard_over_loom, Some(0.96));
+        assert_eq!(report.ratios[0].redis_over_loom, Some(0.6));
+        let guard: Vec<(&str, &str, Option<bool>)> = report
+            .verdicts
+            .iter()
+            .filter(|verdict| verdict.target.contains("guard"))
+            .map(|verdict| (verdict.target.as_str(), verdict.measured.as_str(), verdict.met))
+            .collect();
+        assert_eq!(
+            guard,
+            [
+                ("whole guard (memory) >= 0.95x loom", "0.96x", Some(true)),
+                ("whole guard (Redis) >= 0.70x loom", "0.60x", Some(false)),
+            ]
+        );
+        let table = report.table();
+        assert!(table.contains("whole    guard/loom  0.96x   redis/loom  0.60x"), "{table}");
+        assert!(table.contains("guard    whole            96"), "{table}");
+        assert!(table.contains("(guard: Loom with a virtual key"), "{table}");
+    }
+
+    #[test]
+    fn without_guard_the_report_and_its_json_are_unchanged() {
+        let saturation = vec![row(TargetKind::Loom, Workload::Whole, 100.0)];
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
+        assert!(!report.verdicts.iter().any(|verdict| verdict.target.contains("guard")));
+        let table = report.table();
+        assert!(!table.contains("guard") && !table.contains("redis"), "{table}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json.get("notes").is_none());
+        assert!(json["ratios"][0].get("guard_over_loom").is_none(), "{json}");
+        assert!(json["ratios"][0].get("redis_over_loom").is_none(), "{json}");
+    }
+
+    #[test]
+    fn notes_say_what_was_not_measured() {
+        let mut report = Report::new(machine(), &args(), Vec::new(), Vec::new(), Rss::default());
+        report.notes.push("redis-server not found".to_owned());
+        assert!(report.table().contains("note: redis-server not found\n"));
     }
 
     #[test]

@@ -122,6 +122,9 @@ fn check(config: &LoomConfig) -> ExitCode {
     for feature in config.inactive_features() {
         output.push_str(&format!("\nnote: {feature}"));
     }
+    for warning in config.exposure_warnings() {
+        output.push_str(&format!("\nwarning: {warning}"));
+    }
     output.push_str("\nconfig OK");
     print_output(&output)
 }

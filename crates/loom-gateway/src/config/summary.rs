@@ -115,6 +115,30 @@ impl LoomConfig {
         Ok(())
     }
 
+    /// Settings that expose the gateway or its admin API to the network without a key, one
+    /// line each (`loom check` prints them as warnings).
+    pub fn exposure_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let ai = &self.ai_gateway;
+        if ai.enabled && !self.server.listen.ip().is_loopback() && !ai.auth.enabled {
+            warnings.push(format!(
+                "server.listen {} is not a loopback address and ai_gateway.auth.enabled is false: \
+                 anyone who can reach it spends your provider keys; turn auth on (docs/security.md) \
+                 or listen on 127.0.0.1",
+                self.server.listen
+            ));
+        }
+        if self.admin.enabled && !self.admin.listen.ip().is_loopback() && ai.auth.admin_key.is_none() {
+            warnings.push(format!(
+                "admin.listen {} is not a loopback address and ai_gateway.auth.admin_key is not set: \
+                 anyone who can reach it can create keys and read usage; set admin_key \
+                 (docs/security.md) or listen on 127.0.0.1",
+                self.admin.listen
+            ));
+        }
+        warnings
+    }
+
     /// Features this config sets that load but are not active in this build, one line each.
     pub fn inactive_features(&self) -> Vec<String> {
         let mut notes = Vec::new();
@@ -133,6 +157,23 @@ impl LoomConfig {
                     provider.name
                 ));
             }
+        }
+        let provider_limits = ai
+            .rate_limits
+            .iter()
+            .enumerate()
+            .map(|(index, limit)| (format!("ai_gateway.rate_limits[{index}]"), limit))
+            .chain(ai.auth.keys.iter().enumerate().flat_map(|(key, config)| {
+                config.limits.iter().enumerate().map(move |(index, limit)| {
+                    (format!("ai_gateway.auth.keys[{key}].limits[{index}]"), limit)
+                })
+            }))
+            .filter(|(_, limit)| limit.scope == loom_guard::Scope::Provider);
+        for (path, _) in provider_limits {
+            notes.push(format!(
+                "{path}: scope provider is configured, not active yet; the limit is not enforced \
+                 (the provider is chosen after limits are checked)"
+            ));
         }
         for (index, route) in self.routes.iter().enumerate() {
             if !route.ai_gateway {
