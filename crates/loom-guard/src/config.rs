@@ -533,15 +533,6 @@ pub fn validate_limits(limits: &[LimitConfig], path: &str) -> Vec<ConfigProblem>
             _ => {}
         }
         problems.extend(match_problem(limit.matches.as_deref(), limit.scope == Scope::Global, &at));
-        if limit.scope == Scope::Provider {
-            // Limits are taken before the router picks a provider; refusing the scope beats
-            // a limit that silently never applies.
-            problems.push(ConfigProblem::new(
-                format!("{at}.scope"),
-                "provider-scoped limits are not enforced yet (limits are checked before the router \
-                 picks a provider); limit by `model` instead",
-            ));
-        }
     }
     problems
 }
@@ -695,8 +686,7 @@ keys:
   {scope: user, requests_per_minute: 0, burst: 0},
   {scope: model, requests_per_minute: 10, tokens_per_minute: 100, burst: 5},
   {scope: global, match: x, requests_per_second: 1},
-  {scope: model, match: "", requests_per_second: 1},
-  {scope: provider, requests_per_second: 1}]"#,
+  {scope: model, match: "", requests_per_second: 1}]"#,
         )
         .unwrap();
         assert_eq!(
@@ -708,8 +698,6 @@ keys:
                 "ai_gateway.rate_limits[2].burst: a burst needs a single rate: write one limit per rate",
                 "ai_gateway.rate_limits[3].match: the global scope has one bucket: remove `match`",
                 "ai_gateway.rate_limits[4].match: a pattern must not be empty (use `*` for every name)",
-                "ai_gateway.rate_limits[5].scope: provider-scoped limits are not enforced yet (limits are \
-                 checked before the router picks a provider); limit by `model` instead",
             ]
         );
         let budgets: BudgetsConfig = load_list(
