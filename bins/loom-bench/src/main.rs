@@ -133,6 +133,9 @@ struct Target {
     addr: SocketAddr,
     /// The proxy's processes, whose CPU time is counted (empty for the mock itself).
     pids: Vec<u32>,
+    /// A state backend the proxy uses (redis-server), whose CPU is counted as the proxy's
+    /// and also on its own.
+    backend_pid: Option<u32>,
     /// Loom's admin server, to read its own overhead histogram from.
     admin: Option<SocketAddr>,
 }
@@ -192,18 +195,30 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     let mut notes = Vec::new();
     let guarded =
         if args.guard { Some(spawn_guarded(args, &loom_bin, mock.addr, &mut notes)?) } else { None };
-    let mut targets =
-        vec![Target { kind: TargetKind::Direct, addr: mock.addr, pids: Vec::new(), admin: None }];
+    let mut targets = vec![Target {
+        kind: TargetKind::Direct,
+        addr: mock.addr,
+        pids: Vec::new(),
+        backend_pid: None,
+        admin: None,
+    }];
     if let Some(nginx) = &nginx {
         let mut pids = nginx.workers.clone();
         pids.push(nginx.guard.pid());
-        targets.push(Target { kind: TargetKind::Nginx, addr: nginx.addr, pids, admin: None });
+        targets.push(Target {
+            kind: TargetKind::Nginx,
+            addr: nginx.addr,
+            pids,
+            backend_pid: None,
+            admin: None,
+        });
     }
     if let Some(hyper) = &hyper {
         targets.push(Target {
             kind: TargetKind::Hyper,
             addr: hyper.addr,
             pids: vec![hyper.guard.pid()],
+            backend_pid: None,
             admin: None,
         });
     }
@@ -211,6 +226,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
         kind: TargetKind::Loom,
         addr: loom.addr,
         pids: vec![loom.guard.pid()],
+        backend_pid: None,
         admin: Some(loom.admin),
     });
     if let Some(Guarded { memory, on_redis }) = &guarded {
@@ -218,6 +234,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
             kind: TargetKind::Guard,
             addr: memory.addr,
             pids: vec![memory.guard.pid()],
+            backend_pid: None,
             admin: Some(memory.admin),
         });
         if let Some((loom, redis)) = on_redis {
@@ -226,6 +243,7 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
                 kind: TargetKind::Redis,
                 addr: loom.addr,
                 pids: vec![loom.guard.pid(), redis.guard.pid()],
+                backend_pid: Some(redis.guard.pid()),
                 admin: Some(loom.admin),
             });
         }
@@ -397,6 +415,7 @@ fn cpu_use(target: &Target, pids: Pids) -> CpuUse {
         proxy: (!target.pids.is_empty()).then(|| procfs::total_cpu_time(&target.pids)),
         mock: procfs::total_cpu_time(&[pids.mock]),
         client: procfs::total_cpu_time(&[pids.client]),
+        backend: target.backend_pid.map(|pid| procfs::total_cpu_time(&[pid])),
     }
 }
 

@@ -79,6 +79,9 @@ pub struct SaturationRow {
     pub mock_cpu_us: Option<f64>,
     /// CPU time per request of the load generator itself, µs.
     pub client_cpu_us: Option<f64>,
+    /// The part of `proxy_cpu_us` spent by its state backend (redis-server), µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_cpu_us: Option<f64>,
 }
 
 /// CPU time used by each process, so far or (with [`CpuUse::since`]) during one run.
@@ -90,6 +93,8 @@ pub struct CpuUse {
     pub mock: CpuTime,
     /// The load generator.
     pub client: CpuTime,
+    /// The proxy's state backend (redis-server), also counted in `proxy`.
+    pub backend: Option<CpuTime>,
 }
 
 impl CpuUse {
@@ -99,6 +104,7 @@ impl CpuUse {
             proxy: self.proxy.zip(before.proxy).map(|(after, before)| after.since(before)),
             mock: self.mock.since(before.mock),
             client: self.client.since(before.client),
+            backend: self.backend.zip(before.backend).map(|(after, before)| after.since(before)),
         }
     }
 }
@@ -128,6 +134,7 @@ impl SaturationRow {
             proxy_user_cpu_us: cpu.proxy.and_then(|time| per_request(time.user)),
             mock_cpu_us: per_request(cpu.mock.total()),
             client_cpu_us: per_request(cpu.client.total()),
+            backend_cpu_us: cpu.backend.and_then(|time| per_request(time.total())),
         }
     }
 }
@@ -491,6 +498,18 @@ impl Report {
                 "(guard: Loom with a virtual key, a request limit and a token limit, in memory; redis: the same on Redis, whose CPU counts as the proxy's)"
             );
         }
+        let backend: Vec<String> = self
+            .saturation
+            .iter()
+            .filter_map(|row| {
+                let cpu = row.backend_cpu_us?;
+                let round = if self.rounds > 1 { format!(" {}", row.round) } else { String::new() };
+                Some(format!("{}{round} {}", row.workload.name(), format_micros(Some(cpu))))
+            })
+            .collect();
+        if !backend.is_empty() {
+            let _ = writeln!(out, "(redis-server's part of redis's proxy CPU: {})", backend.join(", "));
+        }
         if !self.fixed_rate.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(out, "Fixed rate (open loop, latency from the scheduled send time)");
@@ -661,6 +680,7 @@ mod tests {
             proxy_user_cpu_us: None,
             mock_cpu_us: None,
             client_cpu_us: None,
+            backend_cpu_us: None,
         }
     }
 
@@ -701,7 +721,7 @@ mod tests {
         };
         let proxy = CpuTime { user: Duration::from_millis(30), system: Duration::from_millis(20) };
         let mock = CpuTime { user: Duration::from_millis(10), system: Duration::ZERO };
-        let cpu = CpuUse { proxy: Some(proxy), mock, client: CpuTime::default() };
+        let cpu = CpuUse { proxy: Some(proxy), mock, client: CpuTime::default(), backend: None };
         let row = SaturationRow::new(TargetKind::Loom, Workload::Whole, 1, &outcome, cpu);
         assert_eq!(
             (row.proxy_cpu_us, row.proxy_user_cpu_us, row.mock_cpu_us),
@@ -806,7 +826,7 @@ mod tests {
         let saturation = vec![
             row(TargetKind::Loom, Workload::Whole, 100.0),
             row(TargetKind::Guard, Workload::Whole, 96.0),
-            row(TargetKind::Redis, Workload::Whole, 60.0),
+            SaturationRow { backend_cpu_us: Some(20.0), ..row(TargetKind::Redis, Workload::Whole, 60.0) },
         ];
         let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
         assert_eq!(report.ratios[0].guard_over_loom, Some(0.96));
@@ -828,6 +848,7 @@ mod tests {
         assert!(table.contains("whole    guard/loom  0.96x   redis/loom  0.60x"), "{table}");
         assert!(table.contains("guard    whole            96"), "{table}");
         assert!(table.contains("(guard: Loom with a virtual key"), "{table}");
+        assert!(table.contains("(redis-server's part of redis's proxy CPU: whole 20.0 µs)"), "{table}");
     }
 
     #[test]
@@ -841,6 +862,7 @@ mod tests {
         assert!(json.get("notes").is_none());
         assert!(json["ratios"][0].get("guard_over_loom").is_none(), "{json}");
         assert!(json["ratios"][0].get("redis_over_loom").is_none(), "{json}");
+        assert!(json["saturation"][0].get("backend_cpu_us").is_none(), "{json}");
     }
 
     #[test]

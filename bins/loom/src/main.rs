@@ -114,6 +114,16 @@ fn report_config_error(paths: &[PathBuf], error: &ConfigError) {
 }
 
 fn check(config: &LoomConfig) -> ExitCode {
+    // The Redis state backend is made inside a runtime (it connects lazily: nothing is
+    // dialled here).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("loom: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _runtime = runtime.enter();
     if let Err(error) = Gateway::from_config(config) {
         eprintln!("loom: config is valid but the gateway cannot be built: {error}");
         return ExitCode::from(2);

@@ -24,11 +24,17 @@ const ADMIN_WARNING: &str = "warning: admin.listen 0.0.0.0:9091 is not a loopbac
 /// Runs `loom check` on `listeners` + the providers + `auth` (lines under `ai_gateway:`),
 /// with `LOOM_*` variables cleared; returns the output and its stdout lines.
 fn check(listeners: &str, auth: &str) -> (Output, Vec<String>) {
+    check_yaml(&format!("{listeners}{PROVIDERS}{auth}"), &[])
+}
+
+/// Runs `loom check` on `yaml` with `env` set and `LOOM_*` variables cleared; asserts it
+/// accepts the config, and returns the output and its stdout lines.
+fn check_yaml(yaml: &str, env: &[(&str, &str)]) -> (Output, Vec<String>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("loom.yaml");
-    std::fs::write(&path, format!("{listeners}{PROVIDERS}{auth}")).expect("write the config");
+    std::fs::write(&path, yaml).expect("write the config");
     let mut command = Command::new(LOOM);
-    command.arg("check").arg("--config").arg(&path).stdin(Stdio::null());
+    command.arg("check").arg("--config").arg(&path).stdin(Stdio::null()).envs(env.iter().copied());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("LOOM_") {
             command.env_remove(name);
@@ -97,4 +103,33 @@ fn a_disabled_admin_port_is_not_warned_about() {
     let listeners = "server:\n  listen: 127.0.0.1:8080\nadmin:\n  enabled: false\n  listen: 0.0.0.0:9091\n";
     let (_, lines) = check(listeners, "");
     assert_eq!(warnings(&lines), Vec::<&str>::new());
+}
+
+/// The ```yaml block under `## A complete example` in docs/security.md.
+fn security_complete_example() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+    let text = std::fs::read_to_string(path).expect("read docs/security.md");
+    let (_, section) = text.split_once("\n## A complete example\n").expect("the complete example section");
+    let (_, fenced) = section.split_once("```yaml\n").expect("its yaml block");
+    let (yaml, _) = fenced.split_once("\n```").expect("the block's end");
+    yaml.to_owned()
+}
+
+#[test]
+fn check_accepts_the_complete_example_of_the_security_page_on_redis_without_warnings() {
+    // Redis is not running: `check` builds the state backend, which connects lazily.
+    let env = [
+        ("OPENAI_API_KEY", "sk-openai-check"),
+        ("ANTHROPIC_API_KEY", "sk-ant-check"),
+        ("ADMIN_KEY", "admin-check-secret"),
+        ("BACKEND_KEY", "lk-backend-check-secret"),
+        ("REDIS_URL", "redis://:redis-check-secret@127.0.0.1:1/0"),
+    ];
+    let (output, lines) = check_yaml(&security_complete_example(), &env);
+    assert_eq!(warnings(&lines), Vec::<&str>::new());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for (_, secret) in env {
+        assert!(!stdout.contains(secret), "{stdout}");
+    }
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }

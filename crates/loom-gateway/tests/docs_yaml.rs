@@ -22,9 +22,9 @@ ai_gateway:
 const ENV: [(&str, &str); 6] = [
     ("OPENAI_API_KEY", "sk-openai-docs-secret"),
     ("ANTHROPIC_API_KEY", "sk-ant-docs-secret"),
-    ("LOOM_ADMIN_KEY", "admin-docs-secret"),
-    ("LOOM_BACKEND_KEY", "lk-backend-docs-secret"),
-    ("LOOM_DEMO_KEY", "lk-demo-docs-secret"),
+    ("ADMIN_KEY", "admin-docs-secret"),
+    ("BACKEND_KEY", "lk-backend-docs-secret"),
+    ("DEMO_KEY", "lk-demo-docs-secret"),
     ("REDIS_URL", "redis://:redis-docs-secret@127.0.0.1:6379/0"),
 ];
 
