@@ -68,11 +68,11 @@
 //! let yaml = r#"
 //! auth:
 //!   enabled: true
-//!   admin_key: admin-secret            # usually ${LOOM_ADMIN_KEY}
+//!   admin_key: admin-secret            # usually ${ADMIN_KEY}
 //!   keys:
 //!     - id: backend
 //!       name: Backend service
-//!       key: lk-backend-secret          # usually ${LOOM_BACKEND_KEY}
+//!       key: lk-backend-secret          # usually ${BACKEND_KEY}
 //!       team: platform
 //!       models: ["gpt-4o*", "claude-*"]
 //!       limits:
