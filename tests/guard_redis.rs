@@ -4,8 +4,6 @@
 //! The server is `TEST_REDIS_SERVER` or `redis-server` on PATH (`.ci/run` installs it); a
 //! missing binary fails the tests.
 
-mod redis_server;
-
 use std::time::Duration;
 
 use http::Method;
@@ -13,7 +11,7 @@ use loom_core::Secret;
 use loom_e2e::{TestGateway, TestResponse, openai_config, read_whole};
 use loom_guard::{AuthConfig, Backend, GuardState, KeyStore, NewKey, StateConfig};
 use loom_test_support::MockUpstream;
-use redis_server::RedisServer;
+use loom_test_support::RedisServer;
 use serde_json::json;
 
 const CHAT: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;

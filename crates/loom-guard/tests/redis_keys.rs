@@ -1,8 +1,6 @@
 //! KeyStore on a real redis-server: keys created, changed and revoked on one instance take
 //! effect on another.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,7 +9,7 @@ use loom_core::Secret;
 use loom_guard::{
     AuthConfig, Backend, GuardError, GuardState, KeyConfig, KeyPatch, KeyStore, Lookup, NewKey, StateConfig,
 };
-use support::RedisServer;
+use loom_test_support::RedisServer;
 
 fn auth() -> AuthConfig {
     AuthConfig {

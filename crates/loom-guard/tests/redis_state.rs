@@ -1,8 +1,6 @@
 //! GuardState on a real redis-server: GCRA, budgets, atomicity across instances, the same
 //! decisions as memory, bounded keys, and recovery after Redis restarts.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use loom_core::Secret;
@@ -10,7 +8,7 @@ use loom_guard::{
     Backend, BudgetCheck, BudgetScope, BudgetUnit, BudgetWindow, Decision, GuardError, GuardState,
     LimitCheck, LimitKind, Refusal, Reservation, Scope, StateConfig,
 };
-use support::RedisServer;
+use loom_test_support::RedisServer;
 
 const TTL: Duration = Duration::from_secs(300);
 const HOUR: Duration = Duration::from_secs(3600);

@@ -65,8 +65,10 @@
 pub mod anthropic_fixtures;
 pub mod fixtures;
 pub mod gemini_fixtures;
+pub mod redis_server;
 mod reply;
 mod server;
 
+pub use redis_server::RedisServer;
 pub use reply::{Gate, Reply, SseStep};
 pub use server::{MockUpstream, RecordedRequest};

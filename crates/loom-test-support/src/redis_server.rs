@@ -1,10 +1,7 @@
-//! A private redis-server per test: free 127.0.0.1 port, temp dir, no persistence, killed on drop
-//! (the same helper as `crates/loom-guard/tests/support/mod.rs`).
+//! A private redis-server per test: free 127.0.0.1 port, temp dir, no persistence, killed on drop.
 //!
 //! The binary is `TEST_REDIS_SERVER`, or `redis-server` on PATH. A missing binary fails the
 //! test (it never skips): Redis support is part of what is tested.
-
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
