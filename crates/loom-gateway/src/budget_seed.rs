@@ -13,6 +13,7 @@ use loom_guard::{
     usd_to_nano,
 };
 use loom_tokens::accounting::aggregate::{NONE_GROUP, OTHER_GROUP};
+use loom_tokens::accounting::record::unix_millis_of;
 use loom_tokens::accounting::{Dimension, UsageGroup, UsageRecorder};
 use tracing::warn;
 
@@ -66,7 +67,7 @@ fn spend_per_value(recorder: &UsageRecorder, budget: &BudgetConfig, now: SystemT
         BudgetScope::User => Dimension::User,
         BudgetScope::Team => Dimension::Team,
     };
-    match recorder.report(dimension, unix_ms(start), unix_ms(now).saturating_add(1)) {
+    match recorder.report(dimension, unix_millis_of(start), unix_millis_of(now).saturating_add(1)) {
         Ok(groups) => groups
             .into_iter()
             .filter(|group| group.group != NONE_GROUP && group.group != OTHER_GROUP)
@@ -96,9 +97,4 @@ fn seed(guard: &AdminGuard, checks: &[loom_guard::BudgetCheck], group: &UsageGro
             guard.state.seed_spend(&check.bucket, check.unit, amount, check.resets_at);
         }
     }
-}
-
-fn unix_ms(time: SystemTime) -> i64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }
