@@ -75,6 +75,9 @@ pub struct LoomError {
     pub upstream: Option<Box<UpstreamFailure>>,
     /// HTTP headers the client gets with the error (e.g. rate-limit state, `Retry-After`).
     pub headers: Option<Box<http::HeaderMap>>,
+    /// Why Loom itself refused the request (e.g. `rate_limit:provider:requests`), for its
+    /// usage record; `None` for every other error.
+    pub refusal: Option<Box<str>>,
 }
 
 impl LoomError {
@@ -105,7 +108,15 @@ impl LoomError {
 
     /// An error of this kind with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        LoomError { kind, message: message.into(), param: None, code: None, upstream: None, headers: None }
+        LoomError {
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+            upstream: None,
+            headers: None,
+            refusal: None,
+        }
     }
 
     /// A 400 naming the field at fault.
@@ -141,6 +152,12 @@ impl LoomError {
     /// Attaches upstream details.
     pub fn with_upstream(mut self, upstream: UpstreamFailure) -> Self {
         self.upstream = Some(Box::new(upstream));
+        self
+    }
+
+    /// Marks the error as Loom's own refusal, with its reason.
+    pub fn with_refusal(mut self, reason: impl Into<Box<str>>) -> Self {
+        self.refusal = Some(reason.into());
         self
     }
 

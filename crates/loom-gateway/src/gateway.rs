@@ -29,10 +29,12 @@ use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
 use crate::workers::Workers;
 use loom_guard::auth::AuthLayer;
-use loom_guard::rate_limit::RateLimitLayer;
+use loom_guard::rate_limit::{ProviderRateLimit, RateLimitLayer};
 use loom_guard::{Budgets, GuardObserver, GuardState, KeyStore, Limits};
 use loom_routing::{ProviderState, RouteTarget, Router};
 use std::collections::HashMap;
+use tower::ServiceBuilder;
+use tower::util::Either;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +156,7 @@ impl Gateway {
             count_tokens: CountTokensLayer::new(tokenizers),
         };
         let routed = |routing: &RoutingConfig| -> (Pipeline, Pipeline, Arc<RouteModels>) {
-            let router = build_router(config, routing, &providers, &prices);
+            let router = build_router(config, routing, &providers, &prices, stages.rate_limits.as_ref());
             let models = Arc::new(route_models(config, routing, &providers));
             (pipeline(&stages, router.clone()), token_counter(&stages, router), models)
         };
@@ -322,13 +324,17 @@ fn build_guard(config: &LoomConfig) -> Result<Option<AdminGuard>, GatewayError> 
     }))
 }
 
+/// A router target: a provider, behind its provider-scoped limits when any may apply.
+type Target = Either<ProviderRateLimit<Provider>, Provider>;
+
 /// The router of one routing block: its targets in priority order, pricing with `prices`.
 fn build_router(
     config: &LoomConfig,
     routing: &RoutingConfig,
     providers: &HashMap<String, (Provider, Arc<ProviderState>)>,
     prices: &PriceTable,
-) -> Router<Provider> {
+    rate_limits: Option<&RateLimitLayer>,
+) -> Router<Target> {
     let ai = &config.ai_gateway;
     let targets = routing
         .targets_by_priority(&ai.providers)
@@ -337,8 +343,10 @@ fn build_router(
             // Inactive provider types load but get no traffic.
             let (provider, state) = providers.get(&target.name)?;
             let provider_config = ai.provider(&target.name)?;
+            // Provider-scoped limits are checked once the router has picked the provider.
+            let provider_limits = rate_limits.map(|layer| layer.for_provider(target.name.as_str()));
             Some(RouteTarget {
-                provider: provider.clone(),
+                provider: ServiceBuilder::new().option_layer(provider_limits).service(provider.clone()),
                 state: state.clone(),
                 models: provider_config.models.clone(),
                 weight: target.effective_weight(),

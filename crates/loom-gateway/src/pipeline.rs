@@ -45,7 +45,9 @@ pub struct Stages {
 ///    cost and one record per request on the way out, streams included;
 /// 6. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
 /// 7. the router ([`Router`]): model mapping, strategy, failover, health;
-/// 8. the provider adapters behind it: canonical to wire format and back.
+/// 8. around each of its targets, the provider-scoped limits
+///    ([`RateLimitLayer::for_provider`]): a provider at its limit is skipped;
+/// 9. the provider adapters: canonical to wire format and back.
 ///
 /// Security checks take their place between 4 and 5, the cache between 5 and 6: one
 /// `.layer(...)` line each.

@@ -178,29 +178,6 @@ fn the_guard_block_of_the_configuration_reference_loads() {
 }
 
 #[test]
-fn provider_scoped_limits_are_listed_as_not_active_yet() {
-    let yaml = "
-ai_gateway:
-  rate_limits:
-    - {scope: provider, requests_per_minute: 10}
-    - {scope: team, requests_per_minute: 10}
-  auth:
-    enabled: true
-    keys:
-      - {id: a, key: lk-a, limits: [{scope: provider, match: mock, tokens_per_minute: 100}]}
-";
-    let config =
-        ConfigBuilder::new(&env).yaml(BASE).yaml(yaml).build().unwrap_or_else(|error| panic!("{error}"));
-    let notes = config.inactive_features();
-    let suffix = ": scope provider is configured, not active yet; the limit is not enforced \
-                  (the provider is chosen after limits are checked)";
-    assert_eq!(
-        notes,
-        [format!("ai_gateway.rate_limits[0]{suffix}"), format!("ai_gateway.auth.keys[0].limits[0]{suffix}")]
-    );
-}
-
-#[test]
 fn the_two_instances_share_one_redis_and_differ_only_in_their_ports() {
     let (a, b) = (instance("loom-a.yaml"), instance("loom-b.yaml"));
     for config in [&a, &b] {

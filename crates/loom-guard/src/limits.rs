@@ -87,18 +87,46 @@ impl Limits {
         self.limits.is_empty()
     }
 
-    /// The buckets a request of `subject` spending `tokens` touches: every global limit whose
-    /// scope value the request has (and matches), then the key's own limits, kept inside the
-    /// key (`rl:key:<id>:...`). A bucket reached twice is checked once, with the smaller burst.
+    /// The buckets a request of `subject` spending `tokens` touches before routing: every
+    /// global limit whose scope value the request has (and matches), then the key's own
+    /// limits, kept inside the key (`rl:key:<id>:...`). A bucket reached twice is checked
+    /// once, with the smaller burst. Provider-scoped limits wait for the router's pick
+    /// ([`provider_checks`](Self::provider_checks)).
     pub fn checks(&self, subject: &Subject, key_limits: &[LimitConfig], tokens: u64) -> Vec<LimitCheck> {
+        self.checks_where(subject, key_limits, tokens, |scope| scope != Scope::Provider)
+    }
+
+    /// The provider-scoped buckets a request of `subject` (with its provider) spending
+    /// `tokens` touches: checked per attempt, once the router has picked a provider.
+    pub fn provider_checks(
+        &self,
+        subject: &Subject,
+        key_limits: &[LimitConfig],
+        tokens: u64,
+    ) -> Vec<LimitCheck> {
+        self.checks_where(subject, key_limits, tokens, |scope| scope == Scope::Provider)
+    }
+
+    /// Whether any global limit is provider-scoped.
+    pub fn has_provider_limits(&self) -> bool {
+        self.limits.iter().any(|limit| limit.scope == Scope::Provider)
+    }
+
+    fn checks_where(
+        &self,
+        subject: &Subject,
+        key_limits: &[LimitConfig],
+        tokens: u64,
+        wanted: impl Fn(Scope) -> bool,
+    ) -> Vec<LimitCheck> {
         let mut checks = Vec::new();
-        for limit in &self.limits {
+        for limit in self.limits.iter().filter(|limit| wanted(limit.scope)) {
             if let Some(base) = global_base(limit, subject) {
                 push_rates(&mut checks, &base, limit, tokens);
             }
         }
         if let Some(key) = subject.key {
-            for limit in key_limits {
+            for limit in key_limits.iter().filter(|limit| wanted(limit.scope)) {
                 if let Some(base) = key_base(limit, subject, key) {
                     push_rates(&mut checks, &base, limit, tokens);
                 }
@@ -235,6 +263,33 @@ mod tests {
         assert_eq!(checks[0].burst, 2);
         let anonymous = Subject { key: None, ..subject() };
         assert!(limits.checks(&anonymous, &[limit(Scope::Key, None, Some(1), None)], 1).is_empty());
+    }
+
+    #[test]
+    fn provider_limits_are_checked_only_once_the_provider_is_known() {
+        let limits = Limits::new(&[
+            limit(Scope::Provider, None, Some(5), None),
+            limit(Scope::Provider, Some("azure-*"), None, Some(900)),
+            limit(Scope::Team, None, Some(100), None),
+        ]);
+        assert!(limits.has_provider_limits());
+        let own = limit(Scope::Provider, Some("openai*"), Some(2), None);
+        let routed = Subject { provider: Some("openai-primary"), ..subject() };
+        // Before routing, with or without a provider: never the provider's buckets.
+        assert_eq!(
+            buckets(&limits.checks(&routed, std::slice::from_ref(&own), 10)),
+            ["rl:team:eng%3Aops:rpm:100"]
+        );
+        assert_eq!(
+            buckets(&limits.provider_checks(&routed, std::slice::from_ref(&own), 10)),
+            ["rl:provider:openai-primary:rpm:5", "rl:key:k1:provider:openai*:rpm:2"]
+        );
+        let azure = Subject { provider: Some("azure-east"), ..subject() };
+        assert_eq!(
+            buckets(&limits.provider_checks(&azure, &[own], 10)),
+            ["rl:provider:azure-east:rpm:5", "rl:provider:azure-*:tpm:900"]
+        );
+        assert!(!Limits::new(&[limit(Scope::Team, None, Some(1), None)]).has_provider_limits());
     }
 
     #[test]

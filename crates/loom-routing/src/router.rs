@@ -294,20 +294,26 @@ where
                     if provider_fault(&error) {
                         target.state.on_failure();
                     }
-                    if last || !self.retryable(&error) {
+                    let others_left = eligible.iter().any(|(candidate, _)| !tried.contains(candidate));
+                    // Loom's own refusal of this provider (its rate limit): another may take
+                    // the request at once; this one would refuse again.
+                    let declined = error.refusal.is_some();
+                    if last || !(self.retryable(&error) || declined) || (declined && !others_left) {
                         return Err(error);
                     }
-                    let others_left = eligible.iter().any(|(candidate, _)| !tried.contains(candidate));
-                    let wait = self.backoff(attempt, &error, !others_left);
+                    let wait =
+                        if declined { Duration::ZERO } else { self.backoff(attempt, &error, !others_left) };
                     tracing::info!(
                         provider = %target.state.name(),
                         error = %error.message,
                         wait_ms = wait.as_millis() as u64,
                         "failing over"
                     );
-                    tokio::time::sleep(wait).await;
-                    // Backing off is waiting for upstreams to recover, not Loom's work.
-                    upstream_time.add(wait);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                        // Backing off is waiting for upstreams to recover, not Loom's work.
+                        upstream_time.add(wait);
+                    }
                     attempt += 1;
                 }
             }

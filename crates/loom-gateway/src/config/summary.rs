@@ -158,23 +158,6 @@ impl LoomConfig {
                 ));
             }
         }
-        let provider_limits = ai
-            .rate_limits
-            .iter()
-            .enumerate()
-            .map(|(index, limit)| (format!("ai_gateway.rate_limits[{index}]"), limit))
-            .chain(ai.auth.keys.iter().enumerate().flat_map(|(key, config)| {
-                config.limits.iter().enumerate().map(move |(index, limit)| {
-                    (format!("ai_gateway.auth.keys[{key}].limits[{index}]"), limit)
-                })
-            }))
-            .filter(|(_, limit)| limit.scope == loom_guard::Scope::Provider);
-        for (path, _) in provider_limits {
-            notes.push(format!(
-                "{path}: scope provider is configured, not active yet; the limit is not enforced \
-                 (the provider is chosen after limits are checked)"
-            ));
-        }
         for (index, route) in self.routes.iter().enumerate() {
             if !route.ai_gateway {
                 notes.push(format!(

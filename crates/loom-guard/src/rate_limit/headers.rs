@@ -38,6 +38,30 @@ pub(super) fn rate_limit_headers(statuses: &[LimitStatus]) -> HeaderMap {
     headers
 }
 
+/// Adds `ours` to `headers`, per kind keeping whichever limit has less left: a stage
+/// below (a provider's limits) may have written its own already.
+pub(super) fn merge_rate_limit_headers(headers: &mut HeaderMap, ours: HeaderMap) {
+    for [limit, remaining, reset] in
+        [[LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS], [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS]]
+    {
+        let left = |map: &HeaderMap| {
+            map.get(&remaining)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|text| text.parse::<u64>().ok())
+        };
+        let Some(our_left) = left(&ours) else { continue };
+        if left(headers).is_some_and(|theirs| theirs <= our_left) {
+            continue;
+        }
+        for name in [limit, remaining, reset] {
+            match ours.get(&name) {
+                Some(value) => headers.insert(name, value.clone()),
+                None => headers.remove(name),
+            };
+        }
+    }
+}
+
 /// A wait as OpenAI writes it: `20ms`, `6s`, `1.5s`, `6m0s`, `1h2m3s`.
 pub(super) fn reset_text(wait: Duration) -> String {
     let millis = wait.as_millis();
@@ -123,6 +147,33 @@ pub(super) fn over_budget(check: Option<&BudgetCheck>, spent: u64, limit: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trio(limit: u64, remaining: u64, reset: &str) -> [(HeaderName, String); 3] {
+        [
+            (LIMIT_REQUESTS, limit.to_string()),
+            (REMAINING_REQUESTS, remaining.to_string()),
+            (RESET_REQUESTS, reset.to_owned()),
+        ]
+    }
+
+    fn map(entries: &[(HeaderName, String)]) -> HeaderMap {
+        entries.iter().map(|(name, value)| (name.clone(), HeaderValue::from_str(value).unwrap())).collect()
+    }
+
+    #[test]
+    fn merged_headers_show_the_limit_with_least_left() {
+        let provider = trio(5, 1, "12s");
+        let request_level = trio(100, 40, "1s");
+        let mut headers = map(&provider);
+        merge_rate_limit_headers(&mut headers, map(&request_level));
+        assert_eq!(headers, map(&provider));
+        let mut headers = map(&trio(100, 90, "1s"));
+        merge_rate_limit_headers(&mut headers, map(&provider));
+        assert_eq!(headers, map(&provider));
+        let mut headers = HeaderMap::new();
+        merge_rate_limit_headers(&mut headers, map(&request_level));
+        assert_eq!(headers, map(&request_level));
+    }
 
     #[test]
     fn waits_read_as_openai_writes_them() {

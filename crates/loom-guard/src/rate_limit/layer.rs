@@ -6,6 +6,7 @@ use std::time::Duration;
 use loom_tokens::accounting::{PriceTable, UsageRecorder};
 use tower::Layer;
 
+use super::provider::ProviderRateLimitLayer;
 use super::service::RateLimit;
 use crate::observer::{GuardObserver, NoObserver};
 use crate::{Budgets, GuardState, Limits, OnStateError};
@@ -93,6 +94,15 @@ impl RateLimitLayer {
     pub fn with_observer(mut self, observer: Arc<dyn GuardObserver>) -> Self {
         self.settings_mut().observer = observer;
         self
+    }
+}
+
+impl RateLimitLayer {
+    /// The layer that enforces `provider`'s provider-scoped limits (global, and the
+    /// request's key's), with this layer's state and settings: put it around the
+    /// router's target for that provider.
+    pub fn for_provider(&self, provider: impl Into<Arc<str>>) -> ProviderRateLimitLayer {
+        ProviderRateLimitLayer { settings: self.settings.clone(), provider: provider.into() }
     }
 }
 

@@ -44,9 +44,11 @@
 
 mod headers;
 mod layer;
+mod provider;
 mod service;
 #[cfg(test)]
 mod tests;
 
 pub use layer::{DEFAULT_OUTPUT_TOKENS, DEFAULT_RESERVATION_TTL, RateLimitLayer};
+pub use provider::{ProviderRateLimit, ProviderRateLimitLayer};
 pub use service::RateLimit;

@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 use tower::{Service, ServiceExt};
 use tracing::warn;
 
-use super::headers::{over_budget, rate_limit_headers, rate_limited};
+use super::headers::{merge_rate_limit_headers, over_budget, rate_limit_headers, rate_limited};
 use super::layer::Settings;
+use super::provider::provider_limits_apply;
 use crate::auth::AuthenticatedKey;
 use crate::limits::{LimitKind, Subject};
 use crate::{
@@ -61,11 +62,7 @@ fn checks(settings: &Settings, request: &LlmRequest, subject: &Subject) -> Check
     let key = request.context.extensions.get::<AuthenticatedKey>();
     let (key_limits, key_budgets) =
         key.map_or((&[][..], &[][..]), |key| (key.0.limits.as_slice(), key.0.budgets.as_slice()));
-    let input = rough_input_tokens(&request.payload);
-    let output = match &request.payload {
-        RequestPayload::Chat(chat) => chat.output_limit().map_or(settings.default_output_tokens, u64::from),
-        RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
-    };
+    let (input, output) = estimate(settings, request);
     let tokens = input.saturating_add(output);
     let limits = settings.limits.checks(subject, key_limits, tokens);
     let cost = settings.prices.price(None, subject.model).map_or(0.0, |price| price.cost(input, 0, output));
@@ -73,7 +70,24 @@ fn checks(settings: &Settings, request: &LlmRequest, subject: &Subject) -> Check
     Checks { limits, budgets }
 }
 
-fn subject_of(request: &LlmRequest) -> Subject<'_> {
+/// The request's estimated input and output tokens: its rough input size, and its
+/// `max_tokens` or the configured default.
+fn estimate(settings: &Settings, request: &LlmRequest) -> (u64, u64) {
+    let input = rough_input_tokens(&request.payload);
+    let output = match &request.payload {
+        RequestPayload::Chat(chat) => chat.output_limit().map_or(settings.default_output_tokens, u64::from),
+        RequestPayload::Embeddings(_) | RequestPayload::CountTokens(_) => 0,
+    };
+    (input, output)
+}
+
+/// The tokens a request reserves from token limits.
+pub(super) fn estimated_tokens(settings: &Settings, request: &LlmRequest) -> u64 {
+    let (input, output) = estimate(settings, request);
+    input.saturating_add(output)
+}
+
+pub(super) fn subject_of(request: &LlmRequest) -> Subject<'_> {
     let context = &request.context;
     Subject {
         key: context.identity.key_id.as_deref(),
@@ -95,7 +109,12 @@ where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
 {
     let Checks { limits, budgets } = checks(&settings, &request, &subject_of(&request));
+    // Provider-scoped limits, checked inside the router, settle through the same report.
+    let report = provider_limits_apply(&settings, &request).then(UsageReport::new);
     if limits.is_empty() && budgets.is_empty() {
+        if let Some(report) = report {
+            request.context.extensions.insert(report);
+        }
         return inner.oneshot(request).await;
     }
     let decision = settings.state.acquire(&limits, &budgets, settings.reservation_ttl).await;
@@ -122,19 +141,24 @@ where
     for check in &limits {
         settings.observer.rate_limit_decision(check.scope, true);
     }
-    if !reservation.is_empty() {
-        let (report, receiver) = UsageReport::channel();
+    if !reservation.is_empty() || report.is_some() {
+        let report = report.unwrap_or_default();
+        if !reservation.is_empty() {
+            let scopes = budget_scopes(&budgets);
+            tokio::spawn(settle(settings.clone(), reservation, report.subscribe(), scopes));
+        }
         request.context.extensions.insert(report);
-        let scopes = budget_scopes(&budgets);
-        tokio::spawn(settle(settings.clone(), reservation, receiver, scopes));
     }
     let headers = rate_limit_headers(&statuses);
     match inner.oneshot(request).await {
         Ok(mut response) => {
-            response.headers.extend(headers);
+            merge_rate_limit_headers(&mut response.headers, headers);
             Ok(response)
         }
-        Err(error) => Err(error.with_headers(headers)),
+        Err(mut error) => {
+            merge_rate_limit_headers(error.headers.get_or_insert_default(), headers);
+            Err(error)
+        }
     }
 }
 
@@ -153,17 +177,7 @@ fn refuse(
             if let Some(check) = check {
                 settings.observer.rate_limit_decision(check.scope, false);
             }
-            let reason = check.map_or_else(
-                || "rate_limit".to_owned(),
-                |check| {
-                    let kind = match check.kind {
-                        LimitKind::Requests => "requests",
-                        LimitKind::Tokens => "tokens",
-                    };
-                    format!("rate_limit:{}:{kind}", check.scope.as_str())
-                },
-            );
-            (reason, rate_limited(check, &subject, retry_after, too_large, &statuses))
+            (refusal_reason(check), rate_limited(check, &subject, retry_after, too_large, &statuses))
         }
         Refusal::OverBudget { check_index, spent, in_flight, limit, .. } => {
             let check = budgets.get(check_index);
@@ -184,6 +198,20 @@ fn refuse(
         recorder.record(refused_record(request, &reason, error.http_status()));
     }
     error
+}
+
+/// Why a rate limit refused a request, for its usage record: `rate_limit:<scope>:<kind>`.
+pub(super) fn refusal_reason(check: Option<&LimitCheck>) -> String {
+    check.map_or_else(
+        || "rate_limit".to_owned(),
+        |check| {
+            let kind = match check.kind {
+                LimitKind::Requests => "requests",
+                LimitKind::Tokens => "tokens",
+            };
+            format!("rate_limit:{}:{kind}", check.scope.as_str())
+        },
+    )
 }
 
 /// The usage record of a refused request: nothing used, nothing spent.
@@ -227,7 +255,7 @@ fn budget_scopes(budgets: &[BudgetCheck]) -> Vec<BudgetScope> {
 
 /// Settles the reservation with the usage accounting records, or releases it when the
 /// request never reached accounting.
-async fn settle(
+pub(super) async fn settle(
     settings: Arc<Settings>,
     reservation: Reservation,
     receiver: oneshot::Receiver<RecordedUsage>,
@@ -252,7 +280,7 @@ async fn settle(
 }
 
 /// Logs a state-backend failure at most every 10 seconds, with how many there were.
-fn warn_state_error(error: &str, failed_open: bool) {
+pub(super) fn warn_state_error(error: &str, failed_open: bool) {
     static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
     static SINCE: AtomicU64 = AtomicU64::new(0);
     let failures = SINCE.fetch_add(1, Ordering::Relaxed) + 1;

@@ -21,19 +21,64 @@ pub struct RecordedUsage {
 /// receiver gets the usage once the record is made (streams: when they end, or when the
 /// client leaves); it gets an error when no record is made (the request never reached
 /// accounting), so a reservation can be released.
+///
+/// Stages below accounting (e.g. a limit per provider, inside the router) find the same
+/// report in the request and [`subscribe`](Self::subscribe) to it.
 #[derive(Clone)]
-pub struct UsageReport(Arc<Mutex<Option<oneshot::Sender<RecordedUsage>>>>);
+pub struct UsageReport(Arc<Mutex<Listeners>>);
+
+/// Who waits for the usage; `closed` once it was sent, so late subscribers hear nothing.
+#[derive(Default)]
+struct Listeners {
+    senders: Vec<oneshot::Sender<RecordedUsage>>,
+    closed: bool,
+}
 
 impl UsageReport {
     /// A report to insert, and the receiver of its usage.
     pub fn channel() -> (UsageReport, oneshot::Receiver<RecordedUsage>) {
-        let (sender, receiver) = oneshot::channel();
-        (UsageReport(Arc::new(Mutex::new(Some(sender)))), receiver)
+        let report = UsageReport::new();
+        let receiver = report.subscribe();
+        (report, receiver)
     }
 
-    /// The sender, once: whoever takes it reports.
-    pub(crate) fn take(&self) -> Option<oneshot::Sender<RecordedUsage>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    /// A report nobody listens to yet: stages below may [`subscribe`](Self::subscribe).
+    pub fn new() -> UsageReport {
+        UsageReport(Arc::new(Mutex::new(Listeners::default())))
+    }
+
+    /// Another receiver of the same usage. After the usage was sent, its receiver gets
+    /// an error at once.
+    pub fn subscribe(&self) -> oneshot::Receiver<RecordedUsage> {
+        let (sender, receiver) = oneshot::channel();
+        let mut listeners = self.listeners();
+        if !listeners.closed {
+            listeners.senders.push(sender);
+        }
+        receiver
+    }
+
+    /// Sends `usage` to every receiver, once.
+    pub(crate) fn send(&self, usage: RecordedUsage) {
+        let senders = {
+            let mut listeners = self.listeners();
+            listeners.closed = true;
+            std::mem::take(&mut listeners.senders)
+        };
+        for sender in senders {
+            // A receiver may be gone (its request ended otherwise): nothing to settle.
+            let _ = sender.send(usage);
+        }
+    }
+
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Listeners> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for UsageReport {
+    fn default() -> Self {
+        UsageReport::new()
     }
 }
 

@@ -11,7 +11,7 @@ pub(super) struct Pending {
     /// When the gateway received the request (its timeout counts from there).
     pub(super) received_at: std::time::Instant,
     /// Who waits for the recorded usage ([`UsageReport`]), if anyone.
-    pub(super) report: Option<tokio::sync::oneshot::Sender<RecordedUsage>>,
+    pub(super) report: Option<UsageReport>,
 }
 
 impl Pending {
@@ -62,7 +62,11 @@ impl Pending {
                 };
                 // A failed request before any output is billed nothing.
                 record.input_tokens =
-                    if outcome == Outcome::Error && output_text.is_none() { 0 } else { self.input_estimate };
+                    if matches!(outcome, Outcome::Error | Outcome::Refused) && output_text.is_none() {
+                        0
+                    } else {
+                        self.input_estimate
+                    };
                 record.output_tokens = output;
                 record.source = if self.input_exact && output_exact {
                     UsageSource::Counted
@@ -85,8 +89,7 @@ impl Pending {
                 output_tokens: record.output_tokens,
                 cost: record.cost,
             };
-            // The waiter may be gone (its request ended otherwise): nothing to settle.
-            let _ = report.send(usage);
+            report.send(usage);
         }
         accounting.recorder.record(self.record);
     }

@@ -71,7 +71,7 @@ pub(super) fn start(request: &mut LlmRequest, accounting: &Accounting) -> (Pendi
         refusal: None,
     };
     let received_at = context.received_at;
-    let report = context.extensions.get::<UsageReport>().and_then(UsageReport::take);
+    let report = context.extensions.get::<UsageReport>().cloned();
     request.context.extensions.insert(InputTokenEstimate(input_estimate));
     (Pending { record, input_estimate, input_exact, started: Instant::now(), received_at, report }, deferred)
 }
@@ -208,7 +208,14 @@ where
                 Err(error) => {
                     pending.record.provider =
                         error.upstream.as_ref().map(|upstream| Arc::from(upstream.provider.as_str()));
-                    pending.finish(accounting, None, None, Outcome::Error, error.http_status());
+                    let outcome = match &error.refusal {
+                        Some(reason) => {
+                            pending.record.refusal = Some(Arc::from(&**reason));
+                            Outcome::Refused
+                        }
+                        None => Outcome::Error,
+                    };
+                    pending.finish(accounting, None, None, outcome, error.http_status());
                     return Err(error);
                 }
             };
