@@ -87,3 +87,28 @@ impl std::fmt::Debug for UsageReport {
         f.write_str("UsageReport")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subscriber_hears_the_usage_once_and_late_ones_hear_nothing() {
+        let usage = RecordedUsage { input_tokens: 7, output_tokens: 8, cost: 0.5 };
+        let (report, mut first) = UsageReport::channel();
+        let mut second = report.clone().subscribe();
+        report.send(usage);
+        assert_eq!(first.try_recv(), Ok(usage));
+        assert_eq!(second.try_recv(), Ok(usage));
+        let mut late = report.subscribe();
+        assert_eq!(late.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+    }
+
+    #[test]
+    fn a_report_dropped_unsent_closes_its_receivers() {
+        let report = UsageReport::new();
+        let mut receiver = report.subscribe();
+        drop(report);
+        assert_eq!(receiver.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+    }
+}
