@@ -115,6 +115,7 @@ pub mod budgets;
 pub mod config;
 mod error;
 mod gcra;
+pub mod inspect;
 pub mod keys;
 pub mod limits;
 mod observer;

@@ -1,0 +1,4 @@
+//! Security checks on what the model will read and write: normalisation (so that an
+//! encoded attack is seen as what it says), and the detectors built on it.
+
+pub mod normalize;
