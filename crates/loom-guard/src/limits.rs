@@ -1,5 +1,6 @@
 //! Which rate-limit buckets a request touches.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -181,7 +182,8 @@ fn push_rates(checks: &mut Vec<LimitCheck>, base: &str, limit: &LimitConfig, tok
     for (rate, kind, unit, period) in rates {
         let Some(rate) = rate.filter(|rate| *rate > 0) else { continue };
         let burst = limit.burst.unwrap_or(rate).max(1);
-        let bucket = format!("{base}:{unit}:{rate}");
+        let mut bucket = String::with_capacity(base.len() + 24);
+        let _ = write!(bucket, "{base}:{unit}:{rate}");
         if let Some(existing) = checks.iter_mut().find(|check| check.bucket == bucket) {
             existing.burst = existing.burst.min(burst);
             continue;

@@ -21,45 +21,40 @@ const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 /// The `x-ratelimit-*` headers for these limits: per kind, the one with the least left.
 pub(super) fn rate_limit_headers(statuses: &[LimitStatus]) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    write_rate_limit_headers(&mut headers, statuses, false);
+    headers
+}
+
+/// Writes the `x-ratelimit-*` headers for these limits into `headers`: per kind, the one
+/// with the least left. With `keep_tighter`, a kind `headers` already shows with less
+/// left (a provider's limit, written below) is kept.
+pub(super) fn write_rate_limit_headers(
+    headers: &mut HeaderMap,
+    statuses: &[LimitStatus],
+    keep_tighter: bool,
+) {
     for (kind, [limit, remaining, reset]) in [
         (LimitKind::Requests, [LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS]),
         (LimitKind::Tokens, [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS]),
     ] {
         let tightest =
             statuses.iter().filter(|status| status.kind == kind).min_by_key(|status| status.remaining);
-        if let Some(status) = tightest {
-            headers.insert(limit, HeaderValue::from(status.limit));
-            headers.insert(remaining, HeaderValue::from(status.remaining));
-            if let Ok(value) = HeaderValue::from_str(&reset_text(status.reset_after)) {
-                headers.insert(reset, value);
-            }
-        }
-    }
-    headers
-}
-
-/// Adds `ours` to `headers`, per kind keeping whichever limit has less left: a stage
-/// below (a provider's limits) may have written its own already.
-pub(super) fn merge_rate_limit_headers(headers: &mut HeaderMap, ours: HeaderMap) {
-    for [limit, remaining, reset] in
-        [[LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS], [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS]]
-    {
-        let left = |map: &HeaderMap| {
-            map.get(&remaining)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|text| text.parse::<u64>().ok())
-        };
-        let Some(our_left) = left(&ours) else { continue };
-        if left(headers).is_some_and(|theirs| theirs <= our_left) {
+        let Some(status) = tightest else { continue };
+        if keep_tighter && left(headers, &remaining).is_some_and(|theirs| theirs <= status.remaining) {
             continue;
         }
-        for name in [limit, remaining, reset] {
-            match ours.get(&name) {
-                Some(value) => headers.insert(name, value.clone()),
-                None => headers.remove(name),
-            };
-        }
+        headers.insert(limit, HeaderValue::from(status.limit));
+        headers.insert(remaining, HeaderValue::from(status.remaining));
+        match HeaderValue::from_str(&reset_text(status.reset_after)) {
+            Ok(value) => headers.insert(reset, value),
+            Err(_) => headers.remove(reset),
+        };
     }
+}
+
+/// What a `x-ratelimit-remaining-*` header says is left.
+fn left(headers: &HeaderMap, remaining: &HeaderName) -> Option<u64> {
+    headers.get(remaining).and_then(|value| value.to_str().ok()).and_then(|text| text.parse().ok())
 }
 
 /// A wait as OpenAI writes it: `20ms`, `6s`, `1.5s`, `6m0s`, `1h2m3s`.
@@ -148,31 +143,32 @@ pub(super) fn over_budget(check: Option<&BudgetCheck>, spent: u64, limit: u64) -
 mod tests {
     use super::*;
 
-    fn trio(limit: u64, remaining: u64, reset: &str) -> [(HeaderName, String); 3] {
-        [
-            (LIMIT_REQUESTS, limit.to_string()),
-            (REMAINING_REQUESTS, remaining.to_string()),
-            (RESET_REQUESTS, reset.to_owned()),
-        ]
+    fn requests(limit: u64, remaining: u64, reset_ms: u64) -> LimitStatus {
+        LimitStatus {
+            kind: LimitKind::Requests,
+            limit,
+            remaining,
+            reset_after: Duration::from_millis(reset_ms),
+        }
     }
 
-    fn map(entries: &[(HeaderName, String)]) -> HeaderMap {
-        entries.iter().map(|(name, value)| (name.clone(), HeaderValue::from_str(value).unwrap())).collect()
+    fn shown(headers: &HeaderMap) -> [Option<&str>; 3] {
+        [LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS]
+            .map(|name| headers.get(name).and_then(|value| value.to_str().ok()))
     }
 
     #[test]
-    fn merged_headers_show_the_limit_with_least_left() {
-        let provider = trio(5, 1, "12s");
-        let request_level = trio(100, 40, "1s");
-        let mut headers = map(&provider);
-        merge_rate_limit_headers(&mut headers, map(&request_level));
-        assert_eq!(headers, map(&provider));
-        let mut headers = map(&trio(100, 90, "1s"));
-        merge_rate_limit_headers(&mut headers, map(&provider));
-        assert_eq!(headers, map(&provider));
-        let mut headers = HeaderMap::new();
-        merge_rate_limit_headers(&mut headers, map(&request_level));
-        assert_eq!(headers, map(&request_level));
+    fn written_headers_keep_the_limit_with_least_left_when_asked() {
+        let provider = rate_limit_headers(&[requests(5, 1, 12_000)]);
+        let mut headers = provider.clone();
+        write_rate_limit_headers(&mut headers, &[requests(100, 40, 1000)], true);
+        assert_eq!(shown(&headers), [Some("5"), Some("1"), Some("12s")]);
+        write_rate_limit_headers(&mut headers, &[requests(100, 40, 1000)], false);
+        assert_eq!(shown(&headers), [Some("100"), Some("40"), Some("1s")]);
+        let mut headers = rate_limit_headers(&[requests(100, 90, 1000)]);
+        write_rate_limit_headers(&mut headers, &[requests(5, 1, 12_000), requests(9, 3, 10)], true);
+        assert_eq!(shown(&headers), [Some("5"), Some("1"), Some("12s")]);
+        assert!(rate_limit_headers(&[]).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use loom_core::{ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload};
 use loom_tokens::accounting::UsageReport;
 use tower::{Layer, Service, ServiceExt};
 
-use super::headers::{rate_limit_headers, rate_limited};
+use super::headers::{rate_limited, write_rate_limit_headers};
 use super::layer::Settings;
 use super::service::{estimated_tokens, refusal_reason, settle, subject_of, warn_state_error};
 use crate::auth::AuthenticatedKey;
@@ -148,14 +148,17 @@ where
     if limits.iter().any(|check| check.kind == LimitKind::Tokens)
         && let Some(report) = request.context.extensions.get::<UsageReport>()
     {
-        tokio::spawn(settle(settings.clone(), reservation, report.subscribe(), Vec::new()));
+        let settings = settings.clone();
+        report.on_usage(move |usage| settle(settings, reservation, usage, Vec::new()));
     }
-    let headers = rate_limit_headers(&statuses);
     match inner.oneshot(request).await {
         Ok(mut response) => {
-            response.headers.extend(headers);
+            write_rate_limit_headers(&mut response.headers, &statuses, false);
             Ok(response)
         }
-        Err(error) => Err(error.with_headers(headers)),
+        Err(mut error) => {
+            write_rate_limit_headers(error.headers.get_or_insert_default(), &statuses, false);
+            Err(error)
+        }
     }
 }

@@ -11,17 +11,17 @@ use loom_core::{ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload};
 use loom_tokens::accounting::{
     Outcome, RecordedUsage, UsageRecord, UsageReport, UsageSource, rough_input_tokens,
 };
-use tokio::sync::oneshot;
 use tower::{Service, ServiceExt};
 use tracing::warn;
 
-use super::headers::{merge_rate_limit_headers, over_budget, rate_limit_headers, rate_limited};
+use super::headers::{over_budget, rate_limited, write_rate_limit_headers};
 use super::layer::Settings;
 use super::provider::provider_limits_apply;
 use crate::auth::AuthenticatedKey;
 use crate::limits::{LimitKind, Subject};
 use crate::{
-    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, LimitCheck, Refusal, Reservation, usd_to_nano,
+    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, GuardError, LimitCheck, Refusal, Reservation,
+    usd_to_nano,
 };
 
 /// The service [`RateLimitLayer`](super::RateLimitLayer) produces.
@@ -65,8 +65,13 @@ fn checks(settings: &Settings, request: &LlmRequest, subject: &Subject) -> Check
     let (input, output) = estimate(settings, request);
     let tokens = input.saturating_add(output);
     let limits = settings.limits.checks(subject, key_limits, tokens);
-    let cost = settings.prices.price(None, subject.model).map_or(0.0, |price| price.cost(input, 0, output));
-    let budgets = settings.budgets.checks(subject, key_budgets, SystemTime::now(), usd_to_nano(cost), tokens);
+    let budgets = if settings.budgets.is_empty() && key_budgets.is_empty() {
+        Vec::new()
+    } else {
+        let cost =
+            settings.prices.price(None, subject.model).map_or(0.0, |price| price.cost(input, 0, output));
+        settings.budgets.checks(subject, key_budgets, SystemTime::now(), usd_to_nano(cost), tokens)
+    };
     Checks { limits, budgets }
 }
 
@@ -141,22 +146,23 @@ where
     for check in &limits {
         settings.observer.rate_limit_decision(check.scope, true);
     }
-    if !reservation.is_empty() || report.is_some() {
+    let below = report.is_some();
+    if !reservation.is_empty() || below {
         let report = report.unwrap_or_default();
         if !reservation.is_empty() {
-            let scopes = budget_scopes(&budgets);
-            tokio::spawn(settle(settings.clone(), reservation, report.subscribe(), scopes));
+            let (settings, scopes) = (settings.clone(), budget_scopes(&budgets));
+            report.on_usage(move |usage| settle(settings, reservation, usage, scopes));
         }
         request.context.extensions.insert(report);
     }
-    let headers = rate_limit_headers(&statuses);
+    // Provider limits below may have written tighter headers of their own.
     match inner.oneshot(request).await {
         Ok(mut response) => {
-            merge_rate_limit_headers(&mut response.headers, headers);
+            write_rate_limit_headers(&mut response.headers, &statuses, below);
             Ok(response)
         }
         Err(mut error) => {
-            merge_rate_limit_headers(error.headers.get_or_insert_default(), headers);
+            write_rate_limit_headers(error.headers.get_or_insert_default(), &statuses, below);
             Err(error)
         }
     }
@@ -253,29 +259,38 @@ fn budget_scopes(budgets: &[BudgetCheck]) -> Vec<BudgetScope> {
     scopes
 }
 
-/// Settles the reservation with the usage accounting records, or releases it when the
-/// request never reached accounting.
-pub(super) async fn settle(
+/// Settles the reservation with the usage accounting recorded (`None`: no record was
+/// made, the request never reached accounting, so it is released): at once in memory,
+/// on a task for Redis.
+pub(super) fn settle(
     settings: Arc<Settings>,
     reservation: Reservation,
-    receiver: oneshot::Receiver<RecordedUsage>,
+    usage: Option<RecordedUsage>,
     cost_scopes: Vec<BudgetScope>,
 ) {
-    let result = match receiver.await {
-        Ok(usage) => {
-            let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
-            let settled = settings.state.settle(&reservation, tokens, usd_to_nano(usage.cost)).await;
-            if settled.is_ok() {
-                for scope in cost_scopes {
-                    settings.observer.budget_spent(scope, usage.cost);
-                }
+    let (tokens, nano_usd) = usage.map_or((0, 0), |usage| {
+        (usage.input_tokens.saturating_add(usage.output_tokens), usd_to_nano(usage.cost))
+    });
+    let settled = move |settings: &Settings, result: Result<(), GuardError>| match (result, usage) {
+        (Ok(()), Some(usage)) => {
+            for scope in &cost_scopes {
+                settings.observer.budget_spent(*scope, usage.cost);
             }
-            settled
         }
-        Err(_) => settings.state.release(&reservation).await,
+        (Ok(()), None) => {}
+        (Err(error), _) => warn_state_error(&format!("settling a reservation: {error}"), true),
     };
-    if let Err(error) = result {
-        warn_state_error(&format!("settling a reservation: {error}"), true);
+    if let Some(result) = settings.state.settle_now(&reservation, tokens, nano_usd) {
+        settled(&settings, result);
+        return;
+    }
+    // Redis: off the recording thread. Without a runtime (shutting down) the reservation
+    // lapses after its TTL.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let result = settings.state.settle(&reservation, tokens, nano_usd).await;
+            settled(&settings, result);
+        });
     }
 }
 

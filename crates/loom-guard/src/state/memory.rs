@@ -1,11 +1,16 @@
 //! The in-process backend: GCRA buckets and budget periods in maps behind one mutex.
 //!
+//! The maps hash with foldhash, seeded per process; they are bounded, so a client
+//! choosing colliding names cannot grow them.
+//!
 //! Bounded: when the maps hold more than `max_entries` buckets, buckets that no longer
 //! matter are swept (a TAT in the past is a full bucket, the same as none; a budget period
 //! over, with nothing in flight), then the most permissive are evicted down to 90%: the
 //! fullest rate-limit buckets first, then the least-spent budget periods.
 
 use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -27,8 +32,8 @@ pub struct MemoryState {
 #[derive(Debug, Default)]
 struct Buckets {
     /// TAT per rate-limit bucket (µs since the epoch).
-    tats: HashMap<String, u64>,
-    budgets: HashMap<String, BudgetEntry>,
+    tats: HashMap<String, u64, RandomState>,
+    budgets: HashMap<String, BudgetEntry, RandomState>,
 }
 
 #[derive(Debug, Default)]
@@ -39,7 +44,7 @@ struct BudgetEntry {
     seeded: u64,
     seeded_until: u64,
     /// In-flight reservations: amount and expiry (µs).
-    held: HashMap<String, (u64, u64)>,
+    held: HashMap<String, (u64, u64), RandomState>,
     held_total: u64,
     /// When the spend stops mattering (µs).
     keep_until: u64,
@@ -164,7 +169,13 @@ impl MemoryState {
         }
         for (check, new_tat) in limits.iter().zip(&new_tats) {
             if *new_tat > now {
-                buckets.tats.insert(check.bucket.clone(), *new_tat);
+                // The bucket's name is copied only the first time.
+                match buckets.tats.get_mut(&check.bucket) {
+                    Some(tat) => *tat = *new_tat,
+                    None => {
+                        buckets.tats.insert(check.bucket.clone(), *new_tat);
+                    }
+                }
             }
         }
         let expires = now.saturating_add(micros(ttl));

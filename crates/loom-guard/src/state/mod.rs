@@ -338,6 +338,21 @@ impl GuardState {
         result
     }
 
+    /// Settles at once when the state is in memory (no I/O); `None` on Redis, where
+    /// [`settle`](Self::settle) must be awaited.
+    pub fn settle_now(
+        &self,
+        reservation: &Reservation,
+        actual_tokens: u64,
+        actual_nano_usd: u64,
+    ) -> Option<Result<(), GuardError>> {
+        let GuardState::Memory(memory) = self else { return None };
+        if !reservation.is_empty() && reservation.take() {
+            memory.settle(reservation, actual_tokens, actual_nano_usd);
+        }
+        Some(Ok(()))
+    }
+
     /// Releases a reservation without spending (the request never ran): token limits get
     /// their reservation back, budgets stop holding it. Request counts stay spent.
     pub async fn release(&self, reservation: &Reservation) -> Result<(), GuardError> {

@@ -8,8 +8,8 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -25,14 +25,21 @@ use crate::limits::LimitCheck;
 /// How long a settled marker outlives the reservation's ttl, so late retries stay no-ops.
 const SETTLED_GRACE: Duration = Duration::from_secs(3600);
 
+/// At most this many runtimes keep a connection (a process has one per worker).
+const MAX_CONNECTIONS: usize = 64;
+
 /// Limits, budgets and run-time keys on a Redis shared by every instance.
 #[derive(Clone)]
 pub struct RedisState {
-    connection: ConnectionManager,
     shared: Arc<Shared>,
 }
 
 struct Shared {
+    client: Client,
+    manager_config: ConnectionManagerConfig,
+    /// One connection per Tokio runtime: a worker's calls stay on its own thread, with no
+    /// cross-thread wake-up to reach a connection driven elsewhere.
+    connections: Mutex<Vec<(tokio::runtime::Id, ConnectionManager)>>,
     /// `{prefix}`: the hash tag every key starts with.
     tag: String,
     timeout: Duration,
@@ -73,14 +80,19 @@ impl RedisState {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(2)
             .set_max_delay(config.timeout);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
             .map_err(|error| scrubbed(&error, &secrets))?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| GuardError::Backend("the redis state backend needs a Tokio runtime".to_owned()))?
+            .id();
         let mut random = [0u8; 6];
         random_bytes(&mut random)?;
         let id_prefix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
         Ok(RedisState {
-            connection,
             shared: Arc::new(Shared {
+                client,
+                manager_config,
+                connections: Mutex::new(vec![(runtime, connection)]),
                 tag: format!("{{{}}}", config.key_prefix),
                 timeout: config.timeout,
                 secrets,
@@ -96,6 +108,28 @@ impl RedisState {
 
     pub(crate) fn next_reservation_id(&self) -> String {
         format!("r{}-{}", self.shared.id_prefix, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The connection of the runtime this runs on (made on first use there).
+    fn connection(&self) -> Result<ConnectionManager, GuardError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| GuardError::Backend("the redis state backend needs a Tokio runtime".to_owned()))?
+            .id();
+        let mut connections = self.shared.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, connection)) = connections.iter().find(|(id, _)| *id == runtime) {
+            return Ok(connection.clone());
+        }
+        let connection = ConnectionManager::new_lazy_with_config(
+            self.shared.client.clone(),
+            self.shared.manager_config.clone(),
+        )
+        .map_err(|error| scrubbed(&error, &self.shared.secrets))?;
+        if connections.len() >= MAX_CONNECTIONS {
+            // The oldest runtime is the likeliest to be gone (tests make many).
+            connections.remove(0);
+        }
+        connections.push((runtime, connection.clone()));
+        Ok(connection)
     }
 
     /// The Redis key of a bucket.
@@ -115,7 +149,7 @@ impl RedisState {
     }
 
     pub(crate) async fn ping(&self) -> Result<(), GuardError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         self.call(async move { redis::cmd("PING").query_async::<String>(&mut connection).await })
             .await
             .map(drop)
@@ -145,7 +179,7 @@ impl RedisState {
             self.push_budget_keys(&mut invocation, &check.bucket);
             invocation.arg(check.limit).arg(check.reserve).arg(check.window.slot).arg(check.window.slots);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         let reply: Vec<i64> =
             self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
         parse_acquire(&reply, limits, budgets.len())
@@ -176,7 +210,7 @@ impl RedisState {
                 .arg(budget.window.slots)
                 .arg(millis(budget.ttl));
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         self.call(async move { invocation.invoke_async::<i64>(&mut connection).await }).await.map(drop)
     }
 
@@ -192,7 +226,7 @@ impl RedisState {
             self.push_budget_keys(&mut invocation, &check.bucket);
             invocation.arg(check.window.slot).arg(check.window.slots);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         let reply: Vec<i64> =
             self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
         if reply.len() != 2 * budgets.len() {
@@ -203,7 +237,7 @@ impl RedisState {
 
     /// The run-time key records' version (0 when none was ever written).
     pub(crate) async fn keys_version(&self) -> Result<u64, GuardError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         let version_key = self.key("keys:version");
         let version: Option<u64> = self
             .call(async move { redis::cmd("GET").arg(version_key).query_async(&mut connection).await })
@@ -213,7 +247,7 @@ impl RedisState {
 
     /// Every run-time key record (id -> JSON) and the version they belong to, read atomically.
     pub(crate) async fn key_records(&self) -> Result<(u64, Vec<(String, String)>), GuardError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("GET").arg(self.key("keys:version")).cmd("HGETALL").arg(self.key("keys"));
         let (version, records): (Option<u64>, Vec<(String, String)>) =
@@ -232,14 +266,14 @@ impl RedisState {
         let mut invocation = self.shared.key_write.prepare_invoke();
         invocation.key(self.key("keys")).key(self.key("keys:version"));
         invocation.arg(id).arg(json).arg(expected.unwrap_or(""));
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         let written: i64 = self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
         Ok(written == 1)
     }
 
     /// One stored record's JSON.
     pub(crate) async fn key_record(&self, id: &str) -> Result<Option<String>, GuardError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         let keys = self.key("keys");
         let id = id.to_owned();
         self.call(async move { redis::cmd("HGET").arg(keys).arg(id).query_async(&mut connection).await })

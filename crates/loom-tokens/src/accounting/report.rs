@@ -27,11 +27,23 @@ pub struct RecordedUsage {
 #[derive(Clone)]
 pub struct UsageReport(Arc<Mutex<Listeners>>);
 
-/// Who waits for the usage; `closed` once it was sent, so late subscribers hear nothing.
+/// What a listener hears: the usage, or `None` when no record was made.
+type Listener = Box<dyn FnOnce(Option<RecordedUsage>) + Send>;
+
+/// Who waits for the usage; `closed` once it was sent, so late listeners hear `None`.
 #[derive(Default)]
 struct Listeners {
-    senders: Vec<oneshot::Sender<RecordedUsage>>,
+    listeners: Vec<Listener>,
     closed: bool,
+}
+
+impl Drop for Listeners {
+    /// The last report went away unsent: no record was made.
+    fn drop(&mut self) {
+        for listener in self.listeners.drain(..) {
+            listener(None);
+        }
+    }
 }
 
 impl UsageReport {
@@ -51,23 +63,37 @@ impl UsageReport {
     /// an error at once.
     pub fn subscribe(&self) -> oneshot::Receiver<RecordedUsage> {
         let (sender, receiver) = oneshot::channel();
-        let mut listeners = self.listeners();
-        if !listeners.closed {
-            listeners.senders.push(sender);
-        }
+        self.on_usage(move |usage| {
+            if let Some(usage) = usage {
+                // The receiver may be gone (its request ended otherwise): nothing to do.
+                let _ = sender.send(usage);
+            }
+        });
         receiver
     }
 
-    /// Sends `usage` to every receiver, once.
+    /// Calls `listener` once: with the usage when the record is made, or with `None` when
+    /// the last copy of this report goes away without one (or already went). It runs on
+    /// whichever thread records the request, so it must be quick: spawn for slow work.
+    pub fn on_usage(&self, listener: impl FnOnce(Option<RecordedUsage>) + Send + 'static) {
+        let mut listeners = self.listeners();
+        if listeners.closed {
+            drop(listeners);
+            listener(None);
+            return;
+        }
+        listeners.listeners.push(Box::new(listener));
+    }
+
+    /// Sends `usage` to every listener, once.
     pub(crate) fn send(&self, usage: RecordedUsage) {
-        let senders = {
+        let listeners = {
             let mut listeners = self.listeners();
             listeners.closed = true;
-            std::mem::take(&mut listeners.senders)
+            std::mem::take(&mut listeners.listeners)
         };
-        for sender in senders {
-            // A receiver may be gone (its request ended otherwise): nothing to settle.
-            let _ = sender.send(usage);
+        for listener in listeners {
+            listener(Some(usage));
         }
     }
 
@@ -102,6 +128,32 @@ mod tests {
         assert_eq!(second.try_recv(), Ok(usage));
         let mut late = report.subscribe();
         assert_eq!(late.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+    }
+
+    #[test]
+    fn listeners_hear_the_usage_or_none_once() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let heard = Arc::new(AtomicU64::new(0));
+        let listen = |report: &UsageReport| {
+            let heard = heard.clone();
+            report.on_usage(move |usage| {
+                heard.fetch_add(usage.map_or(1000, |usage| usage.output_tokens), Ordering::SeqCst);
+            });
+        };
+        let sent = UsageReport::new();
+        listen(&sent);
+        sent.send(RecordedUsage { input_tokens: 1, output_tokens: 2, cost: 0.0 });
+        assert_eq!(heard.load(Ordering::SeqCst), 2);
+        // After the send, and on a report dropped unsent: `None`, at once or at the drop.
+        listen(&sent);
+        assert_eq!(heard.load(Ordering::SeqCst), 1002);
+        let unsent = UsageReport::new();
+        listen(&unsent);
+        let copy = unsent.clone();
+        drop(unsent);
+        assert_eq!(heard.load(Ordering::SeqCst), 1002, "a copy is still alive");
+        drop(copy);
+        assert_eq!(heard.load(Ordering::SeqCst), 2002);
     }
 
     #[test]
