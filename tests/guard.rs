@@ -598,3 +598,119 @@ async fn ten_thousand_identities_pass_and_the_limit_state_stays_bounded() {
     let response = post(&gateway, "/v1/chat/completions", &headers, CHAT).await;
     assert_eq!(response.status, 200, "{}", response.text());
 }
+
+/// Starts a gateway the way `loom` does, through `Gateway::start` (which seeds in-memory
+/// budgets from the ledger; `TestGateway` serves on listeners of its own and does not).
+async fn start_like_loom(yaml: &str) -> loom_gateway::RunningGateway {
+    let config = loom_gateway::config::LoomConfig::from_yaml_str(yaml, &|_| None).expect("config");
+    loom_gateway::Gateway::from_config(&config).expect("gateway").start().await.expect("gateway starts")
+}
+
+/// POSTs a JSON body with `headers` to `addr`: (status, body as JSON).
+async fn post_to(addr: std::net::SocketAddr, path: &str, headers: Headers<'_>, body: &str) -> (u16, Value) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut request =
+        http::Request::post(format!("http://{addr}{path}")).header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request =
+        request.body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned()))).expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
+        .await
+        .expect("answered in time")
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&body).expect("JSON body"))
+}
+
+/// Spends 30 tokens with `lk-app` (key `app`, team `web`) under `budgets` (YAML lines
+/// under `ai_gateway:`, 30 tokens at most), checks the next request is refused with a
+/// message starting `refusal`, restarts the gateway on the same ledger, and checks the
+/// next request is refused with the same body.
+async fn refused_again_after_a_restart(budgets: &str, refusal: &str) {
+    let mock = MockUpstream::start().await;
+    let (_dir, ledger) = ledger_dir();
+    let yaml = format!(
+        "{}server:\n  listen: 127.0.0.1:0\nadmin:\n  enabled: false\n",
+        openai_config(
+            &mock.base_url(),
+            "",
+            &format!(
+                "{budgets}  token_accounting:\n    ledger_path: {}\n    flush_interval: 50ms\n",
+                ledger.display()
+            )
+        )
+    );
+    let auth = [("authorization", "Bearer lk-app")];
+    let first = start_like_loom(&yaml).await;
+    let first_addr = first.addr().expect("front door address");
+    // Each request reserves 7 + 8 = 15 tokens and uses 9 + 6 = 15 (see the test above).
+    for _ in 0..2 {
+        let (status, body) =
+            post_to(first_addr, "/v1/chat/completions", &auth, &chat_with_max_tokens(8)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, expected) =
+        post_to(first_addr, "/v1/chat/completions", &auth, &chat_with_max_tokens(8)).await;
+    assert_eq!(status, 429, "{expected}");
+    let message = expected["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(refusal), "{expected}");
+    // Shutting down commits the ledger.
+    first.shutdown().await;
+
+    // A fresh in-memory state, seeded from the ledger with the 30 tokens spent: the next
+    // request is refused in the same words.
+    let second = start_like_loom(&yaml).await;
+    let second_addr = second.addr().expect("front door address");
+    let (status, body) = post_to(second_addr, "/v1/chat/completions", &auth, &chat_with_max_tokens(8)).await;
+    assert_eq!((status, body), (429, expected));
+    assert_eq!(mock.request_count(), 2);
+    second.shutdown().await;
+}
+
+// Rolling windows, so no period ends between the two gateways.
+
+#[tokio::test]
+async fn a_keys_team_budget_still_refuses_after_a_restart() {
+    refused_again_after_a_restart(
+        "  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app, team: web, budgets: [{scope: team, period: 24h, max_tokens: 30}]}
+",
+        "Budget exceeded: key app team web rolling 1day tokens (30 tokens of 30 tokens used)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_keys_own_budget_still_refuses_after_a_restart() {
+    refused_again_after_a_restart(
+        "  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app, team: web, budgets: [{scope: key, period: 24h, max_tokens: 30}]}
+",
+        "Budget exceeded: key app rolling 1day tokens (30 tokens of 30 tokens used)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_global_team_budget_still_refuses_after_a_restart() {
+    refused_again_after_a_restart(
+        "  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app, team: web}
+  budgets:
+    - {scope: team, period: 24h, max_tokens: 30}
+",
+        "Budget exceeded: team web rolling 1day tokens (30 tokens of 30 tokens used)",
+    )
+    .await;
+}

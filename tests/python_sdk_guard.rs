@@ -1,7 +1,7 @@
 //! Loom's virtual keys and rate limits through the official Python SDKs:
 //! `tests/python/openai_guard.py` (`openai`) and `tests/python/anthropic_guard.py`
-//! (`anthropic`, with `x-api-key`) see 401, 403 and 429 as their own error types, and the
-//! `openai` SDK's retry honours `retry-after-ms`.
+//! (`anthropic`, with `x-api-key`) see 401, 403 and 429 as their own error types, and both
+//! SDKs' retries honour `retry-after-ms`.
 //!
 //! The interpreter is `$TEST_PYTHON`, else `<workspace>/.venv/bin/python`, else
 //! `python3`; it must have the packages of `tests/python/requirements.txt` (`.ci/run`
@@ -164,24 +164,34 @@ async fn the_openai_sdk_sees_loom_key_errors_as_its_own_and_honours_retry_after_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_anthropic_sdk_sees_loom_key_errors_as_its_own() {
+async fn the_anthropic_sdk_sees_loom_key_errors_as_its_own_and_honours_retry_after_ms() {
     let mock = MockUpstream::start().await;
     let (_dir, ledger, accounting) = ledger();
     let gateway =
         TestGateway::start(&loom_e2e::openai_config(&mock.base_url(), "", &format!("{KEYS}{accounting}")))
             .await;
-    run_script("anthropic", "anthropic_guard.py", gateway.url(""), 4).await;
+    run_script("anthropic", "anthropic_guard.py", gateway.url(""), 5).await;
 
-    let rows = ledger_rows(&ledger, 3).await;
+    let rows = ledger_rows(&ledger, 6).await;
+    let limited = Some("rate_limit:key:requests");
     assert_eq!(
         rows,
         [
             row("app", "gpt-4o", 200, None),
             row("burst", "gpt-4o", 200, None),
-            row("burst", "gpt-4o", 429, Some("rate_limit:key:requests")),
+            row("burst", "gpt-4o", 429, limited),
+            row("retry", "gpt-4o-mini", 200, None),
+            // The retried call: Loom saw it twice, refused then allowed.
+            row("retry", "gpt-4o-mini", 429, limited),
+            row("retry", "gpt-4o-mini", 200, None),
         ]
     );
-    assert_eq!(mock.request_count(), 2);
+    let models: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|request| request.json()["model"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(models, ["gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o-mini"]);
     for request in mock.requests() {
         assert_eq!(request.header("x-api-key"), None, "the client's key stays in Loom");
     }

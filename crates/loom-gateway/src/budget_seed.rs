@@ -2,10 +2,20 @@
 //! the current periods have spent. (On Redis the spend lives in Redis.)
 //!
 //! Seeded: every global budget, per value of its scope found in the ledger for its
-//! current period, and every key's own `scope: key` budgets. A rolling budget is seeded
+//! current period; every key's own `scope: key` budgets, with the key's spend; and every
+//! key's own `scope: user` / `scope: team` budgets (kept inside the key per user or team
+//! value), with the key's spend under the user or team the key names, when the key's
+//! requests cannot name another (no `allow_identity_headers`). A rolling budget is seeded
 //! with its whole window's spend, which then counts until the window's length has passed
-//! (an over-estimate for the oldest part of the window, never an under-estimate).
+//! (an over-estimate for the oldest part of the window, never an under-estimate); so is a
+//! key whose user or team changed within the period (all of its spend counts for the
+//! current one).
+//!
+//! Not seeded: `scope: user` / `scope: team` budgets of keys with `allow_identity_headers`.
+//! Their spend would have to be split by key and by the user or team each request named,
+//! and the recorder's reports group by one dimension only; they start from zero.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use loom_guard::{
@@ -30,52 +40,80 @@ pub(crate) fn seed_budgets(
     if !matches!(guard.state, GuardState::Memory(_)) || !recorder.has_ledger() {
         return;
     }
+    let mut ledger = LedgerSpend { recorder, now, reports: HashMap::new() };
     for budget in global {
-        for group in spend_per_value(recorder, budget, now) {
+        for group in ledger.per_value(dimension_of(budget.scope), budget) {
             let subject = subject_for(budget.scope, &group.group);
             let checks = Budgets::new(std::slice::from_ref(budget)).checks(&subject, &[], now, 0, 0);
-            seed(guard, &checks, &group);
+            seed(guard, &checks, group);
         }
     }
     let keys = guard.keys.as_ref().map(|keys| keys.list()).unwrap_or_default();
     for key in keys {
-        for budget in key.budgets.iter().filter(|budget| budget.scope == BudgetScope::Key) {
-            seed_key_budget(guard, recorder, &key, budget, now);
+        for budget in &key.budgets {
+            seed_key_budget(guard, &mut ledger, &key, budget, now);
         }
     }
 }
 
+/// Seeds one of `key`'s own budgets with the key's spend over the budget's period.
 fn seed_key_budget(
     guard: &AdminGuard,
-    recorder: &UsageRecorder,
+    ledger: &mut LedgerSpend<'_>,
     key: &VirtualKey,
     budget: &BudgetConfig,
     now: SystemTime,
 ) {
-    for group in spend_per_value(recorder, budget, now).into_iter().filter(|group| group.group == key.id) {
-        let subject = Subject { key: Some(&key.id), ..Subject::default() };
-        let checks = Budgets::new(&[]).checks(&subject, std::slice::from_ref(budget), now, 0, 0);
-        seed(guard, &checks, &group);
+    if budget.scope != BudgetScope::Key && key.allow_identity_headers {
+        return; // the key's spend per user or team is not in the reports (see the module doc)
+    }
+    let Some(group) = ledger.per_value(Dimension::Key, budget).iter().find(|group| group.group == key.id)
+    else {
+        return;
+    };
+    // The identity the pipeline gives every request of a key whose clients cannot set it.
+    let subject = Subject {
+        key: Some(&key.id),
+        user: key.user.as_deref(),
+        team: key.team.as_deref(),
+        ..Subject::default()
+    };
+    let checks = Budgets::new(&[]).checks(&subject, std::slice::from_ref(budget), now, 0, 0);
+    seed(guard, &checks, group);
+}
+
+/// The ledger's totals per value of a dimension, each report read once per period start.
+struct LedgerSpend<'a> {
+    recorder: &'a UsageRecorder,
+    now: SystemTime,
+    reports: HashMap<(Dimension, i64), Vec<UsageGroup>>,
+}
+
+impl LedgerSpend<'_> {
+    /// The totals per named value of `dimension` over `budget`'s current period.
+    fn per_value(&mut self, dimension: Dimension, budget: &BudgetConfig) -> &[UsageGroup] {
+        let (start, _) = period_bounds(&budget.period, self.now);
+        let from = unix_millis_of(start);
+        let to = unix_millis_of(self.now).saturating_add(1);
+        let recorder = self.recorder;
+        self.reports.entry((dimension, from)).or_insert_with(|| match recorder.report(dimension, from, to) {
+            Ok(groups) => groups
+                .into_iter()
+                .filter(|group| group.group != NONE_GROUP && group.group != OTHER_GROUP)
+                .collect(),
+            Err(error) => {
+                warn!(%error, "cannot read the usage ledger; in-memory budgets start from zero");
+                Vec::new()
+            }
+        })
     }
 }
 
-/// The ledger's totals per value of the budget's scope over its current period.
-fn spend_per_value(recorder: &UsageRecorder, budget: &BudgetConfig, now: SystemTime) -> Vec<UsageGroup> {
-    let (start, _) = period_bounds(&budget.period, now);
-    let dimension = match budget.scope {
+fn dimension_of(scope: BudgetScope) -> Dimension {
+    match scope {
         BudgetScope::Key => Dimension::Key,
         BudgetScope::User => Dimension::User,
         BudgetScope::Team => Dimension::Team,
-    };
-    match recorder.report(dimension, unix_millis_of(start), unix_millis_of(now).saturating_add(1)) {
-        Ok(groups) => groups
-            .into_iter()
-            .filter(|group| group.group != NONE_GROUP && group.group != OTHER_GROUP)
-            .collect(),
-        Err(error) => {
-            warn!(%error, "cannot read the usage ledger; in-memory budgets start from zero");
-            Vec::new()
-        }
     }
 }
 
