@@ -113,6 +113,59 @@ async fn token_settles_give_back_and_charge_the_difference() {
     }
 }
 
+/// The budget's (spent, in flight) once `check` says so, within 2 s.
+async fn budget_becomes(state: &GuardState, budget: &BudgetCheck, spent: u64, in_flight: u64) -> (u64, u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let status = state.budget_status(std::slice::from_ref(budget)).await.unwrap();
+        let now = (status[0].spent, status[0].in_flight);
+        if now == (spent, in_flight) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_queued_settle_rides_along_with_the_next_decision() {
+    let server = RedisServer::start();
+    let state = redis_state(&server).await;
+    let tokens = |cost| [limit("rl:key:a:tph", LimitKind::Tokens, 1000, HOUR, 1000, cost)];
+    let reservation = allowed(state.acquire(&tokens(1000), &[], TTL).await.unwrap());
+    let settled_marker = format!("{{loom}}:settled:{}", reservation.id);
+    state.settle_soon(reservation, 100, 0);
+    // The very next decision, sent at once, already sees the 900 tokens given back: the
+    // settle ran first, in the same script call.
+    match state.acquire(&tokens(0), &[], TTL).await.unwrap() {
+        Decision::Allowed { limits, .. } => assert_eq!(limits[0].remaining, 900),
+        Decision::Refused(refusal) => panic!("{refusal:?}"),
+    }
+    let mut connection = server.connection();
+    let marked: bool = redis::cmd("EXISTS").arg(&settled_marker).query(&mut connection).unwrap();
+    assert!(marked, "the settle is marked done");
+}
+
+#[tokio::test]
+async fn a_queued_settle_goes_alone_when_no_decision_comes_and_after_an_outage() {
+    let mut server = RedisServer::start();
+    let state = redis_state(&server).await;
+    let ten = |reserve| budget("bd:team:eng:tokens:day:2026-12-06", 10, reserve);
+    let first = allowed(state.acquire(&[], &[ten(4)], TTL).await.unwrap());
+    state.settle_soon(first, 3, 0);
+    assert_eq!(budget_becomes(&state, &ten(0), 3, 0).await, (3, 0), "settled by the settle task");
+    // Queued while Redis is down: kept, and sent once it is back.
+    let second = allowed(state.acquire(&[], &[ten(4)], TTL).await.unwrap());
+    server.stop();
+    state.settle_soon(second, 2, 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.restart();
+    // The restarted Redis is empty, so the in-flight hold is gone too; the settle still
+    // lands (spent 2), exactly once.
+    assert_eq!(budget_becomes(&state, &ten(0), 2, 0).await, (2, 0));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(budget_becomes(&state, &ten(0), 2, 0).await, (2, 0));
+}
+
 #[tokio::test]
 async fn budgets_count_spend_and_in_flight_settle_release_and_sweep() {
     let server = RedisServer::start();

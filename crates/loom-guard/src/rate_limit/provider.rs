@@ -149,7 +149,7 @@ where
         && let Some(report) = request.context.extensions.get::<UsageReport>()
     {
         let settings = settings.clone();
-        report.on_usage(move |usage| settle(settings, reservation, usage, Vec::new()));
+        report.on_usage(move |usage| settle(&settings, reservation, usage, &[]));
     }
     match inner.oneshot(request).await {
         Ok(mut response) => {

@@ -20,8 +20,7 @@ use super::provider::provider_limits_apply;
 use crate::auth::AuthenticatedKey;
 use crate::limits::{LimitKind, Subject};
 use crate::{
-    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, GuardError, LimitCheck, Refusal, Reservation,
-    usd_to_nano,
+    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, LimitCheck, Refusal, Reservation, usd_to_nano,
 };
 
 /// The service [`RateLimitLayer`](super::RateLimitLayer) produces.
@@ -151,7 +150,7 @@ where
         let report = report.unwrap_or_default();
         if !reservation.is_empty() {
             let (settings, scopes) = (settings.clone(), budget_scopes(&budgets));
-            report.on_usage(move |usage| settle(settings, reservation, usage, scopes));
+            report.on_usage(move |usage| settle(&settings, reservation, usage, &scopes));
         }
         request.context.extensions.insert(report);
     }
@@ -260,37 +259,21 @@ fn budget_scopes(budgets: &[BudgetCheck]) -> Vec<BudgetScope> {
 }
 
 /// Settles the reservation with the usage accounting recorded (`None`: no record was
-/// made, the request never reached accounting, so it is released): at once in memory,
-/// on a task for Redis.
+/// made, the request never reached accounting, so it is released), without waiting.
 pub(super) fn settle(
-    settings: Arc<Settings>,
+    settings: &Settings,
     reservation: Reservation,
     usage: Option<RecordedUsage>,
-    cost_scopes: Vec<BudgetScope>,
+    cost_scopes: &[BudgetScope],
 ) {
-    let (tokens, nano_usd) = usage.map_or((0, 0), |usage| {
-        (usage.input_tokens.saturating_add(usage.output_tokens), usd_to_nano(usage.cost))
-    });
-    let settled = move |settings: &Settings, result: Result<(), GuardError>| match (result, usage) {
-        (Ok(()), Some(usage)) => {
-            for scope in &cost_scopes {
-                settings.observer.budget_spent(*scope, usage.cost);
-            }
-        }
-        (Ok(()), None) => {}
-        (Err(error), _) => warn_state_error(&format!("settling a reservation: {error}"), true),
-    };
-    if let Some(result) = settings.state.settle_now(&reservation, tokens, nano_usd) {
-        settled(&settings, result);
+    let Some(usage) = usage else {
+        settings.state.settle_soon(reservation, 0, 0);
         return;
-    }
-    // Redis: off the recording thread. Without a runtime (shutting down) the reservation
-    // lapses after its TTL.
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            let result = settings.state.settle(&reservation, tokens, nano_usd).await;
-            settled(&settings, result);
-        });
+    };
+    let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+    settings.state.settle_soon(reservation, tokens, usd_to_nano(usage.cost));
+    for scope in cost_scopes {
+        settings.observer.budget_spent(*scope, usage.cost);
     }
 }
 

@@ -338,19 +338,16 @@ impl GuardState {
         result
     }
 
-    /// Settles at once when the state is in memory (no I/O); `None` on Redis, where
-    /// [`settle`](Self::settle) must be awaited.
-    pub fn settle_now(
-        &self,
-        reservation: &Reservation,
-        actual_tokens: u64,
-        actual_nano_usd: u64,
-    ) -> Option<Result<(), GuardError>> {
-        let GuardState::Memory(memory) = self else { return None };
-        if !reservation.is_empty() && reservation.take() {
-            memory.settle(reservation, actual_tokens, actual_nano_usd);
+    /// Settles without waiting: at once in memory; on Redis the settle is queued and
+    /// rides along with this process' next decision (or goes on its own shortly after).
+    pub fn settle_soon(&self, reservation: Reservation, actual_tokens: u64, actual_nano_usd: u64) {
+        if reservation.is_empty() || !reservation.take() {
+            return;
         }
-        Some(Ok(()))
+        match self {
+            GuardState::Memory(memory) => memory.settle(&reservation, actual_tokens, actual_nano_usd),
+            GuardState::Redis(redis) => redis.settle_soon(reservation, actual_tokens, actual_nano_usd),
+        }
     }
 
     /// Releases a reservation without spending (the request never ran): token limits get

@@ -1,19 +1,26 @@
 //! The Redis backend: every decision is one Lua script, atomic, timed by the server.
 //!
+//! A request costs one script call: its settle (after the answer) is queued and rides
+//! along with the next decision this process sends, or goes on its own within
+//! [`SETTLE_DELAY`] when no decision comes. Settles are idempotent per reservation, so one
+//! whose call failed is queued again.
+//!
 //! Every key starts with `{<prefix>}:`, one hash tag, so each script's keys share a slot.
 //! On a Redis Cluster that puts all guard keys on one shard: the price of atomic decisions
 //! across a team's, a user's and a key's buckets at once. Every key but the run-time key
 //! records (`{<prefix>}:keys` and its version counter) carries an expiry, so memory stays
 //! bounded by the live buckets.
 
+use std::collections::VecDeque;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
+use tokio::sync::Notify;
 
 use super::{Outcome, Reservation, increment_and_tolerance};
 use crate::GuardError;
@@ -24,6 +31,14 @@ use crate::limits::LimitCheck;
 
 /// How long a settled marker outlives the reservation's ttl, so late retries stay no-ops.
 const SETTLED_GRACE: Duration = Duration::from_secs(3600);
+
+/// The longest a queued settle waits for a decision to ride along with.
+pub const SETTLE_DELAY: Duration = Duration::from_millis(10);
+/// Settles sent in one script call at most.
+const SETTLES_PER_CALL: usize = 32;
+/// Queued settles at most (Redis unreachable): beyond, the oldest are dropped and their
+/// reservations lapse after their ttl.
+const MAX_QUEUED_SETTLES: usize = 10_000;
 
 /// At most this many runtimes keep a connection (a process has one per worker).
 const MAX_CONNECTIONS: usize = 64;
@@ -48,10 +63,28 @@ struct Shared {
     /// Random per process, so reservation ids differ across instances.
     id_prefix: String,
     next_id: AtomicU64,
-    acquire: Script,
-    settle: Script,
+    /// Settles, then optionally one decision (`batch.lua`).
+    batch: Script,
     status: Script,
     key_write: Script,
+    /// Settles waiting for a call to ride along with.
+    queued: Mutex<VecDeque<QueuedSettle>>,
+    /// Wakes the task that sends queued settles no decision took.
+    settle_soon: Arc<Notify>,
+}
+
+impl Drop for Shared {
+    /// Lets the settle task see the state is gone, and end.
+    fn drop(&mut self) {
+        self.settle_soon.notify_one();
+    }
+}
+
+/// A settle waiting in the queue.
+struct QueuedSettle {
+    reservation: Reservation,
+    tokens: u64,
+    nano_usd: u64,
 }
 
 impl std::fmt::Debug for RedisState {
@@ -88,7 +121,7 @@ impl RedisState {
         let mut random = [0u8; 6];
         random_bytes(&mut random)?;
         let id_prefix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-        Ok(RedisState {
+        let state = RedisState {
             shared: Arc::new(Shared {
                 client,
                 manager_config,
@@ -98,12 +131,15 @@ impl RedisState {
                 secrets,
                 id_prefix,
                 next_id: AtomicU64::new(1),
-                acquire: script!("acquire.lua"),
-                settle: script!("settle.lua"),
+                batch: script!("batch.lua"),
                 status: script!("status.lua"),
                 key_write: script!("key_write.lua"),
+                queued: Mutex::new(VecDeque::new()),
+                settle_soon: Arc::new(Notify::new()),
             }),
-        })
+        };
+        tokio::spawn(send_queued_settles(Arc::downgrade(&state.shared), state.shared.settle_soon.clone()));
+        Ok(state)
     }
 
     pub(crate) fn next_reservation_id(&self) -> String {
@@ -169,7 +205,12 @@ impl RedisState {
         ttl: Duration,
         id: &str,
     ) -> Result<Outcome, GuardError> {
-        let mut invocation = self.shared.acquire.prepare_invoke();
+        let riders = self.take_queued();
+        let mut invocation = self.shared.batch.prepare_invoke();
+        invocation.arg(riders.len());
+        for rider in &riders {
+            self.push_settle(&mut invocation, &rider.reservation, rider.tokens, rider.nano_usd);
+        }
         invocation.arg(limits.len()).arg(budgets.len()).arg(id).arg(micros(ttl));
         for check in limits {
             let (increment, tolerance) = increment_and_tolerance(check);
@@ -179,20 +220,89 @@ impl RedisState {
             self.push_budget_keys(&mut invocation, &check.bucket);
             invocation.arg(check.limit).arg(check.reserve).arg(check.window.slot).arg(check.window.slots);
         }
-        let mut connection = self.connection()?;
-        let reply: Vec<i64> =
-            self.call(async move { invocation.invoke_async(&mut connection).await }).await?;
-        parse_acquire(&reply, limits, budgets.len())
+        let reply = self.invoke::<Vec<i64>>(invocation).await;
+        if reply.is_err() {
+            self.requeue(riders);
+        }
+        parse_acquire(&reply?, limits, budgets.len())
     }
 
+    /// Settles now, in a call of its own.
     pub(crate) async fn settle(
         &self,
         reservation: &Reservation,
         actual_tokens: u64,
         actual_nano_usd: u64,
     ) -> Result<(), GuardError> {
+        let mut invocation = self.shared.batch.prepare_invoke();
+        invocation.arg(1);
+        self.push_settle(&mut invocation, reservation, actual_tokens, actual_nano_usd);
+        self.invoke::<i64>(invocation).await.map(drop)
+    }
+
+    /// Queues a settle for the next decision to carry (or the settle task, within
+    /// [`SETTLE_DELAY`]).
+    pub(crate) fn settle_soon(&self, reservation: Reservation, tokens: u64, nano_usd: u64) {
+        let mut queued = self.shared.queued.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let was_empty = queued.is_empty();
+        if queued.len() >= MAX_QUEUED_SETTLES {
+            queued.pop_front();
+        }
+        queued.push_back(QueuedSettle { reservation, tokens, nano_usd });
+        drop(queued);
+        if was_empty {
+            self.shared.settle_soon.notify_one();
+        }
+    }
+
+    fn take_queued(&self) -> Vec<QueuedSettle> {
+        let mut queued = self.shared.queued.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = queued.len().min(SETTLES_PER_CALL);
+        queued.drain(..count).collect()
+    }
+
+    /// Puts settles whose call failed back in front (they are idempotent: one that did
+    /// reach Redis is a no-op the second time).
+    fn requeue(&self, settles: Vec<QueuedSettle>) {
+        if settles.is_empty() {
+            return;
+        }
+        let mut queued = self.shared.queued.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for settle in settles.into_iter().rev() {
+            queued.push_front(settle);
+        }
+        queued.truncate(MAX_QUEUED_SETTLES);
+    }
+
+    /// Sends queued settles a batch at a time until none is left; false when a call failed.
+    async fn send_queued(&self) -> bool {
+        loop {
+            let settles = self.take_queued();
+            if settles.is_empty() {
+                return true;
+            }
+            let mut invocation = self.shared.batch.prepare_invoke();
+            invocation.arg(settles.len());
+            for settle in &settles {
+                self.push_settle(&mut invocation, &settle.reservation, settle.tokens, settle.nano_usd);
+            }
+            if let Err(error) = self.invoke::<i64>(invocation).await {
+                self.requeue(settles);
+                tracing::warn!(%error, "settling rate-limit and budget reservations on Redis failed; retrying");
+                return false;
+            }
+        }
+    }
+
+    /// One settle's keys and arguments (see `batch.lua`).
+    fn push_settle(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        reservation: &Reservation,
+        actual_tokens: u64,
+        actual_nano_usd: u64,
+    ) {
         let marker_ms = millis(reservation.ttl + SETTLED_GRACE);
-        let mut invocation = self.shared.settle.prepare_invoke();
         invocation.key(self.key(&format!("settled:{}", reservation.id)));
         invocation
             .arg(reservation.limits.len())
@@ -203,15 +313,22 @@ impl RedisState {
             invocation.key(self.key(&limit.bucket)).arg(limit.settle_delta(actual_tokens));
         }
         for budget in &reservation.budgets {
-            self.push_budget_keys(&mut invocation, &budget.bucket);
+            self.push_budget_keys(invocation, &budget.bucket);
             invocation
                 .arg(budget.actual(actual_tokens, actual_nano_usd))
                 .arg(budget.window.slot)
                 .arg(budget.window.slots)
                 .arg(millis(budget.ttl));
         }
+    }
+
+    /// Runs a prepared script call on this runtime's connection, within the timeout.
+    async fn invoke<T: redis::FromRedisValue + Send>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, GuardError> {
         let mut connection = self.connection()?;
-        self.call(async move { invocation.invoke_async::<i64>(&mut connection).await }).await.map(drop)
+        self.call(async move { invocation.invoke_async(&mut connection).await }).await
     }
 
     pub(crate) async fn budget_amounts(
@@ -278,6 +395,24 @@ impl RedisState {
         let id = id.to_owned();
         self.call(async move { redis::cmd("HGET").arg(keys).arg(id).query_async(&mut connection).await })
             .await
+    }
+}
+
+/// Sends the settles no decision carried, [`SETTLE_DELAY`] after the first is queued;
+/// retries after a failure. Ends when the state is dropped.
+async fn send_queued_settles(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        loop {
+            tokio::time::sleep(SETTLE_DELAY).await;
+            let Some(shared) = shared.upgrade() else { return };
+            let state = RedisState { shared };
+            if state.send_queued().await {
+                break;
+            }
+            // Redis is unreachable: try again after a pause as long as the timeout.
+            tokio::time::sleep(state.shared.timeout).await;
+        }
     }
 }
 
