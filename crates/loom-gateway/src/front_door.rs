@@ -388,7 +388,20 @@ where
         http_response.headers_mut().insert(LOOM_PROVIDER, value);
     }
     if !stage_headers.is_empty() {
-        http_response.headers_mut().extend(stage_headers);
+        // The stages' headers (usually more, with custom names) become the map and the
+        // few of the answer's own move in, rather than hashing the stages' names again;
+        // a name both have keeps the stage's value, as an `extend` would.
+        let own = std::mem::replace(http_response.headers_mut(), stage_headers);
+        let headers = http_response.headers_mut();
+        let mut last_name = None;
+        for (name, value) in own {
+            if let Some(name) = name {
+                last_name = (!headers.contains_key(&name)).then_some(name);
+            }
+            if let Some(name) = &last_name {
+                headers.append(name.clone(), value);
+            }
+        }
     }
     if call != Call::CountTokens {
         // The answer is ready (a stream's first chunk is in hand): the rest is Loom's.
