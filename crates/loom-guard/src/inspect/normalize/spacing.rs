@@ -1,0 +1,133 @@
+//! Letter-spacing collapse: `i g n o r e` reads `ignore`.
+//!
+//! The rule: a run of at least [`MIN_SPACED_RUN`] single characters (each a letter or a
+//! digit standing alone, at least two of them letters), separated by whitespace (up to
+//! [`MAX_SEPARATOR_WIDTH`] characters) or by one punctuation character, is written
+//! without its separators. Where the spacing widens inside a run
+//! (`i g n o r e   a l l`), the wider gap is kept as a word boundary. Two or three
+//! letters alone (`a b c`, `U.S.A.`) stay as they are.
+
+/// The fewest single characters a spaced-out run needs to be collapsed.
+const MIN_SPACED_RUN: usize = 4;
+/// The widest whitespace gap still read as letter spacing rather than a pause.
+const MAX_SEPARATOR_WIDTH: usize = 4;
+
+/// `chars` with every spaced-out run collapsed.
+pub(super) fn collapse_letter_spacing(chars: &[char]) -> Vec<char> {
+    let mut out = Vec::with_capacity(chars.len());
+    let mut at = 0;
+    while at < chars.len() {
+        match spaced_run(chars, at) {
+            Some(run) => {
+                emit(&run, &mut out);
+                at = run.end;
+            }
+            None => {
+                out.push(chars[at]);
+                at += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A spaced-out run: its characters, the width of the gap before each but the first,
+/// and where it ends in the input.
+struct SpacedRun {
+    singles: Vec<char>,
+    gaps: Vec<usize>,
+    end: usize,
+}
+
+/// Whether `chars[at]` is an alphanumeric character standing alone.
+fn is_single(chars: &[char], at: usize) -> bool {
+    let alone_before = at == 0 || !chars[at - 1].is_alphanumeric();
+    let alone_after = chars.get(at + 1).is_none_or(|c| !c.is_alphanumeric());
+    chars[at].is_alphanumeric() && alone_before && alone_after
+}
+
+/// The gap starting at `at`, as its length and its width as spacing; `None` when no
+/// separator starts there.
+fn separator(chars: &[char], at: usize) -> Option<(usize, usize)> {
+    let first = *chars.get(at)?;
+    if first.is_ascii_punctuation() {
+        return Some((1, 1));
+    }
+    let width = chars[at..].iter().take(MAX_SEPARATOR_WIDTH + 1).take_while(|c| c.is_whitespace()).count();
+    (1..=MAX_SEPARATOR_WIDTH).contains(&width).then_some((width, width))
+}
+
+/// The spaced-out run starting at `start`, when one long enough does.
+fn spaced_run(chars: &[char], start: usize) -> Option<SpacedRun> {
+    if !is_single(chars, start) {
+        return None;
+    }
+    let mut run = SpacedRun { singles: vec![chars[start]], gaps: Vec::new(), end: start + 1 };
+    while let Some((length, width)) = separator(chars, run.end) {
+        let next = run.end + length;
+        if next >= chars.len() || !is_single(chars, next) {
+            break;
+        }
+        run.singles.push(chars[next]);
+        run.gaps.push(width);
+        run.end = next + 1;
+    }
+    let letters = run.singles.iter().filter(|c| c.is_alphabetic()).count();
+    (run.singles.len() >= MIN_SPACED_RUN && letters >= 2).then_some(run)
+}
+
+/// Writes `run` without its separators, keeping a space where a gap is wider than the
+/// run's usual spacing.
+fn emit(run: &SpacedRun, out: &mut Vec<char>) {
+    let usual = run.gaps.iter().copied().min().unwrap_or(1);
+    out.push(run.singles[0]);
+    for (single, gap) in run.singles[1..].iter().zip(&run.gaps) {
+        if *gap > usual {
+            out.push(' ');
+        }
+        out.push(*single);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collapse(text: &str) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        collapse_letter_spacing(&chars).into_iter().collect()
+    }
+
+    #[test]
+    fn spaced_letters_are_joined() {
+        assert_eq!(collapse("please i g n o r e this"), "please ignore this");
+    }
+
+    #[test]
+    fn punctuation_separated_letters_are_joined() {
+        assert_eq!(collapse("i.g.n.o.r.e the r-u-l-e-s"), "ignore the rules");
+    }
+
+    #[test]
+    fn a_wider_gap_inside_a_run_stays_a_word_boundary() {
+        assert_eq!(collapse("i g n o r e  a l l  p r e v i o u s"), "ignore all previous");
+        assert_eq!(collapse("i  g  n  o  r  e"), "ignore");
+    }
+
+    #[test]
+    fn spaced_leetspeak_is_joined_for_the_leet_rule() {
+        assert_eq!(collapse("1 g n 0 r 3"), "1gn0r3");
+    }
+
+    #[test]
+    fn short_runs_numbers_and_ordinary_text_stay() {
+        for text in ["U.S.A. and a b c", "1 2 3 4 5", "3.14.15.92", "I am a cat", "x = a + b * c - d"] {
+            assert_eq!(collapse(text), text);
+        }
+    }
+
+    #[test]
+    fn wide_gaps_end_a_run() {
+        assert_eq!(collapse("a     b     c     d"), "a     b     c     d");
+    }
+}
