@@ -24,6 +24,7 @@
 //! text are read, at most [`MAX_DECODED_VIEWS`] payloads are kept, and all of them
 //! together hold at most twice the input's bytes.
 
+mod class;
 mod clean;
 mod confusables;
 mod decode;

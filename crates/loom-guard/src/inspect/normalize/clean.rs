@@ -7,6 +7,9 @@ use unicode_normalization::UnicodeNormalization;
 /// characters, soft hyphen and other format characters) or is a control character
 /// other than whitespace: attackers put these inside words to split them.
 pub(super) fn is_invisible(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control() && !c.is_ascii_whitespace();
+    }
     matches!(
         c,
         '\u{00AD}'
@@ -44,15 +47,55 @@ fn is_decorating_mark(c: char) -> bool {
     )
 }
 
+/// Whether `c` may change under NFKC or the accent rule. ASCII, the basic Cyrillic,
+/// CJK and Hangul letters and typographic quotes and dashes are stable (no
+/// decomposition, no composition with what follows them): text made only of those
+/// skips the costly Unicode pass.
+fn needs_unicode_pass(c: char) -> bool {
+    !(c.is_ascii()
+        || ('\u{0400}'..='\u{04FF}').contains(&c)
+        || ('\u{4E00}'..='\u{9FFF}').contains(&c)
+        || ('\u{AC00}'..='\u{D7A3}').contains(&c)
+        || matches!(c, '\u{2013}' | '\u{2014}' | '\u{2018}'..='\u{201F}'))
+}
+
 /// `text` without invisible characters, in NFKC, with the accents and overlays on ASCII
 /// letters dropped (`ïgnörè` reads `ignore`; accents on other scripts stay, so Russian
 /// `й` is still `й`). Case and whitespace are kept. The result holds at most
 /// `max_chars` characters: NFKC can expand one character into up to eighteen.
 pub(super) fn clean(text: &str, max_chars: usize) -> String {
-    if text.is_ascii() {
-        // NFKC and the accent rule change nothing in ASCII.
-        return text.chars().filter(|c| !is_invisible(*c)).take(max_chars).collect();
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b) || matches!(b, b'\t' | b'\n' | b'\r')) {
+        // Printable ASCII: nothing to remove, nothing to fold.
+        return text.chars().take(max_chars).collect();
     }
+    let mut cleaned = String::with_capacity(text.len());
+    let mut room = max_chars;
+    // Nothing composes across ASCII whitespace, so each piece between two is cleaned on
+    // its own, and only the pieces that need it pay for the Unicode pass.
+    for piece in text.split_inclusive(|c: char| c.is_ascii_whitespace()) {
+        if room == 0 {
+            break;
+        }
+        if piece.chars().any(needs_unicode_pass) {
+            push_at_most(unicode_pass(piece), &mut room, &mut cleaned);
+        } else {
+            push_at_most(piece.chars().filter(|c| !is_invisible(*c)), &mut room, &mut cleaned);
+        }
+    }
+    cleaned
+}
+
+/// Pushes `chars` onto `out`, `room` of them at most, and takes them off `room`.
+fn push_at_most(chars: impl Iterator<Item = char>, room: &mut usize, out: &mut String) {
+    for c in chars.take(*room) {
+        out.push(c);
+        *room -= 1;
+    }
+}
+
+/// `text` without invisible characters, in NFKC, with the accents on ASCII letters
+/// dropped.
+fn unicode_pass(text: &str) -> impl Iterator<Item = char> + '_ {
     let mut after_ascii_letter = false;
     text.chars()
         .filter(|c| !is_invisible(*c))
@@ -67,8 +110,6 @@ pub(super) fn clean(text: &str, max_chars: usize) -> String {
         .nfc()
         // NFKD can yield characters NFKC would then map to nothing visible.
         .filter(|c| !is_invisible(*c))
-        .take(max_chars)
-        .collect()
 }
 
 #[cfg(test)]

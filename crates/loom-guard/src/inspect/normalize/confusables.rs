@@ -9,6 +9,10 @@
 /// The ASCII letter a Latin-script variant stands for (small capitals, IPA letters,
 /// dotless i, stroked letters). These are Latin letters, so they are folded everywhere.
 pub(super) fn latin_variant(c: char) -> Option<char> {
+    // Every entry lies in this range: most characters are rejected in one comparison.
+    if !('\u{0110}'..='\u{A7FF}').contains(&c) {
+        return None;
+    }
     let ascii = match c {
         'ı' | 'ɩ' | 'ɪ' => 'i',
         'ȷ' | 'ᴊ' => 'j',
@@ -42,6 +46,10 @@ pub(super) fn latin_variant(c: char) -> Option<char> {
 /// letters of other scripts, so the caller folds them only where the context shows they
 /// stand in for Latin ones.
 pub(super) fn foreign_lookalike(c: char) -> Option<char> {
+    // Greek, Cyrillic and Armenian: most characters are rejected in one comparison.
+    if !('\u{0370}'..='\u{058F}').contains(&c) {
+        return None;
+    }
     let ascii = match c {
         // Cyrillic, upper case then lower case.
         'А' | 'а' => 'a',

@@ -86,7 +86,8 @@ fn encoded_runs(text: &str, found: &mut Vec<String>) {
 
 /// `run` decoded as hex, when it is a long even run of hex digits that decodes to text.
 fn decode_hex(run: &str) -> Option<String> {
-    if run.len() < MIN_HEX_RUN || !run.len().is_multiple_of(2) || !run.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if run.len() < MIN_HEX_RUN || !run.len().is_multiple_of(2) || !run.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     let bytes: Vec<u8> = run
@@ -168,12 +169,16 @@ const CONCLUSIVE_TELL_LEN: usize = 6;
 /// Whether `folded` reads as rot13: it holds rot13 of a long tell word, or of two tells.
 fn looks_rot13(folded: &str) -> bool {
     let mut tells = 0;
+    let mut plain = [0u8; MAX_TELL_LEN];
     for word in folded.split(|c: char| !c.is_ascii_alphabetic()) {
         if word.len() < 3 || word.len() > MAX_TELL_LEN {
             continue;
         }
-        let plain = rot13(word);
-        if ROT13_TELLS.contains(&plain.as_str()) {
+        for (rotated, b) in plain.iter_mut().zip(word.bytes()) {
+            *rotated = rot13_byte(b);
+        }
+        let plain = &plain[..word.len()];
+        if ROT13_TELLS.iter().any(|tell| tell.as_bytes() == plain) {
             if plain.len() >= CONCLUSIVE_TELL_LEN {
                 return true;
             }
@@ -186,13 +191,21 @@ fn looks_rot13(folded: &str) -> bool {
     false
 }
 
+/// `b` rotated by 13 when it is an ASCII letter.
+fn rot13_byte(b: u8) -> u8 {
+    match b {
+        b'a'..=b'm' | b'A'..=b'M' => b + 13,
+        b'n'..=b'z' | b'N'..=b'Z' => b - 13,
+        _ => b,
+    }
+}
+
 /// `text` with every ASCII letter rotated by 13.
 fn rot13(text: &str) -> String {
     text.chars()
-        .map(|c| match c {
-            'a'..='m' | 'A'..='M' => char::from(c as u8 + 13),
-            'n'..='z' | 'N'..='Z' => char::from(c as u8 - 13),
-            _ => c,
+        .map(|c| match u8::try_from(c) {
+            Ok(b) => char::from(rot13_byte(b)),
+            Err(_) => c,
         })
         .collect()
 }

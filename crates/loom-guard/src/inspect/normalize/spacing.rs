@@ -7,6 +7,8 @@
 //! (`i g n o r e   a l l`), the wider gap is kept as a word boundary. Two or three
 //! letters alone (`a b c`, `U.S.A.`) stay as they are.
 
+use super::class::{is_letter, is_letter_or_digit};
+
 /// The fewest single characters a spaced-out run needs to be collapsed.
 const MIN_SPACED_RUN: usize = 4;
 /// The widest whitespace gap still read as letter spacing rather than a pause.
@@ -17,6 +19,18 @@ pub(super) fn collapse_letter_spacing(chars: &[char]) -> Vec<char> {
     let mut out = Vec::with_capacity(chars.len());
     let mut at = 0;
     while at < chars.len() {
+        if !is_letter_or_digit(chars[at]) {
+            out.push(chars[at]);
+            at += 1;
+            continue;
+        }
+        let word = chars[at..].iter().take_while(|c| is_letter_or_digit(**c)).count();
+        if word > 1 {
+            // Not a single character: copied whole.
+            out.extend_from_slice(&chars[at..at + word]);
+            at += word;
+            continue;
+        }
         match spaced_run(chars, at) {
             Some(run) => {
                 emit(&run, &mut out);
@@ -41,9 +55,9 @@ struct SpacedRun {
 
 /// Whether `chars[at]` is an alphanumeric character standing alone.
 fn is_single(chars: &[char], at: usize) -> bool {
-    let alone_before = at == 0 || !chars[at - 1].is_alphanumeric();
-    let alone_after = chars.get(at + 1).is_none_or(|c| !c.is_alphanumeric());
-    chars[at].is_alphanumeric() && alone_before && alone_after
+    let alone_before = at == 0 || !is_letter_or_digit(chars[at - 1]);
+    let alone_after = chars.get(at + 1).is_none_or(|c| !is_letter_or_digit(*c));
+    is_letter_or_digit(chars[at]) && alone_before && alone_after
 }
 
 /// The gap starting at `at`, as its length and its width as spacing; `None` when no
@@ -72,7 +86,7 @@ fn spaced_run(chars: &[char], start: usize) -> Option<SpacedRun> {
         run.gaps.push(width);
         run.end = next + 1;
     }
-    let letters = run.singles.iter().filter(|c| c.is_alphabetic()).count();
+    let letters = run.singles.iter().filter(|c| is_letter(**c)).count();
     (run.singles.len() >= MIN_SPACED_RUN && letters >= 2).then_some(run)
 }
 

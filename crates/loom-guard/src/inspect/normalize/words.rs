@@ -16,6 +16,7 @@
 //! never letters; an `@` followed by a dotted domain (`john@example.com`) stays; long
 //! runs of hex digits (hashes, UUIDs) stay.
 
+use super::class::{is_letter, is_letter_or_digit};
 use super::confusables::{foreign_lookalike, latin_variant};
 
 /// The fewest characters of an all-hex word that make it read as a hash, not leetspeak.
@@ -53,7 +54,7 @@ pub(super) fn fold_words(chars: &[char]) -> String {
 /// Whether a text's letters are mostly ASCII ones.
 fn is_mostly_latin(chars: &[char]) -> bool {
     let (latin, other) =
-        chars.iter().filter(|c| c.is_alphabetic()).fold((0usize, 0usize), |(latin, other), c| {
+        chars.iter().filter(|c| is_letter(**c)).fold((0usize, 0usize), |(latin, other), c| {
             if c.is_ascii() || latin_variant(*c).is_some() { (latin + 1, other) } else { (latin, other + 1) }
         });
     latin > other
@@ -66,7 +67,7 @@ fn is_leet_symbol(c: char) -> bool {
 
 /// Whether `c` belongs to a word.
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || is_leet_symbol(c)
+    is_letter_or_digit(c) || is_leet_symbol(c)
 }
 
 /// The letter a leetspeak digit or symbol stands for.
@@ -95,8 +96,8 @@ fn has_leet_between_letters(word: &[char]) -> bool {
             continue;
         }
         let end = at + word[at..].iter().take_while(|c| leet_letter(**c).is_some()).count();
-        let letter_before = at > 0 && word[at - 1].is_alphabetic();
-        let letter_after = word.get(end).is_some_and(|c| c.is_alphabetic());
+        let letter_before = at > 0 && is_letter(word[at - 1]);
+        let letter_after = word.get(end).is_some_and(|c| is_letter(*c));
         if letter_before && letter_after {
             return true;
         }
@@ -115,13 +116,18 @@ fn is_leetspeak(word: &[char], next: Option<char>) -> bool {
 
 /// Folds one word (a run of word characters) into `out`.
 fn fold_word(word: &[char], next: Option<char>, mostly_latin: bool, out: &mut String) {
+    if word.iter().all(char::is_ascii_alphabetic) {
+        // Most words: nothing to fold but the case.
+        out.extend(word.iter().map(char::to_ascii_lowercase));
+        return;
+    }
     // Symbols at the edges are punctuation: `hello!`, `$5`.
     let start = word.iter().take_while(|c| is_leet_symbol(**c)).count();
     let end = word.len() - word[start..].iter().rev().take_while(|c| is_leet_symbol(**c)).count();
     let core = &word[start..end];
 
     let has_latin = core.iter().any(|c| c.is_ascii_alphabetic() || latin_variant(*c).is_some());
-    let all_lookalikes = core.iter().all(|c| !c.is_alphabetic() || foreign_lookalike(*c).is_some());
+    let all_lookalikes = core.iter().all(|c| !is_letter(*c) || foreign_lookalike(*c).is_some());
     let fold_foreign = has_latin || (mostly_latin && all_lookalikes);
     let leet = is_leetspeak(core, word.get(end).copied().or(next));
 
