@@ -89,10 +89,11 @@ fn bounded(text: &str) -> &str {
     &text[..end]
 }
 
-/// The most characters cleaning may yield for `text`: NFKC expands some characters
-/// many times over.
+/// The most characters cleaning may yield for `text`: as many as it has bytes, which
+/// only texts full of characters that NFKC expands many times over (`ﷺ` is eighteen
+/// letters) exceed.
 fn max_cleaned_chars(text: &str) -> usize {
-    text.len().saturating_mul(2).saturating_add(SMALL_SLACK)
+    text.len().saturating_add(SMALL_SLACK)
 }
 
 /// Steps 3 to 5 of folding, on a cleaned text.

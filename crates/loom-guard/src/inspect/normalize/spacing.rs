@@ -31,16 +31,15 @@ pub(super) fn collapse_letter_spacing(chars: &[char]) -> Vec<char> {
             at += word;
             continue;
         }
-        match spaced_run(chars, at) {
-            Some(run) => {
-                emit(&run, &mut out);
-                at = run.end;
-            }
-            None => {
-                out.push(chars[at]);
-                at += 1;
-            }
+        let run = spaced_run(chars, at);
+        if run.is_collapsible() {
+            emit(&run, &mut out);
+        } else {
+            // Every later start inside this run yields a shorter run with no more
+            // letters: skipping it whole keeps the scan linear.
+            out.extend_from_slice(&chars[at..run.end]);
         }
+        at = run.end;
     }
     out
 }
@@ -71,11 +70,8 @@ fn separator(chars: &[char], at: usize) -> Option<(usize, usize)> {
     (1..=MAX_SEPARATOR_WIDTH).contains(&width).then_some((width, width))
 }
 
-/// The spaced-out run starting at `start`, when one long enough does.
-fn spaced_run(chars: &[char], start: usize) -> Option<SpacedRun> {
-    if !is_single(chars, start) {
-        return None;
-    }
+/// The spaced-out run starting at `start`, a single character.
+fn spaced_run(chars: &[char], start: usize) -> SpacedRun {
     let mut run = SpacedRun { singles: vec![chars[start]], gaps: Vec::new(), end: start + 1 };
     while let Some((length, width)) = separator(chars, run.end) {
         let next = run.end + length;
@@ -86,8 +82,15 @@ fn spaced_run(chars: &[char], start: usize) -> Option<SpacedRun> {
         run.gaps.push(width);
         run.end = next + 1;
     }
-    let letters = run.singles.iter().filter(|c| is_letter(**c)).count();
-    (run.singles.len() >= MIN_SPACED_RUN && letters >= 2).then_some(run)
+    run
+}
+
+impl SpacedRun {
+    /// Whether the run is long enough, and holds letters enough, to be collapsed.
+    fn is_collapsible(&self) -> bool {
+        let letters = self.singles.iter().filter(|c| is_letter(**c)).count();
+        self.singles.len() >= MIN_SPACED_RUN && letters >= 2
+    }
 }
 
 /// Writes `run` without its separators, keeping a space where a gap is wider than the
@@ -138,6 +141,12 @@ mod tests {
         for text in ["U.S.A. and a b c", "1 2 3 4 5", "3.14.15.92", "I am a cat", "x = a + b * c - d"] {
             assert_eq!(collapse(text), text);
         }
+    }
+
+    #[test]
+    fn a_long_run_of_spaced_digits_stays_as_it_is() {
+        let digits = "1 ".repeat(5000);
+        assert_eq!(collapse(&digits), digits);
     }
 
     #[test]
