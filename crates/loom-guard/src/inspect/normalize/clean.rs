@@ -65,8 +65,8 @@ fn needs_unicode_pass(c: char) -> bool {
 /// `max_chars` characters: NFKC can expand one character into up to eighteen.
 pub(super) fn clean(text: &str, max_chars: usize) -> String {
     if text.bytes().all(|b| (b' '..=b'~').contains(&b) || matches!(b, b'\t' | b'\n' | b'\r')) {
-        // Printable ASCII: nothing to remove, nothing to fold.
-        return text.chars().take(max_chars).collect();
+        // Printable ASCII: nothing to remove, nothing to fold; a byte is a character.
+        return text[..text.len().min(max_chars)].to_owned();
     }
     let mut cleaned = String::with_capacity(text.len());
     let mut room = max_chars;

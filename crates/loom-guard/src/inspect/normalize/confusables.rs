@@ -3,8 +3,9 @@
 //! A compact subset of Unicode's confusables.txt (UTS #39): the look-alikes an attacker
 //! reaches for first. Fullwidth and mathematical letters are not here: NFKC folds them.
 //! Each entry maps a character, in the case it is written, to the lower-case ASCII letter
-//! it imitates; upper case matters because `Н` looks like `H` while `н` looks like no
-//! Latin letter at all.
+//! it imitates (lower-case Cyrillic that looks like a Latin small capital, such as `т`
+//! or `н`, maps to that letter); case matters where the two cases imitate different
+//! letters, as Greek `Η` (H) and `η` (n).
 
 /// The ASCII letter a Latin-script variant stands for (small capitals, IPA letters,
 /// dotless i, stroked letters). These are Latin letters, so they are folded everywhere.
@@ -53,23 +54,25 @@ pub(super) fn foreign_lookalike(c: char) -> Option<char> {
     let ascii = match c {
         // Cyrillic, upper case then lower case.
         'А' | 'а' => 'a',
-        'В' => 'b',
+        'В' | 'в' | 'Ь' | 'ь' => 'b',
         'С' | 'с' => 'c',
         'Ԁ' | 'ԁ' => 'd',
         'Е' | 'е' | 'Ё' | 'ё' => 'e',
-        'Н' | 'Һ' | 'һ' => 'h',
+        'Н' | 'н' | 'Һ' | 'һ' => 'h',
         'І' | 'і' | 'Ї' | 'ї' => 'i',
         'Ј' | 'ј' => 'j',
         'К' | 'к' => 'k',
         'Ӏ' | 'ӏ' => 'l',
-        'М' => 'm',
+        'М' | 'м' => 'm',
+        'п' => 'n',
         'О' | 'о' => 'o',
         'Р' | 'р' => 'p',
         'Ԛ' | 'ԛ' => 'q',
         'Ѕ' | 'ѕ' => 's',
-        'Т' => 't',
+        'Т' | 'т' => 't',
+        'г' => 'r',
         'Ѵ' | 'ѵ' => 'v',
-        'Ԝ' | 'ԝ' => 'w',
+        'Ԝ' | 'ԝ' | 'Ш' | 'ш' => 'w',
         'Х' | 'х' => 'x',
         'У' | 'у' | 'Ү' | 'ү' => 'y',
         // Greek, upper case then lower case.
@@ -114,7 +117,7 @@ mod tests {
 
     #[test]
     fn cyrillic_letters_that_imitate_nothing_are_left_alone() {
-        for c in ['б', 'д', 'ж', 'л', 'н', 'т', 'я', 'ш'] {
+        for c in ['б', 'д', 'ж', 'з', 'л', 'и', 'я', 'ф'] {
             assert_eq!(foreign_lookalike(c), None, "{c}");
         }
     }

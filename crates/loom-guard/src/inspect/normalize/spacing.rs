@@ -2,7 +2,8 @@
 //!
 //! The rule: a run of at least [`MIN_SPACED_RUN`] single characters (each a letter or a
 //! digit standing alone, at least two of them letters), separated by whitespace (up to
-//! [`MAX_SEPARATOR_WIDTH`] characters) or by one punctuation character, is written
+//! [`MAX_SEPARATOR_WIDTH`] characters) or by one punctuation character other than a
+//! backslash, is written
 //! without its separators. Where the spacing widens inside a run
 //! (`i g n o r e   a l l`), the wider gap is kept as a word boundary. Two or three
 //! letters alone (`a b c`, `U.S.A.`) stay as they are.
@@ -63,7 +64,8 @@ fn is_single(chars: &[char], at: usize) -> bool {
 /// separator starts there.
 fn separator(chars: &[char], at: usize) -> Option<(usize, usize)> {
     let first = *chars.get(at)?;
-    if first.is_ascii_punctuation() {
+    // A backslash starts an escape (`\n\n`), not a gap.
+    if first.is_ascii_punctuation() && first != '\\' {
         return Some((1, 1));
     }
     let width = chars[at..].iter().take(MAX_SEPARATOR_WIDTH + 1).take_while(|c| c.is_whitespace()).count();
