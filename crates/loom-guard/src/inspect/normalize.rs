@@ -30,6 +30,8 @@ mod clean;
 mod confusables;
 mod decode;
 mod escapes;
+#[cfg(test)]
+mod fuzz_tests;
 mod spacing;
 mod words;
 
