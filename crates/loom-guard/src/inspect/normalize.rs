@@ -14,12 +14,15 @@
 //!    `words`);
 //! 5. lower case, whitespace runs as one space, ends trimmed.
 //!
-//! Decoding: base64 (standard or URL-safe, padded or not; runs of 16 characters or
-//! more), hex (16 digits or more), URL percent-encoding (three `%XX` escapes or more),
-//! rot13 (when the text holds rot13 of telling words such as "ignore" or "system") and
-//! ASCII hidden in Unicode tag characters; a run counts only when it decodes to mostly
-//! printable UTF-8. Each payload is folded like the text, and decoded again in turn, down
-//! to [`MAX_DECODE_DEPTH`] levels.
+//! Decoding (see `decode`): base64 (standard or URL-safe, padded or not; runs of 16
+//! characters or more), hex (16 digits or more, `0x` or not, or eight or more
+//! separated bytes: `49 67 6e ...`), decimal character codes (eight or more:
+//! `73, 103, 110, ...`), URL percent-encoding (three `%XX` escapes or more), character
+//! escapes (three or more of `&#x69;`, `&#105;`, `\x69`, `\u0069`), rot13 (when the text
+//! holds rot13 of telling words such as "ignore" or "system") and ASCII hidden in
+//! Unicode tag characters; a payload counts only when it decodes to mostly printable
+//! UTF-8. Each payload is folded like the text, and decoded again in turn, down to
+//! [`MAX_DECODE_DEPTH`] levels.
 //!
 //! The input is hostile, so the work is bounded: only the first [`MAX_INPUT_BYTES`] of a
 //! text are read, at most [`MAX_DECODED_VIEWS`] payloads are kept, and all of them
@@ -35,7 +38,8 @@ mod fuzz_tests;
 mod spacing;
 mod words;
 
-/// The most bytes of one text that are read; callers window longer texts.
+/// The most bytes of one text that are read: the rest is ignored, so callers that must
+/// read longer texts whole pass them in windows.
 pub const MAX_INPUT_BYTES: usize = 128 * 1024;
 /// The most decoded payloads kept for one text.
 pub const MAX_DECODED_VIEWS: usize = 8;
