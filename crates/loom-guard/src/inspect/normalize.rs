@@ -39,8 +39,11 @@ mod spacing;
 mod words;
 
 /// The most bytes of one text that are read: the rest is ignored, so callers that must
-/// read longer texts whole pass them in windows.
+/// read longer texts whole pass them in [`windows`].
 pub const MAX_INPUT_BYTES: usize = 128 * 1024;
+/// The bytes each of [`windows`] shares with the one before it, so that a phrase cut by
+/// one window's end is read whole in the next.
+pub const WINDOW_OVERLAP_BYTES: usize = 1024;
 /// The most decoded payloads kept for one text.
 pub const MAX_DECODED_VIEWS: usize = 8;
 /// How deep payloads inside payloads are decoded.
@@ -85,16 +88,31 @@ pub fn fold(text: &str) -> String {
     fold_cleaned(&clean::clean(text, max_cleaned_chars(text)))
 }
 
+/// `text` in windows of at most [`MAX_INPUT_BYTES`] that cover it all, each starting
+/// [`WINDOW_OVERLAP_BYTES`] before the one before it ends, cut on character boundaries:
+/// for callers that must read a long text whole, one [`normalize`] per window.
+pub fn windows(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        let to = floor_char_boundary(text, from + MAX_INPUT_BYTES);
+        start = (to < text.len()).then(|| floor_char_boundary(text, to - WINDOW_OVERLAP_BYTES));
+        Some(&text[from..to])
+    })
+}
+
 /// The first [`MAX_INPUT_BYTES`] of `text`, cut on a character boundary.
 fn bounded(text: &str) -> &str {
-    if text.len() <= MAX_INPUT_BYTES {
-        return text;
+    &text[..floor_char_boundary(text, MAX_INPUT_BYTES)]
+}
+
+/// The last character boundary of `text` at or before `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
     }
-    let mut end = MAX_INPUT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    at
 }
 
 /// The most characters cleaning may yield for `text`: as many as it has bytes, which
@@ -312,6 +330,29 @@ mod tests {
         // Three bytes a character: the cut falls inside one, and is moved back.
         let huge = "中".repeat(MAX_INPUT_BYTES);
         assert_eq!(normalize(&huge).folded, "中".repeat(MAX_INPUT_BYTES / 3));
+    }
+
+    #[test]
+    fn windows_cover_a_long_text_with_overlaps() {
+        // Three-byte characters, so that window ends fall inside them.
+        let text = format!("{}{ATTACK}", "中".repeat(100_000));
+        let windows: Vec<&str> = windows(&text).collect();
+        assert_eq!(windows.len(), 3);
+        assert!(windows.iter().all(|window| window.len() <= MAX_INPUT_BYTES));
+        assert!(windows[0].len() > MAX_INPUT_BYTES - 3);
+        assert!(text.starts_with(windows[0]) && text.ends_with(windows[2]));
+        for pair in windows.windows(2) {
+            let overlap = pair[0].len() - (pair[1].as_ptr() as usize - pair[0].as_ptr() as usize);
+            assert!((WINDOW_OVERLAP_BYTES..WINDOW_OVERLAP_BYTES + 3).contains(&overlap), "{overlap}");
+        }
+        assert!(normalize(windows[2]).folded.ends_with(FOLDED_ATTACK));
+        assert!(!normalize(&text).folded.contains("ignore"));
+    }
+
+    #[test]
+    fn a_short_text_is_one_window() {
+        assert_eq!(windows("short").collect::<Vec<_>>(), ["short"]);
+        assert_eq!(windows("").collect::<Vec<_>>(), [""]);
     }
 
     #[test]
