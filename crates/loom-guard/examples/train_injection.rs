@@ -16,7 +16,8 @@
 //! quantised model, through the same code as the gateway), and the latency.
 //!
 //! Options: `--epochs N` (200), `--l2 X` (1e-6), `--rate X` (0.02), `--max-fpr X` (0.03),
-//! `--show-errors` (print validation misclassifications, for tuning the rules).
+//! `--show-errors` (print rule false positives on the train and validation splits and
+//! the validation misclassifications, for tuning the rules).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use loom_guard::inspect::features::{self, Features};
 use loom_guard::inspect::injection::{self, Verdict};
 use loom_guard::inspect::linear::{self, LinearModel};
 use loom_guard::inspect::normalize::{Normalized, normalize};
+use loom_guard::inspect::rules;
 
 struct Options {
     data: PathBuf,
@@ -96,12 +98,7 @@ fn run(options: &Options) -> Result<(), String> {
     let train: Vec<&Example> = examples.iter().filter(|e| e.split == "train").collect();
     let validation: Vec<&Example> = examples.iter().filter(|e| e.split == "validation").collect();
     let test: Vec<&Example> = examples.iter().filter(|e| e.split == "test").collect();
-    println!(
-        "examples: {} train, {} validation, {} test",
-        train.len(),
-        validation.len(),
-        test.len()
-    );
+    println!("examples: {} train, {} validation, {} test", train.len(), validation.len(), test.len());
     if train.is_empty() || validation.is_empty() {
         return Err("need train and validation splits".into());
     }
@@ -127,7 +124,8 @@ fn run(options: &Options) -> Result<(), String> {
         report(&model, name, split);
     }
     if options.show_errors {
-        show_errors(&model, &validation);
+        let tuning: Vec<&Example> = train.iter().chain(&validation).copied().collect();
+        show_errors(&model, &tuning);
     }
     latency(&model, &test);
     Ok(())
@@ -142,8 +140,7 @@ fn load(dir: &Path) -> Result<Vec<Example>, String> {
     files.sort();
     let mut examples = Vec::new();
     for file in files {
-        let content =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let content = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         for (number, line) in content.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let at = || format!("{}:{}", file.display(), number + 1);
             let value: serde_json::Value =
@@ -196,8 +193,8 @@ fn fit(train: &[&Example], options: &Options) -> (Vec<f32>, f32) {
         let mut loss = 0.0f32;
         for (example, &weight) in train.iter().zip(&sample_weight) {
             let f = &example.features;
-            let z = bias
-                + f.buckets.iter().zip(&f.values).map(|(&b, &v)| weights[b as usize] * v).sum::<f32>();
+            let z =
+                bias + f.buckets.iter().zip(&f.values).map(|(&b, &v)| weights[b as usize] * v).sum::<f32>();
             let p = 1.0 / (1.0 + (-z).exp());
             let y = if example.label { 1.0 } else { 0.0 };
             loss -= weight * (y * p.max(1e-7).ln() + (1.0 - y) * (1.0 - p).max(1e-7).ln());
@@ -234,11 +231,7 @@ fn verdict(model: &LinearModel<'_>, example: &Example) -> Verdict {
 
 /// The lowest combined-score threshold that keeps every source's false-positive rate at
 /// or below `max_fpr` on `validation`.
-fn pick_threshold(
-    model: &LinearModel<'_>,
-    validation: &[&Example],
-    max_fpr: f64,
-) -> Result<f32, String> {
+fn pick_threshold(model: &LinearModel<'_>, validation: &[&Example], max_fpr: f64) -> Result<f32, String> {
     let mut benign: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
     for example in validation.iter().filter(|e| !e.label) {
         benign.entry(&example.source).or_default().push(verdict(model, example).score);
@@ -284,11 +277,8 @@ impl Counts {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(self.tp, self.tp + self.fp);
         let recall = ratio(self.tp, self.tp + self.fn_);
-        let f1 = if precision + recall == 0.0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
+        let f1 =
+            if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
         let fpr = ratio(self.fp, self.fp + self.tn);
         format!(
             "  {stage:<22} precision {precision:.3}  recall {recall:.3}  F1 {f1:.3}  FPR {fpr:.4}  (tp {} fp {} tn {} fn {})",
@@ -316,13 +306,15 @@ fn report(model: &LinearModel<'_>, split: &str, examples: &[&Example]) {
     }
 }
 
-fn show_errors(model: &LinearModel<'_>, validation: &[&Example]) {
-    for example in validation {
+/// Prints rule false positives on `examples` and the combined stages' errors on its
+/// validation part.
+fn show_errors(model: &LinearModel<'_>, examples: &[&Example]) {
+    for example in examples {
         let verdict = verdict(model, example);
         if !example.label && !verdict.rules.matched.is_empty() {
             println!("RULE FP {:?}: {}", verdict.rules.matched, example.text);
         }
-        if example.label != verdict.injection {
+        if example.split == "validation" && example.label != verdict.injection {
             println!(
                 "{} {:.3} [{}]: {}",
                 if example.label { "MISS" } else { "FP" },
@@ -334,22 +326,42 @@ fn show_errors(model: &LinearModel<'_>, validation: &[&Example]) {
     }
 }
 
+/// Times the default stages (normalisation excluded: it is another stage) on the test
+/// texts as they are, and on texts of about 1 and 4 KB made by joining them.
 fn latency(model: &LinearModel<'_>, examples: &[&Example]) {
-    let bytes: usize = examples.iter().map(|e| e.normalized.folded.len()).sum();
-    let rounds = 5;
-    let started = Instant::now();
-    let mut flagged = 0;
-    for _ in 0..rounds {
-        for example in examples {
-            flagged += usize::from(verdict(model, example).injection);
+    let texts: Vec<Normalized> = examples.iter().map(|e| e.normalized.clone()).collect();
+    time("test texts", model, &texts);
+    for size in [1024, 4096] {
+        let mut joined = Vec::new();
+        let mut current = String::new();
+        for text in &texts {
+            current.push_str(&text.folded);
+            current.push('\n');
+            if current.len() >= size {
+                joined.push(Normalized { folded: std::mem::take(&mut current), decoded: vec![] });
+            }
         }
+        time(&format!("~{size}-byte texts"), model, &joined);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let requests = (rounds * examples.len()).max(1) as f64;
+}
+
+fn time(name: &str, model: &LinearModel<'_>, texts: &[Normalized]) {
+    let bytes: usize = texts.iter().map(|t| t.folded.len()).sum();
+    let kb = bytes as f64 / 1024.0;
+    let per = |elapsed: f64| (elapsed * 1e6 / texts.len().max(1) as f64, elapsed * 1e6 / kb);
+    let started = Instant::now();
+    let rule_hits: usize = texts.iter().map(|t| rules::score(t).matched.len()).sum();
+    let (rules_request, rules_kb) = per(started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let learned: f32 = texts.iter().map(|t| model.score(t)).sum();
+    let (learned_request, learned_kb) = per(started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let flagged = texts.iter().filter(|t| injection::verdict_with(model, t).injection).count();
+    let (both_request, both_kb) = per(started.elapsed().as_secs_f64());
     println!(
-        "latency (rules + learned, one thread, normalisation excluded): {:.1} us per request of {:.0} bytes on average, {:.1} us per KB ({flagged} flagged)",
-        elapsed * 1e6 / requests,
-        bytes as f64 / examples.len().max(1) as f64,
-        elapsed * 1e6 / (rounds as f64 * bytes as f64 / 1024.0)
+        "latency, {name} ({} texts, {:.0} bytes on average; one thread, normalisation excluded):\n  rules {rules_request:.1} us/request {rules_kb:.1} us/KB; learned {learned_request:.1} us/request {learned_kb:.1} us/KB; both {both_request:.1} us/request {both_kb:.1} us/KB ({rule_hits} rule hits, {flagged} flagged, mean p {:.2})",
+        texts.len(),
+        bytes as f64 / texts.len().max(1) as f64,
+        learned / texts.len().max(1) as f32
     );
 }

@@ -33,7 +33,13 @@ pub fn injection_score(text: &Normalized) -> Verdict {
         Err(_) => {
             let rules = rules::score(text);
             let score = rules.score;
-            Verdict { score, threshold: FALLBACK_THRESHOLD, injection: score >= FALLBACK_THRESHOLD, rules, learned: 0.0 }
+            Verdict {
+                score,
+                threshold: FALLBACK_THRESHOLD,
+                injection: score >= FALLBACK_THRESHOLD,
+                rules,
+                learned: 0.0,
+            }
         }
     }
 }
