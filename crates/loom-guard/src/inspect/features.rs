@@ -83,9 +83,16 @@ fn push_char_grams(text: &str, ids: &mut Vec<u32>) {
     if !squeezed.ends_with(' ') {
         squeezed.push(' ');
     }
+    let bytes = squeezed.as_bytes();
+    if squeezed.is_ascii() {
+        // The common case: characters are bytes, no table of boundaries needed.
+        for n in CHAR_GRAMS {
+            ids.extend(bytes.windows(n).map(|gram| bucket(xxh3_64_with_seed(gram, SEED_CHARS))));
+        }
+        return;
+    }
     let starts: Vec<usize> =
         squeezed.char_indices().map(|(i, _)| i).chain(std::iter::once(squeezed.len())).collect();
-    let bytes = squeezed.as_bytes();
     for n in CHAR_GRAMS {
         for window in starts.windows(n + 1) {
             let gram = &bytes[window[0]..window[n]];
