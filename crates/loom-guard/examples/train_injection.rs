@@ -42,6 +42,7 @@ struct Options {
 
 struct Example {
     text: String,
+    category: String,
     label: bool,
     source: String,
     split: String,
@@ -158,6 +159,8 @@ fn load(dir: &Path) -> Result<Vec<Example>, String> {
             let features = features::extract(&normalized.folded);
             examples.push(Example {
                 label,
+                // Optional: not every source labels categories.
+                category: value["category"].as_str().unwrap_or_default().to_owned(),
                 source: field("source")?,
                 split: field("split")?,
                 normalized,
@@ -303,6 +306,17 @@ fn report(model: &LinearModel<'_>, split: &str, examples: &[&Example]) {
         println!("{}", counts[0].line("rules (any match)"));
         println!("{}", counts[1].line("learned"));
         println!("{}", counts[2].line("rules + learned"));
+    }
+    let mut categories: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
+    for example in examples {
+        let flagged = verdict(model, example).injection;
+        let entry = categories.entry((&example.source, &example.category)).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(flagged);
+    }
+    println!("{split}, flagged by rules + learned per source and category:");
+    for ((source, category), (total, flagged)) in categories {
+        println!("  {source:<12} {category:<22} {flagged:>5} of {total:<5}");
     }
 }
 
