@@ -32,6 +32,14 @@ pub enum ModelError {
         /// The version [`features::extract`] implements.
         expected: u32,
     },
+    /// The model hashes features into another number of buckets than this build.
+    #[error("model has 2^{found} feature buckets, this build hashes into 2^{expected}")]
+    Buckets {
+        /// log2 of the model's bucket count.
+        found: u32,
+        /// log2 of [`features::BUCKETS`].
+        expected: u32,
+    },
     /// The file is shorter or longer than its header says.
     #[error("model file is {found} bytes, expected {expected}")]
     Length {
@@ -63,8 +71,11 @@ impl<'a> LinearModel<'a> {
         };
         let version = u32::from_le_bytes(word(0));
         let buckets_log2 = u32::from_le_bytes(word(1));
-        if version != features::VERSION || buckets_log2 != features::BUCKETS_LOG2 {
+        if version != features::VERSION {
             return Err(ModelError::FeatureVersion { found: version, expected: features::VERSION });
+        }
+        if buckets_log2 != features::BUCKETS_LOG2 {
+            return Err(ModelError::Buckets { found: buckets_log2, expected: features::BUCKETS_LOG2 });
         }
         let expected = HEADER_LEN + features::BUCKETS;
         if bytes.len() != expected {
@@ -211,6 +222,12 @@ mod tests {
         assert_eq!(
             LinearModel::from_bytes(&other_version).err(),
             Some(ModelError::FeatureVersion { found: features::VERSION + 1, expected: features::VERSION })
+        );
+        let mut other_buckets = encode(&vec![0.0; features::BUCKETS], 0.0, 0.5);
+        other_buckets[12] = other_buckets[12].wrapping_add(1);
+        assert_eq!(
+            LinearModel::from_bytes(&other_buckets).err(),
+            Some(ModelError::Buckets { found: features::BUCKETS_LOG2 + 1, expected: features::BUCKETS_LOG2 })
         );
     }
 }
