@@ -210,7 +210,8 @@ pub struct RuleScore {
 pub fn score(text: &Normalized) -> RuleScore {
     let mut result = RuleScore::default();
     let mut miss = 1.0f32;
-    for (rule, regex) in RULES.iter().zip(COMPILED.iter().flatten()) {
+    for (rule, regex) in RULES.iter().zip(COMPILED.iter()) {
+        let Some(regex) = regex else { continue };
         let mut parts = std::iter::once(&text.folded).chain(&text.decoded);
         if parts.any(|part| regex.is_match(part)) {
             result.matched.push(rule.id);
