@@ -1,0 +1,95 @@
+//! The default injection stages (rules + learned) against the issue's targets on the test
+//! splits of the labelled dev data (`scripts/guard-data.py`; docs/evaluation.md):
+//! recall >= 0.85 at a false-positive rate <= 0.03, and the rules alone flag <= 1% of
+//! benign prompts. The data was not used to train (train splits) or to pick the
+//! threshold (validation splits).
+//!
+//! Needs `TEST_INJECTION_DATA` = the directory of `<source>-test.jsonl` (`.ci/run` sets it).
+
+use std::path::PathBuf;
+
+use loom_guard::inspect::injection::injection_score;
+use loom_guard::inspect::normalize::normalize;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Labelled {
+    text: String,
+    label: u8,
+}
+
+fn data_dir() -> PathBuf {
+    let Some(path) = std::env::var_os("TEST_INJECTION_DATA") else {
+        panic!(
+            "TEST_INJECTION_DATA is not set: run `python3 scripts/guard-data.py` and point it at \
+             target/test-data/injection"
+        )
+    };
+    PathBuf::from(path)
+}
+
+fn test_split(source: &str) -> Vec<Labelled> {
+    let path = data_dir().join(format!("{source}-test.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    text.lines().map(|line| serde_json::from_str(line).expect("a labelled line")).collect()
+}
+
+#[derive(Default, Debug)]
+struct Counts {
+    true_positives: u32,
+    false_negatives: u32,
+    false_positives: u32,
+    true_negatives: u32,
+    rule_false_positives: u32,
+}
+
+impl Counts {
+    fn recall(&self) -> f64 {
+        f64::from(self.true_positives) / f64::from(self.true_positives + self.false_negatives)
+    }
+
+    fn false_positive_rate(&self, false_positives: u32) -> f64 {
+        f64::from(false_positives) / f64::from(self.false_positives + self.true_negatives)
+    }
+}
+
+#[test]
+fn the_default_stages_meet_the_targets_on_the_test_splits() {
+    let mut all = Counts::default();
+    for source in ["s-labs", "neuralchemy"] {
+        let mut counts = Counts::default();
+        for example in test_split(source) {
+            let verdict = injection_score(&normalize(&example.text));
+            let rules_fired = !verdict.rules.matched.is_empty();
+            match (example.label == 1, verdict.injection) {
+                (true, true) => counts.true_positives += 1,
+                (true, false) => counts.false_negatives += 1,
+                (false, true) => counts.false_positives += 1,
+                (false, false) => counts.true_negatives += 1,
+            }
+            if example.label == 0 && rules_fired {
+                counts.rule_false_positives += 1;
+            }
+        }
+        println!(
+            "{source}: recall {:.3}, false positives {:.4}, rules' false positives {:.4} ({counts:?})",
+            counts.recall(),
+            counts.false_positive_rate(counts.false_positives),
+            counts.false_positive_rate(counts.rule_false_positives)
+        );
+        all.true_positives += counts.true_positives;
+        all.false_negatives += counts.false_negatives;
+        all.false_positives += counts.false_positives;
+        all.true_negatives += counts.true_negatives;
+        all.rule_false_positives += counts.rule_false_positives;
+    }
+    let (recall, fpr, rule_fpr) = (
+        all.recall(),
+        all.false_positive_rate(all.false_positives),
+        all.false_positive_rate(all.rule_false_positives),
+    );
+    println!("all: recall {recall:.3}, false positives {fpr:.4}, rules' false positives {rule_fpr:.4}");
+    assert!(recall >= 0.85, "recall {recall:.3} below 0.85");
+    assert!(fpr <= 0.03, "false-positive rate {fpr:.4} above 0.03");
+    assert!(rule_fpr <= 0.01, "the rules alone flag {rule_fpr:.4} of benign prompts");
+}
