@@ -1,5 +1,6 @@
 //! `loom`: run the gateway, check a config, or count tokens.
 
+mod guard_cmd;
 mod tokens_cmd;
 
 use std::io::IsTerminal;
@@ -64,6 +65,8 @@ enum Command {
     Check(ConfigFiles),
     /// Count the tokens of a text file, stdin, or a chat request (needs no config).
     Tokens(tokens_cmd::TokensArgs),
+    /// Security checks: `loom guard eval FILE.jsonl` measures them on labelled data.
+    Guard(guard_cmd::GuardArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Tokens(args)) => tokens_cmd::run(&args),
+        Some(Command::Guard(args)) => guard_cmd::run(&args),
         Some(Command::Check(files)) => {
             load_config(&config_paths(cli.files, files)).map_or_else(|code| code, |config| check(&config))
         }
