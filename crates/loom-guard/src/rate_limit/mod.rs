@@ -11,6 +11,11 @@
 //! an `insufficient_quota` error naming the budget and its reset for budgets. Refused
 //! requests are recorded in usage with their reason, at zero cost.
 //!
+//! `scope: provider` limits wait for the router's pick: [`RateLimitLayer::for_provider`]
+//! makes a [`ProviderRateLimitLayer`] to put around each of the router's targets. A
+//! provider at its limit answers a 429 marked as Loom's own refusal, which the router
+//! takes as "try the next provider".
+//!
 //! ```
 //! use std::sync::Arc;
 //! use loom_core::{ChatRequest, LlmRequest, LlmResponse, LoomError, Message, RequestContext, ResponsePayload, Role};
