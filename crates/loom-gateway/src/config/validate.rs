@@ -70,7 +70,7 @@ impl LoomConfig {
     }
 }
 
-/// Checks keys, rate limits, budgets, reservations and the state backend.
+/// Checks keys, rate limits, budgets, reservations, the state backend and security checks.
 fn validate_guard(ai: &AiGatewayConfig, problems: &mut Problems) {
     let found = [
         ai.auth.validate_at("ai_gateway.auth"),
@@ -78,6 +78,7 @@ fn validate_guard(ai: &AiGatewayConfig, problems: &mut Problems) {
         loom_guard::validate_budgets(&ai.budgets, "ai_gateway.budgets"),
         ai.reservations.validate_at("ai_gateway.reservations"),
         ai.state.validate_at("ai_gateway.state"),
+        ai.checks.as_ref().map(|checks| checks.validate_at("ai_gateway.checks")).unwrap_or_default(),
     ];
     for problem in found.into_iter().flatten() {
         problems.add(problem.path, problem.message);
@@ -455,6 +456,15 @@ fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig], problem
                 format!("{key}.path"),
                 format!("\"{}\" is already the path of routes[{first}]", route.path),
             );
+        }
+        if let Some(checks) = &route.checks {
+            if route.ai_gateway {
+                for problem in checks.validate_at(&format!("{key}.checks")) {
+                    problems.add(problem.path, problem.message);
+                }
+            } else {
+                problems.add(format!("{key}.checks"), "only allowed on a route with `ai_gateway: true`");
+            }
         }
         if let Some(routing) = &route.routing {
             if route.ai_gateway {
