@@ -540,6 +540,38 @@ mod tests {
     }
 
     #[test]
+    fn checks_are_validated_where_they_are_written() {
+        let yaml = "ai_gateway:
+  providers:
+    - {name: o, type: openai, api_key: k}
+  checks:
+    injection: {threshold: 0}
+  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app, checks: {content_filters: [{name: empty}]}}
+routes:
+  - {id: ai, path: /v1/*, ai_gateway: true, checks: {content_filters: [{name: x, regex: ['(']}]}}
+  - {id: web, path: /web/*, checks: {}}
+";
+        let error = LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_err().to_string();
+        for expected in [
+            "ai_gateway.checks.injection.threshold: 0 is not in (0, 1]",
+            "ai_gateway.auth.keys[0].checks.content_filters[0]: set `deny`, `regex` or both",
+            "routes[0].checks.content_filters[0].regex[0]: not a valid regular expression",
+            "routes[1].checks: only allowed on a route with `ai_gateway: true`",
+        ] {
+            assert!(error.contains(expected), "{expected} not in: {error}");
+        }
+        let fine = LoomConfig::from_yaml_str(
+            "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n  checks: {}\n",
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(fine.ai_gateway.checks, Some(loom_guard::ChecksConfig::default()));
+    }
+
+    #[test]
     fn the_usage_aggregates_budget_is_bounded() {
         const PROVIDER: &str = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n";
         let load = |bytes: u64| {
