@@ -29,6 +29,7 @@ use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
 use crate::workers::Workers;
 use loom_guard::auth::AuthLayer;
+use loom_guard::check::{CheckLayer, Policy};
 use loom_guard::rate_limit::{ProviderRateLimit, RateLimitLayer};
 use loom_guard::{Budgets, GuardObserver, GuardState, KeyStore, Limits};
 use loom_routing::{ProviderState, RouteTarget, Router};
@@ -52,6 +53,14 @@ pub enum GatewayError {
         model: String,
         /// Why.
         reason: String,
+    },
+    /// A `checks` block could not be compiled (validation rules this out).
+    #[error("{key}: {source}")]
+    Checks {
+        /// The config key of the block.
+        key: String,
+        /// Why.
+        source: loom_guard::check::PolicyError,
     },
     /// Keys, rate limits or budgets could not be set up (e.g. a bad Redis URL).
     #[error("ai_gateway.state: {0}")]
@@ -84,6 +93,8 @@ pub struct Gateway {
     guard: Option<AdminGuard>,
     /// The global budgets, as configured (seeded from the ledger at start).
     budgets: loom_guard::BudgetsConfig,
+    /// The global security checks, for `POST /ai/guard/scan`.
+    scan_checks: Arc<Policy>,
 }
 
 impl Gateway {
@@ -147,10 +158,13 @@ impl Gateway {
                 .with_recorder(recorder.clone())
                 .with_observer(observer.clone())
         });
+        let checks = build_checks(config)?
+            .map(|layer| layer.with_recorder(recorder.clone()).with_observer(observer.clone()));
         let stages = Stages {
             scrub_errors: ScrubErrorsLayer::for_providers(&ai.providers),
             auth,
             rate_limits,
+            checks,
             accounting: accounting_layer,
             metrics: MetricsLayer::new(metrics.clone()),
             count_tokens: CountTokensLayer::new(tokenizers),
@@ -207,6 +221,10 @@ impl Gateway {
             models,
             guard,
             budgets: ai.budgets.clone(),
+            scan_checks: Arc::new(
+                Policy::new(&ai.checks.clone().unwrap_or_default())
+                    .map_err(|source| GatewayError::Checks { key: "ai_gateway.checks".to_owned(), source })?,
+            ),
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -293,6 +311,7 @@ impl Gateway {
                 usage: self.recorder.clone(),
                 providers: self.provider_states.clone(),
                 guard: self.guard.clone(),
+                checks: self.scan_checks.clone(),
             });
             tasks.push(tokio::spawn(serve(
                 admin_listener,
@@ -322,6 +341,39 @@ fn build_guard(config: &LoomConfig) -> Result<Option<AdminGuard>, GatewayError> 
         budgets: Budgets::new(&ai.budgets),
         admin_key: ai.auth.admin_key.clone(),
     }))
+}
+
+/// The security-check stage: the global checks, each route's and each configured key's;
+/// `None` when none are configured (the stage then costs nothing).
+fn build_checks(config: &LoomConfig) -> Result<Option<CheckLayer>, GatewayError> {
+    let ai = &config.ai_gateway;
+    let compile = |key: String, checks: &loom_guard::ChecksConfig| {
+        Policy::new(checks).map_err(|source| GatewayError::Checks { key, source })
+    };
+    let routes: Vec<(&str, &loom_guard::ChecksConfig)> = config
+        .routes
+        .iter()
+        .filter_map(|route| route.checks.as_ref().map(|checks| (route.id.as_str(), checks)))
+        .collect();
+    let keys: Vec<(&str, &loom_guard::ChecksConfig)> = ai
+        .auth
+        .keys
+        .iter()
+        .filter_map(|key| key.checks.as_ref().map(|checks| (key.id.as_str(), checks)))
+        .collect();
+    if ai.checks.is_none() && routes.is_empty() && keys.is_empty() {
+        return Ok(None);
+    }
+    let global =
+        ai.checks.as_ref().map(|checks| compile("ai_gateway.checks".to_owned(), checks)).transpose()?;
+    let mut layer = CheckLayer::new(global);
+    for (id, checks) in routes {
+        layer = layer.with_route(id, compile(format!("routes ({id}).checks"), checks)?);
+    }
+    for (id, checks) in keys {
+        layer = layer.with_key(id, compile(format!("ai_gateway.auth.keys ({id}).checks"), checks)?);
+    }
+    Ok(Some(layer))
 }
 
 /// A router target: a provider, behind its provider-scoped limits when any may apply.

@@ -97,6 +97,13 @@ struct StateErrorLabels {
     outcome: &'static str,
 }
 
+/// Labels of `loom_ai_guard_decisions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardDecisionLabels {
+    check: String,
+    action: String,
+}
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -119,6 +126,7 @@ pub struct Metrics {
     ratelimit_decisions: Family<DecisionLabels, Counter>,
     budget_spend: Family<ScopeLabels, Gauge<f64, AtomicU64>>,
     state_errors: Family<StateErrorLabels, Counter>,
+    guard_decisions: Family<GuardDecisionLabels, Counter>,
 }
 
 /// The `model` label of requests for a model the configuration does not name: clients
@@ -213,8 +221,15 @@ impl Metrics {
             "Requests whose limits and budgets could not be checked (state backend down), by what happened to them",
             state_errors.clone(),
         );
+        let guard_decisions = Family::<GuardDecisionLabels, Counter>::default();
+        registry.register(
+            "loom_ai_guard_decisions",
+            "Security-check decisions, by check and action (block, flag or log when it fired, allow when it did not)",
+            guard_decisions.clone(),
+        );
         Metrics {
             registry,
+            guard_decisions,
             auth_failures,
             ratelimit_decisions,
             budget_spend,
@@ -404,6 +419,13 @@ impl loom_guard::GuardObserver for Metrics {
     fn state_error(&self, failed_open: bool) {
         let outcome = if failed_open { "fail_open" } else { "fail_closed" };
         self.state_errors.get_or_create(&StateErrorLabels { outcome }).inc();
+    }
+
+    fn check_decision(&self, check: &str, action: &str) {
+        // Check names come from config (validated, bounded), actions from a fixed set.
+        self.guard_decisions
+            .get_or_create(&GuardDecisionLabels { check: check.to_owned(), action: action.to_owned() })
+            .inc();
     }
 }
 

@@ -2,6 +2,7 @@
 
 use loom_core::{LlmRequest, LlmResponse, LoomError};
 use loom_guard::auth::AuthLayer;
+use loom_guard::check::CheckLayer;
 use loom_guard::rate_limit::RateLimitLayer;
 use loom_routing::Router;
 use loom_tokens::accounting::{CountTokensLayer, TokenAccountingLayer};
@@ -23,6 +24,8 @@ pub struct Stages {
     pub auth: Option<AuthLayer>,
     /// Rate limits and budgets (when any can apply).
     pub rate_limits: Option<RateLimitLayer>,
+    /// Security checks on the request's input (when any are configured).
+    pub checks: Option<CheckLayer>,
     /// Counts usage and cost of every request.
     pub accounting: TokenAccountingLayer,
     /// Counts and times the requests that reach a provider.
@@ -41,16 +44,18 @@ pub struct Stages {
 ///    the request gets 401/403;
 /// 4. rate limits and budgets ([`RateLimitLayer`]): reserve before the call, settle with
 ///    the recorded usage after it, or 429;
-/// 5. token accounting ([`TokenAccountingLayer`]): the input estimate on the way in; usage,
+/// 5. security checks ([`CheckLayer`]), when configured: prompt injection and content
+///    filters on what the model will read; a blocked request gets 400 and goes no further
+///    (it is recorded in usage at zero cost), a flagged one an `x-loom-guard` header;
+/// 6. token accounting ([`TokenAccountingLayer`]): the input estimate on the way in; usage,
 ///    cost and one record per request on the way out, streams included;
-/// 6. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
-/// 7. the router ([`Router`]): model mapping, strategy, failover, health;
-/// 8. around each of its targets, the provider-scoped limits
+/// 7. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
+/// 8. the router ([`Router`]): model mapping, strategy, failover, health;
+/// 9. around each of its targets, the provider-scoped limits
 ///    ([`RateLimitLayer::for_provider`]): a provider at its limit is skipped;
-/// 9. the provider adapters: canonical to wire format and back.
+/// 10. the provider adapters: canonical to wire format and back.
 ///
-/// Security checks take their place between 4 and 5, the cache between 5 and 6: one
-/// `.layer(...)` line each.
+/// The cache takes its place between 6 and 7: one `.layer(...)` line.
 pub fn pipeline<S>(stages: &Stages, router: Router<S>) -> Pipeline
 where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
@@ -60,6 +65,7 @@ where
         .layer(stages.scrub_errors.clone())
         .option_layer(stages.auth.clone())
         .option_layer(stages.rate_limits.clone())
+        .option_layer(stages.checks.clone())
         .layer(stages.accounting.clone())
         .layer(stages.metrics.clone())
         .service(router);

@@ -972,7 +972,13 @@ fn defaults() {
     assert!(config.routes.is_empty());
     assert_eq!(
         config.effective_routes(),
-        [RouteConfig { id: "ai".into(), path: "/v1/*".into(), ai_gateway: true, routing: None }]
+        [RouteConfig {
+            id: "ai".into(),
+            path: "/v1/*".into(),
+            ai_gateway: true,
+            routing: None,
+            checks: None
+        }]
     );
     let targets = ai.routing.targets_by_priority(&ai.providers);
     assert_eq!(targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["openai", "anthropic"]);

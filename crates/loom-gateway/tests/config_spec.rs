@@ -90,7 +90,7 @@ fn names(targets: &[RoutingTarget]) -> Vec<&str> {
 }
 
 fn ai_route() -> RouteConfig {
-    RouteConfig { id: "ai".into(), path: "/v1/*".into(), ai_gateway: true, routing: None }
+    RouteConfig { id: "ai".into(), path: "/v1/*".into(), ai_gateway: true, routing: None, checks: None }
 }
 
 fn has_note(config: &LoomConfig, needle: &str) -> bool {

@@ -77,6 +77,10 @@ pub struct KeyConfig {
     /// Budgets for this key's requests only (default none).
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Security checks for this key's requests, instead of its route's or the global ones
+    /// (default none: those apply).
+    #[serde(default)]
+    pub checks: Option<crate::ChecksConfig>,
 }
 
 /// What a limit or budget counts per: each value of the scope gets its own bucket.
@@ -464,6 +468,9 @@ impl KeyConfig {
         problems.extend(access_problems(&self.models, &self.routes, at));
         problems.extend(validate_limits(&self.limits, &format!("{at}.limits")));
         problems.extend(validate_budgets(&self.budgets, &format!("{at}.budgets")));
+        if let Some(checks) = &self.checks {
+            problems.extend(checks.validate_at(&format!("{at}.checks")));
+        }
         problems
     }
 }

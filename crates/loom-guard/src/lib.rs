@@ -14,7 +14,8 @@
 //!
 //! The tower layers, in the order a gateway stacks them: [`auth::AuthLayer`] (virtual key
 //! to identity), then [`rate_limit::RateLimitLayer`] (limits and budgets: reserve before
-//! the call, settle with the recorded usage after it).
+//! the call, settle with the recorded usage after it), then [`check::CheckLayer`] (security
+//! checks on what the model will read: prompt injection, content filters).
 //!
 //! ```
 //! use std::time::Duration;
@@ -112,6 +113,7 @@
 pub mod auth;
 mod bucket;
 pub mod budgets;
+pub mod check;
 pub mod config;
 mod error;
 mod gcra;
@@ -127,6 +129,7 @@ mod time;
 pub use budgets::{
     BudgetCheck, BudgetUnit, BudgetWindow, Budgets, ROLLING_SLOTS, period_bounds, usd_to_nano,
 };
+pub use check::{Action, CheckLayer, ChecksConfig, ContentFilterConfig, InjectionConfig, Policy};
 pub use config::{
     AuthConfig, Backend, BudgetConfig, BudgetScope, BudgetsConfig, ConfigProblem, DEFAULT_MAX_ENTRIES,
     FailMode, KeyConfig, LimitConfig, OnStateError, Period, RateLimitsConfig, ReservationsConfig, Scope,

@@ -44,6 +44,9 @@ pub trait GuardObserver: Send + Sync {
     fn budget_spent(&self, _scope: BudgetScope, _usd: f64) {}
     /// The state backend failed; the request went through (`failed_open`) or was refused.
     fn state_error(&self, _failed_open: bool) {}
+    /// A security check decided on a request: `action` is `block`, `flag` or `log` when it
+    /// fired, `allow` when it did not.
+    fn check_decision(&self, _check: &str, _action: &str) {}
 }
 
 /// An observer that ignores everything.

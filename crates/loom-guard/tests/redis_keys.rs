@@ -28,6 +28,7 @@ fn auth() -> AuthConfig {
             expires_at: None,
             limits: Vec::new(),
             budgets: Vec::new(),
+            checks: None,
         }],
         admin_key: None,
     }

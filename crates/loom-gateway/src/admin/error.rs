@@ -34,7 +34,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "unknown_url",
-            "unknown admin path; try /health, /metrics, /ai/providers, /ai/usage, /ai/keys or /ai/budgets",
+            "unknown admin path; try /health, /metrics, /ai/providers, /ai/usage, /ai/keys, /ai/budgets or /ai/guard/scan",
         )
     }
 

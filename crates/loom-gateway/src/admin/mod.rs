@@ -1,5 +1,6 @@
 //! The admin server, on its own port: health, Prometheus metrics, usage reports, provider
-//! state, virtual keys (`/ai/keys`) and budgets (`/ai/budgets`).
+//! state, virtual keys (`/ai/keys`), budgets (`/ai/budgets`) and a scan explaining the
+//! security checks' decision on a text (`POST /ai/guard/scan`).
 //!
 //! With `ai_gateway.auth.admin_key` set, every endpoint but `/health` needs that key in
 //! `Authorization: Bearer` or `x-api-key`; a Prometheus scraper then sends it through its
@@ -8,6 +9,7 @@
 mod access;
 mod budgets;
 mod error;
+mod guard_scan;
 mod json_body;
 mod keys;
 mod usage;
@@ -43,6 +45,9 @@ pub struct AdminState {
     /// Keys, budgets and the admin key, when authentication, a rate limit, a budget or the
     /// admin key is configured.
     pub guard: Option<AdminGuard>,
+    /// The global security checks, which `POST /ai/guard/scan` runs (the defaults when
+    /// none are configured).
+    pub checks: Arc<loom_guard::Policy>,
 }
 
 /// What the admin API manages when authentication, rate limits or budgets are configured.
@@ -112,6 +117,8 @@ where
         (_, "/health" | "/metrics" | "/ai/usage" | "/ai/providers" | "/ai/budgets") => {
             Err(ApiError::method_not_allowed("GET"))
         }
+        (&Method::POST, "/ai/guard/scan") => guard_scan::scan(&state.checks, &read_bounded(request).await?),
+        (_, "/ai/guard/scan") => Err(ApiError::method_not_allowed("POST")),
         (_, path) => match KeysPath::parse(path) {
             Some(keys_path) => {
                 let keys = key_store(state)?;

@@ -180,6 +180,8 @@ pub struct AiGatewayConfig {
     pub reservations: loom_guard::ReservationsConfig,
     /// Where limits, budgets and keys live: in memory, or on Redis shared by instances.
     pub state: loom_guard::StateConfig,
+    /// Security checks on what the model reads (absent: none, unless a route or key has its own).
+    pub checks: Option<loom_guard::ChecksConfig>,
 }
 
 /// Default `ai_gateway.models_refresh`.
@@ -234,6 +236,7 @@ impl Default for AiGatewayConfig {
             budgets: Vec::new(),
             reservations: loom_guard::ReservationsConfig::default(),
             state: loom_guard::StateConfig::default(),
+            checks: None,
         }
     }
 }
@@ -286,11 +289,20 @@ pub struct RouteConfig {
     /// Routing for this route only, instead of `ai_gateway.routing`.
     #[serde(default)]
     pub routing: Option<RoutingConfig>,
+    /// Security checks for this route only, instead of `ai_gateway.checks`.
+    #[serde(default)]
+    pub checks: Option<loom_guard::ChecksConfig>,
 }
 
 impl RouteConfig {
     /// The route used when `routes` is empty: `{id: ai, path: /v1/*, ai_gateway: true}`.
     pub fn default_ai_route() -> Self {
-        RouteConfig { id: "ai".to_owned(), path: "/v1/*".to_owned(), ai_gateway: true, routing: None }
+        RouteConfig {
+            id: "ai".to_owned(),
+            path: "/v1/*".to_owned(),
+            ai_gateway: true,
+            routing: None,
+            checks: None,
+        }
     }
 }

@@ -70,7 +70,7 @@ impl LoomConfig {
     }
 }
 
-/// Checks keys, rate limits, budgets, reservations and the state backend.
+/// Checks keys, rate limits, budgets, reservations, the state backend and security checks.
 fn validate_guard(ai: &AiGatewayConfig, problems: &mut Problems) {
     let found = [
         ai.auth.validate_at("ai_gateway.auth"),
@@ -78,6 +78,7 @@ fn validate_guard(ai: &AiGatewayConfig, problems: &mut Problems) {
         loom_guard::validate_budgets(&ai.budgets, "ai_gateway.budgets"),
         ai.reservations.validate_at("ai_gateway.reservations"),
         ai.state.validate_at("ai_gateway.state"),
+        ai.checks.as_ref().map(|checks| checks.validate_at("ai_gateway.checks")).unwrap_or_default(),
     ];
     for problem in found.into_iter().flatten() {
         problems.add(problem.path, problem.message);
@@ -456,6 +457,15 @@ fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig], problem
                 format!("\"{}\" is already the path of routes[{first}]", route.path),
             );
         }
+        if let Some(checks) = &route.checks {
+            if route.ai_gateway {
+                for problem in checks.validate_at(&format!("{key}.checks")) {
+                    problems.add(problem.path, problem.message);
+                }
+            } else {
+                problems.add(format!("{key}.checks"), "only allowed on a route with `ai_gateway: true`");
+            }
+        }
         if let Some(routing) = &route.routing {
             if route.ai_gateway {
                 validate_routing(routing, &format!("{key}.routing"), providers, problems);
@@ -527,6 +537,38 @@ mod tests {
         let prices: Vec<_> = config.provider_prices().into_iter().collect();
         // `a` joins its halves, `b` is priced by a route's block (input unset: 0), `c` nowhere.
         assert_eq!(prices, [("a", Price::new(0.01, 0.03)), ("b", Price::new(0.0, 0.5))]);
+    }
+
+    #[test]
+    fn checks_are_validated_where_they_are_written() {
+        let yaml = "ai_gateway:
+  providers:
+    - {name: o, type: openai, api_key: k}
+  checks:
+    injection: {threshold: 0}
+  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app, checks: {content_filters: [{name: empty}]}}
+routes:
+  - {id: ai, path: /v1/*, ai_gateway: true, checks: {content_filters: [{name: x, regex: ['(']}]}}
+  - {id: web, path: /web/*, checks: {}}
+";
+        let error = LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_err().to_string();
+        for expected in [
+            "ai_gateway.checks.injection.threshold: 0 is not in (0, 1]",
+            "ai_gateway.auth.keys[0].checks.content_filters[0]: set `deny`, `regex` or both",
+            "routes[0].checks.content_filters[0].regex[0]: not a valid regular expression",
+            "routes[1].checks: only allowed on a route with `ai_gateway: true`",
+        ] {
+            assert!(error.contains(expected), "{expected} not in: {error}");
+        }
+        let fine = LoomConfig::from_yaml_str(
+            "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n  checks: {}\n",
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(fine.ai_gateway.checks, Some(loom_guard::ChecksConfig::default()));
     }
 
     #[test]

@@ -299,6 +299,7 @@ mod tests {
             expires_at: None,
             limits: Vec::new(),
             budgets: Vec::new(),
+            checks: None,
         }
     }
 

@@ -57,3 +57,4 @@ mod tests;
 pub use layer::{DEFAULT_OUTPUT_TOKENS, DEFAULT_RESERVATION_TTL, RateLimitLayer};
 pub use provider::{ProviderRateLimit, ProviderRateLimitLayer};
 pub use service::RateLimit;
+pub(crate) use service::refused_record;

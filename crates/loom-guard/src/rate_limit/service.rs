@@ -220,7 +220,7 @@ pub(super) fn refusal_reason(check: Option<&LimitCheck>) -> String {
 }
 
 /// The usage record of a refused request: nothing used, nothing spent.
-fn refused_record(request: &LlmRequest, reason: &str, status: u16) -> UsageRecord {
+pub(crate) fn refused_record(request: &LlmRequest, reason: &str, status: u16) -> UsageRecord {
     let context = &request.context;
     UsageRecord {
         request_id: context.request_id.clone(),

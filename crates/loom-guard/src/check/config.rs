@@ -1,0 +1,228 @@
+//! `checks:` as written in YAML (globally, per route, per key), and its validation.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use crate::ConfigProblem;
+
+/// Most content filters one `checks` block may hold.
+pub const MAX_FILTERS: usize = 64;
+/// Most deny-list entries plus regexes one filter may hold.
+pub const MAX_FILTER_PATTERNS: usize = 4096;
+/// Most bytes a compiled filter regex may take (the `regex` crate's size limit).
+pub const MAX_REGEX_BYTES: usize = 1 << 20;
+
+/// What a check does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Refuse the request with a 400 `content_policy_violation`.
+    #[default]
+    Block,
+    /// Let it through and name the check in the answer's `x-loom-guard` header.
+    Flag,
+    /// Let it through and write a log line (the check and its score, never the text).
+    Log,
+}
+
+impl Action {
+    /// The action's name as written in config (and its metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Block => "block",
+            Action::Flag => "flag",
+            Action::Log => "log",
+        }
+    }
+}
+
+/// `checks:`: which security checks run on a request's input, and what each does.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    /// The prompt-injection check (on unless `enabled: false`).
+    pub injection: InjectionConfig,
+    /// Deny lists and regexes, each with a name and an action (default none).
+    pub content_filters: Vec<ContentFilterConfig>,
+}
+
+/// `checks.injection`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InjectionConfig {
+    /// Whether the check runs (default true).
+    pub enabled: bool,
+    /// What it does when it fires (default block).
+    pub action: Action,
+    /// The score in (0, 1] at or above which a text is an injection (default: the
+    /// built-in model's, chosen on validation data).
+    pub threshold: Option<f32>,
+    /// Whether system and developer messages are skipped (default true: operators write them).
+    pub exempt_system: bool,
+}
+
+impl Default for InjectionConfig {
+    fn default() -> Self {
+        InjectionConfig { enabled: true, action: Action::Block, threshold: None, exempt_system: true }
+    }
+}
+
+/// One `checks.content_filters[]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentFilterConfig {
+    /// The filter's name: in errors, the `x-loom-guard` header and metrics.
+    pub name: String,
+    /// Words and phrases, matched case-insensitively and as whole words on the
+    /// normalised text (and every payload decoded from it).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Regular expressions, matched on the text as sent.
+    #[serde(default)]
+    pub regex: Vec<String>,
+    /// What the filter does when it matches (default block).
+    #[serde(default)]
+    pub action: Action,
+    /// Whether system and developer messages are skipped (default true).
+    #[serde(default = "yes")]
+    pub exempt_system: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ChecksConfig {
+    /// Problems with this block, its paths starting with `path` (e.g. `ai_gateway.checks`).
+    pub fn validate_at(&self, path: &str) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if let Some(threshold) = self.injection.threshold
+            && !(threshold > 0.0 && threshold <= 1.0)
+        {
+            problems.push(ConfigProblem {
+                path: format!("{path}.injection.threshold"),
+                message: format!("{threshold} is not in (0, 1]"),
+            });
+        }
+        if self.content_filters.len() > MAX_FILTERS {
+            problems.push(ConfigProblem {
+                path: format!("{path}.content_filters"),
+                message: format!("at most {MAX_FILTERS} filters"),
+            });
+        }
+        let mut names = HashSet::new();
+        for (index, filter) in self.content_filters.iter().enumerate() {
+            let at = format!("{path}.content_filters[{index}]");
+            if let Some(message) = name_problem(&filter.name) {
+                problems.push(ConfigProblem { path: format!("{at}.name"), message: message.to_owned() });
+            } else if !names.insert(filter.name.as_str()) {
+                problems.push(ConfigProblem {
+                    path: format!("{at}.name"),
+                    message: format!("duplicate filter name `{}`", filter.name),
+                });
+            }
+            problems.extend(filter.pattern_problems(&at));
+        }
+        problems
+    }
+}
+
+impl ContentFilterConfig {
+    fn pattern_problems(&self, at: &str) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let problem = |path: String, message: String| ConfigProblem { path, message };
+        if self.deny.is_empty() && self.regex.is_empty() {
+            problems.push(problem(at.to_owned(), "set `deny`, `regex` or both".to_owned()));
+        }
+        if self.deny.len() + self.regex.len() > MAX_FILTER_PATTERNS {
+            problems.push(problem(at.to_owned(), format!("at most {MAX_FILTER_PATTERNS} patterns")));
+        }
+        for (index, phrase) in self.deny.iter().enumerate() {
+            if crate::inspect::normalize::fold(phrase).is_empty() {
+                problems.push(problem(format!("{at}.deny[{index}]"), "must hold a word".to_owned()));
+            }
+        }
+        for (index, pattern) in self.regex.iter().enumerate() {
+            if let Err(error) = regex::RegexBuilder::new(pattern).size_limit(MAX_REGEX_BYTES).build() {
+                problems.push(problem(format!("{at}.regex[{index}]"), regex_message(&error)));
+            }
+        }
+        problems
+    }
+}
+
+/// A regex error without the pattern echoed (a deny pattern may itself be sensitive).
+fn regex_message(error: &regex::Error) -> String {
+    match error {
+        regex::Error::CompiledTooBig(limit) => format!("compiles to more than {limit} bytes"),
+        _ => "not a valid regular expression".to_owned(),
+    }
+}
+
+/// Why a filter name is unusable, if it is: names are metric labels and header values.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("must not be empty")
+    } else if name.len() > 64 {
+        Some("at most 64 characters")
+    } else if !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')) {
+        Some("only ASCII letters, digits, `_`, `-` and `.`")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> ChecksConfig {
+        use figment::providers::{Format, Yaml};
+        figment::Figment::from(Yaml::string(yaml)).extract().unwrap()
+    }
+
+    #[test]
+    fn an_empty_block_runs_the_injection_check_with_the_defaults() {
+        let config = parse("content_filters: []");
+        assert_eq!(config.injection, InjectionConfig::default());
+        assert!(config.injection.enabled && config.injection.exempt_system);
+        assert_eq!(config.injection.action, Action::Block);
+        assert!(config.validate_at("checks").is_empty());
+    }
+
+    #[test]
+    fn problems_name_their_key_path_and_never_echo_a_pattern() {
+        let config = parse(
+            r#"
+injection: {threshold: 1.5}
+content_filters:
+  - {name: "bad name", deny: [secret-project]}
+  - {name: codes, regex: ["(unclosed-SECRET"]}
+  - {name: codes, deny: ["  "]}
+  - {name: empty}
+"#,
+        );
+        let problems: Vec<String> =
+            config.validate_at("ai_gateway.checks").iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "ai_gateway.checks.injection.threshold: 1.5 is not in (0, 1]",
+                "ai_gateway.checks.content_filters[0].name: only ASCII letters, digits, `_`, `-` and `.`",
+                "ai_gateway.checks.content_filters[1].regex[0]: not a valid regular expression",
+                "ai_gateway.checks.content_filters[2].name: duplicate filter name `codes`",
+                "ai_gateway.checks.content_filters[2].deny[0]: must hold a word",
+                "ai_gateway.checks.content_filters[3]: set `deny`, `regex` or both",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        use figment::providers::{Format, Yaml};
+        let result: Result<ChecksConfig, _> =
+            figment::Figment::from(Yaml::string("injection: {treshold: 0.5}")).extract();
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! [`CheckLayer`] and what it is built from.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use loom_tokens::accounting::UsageRecorder;
+use tower::Layer;
+
+use super::policy::Policy;
+use super::service::Check;
+use crate::observer::{GuardObserver, NoObserver};
+
+/// What the stage decides with.
+#[derive(Clone)]
+pub(super) struct Settings {
+    pub(super) global: Option<Arc<Policy>>,
+    pub(super) routes: HashMap<Arc<str>, Arc<Policy>>,
+    pub(super) keys: HashMap<Arc<str>, Arc<Policy>>,
+    pub(super) recorder: Option<Arc<UsageRecorder>>,
+    pub(super) observer: Arc<dyn GuardObserver>,
+}
+
+impl Settings {
+    /// The checks for a request: its key's, else its route's, else the global ones.
+    pub(super) fn policy_for(&self, key_id: Option<&str>, route: Option<&str>) -> Option<&Arc<Policy>> {
+        key_id
+            .and_then(|key| self.keys.get(key))
+            .or_else(|| route.and_then(|route| self.routes.get(route)))
+            .or(self.global.as_ref())
+    }
+}
+
+/// Runs the security checks on each request's input (see the [module docs](super)).
+#[derive(Clone)]
+pub struct CheckLayer {
+    settings: Arc<Settings>,
+}
+
+impl CheckLayer {
+    /// The `global` checks (`None`: only routes and keys with checks of their own are checked).
+    pub fn new(global: Option<Policy>) -> Self {
+        CheckLayer {
+            settings: Arc::new(Settings {
+                global: global.map(Arc::new),
+                routes: HashMap::new(),
+                keys: HashMap::new(),
+                recorder: None,
+                observer: Arc::new(NoObserver),
+            }),
+        }
+    }
+
+    fn settings_mut(&mut self) -> &mut Settings {
+        // Builders run before the layer is shared; a shared one is copied on write.
+        Arc::make_mut(&mut self.settings)
+    }
+
+    /// The checks of the route `route` (its id), instead of the global ones.
+    pub fn with_route(mut self, route: &str, policy: Policy) -> Self {
+        self.settings_mut().routes.insert(Arc::from(route), Arc::new(policy));
+        self
+    }
+
+    /// The checks of the key `key_id`, instead of its route's or the global ones.
+    pub fn with_key(mut self, key_id: &str, policy: Policy) -> Self {
+        self.settings_mut().keys.insert(Arc::from(key_id), Arc::new(policy));
+        self
+    }
+
+    /// Records blocked requests (zero cost, with their reason) in `recorder`.
+    pub fn with_recorder(mut self, recorder: Arc<UsageRecorder>) -> Self {
+        self.settings_mut().recorder = Some(recorder);
+        self
+    }
+
+    /// Reports decisions to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn GuardObserver>) -> Self {
+        self.settings_mut().observer = observer;
+        self
+    }
+}
+
+impl<S> Layer<S> for CheckLayer {
+    type Service = Check<S>;
+
+    fn layer(&self, inner: S) -> Check<S> {
+        Check { inner, settings: self.settings.clone() }
+    }
+}

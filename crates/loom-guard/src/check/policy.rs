@@ -1,0 +1,262 @@
+//! [`Policy`]: a `checks` block compiled, and what it finds in a request's texts.
+
+use std::sync::Arc;
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::config::{Action, ChecksConfig, ContentFilterConfig, MAX_REGEX_BYTES};
+use super::text::Inspected;
+use crate::inspect::injection::{Verdict, injection_score};
+use crate::inspect::normalize::{Normalized, fold, normalize, windows};
+
+/// The name of the prompt-injection check (in errors, headers, metrics and usage records).
+pub const INJECTION: &str = "injection";
+
+/// Why a `checks` block could not be compiled (validation rules these out).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A filter's deny list or regexes did not compile.
+    #[error("content filter `{filter}`: its patterns do not compile")]
+    Pattern {
+        /// The filter's name.
+        filter: String,
+    },
+}
+
+/// The checks that run on a request, compiled from a [`ChecksConfig`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    injection: Option<InjectionCheck>,
+    filters: Vec<ContentFilter>,
+}
+
+#[derive(Debug, Clone)]
+struct InjectionCheck {
+    action: Action,
+    threshold: Option<f32>,
+    exempt_system: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ContentFilter {
+    /// `content_filter:<name>`.
+    check: Arc<str>,
+    action: Action,
+    exempt_system: bool,
+    /// The deny list as one regex over folded text.
+    deny: Option<Regex>,
+    regexes: Option<RegexSet>,
+}
+
+/// What one check found in a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The check's name: [`INJECTION`] or `content_filter:<name>`.
+    pub check: Arc<str>,
+    /// What the check does when it fires.
+    pub action: Action,
+    /// Whether it fired.
+    pub fired: bool,
+    /// The injection check's highest score and the rules that matched (none for filters).
+    pub injection: Option<InjectionFinding>,
+}
+
+/// The injection check's evidence, without the text it was found in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectionFinding {
+    /// The highest score of any text.
+    pub score: f32,
+    /// The threshold it was compared with.
+    pub threshold: f32,
+    /// The rule ids that matched, in order of first match.
+    pub rules: Vec<&'static str>,
+}
+
+/// What `POST /ai/guard/scan` reports about one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    /// The injection verdict, its threshold the configured one when set.
+    pub injection: Verdict,
+    /// The content filters that match, by name.
+    pub content_filters: Vec<String>,
+    /// How many payloads normalisation decoded from the text.
+    pub decoded_views: usize,
+}
+
+impl Policy {
+    /// Compiles `config`.
+    pub fn new(config: &ChecksConfig) -> Result<Policy, PolicyError> {
+        let injection = config.injection.enabled.then_some(InjectionCheck {
+            action: config.injection.action,
+            threshold: config.injection.threshold,
+            exempt_system: config.injection.exempt_system,
+        });
+        let filters = config.content_filters.iter().map(ContentFilter::new).collect::<Result<_, _>>()?;
+        Ok(Policy { injection, filters })
+    }
+
+    /// Whether no check runs.
+    pub fn is_empty(&self) -> bool {
+        self.injection.is_none() && self.filters.is_empty()
+    }
+
+    /// Runs every check on `texts`: one finding per check, the injection check first.
+    pub fn inspect(&self, texts: &[Inspected<'_>]) -> Vec<Finding> {
+        let mut injection = self.injection.as_ref().map(|check| (check, InjectionFinding::default()));
+        let mut fired = vec![false; self.filters.len()];
+        for text in texts {
+            for (filter, fired) in self.filters.iter().zip(fired.iter_mut()) {
+                if !*fired && filter.applies(text) && filter.matches_raw(&text.text) {
+                    *fired = true;
+                }
+            }
+            let injection_open = injection
+                .as_ref()
+                .is_some_and(|(check, found)| check.applies(text) && !found.fired(check.threshold));
+            let deny_open = self
+                .filters
+                .iter()
+                .zip(&fired)
+                .any(|(filter, fired)| !fired && filter.deny.is_some() && filter.applies(text));
+            if !injection_open && !deny_open {
+                continue;
+            }
+            for window in windows(&text.text) {
+                let normalized = normalize(window);
+                if injection_open && let Some((_, found)) = injection.as_mut() {
+                    found.add(&injection_score(&normalized));
+                }
+                for (filter, fired) in self.filters.iter().zip(fired.iter_mut()) {
+                    if !*fired && filter.applies(text) && filter.matches_folded(&normalized) {
+                        *fired = true;
+                    }
+                }
+            }
+        }
+        let injection = injection.map(|(check, found)| {
+            let fired = found.fired(check.threshold);
+            let threshold = check.threshold.unwrap_or_else(|| found.model_threshold());
+            Finding {
+                check: Arc::from(INJECTION),
+                action: check.action,
+                fired,
+                injection: Some(InjectionFinding { threshold, ..found }),
+            }
+        });
+        let filters = self.filters.iter().zip(fired).map(|(filter, fired)| Finding {
+            check: filter.check.clone(),
+            action: filter.action,
+            fired,
+            injection: None,
+        });
+        injection.into_iter().chain(filters).collect()
+    }
+
+    /// Scans one text (read as a user's) for an operator: the injection verdict with the
+    /// configured threshold, and the filters that match.
+    pub fn scan(&self, text: &str) -> Scan {
+        let normalized = normalize(text);
+        let mut injection = injection_score(&normalized);
+        if let Some(threshold) = self.injection.as_ref().and_then(|check| check.threshold) {
+            injection.threshold = threshold;
+            injection.injection = injection.score >= threshold;
+        }
+        let content_filters = self
+            .filters
+            .iter()
+            .filter(|filter| filter.matches_raw(text) || filter.matches_folded(&normalized))
+            .map(|filter| filter.name().to_owned())
+            .collect();
+        Scan { injection, content_filters, decoded_views: normalized.decoded.len() }
+    }
+}
+
+impl Default for InjectionFinding {
+    fn default() -> Self {
+        InjectionFinding { score: 0.0, threshold: f32::INFINITY, rules: Vec::new() }
+    }
+}
+
+impl InjectionFinding {
+    fn add(&mut self, verdict: &Verdict) {
+        self.score = self.score.max(verdict.score);
+        // The built-in model's threshold is the same for every text.
+        self.threshold = verdict.threshold;
+        for rule in &verdict.rules.matched {
+            if !self.rules.contains(rule) {
+                self.rules.push(rule);
+            }
+        }
+    }
+
+    /// The built-in model's threshold, also when no text was scored.
+    fn model_threshold(&self) -> f32 {
+        if self.threshold.is_finite() {
+            self.threshold
+        } else {
+            injection_score(&Normalized::default()).threshold
+        }
+    }
+
+    fn fired(&self, configured: Option<f32>) -> bool {
+        self.score >= configured.unwrap_or(self.threshold)
+    }
+}
+
+impl InjectionCheck {
+    fn applies(&self, text: &Inspected<'_>) -> bool {
+        !(text.system && self.exempt_system)
+    }
+}
+
+impl ContentFilter {
+    fn new(config: &ContentFilterConfig) -> Result<ContentFilter, PolicyError> {
+        let error = || PolicyError::Pattern { filter: config.name.clone() };
+        let phrases: Vec<String> = config
+            .deny
+            .iter()
+            .map(|phrase| fold(phrase))
+            .filter(|phrase| !phrase.is_empty())
+            .map(|phrase| regex::escape(&phrase))
+            .collect();
+        let deny = if phrases.is_empty() {
+            None
+        } else {
+            let pattern = format!(r"(?i)\b(?:{})\b", phrases.join("|"));
+            Some(RegexBuilder::new(&pattern).size_limit(MAX_REGEX_BYTES * 4).build().map_err(|_| error())?)
+        };
+        let regexes = if config.regex.is_empty() {
+            None
+        } else {
+            Some(
+                RegexSetBuilder::new(&config.regex)
+                    .size_limit(MAX_REGEX_BYTES * 4)
+                    .build()
+                    .map_err(|_| error())?,
+            )
+        };
+        Ok(ContentFilter {
+            check: Arc::from(format!("content_filter:{}", config.name)),
+            action: config.action,
+            exempt_system: config.exempt_system,
+            deny,
+            regexes,
+        })
+    }
+
+    fn name(&self) -> &str {
+        self.check.strip_prefix("content_filter:").unwrap_or(&self.check)
+    }
+
+    fn applies(&self, text: &Inspected<'_>) -> bool {
+        !(text.system && self.exempt_system)
+    }
+
+    fn matches_raw(&self, text: &str) -> bool {
+        self.regexes.as_ref().is_some_and(|regexes| regexes.is_match(text))
+    }
+
+    fn matches_folded(&self, normalized: &Normalized) -> bool {
+        self.deny.as_ref().is_some_and(|deny| normalized.views().any(|view| deny.is_match(view)))
+    }
+}

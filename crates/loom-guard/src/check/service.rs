@@ -1,0 +1,159 @@
+//! [`Check`], the service of [`CheckLayer`](super::CheckLayer).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::HeaderValue;
+use loom_core::{ErrorKind, LlmRequest, LlmResponse, LoomError};
+use tokio::runtime::Handle;
+use tower::{Service, ServiceExt};
+use tracing::info;
+
+use super::config::Action;
+use super::layer::Settings;
+use super::policy::{Finding, INJECTION, Policy};
+use super::text::{inspected_texts, total_bytes};
+use crate::rate_limit::refused_record;
+
+/// Requests with at least this many bytes of text are inspected on tokio's blocking pool:
+/// at ~50-60 us per KB, longer ones would hold a front-door worker for milliseconds.
+pub const BLOCKING_INSPECT_BYTES: usize = 32 * 1024;
+
+/// The header naming the checks that flagged a request.
+pub const GUARD_HEADER: &str = "x-loom-guard";
+
+/// The service [`CheckLayer`](super::CheckLayer) produces.
+#[derive(Clone)]
+pub struct Check<S> {
+    pub(super) inner: S,
+    pub(super) settings: Arc<Settings>,
+}
+
+impl<S> Service<LlmRequest> for Check<S>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = LlmResponse;
+    type Error = LoomError;
+    type Future = Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LoomError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: LlmRequest) -> Self::Future {
+        // The service that was polled ready serves this request; a clone waits for the next.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        Box::pin(checked(self.settings.clone(), ready, request))
+    }
+}
+
+async fn checked<S>(settings: Arc<Settings>, inner: S, request: LlmRequest) -> Result<LlmResponse, LoomError>
+where
+    S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
+{
+    let context = &request.context;
+    let policy = settings.policy_for(context.identity.key_id.as_deref(), context.route.as_deref()).cloned();
+    let Some(policy) = policy.filter(|policy| !policy.is_empty()) else {
+        return inner.oneshot(request).await;
+    };
+    let (request, findings) = inspect(policy, request).await?;
+    let mut flagged: Vec<&str> = Vec::new();
+    let mut blocked = None;
+    for finding in &findings {
+        let action = if finding.fired { finding.action.as_str() } else { "allow" };
+        settings.observer.check_decision(&finding.check, action);
+        if !finding.fired {
+            continue;
+        }
+        match finding.action {
+            Action::Block => {
+                blocked.get_or_insert(finding);
+            }
+            Action::Flag => flagged.push(&finding.check),
+            Action::Log => log_finding(finding, &request),
+        }
+    }
+    if let Some(finding) = blocked {
+        let error = block(finding);
+        if let Some(recorder) = &settings.recorder {
+            let reason = error.refusal.as_deref().unwrap_or("guard");
+            recorder.record(refused_record(&request, reason, error.http_status()));
+        }
+        return Err(error);
+    }
+    let flag = (!flagged.is_empty()).then(|| HeaderValue::from_str(&flagged.join(", ")).ok()).flatten();
+    let Some(flag) = flag else {
+        return inner.oneshot(request).await;
+    };
+    match inner.oneshot(request).await {
+        Ok(mut response) => {
+            response.headers.insert(GUARD_HEADER, flag);
+            Ok(response)
+        }
+        Err(mut error) => {
+            error.headers.get_or_insert_default().insert(GUARD_HEADER, flag);
+            Err(error)
+        }
+    }
+}
+
+/// Runs `policy` on the request's texts: inline when they are short, on the blocking
+/// pool when they are long (the request moves there and back, so nothing is copied).
+async fn inspect(policy: Arc<Policy>, request: LlmRequest) -> Result<(LlmRequest, Vec<Finding>), LoomError> {
+    let texts = inspected_texts(&request.payload);
+    let runtime = Handle::try_current().ok().filter(|_| total_bytes(&texts) >= BLOCKING_INSPECT_BYTES);
+    let Some(runtime) = runtime else {
+        let findings = policy.inspect(&texts);
+        drop(texts);
+        return Ok((request, findings));
+    };
+    drop(texts);
+    runtime
+        .spawn_blocking(move || {
+            let findings = policy.inspect(&inspected_texts(&request.payload));
+            (request, findings)
+        })
+        .await
+        .map_err(|_| LoomError::internal("The security checks failed on this request"))
+}
+
+/// The 400 a blocked request gets: the check that fired and why, never the text.
+fn block(finding: &Finding) -> LoomError {
+    let message = match &finding.injection {
+        Some(injection) if !injection.rules.is_empty() => {
+            format!("Request blocked by the prompt-injection check (rules: {})", injection.rules.join(", "))
+        }
+        Some(injection) => format!(
+            "Request blocked by the prompt-injection check (score {:.2} >= threshold {:.2})",
+            injection.score, injection.threshold
+        ),
+        None => format!(
+            "Request blocked by the content filter `{}`",
+            finding.check.strip_prefix("content_filter:").unwrap_or(&finding.check)
+        ),
+    };
+    LoomError::new(ErrorKind::InvalidRequest, message)
+        .with_code("content_policy_violation")
+        .with_refusal(format!("guard:{}", finding.check))
+}
+
+/// The log line of a check whose action is `log`: its name and score, never the text.
+fn log_finding(finding: &Finding, request: &LlmRequest) {
+    let request_id = &*request.context.request_id;
+    match &finding.injection {
+        Some(injection) => info!(
+            check = INJECTION,
+            score = injection.score,
+            threshold = injection.threshold,
+            rules = %injection.rules.join(","),
+            request_id,
+            "security check fired; the request goes on"
+        ),
+        None => info!(check = &*finding.check, request_id, "security check fired; the request goes on"),
+    }
+}
