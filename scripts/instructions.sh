@@ -2,14 +2,15 @@
 # Count the instructions Loom (or the bare hyper proxy, or nginx) spends per request, with callgrind:
 # repeatable whatever else the machine does, unlike timings. See docs/benchmarks.md.
 #
-#   scripts/instructions.sh [loom|loom-guard|loom-redis|hyper|nginx] [whole|stream] [REQUESTS]
+#   scripts/instructions.sh [loom|loom-guard|loom-redis|loom-checks|hyper|nginx] [whole|stream] [REQUESTS]
 #
 # Starts the mock upstream and the target under valgrind on loopback ports, warms up with
 # 200 requests, counts REQUESTS (default 2000) sequential keep-alive requests, and prints
 # instructions per request and the 25 functions with the most (inclusive) instructions.
 # loom-guard is Loom with a virtual key, a request limit and a token limit in memory
 # (loom-bench --guard's config); loom-redis the same on a redis-server it starts (Redis's
-# own instructions are not counted);
+# own instructions are not counted); loom-checks is Loom with the default security checks
+# (loom-bench --checks's config);
 # KEEP_PROFILE=1 keeps the callgrind profile. Needs valgrind and the binaries of the cargo
 # profile PROFILE (default production: cargo build --profile production -p loom -p loom-bench);
 # BENCH_LOOM_BIN=PATH counts another Loom binary (e.g. the PGO build of scripts/pgo.sh; not
@@ -36,6 +37,7 @@ pids+=($!)
 guard=()
 case "$target" in
     loom-guard) guard=(--guard) ;;
+    loom-checks) guard=(--checks) ;;
     loom-redis)
         redis_port=$(free_port)
         redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --logfile '' \
@@ -44,7 +46,7 @@ case "$target" in
         guard=(--guard --redis "127.0.0.1:$redis_port") ;;
 esac
 case "$target" in
-    loom|loom-guard|loom-redis)
+    loom|loom-guard|loom-redis|loom-checks)
         # loom-bench's own Loom config, on one worker and without the admin server.
         "$bin/loom-bench" loom-config --listen "127.0.0.1:$port" --admin "127.0.0.1:$(free_port)" \
             --upstream "127.0.0.1:$mock_port" "${guard[@]}" >"$work/loom.yaml"

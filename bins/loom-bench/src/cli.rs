@@ -46,6 +46,9 @@ pub enum Command {
         /// With `--guard`: keep limits on the Redis at this address instead.
         #[arg(long, requires = "guard")]
         redis: Option<SocketAddr>,
+        /// Turn the default security checks on (prompt-injection detection), no key or limit.
+        #[arg(long, conflicts_with = "guard")]
+        checks: bool,
     },
     /// Print the nginx config the benchmark runs nginx with (scripts/instructions.sh uses it).
     NginxConfig {
@@ -103,6 +106,11 @@ pub struct BenchArgs {
     /// redis-server child; skipped with a note when `--redis-bin` is not found).
     #[arg(long)]
     pub guard: bool,
+    /// Also measure Loom with the default security checks on (prompt-injection detection:
+    /// normalisation, rules and the learned stage on every request; see `loom-config
+    /// --checks`), target `checks`.
+    #[arg(long)]
+    pub checks: bool,
     /// The redis-server binary for `--guard` [default: `redis-server` on PATH].
     #[arg(long, default_value = "redis-server")]
     pub redis_bin: PathBuf,

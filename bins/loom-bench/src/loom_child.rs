@@ -35,6 +35,8 @@ pub enum Guard {
     Memory,
     /// The same, on the Redis at this address.
     Redis(SocketAddr),
+    /// No key or limit; the default security checks (prompt-injection detection) on.
+    Checks,
 }
 
 /// Request limit of the guarded Looms: far above what one machine can send, so it
@@ -64,7 +66,10 @@ ai_gateway:
 "
     );
     // Written line by line: a `\` line continuation would eat the indentation.
-    if guard != Guard::Off {
+    if guard == Guard::Checks {
+        yaml.push_str("  checks:\n    injection: {enabled: true}\n");
+    }
+    if matches!(guard, Guard::Memory | Guard::Redis(_)) {
         for line in [
             "  auth:".to_owned(),
             "    enabled: true".to_owned(),
@@ -153,6 +158,13 @@ mod tests {
         let no_env = |_: &str| None;
         let plain = LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Off), &no_env).unwrap();
         assert!(!plain.ai_gateway.auth.enabled && plain.ai_gateway.rate_limits.is_empty());
+        assert!(plain.ai_gateway.checks.is_none());
+
+        let checked =
+            LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Checks), &no_env).unwrap();
+        let checks = checked.ai_gateway.checks.as_ref().expect("checks configured");
+        assert!(checks.injection.enabled);
+        assert!(!checked.ai_gateway.auth.enabled && checked.ai_gateway.rate_limits.is_empty());
 
         let memory =
             LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Memory), &no_env).unwrap();

@@ -82,11 +82,12 @@ fn main() -> ExitCode {
             print!("{}", nginx::config(&dir, listen, upstream, nginx::running_as_root()));
             ExitCode::SUCCESS
         }
-        Some(Command::LoomConfig { listen, admin, upstream, guard, redis }) => {
-            let guard = match (guard, redis) {
-                (_, Some(redis)) => Guard::Redis(redis),
-                (true, None) => Guard::Memory,
-                (false, None) => Guard::Off,
+        Some(Command::LoomConfig { listen, admin, upstream, guard, redis, checks }) => {
+            let guard = match (guard, redis, checks) {
+                (_, Some(redis), _) => Guard::Redis(redis),
+                (true, None, _) => Guard::Memory,
+                (false, None, true) => Guard::Checks,
+                (false, None, false) => Guard::Off,
             };
             print!("{}", loom_child::config(listen, admin, upstream, guard));
             ExitCode::SUCCESS
@@ -195,6 +196,14 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     let mut notes = Vec::new();
     let guarded =
         if args.guard { Some(spawn_guarded(args, &loom_bin, mock.addr, &mut notes)?) } else { None };
+    let checked = if args.checks {
+        let loom = loom_child::spawn(&loom_bin, mock.addr, Guard::Checks)
+            .map_err(|err| format!("loom with the security checks: {err}"))?;
+        progress(format_args!("loom with the security checks on {} (pid {})", loom.addr, loom.guard.pid()));
+        Some(loom)
+    } else {
+        None
+    };
     let mut targets = vec![Target {
         kind: TargetKind::Direct,
         addr: mock.addr,
@@ -247,6 +256,15 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
                 admin: Some(loom.admin),
             });
         }
+    }
+    if let Some(loom) = &checked {
+        targets.push(Target {
+            kind: TargetKind::Checks,
+            addr: loom.addr,
+            pids: vec![loom.guard.pid()],
+            backend_pid: None,
+            admin: Some(loom.admin),
+        });
     }
     let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
     let workloads: Vec<Workload> = match args.only {

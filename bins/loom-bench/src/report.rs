@@ -19,6 +19,8 @@ pub const MAX_RSS_MIB: f64 = 50.0;
 pub const MIN_GUARD_RATIO: f64 = 0.95;
 /// Loom with a key and limits on Redis must reach this fraction of plain Loom's throughput.
 pub const MIN_REDIS_RATIO: f64 = 0.7;
+/// Loom with the default security checks on, against plain Loom (issue 19).
+pub const MIN_CHECKS_RATIO: f64 = 0.9;
 
 /// Which server a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,6 +38,8 @@ pub enum TargetKind {
     Guard,
     /// The same with the limits on Redis (`--guard`); its CPU includes redis-server's.
     Redis,
+    /// Loom with the default security checks on (`--checks`).
+    Checks,
 }
 
 impl TargetKind {
@@ -48,6 +52,7 @@ impl TargetKind {
             TargetKind::Loom => "loom",
             TargetKind::Guard => "guard",
             TargetKind::Redis => "redis",
+            TargetKind::Checks => "checks",
         }
     }
 }
@@ -214,6 +219,9 @@ pub struct Ratio {
     /// Req/s of Loom with a key and limits on Redis divided by plain Loom's (`--guard`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_over_loom: Option<f64>,
+    /// Req/s of Loom with the security checks divided by plain Loom's (`--checks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks_over_loom: Option<f64>,
 }
 
 /// Reads one ratio of a [`Ratio`].
@@ -376,6 +384,12 @@ impl Report {
                     redis_over_loom: median_over_rounds(&|round| {
                         ratio(rps(TargetKind::Redis, workload, round), rps(TargetKind::Loom, workload, round))
                     }),
+                    checks_over_loom: median_over_rounds(&|round| {
+                        ratio(
+                            rps(TargetKind::Checks, workload, round),
+                            rps(TargetKind::Loom, workload, round),
+                        )
+                    }),
                 }
             })
             .collect();
@@ -388,9 +402,10 @@ impl Report {
             });
         }
         let guarded = |target: TargetKind| saturation.iter().any(|row| row.target == target);
-        let guard_targets: [(TargetKind, &str, f64, RatioOf); 2] = [
+        let guard_targets: [(TargetKind, &str, f64, RatioOf); 3] = [
             (TargetKind::Guard, "guard (memory)", MIN_GUARD_RATIO, |ratio| ratio.guard_over_loom),
             (TargetKind::Redis, "guard (Redis)", MIN_REDIS_RATIO, |ratio| ratio.redis_over_loom),
+            (TargetKind::Checks, "checks", MIN_CHECKS_RATIO, |ratio| ratio.checks_over_loom),
         ];
         for (kind, name, minimum, measured) in guard_targets {
             if !guarded(kind) {
@@ -498,6 +513,12 @@ impl Report {
                 "(guard: Loom with a virtual key, a request limit and a token limit, in memory; redis: the same on Redis, whose CPU counts as the proxy's)"
             );
         }
+        if self.saturation.iter().any(|row| row.target == TargetKind::Checks) {
+            let _ = writeln!(
+                out,
+                "(checks: Loom with the default security checks on: prompt-injection detection on every request)"
+            );
+        }
         let backend: Vec<String> = self
             .saturation
             .iter()
@@ -580,6 +601,16 @@ impl Report {
                     ratio.workload.name(),
                     format_ratio(ratio.guard_over_loom),
                     format_ratio(ratio.redis_over_loom)
+                );
+            }
+        }
+        for ratio in &self.ratios {
+            if let Some(checks) = ratio.checks_over_loom {
+                let _ = writeln!(
+                    out,
+                    "{:<8} checks/loom {:>6}",
+                    ratio.workload.name(),
+                    format_ratio(Some(checks))
                 );
             }
         }
@@ -849,6 +880,30 @@ mod tests {
         assert!(table.contains("guard    whole            96"), "{table}");
         assert!(table.contains("(guard: Loom with a virtual key"), "{table}");
         assert!(table.contains("(redis-server's part of redis's proxy CPU: whole 20.0 µs)"), "{table}");
+    }
+
+    #[test]
+    fn the_checked_loom_is_compared_with_plain_loom() {
+        let saturation = vec![
+            row(TargetKind::Loom, Workload::Whole, 100.0),
+            row(TargetKind::Checks, Workload::Whole, 88.0),
+        ];
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
+        assert_eq!(report.ratios[0].checks_over_loom, Some(0.88));
+        assert_eq!((report.ratios[0].guard_over_loom, report.ratios[0].redis_over_loom), (None, None));
+        let checks: Vec<(&str, &str, Option<bool>)> = report
+            .verdicts
+            .iter()
+            .filter(|verdict| verdict.target.contains("checks"))
+            .map(|verdict| (verdict.target.as_str(), verdict.measured.as_str(), verdict.met))
+            .collect();
+        assert_eq!(checks, [("whole checks >= 0.90x loom", "0.88x", Some(false))]);
+        let table = report.table();
+        assert!(table.contains("whole    checks/loom  0.88x"), "{table}");
+        assert!(table.contains("(checks: Loom with the default security checks on"), "{table}");
+        assert!(!table.contains("guard/loom"), "{table}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["ratios"][0]["checks_over_loom"], 0.88);
     }
 
     #[test]

@@ -31,6 +31,9 @@ struct EvalArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Also print each text the decision got wrong (first 120 characters), with its score.
+    #[arg(long)]
+    errors: bool,
     /// Labelled JSONL files; each is reported alone, then all together.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -143,8 +146,9 @@ impl Report {
 
 fn evaluate(args: &EvalArgs) -> Result<String, String> {
     let mut reports = Vec::new();
+    let mut errors = String::new();
     for path in &args.files {
-        reports.push(evaluate_file(path)?);
+        reports.push(evaluate_file(path, args.errors.then_some(&mut errors))?);
     }
     if reports.len() > 1 {
         let mut all = Report { name: "all".to_owned(), ..Report::default() };
@@ -153,10 +157,12 @@ fn evaluate(args: &EvalArgs) -> Result<String, String> {
         }
         reports.push(all);
     }
-    Ok(if args.json { as_json(&reports) } else { as_table(&reports) })
+    let figures = if args.json { as_json(&reports) } else { as_table(&reports) };
+    Ok(figures + &errors)
 }
 
-fn evaluate_file(path: &Path) -> Result<Report, String> {
+/// The figures of one file; with `errors`, each wrong decision is written there.
+fn evaluate_file(path: &Path, mut errors: Option<&mut String>) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
     let mut report = Report { name: path.display().to_string(), ..Report::default() };
     for (index, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
@@ -171,6 +177,19 @@ fn evaluate_file(path: &Path) -> Result<Report, String> {
         report.times.push(started.elapsed());
         report.bytes += labelled.text.len() as u64;
         let injection = labelled.label == 1;
+        if let Some(errors) = errors.as_deref_mut()
+            && verdict.injection != injection
+        {
+            let kind = if injection { "missed" } else { "false positive" };
+            let shown: String = labelled.text.chars().take(120).collect();
+            let _ = writeln!(
+                errors,
+                "{kind} ({:.2}): {}:{}: {shown:?}",
+                verdict.score,
+                path.display(),
+                index + 1
+            );
+        }
         let flags =
             [!verdict.rules.matched.is_empty(), verdict.learned >= verdict.threshold, verdict.injection];
         for (counts, flagged) in report.stages.iter_mut().zip(flags) {
@@ -267,7 +286,7 @@ mod tests {
             "",
             r#"{"text": "What is the capital of Australia?", "label": 0}"#,
         ]);
-        let report = evaluate_file(data.path()).unwrap();
+        let report = evaluate_file(data.path(), None).unwrap();
         assert_eq!(report.times.len(), 3);
         let combined = report.stages[2];
         assert_eq!(
@@ -289,21 +308,25 @@ mod tests {
     #[test]
     fn bad_lines_name_the_file_and_line() {
         let data = file(&[r#"{"text": "hi", "label": 0}"#, r#"{"text": "hi"}"#]);
-        let error = evaluate_file(data.path()).unwrap_err();
+        let error = evaluate_file(data.path(), None).unwrap_err();
         assert!(
             error.ends_with(":2: missing field `label` at line 1 column 14 (expected {\"text\", \"label\"})"),
             "{error}"
         );
         let data = file(&[r#"{"text": "hi", "label": 2}"#]);
-        assert!(evaluate_file(data.path()).unwrap_err().ends_with(":1: label must be 0 or 1"));
+        assert!(evaluate_file(data.path(), None).unwrap_err().ends_with(":1: label must be 0 or 1"));
         let data = file(&[""]);
-        assert!(evaluate_file(data.path()).unwrap_err().ends_with(": no labelled lines"));
+        assert!(evaluate_file(data.path(), None).unwrap_err().ends_with(": no labelled lines"));
     }
 
     #[test]
     fn json_output_has_every_stage_per_file_and_all() {
         let data = file(&[r#"{"text": "What is 2 + 2?", "label": 0}"#]);
-        let args = EvalArgs { json: true, files: vec![data.path().to_owned(), data.path().to_owned()] };
+        let args = EvalArgs {
+            json: true,
+            errors: false,
+            files: vec![data.path().to_owned(), data.path().to_owned()],
+        };
         let output: serde_json::Value = serde_json::from_str(&evaluate(&args).unwrap()).unwrap();
         let reports = output["injection"].as_array().unwrap();
         assert_eq!(reports.len(), 3);

@@ -4,6 +4,10 @@
 //! benign prompts. The data was not used to train (train splits) or to pick the
 //! threshold (validation splits).
 //!
+//! Also: the false-positive rate on everyday short prompts written by hand
+//! (`tests/data/benign-short.jsonl`, never used to train), which the datasets above
+//! understate.
+//!
 //! Needs `TEST_INJECTION_DATA` = the directory of `<source>-test.jsonl` (`.ci/run` sets it).
 
 use std::path::PathBuf;
@@ -29,8 +33,11 @@ fn data_dir() -> PathBuf {
 }
 
 fn test_split(source: &str) -> Vec<Labelled> {
-    let path = data_dir().join(format!("{source}-test.jsonl"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    read(&data_dir().join(format!("{source}-test.jsonl")))
+}
+
+fn read(path: &std::path::Path) -> Vec<Labelled> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     text.lines().map(|line| serde_json::from_str(line).expect("a labelled line")).collect()
 }
 
@@ -92,4 +99,25 @@ fn the_default_stages_meet_the_targets_on_the_test_splits() {
     assert!(recall >= 0.85, "recall {recall:.3} below 0.85");
     assert!(fpr <= 0.03, "false-positive rate {fpr:.4} above 0.03");
     assert!(rule_fpr <= 0.01, "the rules alone flag {rule_fpr:.4} of benign prompts");
+}
+
+/// Everyday short prompts flagged today: 10 of 60. The datasets' benign rows have few
+/// plain instructions, so "From now on, answer briefly" still reads like an attack to the
+/// learned stage; this bound only keeps it from getting worse (docs/evaluation.md).
+const MAX_EVERYDAY_FALSE_POSITIVES: usize = 10;
+
+#[test]
+fn everyday_short_prompts_flagged_do_not_grow() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/benign-short.jsonl");
+    let prompts = read(&path);
+    assert_eq!(prompts.len(), 60);
+    let flagged: Vec<&str> = prompts
+        .iter()
+        .filter(|prompt| prompt.label == 0 && injection_score(&normalize(&prompt.text)).injection)
+        .map(|prompt| prompt.text.as_str())
+        .collect();
+    println!("everyday prompts flagged: {} of {}: {flagged:#?}", flagged.len(), prompts.len());
+    assert!(flagged.len() <= MAX_EVERYDAY_FALSE_POSITIVES, "{flagged:#?}");
+    // The rules alone never fire on them.
+    assert!(prompts.iter().all(|prompt| injection_score(&normalize(&prompt.text)).rules.matched.is_empty()));
 }
