@@ -1,0 +1,155 @@
+//! Credentials: OpenAI and Anthropic API keys, AWS access key ids, GitHub and Slack
+//! tokens, JSON Web Tokens, PEM private keys, and high-entropy values assigned to keys
+//! named like secrets (`password=`, `api_key:`, `"client_secret": ...`).
+
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use regex::Regex;
+
+use super::checksum::shannon_entropy;
+use super::{Candidates, PiiKind, char_at, char_before};
+
+/// The most bytes a PEM block may span; longer ones are cut at this size.
+pub const MAX_PEM_BYTES: usize = 16 * 1024;
+
+// Token regexes are bounded so a finding is never longer than the stream hold-back.
+static API_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"sk-(?:ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{32,150}|(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,200})").ok()
+});
+static AWS_ACCESS_KEY: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[A-Z2-7]{16}").ok());
+static GITHUB_TOKEN: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?:gh[pousr]_[A-Za-z0-9]{36,76}|github_pat_[A-Za-z0-9_]{22,100})").ok()
+});
+static SLACK_TOKEN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"xox[abposr]-(?:[0-9]{6,15}-){1,3}[A-Za-z0-9\-]{8,64}").ok());
+static JWT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"eyJ[A-Za-z0-9_\-]{8,2000}\.[A-Za-z0-9_\-]{2,4000}\.[A-Za-z0-9_\-]{0,1000}").ok()
+});
+static PEM_BEGIN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
+static PEM_END: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
+// A key named like a secret, then `=`, `:` or `=>`, then the value (quoted or not).
+static ASSIGNMENT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r#"(?i)[a-z0-9_.\-]{0,40}(?:secret|token|passw(?:or)?d|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|credentials?|client_?secret)"#,
+        r#"[a-z0-9_.\-]{0,40}["']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}["'`]?"#,
+        r#"([A-Za-z0-9+/=_\-.~!@#$%^&*]{12,200})"#,
+    ))
+    .ok()
+});
+
+/// Adds the credentials in `text` to `found`.
+pub(super) fn scan(text: &str, found: &mut Candidates) {
+    scan_pem(text, found);
+    scan_tokens(text, &JWT, PiiKind::Jwt, found, jwt_header_valid);
+    scan_tokens(text, &API_KEY, PiiKind::ApiKey, found, api_key_valid);
+    scan_tokens(text, &AWS_ACCESS_KEY, PiiKind::AwsAccessKey, found, |_| true);
+    scan_tokens(text, &GITHUB_TOKEN, PiiKind::GithubToken, found, |_| true);
+    scan_tokens(text, &SLACK_TOKEN, PiiKind::SlackToken, found, |_| true);
+    scan_assignments(text, found);
+}
+
+/// Whether `c` may continue a token (so a match beside it is part of something longer).
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+fn scan_tokens(
+    text: &str,
+    pattern: &LazyLock<Option<Regex>>,
+    kind: PiiKind,
+    found: &mut Candidates,
+    valid: impl Fn(&str) -> bool,
+) {
+    let Some(pattern) = pattern.as_ref() else { return };
+    for token in pattern.find_iter(text) {
+        let glued = char_before(text, token.start()).is_some_and(is_token_char)
+            || char_at(text, token.end()).is_some_and(is_token_char);
+        if !glued && valid(token.as_str()) && !found.push(kind, token.range()) {
+            return;
+        }
+    }
+}
+
+/// OpenAI keys mix letters and digits; `sk-` words such as `sk-learn-tutorial` do not.
+fn api_key_valid(key: &str) -> bool {
+    let body = key.trim_start_matches("sk-");
+    body.bytes().any(|b| b.is_ascii_digit())
+        && body.bytes().any(|b| b.is_ascii_uppercase())
+        && body.bytes().any(|b| b.is_ascii_lowercase())
+}
+
+/// A JWT's first part is base64url JSON with an `alg` member.
+fn jwt_header_valid(token: &str) -> bool {
+    let Some(header) = token.split('.').next() else { return false };
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&json).is_ok_and(|value| value.get("alg").is_some())
+}
+
+/// PEM private keys from `-----BEGIN ... PRIVATE KEY-----` to the matching end line, or,
+/// without one, to the end of the base64 body that follows (at most [`MAX_PEM_BYTES`]).
+fn scan_pem(text: &str, found: &mut Candidates) {
+    let (Some(begin), Some(end)) = (PEM_BEGIN.as_ref(), PEM_END.as_ref()) else { return };
+    let mut from = 0;
+    while let Some(start) = begin.find_at(text, from) {
+        let limit = super::floor_char_boundary(text, start.start() + MAX_PEM_BYTES);
+        let window = &text[start.end()..limit];
+        let stop = match end.find(window) {
+            Some(close) => start.end() + close.end(),
+            None => start.end() + base64_body_len(window),
+        };
+        if !found.push(PiiKind::PrivateKey, start.start()..stop) {
+            return;
+        }
+        from = stop.max(start.end());
+    }
+}
+
+/// The length of the run of base64 and line-break characters at the start of `text`.
+fn base64_body_len(text: &str) -> usize {
+    text.bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r' | b' '))
+        .count()
+}
+
+/// High-entropy values assigned to secret-like keys; the finding is the value alone.
+fn scan_assignments(text: &str, found: &mut Candidates) {
+    let Some(pattern) = ASSIGNMENT.as_ref() else { return };
+    for captures in pattern.captures_iter(text) {
+        let Some(value) = captures.get(1) else { continue };
+        let value_text = value.as_str().trim_end_matches(['.', ',']);
+        if secret_like(value_text) && !found.push(PiiKind::HighEntropySecret, value.start()..value.start() + value_text.len()) {
+            return;
+        }
+        if found.full() {
+            return;
+        }
+    }
+}
+
+/// A value looks random: letters and digits mixed, varied characters, not a file path,
+/// dotted name or placeholder.
+fn secret_like(value: &str) -> bool {
+    let has_digit = value.bytes().any(|b| b.is_ascii_digit());
+    let has_letter = value.bytes().any(|b| b.is_ascii_alphabetic());
+    let looks_like_path_or_name =
+        value.contains("://") || value.starts_with('/') || value.split('.').count() > 2 || value.contains("${");
+    value.len() >= 12 && has_digit && has_letter && !looks_like_path_or_name && shannon_entropy(value) >= 3.0
+}
+
+/// Where the last PEM private key header in `text` that has no end line after it starts.
+pub(crate) fn open_pem_start(text: &str) -> Option<usize> {
+    let (begin, end) = (PEM_BEGIN.as_ref()?, PEM_END.as_ref()?);
+    let last = begin.find_iter(text).last()?;
+    (!end.is_match(&text[last.end()..])).then_some(last.start())
+}
+
+/// The byte just past the first PEM private key end line in `text`.
+pub(crate) fn pem_end(text: &str) -> Option<usize> {
+    Some(PEM_END.as_ref()?.find(text)?.end())
+}

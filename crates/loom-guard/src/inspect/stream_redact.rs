@@ -1,0 +1,192 @@
+//! Redaction of streamed text (a model's answer as it arrives) without buffering it whole.
+//!
+//! Text is held back until at least [`WINDOW`] bytes follow it, longer than any finding
+//! other than a PEM block or a JWT, so a value split across chunks is always seen whole
+//! before any of it is let out; after each chunk at most [`MAX_HOLD_BACK`] bytes are held.
+//! A PEM private key block is held from its `-----BEGIN ... PRIVATE KEY-----` line until its
+//! end line, and a JWT until it ends, up to [`MAX_LONG_HOLD`] bytes: past that, what is
+//! held is replaced by a placeholder and the rest of the block or token is dropped as it
+//! arrives.
+
+use super::pii::{self, Finding, PiiKind, find, open_pem_start, pem_end};
+use super::redact::Redactor;
+
+/// Bytes that must follow a piece of text before it is let out.
+pub const WINDOW: usize = 256;
+/// The most bytes held back after a chunk, outside PEM blocks and JWTs.
+pub const MAX_HOLD_BACK: usize = 2 * WINDOW;
+/// The most bytes of one PEM block or JWT held back before it is redacted unseen.
+pub const MAX_LONG_HOLD: usize = 16 * 1024;
+/// Text already let out that is kept for look-behind (a boundary, "call" before a number).
+const CONTEXT: usize = 64;
+/// What is kept of a dropped PEM block to find its end line across chunks.
+const END_LINE_TAIL: usize = 64;
+
+/// A streamed text's redaction state: what is held back, and the request's placeholders.
+#[derive(Debug, Default)]
+pub struct StreamRedactor {
+    redactor: Redactor,
+    held: String,
+    context: String,
+    dropping: Option<Dropping>,
+    /// `held`'s length when an open PEM block or JWT was last looked at, so a long one
+    /// is not scanned again for every small chunk.
+    long_hold_seen_at: Option<usize>,
+}
+
+/// The rest of a PEM block or token that was redacted before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dropping {
+    PemBlock,
+    TokenRun,
+}
+
+impl StreamRedactor {
+    /// A stream redactor that gives placeholders from `redactor`: pass the one that
+    /// redacted the request so a value echoed back gets the same placeholder.
+    pub fn new(redactor: Redactor) -> Self {
+        Self { redactor, ..Self::default() }
+    }
+
+    /// The placeholders given so far.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The placeholders, for the next text of the same request.
+    pub fn into_redactor(self) -> Redactor {
+        self.redactor
+    }
+
+    /// How many bytes are held back.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Takes the next chunk; returns the text that can be let out now, redacted.
+    pub fn push(&mut self, chunk: &str) -> String {
+        self.held.push_str(chunk);
+        let mut out = String::new();
+        if self.dropping.is_some() {
+            self.drop_rest_of_long_value();
+            if self.dropping.is_some() {
+                return out;
+            }
+        }
+        if self.held.len() >= MAX_HOLD_BACK
+            && self.long_hold_seen_at.is_none_or(|seen| self.held.len() >= seen + WINDOW)
+        {
+            out.push_str(&self.release(false));
+        }
+        out
+    }
+
+    /// Ends the stream: returns everything still held, redacted.
+    pub fn finish(&mut self) -> String {
+        if self.dropping.take().is_some() {
+            self.held.clear();
+            return String::new();
+        }
+        self.release(true)
+    }
+
+    /// Lets out the held text that no future chunk can turn into (part of) a finding.
+    fn release(&mut self, at_end: bool) -> String {
+        let scanned = format!("{}{}", self.context, self.held);
+        let offset = self.context.len();
+        let findings: Vec<Finding> = find(&scanned)
+            .into_iter()
+            .filter(|finding| finding.range.end > offset)
+            .map(|finding| Finding {
+                kind: finding.kind,
+                range: finding.range.start.saturating_sub(offset)..finding.range.end - offset,
+            })
+            .collect();
+        let mut cut = self.held.len();
+        if !at_end {
+            cut = pii::floor_char_boundary(&self.held, self.held.len().saturating_sub(WINDOW));
+            self.long_hold_seen_at = None;
+            if let Some((start, kind)) = open_long_value(&self.held) {
+                if self.held.len() - start > MAX_LONG_HOLD {
+                    return self.redact_long_value(start, kind, &findings);
+                }
+                cut = cut.min(start);
+                self.long_hold_seen_at = Some(self.held.len());
+            }
+            // Findings are sorted and apart: moving the cut to one's start never lands in another.
+            for finding in findings.iter().rev() {
+                if finding.range.start < cut && finding.range.end > cut {
+                    cut = finding.range.start;
+                }
+            }
+        }
+        let released: Vec<Finding> = findings.into_iter().filter(|finding| finding.range.end <= cut).collect();
+        let out = self.redactor.redact(&self.held[..cut], &released);
+        self.remember_context(cut);
+        self.held.drain(..cut);
+        out
+    }
+
+    /// Lets out the text before an over-long PEM block or JWT and a placeholder for it,
+    /// and drops the rest of it as it arrives.
+    fn redact_long_value(&mut self, start: usize, kind: PiiKind, findings: &[Finding]) -> String {
+        let before: Vec<Finding> = findings.iter().filter(|finding| finding.range.end <= start).cloned().collect();
+        let mut out = self.redactor.redact(&self.held[..start], &before);
+        out.push_str(self.redactor.placeholder(kind, &self.held[start..]));
+        self.dropping = Some(match kind {
+            PiiKind::PrivateKey => Dropping::PemBlock,
+            _ => Dropping::TokenRun,
+        });
+        self.context.clear();
+        self.held.clear();
+        self.long_hold_seen_at = None;
+        out
+    }
+
+    /// Drops the held text that still belongs to a value redacted before it ended.
+    fn drop_rest_of_long_value(&mut self) {
+        match self.dropping {
+            Some(Dropping::PemBlock) => match pem_end(&self.held) {
+                Some(end) => {
+                    self.held.drain(..end);
+                    self.dropping = None;
+                }
+                None => {
+                    let keep_from = pii::floor_char_boundary(&self.held, self.held.len().saturating_sub(END_LINE_TAIL));
+                    self.held.drain(..keep_from);
+                }
+            },
+            Some(Dropping::TokenRun) => {
+                let run = self.held.bytes().take_while(|&b| is_jwt_byte(b)).count();
+                self.held.drain(..run);
+                if !self.held.is_empty() {
+                    self.dropping = None;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Keeps the end of the text about to be let out, for look-behind.
+    fn remember_context(&mut self, cut: usize) {
+        self.context.push_str(&self.held[..cut]);
+        let keep_from = pii::floor_char_boundary(&self.context, self.context.len().saturating_sub(CONTEXT));
+        self.context.drain(..keep_from);
+    }
+}
+
+/// A PEM block without its end line yet, or a JWT reaching the end of `text`: where it
+/// starts and what it is.
+fn open_long_value(text: &str) -> Option<(usize, PiiKind)> {
+    if let Some(start) = open_pem_start(text) {
+        return Some((start, PiiKind::PrivateKey));
+    }
+    let run = text.bytes().rev().take_while(|&b| is_jwt_byte(b)).count();
+    let start = text.len() - run;
+    text[start..].starts_with("eyJ").then_some((start, PiiKind::Jwt))
+}
+
+/// A byte of a JWT (base64url parts and the dots between them).
+fn is_jwt_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')
+}
