@@ -60,6 +60,10 @@ fn scan_phones(text: &str, found: &mut Candidates) {
 /// The phone number in `text[start..end]`: the candidate itself, or it with up to two
 /// groups dropped at either end (`ref 12 555-123-4567`).
 fn phone_within(text: &str, start: usize, end: usize) -> Option<std::ops::Range<usize>> {
+    // Digits glued to a word (`DE89 3704 ...`, `ORD-2024 ...`) are not a phone, in part or whole.
+    if char_before(text, start).is_some_and(is_word_char) {
+        return None;
+    }
     let candidate = &text[start..end];
     let group_starts: Vec<usize> = std::iter::once(0)
         .chain(candidate.match_indices(' ').map(|(index, _)| index + 1))
@@ -159,4 +163,10 @@ fn announced(text: &str, start: usize) -> bool {
     let Some(pattern) = PHONE_CONTEXT.as_ref() else { return false };
     let from = floor_char_boundary(text, start.saturating_sub(CONTEXT_BYTES));
     pattern.is_match(&text[from..start])
+}
+
+/// Whether every pattern of this family compiled.
+#[cfg(test)]
+pub(super) fn patterns_compile() -> bool {
+    EMAIL.is_some() && PHONE.is_some() && PHONE_CONTEXT.is_some()
 }

@@ -153,3 +153,9 @@ pub(crate) fn open_pem_start(text: &str) -> Option<usize> {
 pub(crate) fn pem_end(text: &str) -> Option<usize> {
     Some(PEM_END.as_ref()?.find(text)?.end())
 }
+
+/// Whether every pattern of this family compiled.
+#[cfg(test)]
+pub(super) fn patterns_compile() -> bool {
+    API_KEY.is_some() && AWS_ACCESS_KEY.is_some() && GITHUB_TOKEN.is_some() && SLACK_TOKEN.is_some() && JWT.is_some() && PEM_BEGIN.is_some() && PEM_END.is_some() && ASSIGNMENT.is_some()
+}

@@ -142,3 +142,9 @@ fn ssn_valid(ssn: &str) -> bool {
     };
     area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
 }
+
+/// Whether every pattern of this family compiled.
+#[cfg(test)]
+pub(super) fn patterns_compile() -> bool {
+    DIGIT_RUN.is_some() && IBAN.is_some() && SSN.is_some()
+}

@@ -55,3 +55,9 @@ fn scan_ipv6(text: &str, found: &mut Candidates) {
         }
     }
 }
+
+/// Whether every pattern of this family compiled.
+#[cfg(test)]
+pub(super) fn patterns_compile() -> bool {
+    IPV4.is_some() && IPV6.is_some()
+}
