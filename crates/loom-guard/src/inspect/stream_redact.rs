@@ -190,3 +190,129 @@ fn open_long_value(text: &str) -> Option<(usize, PiiKind)> {
 fn is_jwt_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What redacting `text` whole gives.
+    fn redacted_whole(text: &str) -> String {
+        Redactor::new().redact_all(text)
+    }
+
+    /// Streams `text` cut at `cuts` (byte offsets, any order), checking the hold-back bound
+    /// after each chunk.
+    fn streamed(text: &str, cuts: &[usize]) -> String {
+        let mut bounds: Vec<usize> = cuts.iter().map(|&cut| pii::floor_char_boundary(text, cut)).collect();
+        bounds.push(0);
+        bounds.push(text.len());
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut stream = StreamRedactor::default();
+        let mut out = String::new();
+        for pair in bounds.windows(2) {
+            out.push_str(&stream.push(&text[pair[0]..pair[1]]));
+            if open_long_value(&stream.held).is_none() {
+                assert!(stream.held() <= MAX_HOLD_BACK, "held {} bytes", stream.held());
+            }
+        }
+        out.push_str(&stream.finish());
+        assert_eq!(stream.held(), 0);
+        out
+    }
+
+    const CARD_AND_EMAIL: &str = "Please charge 4111 1111 1111 1111 and send the receipt to jane.doe@example.com, thanks.";
+
+    #[test]
+    fn a_card_or_email_split_at_every_position_is_redacted() {
+        let expected = "Please charge [CARD_1] and send the receipt to [EMAIL_1], thanks.";
+        assert_eq!(redacted_whole(CARD_AND_EMAIL), expected);
+        for cut in 0..=CARD_AND_EMAIL.len() {
+            assert_eq!(streamed(CARD_AND_EMAIL, &[cut]), expected, "cut at {cut}");
+        }
+        let one_byte_chunks: Vec<usize> = (0..CARD_AND_EMAIL.len()).collect();
+        assert_eq!(streamed(CARD_AND_EMAIL, &one_byte_chunks), expected);
+    }
+
+    #[test]
+    fn long_text_is_let_out_before_the_end_with_bounded_hold_back() {
+        let sentence = "The quick brown fox pays with 5555 5555 5555 4444 and mails fox@example.org. ";
+        let text = sentence.repeat(40);
+        let mut stream = StreamRedactor::default();
+        let mut early = String::new();
+        for chunk in text.as_bytes().chunks(7) {
+            let Ok(chunk) = std::str::from_utf8(chunk) else { unreachable!("ASCII") };
+            early.push_str(&stream.push(chunk));
+            assert!(stream.held() <= MAX_HOLD_BACK);
+        }
+        assert!(early.len() > text.len() / 2, "let out {} of {} bytes before the end", early.len(), text.len());
+        early.push_str(&stream.finish());
+        assert_eq!(early, "The quick brown fox pays with [CARD_1] and mails [EMAIL_1]. ".repeat(40));
+    }
+
+    #[test]
+    fn the_request_side_placeholders_carry_over() {
+        let mut request = Redactor::new();
+        assert_eq!(request.redact_all("I am bob@example.com, card 4111111111111111"), "I am [EMAIL_1], card [CARD_1]");
+        let mut stream = StreamRedactor::new(request);
+        let mut out = stream.push("Hello bob@exa");
+        out.push_str(&stream.push("mple.com, your card 4111 1111 1111 1111 and alice@example.com"));
+        out.push_str(&stream.finish());
+        assert_eq!(out, "Hello [EMAIL_1], your card [CARD_1] and [EMAIL_2]");
+        assert_eq!(stream.into_redactor().len(), 3);
+    }
+
+    #[test]
+    fn a_pem_block_is_held_until_its_end_line() {
+        let body = "MIIEowIBAAKCAQEA1zKdm9VkQ3f0a8TzXy\n".repeat(30);
+        let text = format!("Here it is:\n-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\nDone.");
+        let mut stream = StreamRedactor::default();
+        let mut out = String::new();
+        for line in text.split_inclusive('\n') {
+            out.push_str(&stream.push(line));
+            assert!(!out.contains("MIIE"), "{out}");
+        }
+        out.push_str(&stream.finish());
+        assert_eq!(out, "Here it is:\n[PRIVATE_KEY_1]\nDone.");
+    }
+
+    #[test]
+    fn an_over_long_pem_block_is_redacted_unseen_and_its_rest_dropped() {
+        let body = "MIIEowIBAAKCAQEA1zKdm9VkQ3f0a8TzXy\n".repeat(MAX_LONG_HOLD / 20);
+        let text = format!("Key:\n-----BEGIN PRIVATE KEY-----\n{body}-----END PRIVATE KEY-----\nafter");
+        let mut stream = StreamRedactor::default();
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(100) {
+            let Ok(chunk) = std::str::from_utf8(chunk) else { unreachable!("ASCII") };
+            out.push_str(&stream.push(chunk));
+            assert!(stream.held() <= MAX_LONG_HOLD + 200);
+        }
+        out.push_str(&stream.finish());
+        assert_eq!(out, "Key:\n[PRIVATE_KEY_1]\nafter");
+    }
+
+    #[test]
+    fn a_jwt_split_across_chunks_is_redacted() {
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let text = format!("{}Authorization: Bearer {jwt} ok", "filler ".repeat(100));
+        let expected = format!("{}Authorization: Bearer [JWT_1] ok", "filler ".repeat(100));
+        for cut in (600..text.len()).step_by(5) {
+            assert_eq!(streamed(&text, &[cut, cut + 3]), expected, "cut at {cut}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_splits_give_the_whole_text_redaction(
+            prefix in "[a-z ]{0,600}",
+            cuts in proptest::collection::vec(0usize..2000, 0..12),
+        ) {
+            let text = format!("{prefix} pay 3782 822463 10005 or mail ops@example.net; call +44 20 7946 0958. {prefix}");
+            let out = streamed(&text, &cuts);
+            prop_assert_eq!(&out, &redacted_whole(&text));
+            prop_assert!(!out.contains("822463") && !out.contains("ops@") && !out.contains("7946"), "{}", out);
+        }
+    }
+}
