@@ -58,29 +58,19 @@ fn scan_phones(text: &str, found: &mut Candidates) {
 }
 
 /// The phone number in `text[start..end]`: the candidate itself, or it with up to two
-/// groups dropped at either end (`ref 12 555-123-4567`).
+/// trailing groups dropped (`555-123-4567 2 times`). Leading groups are never dropped:
+/// the tail of a longer number (`Reference 3314 0950 9745 8894`) would pass as a phone.
 fn phone_within(text: &str, start: usize, end: usize) -> Option<std::ops::Range<usize>> {
     // Digits glued to a word (`DE89 3704 ...`, `ORD-2024 ...`) are not a phone, in part or whole.
     if char_before(text, start).is_some_and(is_word_char) {
         return None;
     }
     let candidate = &text[start..end];
-    let group_starts: Vec<usize> = std::iter::once(0)
-        .chain(candidate.match_indices(' ').map(|(index, _)| index + 1))
-        .take(3)
-        .collect();
-    let group_ends: Vec<usize> = std::iter::once(candidate.len())
+    std::iter::once(candidate.len())
         .chain(candidate.rmatch_indices(' ').map(|(index, _)| index))
         .take(3)
-        .collect();
-    for &from in &group_starts {
-        for &to in &group_ends {
-            if from < to && is_phone(text, start + from, start + to) {
-                return Some(start + from..start + to);
-            }
-        }
-    }
-    None
+        .find(|&to| to > 0 && is_phone(text, start, start + to))
+        .map(|to| start..start + to)
 }
 
 /// Whether `text[start..end]` is a phone number in its context.

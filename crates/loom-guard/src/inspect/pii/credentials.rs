@@ -31,12 +31,12 @@ static PEM_BEGIN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
 static PEM_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
-// A key named like a secret, then `=`, `:` or `=>`, then the value (quoted or not).
+// A key named like a secret, then `=`, `:`, `=>` or "is", then the value (quoted or not).
 static ASSIGNMENT: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(concat!(
-        r#"(?i)[a-z0-9_.\-]{0,40}(?:secret|token|passw(?:or)?d|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|credentials?|client_?secret)"#,
-        r#"[a-z0-9_.\-]{0,40}["']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}["'`]?"#,
-        r#"([A-Za-z0-9+/=_\-.~!@#$%^&*]{12,200})"#,
+        r#"(?i)[a-z0-9_.\-]{0,24}(?:secret|token|passw(?:or)?[dt]|kennwort|mot de passe|contraseña|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|credentials?)"#,
+        r#"[a-z0-9_.\-]{0,24}["']?(?:[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}|\s+(?:is|ist|est|es|was|era)\s+)["'`]?"#,
+        r#"([A-Za-z0-9+/=_\-.~!@#$%^&*()]{12,120})"#,
     ))
     .ok()
 });
@@ -122,7 +122,11 @@ fn scan_assignments(text: &str, found: &mut Candidates) {
     let Some(pattern) = ASSIGNMENT.as_ref() else { return };
     for captures in pattern.captures_iter(text) {
         let Some(value) = captures.get(1) else { continue };
-        let value_text = value.as_str().trim_end_matches(['.', ',']);
+        let mut value_text = value.as_str().trim_end_matches(['.', ',']);
+        // A closing parenthesis without its opening one belongs to the code around the value.
+        while value_text.ends_with(')') && value_text.matches(')').count() > value_text.matches('(').count() {
+            value_text = &value_text[..value_text.len() - 1];
+        }
         if secret_like(value_text) && !found.push(PiiKind::HighEntropySecret, value.start()..value.start() + value_text.len()) {
             return;
         }

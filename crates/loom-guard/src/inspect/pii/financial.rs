@@ -78,7 +78,7 @@ fn card_prefix(run: &str) -> Option<usize> {
 }
 
 /// Whether a card number starts with the prefix of a card network (Visa, Mastercard,
-/// American Express, Discover, Diners, JCB, UnionPay, Maestro).
+/// American Express, Discover, Diners, JCB (also its 15-digit 2131 and 1800), UnionPay, Maestro).
 fn known_issuer(digits: &[u8]) -> bool {
     let prefix = |length: usize| -> u32 {
         digits.iter().take(length).fold(0, |value, digit| value * 10 + u32::from(digit - b'0'))
@@ -86,7 +86,8 @@ fn known_issuer(digits: &[u8]) -> bool {
     match digits.first() {
         Some(b'4') => true,
         Some(b'5') => (50..=59).contains(&prefix(2)),
-        Some(b'2') => (2221..=2720).contains(&prefix(4)),
+        Some(b'2') => prefix(4) == 2131 || (2221..=2720).contains(&prefix(4)),
+        Some(b'1') => prefix(4) == 1800,
         Some(b'3') => matches!(prefix(2), 30 | 34 | 35 | 36 | 37 | 38 | 39),
         Some(b'6') => true,
         Some(b'0') => prefix(4) == 604,
