@@ -13,8 +13,11 @@ use regex::Regex;
 use super::{Candidates, PiiKind, char_after_next, char_at, char_before, floor_char_boundary, is_word_char};
 
 static EMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?){0,8}\.[A-Za-z]{2,24}").ok()
+    Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}").ok()
 });
+/// The most bytes of an address's local part and of the whole (RFC 5321).
+const MAX_LOCAL_PART: usize = 64;
+const MAX_ADDRESS: usize = 254;
 static PHONE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"[+(]?[0-9][0-9 ().\-/]{5,24}[0-9](?: ?(?:x|ext\.? ?)[0-9]{1,5})?").ok()
 });
@@ -38,9 +41,13 @@ fn scan_emails(text: &str, found: &mut Candidates) {
         // A local part neither starts nor ends with a dot.
         let leading_dots = address.len() - address.trim_start_matches('.').len();
         let start = candidate.start() + leading_dots;
-        let local_ok = address[leading_dots..].split('@').next().is_some_and(|local| !local.is_empty() && !local.ends_with('.'));
+        let local_ok = address[leading_dots..]
+            .split('@')
+            .next()
+            .is_some_and(|local| !local.is_empty() && local.len() <= MAX_LOCAL_PART && !local.ends_with('.'));
+        let length_ok = candidate.end() - start <= MAX_ADDRESS;
         let glued = char_at(text, candidate.end()).is_some_and(|c| is_word_char(c) || c == '@');
-        if local_ok && !glued && !found.push(PiiKind::Email, start..candidate.end()) {
+        if local_ok && length_ok && !glued && !found.push(PiiKind::Email, start..candidate.end()) {
             return;
         }
     }

@@ -13,42 +13,49 @@ use super::{Candidates, PiiKind, char_at, char_before};
 /// The most bytes a PEM block may span; longer ones are cut at this size.
 pub const MAX_PEM_BYTES: usize = 16 * 1024;
 
-// Token regexes are bounded so a finding is never longer than the stream hold-back.
-static API_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"sk-(?:ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{32,150}|(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,200})").ok()
-});
+// Token lengths are checked in code rather than with `{m,n}`: large counted repetitions
+// make the regexes' automata big and slow.
+static API_KEY: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"sk-(?:ant-(?:api|admin)[0-9]{2}-)?[A-Za-z0-9_\-]+").ok());
 static AWS_ACCESS_KEY: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[A-Z2-7]{16}").ok());
-static GITHUB_TOKEN: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"(?:gh[pousr]_[A-Za-z0-9]{36,76}|github_pat_[A-Za-z0-9_]{22,100})").ok()
-});
+static GITHUB_TOKEN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?:gh[pousr]_[A-Za-z0-9]+|github_pat_[A-Za-z0-9_]+)").ok());
 static SLACK_TOKEN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"xox[abposr]-(?:[0-9]{6,15}-){1,3}[A-Za-z0-9\-]{8,64}").ok());
-static JWT: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"eyJ[A-Za-z0-9_\-]{8,2000}\.[A-Za-z0-9_\-]{2,4000}\.[A-Za-z0-9_\-]{0,1000}").ok()
-});
+    LazyLock::new(|| Regex::new(r"xox[abposr]-(?:[0-9]+-){1,3}[A-Za-z0-9\-]+").ok());
+static JWT: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*").ok());
 static PEM_BEGIN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
 static PEM_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
-// A key named like a secret, then `=`, `:`, `=>` or "is", then the value (quoted or not).
-static ASSIGNMENT: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r#"(?i)[a-z0-9_.\-]{0,24}(?:secret|token|passw(?:or)?[dt]|kennwort|mot de passe|contraseña|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|credentials?)"#,
-        r#"[a-z0-9_.\-]{0,24}["']?(?:[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}|\s+(?:is|ist|est|es|was|era)\s+)["'`]?"#,
-        r#"([A-Za-z0-9+/=_\-.~!@#$%^&*()]{12,120})"#,
-    ))
-    .ok()
+// The word that names a secret; the rest of the assignment is read in code from there.
+static SECRET_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:secret|token|passw(?:or)?[dt]|kennwort|mot de passe|contraseña|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|credential)").ok()
 });
+// What joins the name to its value: `=`, `:`, `:=`, `=>` or "is", and quotes.
+static ASSIGNS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r#"^["']?(?:[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}|\s+(?:is|ist|est|es|was|era)\s+)["'`]?"#).ok()
+});
+
+/// Token lengths (in bytes, prefix included) outside which a match is not that token.
+const API_KEY_LENGTH: std::ops::RangeInclusive<usize> = 23..=220;
+const GITHUB_TOKEN_LENGTH: std::ops::RangeInclusive<usize> = 40..=120;
+const SLACK_TOKEN_LENGTH: std::ops::RangeInclusive<usize> = 24..=160;
+const JWT_LENGTH: std::ops::RangeInclusive<usize> = 24..=8 * 1024;
+/// The most characters of a secret name after the word that names it (`_ACCESS_KEY_ID`).
+const NAME_TAIL: usize = 24;
+/// Secret values' lengths in bytes.
+const SECRET_VALUE_LENGTH: std::ops::RangeInclusive<usize> = 12..=200;
 
 /// Adds the credentials in `text` to `found`.
 pub(super) fn scan(text: &str, found: &mut Candidates) {
     scan_pem(text, found);
-    scan_tokens(text, &JWT, PiiKind::Jwt, found, jwt_header_valid);
+    scan_tokens(text, &JWT, PiiKind::Jwt, found, |jwt| JWT_LENGTH.contains(&jwt.len()) && jwt_header_valid(jwt));
     scan_tokens(text, &API_KEY, PiiKind::ApiKey, found, api_key_valid);
     scan_tokens(text, &AWS_ACCESS_KEY, PiiKind::AwsAccessKey, found, |_| true);
-    scan_tokens(text, &GITHUB_TOKEN, PiiKind::GithubToken, found, |_| true);
-    scan_tokens(text, &SLACK_TOKEN, PiiKind::SlackToken, found, |_| true);
+    scan_tokens(text, &GITHUB_TOKEN, PiiKind::GithubToken, found, |token| GITHUB_TOKEN_LENGTH.contains(&token.len()));
+    scan_tokens(text, &SLACK_TOKEN, PiiKind::SlackToken, found, |token| SLACK_TOKEN_LENGTH.contains(&token.len()));
     scan_assignments(text, found);
 }
 
@@ -77,7 +84,8 @@ fn scan_tokens(
 /// OpenAI keys mix letters and digits; `sk-` words such as `sk-learn-tutorial` do not.
 fn api_key_valid(key: &str) -> bool {
     let body = key.trim_start_matches("sk-");
-    body.bytes().any(|b| b.is_ascii_digit())
+    API_KEY_LENGTH.contains(&key.len())
+        && body.bytes().any(|b| b.is_ascii_digit())
         && body.bytes().any(|b| b.is_ascii_uppercase())
         && body.bytes().any(|b| b.is_ascii_lowercase())
 }
@@ -117,21 +125,36 @@ fn base64_body_len(text: &str) -> usize {
         .count()
 }
 
-/// High-entropy values assigned to secret-like keys; the finding is the value alone.
+/// High-entropy values assigned to names of secrets; the finding is the value alone.
 fn scan_assignments(text: &str, found: &mut Candidates) {
-    let Some(pattern) = ASSIGNMENT.as_ref() else { return };
-    for captures in pattern.captures_iter(text) {
-        let Some(value) = captures.get(1) else { continue };
-        let mut value_text = value.as_str().trim_end_matches(['.', ',']);
+    let (Some(name), Some(assigns)) = (SECRET_NAME.as_ref(), ASSIGNS.as_ref()) else { return };
+    let mut from = 0;
+    while let Some(word) = name.find_at(text, from) {
+        from = word.end();
+        // The rest of the name (`_ACCESS_KEY_ID`), then what assigns, then the value.
+        let name_end = word.end()
+            + text[word.end()..]
+                .bytes()
+                .take(NAME_TAIL)
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                .count();
+        let Some(joint) = assigns.find(&text[name_end..]) else { continue };
+        let value_start = name_end + joint.end();
+        let value_len = text[value_start..]
+            .bytes()
+            .take(*SECRET_VALUE_LENGTH.end() + 1)
+            .take_while(|&b| b.is_ascii_alphanumeric() || b"+/=_-.~!@#$%^&*()".contains(&b))
+            .count();
+        let mut value = text[value_start..value_start + value_len].trim_end_matches(['.', ',']);
         // A closing parenthesis without its opening one belongs to the code around the value.
-        while value_text.ends_with(')') && value_text.matches(')').count() > value_text.matches('(').count() {
-            value_text = &value_text[..value_text.len() - 1];
+        while value.ends_with(')') && value.matches(')').count() > value.matches('(').count() {
+            value = &value[..value.len() - 1];
         }
-        if secret_like(value_text) && !found.push(PiiKind::HighEntropySecret, value.start()..value.start() + value_text.len()) {
-            return;
-        }
-        if found.full() {
-            return;
+        if SECRET_VALUE_LENGTH.contains(&value.len()) && secret_like(value) {
+            if !found.push(PiiKind::HighEntropySecret, value_start..value_start + value.len()) {
+                return;
+            }
+            from = value_start + value.len();
         }
     }
 }
@@ -143,7 +166,7 @@ fn secret_like(value: &str) -> bool {
     let has_letter = value.bytes().any(|b| b.is_ascii_alphabetic());
     let looks_like_path_or_name =
         value.contains("://") || value.starts_with('/') || value.split('.').count() > 2 || value.contains("${");
-    value.len() >= 12 && has_digit && has_letter && !looks_like_path_or_name && shannon_entropy(value) >= 3.0
+    has_digit && has_letter && !looks_like_path_or_name && shannon_entropy(value) >= 3.0
 }
 
 /// Where the last PEM private key header in `text` that has no end line after it starts.
@@ -161,5 +184,5 @@ pub(crate) fn pem_end(text: &str) -> Option<usize> {
 /// Whether every pattern of this family compiled.
 #[cfg(test)]
 pub(super) fn patterns_compile() -> bool {
-    API_KEY.is_some() && AWS_ACCESS_KEY.is_some() && GITHUB_TOKEN.is_some() && SLACK_TOKEN.is_some() && JWT.is_some() && PEM_BEGIN.is_some() && PEM_END.is_some() && ASSIGNMENT.is_some()
+    API_KEY.is_some() && AWS_ACCESS_KEY.is_some() && GITHUB_TOKEN.is_some() && SLACK_TOKEN.is_some() && JWT.is_some() && PEM_BEGIN.is_some() && PEM_END.is_some() && SECRET_NAME.is_some() && ASSIGNS.is_some()
 }
