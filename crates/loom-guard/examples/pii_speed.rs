@@ -64,10 +64,17 @@ fn main() {
         let short_ns = median_ns_per_kb(unit, |text| {
             black_box(find(text));
         });
-        println!("{name}: one {}-byte unit alone {:.0} ns", unit.len(), short_ns * unit.len() as f64 / 1024.0);
+        println!(
+            "{name}: one {}-byte unit alone {:.0} ns",
+            unit.len(),
+            short_ns * unit.len() as f64 / 1024.0
+        );
         let text = repeat_to_size(unit);
         let findings = find(&text).len();
-        let kinds: Vec<String> = find(unit).iter().map(|finding| format!("{}:{:?}", finding.kind, &unit[finding.range.clone()])).collect();
+        let kinds: Vec<String> = find(unit)
+            .iter()
+            .map(|finding| format!("{}:{:?}", finding.kind, &unit[finding.range.clone()]))
+            .collect();
         println!("{name}: one unit holds {kinds:?}");
         let find_ns = median_ns_per_kb(&text, |text| {
             black_box(find(text));

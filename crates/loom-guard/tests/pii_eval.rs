@@ -30,7 +30,9 @@ struct Span {
 
 fn labelled_set() -> Vec<Labelled> {
     let Some(dir) = std::env::var_os("TEST_PII_DATA") else {
-        panic!("TEST_PII_DATA is not set: run `python3 scripts/pii-data.py` and point it at target/test-data/pii")
+        panic!(
+            "TEST_PII_DATA is not set: run `python3 scripts/pii-data.py` and point it at target/test-data/pii"
+        )
     };
     let path = PathBuf::from(dir).join("pii-test.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
@@ -75,7 +77,8 @@ fn pii_recall_and_precision_meet_the_targets_on_the_generated_set() {
             .spans
             .iter()
             .map(|span| {
-                let kind = PiiKind::from_name(&span.kind).unwrap_or_else(|| panic!("unknown kind {}", span.kind));
+                let kind =
+                    PiiKind::from_name(&span.kind).unwrap_or_else(|| panic!("unknown kind {}", span.kind));
                 (kind, span.start..span.end)
             })
             .collect();
@@ -85,9 +88,15 @@ fn pii_recall_and_precision_meet_the_targets_on_the_generated_set() {
             if findings.iter().any(|finding| finding.kind == *kind && overlaps(&finding.range, range)) {
                 counts.spans_found += 1;
             } else if counts.misses.len() < EXAMPLES {
-                let found: Vec<String> =
-                    findings.iter().map(|finding| format!("{}:{:?}", finding.kind, &example.text[finding.range.clone()])).collect();
-                counts.misses.push(format!("{:?} in {:?} (found {found:?})", &example.text[range.clone()], example.text));
+                let found: Vec<String> = findings
+                    .iter()
+                    .map(|finding| format!("{}:{:?}", finding.kind, &example.text[finding.range.clone()]))
+                    .collect();
+                counts.misses.push(format!(
+                    "{:?} in {:?} (found {found:?})",
+                    &example.text[range.clone()],
+                    example.text
+                ));
             }
         }
         for finding in &findings {
@@ -96,7 +105,11 @@ fn pii_recall_and_precision_meet_the_targets_on_the_generated_set() {
             if spans.iter().any(|(kind, range)| *kind == finding.kind && overlaps(&finding.range, range)) {
                 counts.findings_correct += 1;
             } else if counts.false_findings.len() < EXAMPLES {
-                counts.false_findings.push(format!("{:?} in {:?}", &example.text[finding.range.clone()], example.text));
+                counts.false_findings.push(format!(
+                    "{:?} in {:?}",
+                    &example.text[finding.range.clone()],
+                    example.text
+                ));
             }
         }
     }

@@ -79,7 +79,9 @@ fn canonical(kind: PiiKind, value: &str) -> String {
         PiiKind::PaymentCard | PiiKind::Phone | PiiKind::UsSsn => {
             value.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect()
         }
-        PiiKind::Iban => value.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase(),
+        PiiKind::Iban => {
+            value.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase()
+        }
         PiiKind::Email => value.to_lowercase(),
         _ => value.to_owned(),
     }
@@ -114,7 +116,10 @@ mod tests {
         let mut redactor = Redactor::new();
         assert_eq!(redactor.redact_all("mail Bob@Example.com"), "mail [EMAIL_1]");
         assert_eq!(redactor.redact_all("card 4111111111111111"), "card [CARD_1]");
-        assert_eq!(redactor.redact_all("bob@example.com paid with 4111-1111-1111-1111"), "[EMAIL_1] paid with [CARD_1]");
+        assert_eq!(
+            redactor.redact_all("bob@example.com paid with 4111-1111-1111-1111"),
+            "[EMAIL_1] paid with [CARD_1]"
+        );
     }
 
     #[test]

@@ -120,7 +120,8 @@ impl StreamRedactor {
                 }
             }
         }
-        let released: Vec<Finding> = findings.into_iter().filter(|finding| finding.range.end <= cut).collect();
+        let released: Vec<Finding> =
+            findings.into_iter().filter(|finding| finding.range.end <= cut).collect();
         let out = self.redactor.redact(&self.held[..cut], &released);
         self.remember_context(cut);
         self.held.drain(..cut);
@@ -130,7 +131,8 @@ impl StreamRedactor {
     /// Lets out the text before an over-long PEM block or JWT and a placeholder for it,
     /// and drops the rest of it as it arrives.
     fn redact_long_value(&mut self, start: usize, kind: PiiKind, findings: &[Finding]) -> String {
-        let before: Vec<Finding> = findings.iter().filter(|finding| finding.range.end <= start).cloned().collect();
+        let before: Vec<Finding> =
+            findings.iter().filter(|finding| finding.range.end <= start).cloned().collect();
         let mut out = self.redactor.redact(&self.held[..start], &before);
         out.push_str(self.redactor.placeholder(kind, &self.held[start..]));
         self.dropping = Some(match kind {
@@ -152,7 +154,8 @@ impl StreamRedactor {
                     self.dropping = None;
                 }
                 None => {
-                    let keep_from = pii::floor_char_boundary(&self.held, self.held.len().saturating_sub(END_LINE_TAIL));
+                    let keep_from =
+                        pii::floor_char_boundary(&self.held, self.held.len().saturating_sub(END_LINE_TAIL));
                     self.held.drain(..keep_from);
                 }
             },
@@ -223,7 +226,8 @@ mod tests {
         out
     }
 
-    const CARD_AND_EMAIL: &str = "Please charge 4111 1111 1111 1111 and send the receipt to jane.doe@example.com, thanks.";
+    const CARD_AND_EMAIL: &str =
+        "Please charge 4111 1111 1111 1111 and send the receipt to jane.doe@example.com, thanks.";
 
     #[test]
     fn a_card_or_email_split_at_every_position_is_redacted() {
@@ -247,7 +251,12 @@ mod tests {
             early.push_str(&stream.push(chunk));
             assert!(stream.held() <= MAX_HOLD_BACK);
         }
-        assert!(early.len() > text.len() / 2, "let out {} of {} bytes before the end", early.len(), text.len());
+        assert!(
+            early.len() > text.len() / 2,
+            "let out {} of {} bytes before the end",
+            early.len(),
+            text.len()
+        );
         early.push_str(&stream.finish());
         assert_eq!(early, "The quick brown fox pays with [CARD_1] and mails [EMAIL_1]. ".repeat(40));
     }
@@ -255,7 +264,10 @@ mod tests {
     #[test]
     fn the_request_side_placeholders_carry_over() {
         let mut request = Redactor::new();
-        assert_eq!(request.redact_all("I am bob@example.com, card 4111111111111111"), "I am [EMAIL_1], card [CARD_1]");
+        assert_eq!(
+            request.redact_all("I am bob@example.com, card 4111111111111111"),
+            "I am [EMAIL_1], card [CARD_1]"
+        );
         let mut stream = StreamRedactor::new(request);
         let mut out = stream.push("Hello bob@exa");
         out.push_str(&stream.push("mple.com, your card 4111 1111 1111 1111 and alice@example.com"));
@@ -267,7 +279,9 @@ mod tests {
     #[test]
     fn a_pem_block_is_held_until_its_end_line() {
         let body = "MIIEowIBAAKCAQEA1zKdm9VkQ3f0a8TzXy\n".repeat(30);
-        let text = format!("Here it is:\n-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\nDone.");
+        let text = format!(
+            "Here it is:\n-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\nDone."
+        );
         let mut stream = StreamRedactor::default();
         let mut out = String::new();
         for line in text.split_inclusive('\n') {

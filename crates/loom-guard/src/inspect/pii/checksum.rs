@@ -19,7 +19,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether `compact` (an IBAN without spaces, upper case) has its country's length and

@@ -18,9 +18,8 @@ static EMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// The most bytes of an address's local part and of the whole (RFC 5321).
 const MAX_LOCAL_PART: usize = 64;
 const MAX_ADDRESS: usize = 254;
-static PHONE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"[+(]?[0-9][0-9 ().\-/]{5,24}[0-9](?: ?(?:x|ext\.? ?)[0-9]{1,5})?").ok()
-});
+static PHONE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"[+(]?[0-9][0-9 ().\-/]{5,24}[0-9](?: ?(?:x|ext\.? ?)[0-9]{1,5})?").ok());
 // Words that announce a phone number, in the languages of the national formats.
 static PHONE_CONTEXT: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:call|phone|tel\b|tel\.|mobile|cell|contact|reach|text|sms|whatsapp|fax|dial|ring|telefon|handy|anruf|téléphone|portable|joindre|appel|mob\b|ph\.)").ok()
@@ -83,22 +82,31 @@ fn phone_within(text: &str, start: usize, end: usize) -> Option<std::ops::Range<
 /// Whether `text[start..end]` is a phone number in its context.
 fn is_phone(text: &str, start: usize, end: usize) -> bool {
     let candidate = &text[start..end];
-    if !candidate.ends_with(|c: char| c.is_ascii_digit()) || !candidate.starts_with(['+', '(', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+    if !candidate.ends_with(|c: char| c.is_ascii_digit())
+        || !candidate.starts_with(['+', '(', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+    {
         return false;
     }
-    if char_before(text, start).is_some_and(|c| is_word_char(c) || matches!(c, '-' | '.' | '/' | '#' | '+' | '$' | '€' | '£' | '=' | '@' | ',')) {
+    if char_before(text, start).is_some_and(|c| {
+        is_word_char(c) || matches!(c, '-' | '.' | '/' | '#' | '+' | '$' | '€' | '£' | '=' | '@' | ',')
+    }) {
         return false;
     }
     match char_at(text, end) {
         Some(c) if is_word_char(c) || c == '%' => return false,
-        Some('.' | '-' | '/' | ':' | ',') if char_after_next(text, end).is_some_and(|c| c.is_ascii_digit()) => return false,
+        Some('.' | '-' | '/' | ':' | ',')
+            if char_after_next(text, end).is_some_and(|c| c.is_ascii_digit()) =>
+        {
+            return false;
+        }
         _ => {}
     }
     let number = strip_extension(candidate);
     if number.matches('(').count() != number.matches(')').count() {
         return false;
     }
-    let groups: Vec<&str> = number.split(|c: char| !c.is_ascii_digit()).filter(|group| !group.is_empty()).collect();
+    let groups: Vec<&str> =
+        number.split(|c: char| !c.is_ascii_digit()).filter(|group| !group.is_empty()).collect();
     if looks_like_date(number, &groups) {
         return false;
     }
@@ -137,7 +145,10 @@ fn strip_extension(candidate: &str) -> &str {
 fn looks_like_date(number: &str, groups: &[&str]) -> bool {
     let [first, second, third, ..] = groups else { return false };
     let value = |group: &str| group.parse::<u32>().unwrap_or(u32::MAX);
-    let ymd = first.len() == 4 && (1900..=2099).contains(&value(first)) && (1..=12).contains(&value(second)) && (1..=31).contains(&value(third));
+    let ymd = first.len() == 4
+        && (1900..=2099).contains(&value(first))
+        && (1..=12).contains(&value(second))
+        && (1..=31).contains(&value(third));
     let dmy = first.len() <= 2
         && second.len() <= 2
         && (third.len() == 2 || third.len() == 4)

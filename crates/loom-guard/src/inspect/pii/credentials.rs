@@ -51,11 +51,17 @@ const SECRET_VALUE_LENGTH: std::ops::RangeInclusive<usize> = 12..=200;
 /// Adds the credentials in `text` to `found`.
 pub(super) fn scan(text: &str, found: &mut Candidates) {
     scan_pem(text, found);
-    scan_tokens(text, &JWT, PiiKind::Jwt, found, |jwt| JWT_LENGTH.contains(&jwt.len()) && jwt_header_valid(jwt));
+    scan_tokens(text, &JWT, PiiKind::Jwt, found, |jwt| {
+        JWT_LENGTH.contains(&jwt.len()) && jwt_header_valid(jwt)
+    });
     scan_tokens(text, &API_KEY, PiiKind::ApiKey, found, api_key_valid);
     scan_tokens(text, &AWS_ACCESS_KEY, PiiKind::AwsAccessKey, found, |_| true);
-    scan_tokens(text, &GITHUB_TOKEN, PiiKind::GithubToken, found, |token| GITHUB_TOKEN_LENGTH.contains(&token.len()));
-    scan_tokens(text, &SLACK_TOKEN, PiiKind::SlackToken, found, |token| SLACK_TOKEN_LENGTH.contains(&token.len()));
+    scan_tokens(text, &GITHUB_TOKEN, PiiKind::GithubToken, found, |token| {
+        GITHUB_TOKEN_LENGTH.contains(&token.len())
+    });
+    scan_tokens(text, &SLACK_TOKEN, PiiKind::SlackToken, found, |token| {
+        SLACK_TOKEN_LENGTH.contains(&token.len())
+    });
     scan_assignments(text, found);
 }
 
@@ -93,7 +99,8 @@ fn api_key_valid(key: &str) -> bool {
 /// A JWT's first part is base64url JSON with an `alg` member.
 fn jwt_header_valid(token: &str) -> bool {
     let Some(header) = token.split('.').next() else { return false };
-    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')) else {
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('='))
+    else {
         return false;
     };
     serde_json::from_slice::<serde_json::Value>(&json).is_ok_and(|value| value.get("alg").is_some())
@@ -103,18 +110,25 @@ fn jwt_header_valid(token: &str) -> bool {
 /// without one, to the end of the base64 body that follows (at most [`MAX_PEM_BYTES`]).
 fn scan_pem(text: &str, found: &mut Candidates) {
     let (Some(begin), Some(end)) = (PEM_BEGIN.as_ref(), PEM_END.as_ref()) else { return };
+    // The first end line not before the current header, looked up again only once passed,
+    // so many headers without end lines do not each scan the text after them.
+    let mut next_end = end.find(text).map(|line| line.range());
     let mut from = 0;
-    while let Some(start) = begin.find_at(text, from) {
-        let limit = super::floor_char_boundary(text, start.start() + MAX_PEM_BYTES);
-        let window = &text[start.end()..limit];
-        let stop = match end.find(window) {
-            Some(close) => start.end() + close.end(),
-            None => start.end() + base64_body_len(window),
+    while let Some(header) = begin.find_at(text, from) {
+        if next_end.as_ref().is_some_and(|line| line.start < header.end()) {
+            next_end = end.find_at(text, header.end()).map(|line| line.range());
+        }
+        let stop = match &next_end {
+            Some(line) if line.end - header.start() <= MAX_PEM_BYTES => line.end,
+            _ => {
+                let limit = super::floor_char_boundary(text, header.start() + MAX_PEM_BYTES);
+                header.end() + base64_body_len(&text[header.end()..limit])
+            }
         };
-        if !found.push(PiiKind::PrivateKey, start.start()..stop) {
+        if !found.push(PiiKind::PrivateKey, header.start()..stop) {
             return;
         }
-        from = stop.max(start.end());
+        from = stop;
     }
 }
 
@@ -164,8 +178,10 @@ fn scan_assignments(text: &str, found: &mut Candidates) {
 fn secret_like(value: &str) -> bool {
     let has_digit = value.bytes().any(|b| b.is_ascii_digit());
     let has_letter = value.bytes().any(|b| b.is_ascii_alphabetic());
-    let looks_like_path_or_name =
-        value.contains("://") || value.starts_with('/') || value.split('.').count() > 2 || value.contains("${");
+    let looks_like_path_or_name = value.contains("://")
+        || value.starts_with('/')
+        || value.split('.').count() > 2
+        || value.contains("${");
     has_digit && has_letter && !looks_like_path_or_name && shannon_entropy(value) >= 3.0
 }
 
@@ -184,5 +200,13 @@ pub(crate) fn pem_end(text: &str) -> Option<usize> {
 /// Whether every pattern of this family compiled.
 #[cfg(test)]
 pub(super) fn patterns_compile() -> bool {
-    API_KEY.is_some() && AWS_ACCESS_KEY.is_some() && GITHUB_TOKEN.is_some() && SLACK_TOKEN.is_some() && JWT.is_some() && PEM_BEGIN.is_some() && PEM_END.is_some() && SECRET_NAME.is_some() && ASSIGNS.is_some()
+    API_KEY.is_some()
+        && AWS_ACCESS_KEY.is_some()
+        && GITHUB_TOKEN.is_some()
+        && SLACK_TOKEN.is_some()
+        && JWT.is_some()
+        && PEM_BEGIN.is_some()
+        && PEM_END.is_some()
+        && SECRET_NAME.is_some()
+        && ASSIGNS.is_some()
 }

@@ -126,7 +126,9 @@ fn scan_ibans(text: &str, found: &mut Candidates) {
 fn scan_ssns(text: &str, found: &mut Candidates) {
     let Some(pattern) = SSN.as_ref() else { return };
     for candidate in pattern.find_iter(text) {
-        if char_before(text, candidate.start()).is_some_and(glued_before) || glued_after(text, candidate.end()) {
+        if char_before(text, candidate.start()).is_some_and(glued_before)
+            || glued_after(text, candidate.end())
+        {
             continue;
         }
         if ssn_valid(candidate.as_str()) && !found.push(PiiKind::UsSsn, candidate.range()) {

@@ -177,11 +177,6 @@ impl Candidates {
         self.found.push(Finding { kind, range });
         true
     }
-
-    /// Whether the bound is reached.
-    fn full(&self) -> bool {
-        self.found.len() >= MAX_CANDIDATES
-    }
 }
 
 /// Keeps the most specific (then longest) finding where findings overlap, in text order.

@@ -24,13 +24,20 @@ pub(super) fn scan(text: &str, found: &mut Candidates) {
 fn scan_ipv4(text: &str, found: &mut Candidates) {
     let Some(pattern) = IPV4.as_ref() else { return };
     for candidate in pattern.find_iter(text) {
-        let glued_before = char_before(text, candidate.start()).is_some_and(|c| is_word_char(c) || matches!(c, '.' | '-'));
+        let glued_before =
+            char_before(text, candidate.start()).is_some_and(|c| is_word_char(c) || matches!(c, '.' | '-'));
         let glued_after = match char_at(text, candidate.end()) {
             Some(c) if is_word_char(c) => true,
-            Some('.' | '-') => char_after_next(text, candidate.end()).is_some_and(|c| c.is_ascii_alphanumeric()),
+            Some('.' | '-') => {
+                char_after_next(text, candidate.end()).is_some_and(|c| c.is_ascii_alphanumeric())
+            }
             _ => false,
         };
-        if !glued_before && !glued_after && octets_valid(candidate.as_str()) && !found.push(PiiKind::IpAddress, candidate.range()) {
+        if !glued_before
+            && !glued_after
+            && octets_valid(candidate.as_str())
+            && !found.push(PiiKind::IpAddress, candidate.range())
+        {
             return;
         }
     }
@@ -50,7 +57,11 @@ fn scan_ipv6(text: &str, found: &mut Candidates) {
         // `a::b` in code and bare `::` parse, but an address names at least two groups with a digit.
         let groups = address.split(':').filter(|group| !group.is_empty()).count();
         let plausible = groups >= 2 && address.bytes().any(|b| b.is_ascii_digit());
-        if !glued && plausible && address.parse::<Ipv6Addr>().is_ok() && !found.push(PiiKind::IpAddress, candidate.range()) {
+        if !glued
+            && plausible
+            && address.parse::<Ipv6Addr>().is_ok()
+            && !found.push(PiiKind::IpAddress, candidate.range())
+        {
             return;
         }
     }

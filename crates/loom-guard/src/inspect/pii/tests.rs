@@ -109,7 +109,9 @@ fn ibans_are_mod_97_checked_with_country_lengths() {
 #[test]
 fn us_ssns_follow_the_allocation_rules() {
     assert_eq!(found("SSN 123-45-6789."), vec![(PiiKind::UsSsn, "123-45-6789")]);
-    for text in ["SSN 000-45-6789", "SSN 666-45-6789", "SSN 912-45-6789", "SSN 123-00-6789", "SSN 123-45-0000"] {
+    for text in
+        ["SSN 000-45-6789", "SSN 666-45-6789", "SSN 912-45-6789", "SSN 123-00-6789", "SSN 123-45-0000"]
+    {
         assert_none(text);
     }
     assert_none("part 123-45-6789-01");
@@ -180,7 +182,9 @@ fn pem_private_keys_whole_or_cut() {
 #[test]
 fn high_entropy_values_assigned_to_secret_names() {
     assert_eq!(
-        found(r#"DB_PASSWORD=Xk9#mQ2vLp7zR4tw and "client_secret": "a8F3kL0qZ7xW2mN5pR9s", token: 9fK2LmQ8xZ4vB7nT"#),
+        found(
+            r#"DB_PASSWORD=Xk9#mQ2vLp7zR4tw and "client_secret": "a8F3kL0qZ7xW2mN5pR9s", token: 9fK2LmQ8xZ4vB7nT"#
+        ),
         vec![
             (PiiKind::HighEntropySecret, "Xk9#mQ2vLp7zR4tw"),
             (PiiKind::HighEntropySecret, "a8F3kL0qZ7xW2mN5pR9s"),
@@ -216,9 +220,27 @@ fn overlaps_keep_the_more_specific_finding() {
 
 #[test]
 fn hostile_input_does_not_panic() {
-    for text in ["", "@", "-----BEGIN RSA PRIVATE KEY-----", "eyJ.eyJ.", "::::", "+(((((((0)))))))", "é@é.éé 4111 1111 1111 1111é"] {
+    for text in [
+        "",
+        "@",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "eyJ.eyJ.",
+        "::::",
+        "+(((((((0)))))))",
+        "é@é.éé 4111 1111 1111 1111é",
+    ] {
         let _ = find(text);
     }
     let digits = "1234567890 ".repeat(10_000);
     assert!(find(&digits).len() <= MAX_FINDINGS);
+}
+
+#[test]
+fn many_pem_headers_without_end_lines_are_each_a_finding() {
+    let text = "-----BEGIN PRIVATE KEY-----\nMIIB\n".repeat(50);
+    let findings = find(&text);
+    assert_eq!(findings.len(), 50);
+    assert!(findings.iter().all(
+        |finding| finding.kind == PiiKind::PrivateKey && text[finding.range.clone()].ends_with("MIIB\n")
+    ));
 }
