@@ -80,7 +80,25 @@ def email():
 
 
 def phone():
-    return fake(rng.choice(PHONE_LOCALES)).phone_number()
+    if rng.random() < 0.7:
+        return fake(rng.choice(PHONE_LOCALES)).phone_number()
+    # Formats Faker does not write: E.164 compact and spaced, US with spaces, UK London,
+    # DE with a slash, FR with dots, Indian mobiles.
+    d = lambda count: random_string(string.digits, count)  # noqa: E731
+    area = rng.choice("23456789") + d(2)
+    return rng.choice(
+        [
+            f"+1{area}{rng.choice('23456789')}{d(6)}",
+            f"+44 20 {d(4)} {d(4)}",
+            f"+33 6 {d(2)} {d(2)} {d(2)} {d(2)}",
+            f"+91-{rng.choice('6789')}{d(4)}-{d(5)}",
+            f"{area} {rng.choice('23456789')}{d(2)} {d(4)}",
+            f"020 {d(4)} {d(4)}",
+            f"0{rng.choice('3456789')}{d(1)}/{d(7)}",
+            f"0{rng.randint(1, 9)}.{d(2)}.{d(2)}.{d(2)}.{d(2)}",
+            f"+49 {rng.choice('3456789')}{d(1)} {d(8)}",
+        ]
+    )
 
 
 def luhn_check_digit(digits):
@@ -123,7 +141,7 @@ def ssn():
 
 def ip():
     f = fake("en_US")
-    return rng.choice([f.ipv4_public, f.ipv4_private, f.ipv4, f.ipv6])()
+    return rng.choice([f.ipv4_public, f.ipv4_private, f.ipv4, f.ipv6, f.ipv6])()
 
 
 def api_key():
@@ -195,6 +213,8 @@ TEMPLATES = {
         "Escríbeme a {v} cuando puedas.",
         "{name}, {v}, {city}",
         "Stuur de offerte naar {v}.",
+        "Reply to <{v}> or mailto:{v}",
+        "({v})",
     ],
     "phone": [
         "Call me at {v} after 5pm.",
@@ -237,6 +257,8 @@ TEMPLATES = {
         "Die Anfrage kam von {v}.",
         "listen_address: {v}",
         "ping {v} returned 4 packets",
+        "upstream: \"{v}\"  # replica {n3}",
+        "Blocked {v} after {n3} failed attempts (rule {n5}).",
     ],
     "api_key": [
         "Here is my OpenAI key: {v}",
@@ -359,6 +381,12 @@ def luhn_failing(length, first):
             return number
 
 
+def ean13():
+    body = rng.choice(["40", "41", "42", "43", "50", "76", "80", "90"]) + random_string(string.digits, 10)
+    weighted = sum(int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(body))
+    return body + str((10 - weighted % 10) % 10)
+
+
 def spaced(number):
     return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
 
@@ -399,6 +427,16 @@ NEGATIVE_TEMPLATES = [
     lambda f: f"MAC {':'.join(random_string('0123456789abcdef', 2) for _ in range(6))} at {f['time']}",
     lambda f: f"Customer ID {digits(10)} placed order {digits(10)} on {f['date_de']}.",
     lambda f: f"Reference number {digits(9)}-{digits(2, '0123456789')}, case {digits(3)}-{digits(3, '0123456789')}-{digits(3, '0123456789')}.",
+    lambda f: f"See section {rng.randint(1, 12)}.{rng.randint(1, 9)}.{rng.randint(1, 9)}.{rng.randint(1, 9)} of the specification.",
+    lambda f: f"Firmware version {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 99)}.{rng.randint(0, 255)} is installed on {f['username']}'s router.",
+    lambda f: f"OID 1.3.6.1.4.1.{digits(5)}.{rng.randint(1, 9)} is registered.",
+    lambda f: f"Elapsed {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{digits(3, '0123456789')}, pointer 0x{random_string('0123456789abcdef', 12)}.",
+    lambda f: f"Released {rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}-rc.{rng.randint(1, 5)}+build.{f['date_iso'].replace('-', '')} on {f['date_iso']}.",
+    lambda f: f"Totals: {rng.randint(1, 9)} {digits(3, '0123456789')} {digits(3, '0123456789')},{rng.randint(10, 99)} € for {rng.randint(10, 99)} {digits(3, '0123456789')} units.",
+    lambda f: f"EAN {ean13()} and GTIN {ean13()} are on the label.",
+    lambda f: f"client_id = {fake('en_US').uuid4()}\nsession_token_ttl = {rng.randint(60, 86400)}\ntoken_type: Bearer",
+    lambda f: f"auth_token_url = \"https://auth.example.com/oauth2/token\"\npassword_reset_path: /account/reset",
+    lambda f: f"Dates: {f['date_iso'].replace('-', '/')} {f['time']}, {f['date_de']}, {rng.randint(1, 28)} March {rng.randint(2019, 2026)}.",
 ]
 
 

@@ -1,16 +1,24 @@
 //! IP addresses: dotted IPv4 with octets up to 255 and no leading zeros, and IPv6 as
-//! `std::net::Ipv6Addr` parses it. Version strings (`v1.2.3.4`, `10.0.19041.1`) and
-//! clock times or MAC addresses do not count.
+//! `std::net::Ipv6Addr` parses it. Version and section numbers (`v1.2.3.4`,
+//! `version 7.1.63.161`, `section 4.4.1.9`, `10.0.19041.1`), clock times and MAC addresses
+//! do not count.
 
 use std::net::Ipv6Addr;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Candidates, PiiKind, char_after_next, char_at, char_before, is_word_char};
+use super::{Candidates, PiiKind, char_after_next, char_at, char_before, floor_char_boundary, is_word_char};
 
 static IPV4: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}").ok());
+// A word right before a dotted number that makes it a version or section number.
+static VERSION_WORD: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:^|[^a-z])(?:version|release|build|section|chapter|firmware|revision|oid|v|ver|rev|sec|§)\.?:?\s*$").ok()
+});
+/// How far before an IPv4 address a version word is looked for, in bytes.
+const VERSION_WORD_BYTES: usize = 16;
+
 static IPV6: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:)?(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3})?").ok()
 });
@@ -36,11 +44,19 @@ fn scan_ipv4(text: &str, found: &mut Candidates) {
         if !glued_before
             && !glued_after
             && octets_valid(candidate.as_str())
+            && !after_version_word(text, candidate.start())
             && !found.push(PiiKind::IpAddress, candidate.range())
         {
             return;
         }
     }
+}
+
+/// Whether a word such as "version" or "section" comes right before byte `start`.
+fn after_version_word(text: &str, start: usize) -> bool {
+    let Some(pattern) = VERSION_WORD.as_ref() else { return false };
+    let from = floor_char_boundary(text, start.saturating_sub(VERSION_WORD_BYTES));
+    pattern.is_match(&text[from..start])
 }
 
 /// Four octets of at most 255, none with a leading zero.
@@ -70,5 +86,5 @@ fn scan_ipv6(text: &str, found: &mut Candidates) {
 /// Whether every pattern of this family compiled.
 #[cfg(test)]
 pub(super) fn patterns_compile() -> bool {
-    IPV4.is_some() && IPV6.is_some()
+    IPV4.is_some() && IPV6.is_some() && VERSION_WORD.is_some()
 }

@@ -129,6 +129,9 @@ fn ip_addresses() {
     );
     for text in [
         "version 1.2.3.4-beta",
+        "Firmware version 7.1.63.161 is installed",
+        "See section 4.4.1.9 and §3.2.1.1",
+        "ver. 2.0.1.5",
         "v1.2.3.4",
         "256.1.1.1",
         "01.02.03.04",
