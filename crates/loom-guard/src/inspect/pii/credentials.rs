@@ -31,7 +31,7 @@ static PEM_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----").ok());
 // The word that names a secret; the rest of the assignment is read in code from there.
 static SECRET_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:secret|token|passw(?:or)?[dt]|kennwort|mot de passe|contraseña|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|credential)").ok()
+    Regex::new(r"(?i)(?:secret|token|passw(?:or)?[dt]|kennwort|mot de passe|contraseña|pwd|api_?key|apikey|access_?key|auth_?key|private_?key|_key|credential)").ok()
 });
 // What joins the name to its value: `=`, `:`, `:=`, `=>` or "is", and quotes.
 static ASSIGNS: LazyLock<Option<Regex>> = LazyLock::new(|| {

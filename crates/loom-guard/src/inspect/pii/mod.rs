@@ -22,8 +22,9 @@ use std::ops::Range;
 /// The most findings [`find`] returns for one text.
 pub const MAX_FINDINGS: usize = 1000;
 
-/// The kind of a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The kind of a finding; in configuration, its [`PiiKind::as_str`] name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PiiKind {
     /// An e-mail address.
     Email,

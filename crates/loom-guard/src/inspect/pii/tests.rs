@@ -194,6 +194,13 @@ fn high_entropy_values_assigned_to_secret_names() {
             (PiiKind::HighEntropySecret, "9fK2LmQ8xZ4vB7nT"),
         ]
     );
+    assert_eq!(
+        found(r#"stripe_key = "sk_live_51H8xYzAbCdEfGhIjKlMnOpQr"; Das Passwort ist Zq8#Lm2vXp9kRt4w."#),
+        vec![
+            (PiiKind::HighEntropySecret, "sk_live_51H8xYzAbCdEfGhIjKlMnOpQr"),
+            (PiiKind::HighEntropySecret, "Zq8#Lm2vXp9kRt4w"),
+        ]
+    );
     for text in [
         "password = os.environ['DB_PASSWORD']",
         "token_count = 1234",
@@ -201,6 +208,8 @@ fn high_entropy_values_assigned_to_secret_names() {
         "secret_path = /var/run/secrets/app1",
         "password: aaaaaaaaaaaa1",
         "the token is long",
+        "my password is hunter2",
+        "primary_key = id",
     ] {
         assert_none(text);
     }
@@ -246,4 +255,13 @@ fn many_pem_headers_without_end_lines_are_each_a_finding() {
     assert!(findings.iter().all(
         |finding| finding.kind == PiiKind::PrivateKey && text[finding.range.clone()].ends_with("MIIB\n")
     ));
+}
+
+#[test]
+fn kind_names_round_trip_through_as_str_from_name_and_serde() {
+    for kind in PiiKind::ALL {
+        assert_eq!(PiiKind::from_name(kind.as_str()), Some(kind));
+        assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::Value::from(kind.as_str()));
+    }
+    assert_eq!(PiiKind::from_name("credit_card"), None);
 }
