@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::pii::{Finding, PiiKind, find};
+use super::pii::{Finding, MAX_FINDINGS, PiiKind, find_prefix};
 
 /// The placeholders of one request: a counter per kind and the placeholder given to each
 /// value. The values stay in memory only; `Debug` shows counts, never a value.
@@ -44,10 +44,21 @@ impl Redactor {
         redacted
     }
 
-    /// `text` with every finding of [`find`] replaced by its placeholder.
+    /// `text` with all its PII and secrets replaced by their placeholders, however many
+    /// (searched again after every [`MAX_FINDINGS`]).
     pub fn redact_all(&mut self, text: &str) -> String {
-        let findings = find(text);
-        self.redact(text, &findings)
+        let mut redacted = String::with_capacity(text.len());
+        let mut from = 0;
+        loop {
+            let rest = &text[from..];
+            let (findings, searched) = find_prefix(rest);
+            if searched >= rest.len() || searched == 0 {
+                redacted.push_str(&self.redact(rest, &findings));
+                return redacted;
+            }
+            redacted.push_str(&self.redact(&rest[..searched], &findings));
+            from += searched;
+        }
     }
 
     /// The placeholder of `value` as a `kind`: the one it was given before, or the kind's
@@ -132,6 +143,13 @@ mod tests {
             Finding { kind: PiiKind::Email, range: 100..200 },
         ];
         assert_eq!(Redactor::new().redact(text, &findings), "héllo [EMAIL_1]");
+    }
+
+    #[test]
+    fn texts_with_more_than_max_findings_are_redacted_whole() {
+        let text = "a1@x.io 4111111111111111 10.0.0.1 ".repeat(MAX_FINDINGS);
+        let redacted = Redactor::new().redact_all(&text);
+        assert_eq!(redacted, "[EMAIL_1] [CARD_1] [IP_1] ".repeat(MAX_FINDINGS));
     }
 
     #[test]

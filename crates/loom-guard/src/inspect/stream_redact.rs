@@ -8,7 +8,7 @@
 //! held is replaced by a placeholder and the rest of the block or token is dropped as it
 //! arrives.
 
-use super::pii::{self, Finding, PiiKind, find, open_pem_start, pem_end};
+use super::pii::{self, Finding, PiiKind, find_prefix, open_pem_start, pem_end};
 use super::redact::Redactor;
 
 /// Bytes that must follow a piece of text before it is let out.
@@ -90,11 +90,28 @@ impl StreamRedactor {
         self.release(true)
     }
 
-    /// Lets out the held text that no future chunk can turn into (part of) a finding.
+    /// Lets out the held text that no future chunk can turn into (part of) a finding;
+    /// at the end, all of it.
     fn release(&mut self, at_end: bool) -> String {
+        let mut out = String::new();
+        // A huge chunk may hold more than one search's bound of findings: go on from
+        // where the search stopped until the rest fits.
+        loop {
+            let (released, searched_all) = self.release_once(at_end);
+            out.push_str(&released);
+            if searched_all || self.dropping.is_some() {
+                return out;
+            }
+        }
+    }
+
+    /// One search over what is held, and the release it allows; whether the search
+    /// covered all that is held (or made no progress, so must not be repeated).
+    fn release_once(&mut self, at_end: bool) -> (String, bool) {
         let scanned = format!("{}{}", self.context, self.held);
         let offset = self.context.len();
-        let findings: Vec<Finding> = find(&scanned)
+        let (found, searched) = find_prefix(&scanned);
+        let findings: Vec<Finding> = found
             .into_iter()
             .filter(|finding| finding.range.end > offset)
             .map(|finding| Finding {
@@ -102,13 +119,15 @@ impl StreamRedactor {
                 range: finding.range.start.saturating_sub(offset)..finding.range.end - offset,
             })
             .collect();
+        let searched = searched.saturating_sub(offset);
+        let searched_all = searched >= self.held.len() || searched == 0;
         let mut cut = self.held.len();
         if !at_end {
             cut = pii::floor_char_boundary(&self.held, self.held.len().saturating_sub(WINDOW));
             self.long_hold_seen_at = None;
             if let Some((start, kind)) = open_long_value(&self.held) {
                 if self.held.len() - start > MAX_LONG_HOLD {
-                    return self.redact_long_value(start, kind, &findings);
+                    return (self.redact_long_value(start, kind, &findings), true);
                 }
                 cut = cut.min(start);
                 self.long_hold_seen_at = Some(self.held.len());
@@ -120,12 +139,15 @@ impl StreamRedactor {
                 }
             }
         }
+        if !searched_all {
+            cut = cut.min(searched);
+        }
         let released: Vec<Finding> =
             findings.into_iter().filter(|finding| finding.range.end <= cut).collect();
         let out = self.redactor.redact(&self.held[..cut], &released);
         self.remember_context(cut);
         self.held.drain(..cut);
-        out
+        (out, searched_all || cut == 0)
     }
 
     /// Lets out the text before an over-long PEM block or JWT and a placeholder for it,
@@ -315,6 +337,15 @@ mod tests {
         for cut in (600..text.len()).step_by(5) {
             assert_eq!(streamed(&text, &[cut, cut + 3]), expected, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn one_huge_chunk_with_more_than_max_findings_is_redacted_whole() {
+        let text = "a1@x.io 4111111111111111 ".repeat(pii::MAX_FINDINGS);
+        let mut stream = StreamRedactor::default();
+        let mut out = stream.push(&text);
+        out.push_str(&stream.finish());
+        assert_eq!(out, "[EMAIL_1] [CARD_1] ".repeat(pii::MAX_FINDINGS));
     }
 
     proptest! {

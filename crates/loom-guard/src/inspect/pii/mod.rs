@@ -150,31 +150,59 @@ pub struct Finding {
     pub range: Range<usize>,
 }
 
-/// The PII and secrets in `text`: sorted, non-overlapping, at most [`MAX_FINDINGS`].
+/// The PII and secrets in `text`: sorted, non-overlapping, at most [`MAX_FINDINGS`]. A
+/// text with more is searched only in part (see [`find_prefix`]);
+/// [`Redactor::redact_all`](super::redact::Redactor::redact_all) redacts any text whole.
 pub fn find(text: &str) -> Vec<Finding> {
-    let mut candidates = Candidates::default();
+    find_prefix(text).0
+}
+
+/// The findings of the longest start of `text` that could be searched within the bounds,
+/// and that start's length in bytes: `text.len()` unless `text` holds more than
+/// [`MAX_FINDINGS`] findings (or one kind more than that many candidates). Search the rest
+/// again from there.
+pub fn find_prefix(text: &str) -> (Vec<Finding>, usize) {
+    let mut candidates = Candidates { horizon: text.len(), ..Candidates::default() };
     credentials::scan(text, &mut candidates);
     financial::scan(text, &mut candidates);
     contact::scan(text, &mut candidates);
     network::scan(text, &mut candidates);
-    resolve_overlaps(candidates.found)
+    let mut findings = resolve_overlaps(candidates.found);
+    // Past the horizon some kind was not searched: stop before it, and before a finding
+    // that reaches across it, which the next search will see whole.
+    let mut searched = candidates.horizon;
+    if let Some(across) =
+        findings.iter().find(|finding| finding.range.start < searched && finding.range.end > searched)
+    {
+        searched = across.range.start;
+    }
+    findings.retain(|finding| finding.range.end <= searched);
+    if findings.len() > MAX_FINDINGS {
+        findings.truncate(MAX_FINDINGS);
+        searched = findings.last().map_or(searched, |finding| finding.range.end);
+    }
+    (findings, searched)
 }
 
-/// Validated findings of every family, before overlaps are resolved; bounded.
+/// Validated findings of every family, before overlaps are resolved; bounded per kind.
 #[derive(Default)]
 pub(crate) struct Candidates {
     found: Vec<Finding>,
+    per_kind: [usize; PiiKind::ALL.len()],
+    /// Where the first candidate refused for its kind's bound starts.
+    horizon: usize,
 }
 
-/// The most candidates kept before overlaps are resolved.
-const MAX_CANDIDATES: usize = 4 * MAX_FINDINGS;
-
 impl Candidates {
-    /// Keeps a finding; false once the bound is reached, so a family stops scanning.
+    /// Keeps a finding; false once its kind's bound is reached, so that scanner stops
+    /// (each scanner meets its candidates in text order, so all before are kept).
     fn push(&mut self, kind: PiiKind, range: Range<usize>) -> bool {
-        if self.found.len() >= MAX_CANDIDATES {
+        let count = &mut self.per_kind[kind as usize];
+        if *count >= MAX_FINDINGS {
+            self.horizon = self.horizon.min(range.start);
             return false;
         }
+        *count += 1;
         self.found.push(Finding { kind, range });
         true
     }
@@ -204,7 +232,7 @@ fn resolve_overlaps(mut candidates: Vec<Finding>) -> Vec<Finding> {
             kept.insert(candidate.range.start, candidate);
         }
     }
-    kept.into_values().take(MAX_FINDINGS).collect()
+    kept.into_values().collect()
 }
 
 /// The character before byte `at` of `text`.

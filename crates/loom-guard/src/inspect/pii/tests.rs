@@ -221,6 +221,10 @@ fn findings_are_sorted_apart_and_bounded() {
     let findings = find(&many);
     assert_eq!(findings.len(), MAX_FINDINGS);
     assert!(findings.windows(2).all(|pair| pair[0].range.end <= pair[1].range.start));
+    let (findings, searched) = find_prefix(&many);
+    assert_eq!(findings.len(), MAX_FINDINGS);
+    assert_eq!(searched, MAX_FINDINGS * 7, "up to the first e-mail over the bound");
+    assert_eq!(find_prefix("a@b.io").1, 6);
 }
 
 #[test]
@@ -264,4 +268,18 @@ fn kind_names_round_trip_through_as_str_from_name_and_serde() {
         assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::Value::from(kind.as_str()));
     }
     assert_eq!(PiiKind::from_name("credit_card"), None);
+}
+
+#[test]
+fn a_kind_over_its_bound_stops_the_search_before_other_kinds_are_cut() {
+    // 1000 e-mails fill the e-mail bound; the card after them must not be reported as
+    // searched past when it was not.
+    let text = format!("{}card 4111 1111 1111 1111 and x@y.io", "a@b.io ".repeat(MAX_FINDINGS));
+    let (findings, searched) = find_prefix(&text);
+    assert_eq!(findings.len(), MAX_FINDINGS);
+    let rest = &text[searched..];
+    assert_eq!(
+        find(rest).iter().map(|finding| finding.kind).collect::<Vec<_>>(),
+        vec![PiiKind::PaymentCard, PiiKind::Email]
+    );
 }
