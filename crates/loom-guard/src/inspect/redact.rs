@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::pii::{Finding, MAX_FINDINGS, PiiKind, find_prefix};
+use super::pii::{Finding, PiiKind, find_prefix};
 
 /// The placeholders of one request: a counter per kind and the placeholder given to each
 /// value. The values stay in memory only; `Debug` shows counts, never a value.
@@ -45,7 +45,8 @@ impl Redactor {
     }
 
     /// `text` with all its PII and secrets replaced by their placeholders, however many
-    /// (searched again after every [`MAX_FINDINGS`]).
+    /// (searched again after every
+    /// [`MAX_FINDINGS`](super::pii::MAX_FINDINGS)).
     pub fn redact_all(&mut self, text: &str) -> String {
         let mut redacted = String::with_capacity(text.len());
         let mut from = 0;
@@ -100,6 +101,7 @@ fn canonical(kind: PiiKind, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pii::MAX_FINDINGS;
     use super::*;
 
     fn finding(kind: PiiKind, text: &str, value: &str) -> Finding {

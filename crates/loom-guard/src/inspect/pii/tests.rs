@@ -283,3 +283,39 @@ fn a_kind_over_its_bound_stops_the_search_before_other_kinds_are_cut() {
         vec![PiiKind::PaymentCard, PiiKind::Email]
     );
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::super::super::redact::Redactor;
+    use super::super::super::stream_redact::StreamRedactor;
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_gives_sorted_findings_on_char_boundaries(text in "(?s).{0,400}") {
+            let findings = find(&text);
+            for finding in &findings {
+                prop_assert!(text.get(finding.range.clone()).is_some_and(|value| !value.is_empty()));
+            }
+            prop_assert!(findings.windows(2).all(|pair| pair[0].range.end <= pair[1].range.start));
+            let _ = Redactor::new().redact_all(&text);
+        }
+
+        #[test]
+        fn pii_shaped_noise_never_panics_streamed(
+            text in "[0-9a-fA-F:.@+() \\-/=_#xX\\n]{0,600}",
+            chunk in 1usize..40,
+        ) {
+            let mut stream = StreamRedactor::default();
+            let mut cut = 0;
+            while cut < text.len() {
+                let next = (cut + chunk).min(text.len());
+                let _ = stream.push(&text[cut..next]);
+                cut = next;
+            }
+            let _ = stream.finish();
+            prop_assert_eq!(stream.held(), 0);
+        }
+    }
+}
