@@ -17,7 +17,9 @@ dates, version strings, UUIDs, git SHAs, phone-like product codes, 16-digit numb
 fail Luhn, amounts, ISBNs, and secret-named settings whose values are not secrets.
 
 Deterministic (fixed seeds): the same Faker gives the same file. No third-party labelled
-data is used. Run from anywhere: `.venv/bin/python scripts/pii-data.py`.
+data is used. Run from anywhere: `.venv/bin/python scripts/pii-data.py`; another seed and
+output directory (fresh values in the same templates, to check the figures do not hang
+on the values): `scripts/pii-data.py SEED DIR`.
 """
 
 import base64
@@ -34,9 +36,10 @@ if os.environ.get("PYTHONHASHSEED") != "0":
 
 from faker import Faker  # noqa: E402
 
-SEED = 19
+SEED = int(sys.argv[1]) if len(sys.argv) > 1 else 19
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "target", "test-data", "pii", "pii-test.jsonl")
+OUT_DIR = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "target", "test-data", "pii")
+OUT = os.path.join(OUT_DIR, "pii-test.jsonl")
 PER_KIND = 160
 NEGATIVES = 1200
 MIXED = 200

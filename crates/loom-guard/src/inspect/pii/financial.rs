@@ -6,10 +6,15 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::checksum::{iban_length, iban_valid, luhn_valid};
-use super::{Candidates, PiiKind, char_after_next, char_at, char_before, is_word_char};
+use super::{Candidates, PiiKind, char_after_next, char_at, char_before, floor_char_boundary, is_word_char};
 
 // A run of digits with single spaces or dashes between them; the card is a prefix of it.
 static DIGIT_RUN: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"[0-9](?:[ \-]?[0-9]){12,}").ok());
+// Product codes that can pass Luhn by chance (one in ten EAN-13 codes starting with 4).
+static PRODUCT_CODE_WORD: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:ean|gtin|upc|isbn|barcode|sku)[-‐ ]?(?:1[0-4]|8)?[:.#]?\s*$").ok());
+/// How far before a number a product code word is looked for, in bytes.
+const PRODUCT_CODE_WORD_BYTES: usize = 16;
 static IBAN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,34}").ok());
 static SSN: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"[0-9]{3}-[0-9]{2}-[0-9]{4}").ok());
@@ -43,11 +48,19 @@ fn scan_cards(text: &str, found: &mut Candidates) {
         }
         if let Some(length) = card_prefix(run.as_str())
             && (length < run.len() || !glued_after(text, run.end()))
+            && !after_product_code_word(text, run.start())
             && !found.push(PiiKind::PaymentCard, run.start()..run.start() + length)
         {
             return;
         }
     }
+}
+
+/// Whether a word such as "EAN" or "GTIN" comes right before byte `start`.
+fn after_product_code_word(text: &str, start: usize) -> bool {
+    let Some(pattern) = PRODUCT_CODE_WORD.as_ref() else { return false };
+    let from = floor_char_boundary(text, start.saturating_sub(PRODUCT_CODE_WORD_BYTES));
+    pattern.is_match(&text[from..start])
 }
 
 /// The byte length of the longest prefix of a digit run, ending at a group boundary, that
@@ -149,5 +162,5 @@ fn ssn_valid(ssn: &str) -> bool {
 /// Whether every pattern of this family compiled.
 #[cfg(test)]
 pub(super) fn patterns_compile() -> bool {
-    DIGIT_RUN.is_some() && IBAN.is_some() && SSN.is_some()
+    DIGIT_RUN.is_some() && IBAN.is_some() && SSN.is_some() && PRODUCT_CODE_WORD.is_some()
 }

@@ -94,6 +94,7 @@ fn payment_cards_are_luhn_checked() {
     assert_none("card 4111 1111 1111 1112");
     assert_none("tracking 9400111899223344556677");
     assert_none("id-4111111111111111");
+    assert_none("EAN 4033578374552 and GTIN-13: 4176459330589 on the label");
 }
 
 #[test]
