@@ -5,4 +5,7 @@ pub mod features;
 pub mod injection;
 pub mod linear;
 pub mod normalize;
+pub mod pii;
+pub mod redact;
 pub mod rules;
+pub mod stream_redact;
