@@ -67,7 +67,8 @@ ai_gateway:
     );
     // Written line by line: a `\` line continuation would eat the indentation.
     if guard == Guard::Checks {
-        yaml.push_str("  checks:\n    injection: {enabled: true}\n");
+        // `log`: the check runs in full on every request whatever it decides.
+        yaml.push_str("  checks:\n    injection: {enabled: true, action: log}\n");
     }
     if matches!(guard, Guard::Memory | Guard::Redis(_)) {
         for line in [
@@ -164,6 +165,7 @@ mod tests {
             LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Checks), &no_env).unwrap();
         let checks = checked.ai_gateway.checks.as_ref().expect("checks configured");
         assert!(checks.injection.enabled);
+        assert_eq!(checks.injection.action, loom_guard::Action::Log);
         assert!(!checked.ai_gateway.auth.enabled && checked.ai_gateway.rate_limits.is_empty());
 
         let memory =
