@@ -129,7 +129,7 @@ mod time;
 pub use budgets::{
     BudgetCheck, BudgetUnit, BudgetWindow, Budgets, ROLLING_SLOTS, period_bounds, usd_to_nano,
 };
-pub use check::{Action, CheckLayer, ChecksConfig, ContentFilterConfig, InjectionConfig, Policy};
+pub use check::{Action, CheckLayer, ChecksConfig, ContentFilterConfig, InjectionConfig, PiiConfig, Policy};
 pub use config::{
     AuthConfig, Backend, BudgetConfig, BudgetScope, BudgetsConfig, ConfigProblem, DEFAULT_MAX_ENTRIES,
     FailMode, KeyConfig, LimitConfig, OnStateError, Period, RateLimitsConfig, ReservationsConfig, Scope,

@@ -36,6 +36,7 @@ pub(crate) fn scan(policy: &Policy, body: &[u8]) -> Result<Reply, ApiError> {
             },
             "content_filters": scan.content_filters,
             "normalized": {"decoded_views": scan.decoded_views},
+            "pii": scan.pii_kinds,
         }),
     ))
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 
 use crate::ConfigProblem;
+use crate::inspect::pii::PiiKind;
 
 /// Most content filters one `checks` block may hold.
 pub const MAX_FILTERS: usize = 64;
@@ -45,6 +46,28 @@ pub struct ChecksConfig {
     pub injection: InjectionConfig,
     /// Deny lists and regexes, each with a name and an action (default none).
     pub content_filters: Vec<ContentFilterConfig>,
+    /// Personal data and credentials in the request (off unless `enabled: true`).
+    pub pii: PiiConfig,
+}
+
+/// `checks.pii`: personal data and credentials in what the model will read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PiiConfig {
+    /// Whether the check runs (default false).
+    pub enabled: bool,
+    /// What it does when it finds one of `kinds` (default block).
+    pub action: Action,
+    /// The kinds it looks for (default: every kind).
+    pub kinds: Vec<PiiKind>,
+    /// Whether system and developer messages are skipped (default true).
+    pub exempt_system: bool,
+}
+
+impl Default for PiiConfig {
+    fn default() -> Self {
+        PiiConfig { enabled: false, action: Action::Block, kinds: Vec::new(), exempt_system: true }
+    }
 }
 
 /// `checks.injection`.

@@ -53,9 +53,9 @@ pub mod text;
 
 pub use config::{
     Action, ChecksConfig, ContentFilterConfig, InjectionConfig, MAX_FILTER_PATTERNS, MAX_FILTERS,
-    MAX_REGEX_BYTES,
+    MAX_REGEX_BYTES, PiiConfig,
 };
 pub use layer::CheckLayer;
-pub use policy::{Finding, INJECTION, InjectionFinding, Policy, PolicyError, Scan};
+pub use policy::{Finding, INJECTION, InjectionFinding, PII, Policy, PolicyError, Scan};
 pub use service::{BLOCKING_INSPECT_BYTES, Check, GUARD_HEADER};
 pub use text::{Inspected, MAX_INSPECTED_BYTES, inspected_texts};

@@ -8,9 +8,12 @@ use super::config::{Action, ChecksConfig, ContentFilterConfig, MAX_REGEX_BYTES};
 use super::text::Inspected;
 use crate::inspect::injection::{Verdict, injection_score};
 use crate::inspect::normalize::{Normalized, fold, normalize, windows};
+use crate::inspect::pii::{PiiKind, find};
 
 /// The name of the prompt-injection check (in errors, headers, metrics and usage records).
 pub const INJECTION: &str = "injection";
+/// The name of the personal-data check.
+pub const PII: &str = "pii";
 
 /// Why a `checks` block could not be compiled (validation rules these out).
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,15 @@ pub enum PolicyError {
 pub struct Policy {
     injection: Option<InjectionCheck>,
     filters: Vec<ContentFilter>,
+    pii: Option<PiiCheck>,
+}
+
+#[derive(Debug, Clone)]
+struct PiiCheck {
+    action: Action,
+    /// Empty: every kind.
+    kinds: Vec<PiiKind>,
+    exempt_system: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +71,8 @@ pub struct Finding {
     pub fired: bool,
     /// The injection check's highest score and the rules that matched (none for filters).
     pub injection: Option<InjectionFinding>,
+    /// The PII check's kinds found, by name (never the values; empty for other checks).
+    pub pii_kinds: Vec<&'static str>,
 }
 
 /// The injection check's evidence, without the text it was found in.
@@ -81,6 +95,8 @@ pub struct Scan {
     pub content_filters: Vec<String>,
     /// How many payloads normalisation decoded from the text.
     pub decoded_views: usize,
+    /// The kinds of personal data and credentials in the text, by name.
+    pub pii_kinds: Vec<&'static str>,
 }
 
 impl Policy {
@@ -92,19 +108,36 @@ impl Policy {
             exempt_system: config.injection.exempt_system,
         });
         let filters = config.content_filters.iter().map(ContentFilter::new).collect::<Result<_, _>>()?;
-        Ok(Policy { injection, filters })
+        let pii = config.pii.enabled.then(|| PiiCheck {
+            action: config.pii.action,
+            kinds: config.pii.kinds.clone(),
+            exempt_system: config.pii.exempt_system,
+        });
+        Ok(Policy { injection, filters, pii })
     }
 
     /// Whether no check runs.
     pub fn is_empty(&self) -> bool {
-        self.injection.is_none() && self.filters.is_empty()
+        self.injection.is_none() && self.filters.is_empty() && self.pii.is_none()
     }
 
-    /// Runs every check on `texts`: one finding per check, the injection check first.
+    /// Runs every check on `texts`: one finding per check, the injection check first, the
+    /// PII check last.
     pub fn inspect(&self, texts: &[Inspected<'_>]) -> Vec<Finding> {
         let mut injection = self.injection.as_ref().map(|check| (check, InjectionFinding::default()));
         let mut fired = vec![false; self.filters.len()];
+        let mut pii_kinds: Vec<PiiKind> = Vec::new();
         for text in texts {
+            if let Some(check) = &self.pii
+                && !(text.system && check.exempt_system)
+            {
+                for found in find(&text.text) {
+                    let wanted = check.kinds.is_empty() || check.kinds.contains(&found.kind);
+                    if wanted && !pii_kinds.contains(&found.kind) {
+                        pii_kinds.push(found.kind);
+                    }
+                }
+            }
             for (filter, fired) in self.filters.iter().zip(fired.iter_mut()) {
                 if !*fired && filter.applies(text) && filter.matches_raw(&text.text) {
                     *fired = true;
@@ -141,6 +174,17 @@ impl Policy {
                 action: check.action,
                 fired,
                 injection: Some(InjectionFinding { threshold, ..found }),
+                pii_kinds: Vec::new(),
+            }
+        });
+        let pii = self.pii.as_ref().map(|check| {
+            pii_kinds.sort();
+            Finding {
+                check: Arc::from(PII),
+                action: check.action,
+                fired: !pii_kinds.is_empty(),
+                injection: None,
+                pii_kinds: pii_kinds.iter().map(|kind| kind.as_str()).collect(),
             }
         });
         let filters = self.filters.iter().zip(fired).map(|(filter, fired)| Finding {
@@ -148,8 +192,9 @@ impl Policy {
             action: filter.action,
             fired,
             injection: None,
+            pii_kinds: Vec::new(),
         });
-        injection.into_iter().chain(filters).collect()
+        injection.into_iter().chain(filters).chain(pii).collect()
     }
 
     /// Scans one text (read as a user's) for an operator: the injection verdict with the
@@ -167,7 +212,19 @@ impl Policy {
             .filter(|filter| filter.matches_raw(text) || filter.matches_folded(&normalized))
             .map(|filter| filter.name().to_owned())
             .collect();
-        Scan { injection, content_filters, decoded_views: normalized.decoded.len() }
+        let mut pii_kinds: Vec<PiiKind> = Vec::new();
+        for found in find(text) {
+            if !pii_kinds.contains(&found.kind) {
+                pii_kinds.push(found.kind);
+            }
+        }
+        pii_kinds.sort();
+        Scan {
+            injection,
+            content_filters,
+            decoded_views: normalized.decoded.len(),
+            pii_kinds: pii_kinds.iter().map(|kind| kind.as_str()).collect(),
+        }
     }
 }
 

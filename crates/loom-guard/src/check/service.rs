@@ -132,6 +132,9 @@ fn block(finding: &Finding) -> LoomError {
             "Request blocked by the prompt-injection check (score {:.2} >= threshold {:.2})",
             injection.score, injection.threshold
         ),
+        None if !finding.pii_kinds.is_empty() => {
+            format!("Request blocked by the PII check (found: {})", finding.pii_kinds.join(", "))
+        }
         None => format!(
             "Request blocked by the content filter `{}`",
             finding.check.strip_prefix("content_filter:").unwrap_or(&finding.check)
@@ -151,6 +154,12 @@ fn log_finding(finding: &Finding, request: &LlmRequest) {
             score = injection.score,
             threshold = injection.threshold,
             rules = %injection.rules.join(","),
+            request_id,
+            "security check fired; the request goes on"
+        ),
+        None if !finding.pii_kinds.is_empty() => info!(
+            check = &*finding.check,
+            kinds = %finding.pii_kinds.join(","),
             request_id,
             "security check fired; the request goes on"
         ),

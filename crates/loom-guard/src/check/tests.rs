@@ -236,3 +236,62 @@ fn a_configured_threshold_decides_and_scan_explains() {
     assert_eq!(scan.injection.rules.matched, ["override.ignore_previous"]);
     assert_eq!(scan.injection.injection, scan.injection.score >= 1.0);
 }
+
+/// A Visa test number (Luhn-valid) and an e-mail address.
+const CARD: &str = "4111 1111 1111 1111";
+const EMAIL: &str = "ann.lee@example.com";
+
+#[tokio::test]
+async fn the_pii_check_blocks_naming_the_kinds_never_the_values() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let decisions = Arc::new(Decisions::default());
+    let service = CheckLayer::new(Some(policy("injection: {enabled: false}\npii: {enabled: true}")))
+        .with_observer(decisions.clone())
+        .layer(backend(seen.clone()));
+    let error = service
+        .clone()
+        .oneshot(user(&format!("Charge {CARD} and send the receipt to {EMAIL}.")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.http_status(), 400);
+    assert_eq!(error.code.as_deref(), Some("content_policy_violation"));
+    assert_eq!(error.message, "Request blocked by the PII check (found: email, payment_card)");
+    assert!(!error.message.contains("4111") && !error.message.contains("ann.lee"));
+    assert_eq!(error.refusal.as_deref(), Some("guard:pii"));
+    assert!(service.oneshot(user(BENIGN)).await.is_ok());
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *decisions.0.lock().unwrap(),
+        [("pii".to_owned(), "block".to_owned()), ("pii".to_owned(), "allow".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn the_pii_check_looks_only_for_its_kinds_and_skips_system_messages() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let cards_only =
+        policy("injection: {enabled: false}\npii: {enabled: true, kinds: [payment_card], action: flag}");
+    let service = CheckLayer::new(Some(cards_only)).layer(backend(seen.clone()));
+    let answer = service.clone().oneshot(user(&format!("Write to {EMAIL}."))).await.unwrap();
+    assert!(answer.headers.get("x-loom-guard").is_none(), "e-mail is not a kind it looks for");
+    let answer = service.clone().oneshot(user(&format!("My card is {CARD}."))).await.unwrap();
+    assert_eq!(answer.headers["x-loom-guard"], "pii");
+    let in_system = ask(vec![
+        Message::text(Role::System, &format!("Test card: {CARD}")),
+        Message::text(Role::User, BENIGN),
+    ]);
+    let answer = service.oneshot(in_system).await.unwrap();
+    assert!(answer.headers.get("x-loom-guard").is_none(), "system messages are exempt by default");
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn the_pii_check_is_off_unless_enabled_and_scan_names_the_kinds() {
+    assert!(policy("injection: {enabled: false}").is_empty());
+    let scan = policy("{}").scan(&format!("card {CARD}, mail {EMAIL}"));
+    assert_eq!(scan.pii_kinds, ["email", "payment_card"]);
+    let unknown =
+        Figment::from(Yaml::string("pii: {enabled: true, kinds: [passport]}")).extract::<ChecksConfig>();
+    let error = unknown.unwrap_err().to_string();
+    assert!(error.contains("passport") && error.contains("payment_card"), "{error}");
+}
