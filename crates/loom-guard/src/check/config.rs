@@ -25,6 +25,9 @@ pub enum Action {
     Flag,
     /// Let it through and write a log line (the check and its score, never the text).
     Log,
+    /// Replace each value found with a placeholder (`[EMAIL_1]`) and let the request go
+    /// on: only for `pii`.
+    Redact,
 }
 
 impl Action {
@@ -34,6 +37,7 @@ impl Action {
             Action::Block => "block",
             Action::Flag => "flag",
             Action::Log => "log",
+            Action::Redact => "redact",
         }
     }
 }
@@ -127,6 +131,18 @@ impl ChecksConfig {
                 path: format!("{path}.injection.threshold"),
                 message: format!("{threshold} is not in (0, 1]"),
             });
+        }
+        let only_pii = |path: String| ConfigProblem {
+            path,
+            message: "redact is only for pii (use block, flag or log)".to_owned(),
+        };
+        if self.injection.action == Action::Redact {
+            problems.push(only_pii(format!("{path}.injection.action")));
+        }
+        for (index, filter) in self.content_filters.iter().enumerate() {
+            if filter.action == Action::Redact {
+                problems.push(only_pii(format!("{path}.content_filters[{index}].action")));
+            }
         }
         if self.content_filters.len() > MAX_FILTERS {
             problems.push(ConfigProblem {

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::config::{Action, ChecksConfig, ContentFilterConfig, MAX_REGEX_BYTES};
-use super::text::Inspected;
+use super::text::{Inspected, rewrite_texts};
 use crate::inspect::injection::{Verdict, injection_score};
 use crate::inspect::normalize::{Normalized, fold, normalize, windows};
 use crate::inspect::pii::{PiiKind, find};
+use crate::inspect::redact::Redactor;
+use loom_core::RequestPayload;
 
 /// The name of the prompt-injection check (in errors, headers, metrics and usage records).
 pub const INJECTION: &str = "injection";
@@ -195,6 +197,24 @@ impl Policy {
             pii_kinds: Vec::new(),
         });
         injection.into_iter().chain(filters).chain(pii).collect()
+    }
+
+    /// With the PII check's action `redact`: replaces every value of its kinds in the
+    /// texts the checks read with a placeholder (`[EMAIL_1]`, the same one for the same
+    /// value throughout the request). Returns how many values were replaced.
+    pub fn redact(&self, payload: &mut RequestPayload) -> usize {
+        let Some(check) = self.pii.as_ref().filter(|check| check.action == Action::Redact) else { return 0 };
+        let mut redactor = Redactor::new();
+        rewrite_texts(payload, check.exempt_system, |text| {
+            if check.kinds.is_empty() {
+                let redacted = redactor.redact_all(text);
+                return (redacted != text).then_some(redacted);
+            }
+            let findings: Vec<_> =
+                find(text).into_iter().filter(|found| check.kinds.contains(&found.kind)).collect();
+            (!findings.is_empty()).then(|| redactor.redact(text, &findings))
+        });
+        redactor.len()
     }
 
     /// Scans one text (read as a user's) for an operator: the injection verdict with the

@@ -76,6 +76,8 @@ where
             }
             Action::Flag => flagged.push(&finding.check),
             Action::Log => log_finding(finding, &request),
+            // Already done by `inspect`, before the request goes on.
+            Action::Redact => {}
         }
     }
     if let Some(finding) = blocked {
@@ -110,16 +112,33 @@ async fn inspect(policy: Arc<Policy>, request: LlmRequest) -> Result<(LlmRequest
     let Some(runtime) = runtime else {
         let findings = policy.inspect(&texts);
         drop(texts);
+        let (mut request, mut findings) = (request, findings);
+        redact(&policy, &mut request, &mut findings);
         return Ok((request, findings));
     };
     drop(texts);
     runtime
         .spawn_blocking(move || {
-            let findings = policy.inspect(&inspected_texts(&request.payload));
+            let mut findings = policy.inspect(&inspected_texts(&request.payload));
+            let mut request = request;
+            redact(&policy, &mut request, &mut findings);
             (request, findings)
         })
         .await
         .map_err(|_| LoomError::internal("The security checks failed on this request"))
+}
+
+/// With a check whose action is `redact`, redacts every text of the request, also past
+/// what the checks read, unless another check blocks it (then it goes nowhere). A check
+/// that found nothing in what it read but whose redaction replaced values counts as fired.
+fn redact(policy: &Policy, request: &mut LlmRequest, findings: &mut [Finding]) {
+    let blocked = findings.iter().any(|finding| finding.fired && finding.action == Action::Block);
+    let Some(redacting) = findings.iter_mut().find(|finding| finding.action == Action::Redact) else {
+        return;
+    };
+    if !blocked && policy.redact(&mut request.payload) > 0 {
+        redacting.fired = true;
+    }
 }
 
 /// The 400 a blocked request gets: the check that fired and why, never the text.

@@ -277,7 +277,7 @@ async fn the_pii_check_looks_only_for_its_kinds_and_skips_system_messages() {
     let answer = service.clone().oneshot(user(&format!("My card is {CARD}."))).await.unwrap();
     assert_eq!(answer.headers["x-loom-guard"], "pii");
     let in_system = ask(vec![
-        Message::text(Role::System, &format!("Test card: {CARD}")),
+        Message::text(Role::System, format!("Test card: {CARD}")),
         Message::text(Role::User, BENIGN),
     ]);
     let answer = service.oneshot(in_system).await.unwrap();
@@ -294,4 +294,81 @@ fn the_pii_check_is_off_unless_enabled_and_scan_names_the_kinds() {
         Figment::from(Yaml::string("pii: {enabled: true, kinds: [passport]}")).extract::<ChecksConfig>();
     let error = unknown.unwrap_err().to_string();
     assert!(error.contains("passport") && error.contains("payment_card"), "{error}");
+}
+
+/// A backend that keeps the requests it saw.
+fn recording(
+    seen: Arc<Mutex<Vec<LlmRequest>>>,
+) -> impl Service<LlmRequest, Response = LlmResponse, Error = LoomError, Future: Send> + Clone + Send {
+    tower::service_fn(move |request: LlmRequest| {
+        seen.lock().unwrap().push(request);
+        async {
+            let answer: loom_core::ChatResponse =
+                serde_json::from_str(r#"{"id":"c","model":"m","choices":[]}"#).unwrap();
+            Ok::<_, LoomError>(LlmResponse::new("p", ResponsePayload::Chat(answer.into())))
+        }
+    })
+}
+
+fn sent_json(seen: &Mutex<Vec<LlmRequest>>) -> serde_json::Value {
+    match &seen.lock().unwrap()[0].payload {
+        loom_core::RequestPayload::Chat(chat) => serde_json::to_value(chat).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redact_replaces_values_with_placeholders_consistent_across_the_request() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let decisions = Arc::new(Decisions::default());
+    let redacting = policy("injection: {enabled: false}\npii: {enabled: true, action: redact}");
+    let service =
+        CheckLayer::new(Some(redacting)).with_observer(decisions.clone()).layer(recording(seen.clone()));
+    let document = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("Invoice for {EMAIL}, paid with {CARD}."),
+    );
+    let request: ChatRequest = serde_json::from_value(serde_json::json!({"model": "m", "messages": [
+        {"role": "system", "content": format!("Support desk. Escalations: {EMAIL}")},
+        {"role": "user", "content": format!("Refund {CARD} and tell {EMAIL}.")},
+        {"role": "user", "content": [
+            {"type": "text", "text": "Also bob@example.org, please."},
+            {"type": "file", "file": {"file_data": format!("data:text/plain;base64,{document}")}},
+        ]},
+    ]}))
+    .unwrap();
+    let answer = service.oneshot(LlmRequest::chat(RequestContext::new("r"), request)).await.unwrap();
+    assert!(answer.headers.get("x-loom-guard").is_none());
+    let sent = sent_json(&seen);
+    let messages = &sent["messages"];
+    // The system message is exempt by default; the same value gets the same placeholder.
+    assert_eq!(messages[0]["content"], format!("Support desk. Escalations: {EMAIL}"));
+    assert_eq!(messages[1]["content"], "Refund [CARD_1] and tell [EMAIL_1].");
+    assert_eq!(messages[2]["content"][0]["text"], "Also [EMAIL_2], please.");
+    let url = messages[2]["content"][1]["file"]["file_data"].as_str().unwrap();
+    let encoded = url.strip_prefix("data:text/plain;base64,").unwrap();
+    let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap();
+    assert_eq!(String::from_utf8(decoded).unwrap(), "Invoice for [EMAIL_1], paid with [CARD_1].");
+    assert_eq!(*decisions.0.lock().unwrap(), [("pii".to_owned(), "redact".to_owned())]);
+}
+
+#[test]
+fn redact_is_refused_for_checks_other_than_pii() {
+    let config: ChecksConfig = Figment::from(Yaml::string(
+        "injection: {action: redact}\ncontent_filters: [{name: x, deny: [y], action: redact}]\npii: {enabled: true, action: redact}",
+    ))
+    .extract()
+    .unwrap();
+    let problems: Vec<String> = config
+        .validate_at("checks")
+        .into_iter()
+        .map(|problem| format!("{}: {}", problem.path, problem.message))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "checks.injection.action: redact is only for pii (use block, flag or log)",
+            "checks.content_filters[0].action: redact is only for pii (use block, flag or log)",
+        ]
+    );
 }

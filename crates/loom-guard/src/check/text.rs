@@ -41,6 +41,72 @@ pub fn inspected_texts(payload: &RequestPayload) -> Vec<Inspected<'_>> {
     texts.found
 }
 
+/// Rewrites the texts of `payload` the checks read (system and developer messages too
+/// unless `exempt_system`), all of them: `rewrite` returns the new text, or `None` to
+/// keep it. Inline text documents are decoded, rewritten and put back base64-encoded.
+pub fn rewrite_texts(
+    payload: &mut RequestPayload,
+    exempt_system: bool,
+    mut rewrite: impl FnMut(&str) -> Option<String>,
+) {
+    let mut apply = |text: &mut String| {
+        if let Some(new) = rewrite(text) {
+            *text = new;
+        }
+    };
+    match payload {
+        RequestPayload::Chat(chat) => {
+            for message in &mut chat.messages {
+                let skip = match message.role {
+                    Role::System | Role::Developer => exempt_system,
+                    Role::User | Role::Tool | Role::Function => false,
+                    Role::Assistant => true,
+                };
+                match &mut message.content {
+                    _ if skip => {}
+                    None => {}
+                    Some(Content::Text(text)) => apply(text),
+                    Some(Content::Parts(parts)) => {
+                        for part in parts {
+                            match part {
+                                ContentPart::Text(text) => apply(&mut text.text),
+                                ContentPart::File(file) => {
+                                    if let Some(url) = file.file.file_data.as_mut() {
+                                        rewrite_data_url(url, &mut apply);
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        RequestPayload::Embeddings(embeddings) => match &mut embeddings.input {
+            EmbeddingInput::Text(text) => apply(text),
+            EmbeddingInput::Texts(inputs) => inputs.iter_mut().for_each(apply),
+            EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {}
+        },
+        RequestPayload::CountTokens(_) => {}
+    }
+}
+
+/// Rewrites the text of a textual `data:` URL in place (as base64 when it changed).
+fn rewrite_data_url(url: &mut String, apply: &mut impl FnMut(&mut String)) {
+    let Some(mut text) = data_url_text(url, usize::MAX) else { return };
+    let before = text.clone();
+    apply(&mut text);
+    if text == before {
+        return;
+    }
+    let media_type = url
+        .strip_prefix("data:")
+        .and_then(|rest| rest.split([',', ';']).next())
+        .unwrap_or("text/plain")
+        .to_owned();
+    *url = format!("data:{media_type};base64,{}", base64::engine::general_purpose::STANDARD.encode(text));
+}
+
 /// The total bytes of `texts`.
 pub fn total_bytes(texts: &[Inspected<'_>]) -> usize {
     texts.iter().map(|text| text.text.len()).sum()
