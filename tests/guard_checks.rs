@@ -214,3 +214,46 @@ async fn scan_explains_a_decision_without_the_text() {
     let wrong = setup.admin(Method::GET, "/ai/guard/scan", None, true).await;
     assert_eq!(wrong.status, 405);
 }
+
+/// A `chat.completion.chunk` event carrying `content` (and `finish_reason` when set).
+fn chunk(content: &str, finish: Option<&str>) -> loom_test_support::SseStep {
+    loom_test_support::SseStep::json(&json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+    }))
+}
+
+#[tokio::test]
+async fn pii_redact_rewrites_the_request_and_a_streamed_answer_split_across_events() {
+    let setup =
+        setup("  checks:\n    injection: {enabled: false}\n    pii: {enabled: true, action: redact}\n").await;
+    setup.mock.push_reply(loom_test_support::Reply::sse(vec![
+        chunk("Card 4111 11", None),
+        chunk("11 1111 1", None),
+        chunk("111 is on file for ann", None),
+        chunk(".lee@example.com.", Some("stop")),
+        loom_test_support::SseStep::done(),
+    ]));
+    let body = json!({"model": "gpt-4o", "stream": true, "messages": [
+        {"role": "user", "content": "Which card does ann.lee@example.com use?"}]});
+    let response = setup.post("/v1/chat/completions", "lk-app", &body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    // The upstream saw the placeholder, never the address.
+    let sent: Value = serde_json::from_slice(&setup.mock.last_request().expect("a request").body).unwrap();
+    assert_eq!(sent["messages"][0]["content"], "Which card does [EMAIL_1] use?");
+    // The client gets a well-formed stream whose text is redacted, the address with the
+    // request's placeholder; no event carries a digit of the card.
+    let events = loom_e2e::sse_json(&response.text());
+    let mut text = String::new();
+    for event in &events {
+        let piece = event["choices"][0]["delta"]["content"].as_str().unwrap_or_default();
+        assert!(
+            !piece.contains("4111") && !piece.contains("1111") && !piece.contains("ann.lee"),
+            "{piece:?}"
+        );
+        text.push_str(piece);
+    }
+    assert_eq!(text, "Card [CARD_1] is on file for [EMAIL_1].");
+    assert!(response.text().trim_end().ends_with("data: [DONE]"), "{}", response.text());
+    assert_eq!(setup.metric(r#"loom_ai_guard_decisions_total{check="pii",action="redact"}"#).await, 1.0);
+}

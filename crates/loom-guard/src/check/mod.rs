@@ -43,6 +43,7 @@
 //! # });
 //! ```
 
+mod answer;
 mod config;
 mod layer;
 mod policy;

@@ -201,9 +201,9 @@ impl Policy {
 
     /// With the PII check's action `redact`: replaces every value of its kinds in the
     /// texts the checks read with a placeholder (`[EMAIL_1]`, the same one for the same
-    /// value throughout the request). Returns how many values were replaced.
-    pub fn redact(&self, payload: &mut RequestPayload) -> usize {
-        let Some(check) = self.pii.as_ref().filter(|check| check.action == Action::Redact) else { return 0 };
+    /// value throughout the request), and returns the placeholders given, for the answer.
+    pub fn redact(&self, payload: &mut RequestPayload) -> Option<Redactor> {
+        let check = self.pii.as_ref().filter(|check| check.action == Action::Redact)?;
         let mut redactor = Redactor::new();
         rewrite_texts(payload, check.exempt_system, |text| {
             if check.kinds.is_empty() {
@@ -214,7 +214,7 @@ impl Policy {
                 find(text).into_iter().filter(|found| check.kinds.contains(&found.kind)).collect();
             (!findings.is_empty()).then(|| redactor.redact(text, &findings))
         });
-        redactor.len()
+        Some(redactor)
     }
 
     /// Scans one text (read as a user's) for an operator: the injection verdict with the

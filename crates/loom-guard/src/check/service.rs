@@ -11,10 +11,12 @@ use tokio::runtime::Handle;
 use tower::{Service, ServiceExt};
 use tracing::info;
 
+use super::answer::redact_response;
 use super::config::Action;
 use super::layer::Settings;
 use super::policy::{Finding, INJECTION, Policy};
 use super::text::{inspected_texts, total_bytes};
+use crate::inspect::redact::Redactor;
 use crate::rate_limit::refused_record;
 
 /// Requests with at least this many bytes of text are inspected on tokio's blocking pool:
@@ -61,7 +63,7 @@ where
     let Some(policy) = policy.filter(|policy| !policy.is_empty()) else {
         return inner.oneshot(request).await;
     };
-    let (request, findings) = inspect(policy, request).await?;
+    let (request, findings, redactor) = inspect(policy, request).await?;
     let mut flagged: Vec<&str> = Vec::new();
     let mut blocked = None;
     for finding in &findings {
@@ -89,16 +91,23 @@ where
         return Err(error);
     }
     let flag = (!flagged.is_empty()).then(|| HeaderValue::from_str(&flagged.join(", ")).ok()).flatten();
-    let Some(flag) = flag else {
+    if flag.is_none() && redactor.is_none() {
         return inner.oneshot(request).await;
-    };
+    }
     match inner.oneshot(request).await {
         Ok(mut response) => {
-            response.headers.insert(GUARD_HEADER, flag);
+            if let Some(redactor) = redactor {
+                redact_response(&mut response, redactor)?;
+            }
+            if let Some(flag) = flag {
+                response.headers.insert(GUARD_HEADER, flag);
+            }
             Ok(response)
         }
         Err(mut error) => {
-            error.headers.get_or_insert_default().insert(GUARD_HEADER, flag);
+            if let Some(flag) = flag {
+                error.headers.get_or_insert_default().insert(GUARD_HEADER, flag);
+            }
             Err(error)
         }
     }
@@ -106,39 +115,46 @@ where
 
 /// Runs `policy` on the request's texts: inline when they are short, on the blocking
 /// pool when they are long (the request moves there and back, so nothing is copied).
-async fn inspect(policy: Arc<Policy>, request: LlmRequest) -> Result<(LlmRequest, Vec<Finding>), LoomError> {
+async fn inspect(
+    policy: Arc<Policy>,
+    request: LlmRequest,
+) -> Result<(LlmRequest, Vec<Finding>, Option<Redactor>), LoomError> {
     let texts = inspected_texts(&request.payload);
     let runtime = Handle::try_current().ok().filter(|_| total_bytes(&texts) >= BLOCKING_INSPECT_BYTES);
     let Some(runtime) = runtime else {
         let findings = policy.inspect(&texts);
         drop(texts);
         let (mut request, mut findings) = (request, findings);
-        redact(&policy, &mut request, &mut findings);
-        return Ok((request, findings));
+        let redactor = redact(&policy, &mut request, &mut findings);
+        return Ok((request, findings, redactor));
     };
     drop(texts);
     runtime
         .spawn_blocking(move || {
             let mut findings = policy.inspect(&inspected_texts(&request.payload));
             let mut request = request;
-            redact(&policy, &mut request, &mut findings);
-            (request, findings)
+            let redactor = redact(&policy, &mut request, &mut findings);
+            (request, findings, redactor)
         })
         .await
         .map_err(|_| LoomError::internal("The security checks failed on this request"))
 }
 
 /// With a check whose action is `redact`, redacts every text of the request, also past
-/// what the checks read, unless another check blocks it (then it goes nowhere). A check
-/// that found nothing in what it read but whose redaction replaced values counts as fired.
-fn redact(policy: &Policy, request: &mut LlmRequest, findings: &mut [Finding]) {
+/// what the checks read, unless another check blocks it (then it goes nowhere), and gives
+/// the placeholders for the answer. A check that found nothing in what it read but whose
+/// redaction replaced values counts as fired.
+fn redact(policy: &Policy, request: &mut LlmRequest, findings: &mut [Finding]) -> Option<Redactor> {
     let blocked = findings.iter().any(|finding| finding.fired && finding.action == Action::Block);
-    let Some(redacting) = findings.iter_mut().find(|finding| finding.action == Action::Redact) else {
-        return;
-    };
-    if !blocked && policy.redact(&mut request.payload) > 0 {
+    let redacting = findings.iter_mut().find(|finding| finding.action == Action::Redact)?;
+    if blocked {
+        return None;
+    }
+    let redactor = policy.redact(&mut request.payload)?;
+    if !redactor.is_empty() {
         redacting.fired = true;
     }
+    Some(redactor)
 }
 
 /// The 400 a blocked request gets: the check that fired and why, never the text.

@@ -372,3 +372,85 @@ fn redact_is_refused_for_checks_other_than_pii() {
         ]
     );
 }
+
+/// A backend answering with `answer` (a `chat.completion`), or streaming `pieces` of text.
+fn answering(
+    answer: Option<serde_json::Value>,
+    pieces: Vec<&'static str>,
+) -> impl Service<LlmRequest, Response = LlmResponse, Error = LoomError, Future: Send> + Clone + Send {
+    tower::service_fn(move |_: LlmRequest| {
+        let (answer, pieces) = (answer.clone(), pieces.clone());
+        async move {
+            let payload = match answer {
+                Some(answer) => {
+                    let answer: loom_core::ChatResponse = serde_json::from_value(answer).unwrap();
+                    ResponsePayload::Chat(answer.into())
+                }
+                None => {
+                    let last = pieces.len() - 1;
+                    let chunks: Vec<Result<loom_core::StreamChunk, LoomError>> = pieces
+                        .iter()
+                        .enumerate()
+                        .map(|(index, piece)| {
+                            let finish = if index == last { serde_json::json!("stop") } else { serde_json::Value::Null };
+                            let chunk: loom_core::ChatChunk = serde_json::from_value(serde_json::json!({
+                                "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": finish}],
+                            }))
+                            .unwrap();
+                            Ok(chunk.into())
+                        })
+                        .collect();
+                    ResponsePayload::Stream(Box::pin(futures_util::stream::iter(chunks)))
+                }
+            };
+            Ok::<_, LoomError>(LlmResponse::new("p", payload))
+        }
+    })
+}
+
+fn redacting_layer() -> CheckLayer {
+    CheckLayer::new(Some(policy("injection: {enabled: false}\npii: {enabled: true, action: redact}")))
+}
+
+#[tokio::test]
+async fn a_streamed_card_number_split_across_chunks_arrives_redacted() {
+    use futures_util::StreamExt as _;
+    let pieces = vec![
+        "Your card 4111 11",
+        "11 1111 ",
+        "1111 is on file; mail ",
+        "ann.lee@exa",
+        "mple.com",
+        " to confirm.",
+    ];
+    let service = redacting_layer().layer(answering(None, pieces));
+    let response = service.oneshot(user(&format!("Is {EMAIL} on file?"))).await.unwrap();
+    let ResponsePayload::Stream(stream) = response.payload else { panic!("a stream was expected") };
+    let chunks: Vec<_> = stream.collect().await;
+    let mut text = String::new();
+    for chunk in chunks {
+        let chunk = chunk.unwrap().into_typed().unwrap();
+        let piece = chunk.choices[0].delta.content.clone().unwrap_or_default();
+        assert!(
+            !piece.contains("4111") && !piece.contains("1111") && !piece.contains("ann.lee"),
+            "{piece:?}"
+        );
+        text.push_str(&piece);
+    }
+    // The e-mail address the client sent keeps its placeholder from the request.
+    assert_eq!(text, "Your card [CARD_1] is on file; mail [EMAIL_1] to confirm.");
+}
+
+#[tokio::test]
+async fn a_whole_answer_is_redacted_with_the_requests_placeholders() {
+    let answer = serde_json::json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": format!("I wrote to {EMAIL} about card {CARD}.")},
+         "finish_reason": "stop"}]});
+    let service = redacting_layer().layer(answering(Some(answer), Vec::new()));
+    let response = service.oneshot(user(&format!("Write to {EMAIL}."))).await.unwrap();
+    let ResponsePayload::Chat(answer) = response.payload else { panic!("a whole answer was expected") };
+    let answer = answer.into_typed().unwrap();
+    let content = serde_json::to_value(&answer.choices[0].message.content).unwrap();
+    assert_eq!(content, "I wrote to [EMAIL_1] about card [CARD_1].");
+}
