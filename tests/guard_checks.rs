@@ -254,6 +254,7 @@ async fn pii_redact_rewrites_the_request_and_a_streamed_answer_split_across_even
         text.push_str(piece);
     }
     assert_eq!(text, "Card [CARD_1] is on file for [EMAIL_1].");
+    assert_eq!(response.header("x-loom-guard").as_deref(), Some("pii"));
     assert!(response.text().trim_end().ends_with("data: [DONE]"), "{}", response.text());
     assert_eq!(setup.metric(r#"loom_ai_guard_decisions_total{check="pii",action="redact"}"#).await, 1.0);
 }

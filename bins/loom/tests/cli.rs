@@ -726,3 +726,40 @@ async fn the_request_log_and_the_overhead_metric_keep_the_upstream_wait_apart() 
     // Loom's own share is far below the upstream's 300 ms: the wait is not counted in it.
     assert!(overhead < LATENCY_US as f64 / 2e6, "overhead {overhead} s");
 }
+
+#[tokio::test]
+async fn the_request_log_names_the_checks_that_acted() {
+    let checks = "ai_gateway:\n  enabled: true\n  checks:\n    injection: {enabled: false}\n    pii: {enabled: true, action: redact}\n";
+    let loom = Loom::start(
+        "guard-log",
+        &[("format: text", "format: json"), ("ai_gateway:\n  enabled: true\n", checks)],
+    )
+    .await;
+    let response = loom
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            chat_body("gpt-4o-mini", "My card is 4111 1111 1111 1111", false),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-loom-guard"], "pii");
+    let body = String::from_utf8_lossy(&read_all(response.into_body()).await).into_owned();
+    // The mock echoes what it was sent: the placeholder, never the number.
+    assert!(body.contains("[CARD_1]") && !body.contains("4111"), "{body}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fields = loop {
+        let line =
+            loom.logs().lines().find(|line| line.contains("POST /v1/chat/completions")).map(str::to_owned);
+        if let Some(line) = line {
+            let entry: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"));
+            break entry["fields"].clone();
+        }
+        assert!(Instant::now() < deadline, "no request line in:\n{}", loom.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(fields["status"], 200, "{fields}");
+    assert_eq!(fields["guard"], "pii", "{fields}");
+    assert!(!loom.logs().contains("4111"), "the number reached the logs");
+}

@@ -21,6 +21,8 @@ pub struct AccessLog {
     started: Instant,
     upstream_time: UpstreamTime,
     failure: Option<Failure>,
+    /// The security checks that flagged or redacted the request (`x-loom-guard`).
+    guard: Option<String>,
     done: bool,
 }
 
@@ -45,6 +47,7 @@ impl AccessLog {
             started,
             upstream_time,
             failure: None,
+            guard: None,
             done: false,
         }
     }
@@ -58,6 +61,11 @@ impl AccessLog {
             upstream_status: error.upstream.as_ref().and_then(|upstream| upstream.status),
             upstream_body: error.upstream.as_ref().and_then(|upstream| upstream.body.clone()),
         });
+    }
+
+    /// Notes the checks that acted on the request (the answer's `x-loom-guard` value).
+    pub fn guarded(&mut self, checks: Option<&http::HeaderValue>) {
+        self.guard = checks.and_then(|value| value.to_str().ok()).map(str::to_owned);
     }
 
     /// Writes the line of an answer with `status`, served by `provider`.
@@ -75,6 +83,7 @@ impl AccessLog {
                 parent: &self.span,
                 status,
                 provider = provider.unwrap_or("-"),
+                guard = self.guard.as_deref(),
                 elapsed_us,
                 upstream_us,
                 "{method} {path}"
@@ -89,6 +98,7 @@ impl AccessLog {
                 // `invalid_api_key`) are told apart by their code.
                 code = failure.code.as_deref(),
                 error = %failure.message,
+                guard = self.guard.as_deref(),
                 elapsed_us,
                 upstream_us,
                 "{method} {path}"

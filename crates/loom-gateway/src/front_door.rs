@@ -268,6 +268,7 @@ where
         }
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    access.guarded(response.headers().get(loom_guard::check::GUARD_HEADER));
     access.answered(response.status(), provider);
     response
 }

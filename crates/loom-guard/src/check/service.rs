@@ -78,8 +78,8 @@ where
             }
             Action::Flag => flagged.push(&finding.check),
             Action::Log => log_finding(finding, &request),
-            // Already done by `inspect`, before the request goes on.
-            Action::Redact => {}
+            // Redacted by `inspect` already; the answer says the check acted.
+            Action::Redact => flagged.push(&finding.check),
         }
     }
     if let Some(finding) = blocked {
