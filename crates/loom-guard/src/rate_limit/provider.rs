@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::Either;
-use loom_core::{ErrorKind, LlmRequest, LlmResponse, LoomError, RequestPayload};
+use loom_core::{LlmRequest, LlmResponse, LoomError, RequestPayload};
 use loom_tokens::accounting::UsageReport;
 use tower::{Layer, Service, ServiceExt};
 
 use super::headers::{rate_limited, write_rate_limit_headers};
 use super::layer::Settings;
-use super::service::{estimated_tokens, refusal_reason, settle, subject_of, warn_state_error};
+use super::service::{estimated_tokens, refusal_reason, settle, state_failed, subject_of};
 use crate::auth::AuthenticatedKey;
 use crate::config::Scope;
 use crate::limits::Subject;
@@ -128,16 +128,10 @@ where
         }
         Err(error) => {
             let fail_open = settings.on_state_error.rate_limits == FailMode::FailOpen;
-            settings.observer.state_error(fail_open);
-            warn_state_error(&error.to_string(), fail_open);
-            if fail_open {
-                return inner.oneshot(request).await;
-            }
-            return Err(LoomError::new(
-                ErrorKind::Overloaded,
-                "Rate limits cannot be checked right now (their state backend is unavailable)",
-            )
-            .with_code("state_unavailable"));
+            return match state_failed(&settings, &error, fail_open, "Rate limits") {
+                None => inner.oneshot(request).await,
+                Some(refused) => Err(refused),
+            };
         }
     };
     for check in &limits {

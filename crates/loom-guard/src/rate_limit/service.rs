@@ -20,7 +20,8 @@ use super::provider::provider_limits_apply;
 use crate::auth::AuthenticatedKey;
 use crate::limits::{LimitKind, Subject};
 use crate::{
-    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, LimitCheck, Refusal, Reservation, usd_to_nano,
+    BudgetCheck, BudgetScope, BudgetUnit, Decision, FailMode, GuardError, LimitCheck, Refusal, Reservation,
+    usd_to_nano,
 };
 
 /// The service [`RateLimitLayer`](super::RateLimitLayer) produces.
@@ -130,16 +131,10 @@ where
         Err(error) => {
             let fail_open = (limits.is_empty() || settings.on_state_error.rate_limits == FailMode::FailOpen)
                 && (budgets.is_empty() || settings.on_state_error.budgets == FailMode::FailOpen);
-            settings.observer.state_error(fail_open);
-            warn_state_error(&error.to_string(), fail_open);
-            if fail_open {
-                return inner.oneshot(request).await;
-            }
-            return Err(LoomError::new(
-                ErrorKind::Overloaded,
-                "Rate limits and budgets cannot be checked right now (their state backend is unavailable)",
-            )
-            .with_code("state_unavailable"));
+            return match state_failed(&settings, &error, fail_open, "Rate limits and budgets") {
+                None => inner.oneshot(request).await,
+                Some(refused) => Err(refused),
+            };
         }
     };
     for check in &limits {
@@ -277,8 +272,27 @@ pub(super) fn settle(
     }
 }
 
+/// Reports a state-backend failure: `None` when the request goes on (`fail_open`), else
+/// the 503 it gets, saying `what` cannot be checked.
+pub(super) fn state_failed(
+    settings: &Settings,
+    error: &GuardError,
+    fail_open: bool,
+    what: &str,
+) -> Option<LoomError> {
+    settings.observer.state_error(fail_open);
+    warn_state_error(&error.to_string(), fail_open);
+    (!fail_open).then(|| {
+        LoomError::new(
+            ErrorKind::Overloaded,
+            format!("{what} cannot be checked right now (their state backend is unavailable)"),
+        )
+        .with_code("state_unavailable")
+    })
+}
+
 /// Logs a state-backend failure at most every 10 seconds, with how many there were.
-pub(super) fn warn_state_error(error: &str, failed_open: bool) {
+fn warn_state_error(error: &str, failed_open: bool) {
     static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
     static SINCE: AtomicU64 = AtomicU64::new(0);
     let failures = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
