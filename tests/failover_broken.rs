@@ -3,8 +3,8 @@
 //! is invalid has reached no client yet, so the next provider is asked; a stream that
 //! breaks after its first chunk is not retried.
 
-use loom_e2e::{TestGateway, sse_data};
-use loom_test_support::{MockUpstream, Reply, SseStep, fixtures};
+use loom_e2e::{Pair, sse_data};
+use loom_test_support::{Reply, SseStep, fixtures};
 use serde_json::{Value, json};
 
 const HELLO: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
@@ -12,45 +12,6 @@ const HELLO_STREAM: &str = r#"{"model":"gpt-4o","stream":true,"messages":[{"role
 
 /// What the backup answers a whole request with.
 const BACKUP_SAYS: &str = "The backup answers";
-
-/// A primary and a backup provider, each at its own mock.
-struct Pair {
-    primary: MockUpstream,
-    backup: MockUpstream,
-    gateway: TestGateway,
-}
-
-impl Pair {
-    /// The gateway over `primary` (priority 1) and `backup` (priority 2), failover on or off.
-    async fn start(failover: bool) -> Pair {
-        let (primary, backup) = (MockUpstream::start().await, MockUpstream::start().await);
-        let provider = |name: &str, mock: &MockUpstream| {
-            format!(
-                "    - name: {name}\n      type: openai\n      api_key: sk-{name}\n      base_url: {}\n",
-                mock.base_url()
-            )
-        };
-        let yaml = format!(
-            "ai_gateway:\n  providers:\n{}{}  routing:\n    strategy: priority\n    failover:\n      enabled: {failover}\n      backoff: 1ms\n    providers:\n      - {{name: primary, priority: 1}}\n      - {{name: backup, priority: 2}}\n",
-            provider("primary", &primary),
-            provider("backup", &backup),
-        );
-        let gateway = TestGateway::start(&yaml).await;
-        Pair { primary, backup, gateway }
-    }
-
-    /// The `/ai/providers` entry of `name`.
-    async fn provider_state(&self, name: &str) -> Value {
-        let list = self.gateway.admin_get("/ai/providers").await.json();
-        let entries = list["providers"].as_array().cloned().unwrap_or_default();
-        entries.into_iter().find(|entry| entry["name"] == name).unwrap_or(Value::Null)
-    }
-
-    /// How many requests (primary, backup) received.
-    fn requests(&self) -> (usize, usize) {
-        (self.primary.request_count(), self.backup.request_count())
-    }
-}
 
 /// Broken whole answers after a 200, by name.
 fn broken_answers() -> Vec<(&'static str, Reply)> {
@@ -84,7 +45,7 @@ async fn fails_over_to_the_backup(name: &str) {
     let Some((_, broken)) = broken_answers().into_iter().find(|(each, _)| *each == name) else {
         panic!("no broken answer named {name}");
     };
-    let pair = Pair::start(true).await;
+    let pair = Pair::start(true, "").await;
     pair.primary.push_reply(broken);
     pair.backup.push_reply(Reply::json(backup_answer()));
     let response = pair.gateway.post("/v1/chat/completions", HELLO).await;
@@ -124,7 +85,7 @@ async fn a_reset_mid_body_fails_over_to_the_backup() {
 async fn a_broken_whole_answer_without_failover_is_a_502() {
     let mut messages = Vec::new();
     for (name, broken) in broken_answers() {
-        let pair = Pair::start(false).await;
+        let pair = Pair::start(false, "").await;
         pair.primary.push_reply(broken);
         let response = pair.gateway.post("/v1/chat/completions", HELLO).await;
         assert_eq!(response.status, 502, "{name}: {}", response.text());
@@ -161,7 +122,7 @@ fn backup_stream_data() -> Vec<String> {
 
 #[tokio::test]
 async fn a_stream_whose_first_event_is_invalid_fails_over_to_the_backup() {
-    let pair = Pair::start(true).await;
+    let pair = Pair::start(true, "").await;
     let mut steps = vec![SseStep::Data("<html>upstream proxy error</html>".to_owned())];
     steps.extend(fixtures::chat_stream_steps("gpt-4o", false));
     pair.primary.push_reply(Reply::sse(steps));
@@ -176,7 +137,7 @@ async fn a_stream_whose_first_event_is_invalid_fails_over_to_the_backup() {
 
 #[tokio::test]
 async fn a_stream_whose_first_event_is_invalid_without_failover_is_a_502() {
-    let pair = Pair::start(false).await;
+    let pair = Pair::start(false, "").await;
     pair.primary.push_reply(Reply::sse(vec![SseStep::Data("{\"choices\": [".to_owned())]));
     let response = pair.gateway.post("/v1/chat/completions", HELLO_STREAM).await;
     assert_eq!(response.status, 502, "{}", response.text());
@@ -190,7 +151,7 @@ async fn a_stream_whose_first_event_is_invalid_without_failover_is_a_502() {
 
 #[tokio::test]
 async fn a_stream_that_breaks_after_its_first_chunk_is_not_retried() {
-    let pair = Pair::start(true).await;
+    let pair = Pair::start(true, "").await;
     let first = fixtures::chat_stream_chunks("gpt-4o", false)[0].to_string();
     pair.primary.push_reply(Reply::sse(vec![
         SseStep::Data(first.clone()),

@@ -9,7 +9,6 @@ use futures_util::StreamExt;
 use http::Method;
 use loom_e2e::{TestGateway, TestResponse, next_frame, openai_config};
 use loom_test_support::{Gate, MockUpstream, Reply, SseStep, fixtures};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 /// Keys for the auth tests: a plain one, an expired one, one model-restricted, one
@@ -418,37 +417,12 @@ async fn a_streamed_reservation_settles_when_the_client_leaves_midway() {
 
 /// A ledger file in a fresh temporary directory, removed when the returned guard drops.
 fn ledger_dir() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::Builder::new().prefix("loom-guard-ledger-").tempdir().expect("temp dir");
-    let path = dir.path().join("usage.db");
-    (dir, path)
+    loom_e2e::ledger_dir("loom-guard-ledger-")
 }
 
 /// (status, outcome, refusal, input, output, cost) of every ledger row, once there are `n`.
 async fn ledger_rows(ledger: &Path, n: usize) -> Vec<(i64, String, Option<String>, i64, i64, f64)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let rows: Vec<_> = if ledger.exists() {
-            let connection = Connection::open(ledger).expect("ledger opens");
-            let mut statement = connection
-                .prepare(
-                    "SELECT status, outcome, refusal, input_tokens, output_tokens, cost FROM usage ORDER BY rowid",
-                )
-                .expect("query");
-            statement
-                .query_map([], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
-                })
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("decode")
-        } else {
-            Vec::new()
-        };
-        if rows.len() >= n || tokio::time::Instant::now() > deadline {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    loom_e2e::ledger_rows(ledger, "status, outcome, refusal, input_tokens, output_tokens, cost", n).await
 }
 
 /// The start of the next UTC day, as RFC 3339.

@@ -2,83 +2,43 @@
 //! provider, a provider at its limit is skipped for the next one without counting
 //! against its health, and a client whose every provider is at its limit gets the 429.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loom_e2e::{TestGateway, TestResponse};
-use loom_test_support::MockUpstream;
-use rusqlite::Connection;
-use serde_json::{Value, json};
+use loom_e2e::{Pair, TestResponse};
+use serde_json::json;
 
 const CHAT: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
 
-/// A primary and a backup provider, each at its own mock, routed by priority.
-struct Pair {
-    primary: MockUpstream,
-    backup: MockUpstream,
-    gateway: TestGateway,
+/// A chat request through `pair`'s gateway with `headers`.
+async fn chat(pair: &Pair, headers: &[(&str, &str)]) -> TestResponse {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    pair.gateway.post_with("/v1/chat/completions", &all, CHAT).await
 }
 
-impl Pair {
-    /// The gateway over `primary` (priority 1) and `backup` (priority 2) with failover on,
-    /// and `extra` lines under `ai_gateway:`.
-    async fn start(extra: &str) -> Pair {
-        let (primary, backup) = (MockUpstream::start().await, MockUpstream::start().await);
-        let provider = |name: &str, mock: &MockUpstream| {
-            format!(
-                "    - name: {name}\n      type: openai\n      api_key: sk-{name}\n      base_url: {}\n",
-                mock.base_url()
-            )
-        };
-        let yaml = format!(
-            "ai_gateway:\n  providers:\n{}{}  routing:\n    strategy: priority\n    failover:\n      enabled: true\n      backoff: 1ms\n    providers:\n      - {{name: primary, priority: 1}}\n      - {{name: backup, priority: 2}}\n{extra}",
-            provider("primary", &primary),
-            provider("backup", &backup),
-        );
-        let gateway = TestGateway::start(&yaml).await;
-        Pair { primary, backup, gateway }
-    }
-
-    async fn chat(&self, headers: &[(&str, &str)]) -> TestResponse {
-        let mut all = vec![("content-type", "application/json")];
-        all.extend_from_slice(headers);
-        self.gateway.post_with("/v1/chat/completions", &all, CHAT).await
-    }
-
-    /// How many requests (primary, backup) received.
-    fn requests(&self) -> (usize, usize) {
-        (self.primary.request_count(), self.backup.request_count())
-    }
-
-    /// The `/ai/providers` entry of `name`.
-    async fn provider_state(&self, name: &str) -> Value {
-        let list = self.gateway.admin_get("/ai/providers").await.json();
-        let entries = list["providers"].as_array().cloned().unwrap_or_default();
-        entries.into_iter().find(|entry| entry["name"] == name).unwrap_or(Value::Null)
-    }
-
-    /// The value of one `/metrics` sample line, by its name and labels.
-    async fn metric(&self, sample: &str) -> Option<String> {
-        let text = self.gateway.admin_get("/metrics").await.text();
-        text.lines().find_map(|line| {
-            line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).map(str::to_owned)
-        })
-    }
+/// The value of one `/metrics` sample line of `pair`'s gateway, by its name and labels.
+async fn metric(pair: &Pair, sample: &str) -> Option<String> {
+    let text = pair.gateway.admin_get("/metrics").await.text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).map(str::to_owned))
 }
 
 #[tokio::test]
 async fn a_provider_at_its_limit_is_skipped_for_the_next_without_hurting_its_health() {
-    let pair =
-        Pair::start("  rate_limits:\n    - {scope: provider, match: primary, requests_per_minute: 1}\n")
-            .await;
-    let first = pair.chat(&[]).await;
+    let pair = Pair::start(
+        true,
+        "  rate_limits:\n    - {scope: provider, match: primary, requests_per_minute: 1}\n",
+    )
+    .await;
+    let first = chat(&pair, &[]).await;
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.header("x-ratelimit-limit-requests").as_deref(), Some("1"));
     assert_eq!(first.header("x-ratelimit-remaining-requests").as_deref(), Some("0"));
     assert_eq!(pair.requests(), (1, 0));
     // The primary is at its limit: the backup answers at once, and the answer carries no
     // limit of its own (the backup has none).
-    let second = pair.chat(&[]).await;
+    let second = chat(&pair, &[]).await;
     assert_eq!(second.status, 200, "{}", second.text());
     assert_eq!(second.header("x-ratelimit-limit-requests"), None, "{:?}", second.headers);
     assert_eq!(second.header("retry-after"), None);
@@ -87,13 +47,13 @@ async fn a_provider_at_its_limit_is_skipped_for_the_next_without_hurting_its_hea
     assert_eq!(primary["breaker"]["consecutive_failures"], 0, "{primary}");
     assert_eq!(primary["breaker"]["state"], "closed", "{primary}");
     assert_eq!(
-        pair.metric(r#"loom_ai_ratelimit_decisions_total{scope="provider",decision="refused"}"#)
+        metric(&pair, r#"loom_ai_ratelimit_decisions_total{scope="provider",decision="refused"}"#)
             .await
             .as_deref(),
         Some("1")
     );
     assert_eq!(
-        pair.metric(r#"loom_ai_ratelimit_decisions_total{scope="provider",decision="allowed"}"#)
+        metric(&pair, r#"loom_ai_ratelimit_decisions_total{scope="provider",decision="allowed"}"#)
             .await
             .as_deref(),
         Some("1")
@@ -102,40 +62,15 @@ async fn a_provider_at_its_limit_is_skipped_for_the_next_without_hurting_its_hea
 
 /// A ledger file in a fresh temporary directory, removed when the returned guard drops.
 fn ledger_dir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new().prefix("loom-provider-limits-").tempdir().expect("temp dir");
-    let path = dir.path().join("usage.db");
-    (dir, path)
+    loom_e2e::ledger_dir("loom-provider-limits-")
 }
 
 /// (status, outcome, refusal, provider, input, cost) of every ledger row, once there are `n`.
 async fn ledger_rows(
-    ledger: &PathBuf,
+    ledger: &Path,
     n: usize,
 ) -> Vec<(i64, String, Option<String>, Option<String>, i64, f64)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let rows: Vec<_> = if ledger.exists() {
-            let connection = Connection::open(ledger).expect("ledger opens");
-            let mut statement = connection
-                .prepare(
-                    "SELECT status, outcome, refusal, provider, input_tokens, cost FROM usage ORDER BY rowid",
-                )
-                .expect("query");
-            statement
-                .query_map([], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
-                })
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("decode")
-        } else {
-            Vec::new()
-        };
-        if rows.len() >= n || tokio::time::Instant::now() > deadline {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    loom_e2e::ledger_rows(ledger, "status, outcome, refusal, provider, input_tokens, cost", n).await
 }
 
 #[tokio::test]
@@ -154,15 +89,15 @@ async fn a_key_whose_every_provider_is_at_its_limit_gets_429_recorded_as_refused
 ",
         ledger.display()
     );
-    let pair = Pair::start(&extra).await;
+    let pair = Pair::start(true, &extra).await;
     let auth = [("authorization", "Bearer lk-app")];
     // Per provider, inside the key: one request each.
     for expected in [(1, 0), (1, 1)] {
-        let response = pair.chat(&auth).await;
+        let response = chat(&pair, &auth).await;
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(pair.requests(), expected);
     }
-    let refused = pair.chat(&auth).await;
+    let refused = chat(&pair, &auth).await;
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(
         refused.json(),
@@ -193,6 +128,7 @@ async fn a_provider_token_reservation_settles_to_the_real_usage() {
     // A 1000-token burst refilling at 1 token per second: what comes back within the
     // test's few seconds is settlement, not refill.
     let pair = Pair::start(
+        true,
         "  rate_limits:\n    - {scope: provider, match: primary, tokens_per_minute: 60, burst: 1000}\n",
     )
     .await;

@@ -14,7 +14,6 @@ use std::time::Duration;
 use loom_e2e::TestGateway;
 use loom_e2e::process::{Finished, python, run, workspace_root};
 use loom_test_support::MockUpstream;
-use rusqlite::Connection;
 
 /// Longest a script may take; it gives up by itself a little earlier.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
@@ -96,26 +95,7 @@ fn ledger() -> (tempfile::TempDir, PathBuf, String) {
 
 /// (key, model, status, refusal) of every ledger row, once there are `n`.
 async fn ledger_rows(ledger: &Path, n: usize) -> Vec<(Option<String>, String, i64, Option<String>)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let rows: Vec<_> = if ledger.exists() {
-            let connection = Connection::open(ledger).expect("ledger opens");
-            let mut statement = connection
-                .prepare("SELECT key_id, model_requested, status, refusal FROM usage ORDER BY rowid")
-                .expect("query");
-            statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("decode")
-        } else {
-            Vec::new()
-        };
-        if rows.len() >= n || tokio::time::Instant::now() > deadline {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    loom_e2e::ledger_rows(ledger, "key_id, model_requested, status, refusal", n).await
 }
 
 fn row(

@@ -247,3 +247,83 @@ pub mod process {
         }
     }
 }
+
+/// A fresh temporary directory (removed when the guard drops) and a usage-ledger path in it.
+pub fn ledger_dir(prefix: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("temp dir");
+    let path = dir.path().join("usage.db");
+    (dir, path)
+}
+
+/// The ledger's `usage` rows as `columns` (an SQL select list), in the order they were
+/// recorded, once there are at least `n`, or whatever there is after 5 seconds (the
+/// recorder writes in batches).
+pub async fn ledger_rows<T>(ledger: &std::path::Path, columns: &str, n: usize) -> Vec<T>
+where
+    T: for<'row> TryFrom<&'row rusqlite::Row<'row>, Error = rusqlite::Error>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows: Vec<T> = if ledger.exists() {
+            let connection = rusqlite::Connection::open(ledger).expect("ledger opens");
+            let mut statement =
+                connection.prepare(&format!("SELECT {columns} FROM usage ORDER BY rowid")).expect("query");
+            statement
+                .query_map([], |row| T::try_from(row))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("decode")
+        } else {
+            Vec::new()
+        };
+        if rows.len() >= n || tokio::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A primary and a backup provider, each an `openai` provider at its own mock upstream,
+/// routed by priority (primary first).
+pub struct Pair {
+    /// The preferred provider's upstream (`primary`, priority 1).
+    pub primary: loom_test_support::MockUpstream,
+    /// The other one's (`backup`, priority 2).
+    pub backup: loom_test_support::MockUpstream,
+    /// The gateway over both.
+    pub gateway: TestGateway,
+}
+
+impl Pair {
+    /// The gateway over `primary` and `backup` with failover on or off (1 ms backoff), and
+    /// `extra` lines under `ai_gateway:`.
+    pub async fn start(failover: bool, extra: &str) -> Pair {
+        use loom_test_support::MockUpstream;
+        let (primary, backup) = (MockUpstream::start().await, MockUpstream::start().await);
+        let provider = |name: &str, mock: &MockUpstream| {
+            format!(
+                "    - name: {name}\n      type: openai\n      api_key: sk-{name}\n      base_url: {}\n",
+                mock.base_url()
+            )
+        };
+        let yaml = format!(
+            "ai_gateway:\n  providers:\n{}{}  routing:\n    strategy: priority\n    failover:\n      enabled: {failover}\n      backoff: 1ms\n    providers:\n      - {{name: primary, priority: 1}}\n      - {{name: backup, priority: 2}}\n{extra}",
+            provider("primary", &primary),
+            provider("backup", &backup),
+        );
+        let gateway = TestGateway::start(&yaml).await;
+        Pair { primary, backup, gateway }
+    }
+
+    /// The `/ai/providers` entry of `name`.
+    pub async fn provider_state(&self, name: &str) -> Value {
+        let list = self.gateway.admin_get("/ai/providers").await.json();
+        let entries = list["providers"].as_array().cloned().unwrap_or_default();
+        entries.into_iter().find(|entry| entry["name"] == name).unwrap_or(Value::Null)
+    }
+
+    /// How many requests (primary, backup) received.
+    pub fn requests(&self) -> (usize, usize) {
+        (self.primary.request_count(), self.backup.request_count())
+    }
+}

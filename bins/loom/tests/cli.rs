@@ -105,6 +105,22 @@ struct Loom {
 impl Loom {
     /// Starts `loom` on the quickstart config with free loopback ports and `edits` applied
     /// (`(from, to)` pairs, each occurring once), and waits until `/health` answers.
+    /// The fields of the JSON log line of the request `line` names (e.g. `POST /v1/...`),
+    /// once it is written (within 10 s).
+    async fn request_log_fields(&self, line: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.logs().lines().find(|logged| logged.contains(line)).map(str::to_owned);
+            if let Some(found) = found {
+                let entry: Value =
+                    serde_json::from_str(&found).unwrap_or_else(|error| panic!("{error}: {found}"));
+                return entry["fields"].clone();
+            }
+            assert!(Instant::now() < deadline, "no request line in:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn start(name: &str, edits: &[(&str, &str)]) -> Loom {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let admin_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
@@ -694,17 +710,7 @@ async fn the_request_log_and_the_overhead_metric_keep_the_upstream_wait_apart() 
     read_all(response.into_body()).await;
 
     // The request's log line: JSON, with the whole time and the (simulated) upstream's.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let fields = loop {
-        let line =
-            loom.logs().lines().find(|line| line.contains("POST /v1/chat/completions")).map(str::to_owned);
-        if let Some(line) = line {
-            let entry: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"));
-            break entry["fields"].clone();
-        }
-        assert!(Instant::now() < deadline, "no request line in:\n{}", loom.logs());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let fields = loom.request_log_fields("POST /v1/chat/completions").await;
     assert_eq!(fields["status"], 200, "{fields}");
     assert_eq!(fields["provider"], "mock", "{fields}");
     let (elapsed, upstream) =
@@ -748,17 +754,7 @@ async fn the_request_log_names_the_checks_that_acted() {
     // The mock echoes what it was sent: the placeholder, never the number.
     assert!(body.contains("[CARD_1]") && !body.contains("4111"), "{body}");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let fields = loop {
-        let line =
-            loom.logs().lines().find(|line| line.contains("POST /v1/chat/completions")).map(str::to_owned);
-        if let Some(line) = line {
-            let entry: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"));
-            break entry["fields"].clone();
-        }
-        assert!(Instant::now() < deadline, "no request line in:\n{}", loom.logs());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let fields = loom.request_log_fields("POST /v1/chat/completions").await;
     assert_eq!(fields["status"], 200, "{fields}");
     assert_eq!(fields["guard"], "pii", "{fields}");
     assert!(!loom.logs().contains("4111"), "the number reached the logs");
