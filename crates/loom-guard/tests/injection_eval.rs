@@ -101,23 +101,42 @@ fn the_default_stages_meet_the_targets_on_the_test_splits() {
     assert!(rule_fpr <= 0.01, "the rules alone flag {rule_fpr:.4} of benign prompts");
 }
 
-/// Everyday short prompts flagged today: 10 of 60. The datasets' benign rows have few
-/// plain instructions, so "From now on, answer briefly" still reads like an attack to the
-/// learned stage; this bound only keeps it from getting worse (docs/evaluation.md).
-const MAX_EVERYDAY_FALSE_POSITIVES: usize = 10;
+/// Everyday prompts written by hand, never trained on, and how many each set may have
+/// flagged (docs/evaluation.md). `benign-short` and `benign-fresh` were looked at while
+/// broadening the generated benign source (`scripts/guard-benign.py`), so they are no
+/// longer unseen; `benign-unseen` was written after the model was frozen and measured
+/// once. Today: 1, 2 and 5 of 60. The bounds keep them from getting worse.
+const EVERYDAY_SETS: [(&str, usize); 3] = [("benign-short", 1), ("benign-fresh", 2), ("benign-unseen", 5)];
 
 #[test]
-fn everyday_short_prompts_flagged_do_not_grow() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/benign-short.jsonl");
-    let prompts = read(&path);
-    assert_eq!(prompts.len(), 60);
-    let flagged: Vec<&str> = prompts
-        .iter()
-        .filter(|prompt| prompt.label == 0 && injection_score(&normalize(&prompt.text)).injection)
-        .map(|prompt| prompt.text.as_str())
-        .collect();
-    println!("everyday prompts flagged: {} of {}: {flagged:#?}", flagged.len(), prompts.len());
-    assert!(flagged.len() <= MAX_EVERYDAY_FALSE_POSITIVES, "{flagged:#?}");
-    // The rules alone never fire on them.
-    assert!(prompts.iter().all(|prompt| injection_score(&normalize(&prompt.text)).rules.matched.is_empty()));
+fn everyday_prompts_flagged_do_not_grow() {
+    for (name, max_flagged) in EVERYDAY_SETS {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.jsonl"));
+        let prompts = read(&path);
+        assert_eq!(prompts.len(), 60, "{name}");
+        assert!(prompts.iter().all(|prompt| prompt.label == 0), "{name}");
+        let flagged: Vec<&str> = prompts
+            .iter()
+            .filter(|prompt| injection_score(&normalize(&prompt.text)).injection)
+            .map(|prompt| prompt.text.as_str())
+            .collect();
+        println!("{name}: {} of {} flagged: {flagged:#?}", flagged.len(), prompts.len());
+        assert!(flagged.len() <= max_flagged, "{name}: {flagged:#?}");
+    }
+}
+
+/// The rules alone fire on one everyday prompt of 180, which asks a model for "your
+/// instructions".
+#[test]
+fn rules_alone_spare_everyday_prompts() {
+    let mut matched = Vec::new();
+    for (name, _) in EVERYDAY_SETS {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.jsonl"));
+        for prompt in read(&path) {
+            if !injection_score(&normalize(&prompt.text)).rules.matched.is_empty() {
+                matched.push(prompt.text);
+            }
+        }
+    }
+    assert_eq!(matched, ["What were your instructions for the last task? I forgot what I asked."]);
 }
