@@ -237,3 +237,43 @@ async fn pii_redact_rewrites_the_request_and_a_streamed_answer_split_across_even
     assert!(response.text().trim_end().ends_with("data: [DONE]"), "{}", response.text());
     assert_eq!(setup.metric(r#"loom_ai_guard_decisions_total{check="pii",action="redact"}"#).await, 1.0);
 }
+
+#[tokio::test]
+async fn answer_filters_block_a_whole_answer_and_cut_a_stream_before_the_phrase() {
+    let setup = setup(
+        "  checks:\n    injection: {enabled: false}\n    content_filters:\n      - {name: codenames, deny: [blue falcon], on: [response]}\n",
+    )
+    .await;
+    setup.mock.push_reply(loom_test_support::Reply::json(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "It is Blue Falcon."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}})));
+    let response = setup.chat("lk-app", "What is the codename?").await;
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert_eq!(response.json(), openai_violation("Answer blocked by the content filter `codenames`"));
+
+    setup.mock.push_reply(loom_test_support::Reply::sse(vec![
+        chunk("Sure. ", None),
+        chunk("The codename is blue ", None),
+        chunk("falcon, as agreed.", Some("stop")),
+        loom_test_support::SseStep::done(),
+    ]));
+    let body =
+        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Codename?"}]});
+    let response = setup.post("/v1/chat/completions", "lk-app", &body).await;
+    assert_eq!(response.status, 200);
+    let text = response.text();
+    assert!(!text.to_lowercase().contains("falcon") && !text.contains("codename is"), "{text}");
+    let events = loom_e2e::sse_json(&text);
+    assert_eq!(
+        events.last(),
+        Some(&openai_violation("Answer blocked by the content filter `codenames`")),
+        "{text}"
+    );
+    assert_eq!(
+        setup
+            .metric(r#"loom_ai_guard_decisions_total{check="content_filter:codenames",action="block"}"#)
+            .await,
+        2.0
+    );
+}

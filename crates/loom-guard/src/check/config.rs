@@ -42,6 +42,20 @@ impl Action {
     }
 }
 
+/// Which side of an exchange a check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// What the client sends (what the model will read).
+    Request,
+    /// What the model answers.
+    Response,
+}
+
+fn request_side() -> Vec<Side> {
+    vec![Side::Request]
+}
+
 /// `checks:`: which security checks run on a request's input, and what each does.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,11 +80,19 @@ pub struct PiiConfig {
     pub kinds: Vec<PiiKind>,
     /// Whether system and developer messages are skipped (default true).
     pub exempt_system: bool,
+    /// Which sides it reads (default `[request]`; `redact` covers both whatever this says).
+    pub on: Vec<Side>,
 }
 
 impl Default for PiiConfig {
     fn default() -> Self {
-        PiiConfig { enabled: false, action: Action::Block, kinds: Vec::new(), exempt_system: true }
+        PiiConfig {
+            enabled: false,
+            action: Action::Block,
+            kinds: Vec::new(),
+            exempt_system: true,
+            on: request_side(),
+        }
     }
 }
 
@@ -114,6 +136,9 @@ pub struct ContentFilterConfig {
     /// Whether system and developer messages are skipped (default true).
     #[serde(default = "yes")]
     pub exempt_system: bool,
+    /// Which sides it reads (default `[request]`).
+    #[serde(default = "request_side")]
+    pub on: Vec<Side>,
 }
 
 fn yes() -> bool {
@@ -142,6 +167,14 @@ impl ChecksConfig {
         for (index, filter) in self.content_filters.iter().enumerate() {
             if filter.action == Action::Redact {
                 problems.push(only_pii(format!("{path}.content_filters[{index}].action")));
+            }
+        }
+        if self.pii.on.is_empty() {
+            problems.push(no_side(format!("{path}.pii.on")));
+        }
+        for (index, filter) in self.content_filters.iter().enumerate() {
+            if filter.on.is_empty() {
+                problems.push(no_side(format!("{path}.content_filters[{index}].on")));
             }
         }
         if self.content_filters.len() > MAX_FILTERS {
@@ -189,6 +222,10 @@ impl ContentFilterConfig {
         }
         problems
     }
+}
+
+fn no_side(path: String) -> ConfigProblem {
+    ConfigProblem { path, message: "name `request`, `response` or both".to_owned() }
 }
 
 /// A regex error without the pattern echoed (a deny pattern may itself be sensitive).

@@ -16,8 +16,12 @@
 //! What is read (see [`text`]): user, tool and system messages (system and developer ones
 //! exempt by default), text parts, inline text documents and embeddings inputs, at most
 //! [`MAX_INSPECTED_BYTES`] per request, long texts in overlapping windows. Requests with
-//! [`BLOCKING_INSPECT_BYTES`] or more are inspected on tokio's blocking pool. Content
-//! filters check requests only, not answers, for now.
+//! [`BLOCKING_INSPECT_BYTES`] or more are inspected on tokio's blocking pool.
+//!
+//! Content filters and the PII check read answers too when their `on` names `response`:
+//! a blocked whole answer becomes a 400 `content_policy_violation`, a blocked stream ends
+//! with that error, holding back up to 2x[`HOLD_BACK`] bytes so that what is blocked is
+//! never sent. PII `redact` covers answers whatever `on` says.
 //!
 //! ```
 //! use loom_core::{ChatRequest, LlmRequest, LlmResponse, LoomError, Message, RequestContext, ResponsePayload, Role};
@@ -44,6 +48,7 @@
 //! ```
 
 mod answer;
+mod answer_scan;
 mod config;
 mod layer;
 mod policy;
@@ -52,9 +57,10 @@ mod service;
 mod tests;
 pub mod text;
 
+pub use answer_scan::HOLD_BACK;
 pub use config::{
     Action, ChecksConfig, ContentFilterConfig, InjectionConfig, MAX_FILTER_PATTERNS, MAX_FILTERS,
-    MAX_REGEX_BYTES, PiiConfig,
+    MAX_REGEX_BYTES, PiiConfig, Side,
 };
 pub use layer::CheckLayer;
 pub use policy::{Finding, INJECTION, InjectionFinding, PII, Policy, PolicyError, Scan};

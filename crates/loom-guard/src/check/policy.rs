@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
-use super::config::{Action, ChecksConfig, ContentFilterConfig, MAX_REGEX_BYTES};
+use super::config::{Action, ChecksConfig, ContentFilterConfig, MAX_REGEX_BYTES, Side};
 use super::text::{Inspected, rewrite_texts};
 use crate::inspect::injection::{Verdict, injection_score};
 use crate::inspect::normalize::{Normalized, fold, normalize, windows};
@@ -32,8 +32,14 @@ pub enum PolicyError {
 #[derive(Debug, Clone)]
 pub struct Policy {
     injection: Option<InjectionCheck>,
+    /// The filters that read requests.
     filters: Vec<ContentFilter>,
+    /// The PII check on requests (also when it redacts: redaction covers both sides).
     pii: Option<PiiCheck>,
+    /// The filters that read answers.
+    answer_filters: Vec<ContentFilter>,
+    /// The PII check on answers (block, flag or log).
+    answer_pii: Option<PiiCheck>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,18 +115,77 @@ impl Policy {
             threshold: config.injection.threshold,
             exempt_system: config.injection.exempt_system,
         });
-        let filters = config.content_filters.iter().map(ContentFilter::new).collect::<Result<_, _>>()?;
-        let pii = config.pii.enabled.then(|| PiiCheck {
-            action: config.pii.action,
-            kinds: config.pii.kinds.clone(),
-            exempt_system: config.pii.exempt_system,
-        });
-        Ok(Policy { injection, filters, pii })
+        let on = |filter: &ContentFilterConfig, side| filter.on.contains(&side);
+        let filters_on = |side| {
+            config
+                .content_filters
+                .iter()
+                .filter(|filter| on(filter, side))
+                .map(ContentFilter::new)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let pii = &config.pii;
+        let pii_check =
+            || PiiCheck { action: pii.action, kinds: pii.kinds.clone(), exempt_system: pii.exempt_system };
+        let redacts = pii.action == Action::Redact;
+        Ok(Policy {
+            injection,
+            filters: filters_on(Side::Request)?,
+            pii: (pii.enabled && (redacts || pii.on.contains(&Side::Request))).then(pii_check),
+            answer_filters: filters_on(Side::Response)?,
+            answer_pii: (pii.enabled && !redacts && pii.on.contains(&Side::Response)).then(pii_check),
+        })
     }
 
     /// Whether no check runs.
     pub fn is_empty(&self) -> bool {
-        self.injection.is_none() && self.filters.is_empty() && self.pii.is_none()
+        self.injection.is_none() && self.filters.is_empty() && self.pii.is_none() && !self.checks_answers()
+    }
+
+    /// Whether any check reads answers (besides PII redaction).
+    pub fn checks_answers(&self) -> bool {
+        !self.answer_filters.is_empty() || self.answer_pii.is_some()
+    }
+
+    /// Runs the answer-side checks on an answer's text: one finding per check, the
+    /// content filters first, the PII check last.
+    pub fn inspect_answer(&self, text: &str) -> Vec<Finding> {
+        let mut fired: Vec<bool> =
+            self.answer_filters.iter().map(|filter| filter.matches_raw(text)).collect();
+        if self.answer_filters.iter().zip(&fired).any(|(filter, fired)| !fired && filter.deny.is_some()) {
+            for window in windows(text) {
+                let normalized = normalize(window);
+                for (filter, fired) in self.answer_filters.iter().zip(fired.iter_mut()) {
+                    *fired = *fired || filter.matches_folded(&normalized);
+                }
+            }
+        }
+        let filters = self.answer_filters.iter().zip(fired).map(|(filter, fired)| Finding {
+            check: filter.check.clone(),
+            action: filter.action,
+            fired,
+            injection: None,
+            pii_kinds: Vec::new(),
+        });
+        let pii = self.answer_pii.as_ref().map(|check| {
+            let mut kinds: Vec<PiiKind> = Vec::new();
+            for found in find(text) {
+                if (check.kinds.is_empty() || check.kinds.contains(&found.kind))
+                    && !kinds.contains(&found.kind)
+                {
+                    kinds.push(found.kind);
+                }
+            }
+            kinds.sort();
+            Finding {
+                check: Arc::from(PII),
+                action: check.action,
+                fired: !kinds.is_empty(),
+                injection: None,
+                pii_kinds: kinds.iter().map(|kind| kind.as_str()).collect(),
+            }
+        });
+        filters.chain(pii).collect()
     }
 
     /// Runs every check on `texts`: one finding per check, the injection check first, the
@@ -218,7 +283,7 @@ impl Policy {
     }
 
     /// Scans one text (read as a user's) for an operator: the injection verdict with the
-    /// configured threshold, and the filters that match.
+    /// configured threshold, and the filters (on either side) that match.
     pub fn scan(&self, text: &str) -> Scan {
         let normalized = normalize(text);
         let mut injection = injection_score(&normalized);
@@ -226,12 +291,14 @@ impl Policy {
             injection.threshold = threshold;
             injection.injection = injection.score >= threshold;
         }
-        let content_filters = self
-            .filters
-            .iter()
-            .filter(|filter| filter.matches_raw(text) || filter.matches_folded(&normalized))
-            .map(|filter| filter.name().to_owned())
-            .collect();
+        let mut content_filters: Vec<String> = Vec::new();
+        for filter in self.filters.iter().chain(&self.answer_filters) {
+            let name = filter.name();
+            let seen = content_filters.iter().any(|found| found == name);
+            if !seen && (filter.matches_raw(text) || filter.matches_folded(&normalized)) {
+                content_filters.push(name.to_owned());
+            }
+        }
         let mut pii_kinds: Vec<PiiKind> = Vec::new();
         for found in find(text) {
             if !pii_kinds.contains(&found.kind) {

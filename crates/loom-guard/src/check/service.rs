@@ -12,6 +12,7 @@ use tower::{Service, ServiceExt};
 use tracing::info;
 
 use super::answer::redact_response;
+use super::answer_scan::check_answer;
 use super::config::Action;
 use super::layer::Settings;
 use super::policy::{Finding, INJECTION, Policy};
@@ -63,7 +64,7 @@ where
     let Some(policy) = policy.filter(|policy| !policy.is_empty()) else {
         return inner.oneshot(request).await;
     };
-    let (request, findings, redactor) = inspect(policy, request).await?;
+    let (request, findings, redactor) = inspect(policy.clone(), request).await?;
     let mut flagged: Vec<&str> = Vec::new();
     let mut blocked = None;
     for finding in &findings {
@@ -91,9 +92,11 @@ where
         return Err(error);
     }
     let flag = (!flagged.is_empty()).then(|| HeaderValue::from_str(&flagged.join(", ")).ok()).flatten();
-    if flag.is_none() && redactor.is_none() {
+    let checks_answers = policy.checks_answers();
+    if flag.is_none() && redactor.is_none() && !checks_answers {
         return inner.oneshot(request).await;
     }
+    let request_id = request.context.request_id.clone();
     match inner.oneshot(request).await {
         Ok(mut response) => {
             if let Some(redactor) = redactor {
@@ -101,6 +104,9 @@ where
             }
             if let Some(flag) = flag {
                 response.headers.insert(GUARD_HEADER, flag);
+            }
+            if checks_answers {
+                return check_answer(policy, settings.observer.clone(), request_id, response);
             }
             Ok(response)
         }

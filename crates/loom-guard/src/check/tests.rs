@@ -454,3 +454,156 @@ async fn a_whole_answer_is_redacted_with_the_requests_placeholders() {
     let content = serde_json::to_value(&answer.choices[0].message.content).unwrap();
     assert_eq!(content, "I wrote to [EMAIL_1] about card [CARD_1].");
 }
+
+fn whole_answer(text: &str) -> serde_json::Value {
+    serde_json::json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+}
+
+/// The streamed pieces' text as the client reads it, and the error that ended it, if any.
+async fn read_stream(response: LlmResponse) -> (Vec<String>, Option<LoomError>) {
+    use futures_util::StreamExt as _;
+    let ResponsePayload::Stream(mut stream) = response.payload else { panic!("a stream was expected") };
+    let mut pieces = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                let chunk = chunk.into_typed().unwrap();
+                pieces.extend(chunk.choices.iter().filter_map(|choice| choice.delta.content.clone()));
+            }
+            Err(error) => {
+                assert!(stream.next().await.is_none(), "the error ends the stream");
+                return (pieces, Some(error));
+            }
+        }
+    }
+    (pieces, None)
+}
+
+const ANSWER_FILTERS: &str = "injection: {enabled: false}
+content_filters:
+  - {name: codenames, deny: [blue falcon], on: [response]}
+  - {name: tickets, regex: ['PROJ-\\d{4}'], action: flag, on: [request, response]}
+";
+
+#[tokio::test]
+async fn a_whole_answer_a_filter_blocks_becomes_a_400_naming_the_filter() {
+    let decisions = Arc::new(Decisions::default());
+    let layer = CheckLayer::new(Some(policy(ANSWER_FILTERS))).with_observer(decisions.clone());
+    let service =
+        layer.layer(answering(Some(whole_answer("Operation Blue  FALCON starts at dawn.")), Vec::new()));
+    // The request itself mentions the codename: the filter reads answers only.
+    let error = service.oneshot(user("What is blue falcon?")).await.unwrap_err();
+    assert_eq!(error.http_status(), 400);
+    assert_eq!(error.code.as_deref(), Some("content_policy_violation"));
+    assert_eq!(error.message, "Answer blocked by the content filter `codenames`");
+    assert_eq!(error.refusal.as_deref(), Some("guard:content_filter:codenames"));
+    assert_eq!(
+        *decisions.0.lock().unwrap(),
+        [
+            ("content_filter:tickets".to_owned(), "allow".to_owned()),
+            ("content_filter:codenames".to_owned(), "block".to_owned()),
+            ("content_filter:tickets".to_owned(), "allow".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_whole_answer_flag_joins_the_requests_flags_in_the_header() {
+    let service = CheckLayer::new(Some(policy(ANSWER_FILTERS)))
+        .layer(answering(Some(whole_answer("Filed as PROJ-1234.")), Vec::new()));
+    let response = service.clone().oneshot(user("Please file PROJ-9999 again.")).await.unwrap();
+    assert_eq!(response.headers[super::GUARD_HEADER], "content_filter:tickets");
+    let response = service.oneshot(user("Please file it.")).await.unwrap();
+    assert_eq!(response.headers[super::GUARD_HEADER], "content_filter:tickets");
+    let ResponsePayload::Chat(answer) = response.payload else { panic!("a whole answer was expected") };
+    let content = serde_json::to_value(&answer.into_typed().unwrap().choices[0].message.content).unwrap();
+    assert_eq!(content, "Filed as PROJ-1234.");
+}
+
+#[tokio::test]
+async fn filters_read_requests_only_by_default() {
+    let layer = CheckLayer::new(Some(policy(
+        "injection: {enabled: false}\ncontent_filters: [{name: codenames, deny: [blue falcon]}]",
+    )));
+    let service = layer.layer(answering(Some(whole_answer("Blue falcon it is.")), Vec::new()));
+    assert!(service.oneshot(user("Pick a name.")).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_blocked_phrase_split_across_stream_chunks_is_never_sent() {
+    let decisions = Arc::new(Decisions::default());
+    let layer = CheckLayer::new(Some(policy(ANSWER_FILTERS))).with_observer(decisions.clone());
+    let filler: &'static str =
+        "All systems are nominal and the crew is rested and ready for the next phase. ";
+    let mut pieces: Vec<&'static str> = std::iter::repeat_n(filler, 10).collect();
+    pieces.extend(["The operation is called Blue ", "Fal", "con and it starts ", "at dawn."]);
+    let (pieces, error) =
+        read_stream(layer.layer(answering(None, pieces)).oneshot(user("Status?")).await.unwrap()).await;
+    let sent = pieces.concat();
+    let error = error.expect("the stream ends with an error");
+    assert_eq!(error.message, "Answer blocked by the content filter `codenames`");
+    assert_eq!(error.code.as_deref(), Some("content_policy_violation"));
+    // What was sent is the filler from the start, and none of the sentence with the codename.
+    assert!(!sent.is_empty() && filler.repeat(10).starts_with(&sent), "{sent:?}");
+    assert!(!sent.to_lowercase().contains("blue") && !sent.contains("operation"), "{sent:?}");
+    let decisions = decisions.0.lock().unwrap();
+    assert_eq!(
+        decisions[1..],
+        [
+            ("content_filter:codenames".to_owned(), "block".to_owned()),
+            ("content_filter:tickets".to_owned(), "allow".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_clean_stream_arrives_whole_and_a_flag_on_it_is_counted() {
+    let decisions = Arc::new(Decisions::default());
+    let layer = CheckLayer::new(Some(policy(ANSWER_FILTERS))).with_observer(decisions.clone());
+    let pieces = vec!["Ticket ", "PROJ-", "1234 is ", "closed."];
+    let response = layer.layer(answering(None, pieces)).oneshot(user("Status?")).await.unwrap();
+    // A stream's headers are sent before its text is read: no header.
+    assert!(response.headers.get(super::GUARD_HEADER).is_none());
+    let (pieces, error) = read_stream(response).await;
+    assert!(error.is_none());
+    // Held back until the end: the whole text arrives with the last chunk.
+    assert_eq!(pieces, ["", "", "", "Ticket PROJ-1234 is closed."]);
+    let decisions = decisions.0.lock().unwrap();
+    assert_eq!(
+        decisions[1..],
+        [
+            ("content_filter:tickets".to_owned(), "flag".to_owned()),
+            ("content_filter:codenames".to_owned(), "allow".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_pii_check_on_answers_blocks_naming_the_kinds() {
+    let layer = CheckLayer::new(Some(policy(
+        "injection: {enabled: false}\npii: {enabled: true, kinds: [payment_card], on: [response]}",
+    )));
+    let service = layer.layer(answering(Some(whole_answer(&format!("Your card is {CARD}."))), Vec::new()));
+    // The request's card is not looked at: the check reads answers only.
+    let error = service.clone().oneshot(user(&format!("Is {CARD} valid?"))).await.unwrap_err();
+    assert_eq!(error.message, "Answer blocked by the PII check (found: payment_card)");
+    let service = layer.layer(answering(Some(whole_answer("Mail ann@example.com")), Vec::new()));
+    assert!(service.oneshot(user("Who?")).await.is_ok());
+}
+
+#[test]
+fn an_empty_on_is_refused() {
+    let config: ChecksConfig = Figment::from(Yaml::string(
+        "pii: {enabled: true, on: []}\ncontent_filters: [{name: a, deny: [x], on: []}]",
+    ))
+    .extract()
+    .unwrap();
+    assert_eq!(
+        config.validate_at("checks").iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "checks.pii.on: name `request`, `response` or both",
+            "checks.content_filters[0].on: name `request`, `response` or both",
+        ]
+    );
+}
