@@ -35,7 +35,7 @@ pub enum Guard {
     Memory,
     /// The same, on the Redis at this address.
     Redis(SocketAddr),
-    /// No key or limit; the default security checks (prompt-injection detection) on.
+    /// No key or limit; the default security checks (prompt-injection detection, flagging) on.
     Checks,
 }
 
@@ -66,9 +66,9 @@ ai_gateway:
 "
     );
     // Written line by line: a `\` line continuation would eat the indentation.
-    if guard == Guard::Checks {
-        // `log`: the check runs in full on every request whatever it decides.
-        yaml.push_str("  checks:\n    injection: {enabled: true, action: log}\n");
+    if guard != Guard::Checks {
+        // The built-in checks are on unless turned off: the other Looms go without them.
+        yaml.push_str("  checks:\n    injection: {enabled: false}\n");
     }
     if matches!(guard, Guard::Memory | Guard::Redis(_)) {
         for line in [
@@ -159,13 +159,12 @@ mod tests {
         let no_env = |_: &str| None;
         let plain = LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Off), &no_env).unwrap();
         assert!(!plain.ai_gateway.auth.enabled && plain.ai_gateway.rate_limits.is_empty());
-        assert!(plain.ai_gateway.checks.is_none());
+        assert!(!plain.ai_gateway.checks.as_ref().expect("checks turned off").injection.enabled);
 
+        // The default checks: no `checks` block, so the built-in one.
         let checked =
             LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Checks), &no_env).unwrap();
-        let checks = checked.ai_gateway.checks.as_ref().expect("checks configured");
-        assert!(checks.injection.enabled);
-        assert_eq!(checks.injection.action, loom_guard::Action::Log);
+        assert!(checked.ai_gateway.checks.is_none());
         assert!(!checked.ai_gateway.auth.enabled && checked.ai_gateway.rate_limits.is_empty());
 
         let memory =

@@ -16,6 +16,7 @@ use loom_tokens::accounting::{
 };
 use loom_tokens::{Encoding, TokenizerRegistry, TokenizerSpec};
 
+use crate::admin::guard_scan::ScanChecks;
 use crate::admin::{AdminGuard, AdminState, handle_admin};
 use crate::config::{LoomConfig, RoutingConfig, Strategy, provider_is_active};
 use crate::front_door::{FrontDoor, FrontDoorSettings};
@@ -94,7 +95,7 @@ pub struct Gateway {
     /// The global budgets, as configured (seeded from the ledger at start).
     budgets: loom_guard::BudgetsConfig,
     /// The global security checks, for `POST /ai/guard/scan`.
-    scan_checks: Arc<Policy>,
+    scan_checks: Arc<ScanChecks>,
 }
 
 impl Gateway {
@@ -158,8 +159,12 @@ impl Gateway {
                 .with_recorder(recorder.clone())
                 .with_observer(observer.clone())
         });
-        let checks = build_checks(config)?
-            .map(|layer| layer.with_recorder(recorder.clone()).with_observer(observer.clone()));
+        let checks = build_checks(config)?.with_recorder(recorder.clone()).with_observer(observer.clone());
+        let scan_checks = Arc::new(ScanChecks {
+            layer: checks.clone(),
+            routes: config.routes.iter().map(|route| route.id.clone()).collect(),
+        });
+        let checks = Some(checks);
         let stages = Stages {
             scrub_errors: ScrubErrorsLayer::for_providers(&ai.providers),
             auth,
@@ -221,10 +226,7 @@ impl Gateway {
             models,
             guard,
             budgets: ai.budgets.clone(),
-            scan_checks: Arc::new(
-                Policy::new(&ai.checks.clone().unwrap_or_default())
-                    .map_err(|source| GatewayError::Checks { key: "ai_gateway.checks".to_owned(), source })?,
-            ),
+            scan_checks,
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -345,7 +347,7 @@ fn build_guard(config: &LoomConfig) -> Result<Option<AdminGuard>, GatewayError> 
 
 /// The security-check stage: the global checks, each route's and each configured key's;
 /// `None` when none are configured (the stage then costs nothing).
-fn build_checks(config: &LoomConfig) -> Result<Option<CheckLayer>, GatewayError> {
+fn build_checks(config: &LoomConfig) -> Result<CheckLayer, GatewayError> {
     let ai = &config.ai_gateway;
     let compile = |key: String, checks: &loom_guard::ChecksConfig| {
         Policy::new(checks).map_err(|source| GatewayError::Checks { key, source })
@@ -361,19 +363,19 @@ fn build_checks(config: &LoomConfig) -> Result<Option<CheckLayer>, GatewayError>
         .iter()
         .filter_map(|key| key.checks.as_ref().map(|checks| (key.id.as_str(), checks)))
         .collect();
-    if ai.checks.is_none() && routes.is_empty() && keys.is_empty() {
-        return Ok(None);
-    }
-    let global =
-        ai.checks.as_ref().map(|checks| compile("ai_gateway.checks".to_owned(), checks)).transpose()?;
-    let mut layer = CheckLayer::new(global);
+    // Without a `checks` block, the built-in one: the injection check, flagging.
+    let global = match &ai.checks {
+        Some(checks) => compile("ai_gateway.checks".to_owned(), checks)?,
+        None => compile("ai_gateway.checks".to_owned(), &loom_guard::ChecksConfig::built_in())?,
+    };
+    let mut layer = CheckLayer::new(Some(global));
     for (id, checks) in routes {
         layer = layer.with_route(id, compile(format!("routes ({id}).checks"), checks)?);
     }
     for (id, checks) in keys {
         layer = layer.with_key(id, compile(format!("ai_gateway.auth.keys ({id}).checks"), checks)?);
     }
-    Ok(Some(layer))
+    Ok(layer)
 }
 
 /// A router target: a provider, behind its provider-scoped limits when any may apply.

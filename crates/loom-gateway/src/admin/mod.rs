@@ -9,7 +9,7 @@
 mod access;
 mod budgets;
 mod error;
-mod guard_scan;
+pub mod guard_scan;
 mod json_body;
 mod keys;
 mod usage;
@@ -45,9 +45,8 @@ pub struct AdminState {
     /// Keys, budgets and the admin key, when authentication, a rate limit, a budget or the
     /// admin key is configured.
     pub guard: Option<AdminGuard>,
-    /// The global security checks, which `POST /ai/guard/scan` runs (the defaults when
-    /// none are configured).
-    pub checks: Arc<loom_guard::Policy>,
+    /// The security checks `POST /ai/guard/scan` runs.
+    pub checks: Arc<guard_scan::ScanChecks>,
 }
 
 /// What the admin API manages when authentication, rate limits or budgets are configured.

@@ -146,6 +146,15 @@ fn yes() -> bool {
 }
 
 impl ChecksConfig {
+    /// The checks that run when no `checks` block is configured: the prompt-injection
+    /// check with `action: flag` (marked, counted, never refused).
+    pub fn built_in() -> ChecksConfig {
+        ChecksConfig {
+            injection: InjectionConfig { action: Action::Flag, ..InjectionConfig::default() },
+            ..ChecksConfig::default()
+        }
+    }
+
     /// Problems with this block, its paths starting with `path` (e.g. `ai_gateway.checks`).
     pub fn validate_at(&self, path: &str) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();

@@ -73,6 +73,21 @@ impl CheckLayer {
         self
     }
 
+    /// The checks of key `key_id`, when it has its own.
+    pub fn key_policy(&self, key_id: &str) -> Option<Arc<Policy>> {
+        self.settings.keys.get(key_id).cloned()
+    }
+
+    /// The checks of route `route` (its id), when it has its own.
+    pub fn route_policy(&self, route: &str) -> Option<Arc<Policy>> {
+        self.settings.routes.get(route).cloned()
+    }
+
+    /// The global checks, when configured.
+    pub fn global_policy(&self) -> Option<Arc<Policy>> {
+        self.settings.global.clone()
+    }
+
     /// Reports decisions to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn GuardObserver>) -> Self {
         self.settings_mut().observer = observer;
