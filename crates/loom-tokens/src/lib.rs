@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `accounting` | [`accounting`]'s tower layer, usage records, recorder and bounded in-memory aggregates | tokio (`rt`, `time`), tower, futures-util |
 //! | `ledger` | `accounting` plus the SQLite usage ledger | rusqlite (bundled SQLite) |
+//! | `embed` | [`embed`]: the local all-MiniLM-L6-v2 sentence embedder and its bounded thread pool | candle (CPU), rayon, crossbeam-channel, tokio (`sync`) |
 //!
 //! ```
 //! use loom_core::{ChatRequest, Message, Role};
@@ -39,6 +40,8 @@
 
 pub mod accounting;
 pub mod chat;
+#[cfg(feature = "embed")]
+pub mod embed;
 pub mod encoding;
 pub mod error;
 pub mod hf;
