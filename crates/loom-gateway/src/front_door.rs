@@ -1,4 +1,4 @@
-//! The HTTP service of the front doors (OpenAI and Anthropic): route, read, parse, dispatch, answer.
+//! The HTTP service of the front doors (OpenAI chat, OpenAI Responses and Anthropic): route, read, parse, dispatch, answer.
 //!
 //! [`FrontDoor`] is a `tower::Service<http::Request<B>>` for any body `B`, over routes that
 //! each send their requests to an inner `Service<LlmRequest>` (the pipeline), so it can be
@@ -34,6 +34,8 @@ use crate::metrics::Metrics;
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_body::{BodyLimits, read_body};
 use crate::request_id::RequestIds;
+use crate::responses_format::{ResponseEcho, parse_responses, to_response};
+use crate::responses_stream::responses_events;
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
 
@@ -187,6 +189,7 @@ enum Call {
     Embeddings,
     Messages,
     CountTokens,
+    Responses,
 }
 
 impl Endpoint {
@@ -197,6 +200,7 @@ impl Endpoint {
             "embeddings" => Endpoint::Call(Call::Embeddings),
             "messages" => Endpoint::Call(Call::Messages),
             "messages/count_tokens" => Endpoint::Call(Call::CountTokens),
+            "responses" => Endpoint::Call(Call::Responses),
             _ => return None,
         })
     }
@@ -211,6 +215,7 @@ impl Endpoint {
     fn format(self) -> ClientFormat {
         match self {
             Endpoint::Call(Call::Messages | Call::CountTokens) => ClientFormat::Anthropic,
+            Endpoint::Call(Call::Responses) => ClientFormat::Responses,
             Endpoint::Call(Call::Chat | Call::Embeddings) | Endpoint::Models => ClientFormat::OpenAi,
         }
     }
@@ -338,6 +343,7 @@ where
         context.extensions.insert(key);
     }
     let mut wants_usage = false;
+    let mut responses_echo = None;
     let llm_request = match call {
         Call::Chat | Call::Messages => {
             let mut chat = if call == Call::Messages { parse_messages(body)? } else { parse_chat(body)? };
@@ -353,6 +359,29 @@ where
             }
             context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
             wants_usage = chat.wants_stream_usage();
+            LlmRequest::chat(context, chat)
+        }
+        Call::Responses => {
+            let parsed = parse_responses(body)?;
+            if parsed.previous_response_id.is_some() {
+                return Err(LoomError::invalid_request(
+                    "`previous_response_id` is not supported yet: send the whole conversation in `input`",
+                    Some("previous_response_id".into()),
+                ));
+            }
+            let mut chat = parsed.chat;
+            if chat.is_stream() && !state.streaming_enabled {
+                return Err(LoomError::invalid_request(
+                    "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
+                    Some("stream".into()),
+                ));
+            }
+            if chat.is_stream() {
+                // `response.completed` always carries usage.
+                chat.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
+            }
+            context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
+            responses_echo = Some((chat.model.clone(), parsed.echo));
             LlmRequest::chat(context, chat)
         }
         Call::CountTokens => {
@@ -384,6 +413,11 @@ where
     let mut http_response = match endpoint.format() {
         ClientFormat::OpenAi => openai_answer(state, response, deadline, wants_usage)?,
         ClientFormat::Anthropic => anthropic_answer(state, response, deadline)?,
+        ClientFormat::Responses => {
+            let (model, echo) = responses_echo
+                .ok_or_else(|| LoomError::internal("a Responses answer without its request"))?;
+            responses_answer(state, response, deadline, model, &echo)?
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
         http_response.headers_mut().insert(LOOM_PROVIDER, value);
@@ -454,6 +488,27 @@ fn anthropic_answer<S>(
         }
         ResponsePayload::Embeddings(_) => {
             return Err(LoomError::internal("an embeddings answer to a messages request"));
+        }
+    })
+}
+
+fn responses_answer<S>(
+    state: &FrontDoorState<S>,
+    response: LlmResponse,
+    deadline: Instant,
+    model: String,
+    echo: &ResponseEcho,
+) -> Result<Response<ResponseBody>, LoomError> {
+    Ok(match response.payload {
+        ResponsePayload::Chat(answer) => {
+            json_response(StatusCode::OK, to_json(&to_response(answer.into_typed()?, echo)?)?)
+        }
+        ResponsePayload::Stream(chunks) => {
+            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
+            sse_response(SseBody::new(responses_events(chunks, model, echo, None), state.flush_interval))
+        }
+        ResponsePayload::TokenCount(_) | ResponsePayload::Embeddings(_) => {
+            return Err(LoomError::internal("a token count or embeddings answer to a Responses request"));
         }
     })
 }
