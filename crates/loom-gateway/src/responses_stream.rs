@@ -468,7 +468,7 @@ mod tests {
         for event in stream.collect::<Vec<_>>().await {
             let mut encoded = BytesMut::new();
             event.write_to(&mut encoded);
-            text.push_str(&String::from_utf8(encoded.to_vec()).unwrap());
+            text.push_str(std::str::from_utf8(&encoded).unwrap());
         }
         text.split("\n\n")
             .filter(|event| !event.is_empty())
