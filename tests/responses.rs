@@ -499,12 +499,6 @@ async fn refusals_name_the_field_and_reach_no_upstream() {
             "`input[0].call_id` is required",
             None,
         ),
-        (
-            json!({"model": "gpt-4o", "input": "Hi", "previous_response_id": "resp_1"}),
-            "previous_response_id",
-            "`previous_response_id` is not supported yet: send the whole conversation in `input`",
-            None,
-        ),
     ];
     for (body, param, message, code) in cases {
         let response = gateway.post("/v1/responses", &body.to_string()).await;
@@ -528,4 +522,81 @@ async fn max_output_tokens_reaches_an_openai_reasoning_model_as_max_completion_t
         mock.requests()[0].json(),
         json!({"model": "o3-mini", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 300})
     );
+}
+
+/// POSTs a Responses body with the caller's key.
+async fn post_as(gateway: &TestGateway, key: &str, body: &Value) -> loom_e2e::TestResponse {
+    let bearer = format!("Bearer {key}");
+    let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+    gateway.post_with("/v1/responses", &headers, &body.to_string()).await
+}
+
+#[tokio::test]
+async fn previous_response_id_continues_the_callers_own_conversations() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    let first = post_as(
+        &gateway,
+        "key-a",
+        &json!({"model": "gpt-4o", "instructions": "Be brief.", "input": "I am Ada."}),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first_id = first.json()["id"].as_str().expect("id").to_owned();
+
+    // Another key cannot continue it; the same key can, streamed, with new instructions.
+    let continued = json!({"model": "gpt-4o", "instructions": "Be kind.", "input": "Who am I?",
+        "previous_response_id": first_id, "stream": true});
+    let stranger = post_as(&gateway, "key-b", &continued).await;
+    assert_eq!(stranger.status, 404, "{}", stranger.text());
+    assert_eq!(
+        stranger.json(),
+        json!({"error": {"message": format!("Previous response with id '{first_id}' not found."),
+            "type": "invalid_request_error", "param": "previous_response_id", "code": "previous_response_not_found"}})
+    );
+    let second = post_as(&gateway, "key-a", &continued).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(
+        mock.requests()[1].json()["messages"],
+        json!([
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "I am Ada."},
+            {"role": "assistant", "content": fixtures::CONTENT},
+            {"role": "user", "content": "Who am I?"}
+        ]),
+        "the earlier turn without its instructions, then this one"
+    );
+    let events = events(&second.text());
+    let (_, completed) = events.last().expect("events");
+    assert_eq!(completed["response"]["previous_response_id"], json!(first_id));
+
+    // The streamed answer was kept too; `store: false` keeps nothing.
+    let second_id = completed["response"]["id"].as_str().expect("id").to_owned();
+    let third = post_as(
+        &gateway,
+        "key-a",
+        &json!({"model": "gpt-4o", "input": "And now?",
+        "previous_response_id": second_id, "store": false}),
+    )
+    .await;
+    assert_eq!(third.status, 200, "{}", third.text());
+    assert_eq!(
+        mock.requests()[2].json()["messages"],
+        json!([
+            {"role": "user", "content": "I am Ada."},
+            {"role": "assistant", "content": fixtures::CONTENT},
+            {"role": "user", "content": "Who am I?"},
+            {"role": "assistant", "content": fixtures::CONTENT},
+            {"role": "user", "content": "And now?"}
+        ])
+    );
+    let third_id = third.json()["id"].as_str().expect("id").to_owned();
+    let fourth = post_as(
+        &gateway,
+        "key-a",
+        &json!({"model": "gpt-4o", "input": "x", "previous_response_id": third_id}),
+    )
+    .await;
+    assert_eq!(fourth.status, 404, "{}", fourth.text());
+    assert_eq!(mock.request_count(), 3);
 }

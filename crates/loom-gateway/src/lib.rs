@@ -50,6 +50,7 @@ pub mod provider_metrics;
 mod request_body;
 mod request_id;
 pub mod responses_format;
+pub mod responses_state;
 mod responses_stream;
 pub mod routes;
 pub mod scrub;

@@ -178,6 +178,22 @@ pub struct ParsedResponses {
     pub echo: ResponseEcho,
     /// The stored response this one continues, if any.
     pub previous_response_id: Option<String>,
+    /// How many of `chat.messages` come from `instructions` (0 or 1), which a later
+    /// turn does not inherit.
+    instructions_len: usize,
+}
+
+impl ParsedResponses {
+    /// Puts an earlier conversation before this request's input (after its instructions).
+    pub fn continue_from(&mut self, history: &[Message]) {
+        let at = self.instructions_len;
+        self.chat.messages.splice(at..at, history.iter().cloned());
+    }
+
+    /// The conversation so far without the instructions: what a later turn continues.
+    pub fn conversation(&self) -> Vec<Message> {
+        self.chat.messages.get(self.instructions_len..).map(<[Message]>::to_vec).unwrap_or_default()
+    }
 }
 
 /// The request settings a `response` object repeats back to the client.
@@ -216,6 +232,7 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
     if let Some(instructions) = &request.instructions {
         messages.push(Message::text(Role::System, instructions.clone()));
     }
+    let instructions_len = messages.len();
     match request.input {
         None if request.previous_response_id.is_none() => {
             return Err(LoomError::invalid_request("`input` is required", Some("input".into())));
@@ -281,7 +298,7 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
         user: request.user,
         previous_response_id: request.previous_response_id.clone(),
     };
-    Ok(ParsedResponses { chat, echo, previous_response_id: request.previous_response_id })
+    Ok(ParsedResponses { chat, echo, previous_response_id: request.previous_response_id, instructions_len })
 }
 
 /// Refuses what Loom cannot do for a Responses client.
