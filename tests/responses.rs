@@ -600,3 +600,39 @@ async fn previous_response_id_continues_the_callers_own_conversations() {
     assert_eq!(fourth.status, 404, "{}", fourth.text());
     assert_eq!(mock.request_count(), 3);
 }
+
+#[tokio::test]
+async fn a_gemini_function_call_round_trip_keeps_the_thought_signature() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&gemini_config(&mock)).await;
+    mock.push_reply(Reply::json(gemini_fixtures::function_call_response("gemini-2.5-flash")));
+    mock.push_reply(Reply::json(gemini_fixtures::text_response("gemini-2.5-flash", "Sunny.")));
+    let tools = json!([{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
+    let first = json!({"model": "gemini-2.5-flash", "input": "Weather in Paris?", "tools": tools});
+    let response = gateway.post("/v1/responses", &first.to_string()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let output = response.json()["output"].as_array().cloned().expect("output");
+    assert_eq!(
+        masked(Value::Array(output.clone())),
+        json!([
+            {"type": "reasoning", "id": "rs_*", "summary": [], "encrypted_content": "Cs4BAdHtim9sig", "status": "completed"},
+            {"type": "function_call", "id": "fc_*", "call_id": "call_loom_0", "name": "get_weather",
+             "arguments": "{\"city\":\"Paris\"}", "status": "completed"}
+        ])
+    );
+    let mut input = vec![json!({"role": "user", "content": "Weather in Paris?"})];
+    input.extend(output);
+    input.push(json!({"type": "function_call_output", "call_id": "call_loom_0", "output": "clear"}));
+    let second = json!({"model": "gemini-2.5-flash", "input": input, "tools": tools});
+    let response = gateway.post("/v1/responses", &second.to_string()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        mock.requests()[1].json()["contents"],
+        json!([
+            {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                "thoughtSignature": "Cs4BAdHtim9sig"}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "clear"}}}]}
+        ])
+    );
+}

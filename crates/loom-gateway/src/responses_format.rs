@@ -7,10 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use loom_core::message::{
-    FilePart, FileRef, ImageUrl, ImageUrlPart, InputAudio, InputAudioPart, RedactedThinkingPart, TextPart,
-    ThinkingPart,
-};
+use loom_core::message::{FilePart, FileRef, ImageUrl, ImageUrlPart, InputAudio, InputAudioPart, TextPart};
 use loom_core::request::JsonSchemaFormat;
 use loom_core::tool::{FunctionName, NamedToolChoice, ToolChoiceMode};
 use loom_core::{
@@ -475,9 +472,14 @@ fn input_messages(items: Vec<Value>) -> Result<Vec<Message>, LoomError> {
 }
 
 /// The assistant-side items gathered into one canonical assistant message.
+///
+/// Reasoning goes in `thinking_blocks`, the way OpenAI-format clients carry it back:
+/// every provider reads it from there (Anthropic as thinking blocks before the text,
+/// Gemini as the thought signature of the first part, OpenAI drops it).
 #[derive(Default)]
 struct AssistantTurn {
     parts: Vec<ContentPart>,
+    thinking_blocks: Vec<Value>,
     tool_calls: Vec<ToolCall>,
     refusal: Option<String>,
 }
@@ -505,20 +507,26 @@ impl AssistantTurn {
         let text: String = reasoning.summary.into_iter().map(|summary| summary.text).collect();
         match reasoning.encrypted_content {
             Some(encrypted) if encrypted.starts_with(REDACTED_PREFIX) => {
-                let data = encrypted[REDACTED_PREFIX.len()..].to_owned();
-                self.parts.push(ContentPart::RedactedThinking(RedactedThinkingPart { data }));
+                let data = &encrypted[REDACTED_PREFIX.len()..];
+                self.thinking_blocks.push(json!({"type": "redacted_thinking", "data": data}));
             }
             signature => {
                 if text.is_empty() && signature.is_none() {
                     return;
                 }
-                self.parts.push(ContentPart::Thinking(ThinkingPart { thinking: text, signature }));
+                let signature = signature.unwrap_or_default();
+                self.thinking_blocks
+                    .push(json!({"type": "thinking", "thinking": text, "signature": signature}));
             }
         }
     }
 
     fn flush(&mut self, out: &mut Vec<Message>) {
-        if self.parts.is_empty() && self.tool_calls.is_empty() && self.refusal.is_none() {
+        if self.parts.is_empty()
+            && self.thinking_blocks.is_empty()
+            && self.tool_calls.is_empty()
+            && self.refusal.is_none()
+        {
             return;
         }
         let parts = std::mem::take(&mut self.parts);
@@ -531,6 +539,10 @@ impl AssistantTurn {
         let calls = std::mem::take(&mut self.tool_calls);
         message.tool_calls = (!calls.is_empty()).then_some(calls);
         message.refusal = self.refusal.take();
+        if !self.thinking_blocks.is_empty() {
+            let blocks = std::mem::take(&mut self.thinking_blocks);
+            message.extra.insert("thinking_blocks".to_owned(), Value::Array(blocks));
+        }
         out.push(message);
     }
 }
@@ -973,10 +985,9 @@ mod tests {
             serde_json::to_value(&parsed.chat.messages).unwrap(),
             json!([
                 {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
-                {"role": "assistant", "content": [
-                    {"type": "thinking", "thinking": "think", "signature": "sig"},
-                    {"type": "text", "text": "Checking."}
-                ], "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "assistant", "content": "Checking.",
+                 "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                 "thinking_blocks": [{"type": "thinking", "thinking": "think", "signature": "sig"}]},
                 {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
             ])
         );
@@ -1059,11 +1070,12 @@ mod tests {
         let back = assistant_message(&response.output).unwrap();
         assert_eq!(
             serde_json::to_value(&back).unwrap(),
-            json!({"role": "assistant", "content": [
+            json!({"role": "assistant", "content": "Hi",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            "thinking_blocks": [
                 {"type": "thinking", "thinking": "hmm", "signature": "sig"},
-                {"type": "redacted_thinking", "data": "enc"},
-                {"type": "text", "text": "Hi"}
-            ], "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+                {"type": "redacted_thinking", "data": "enc"}
+            ]})
         );
     }
 }
