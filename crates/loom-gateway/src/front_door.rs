@@ -1,4 +1,5 @@
-//! The HTTP service of the front doors (OpenAI chat, OpenAI Responses and Anthropic): route, read, parse, dispatch, answer.
+//! The HTTP service of the front doors (OpenAI chat and Responses, Anthropic): route, read,
+//! parse, dispatch, answer.
 //!
 //! [`FrontDoor`] is a `tower::Service<http::Request<B>>` for any body `B`, over routes that
 //! each send their requests to an inner `Service<LlmRequest>` (the pipeline), so it can be
@@ -18,8 +19,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use loom_core::{
-    ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, Message, PresentedKey,
-    RequestContext, ResponsePayload, Secret, UpstreamTime,
+    ChatAnswer, ChatRequest, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, Message,
+    PresentedKey, RequestContext, ResponsePayload, Secret, UpstreamTime,
 };
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -373,21 +374,8 @@ where
             LlmRequest::chat(context, chat)
         }
         Call::Responses => {
-            let mut parsed = parse_responses(body)?;
             let scope = scope.ok_or_else(|| LoomError::internal("a Responses request without its scope"))?;
-            if let Some(previous) = parsed.previous_response_id.as_deref() {
-                let history = state
-                    .responses
-                    .get(previous, scope)
-                    .ok_or_else(|| previous_response_not_found(previous))?;
-                parsed.continue_from(&history);
-            }
-            let keep = parsed.echo.store().then(|| Kept {
-                store: state.responses.clone(),
-                scope,
-                conversation: parsed.conversation(),
-            });
-            let mut chat = parsed.chat;
+            let (mut chat, responses) = responses_request(&state.responses, body, scope)?;
             if chat.is_stream() && !state.streaming_enabled {
                 return Err(LoomError::invalid_request(
                     "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
@@ -399,7 +387,7 @@ where
                 chat.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
             }
             context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
-            responses_call = Some(ResponsesCall { model: chat.model.clone(), echo: parsed.echo, keep });
+            responses_call = Some(responses);
             LlmRequest::chat(context, chat)
         }
         Call::CountTokens => {
@@ -533,6 +521,26 @@ impl Kept {
         self.conversation.extend(assistant_message(&response.output));
         self.store.put(response.id.clone(), self.scope, self.conversation);
     }
+}
+
+/// Parses a Responses body and puts it after the conversation it continues.
+fn responses_request(
+    store: &Arc<ResponseStore>,
+    body: &[u8],
+    scope: ConversationScope,
+) -> Result<(ChatRequest, ResponsesCall), LoomError> {
+    let mut parsed = parse_responses(body)?;
+    if let Some(previous) = parsed.previous_response_id.as_deref() {
+        let history = store.get(previous, scope).ok_or_else(|| previous_response_not_found(previous))?;
+        parsed.continue_from(&history);
+    }
+    let keep = parsed.echo.store().then(|| Kept {
+        store: store.clone(),
+        scope,
+        conversation: parsed.conversation(),
+    });
+    let call = ResponsesCall { model: parsed.chat.model.clone(), echo: parsed.echo, keep };
+    Ok((parsed.chat, call))
 }
 
 fn previous_response_not_found(id: &str) -> LoomError {
