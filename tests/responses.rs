@@ -153,6 +153,12 @@ async fn a_string_input_to_an_openai_provider() {
         json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]})
     );
     assert_eq!(
+        response.header("x-loom-provider").as_deref(),
+        Some("openai"),
+        "the router chose the provider"
+    );
+    assert!(response.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert_eq!(
         masked(response.json()),
         plain_response("gpt-4o", json!([text_message(fixtures::CONTENT)]), usage(9, 0, 6, 0))
     );
@@ -634,5 +640,26 @@ async fn a_gemini_function_call_round_trip_keeps_the_thought_signature() {
                 "thoughtSignature": "Cs4BAdHtim9sig"}]},
             {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "clear"}}}]}
         ])
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_429_reaches_the_client_in_the_openai_error_shape() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", "")).await;
+    mock.push_reply(Reply::rate_limited(7));
+    let response = gateway.post("/v1/responses", r#"{"model":"gpt-4o","input":"Hi"}"#).await;
+    assert_eq!(response.status, 429, "{}", response.text());
+    assert_eq!(response.header("retry-after").as_deref(), Some("7"));
+    let body = response.json();
+    assert_eq!(
+        (&body["error"]["type"], &body["error"]["code"]),
+        (&json!("rate_limit_error"), &json!("rate_limit_exceeded"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("provider `openai` returned HTTP 429")),
+        "{body}"
     );
 }
