@@ -663,3 +663,29 @@ async fn an_upstream_429_reaches_the_client_in_the_openai_error_shape() {
         "{body}"
     );
 }
+
+/// A usage row: user, model requested, provider, input and output tokens, streamed.
+type LedgerRow = (Option<String>, String, Option<String>, i64, i64, bool);
+
+#[tokio::test]
+async fn whole_and_streamed_responses_are_accounted_like_chat() {
+    let mock = MockUpstream::start().await;
+    let (_dir, ledger) = loom_e2e::ledger_dir("loom-responses-");
+    let accounting =
+        format!("  token_accounting:\n    ledger_path: {}\n    flush_interval: 50ms\n", ledger.display());
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", &accounting)).await;
+    let whole = gateway.post("/v1/responses", r#"{"model":"gpt-4o","input":"Hi","user":"u-1"}"#).await;
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    let streamed = gateway.post("/v1/responses", r#"{"model":"gpt-4o","input":"Hi","stream":true}"#).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    let rows: Vec<LedgerRow> = loom_e2e::ledger_rows(
+        &ledger,
+        "user, model_requested, provider, input_tokens, output_tokens, streamed",
+        2,
+    )
+    .await;
+    let row = |user: Option<&str>, streamed: bool| {
+        (user.map(str::to_owned), "gpt-4o".to_owned(), Some("openai".to_owned()), 9, 6, streamed)
+    };
+    assert_eq!(rows, [row(Some("u-1"), false), row(None, true)]);
+}
