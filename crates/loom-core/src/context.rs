@@ -11,6 +11,8 @@ pub enum ClientFormat {
     OpenAi,
     /// Anthropic messages.
     Anthropic,
+    /// OpenAI Responses (`/v1/responses`), translated to chat at the edge.
+    Responses,
 }
 
 /// Who is calling; filled by authentication, or from request hints until then.

@@ -1,4 +1,5 @@
-//! The HTTP service of the front doors (OpenAI and Anthropic): route, read, parse, dispatch, answer.
+//! The HTTP service of the front doors (OpenAI chat and Responses, Anthropic): route, read,
+//! parse, dispatch, answer.
 //!
 //! [`FrontDoor`] is a `tower::Service<http::Request<B>>` for any body `B`, over routes that
 //! each send their requests to an inner `Service<LlmRequest>` (the pipeline), so it can be
@@ -18,8 +19,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use loom_core::{
-    ChatAnswer, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, PresentedKey, RequestContext,
-    ResponsePayload, Secret, UpstreamTime,
+    ChatAnswer, ChatRequest, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, Message,
+    PresentedKey, RequestContext, ResponsePayload, Secret, UpstreamTime,
 };
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -34,6 +35,11 @@ use crate::metrics::Metrics;
 use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_embeddings, to_json};
 use crate::request_body::{BodyLimits, read_body};
 use crate::request_id::RequestIds;
+use crate::responses_format::{
+    ResponseEcho, ResponseObject, assistant_message, parse_responses, to_response,
+};
+use crate::responses_state::{ConversationScope, ResponseStore, ResponseStoreLimits};
+use crate::responses_stream::{OnFinished, responses_events};
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
 
@@ -102,6 +108,8 @@ struct FrontDoorState<S> {
     request_ids: RequestIds,
     metrics: Arc<Metrics>,
     pass_presented_keys: bool,
+    /// Conversations kept for the Responses API's `previous_response_id`.
+    responses: Arc<ResponseStore>,
 }
 
 impl<S> FrontDoor<S> {
@@ -121,6 +129,7 @@ impl<S> FrontDoor<S> {
                 request_ids: RequestIds::new(),
                 metrics: settings.metrics,
                 pass_presented_keys: settings.pass_presented_keys,
+                responses: Arc::new(ResponseStore::new(ResponseStoreLimits::default())),
             }),
         }
     }
@@ -187,6 +196,7 @@ enum Call {
     Embeddings,
     Messages,
     CountTokens,
+    Responses,
 }
 
 impl Endpoint {
@@ -197,6 +207,7 @@ impl Endpoint {
             "embeddings" => Endpoint::Call(Call::Embeddings),
             "messages" => Endpoint::Call(Call::Messages),
             "messages/count_tokens" => Endpoint::Call(Call::CountTokens),
+            "responses" => Endpoint::Call(Call::Responses),
             _ => return None,
         })
     }
@@ -211,6 +222,7 @@ impl Endpoint {
     fn format(self) -> ClientFormat {
         match self {
             Endpoint::Call(Call::Messages | Call::CountTokens) => ClientFormat::Anthropic,
+            Endpoint::Call(Call::Responses) => ClientFormat::Responses,
             Endpoint::Call(Call::Chat | Call::Embeddings) | Endpoint::Models => ClientFormat::OpenAi,
         }
     }
@@ -326,6 +338,11 @@ where
     let header_user = header_identity(request.headers(), &LOOM_USER);
     let header_team = header_identity(request.headers(), &LOOM_TEAM);
     let presented_key = if state.pass_presented_keys { presented_key(request.headers()) } else { None };
+    // Conversations belong to the key that stored them, whether or not the stack sees it.
+    let scope = (call == Call::Responses).then(|| {
+        let key = presented_key.clone().or_else(|| self::presented_key(request.headers()));
+        state.responses.scope(key.as_ref().map(|key| key.0.expose()))
+    });
     // One deadline from the request's arrival: a slow body eats into it.
     let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
     let body = read_body(request, &state.body_limits, deadline).await?;
@@ -338,6 +355,7 @@ where
         context.extensions.insert(key);
     }
     let mut wants_usage = false;
+    let mut responses_call = None;
     let llm_request = match call {
         Call::Chat | Call::Messages => {
             let mut chat = if call == Call::Messages { parse_messages(body)? } else { parse_chat(body)? };
@@ -353,6 +371,23 @@ where
             }
             context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
             wants_usage = chat.wants_stream_usage();
+            LlmRequest::chat(context, chat)
+        }
+        Call::Responses => {
+            let scope = scope.ok_or_else(|| LoomError::internal("a Responses request without its scope"))?;
+            let (mut chat, responses) = responses_request(&state.responses, body, scope)?;
+            if chat.is_stream() && !state.streaming_enabled {
+                return Err(LoomError::invalid_request(
+                    "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
+                    Some("stream".into()),
+                ));
+            }
+            if chat.is_stream() {
+                // `response.completed` always carries usage.
+                chat.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
+            }
+            context.identity.user = header_user.or_else(|| chat.user.as_deref().map(Arc::from));
+            responses_call = Some(responses);
             LlmRequest::chat(context, chat)
         }
         Call::CountTokens => {
@@ -384,6 +419,11 @@ where
     let mut http_response = match endpoint.format() {
         ClientFormat::OpenAi => openai_answer(state, response, deadline, wants_usage)?,
         ClientFormat::Anthropic => anthropic_answer(state, response, deadline)?,
+        ClientFormat::Responses => {
+            let call = responses_call
+                .ok_or_else(|| LoomError::internal("a Responses answer without its request"))?;
+            responses_answer(state, response, deadline, call)?
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
         http_response.headers_mut().insert(LOOM_PROVIDER, value);
@@ -454,6 +494,88 @@ fn anthropic_answer<S>(
         }
         ResponsePayload::Embeddings(_) => {
             return Err(LoomError::internal("an embeddings answer to a messages request"));
+        }
+    })
+}
+
+/// What a Responses answer needs from its request.
+struct ResponsesCall {
+    /// The model asked for (a stream names it until the provider does).
+    model: String,
+    echo: ResponseEcho,
+    /// Where the conversation goes once answered; `None` with `store: false`.
+    keep: Option<Kept>,
+}
+
+/// A conversation to keep once its answer is known.
+struct Kept {
+    store: Arc<ResponseStore>,
+    scope: ConversationScope,
+    /// Input so far (earlier turns included, instructions not).
+    conversation: Vec<Message>,
+}
+
+impl Kept {
+    /// Stores the conversation with `response`'s output, under its id.
+    fn keep(mut self, response: &ResponseObject) {
+        self.conversation.extend(assistant_message(&response.output));
+        self.store.put(response.id.clone(), self.scope, self.conversation);
+    }
+}
+
+/// Parses a Responses body and puts it after the conversation it continues.
+fn responses_request(
+    store: &Arc<ResponseStore>,
+    body: &[u8],
+    scope: ConversationScope,
+) -> Result<(ChatRequest, ResponsesCall), LoomError> {
+    let mut parsed = parse_responses(body)?;
+    if let Some(previous) = parsed.previous_response_id.as_deref() {
+        let history = store.get(previous, scope).ok_or_else(|| previous_response_not_found(previous))?;
+        parsed.continue_from(&history);
+    }
+    let keep = parsed.echo.store().then(|| Kept {
+        store: store.clone(),
+        scope,
+        conversation: parsed.conversation(),
+    });
+    let call = ResponsesCall { model: parsed.chat.model.clone(), echo: parsed.echo, keep };
+    Ok((parsed.chat, call))
+}
+
+fn previous_response_not_found(id: &str) -> LoomError {
+    let shown: String = id.chars().take(MAX_MODEL_NAME_BYTES).collect();
+    let mut error =
+        LoomError::new(ErrorKind::NotFound, format!("Previous response with id '{shown}' not found."))
+            .with_code("previous_response_not_found");
+    error.param = Some("previous_response_id".to_owned());
+    error
+}
+
+fn responses_answer<S>(
+    state: &FrontDoorState<S>,
+    response: LlmResponse,
+    deadline: Instant,
+    call: ResponsesCall,
+) -> Result<Response<ResponseBody>, LoomError> {
+    Ok(match response.payload {
+        ResponsePayload::Chat(answer) => {
+            let answer = to_response(answer.into_typed()?, &call.echo)?;
+            if let Some(keep) = call.keep {
+                keep.keep(&answer);
+            }
+            json_response(StatusCode::OK, to_json(&answer)?)
+        }
+        ResponsePayload::Stream(chunks) => {
+            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
+            let on_finished = call
+                .keep
+                .map(|keep| Box::new(move |answer: &ResponseObject| keep.keep(answer)) as OnFinished);
+            let events = responses_events(chunks, call.model, &call.echo, on_finished);
+            sse_response(SseBody::new(events, state.flush_interval))
+        }
+        ResponsePayload::TokenCount(_) | ResponsePayload::Embeddings(_) => {
+            return Err(LoomError::internal("a token count or embeddings answer to a Responses request"));
         }
     })
 }

@@ -64,7 +64,7 @@ pub fn openai_error_json(error: &LoomError) -> Vec<u8> {
 /// when known, and the error's own headers.
 pub fn error_response(format: ClientFormat, error: &LoomError) -> Response<Bytes> {
     let body = match format {
-        ClientFormat::OpenAi => openai_error_json(error),
+        ClientFormat::OpenAi | ClientFormat::Responses => openai_error_json(error),
         ClientFormat::Anthropic => crate::anthropic_format::anthropic_error_json(error),
     };
     let mut response = Response::new(Bytes::from(body));

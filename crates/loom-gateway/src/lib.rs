@@ -1,7 +1,7 @@
 //! # loom-gateway
 //!
-//! Loom's HTTP edge: the OpenAI front door (`/v1/chat/completions`, `/v1/embeddings`,
-//! `/v1/models`) over hyper (HTTP/1.1 keep-alive and h2c), SSE streaming with
+//! Loom's HTTP edge: the OpenAI front door (`/v1/chat/completions`, `/v1/responses`,
+//! `/v1/embeddings`, `/v1/models`) over hyper (HTTP/1.1 keep-alive and h2c), SSE streaming with
 //! `streaming.flush_interval`, the admin server (`/health`, `/metrics`), and the
 //! config schema that every block of the spec loads into.
 //!
@@ -49,6 +49,9 @@ pub mod pipeline;
 pub mod provider_metrics;
 mod request_body;
 mod request_id;
+pub mod responses_format;
+pub mod responses_state;
+mod responses_stream;
 pub mod routes;
 pub mod scrub;
 pub mod server;
