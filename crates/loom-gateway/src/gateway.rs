@@ -55,6 +55,9 @@ pub enum GatewayError {
         /// Why.
         reason: String,
     },
+    /// The local embedding model could not be loaded or started.
+    #[error("ai_gateway.embedder.path: {0}")]
+    Embedder(#[from] loom_tokens::embed::EmbedError),
     /// A `checks` block could not be compiled (validation rules this out).
     #[error("{key}: {source}")]
     Checks {
@@ -159,7 +162,10 @@ impl Gateway {
                 .with_recorder(recorder.clone())
                 .with_observer(observer.clone())
         });
-        let checks = build_checks(config)?.with_recorder(recorder.clone()).with_observer(observer.clone());
+        let mut checks = build_checks(config)?.with_recorder(recorder.clone()).with_observer(observer.clone());
+        if let Some(embedder) = build_embedder(config)? {
+            checks = checks.with_embedder(embedder);
+        }
         let scan_checks = Arc::new(ScanChecks {
             layer: checks.clone(),
             routes: config.routes.iter().map(|route| route.id.clone()).collect(),
@@ -376,6 +382,14 @@ fn build_checks(config: &LoomConfig) -> Result<CheckLayer, GatewayError> {
         layer = layer.with_key(id, compile(format!("ai_gateway.auth.keys ({id}).checks"), checks)?);
     }
     Ok(layer)
+}
+
+/// The local embedding model on its threads, when `ai_gateway.embedder` is configured.
+fn build_embedder(config: &LoomConfig) -> Result<Option<Arc<loom_tokens::embed::EmbedPool>>, GatewayError> {
+    let Some(embedder) = &config.ai_gateway.embedder else { return Ok(None) };
+    let model = loom_tokens::embed::Embedder::load(&embedder.path)?;
+    let options = loom_tokens::embed::PoolOptions { threads: embedder.threads, queue_capacity: embedder.queue };
+    Ok(Some(Arc::new(loom_tokens::embed::EmbedPool::new(Arc::new(model), options)?)))
 }
 
 /// A router target: a provider, behind its provider-scoped limits when any may apply.

@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+#[path = "common/labelled.rs"]
+mod labelled;
+
 use loom_guard::inspect::features::{self, Features};
 use loom_guard::inspect::injection::{self, Verdict};
 use loom_guard::inspect::linear::{self, LinearModel};
@@ -133,43 +136,22 @@ fn run(options: &Options) -> Result<(), String> {
 }
 
 fn load(dir: &Path) -> Result<Vec<Example>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
-        .collect();
-    files.sort();
-    let mut examples = Vec::new();
-    for file in files {
-        let content = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        for (number, line) in content.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let at = || format!("{}:{}", file.display(), number + 1);
-            let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
-            let field = |name: &str| {
-                value[name].as_str().map(str::to_owned).ok_or_else(|| format!("{}: no {name}", at()))
-            };
-            let label = match &value["label"] {
-                serde_json::Value::Bool(b) => *b,
-                serde_json::Value::Number(n) => n.as_i64() == Some(1),
-                _ => return Err(format!("{}: no label", at())),
-            };
-            let text = field("text")?;
-            let normalized = normalize(&text);
+    Ok(labelled::load(dir)?
+        .into_iter()
+        .map(|row| {
+            let normalized = normalize(&row.text);
             let features = features::extract(&normalized.folded);
-            examples.push(Example {
-                label,
-                // Optional: not every source labels categories.
-                category: value["category"].as_str().unwrap_or_default().to_owned(),
-                source: field("source")?,
-                split: field("split")?,
+            Example {
+                label: row.label,
+                category: row.category,
+                source: row.source,
+                split: row.split,
                 normalized,
                 features,
-                text,
-            });
-        }
-    }
-    Ok(examples)
+                text: row.text,
+            }
+        })
+        .collect())
 }
 
 /// Full-batch logistic regression with L2, by Adam steps; each source weighs the same.

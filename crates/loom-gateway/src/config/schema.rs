@@ -180,8 +180,33 @@ pub struct AiGatewayConfig {
     pub reservations: loom_guard::ReservationsConfig,
     /// Where limits, budgets and keys live: in memory, or on Redis shared by instances.
     pub state: loom_guard::StateConfig,
-    /// Security checks on what the model reads (absent: none, unless a route or key has its own).
+    /// Security checks on what the model reads (absent: the built-in ones).
     pub checks: Option<loom_guard::ChecksConfig>,
+    /// The local sentence-embedding model (the injection check's embedding stage).
+    pub embedder: Option<EmbedderConfig>,
+}
+
+/// `ai_gateway.embedder:` the local sentence-embedding model and the threads it runs on.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderConfig {
+    /// The model directory (`config.json`, `model.safetensors`, `tokenizer.json`), e.g.
+    /// all-MiniLM-L6-v2's; loaded at start, never downloaded.
+    pub path: std::path::PathBuf,
+    /// Threads that run embeddings, off the front door's (default 1).
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Embeddings that may wait for a thread; past that a request goes on without one (default 16).
+    #[serde(default = "sixteen")]
+    pub queue: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn sixteen() -> usize {
+    16
 }
 
 /// Default `ai_gateway.models_refresh`.
@@ -237,6 +262,7 @@ impl Default for AiGatewayConfig {
             reservations: loom_guard::ReservationsConfig::default(),
             state: loom_guard::StateConfig::default(),
             checks: None,
+            embedder: None,
         }
     }
 }

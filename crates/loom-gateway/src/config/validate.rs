@@ -64,7 +64,7 @@ impl LoomConfig {
                 "at least one provider is required (or set ai_gateway.enabled: false)",
             );
         }
-        validate_routes(&self.routes, &self.ai_gateway.providers, &mut problems);
+        validate_routes(&self.routes, &self.ai_gateway, &mut problems);
         check_one_price_per_provider(&self.written_prices(), &mut problems);
         ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
     }
@@ -82,6 +82,26 @@ fn validate_guard(ai: &AiGatewayConfig, problems: &mut Problems) {
     ];
     for problem in found.into_iter().flatten() {
         problems.add(problem.path, problem.message);
+    }
+    validate_embedder(ai, problems);
+}
+
+/// An embedding stage needs `ai_gateway.embedder`; the embedder needs a thread.
+fn validate_embedder(ai: &AiGatewayConfig, problems: &mut Problems) {
+    if let Some(embedder) = &ai.embedder
+        && !(1..=64).contains(&embedder.threads)
+    {
+        problems.add("ai_gateway.embedder.threads", "must be 1 to 64");
+    }
+    if ai.embedder.is_some() {
+        return;
+    }
+    let key_checks = ai.auth.keys.iter().enumerate().map(|(index, key)| (format!("ai_gateway.auth.keys[{index}].checks"), &key.checks));
+    let global = std::iter::once(("ai_gateway.checks".to_owned(), &ai.checks));
+    for (path, checks) in global.chain(key_checks) {
+        if checks.as_ref().is_some_and(|checks| checks.injection.embedding.enabled) {
+            problems.add(format!("{path}.injection.embedding.enabled"), "needs `ai_gateway.embedder` (the model's path)");
+        }
     }
 }
 
@@ -439,7 +459,8 @@ fn validate_routing(
     }
 }
 
-fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig], problems: &mut Problems) {
+fn validate_routes(routes: &[RouteConfig], ai: &AiGatewayConfig, problems: &mut Problems) {
+    let providers = &ai.providers;
     let mut ids = BTreeSet::new();
     let mut paths = BTreeMap::new();
     for (index, route) in routes.iter().enumerate() {
@@ -461,6 +482,12 @@ fn validate_routes(routes: &[RouteConfig], providers: &[ProviderConfig], problem
             if route.ai_gateway {
                 for problem in checks.validate_at(&format!("{key}.checks")) {
                     problems.add(problem.path, problem.message);
+                }
+                if checks.injection.embedding.enabled && ai.embedder.is_none() {
+                    problems.add(
+                        format!("{key}.checks.injection.embedding.enabled"),
+                        "needs `ai_gateway.embedder` (the model's path)",
+                    );
                 }
             } else {
                 problems.add(format!("{key}.checks"), "only allowed on a route with `ai_gateway: true`");

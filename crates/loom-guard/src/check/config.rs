@@ -109,13 +109,65 @@ pub struct InjectionConfig {
     pub threshold: Option<f32>,
     /// Whether system and developer messages are skipped (default true: operators write them).
     pub exempt_system: bool,
+    /// The embedding stage (off unless `enabled: true`; needs `ai_gateway.embedder`).
+    pub embedding: EmbeddingStageConfig,
 }
 
 impl Default for InjectionConfig {
     fn default() -> Self {
-        InjectionConfig { enabled: true, action: Action::Block, threshold: None, exempt_system: true }
+        InjectionConfig {
+            enabled: true,
+            action: Action::Block,
+            threshold: None,
+            exempt_system: true,
+            embedding: EmbeddingStageConfig::default(),
+        }
     }
 }
+
+/// `checks.injection.embedding`: a classifier over the text's sentence embedding, asked
+/// only when the default stages' score falls in the band they are unsure about.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingStageConfig {
+    /// Whether the stage runs (default false).
+    pub enabled: bool,
+    /// How long a request waits for its embedding (default 200ms).
+    #[serde(with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+    /// What the check decides when no embedding comes (saturated pool, timeout, error):
+    /// `allow` keeps the default stages' decision (the default), `block` treats the text
+    /// as an injection.
+    pub on_error: OnEmbeddingError,
+    /// Most windows of 256 word pieces embedded per text (default 4; the rest is read by
+    /// the default stages only).
+    pub max_windows: usize,
+}
+
+impl Default for EmbeddingStageConfig {
+    fn default() -> Self {
+        EmbeddingStageConfig {
+            enabled: false,
+            timeout: std::time::Duration::from_millis(200),
+            on_error: OnEmbeddingError::Allow,
+            max_windows: 4,
+        }
+    }
+}
+
+/// `checks.injection.embedding.on_error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEmbeddingError {
+    /// Keep the default stages' decision.
+    #[default]
+    Allow,
+    /// Treat the text as an injection.
+    Block,
+}
+
+/// Most windows `checks.injection.embedding.max_windows` may ask for.
+pub const MAX_EMBEDDING_WINDOWS: usize = 32;
 
 /// One `checks.content_filters[]` entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -164,6 +216,19 @@ impl ChecksConfig {
             problems.push(ConfigProblem {
                 path: format!("{path}.injection.threshold"),
                 message: format!("{threshold} is not in (0, 1]"),
+            });
+        }
+        let embedding = &self.injection.embedding;
+        if embedding.enabled && !(1..=MAX_EMBEDDING_WINDOWS).contains(&embedding.max_windows) {
+            problems.push(ConfigProblem {
+                path: format!("{path}.injection.embedding.max_windows"),
+                message: format!("must be 1 to {MAX_EMBEDDING_WINDOWS}"),
+            });
+        }
+        if embedding.enabled && embedding.timeout.is_zero() {
+            problems.push(ConfigProblem {
+                path: format!("{path}.injection.embedding.timeout"),
+                message: "must be more than 0".to_owned(),
             });
         }
         let only_pii = |path: String| ConfigProblem {

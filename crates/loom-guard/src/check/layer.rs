@@ -18,6 +18,9 @@ pub(super) struct Settings {
     pub(super) keys: HashMap<Arc<str>, Arc<Policy>>,
     pub(super) recorder: Option<Arc<UsageRecorder>>,
     pub(super) observer: Arc<dyn GuardObserver>,
+    /// The pool the injection check's embedding stage runs on.
+    #[cfg(feature = "embed")]
+    pub(super) embedder: Option<Arc<loom_tokens::embed::EmbedPool>>,
 }
 
 impl Settings {
@@ -46,6 +49,8 @@ impl CheckLayer {
                 keys: HashMap::new(),
                 recorder: None,
                 observer: Arc::new(NoObserver),
+                #[cfg(feature = "embed")]
+                embedder: None,
             }),
         }
     }
@@ -86,6 +91,13 @@ impl CheckLayer {
     /// The global checks, when configured.
     pub fn global_policy(&self) -> Option<Arc<Policy>> {
         self.settings.global.clone()
+    }
+
+    /// Runs the injection check's embedding stage (where a policy enables it) on `pool`.
+    #[cfg(feature = "embed")]
+    pub fn with_embedder(mut self, pool: Arc<loom_tokens::embed::EmbedPool>) -> Self {
+        self.settings_mut().embedder = Some(pool);
+        self
     }
 
     /// Reports decisions to `observer`.

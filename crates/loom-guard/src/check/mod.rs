@@ -52,6 +52,8 @@ mod answer_scan;
 mod config;
 mod layer;
 mod policy;
+#[cfg(feature = "embed")]
+mod semantic_stage;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -59,8 +61,8 @@ pub mod text;
 
 pub use answer_scan::HOLD_BACK;
 pub use config::{
-    Action, ChecksConfig, ContentFilterConfig, InjectionConfig, MAX_FILTER_PATTERNS, MAX_FILTERS,
-    MAX_REGEX_BYTES, PiiConfig, Side,
+    Action, ChecksConfig, ContentFilterConfig, EmbeddingStageConfig, InjectionConfig, MAX_EMBEDDING_WINDOWS,
+    MAX_FILTER_PATTERNS, MAX_FILTERS, MAX_REGEX_BYTES, OnEmbeddingError, PiiConfig, Side,
 };
 pub use layer::CheckLayer;
 pub use policy::{Finding, INJECTION, InjectionFinding, PII, Policy, PolicyError, Scan};

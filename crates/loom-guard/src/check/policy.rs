@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
-use super::config::{Action, ChecksConfig, ContentFilterConfig, MAX_REGEX_BYTES, Side};
+use super::config::{Action, ChecksConfig, ContentFilterConfig, EmbeddingStageConfig, MAX_REGEX_BYTES, Side};
 use super::text::{Inspected, rewrite_texts};
 use crate::inspect::injection::{Verdict, injection_score};
 use crate::inspect::normalize::{Normalized, fold, normalize, windows};
 use crate::inspect::pii::{PiiKind, find};
 use crate::inspect::redact::Redactor;
+use crate::inspect::semantic;
 use loom_core::RequestPayload;
 
 /// The name of the prompt-injection check (in errors, headers, metrics and usage records).
@@ -55,6 +56,8 @@ struct InjectionCheck {
     action: Action,
     threshold: Option<f32>,
     exempt_system: bool,
+    /// The embedding stage, when enabled.
+    embedding: Option<EmbeddingStageConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +95,10 @@ pub struct InjectionFinding {
     pub threshold: f32,
     /// The rule ids that matched, in order of first match.
     pub rules: Vec<&'static str>,
+    /// Which of the inspected texts scored highest.
+    pub top: Option<usize>,
+    /// The embedding stage's probability, when it ran.
+    pub embedding: Option<f32>,
 }
 
 /// What `POST /ai/guard/scan` reports about one text.
@@ -114,6 +121,7 @@ impl Policy {
             action: config.injection.action,
             threshold: config.injection.threshold,
             exempt_system: config.injection.exempt_system,
+            embedding: config.injection.embedding.enabled.then(|| config.injection.embedding.clone()),
         });
         let on = |filter: &ContentFilterConfig, side| filter.on.contains(&side);
         let filters_on = |side| {
@@ -140,6 +148,11 @@ impl Policy {
     /// Whether no check runs.
     pub fn is_empty(&self) -> bool {
         self.injection.is_none() && self.filters.is_empty() && self.pii.is_none() && !self.checks_answers()
+    }
+
+    /// The injection check's embedding stage, when enabled.
+    pub fn embedding_stage(&self) -> Option<&EmbeddingStageConfig> {
+        self.injection.as_ref().and_then(|check| check.embedding.as_ref())
     }
 
     /// Whether any check reads answers (besides PII redaction).
@@ -194,7 +207,7 @@ impl Policy {
         let mut injection = self.injection.as_ref().map(|check| (check, InjectionFinding::default()));
         let mut fired = vec![false; self.filters.len()];
         let mut pii_kinds: Vec<PiiKind> = Vec::new();
-        for text in texts {
+        for (index, text) in texts.iter().enumerate() {
             if let Some(check) = &self.pii
                 && !(text.system && check.exempt_system)
             {
@@ -212,7 +225,7 @@ impl Policy {
             }
             let injection_open = injection
                 .as_ref()
-                .is_some_and(|(check, found)| check.applies(text) && !found.fired(check.threshold));
+                .is_some_and(|(check, found)| check.applies(text) && !found.settled(check));
             let deny_open = self
                 .filters
                 .iter()
@@ -224,7 +237,7 @@ impl Policy {
             for window in windows(&text.text) {
                 let normalized = normalize(window);
                 if injection_open && let Some((_, found)) = injection.as_mut() {
-                    found.add(&injection_score(&normalized));
+                    found.add(&injection_score(&normalized), index);
                 }
                 for (filter, fired) in self.filters.iter().zip(fired.iter_mut()) {
                     if !*fired && filter.applies(text) && filter.matches_folded(&normalized) {
@@ -317,12 +330,15 @@ impl Policy {
 
 impl Default for InjectionFinding {
     fn default() -> Self {
-        InjectionFinding { score: 0.0, threshold: f32::INFINITY, rules: Vec::new() }
+        InjectionFinding { score: 0.0, threshold: f32::INFINITY, rules: Vec::new(), top: None, embedding: None }
     }
 }
 
 impl InjectionFinding {
-    fn add(&mut self, verdict: &Verdict) {
+    fn add(&mut self, verdict: &Verdict, text: usize) {
+        if self.top.is_none() || verdict.score > self.score {
+            self.top = Some(text);
+        }
         self.score = self.score.max(verdict.score);
         // The built-in model's threshold is the same for every text.
         self.threshold = verdict.threshold;
@@ -340,6 +356,16 @@ impl InjectionFinding {
         } else {
             injection_score(&Normalized::default()).threshold
         }
+    }
+
+    /// Whether no later text can change the decision: the score is at or above the
+    /// threshold and, with the embedding stage, above the band it decides.
+    fn settled(&self, check: &InjectionCheck) -> bool {
+        let band_top = match (&check.embedding, semantic::builtin()) {
+            (Some(_), Ok(model)) => model.band[1],
+            _ => 0.0,
+        };
+        self.fired(check.threshold) && self.score >= band_top
     }
 
     fn fired(&self, configured: Option<f32>) -> bool {

@@ -64,7 +64,12 @@ where
     let Some(policy) = policy.filter(|policy| !policy.is_empty()) else {
         return inner.oneshot(request).await;
     };
-    let (request, findings, redactor) = inspect(policy.clone(), request).await?;
+    #[cfg_attr(not(feature = "embed"), allow(unused_mut))]
+    let (mut request, mut findings, redactor) = inspect(policy.clone(), request).await?;
+    #[cfg(feature = "embed")]
+    if let (Some(pool), Ok(model)) = (&settings.embedder, crate::inspect::semantic::builtin()) {
+        super::semantic_stage::decide(pool, model, &policy, &mut request, &mut findings).await;
+    }
     let mut flagged: Vec<&str> = Vec::new();
     let mut blocked = None;
     for finding in &findings {
@@ -169,10 +174,16 @@ fn block(finding: &Finding) -> LoomError {
         Some(injection) if !injection.rules.is_empty() => {
             format!("Request blocked by the prompt-injection check (rules: {})", injection.rules.join(", "))
         }
-        Some(injection) => format!(
-            "Request blocked by the prompt-injection check (score {:.2} >= threshold {:.2})",
-            injection.score, injection.threshold
-        ),
+        Some(injection) => match injection.embedding {
+            Some(probability) => format!(
+                "Request blocked by the prompt-injection check (score {:.2}, embedding stage {:.2})",
+                injection.score, probability
+            ),
+            None => format!(
+                "Request blocked by the prompt-injection check (score {:.2} >= threshold {:.2})",
+                injection.score, injection.threshold
+            ),
+        },
         None if !finding.pii_kinds.is_empty() => {
             format!("Request blocked by the PII check (found: {})", finding.pii_kinds.join(", "))
         }

@@ -8,4 +8,5 @@ pub mod normalize;
 pub mod pii;
 pub mod redact;
 pub mod rules;
+pub mod semantic;
 pub mod stream_redact;
