@@ -1,6 +1,8 @@
 //! `loom guard eval`: measure the prompt-injection check on labelled JSONL (one
 //! `{"text": ..., "label": 0 or 1}` per line), per stage: precision, recall, F1,
-//! false-positive rate and time per text. Needs no config.
+//! false-positive rate and time per text. Needs no config. With `--embedder DIR` (the
+//! all-MiniLM-L6-v2 model directory) also the embedding stage: all stages' figures, the
+//! share of texts that reach it, and its time per text by length.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,10 @@ struct EvalArgs {
     /// Also print each text the decision got wrong (first 120 characters), with its score.
     #[arg(long)]
     errors: bool,
+    /// The sentence-embedding model directory (all-MiniLM-L6-v2): also measure the
+    /// embedding stage, on one thread.
+    #[arg(long, value_name = "DIR")]
+    embedder: Option<PathBuf>,
     /// Labelled JSONL files; each is reported alone, then all together.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -58,8 +64,72 @@ pub fn run(args: &GuardArgs) -> ExitCode {
     }
 }
 
-/// The stages reported: what each flags.
-const STAGES: [&str; 3] = ["rules", "learned", "rules + learned"];
+/// The stages reported: what each flags (the last only with an embedder).
+const STAGES: [&str; 4] = ["rules", "learned", "rules + learned", "all stages"];
+
+/// Word-piece lengths the embedding stage's times are grouped by: up to 16, 128, 512, more.
+const LENGTHS: [(usize, &str); 4] = [(16, "<=16"), (128, "17-128"), (512, "129-512"), (usize::MAX, ">512")];
+
+/// The embedding stage under measurement: one worker thread, as in the gateway's default.
+struct EmbeddingStage {
+    pool: loom_tokens::embed::EmbedPool,
+    model: &'static loom_guard::inspect::semantic::SemanticModel,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl EmbeddingStage {
+    fn load(dir: &Path) -> Result<EmbeddingStage, String> {
+        let embedder = loom_tokens::embed::Embedder::load(dir).map_err(|error| error.to_string())?;
+        let options = loom_tokens::embed::PoolOptions { threads: 1, queue_capacity: 1 };
+        let pool = loom_tokens::embed::EmbedPool::new(std::sync::Arc::new(embedder), options)
+            .map_err(|error| error.to_string())?;
+        let model = loom_guard::inspect::semantic::builtin().map_err(|error| error.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|error| error.to_string())?;
+        Ok(EmbeddingStage { pool, model, runtime })
+    }
+
+    /// The embedding stage's decision on a text whose default score is `score`, when it
+    /// is in the band, with the word pieces embedded and the time it took.
+    fn judge(&self, text: &str, score: f32) -> Result<Option<(bool, usize, Duration)>, String> {
+        if !self.model.in_band(score) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let pending = self.pool.try_embed_windows(text, 4).map_err(|error| error.to_string())?;
+        let windows = self.runtime.block_on(pending).map_err(|error| error.to_string())?;
+        let took = started.elapsed();
+        let verdict = self.model.decide(score, windows.iter().map(|window| window.as_slice()));
+        let pieces = self.pool.embedder().token_count(text).map_err(|error| error.to_string())?;
+        Ok(Some((verdict.injection, pieces, took)))
+    }
+
+    /// (p50, p99) in ms of embedding a text of `pieces` word pieces, over `runs` runs.
+    fn probe(&self, pieces: usize, runs: usize) -> Result<(f64, f64), String> {
+        // "word " is one word piece; [CLS] and [SEP] make up the rest.
+        let text = "word ".repeat(pieces.saturating_sub(2));
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            let pending = self.pool.try_embed_windows(text.as_str(), 4).map_err(|error| error.to_string())?;
+            self.runtime.block_on(pending).map_err(|error| error.to_string())?;
+            times.push(started.elapsed());
+        }
+        Ok(millis_percentiles(&mut times))
+    }
+}
+
+/// (p50, p99) of `times`, in ms.
+fn millis_percentiles(times: &mut [Duration]) -> (f64, f64) {
+    times.sort_unstable();
+    let at = |quantile: f64| {
+        let index = ((times.len() as f64 - 1.0) * quantile).round() as usize;
+        times.get(index).map_or(0.0, |time| time.as_secs_f64() * 1e3)
+    };
+    (at(0.5), at(0.99))
+}
 
 /// Confusion counts of one stage.
 #[derive(Debug, Default, Clone, Copy)]
@@ -113,9 +183,13 @@ fn ratio(part: u64, whole: u64) -> f64 {
 #[derive(Debug, Default, Clone)]
 struct Report {
     name: String,
-    stages: [Counts; 3],
+    stages: [Counts; 4],
     times: Vec<Duration>,
     bytes: u64,
+    /// Whether the embedding stage was measured.
+    embedding: bool,
+    /// The texts that reached the embedding stage: word pieces and time.
+    embedded: Vec<(usize, Duration)>,
 }
 
 impl Report {
@@ -125,6 +199,31 @@ impl Report {
         }
         self.times.extend_from_slice(&other.times);
         self.bytes += other.bytes;
+        self.embedding |= other.embedding;
+        self.embedded.extend_from_slice(&other.embedded);
+    }
+
+    /// The stages measured.
+    fn stages(&self) -> &[Counts] {
+        if self.embedding { &self.stages } else { &self.stages[..3] }
+    }
+
+    /// Per length group with texts: its name, the count, and (p50, p99) in ms.
+    fn embedding_times(&self) -> Vec<(&'static str, usize, (f64, f64))> {
+        let mut lower = 0;
+        LENGTHS
+            .iter()
+            .filter_map(|&(upper, name)| {
+                let mut times: Vec<Duration> = self
+                    .embedded
+                    .iter()
+                    .filter(|(pieces, _)| *pieces > lower && *pieces <= upper)
+                    .map(|(_, time)| *time)
+                    .collect();
+                lower = upper;
+                (!times.is_empty()).then(|| (name, times.len(), millis_percentiles(&mut times)))
+            })
+            .collect()
     }
 
     /// (p50, p99) of the time per text, in µs.
@@ -145,10 +244,11 @@ impl Report {
 }
 
 fn evaluate(args: &EvalArgs) -> Result<String, String> {
+    let stage = args.embedder.as_deref().map(EmbeddingStage::load).transpose()?;
     let mut reports = Vec::new();
     let mut errors = String::new();
     for path in &args.files {
-        reports.push(evaluate_file(path, args.errors.then_some(&mut errors))?);
+        reports.push(evaluate_file(path, stage.as_ref(), args.errors.then_some(&mut errors))?);
     }
     if reports.len() > 1 {
         let mut all = Report { name: "all".to_owned(), ..Report::default() };
@@ -157,14 +257,21 @@ fn evaluate(args: &EvalArgs) -> Result<String, String> {
         }
         reports.push(all);
     }
-    let figures = if args.json { as_json(&reports) } else { as_table(&reports) };
+    let probes = match &stage {
+        Some(stage) => [16, 128, 512]
+            .into_iter()
+            .map(|pieces| Ok((pieces, stage.probe(pieces, 30)?)))
+            .collect::<Result<Vec<_>, String>>()?,
+        None => Vec::new(),
+    };
+    let figures = if args.json { as_json(&reports, &probes) } else { as_table(&reports, &probes) };
     Ok(figures + &errors)
 }
 
 /// The figures of one file; with `errors`, each wrong decision is written there.
-fn evaluate_file(path: &Path, mut errors: Option<&mut String>) -> Result<Report, String> {
+fn evaluate_file(path: &Path, stage: Option<&EmbeddingStage>, mut errors: Option<&mut String>) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
-    let mut report = Report { name: path.display().to_string(), ..Report::default() };
+    let mut report = Report { name: path.display().to_string(), embedding: stage.is_some(), ..Report::default() };
     for (index, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
         let labelled: Labelled = serde_json::from_str(line).map_err(|error| {
             format!("{}:{}: {error} (expected {{\"text\", \"label\"}})", path.display(), index + 1)
@@ -177,8 +284,15 @@ fn evaluate_file(path: &Path, mut errors: Option<&mut String>) -> Result<Report,
         report.times.push(started.elapsed());
         report.bytes += labelled.text.len() as u64;
         let injection = labelled.label == 1;
+        let mut decision = verdict.injection;
+        if let Some(stage) = stage
+            && let Some((embedded, pieces, took)) = stage.judge(&labelled.text, verdict.score)?
+        {
+            decision = embedded;
+            report.embedded.push((pieces, took));
+        }
         if let Some(errors) = errors.as_deref_mut()
-            && verdict.injection != injection
+            && decision != injection
         {
             let kind = if injection { "missed" } else { "false positive" };
             let shown: String = labelled.text.chars().take(120).collect();
@@ -191,7 +305,7 @@ fn evaluate_file(path: &Path, mut errors: Option<&mut String>) -> Result<Report,
             );
         }
         let flags =
-            [!verdict.rules.matched.is_empty(), verdict.learned >= verdict.threshold, verdict.injection];
+            [!verdict.rules.matched.is_empty(), verdict.learned >= verdict.threshold, verdict.injection, decision];
         for (counts, flagged) in report.stages.iter_mut().zip(flags) {
             counts.add(injection, flagged);
         }
@@ -202,7 +316,7 @@ fn evaluate_file(path: &Path, mut errors: Option<&mut String>) -> Result<Report,
     Ok(report)
 }
 
-fn as_table(reports: &[Report]) -> String {
+fn as_table(reports: &[Report], probes: &[(usize, (f64, f64))]) -> String {
     let mut out = String::new();
     for report in reports {
         let (p50, p99) = report.percentiles();
@@ -215,7 +329,20 @@ fn as_table(reports: &[Report]) -> String {
             p99,
             report.micros_per_kib()
         );
-        for (stage, counts) in STAGES.iter().zip(&report.stages) {
+        if report.embedding {
+            let share = ratio(report.embedded.len() as u64, report.times.len() as u64);
+            let _ = writeln!(
+                out,
+                "  embedding stage: reached by {} of {} texts ({:.1}%), one thread",
+                report.embedded.len(),
+                report.times.len(),
+                share * 100.0
+            );
+            for (name, count, (p50, p99)) in report.embedding_times() {
+                let _ = writeln!(out, "    {name:>8} word pieces: {count:>5} texts, {p50:.1} ms p50, {p99:.1} ms p99");
+            }
+        }
+        for (stage, counts) in STAGES.iter().zip(report.stages()) {
             let _ = writeln!(
                 out,
                 "  {stage:<16} precision {:.3}  recall {:.3}  F1 {:.3}  FPR {:.4}  (tp {} fp {} tn {} fn {})",
@@ -230,17 +357,20 @@ fn as_table(reports: &[Report]) -> String {
             );
         }
     }
+    for (pieces, (p50, p99)) in probes {
+        let _ = writeln!(out, "embedding {pieces} word pieces (30 runs, one thread): {p50:.1} ms p50, {p99:.1} ms p99");
+    }
     out
 }
 
-fn as_json(reports: &[Report]) -> String {
+fn as_json(reports: &[Report], probes: &[(usize, (f64, f64))]) -> String {
     let reports: Vec<_> = reports
         .iter()
         .map(|report| {
             let (p50, p99) = report.percentiles();
             let stages: serde_json::Map<_, _> = STAGES
                 .iter()
-                .zip(&report.stages)
+                .zip(report.stages())
                 .map(|(stage, counts)| {
                     let figures = json!({
                         "precision": counts.precision(),
@@ -262,10 +392,20 @@ fn as_json(reports: &[Report]) -> String {
                 "p99_us": p99,
                 "us_per_kib": report.micros_per_kib(),
                 "stages": stages,
+                "embedding_stage": report.embedding.then(|| json!({
+                    "reached": report.embedded.len(),
+                    "by_word_pieces": report.embedding_times().into_iter().map(|(name, count, (p50, p99))| {
+                        json!({"word_pieces": name, "texts": count, "p50_ms": p50, "p99_ms": p99})
+                    }).collect::<Vec<_>>(),
+                })),
             })
         })
         .collect();
-    format!("{}\n", json!({ "injection": reports }))
+    let probes: Vec<_> = probes
+        .iter()
+        .map(|(pieces, (p50, p99))| json!({"word_pieces": pieces, "p50_ms": p50, "p99_ms": p99}))
+        .collect();
+    format!("{}\n", json!({ "injection": reports, "embedding_probes": probes }))
 }
 
 #[cfg(test)]
@@ -286,7 +426,7 @@ mod tests {
             "",
             r#"{"text": "What is the capital of Australia?", "label": 0}"#,
         ]);
-        let report = evaluate_file(data.path(), None).unwrap();
+        let report = evaluate_file(data.path(), None, None).unwrap();
         assert_eq!(report.times.len(), 3);
         let combined = report.stages[2];
         assert_eq!(
@@ -308,15 +448,15 @@ mod tests {
     #[test]
     fn bad_lines_name_the_file_and_line() {
         let data = file(&[r#"{"text": "hi", "label": 0}"#, r#"{"text": "hi"}"#]);
-        let error = evaluate_file(data.path(), None).unwrap_err();
+        let error = evaluate_file(data.path(), None, None).unwrap_err();
         assert!(
             error.ends_with(":2: missing field `label` at line 1 column 14 (expected {\"text\", \"label\"})"),
             "{error}"
         );
         let data = file(&[r#"{"text": "hi", "label": 2}"#]);
-        assert!(evaluate_file(data.path(), None).unwrap_err().ends_with(":1: label must be 0 or 1"));
+        assert!(evaluate_file(data.path(), None, None).unwrap_err().ends_with(":1: label must be 0 or 1"));
         let data = file(&[""]);
-        assert!(evaluate_file(data.path(), None).unwrap_err().ends_with(": no labelled lines"));
+        assert!(evaluate_file(data.path(), None, None).unwrap_err().ends_with(": no labelled lines"));
     }
 
     #[test]
