@@ -48,7 +48,8 @@ mod tests {
 
     #[test]
     fn recognises_exactly_the_text_it_embedded() {
-        let prompt = PromptEmbedding::new("Is Python dynamically typed?", Arc::new(Embedding::new(vec![1.0])));
+        let prompt =
+            PromptEmbedding::new("Is Python dynamically typed?", Arc::new(Embedding::new(vec![1.0])));
         assert!(prompt.is_of("Is Python dynamically typed?"));
         assert!(!prompt.is_of("Is Python dynamically typed? "));
         assert!(!prompt.is_of("is python dynamically typed?"));

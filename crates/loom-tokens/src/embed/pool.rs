@@ -150,7 +150,10 @@ impl WorkerPool {
         Ok(pool)
     }
 
-    fn submit<T, F>(&self, work: F) -> Result<impl Future<Output = Result<T, EmbedError>> + Send + 'static, Saturated>
+    fn submit<T, F>(
+        &self,
+        work: F,
+    ) -> Result<impl Future<Output = Result<T, EmbedError>> + Send + 'static, Saturated>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, EmbedError> + Send + 'static,
@@ -179,11 +182,8 @@ impl Drop for WorkerPool {
 /// A worker's loop: run queued jobs until the pool is dropped, skipping abandoned ones.
 fn work(queue: &Receiver<Box<dyn Job>>, stopping: &AtomicBool) {
     // Without this pool gemm would fan out over the global rayon pool (every core).
-    let single_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .thread_name(|_| "loom-embed-gemm".into())
-        .build()
-        .ok();
+    let single_thread =
+        rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "loom-embed-gemm".into()).build().ok();
     for job in queue.iter() {
         if stopping.load(Ordering::Acquire) {
             // Dropping the job drops its answer: the caller sees PoolStopped.
@@ -208,7 +208,10 @@ mod tests {
     use super::*;
 
     /// Work that reports it started, then waits until the test lets it finish.
-    fn gated(started: mpsc::Sender<()>, gate: Receiver<()>) -> impl FnOnce() -> Result<u32, EmbedError> + Send {
+    fn gated(
+        started: mpsc::Sender<()>,
+        gate: Receiver<()>,
+    ) -> impl FnOnce() -> Result<u32, EmbedError> + Send {
         move || {
             let _ = started.send(());
             let _ = gate.recv();
