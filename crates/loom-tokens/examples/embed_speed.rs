@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use loom_tokens::embed::{EmbedPool, Embedder, PoolOptions};
 
+// The allocator the `loom` binary uses: a forward pass allocates every intermediate tensor.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Words the tokenizer keeps whole: `n` of them are `n` word pieces.
 const WORDS: [&str; 10] =
     ["the", "gateway", "routes", "every", "request", "through", "a", "local", "model", "today"];

@@ -44,7 +44,8 @@ pub struct Saturated;
 /// bounded queue that refuses work at once when full (backpressure, never an unbounded
 /// backlog). Callers await the returned future under their own timeout; a job whose future
 /// was dropped before a worker reached it is skipped. Dropping the pool stops the workers
-/// after their current job; jobs still queued then resolve to [`EmbedError::PoolStopped`].
+/// after their current job (the drop waits for them: at most one embedding each); jobs
+/// still queued then resolve to [`EmbedError::PoolStopped`].
 pub struct EmbedPool {
     embedder: Arc<Embedder>,
     workers: WorkerPool,
