@@ -46,6 +46,14 @@ impl PromptEmbedding {
 mod tests {
     use super::*;
 
+    /// What `http::Extensions::insert` asks of a type.
+    fn request_extension<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn can_travel_in_request_extensions() {
+        request_extension::<PromptEmbedding>();
+    }
+
     #[test]
     fn recognises_exactly_the_text_it_embedded() {
         let prompt =

@@ -285,6 +285,15 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_and_its_futures_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync + 'static>() {}
+        fn sent<T: Send + 'static>(_: &T) {}
+        shared::<EmbedPool>();
+        let pool = WorkerPool::new(PoolOptions::default()).unwrap();
+        sent(&pool.submit(|| Ok(1)).unwrap());
+    }
+
+    #[test]
     fn zero_threads_means_one() {
         let pool = WorkerPool::new(PoolOptions { threads: 0, queue_capacity: 0 }).unwrap();
         assert_eq!(pool.threads.len(), 1);
