@@ -123,13 +123,32 @@ impl Embedder {
     /// Always returns at least one embedding: text that fits one window gives one (empty
     /// text gives [`Embedder::embed`]'s of ""). Considers the first [`MAX_INPUT_BYTES`] bytes.
     pub fn embed_windows(&self, text: &str, max_windows: usize) -> Result<Vec<Embedding>, EmbedError> {
+        self.embed_windows_unless(text, max_windows, &|| false)
+    }
+
+    /// [`Embedder::embed_windows`], giving up with [`EmbedError::Abandoned`] before a window
+    /// when `abandoned()` says nobody waits for the answer any more.
+    pub(crate) fn embed_windows_unless(
+        &self,
+        text: &str,
+        max_windows: usize,
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<Vec<Embedding>, EmbedError> {
         let ids = self.word_pieces(cut(text, MAX_INPUT_BYTES))?;
         let chunks: Vec<&[u32]> = ids.chunks(self.window_word_pieces()).collect();
         if chunks.is_empty() {
             return Ok(vec![self.embed_word_pieces(&[])?]);
         }
         sample_evenly(chunks.len(), max_windows.max(1))
-            .map(|index| self.embed_word_pieces(chunks[index]))
+            .map(
+                |index| {
+                    if abandoned() {
+                        Err(EmbedError::Abandoned)
+                    } else {
+                        self.embed_word_pieces(chunks[index])
+                    }
+                },
+            )
             .collect()
     }
 
