@@ -1,4 +1,5 @@
-//! Latency of the local MiniLM embedder through a one-thread [`EmbedPool`], by input length.
+//! Latency of the local MiniLM embedder through a one-thread [`EmbedPool`], by input length,
+//! and its CPU cost (process CPU time per job, so other load on the machine does not count).
 //!
 //! ```text
 //! CANDLE_NUM_THREADS=1 cargo run --release -p loom-tokens --features embed --example embed_speed -- target/test-data/minilm
@@ -25,6 +26,19 @@ const WORDS: [&str; 10] =
 
 fn text_of(word_pieces: usize) -> String {
     (0..word_pieces).map(|i| WORDS[i % WORDS.len()]).collect::<Vec<_>>().join(" ")
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat`, 100 ticks a second).
+fn process_cpu_seconds() -> Result<f64, Box<dyn std::error::Error>> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').ok_or("malformed /proc/self/stat")?.1.split_whitespace().collect();
+    let ticks = |index: usize| -> Result<f64, Box<dyn std::error::Error>> {
+        Ok(fields.get(index).ok_or("short /proc/self/stat")?.parse::<f64>()?)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -58,7 +72,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let pool = EmbedPool::new(Arc::clone(&embedder), PoolOptions { threads: 1, queue_capacity: 1 })?;
-    println!("{:<30} {:>6} {:>9} {:>9} {:>12}", "input", "runs", "p50 ms", "p99 ms", "emb/s/core");
+    println!(
+        "{:<30} {:>6} {:>9} {:>9} {:>11} {:>12}",
+        "input", "runs", "p50 ms", "p99 ms", "cpu ms/job", "jobs/s/core"
+    );
     for (label, word_pieces, windows, runs) in [
         ("16 word pieces", 16, None, 300),
         ("128 word pieces", 128, None, 100),
@@ -69,7 +86,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let text = text_of(word_pieces);
         assert_eq!(embedder.token_count(&text)?, word_pieces);
         let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs + 3 {
+        let mut cpu_started = None;
+        for run in 0..runs + 3 {
+            if run == 3 {
+                cpu_started = Some(process_cpu_seconds()?);
+            }
             let started = Instant::now();
             match windows {
                 None => drop(pool.try_embed(text.clone())?.await?),
@@ -79,12 +100,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let mut times = times.split_off(3); // warm-up
         times.sort();
-        let mean = times.iter().sum::<Duration>().as_secs_f64() / times.len() as f64;
+        // CPU time, not wall time: other processes on the machine do not count against it.
+        let cpu_per_job = (process_cpu_seconds()? - cpu_started.unwrap_or_default()) / runs as f64;
         println!(
-            "{label:<30} {runs:>6} {:>9.2} {:>9.2} {:>12.1}",
+            "{label:<30} {runs:>6} {:>9.2} {:>9.2} {:>11.2} {:>12.1}",
             percentile(&times, 0.5),
             percentile(&times, 0.99),
-            1.0 / mean
+            cpu_per_job * 1000.0,
+            1.0 / cpu_per_job
         );
     }
     Ok(())
