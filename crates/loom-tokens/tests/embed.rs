@@ -185,16 +185,24 @@ fn a_missing_file_is_named() {
     let empty = tempfile::tempdir().unwrap();
     let error = load_error(empty.path());
     assert!(matches!(&error, EmbedError::Read { file, .. } if file == &empty.path().join("config.json")));
-    assert!(error.to_string().starts_with(&format!("cannot read {}", empty.path().join("config.json").display())));
+    assert!(
+        error.to_string().starts_with(&format!("cannot read {}", empty.path().join("config.json").display()))
+    );
 
     let Some(model) = model_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     copy_model_files(&model, dir.path(), &["config.json"]);
     let error = load_error(dir.path());
-    assert!(matches!(&error, EmbedError::Read { file, .. } if file == &dir.path().join("tokenizer.json")), "{error}");
+    assert!(
+        matches!(&error, EmbedError::Read { file, .. } if file == &dir.path().join("tokenizer.json")),
+        "{error}"
+    );
     copy_model_files(&model, dir.path(), &["tokenizer.json"]);
     let error = load_error(dir.path());
-    assert!(matches!(&error, EmbedError::Read { file, .. } if file == &dir.path().join("model.safetensors")), "{error}");
+    assert!(
+        matches!(&error, EmbedError::Read { file, .. } if file == &dir.path().join("model.safetensors")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -203,7 +211,10 @@ fn a_malformed_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
     let error = load_error(dir.path());
-    assert!(matches!(&error, EmbedError::Malformed { file, .. } if file == &dir.path().join("config.json")), "{error}");
+    assert!(
+        matches!(&error, EmbedError::Malformed { file, .. } if file == &dir.path().join("config.json")),
+        "{error}"
+    );
 
     copy_model_files(&model, dir.path(), &["config.json", "tokenizer.json"]);
     let weights = std::fs::read(model.join("model.safetensors")).unwrap();

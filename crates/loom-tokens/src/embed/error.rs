@@ -30,6 +30,9 @@ pub enum EmbedError {
     /// The pool shut down, or its worker failed, before the job ran.
     #[error("the embedding pool stopped before the job ran")]
     PoolStopped,
+    /// The caller stopped waiting (its future was dropped) while the job ran.
+    #[error("the caller stopped waiting for the embedding")]
+    Abandoned,
     /// The pool's threads could not be started.
     #[error("cannot start the embedding pool: {0}")]
     Spawn(String),

@@ -46,9 +46,18 @@ impl PromptEmbedding {
 mod tests {
     use super::*;
 
+    /// What `http::Extensions::insert` asks of a type.
+    fn request_extension<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn can_travel_in_request_extensions() {
+        request_extension::<PromptEmbedding>();
+    }
+
     #[test]
     fn recognises_exactly_the_text_it_embedded() {
-        let prompt = PromptEmbedding::new("Is Python dynamically typed?", Arc::new(Embedding::new(vec![1.0])));
+        let prompt =
+            PromptEmbedding::new("Is Python dynamically typed?", Arc::new(Embedding::new(vec![1.0])));
         assert!(prompt.is_of("Is Python dynamically typed?"));
         assert!(!prompt.is_of("Is Python dynamically typed? "));
         assert!(!prompt.is_of("is python dynamically typed?"));

@@ -123,22 +123,39 @@ impl Embedder {
     /// Always returns at least one embedding: text that fits one window gives one (empty
     /// text gives [`Embedder::embed`]'s of ""). Considers the first [`MAX_INPUT_BYTES`] bytes.
     pub fn embed_windows(&self, text: &str, max_windows: usize) -> Result<Vec<Embedding>, EmbedError> {
+        self.embed_windows_unless(text, max_windows, &|| false)
+    }
+
+    /// [`Embedder::embed_windows`], giving up with [`EmbedError::Abandoned`] before a window
+    /// when `abandoned()` says nobody waits for the answer any more.
+    pub(crate) fn embed_windows_unless(
+        &self,
+        text: &str,
+        max_windows: usize,
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<Vec<Embedding>, EmbedError> {
         let ids = self.word_pieces(cut(text, MAX_INPUT_BYTES))?;
         let chunks: Vec<&[u32]> = ids.chunks(self.window_word_pieces()).collect();
         if chunks.is_empty() {
             return Ok(vec![self.embed_word_pieces(&[])?]);
         }
         sample_evenly(chunks.len(), max_windows.max(1))
-            .map(|index| self.embed_word_pieces(chunks[index]))
+            .map(
+                |index| {
+                    if abandoned() {
+                        Err(EmbedError::Abandoned)
+                    } else {
+                        self.embed_word_pieces(chunks[index])
+                    }
+                },
+            )
             .collect()
     }
 
     /// Word-piece ids of `text`, without special tokens.
     fn word_pieces(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
-        let encoding = self
-            .tokenizer
-            .encode_fast(text, false)
-            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        let encoding =
+            self.tokenizer.encode_fast(text, false).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -194,12 +211,14 @@ fn cut(text: &str, max_bytes: usize) -> &str {
 }
 
 fn read(path: &Path, limit: u64) -> Result<Vec<u8>, EmbedError> {
-    read_config_file(path, limit).map_err(|e| EmbedError::Read { file: path.to_owned(), message: e.to_string() })
+    read_config_file(path, limit)
+        .map_err(|e| EmbedError::Read { file: path.to_owned(), message: e.to_string() })
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EmbedError> {
     let bytes = read(path, MAX_CONFIG_BYTES)?;
-    serde_json::from_slice(&bytes).map_err(|e| EmbedError::Malformed { file: path.to_owned(), message: e.to_string() })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| EmbedError::Malformed { file: path.to_owned(), message: e.to_string() })
 }
 
 /// sentence-transformers' maximum sequence length, bounded by the model's position table.
@@ -246,7 +265,8 @@ fn load_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer, EmbedError> {
 /// The BERT weights, read into memory (no mmap: no `unsafe`, and the file may change later).
 fn load_model(path: &Path, config: &Config) -> Result<BertModel, EmbedError> {
     let bytes = read(path, MAX_WEIGHTS_BYTES)?;
-    let malformed = |e: candle_core::Error| EmbedError::Malformed { file: path.to_owned(), message: e.to_string() };
+    let malformed =
+        |e: candle_core::Error| EmbedError::Malformed { file: path.to_owned(), message: e.to_string() };
     let weights = VarBuilder::from_slice_safetensors(&bytes, DType::F32, &Device::Cpu).map_err(malformed)?;
     BertModel::load(weights, config).map_err(malformed)
 }

@@ -44,7 +44,8 @@ pub struct Saturated;
 /// bounded queue that refuses work at once when full (backpressure, never an unbounded
 /// backlog). Callers await the returned future under their own timeout; a job whose future
 /// was dropped before a worker reached it is skipped. Dropping the pool stops the workers
-/// after their current job; jobs still queued then resolve to [`EmbedError::PoolStopped`].
+/// after their current job (the drop waits for them: at most one embedding each); jobs
+/// still queued then resolve to [`EmbedError::PoolStopped`].
 pub struct EmbedPool {
     embedder: Arc<Embedder>,
     workers: WorkerPool,
@@ -63,18 +64,21 @@ impl EmbedPool {
         text: impl Into<String>,
     ) -> Result<impl Future<Output = Result<Embedding, EmbedError>> + Send + 'static, Saturated> {
         let (embedder, text) = (Arc::clone(&self.embedder), text.into());
-        self.workers.submit(move || embedder.embed(&text))
+        self.workers.submit(move |_abandoned: &dyn Fn() -> bool| embedder.embed(&text))
     }
 
     /// Queues [`Embedder::embed_windows`] of `text`, or refuses at once when the queue is full.
-    /// One job: the windows run one after the other on one worker.
+    /// One job: the windows run one after the other on one worker, which stops before the
+    /// next window once the caller has dropped the future.
     pub fn try_embed_windows(
         &self,
         text: impl Into<String>,
         max_windows: usize,
     ) -> Result<impl Future<Output = Result<Vec<Embedding>, EmbedError>> + Send + 'static, Saturated> {
         let (embedder, text) = (Arc::clone(&self.embedder), text.into());
-        self.workers.submit(move || embedder.embed_windows(&text, max_windows))
+        self.workers.submit(move |abandoned: &dyn Fn() -> bool| {
+            embedder.embed_windows_unless(&text, max_windows, abandoned)
+        })
     }
 
     /// The shared embedder.
@@ -115,15 +119,16 @@ struct Reply<T, F> {
     answer: oneshot::Sender<Result<T, EmbedError>>,
 }
 
-impl<T: Send, F: FnOnce() -> Result<T, EmbedError> + Send> Job for Reply<T, F> {
+impl<T: Send, F: FnOnce(&dyn Fn() -> bool) -> Result<T, EmbedError> + Send> Job for Reply<T, F> {
     fn abandoned(&self) -> bool {
         self.answer.is_closed()
     }
 
     fn run(self: Box<Self>) {
         let Reply { work, answer } = *self;
+        let result = work(&|| answer.is_closed());
         // The receiver may be gone by now; nobody waits for the answer then.
-        let _ = answer.send(work());
+        let _ = answer.send(result);
     }
 }
 
@@ -150,10 +155,13 @@ impl WorkerPool {
         Ok(pool)
     }
 
-    fn submit<T, F>(&self, work: F) -> Result<impl Future<Output = Result<T, EmbedError>> + Send + 'static, Saturated>
+    fn submit<T, F>(
+        &self,
+        work: F,
+    ) -> Result<impl Future<Output = Result<T, EmbedError>> + Send + 'static, Saturated>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, EmbedError> + Send + 'static,
+        F: FnOnce(&dyn Fn() -> bool) -> Result<T, EmbedError> + Send + 'static,
     {
         let (answer, receiver) = oneshot::channel();
         let jobs = self.jobs.as_ref().ok_or(Saturated)?;
@@ -179,11 +187,8 @@ impl Drop for WorkerPool {
 /// A worker's loop: run queued jobs until the pool is dropped, skipping abandoned ones.
 fn work(queue: &Receiver<Box<dyn Job>>, stopping: &AtomicBool) {
     // Without this pool gemm would fan out over the global rayon pool (every core).
-    let single_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .thread_name(|_| "loom-embed-gemm".into())
-        .build()
-        .ok();
+    let single_thread =
+        rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "loom-embed-gemm".into()).build().ok();
     for job in queue.iter() {
         if stopping.load(Ordering::Acquire) {
             // Dropping the job drops its answer: the caller sees PoolStopped.
@@ -208,8 +213,11 @@ mod tests {
     use super::*;
 
     /// Work that reports it started, then waits until the test lets it finish.
-    fn gated(started: mpsc::Sender<()>, gate: Receiver<()>) -> impl FnOnce() -> Result<u32, EmbedError> + Send {
-        move || {
+    fn gated(
+        started: mpsc::Sender<()>,
+        gate: Receiver<()>,
+    ) -> impl FnOnce(&dyn Fn() -> bool) -> Result<u32, EmbedError> + Send {
+        move |_| {
             let _ = started.send(());
             let _ = gate.recv();
             Ok(1)
@@ -223,13 +231,13 @@ mod tests {
         let (open, gate) = crossbeam_channel::unbounded();
         let running = pool.submit(gated(started, gate)).unwrap();
         started_rx.recv().unwrap();
-        let queued = pool.submit(|| Ok(2)).unwrap();
-        assert!(matches!(pool.submit(|| Ok(3)), Err(Saturated)));
+        let queued = pool.submit(|_| Ok(2)).unwrap();
+        assert!(matches!(pool.submit(|_| Ok(3)), Err(Saturated)));
 
         open.send(()).unwrap();
         assert_eq!(running.await.unwrap(), 1);
         assert_eq!(queued.await.unwrap(), 2);
-        assert_eq!(pool.submit(|| Ok(4)).unwrap().await.unwrap(), 4);
+        assert_eq!(pool.submit(|_| Ok(4)).unwrap().await.unwrap(), 4);
     }
 
     #[tokio::test]
@@ -241,10 +249,10 @@ mod tests {
         let running = pool.submit(gated(started, gate)).unwrap();
         started_rx.recv().unwrap();
         let counted = Arc::clone(&runs);
-        let abandoned = pool.submit(move || Ok(counted.fetch_add(1, Ordering::SeqCst) as u32)).unwrap();
+        let abandoned = pool.submit(move |_| Ok(counted.fetch_add(1, Ordering::SeqCst) as u32)).unwrap();
         drop(abandoned);
         let counted = Arc::clone(&runs);
-        let kept = pool.submit(move || Ok(counted.fetch_add(1, Ordering::SeqCst) as u32 + 10)).unwrap();
+        let kept = pool.submit(move |_| Ok(counted.fetch_add(1, Ordering::SeqCst) as u32 + 10)).unwrap();
 
         open.send(()).unwrap();
         assert_eq!(running.await.unwrap(), 1);
@@ -253,11 +261,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_running_job_learns_that_its_caller_left() {
+        let pool = WorkerPool::new(PoolOptions { threads: 1, queue_capacity: 1 }).unwrap();
+        let (started, started_rx) = mpsc::channel();
+        let (open, gate) = crossbeam_channel::unbounded::<()>();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let record = Arc::clone(&seen);
+        let running = pool
+            .submit(move |abandoned: &dyn Fn() -> bool| {
+                let _ = started.send(());
+                let _ = gate.recv();
+                record.store(if abandoned() { 2 } else { 1 }, Ordering::SeqCst);
+                Ok(0)
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        drop(running);
+        open.send(()).unwrap();
+        // One worker, in order: once the next job answers, the first has finished.
+        assert_eq!(pool.submit(|_| Ok(7)).unwrap().await.unwrap(), 7);
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn a_panicking_job_fails_alone() {
         let pool = WorkerPool::new(PoolOptions { threads: 1, queue_capacity: 1 }).unwrap();
-        let panicking = pool.submit(|| -> Result<u32, EmbedError> { panic!("boom") }).unwrap();
+        let panicking =
+            pool.submit(|_: &dyn Fn() -> bool| -> Result<u32, EmbedError> { panic!("boom") }).unwrap();
         assert!(matches!(panicking.await, Err(EmbedError::PoolStopped)));
-        assert_eq!(pool.submit(|| Ok(5)).unwrap().await.unwrap(), 5);
+        assert_eq!(pool.submit(|_| Ok(5)).unwrap().await.unwrap(), 5);
     }
 
     #[tokio::test]
@@ -267,7 +299,7 @@ mod tests {
         let (open, gate) = crossbeam_channel::unbounded();
         let running = pool.submit(gated(started, gate)).unwrap();
         started_rx.recv().unwrap();
-        let queued = pool.submit(|| Ok(2)).unwrap();
+        let queued = pool.submit(|_| Ok(2)).unwrap();
         let stopping = Arc::clone(&pool.stopping);
         let stopper = std::thread::spawn(move || drop(pool));
         while !stopping.load(Ordering::Acquire) {
@@ -278,6 +310,15 @@ mod tests {
         stopper.join().unwrap();
         assert_eq!(running.await.unwrap(), 1);
         assert!(matches!(queued.await, Err(EmbedError::PoolStopped)));
+    }
+
+    #[test]
+    fn the_pool_and_its_futures_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync + 'static>() {}
+        fn sent<T: Send + 'static>(_: &T) {}
+        shared::<EmbedPool>();
+        let pool = WorkerPool::new(PoolOptions::default()).unwrap();
+        sent(&pool.submit(|_| Ok(1)).unwrap());
     }
 
     #[test]
