@@ -25,6 +25,9 @@ const EAGER_COMMIT_VAR: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
 /// environment already says. mimalloc reserves its first arena before `main`, so only the
 /// environment at start-up can change it; the cost is one `exec` (same process id). After
 /// the first exact token count Loom then holds 31 MB instead of 50 MB (docs/benchmarks.md).
+/// The same `exec` sets `CANDLE_NUM_THREADS=1` unless it is set: candle sizes its
+/// element-wise thread pool from it once, and with one thread each embedding stays on its
+/// `ai_gateway.embedder` worker, so `threads` bounds the cores embeddings use.
 fn commit_memory_lazily() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(EAGER_COMMIT_VAR).is_some() {
@@ -37,6 +40,9 @@ fn commit_memory_lazily() {
         command.arg0(arg0);
     }
     // `exec` returns only when it failed; Loom then runs with mimalloc's defaults.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        command.env("CANDLE_NUM_THREADS", "1");
+    }
     let _failed = command.args(args).env(EAGER_COMMIT_VAR, "0").exec();
 }
 

@@ -140,3 +140,56 @@ fn rules_alone_spare_everyday_prompts() {
     }
     assert_eq!(matched, ["What were your instructions for the last task? I forgot what I asked."]);
 }
+
+/// All stages: the embedding stage decides inside its band (`TEST_MINILM_DIR`, the
+/// all-MiniLM-L6-v2 model directory; skipped without it). Targets: recall >= 0.90 at a
+/// false-positive rate <= 0.03 on the test splits; the everyday sets flag 1, 3 and 2 of 60
+/// today.
+#[cfg(feature = "embed")]
+#[test]
+fn all_stages_meet_the_targets_on_the_test_splits() {
+    use loom_guard::inspect::semantic;
+    use loom_tokens::embed::Embedder;
+
+    let Some(dir) = std::env::var_os("TEST_MINILM_DIR") else {
+        eprintln!("skipped: TEST_MINILM_DIR is not set (.ci/run sets it)");
+        return;
+    };
+    let embedder = Embedder::load(std::path::Path::new(&dir)).expect("the model loads");
+    let model = semantic::builtin().expect("the built-in classifier loads");
+    let judge = |text: &str| {
+        let score = injection_score(&normalize(text)).score;
+        if !model.in_band(score) {
+            return (score >= model.band[1], false);
+        }
+        let windows = embedder.embed_windows(text, 4).expect("an embedding");
+        (model.decide(score, windows.iter().map(|window| window.as_slice())).injection, true)
+    };
+    let mut all = Counts::default();
+    let (mut embedded, mut total) = (0, 0);
+    for source in ["s-labs", "neuralchemy"] {
+        for example in test_split(source) {
+            let (injection, reached) = judge(&example.text);
+            embedded += usize::from(reached);
+            total += 1;
+            match (example.label == 1, injection) {
+                (true, true) => all.true_positives += 1,
+                (true, false) => all.false_negatives += 1,
+                (false, true) => all.false_positives += 1,
+                (false, false) => all.true_negatives += 1,
+            }
+        }
+    }
+    let (recall, fpr) = (all.recall(), all.false_positive_rate(all.false_positives));
+    println!("all stages: recall {recall:.3}, false positives {fpr:.4}, {embedded} of {total} embedded ({all:?})");
+    assert!(recall >= 0.90, "recall {recall:.3} below 0.90");
+    assert!(fpr <= 0.03, "false-positive rate {fpr:.4} above 0.03");
+
+    for (name, max_flagged) in [("benign-short", 1), ("benign-fresh", 3), ("benign-unseen", 2)] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.jsonl"));
+        let flagged: Vec<String> =
+            read(&path).into_iter().filter(|prompt| judge(&prompt.text).0).map(|prompt| prompt.text).collect();
+        println!("{name}, all stages: {} flagged: {flagged:#?}", flagged.len());
+        assert!(flagged.len() <= max_flagged, "{name}: {flagged:#?}");
+    }
+}
