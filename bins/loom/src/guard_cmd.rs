@@ -269,9 +269,14 @@ fn evaluate(args: &EvalArgs) -> Result<String, String> {
 }
 
 /// The figures of one file; with `errors`, each wrong decision is written there.
-fn evaluate_file(path: &Path, stage: Option<&EmbeddingStage>, mut errors: Option<&mut String>) -> Result<Report, String> {
+fn evaluate_file(
+    path: &Path,
+    stage: Option<&EmbeddingStage>,
+    mut errors: Option<&mut String>,
+) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
-    let mut report = Report { name: path.display().to_string(), embedding: stage.is_some(), ..Report::default() };
+    let mut report =
+        Report { name: path.display().to_string(), embedding: stage.is_some(), ..Report::default() };
     for (index, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
         let labelled: Labelled = serde_json::from_str(line).map_err(|error| {
             format!("{}:{}: {error} (expected {{\"text\", \"label\"}})", path.display(), index + 1)
@@ -304,8 +309,12 @@ fn evaluate_file(path: &Path, stage: Option<&EmbeddingStage>, mut errors: Option
                 index + 1
             );
         }
-        let flags =
-            [!verdict.rules.matched.is_empty(), verdict.learned >= verdict.threshold, verdict.injection, decision];
+        let flags = [
+            !verdict.rules.matched.is_empty(),
+            verdict.learned >= verdict.threshold,
+            verdict.injection,
+            decision,
+        ];
         for (counts, flagged) in report.stages.iter_mut().zip(flags) {
             counts.add(injection, flagged);
         }
@@ -339,7 +348,10 @@ fn as_table(reports: &[Report], probes: &[(usize, (f64, f64))]) -> String {
                 share * 100.0
             );
             for (name, count, (p50, p99)) in report.embedding_times() {
-                let _ = writeln!(out, "    {name:>8} word pieces: {count:>5} texts, {p50:.1} ms p50, {p99:.1} ms p99");
+                let _ = writeln!(
+                    out,
+                    "    {name:>8} word pieces: {count:>5} texts, {p50:.1} ms p50, {p99:.1} ms p99"
+                );
             }
         }
         for (stage, counts) in STAGES.iter().zip(report.stages()) {
@@ -358,7 +370,10 @@ fn as_table(reports: &[Report], probes: &[(usize, (f64, f64))]) -> String {
         }
     }
     for (pieces, (p50, p99)) in probes {
-        let _ = writeln!(out, "embedding {pieces} word pieces (30 runs, one thread): {p50:.1} ms p50, {p99:.1} ms p99");
+        let _ = writeln!(
+            out,
+            "embedding {pieces} word pieces (30 runs, one thread): {p50:.1} ms p50, {p99:.1} ms p99"
+        );
     }
     out
 }
@@ -465,6 +480,7 @@ mod tests {
         let args = EvalArgs {
             json: true,
             errors: false,
+            embedder: None,
             files: vec![data.path().to_owned(), data.path().to_owned()],
         };
         let output: serde_json::Value = serde_json::from_str(&evaluate(&args).unwrap()).unwrap();
@@ -474,5 +490,37 @@ mod tests {
         assert_eq!(reports[2]["texts"], 2);
         assert_eq!(reports[2]["stages"]["rules + learned"]["true_negatives"], 2);
         assert_eq!(reports[2]["stages"]["rules"]["false_positive_rate"], 0.0);
+    }
+
+    #[test]
+    fn with_an_embedder_all_stages_and_the_embedding_times_are_reported() {
+        let Some(model) = std::env::var_os("TEST_MINILM_DIR") else {
+            eprintln!("skipped: TEST_MINILM_DIR is not set (.ci/run sets it)");
+            return;
+        };
+        // In the embedding stage's band (0.81), and benign to it; then one far below the band.
+        let data = file(&[
+            r#"{"text": "Play a game of twenty questions with me. You start.", "label": 0}"#,
+            r#"{"text": "What is 2 + 2?", "label": 0}"#,
+        ]);
+        let args = EvalArgs {
+            json: true,
+            errors: false,
+            embedder: Some(model.into()),
+            files: vec![data.path().to_owned()],
+        };
+        let output: serde_json::Value = serde_json::from_str(&evaluate(&args).unwrap()).unwrap();
+        let report = &output["injection"][0];
+        assert_eq!(report["stages"]["rules + learned"]["false_positives"], 1);
+        assert_eq!(report["stages"]["all stages"]["false_positives"], 0);
+        assert_eq!(report["embedding_stage"]["reached"], 1);
+        assert_eq!(report["embedding_stage"]["by_word_pieces"][0]["word_pieces"], "<=16");
+        let probes: Vec<u64> = output["embedding_probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|probe| probe["word_pieces"].as_u64().unwrap())
+            .collect();
+        assert_eq!(probes, [16, 128, 512]);
     }
 }

@@ -162,7 +162,8 @@ impl Gateway {
                 .with_recorder(recorder.clone())
                 .with_observer(observer.clone())
         });
-        let mut checks = build_checks(config)?.with_recorder(recorder.clone()).with_observer(observer.clone());
+        let mut checks =
+            build_checks(config)?.with_recorder(recorder.clone()).with_observer(observer.clone());
         if let Some(embedder) = build_embedder(config)? {
             checks = checks.with_embedder(embedder);
         }
@@ -388,7 +389,8 @@ fn build_checks(config: &LoomConfig) -> Result<CheckLayer, GatewayError> {
 fn build_embedder(config: &LoomConfig) -> Result<Option<Arc<loom_tokens::embed::EmbedPool>>, GatewayError> {
     let Some(embedder) = &config.ai_gateway.embedder else { return Ok(None) };
     let model = loom_tokens::embed::Embedder::load(&embedder.path)?;
-    let options = loom_tokens::embed::PoolOptions { threads: embedder.threads, queue_capacity: embedder.queue };
+    let options =
+        loom_tokens::embed::PoolOptions { threads: embedder.threads, queue_capacity: embedder.queue };
     Ok(Some(Arc::new(loom_tokens::embed::EmbedPool::new(Arc::new(model), options)?)))
 }
 

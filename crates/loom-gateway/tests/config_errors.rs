@@ -1153,3 +1153,11 @@ fn connection_and_buffer_limits_are_bounded() {
         assert!(text.ends_with(message), "{yaml}: {text}");
     }
 }
+
+#[test]
+fn an_embedder_without_its_model_refuses_to_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let error = gateway_error(&format!("ai_gateway:\n  embedder: {{path: {}}}\n", dir.path().display()));
+    assert!(error.starts_with("ai_gateway.embedder.path: "), "{error}");
+    assert!(error.contains("config.json"), "{error}");
+}

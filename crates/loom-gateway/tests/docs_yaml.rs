@@ -8,7 +8,7 @@ use loom_gateway::config::{ConfigBuilder, LoomConfig};
 use loom_guard::{Backend, BudgetScope, FailMode, Period, Scope};
 
 /// The number of ```yaml blocks in docs/security.md; a lost block fails.
-const SECURITY_YAML_BLOCKS: usize = 7;
+const SECURITY_YAML_BLOCKS: usize = 8;
 
 /// A provider for the fragments, which set only the guard's keys.
 const BASE: &str = "

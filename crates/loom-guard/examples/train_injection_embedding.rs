@@ -103,7 +103,8 @@ fn parse_options() -> Result<Options, String> {
 fn run(options: &Options) -> Result<(), String> {
     let rows = labelled::load(&options.data)?;
     let embedder = Embedder::load(&options.model).map_err(|e| e.to_string())?;
-    let cache_path = options.cache.clone().unwrap_or_else(|| options.data.with_file_name("injection-embeddings.bin"));
+    let cache_path =
+        options.cache.clone().unwrap_or_else(|| options.data.with_file_name("injection-embeddings.bin"));
     let texts: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
     let embeddings = embed_all(&embedder, &texts, &cache_path)?;
     let examples: Vec<Example> = rows
@@ -134,7 +135,8 @@ fn run(options: &Options) -> Result<(), String> {
     let json = serde_json::json!({
         "weights": rounded, "bias": model.bias, "threshold": model.threshold, "band": model.band,
     });
-    std::fs::write(&options.out, format!("{json}\n")).map_err(|e| format!("{}: {e}", options.out.display()))?;
+    std::fs::write(&options.out, format!("{json}\n"))
+        .map_err(|e| format!("{}: {e}", options.out.display()))?;
     // What runs is what was written: read it back.
     let written = std::fs::read_to_string(&options.out).map_err(|e| e.to_string())?;
     let model = SemanticModel::from_json(&written).map_err(|e| e.to_string())?;
@@ -159,7 +161,11 @@ fn embed_all(embedder: &Embedder, texts: &[&str], cache: &Path) -> Result<HashMa
     let mut known = read_cache(cache, dims);
     let missing: Vec<&str> = {
         let mut seen = std::collections::HashSet::new();
-        texts.iter().copied().filter(|text| !known.contains_key(&hash(text)) && seen.insert(hash(text))).collect()
+        texts
+            .iter()
+            .copied()
+            .filter(|text| !known.contains_key(&hash(text)) && seen.insert(hash(text)))
+            .collect()
     };
     if missing.is_empty() {
         return Ok(known);
@@ -174,7 +180,9 @@ fn embed_all(embedder: &Embedder, texts: &[&str], cache: &Path) -> Result<HashMa
             scope.spawn(move || {
                 for text in part {
                     match embedder.embed(text) {
-                        Ok(embedding) => done.lock().unwrap().push((hash(text), embedding.as_slice().to_vec())),
+                        Ok(embedding) => {
+                            done.lock().unwrap().push((hash(text), embedding.as_slice().to_vec()))
+                        }
                         Err(error) => *failed.lock().unwrap() = Some(error.to_string()),
                     }
                 }
@@ -197,7 +205,8 @@ fn read_cache(path: &Path, dims: usize) -> HashMap<u64, Vec<f32>> {
         .chunks_exact(record)
         .map(|chunk| {
             let key = u64::from_le_bytes(chunk[..8].try_into().unwrap());
-            let vector = chunk[8..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            let vector =
+                chunk[8..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
             (key, vector)
         })
         .collect()
@@ -233,7 +242,8 @@ fn fit(train: &[&Example], options: &Options) -> (Vec<f32>, f32) {
         let mut gradient = vec![0.0f32; dims + 1];
         let mut loss = 0.0f32;
         for (example, &weight) in train.iter().zip(&sample_weight) {
-            let z = params[dims] + params[..dims].iter().zip(&example.embedding).map(|(w, x)| w * x).sum::<f32>();
+            let z =
+                params[dims] + params[..dims].iter().zip(&example.embedding).map(|(w, x)| w * x).sum::<f32>();
             let p = 1.0 / (1.0 + (-z).exp());
             let y = if example.label { 1.0 } else { 0.0 };
             loss -= weight * (y * p.max(1e-7).ln() + (1.0 - y) * (1.0 - p).max(1e-7).ln());
@@ -260,7 +270,12 @@ fn fit(train: &[&Example], options: &Options) -> (Vec<f32>, f32) {
 
 /// The band and threshold with the highest validation recall at every source's
 /// false-positive rate <= `max_fpr`; the narrowest band on ties.
-fn choose_band(model: &SemanticModel, validation: &[&Example], default: f32, max_fpr: f64) -> Result<SemanticModel, String> {
+fn choose_band(
+    model: &SemanticModel,
+    validation: &[&Example],
+    default: f32,
+    max_fpr: f64,
+) -> Result<SemanticModel, String> {
     let probabilities: Vec<f32> = validation.iter().map(|e| model.probability(&e.embedding)).collect();
     let mut lows: Vec<f32> = (1..=20).map(|i| i as f32 * 0.05).filter(|&low| low < default).collect();
     lows.push(default);
@@ -283,7 +298,9 @@ fn choose_band(model: &SemanticModel, validation: &[&Example], default: f32, max
                 let width = high - low;
                 let better = match &best {
                     None => true,
-                    Some((hits, best_width, _)) => recall_hits > *hits || (recall_hits == *hits && width < *best_width),
+                    Some((hits, best_width, _)) => {
+                        recall_hits > *hits || (recall_hits == *hits && width < *best_width)
+                    }
                 };
                 if better {
                     best = Some((recall_hits, width, candidate));
@@ -295,7 +312,12 @@ fn choose_band(model: &SemanticModel, validation: &[&Example], default: f32, max
 }
 
 /// (injections caught, whether every source's false-positive rate is within `max_fpr`).
-fn validate(model: &SemanticModel, examples: &[&Example], probabilities: &[f32], max_fpr: f64) -> (usize, bool) {
+fn validate(
+    model: &SemanticModel,
+    examples: &[&Example],
+    probabilities: &[f32],
+    max_fpr: f64,
+) -> (usize, bool) {
     let mut caught = 0;
     let mut benign: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for (example, &probability) in examples.iter().zip(probabilities) {
@@ -341,7 +363,10 @@ fn report(model: &SemanticModel, default: f32, split: &str, examples: &[&Example
         }
     }
     for (source, (counts, embedded, total)) in sources {
-        println!("{split} / {source}: {embedded} of {total} texts embedded ({:.1}%)", 100.0 * embedded as f64 / total as f64);
+        println!(
+            "{split} / {source}: {embedded} of {total} texts embedded ({:.1}%)",
+            100.0 * embedded as f64 / total as f64
+        );
         for (stage, [tp, fp, tn, fn_]) in ["default stages", "all stages"].iter().zip(counts) {
             let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
             println!(
@@ -374,7 +399,10 @@ fn everyday(model: &SemanticModel, embedder: &Embedder, default: f32, dir: &Path
             default_flags += usize::from(score >= default);
             all_flags += usize::from(decide(model, score, model.probability(embedding.as_slice())));
         }
-        println!("{}: default stages flag {default_flags} of {total}, all stages {all_flags}", file.display());
+        println!(
+            "{}: default stages flag {default_flags} of {total}, all stages {all_flags}",
+            file.display()
+        );
     }
     Ok(())
 }

@@ -181,14 +181,19 @@ fn all_stages_meet_the_targets_on_the_test_splits() {
         }
     }
     let (recall, fpr) = (all.recall(), all.false_positive_rate(all.false_positives));
-    println!("all stages: recall {recall:.3}, false positives {fpr:.4}, {embedded} of {total} embedded ({all:?})");
+    println!(
+        "all stages: recall {recall:.3}, false positives {fpr:.4}, {embedded} of {total} embedded ({all:?})"
+    );
     assert!(recall >= 0.90, "recall {recall:.3} below 0.90");
     assert!(fpr <= 0.03, "false-positive rate {fpr:.4} above 0.03");
 
     for (name, max_flagged) in [("benign-short", 1), ("benign-fresh", 3), ("benign-unseen", 2)] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.jsonl"));
-        let flagged: Vec<String> =
-            read(&path).into_iter().filter(|prompt| judge(&prompt.text).0).map(|prompt| prompt.text).collect();
+        let flagged: Vec<String> = read(&path)
+            .into_iter()
+            .filter(|prompt| judge(&prompt.text).0)
+            .map(|prompt| prompt.text)
+            .collect();
         println!("{name}, all stages: {} flagged: {flagged:#?}", flagged.len());
         assert!(flagged.len() <= max_flagged, "{name}: {flagged:#?}");
     }

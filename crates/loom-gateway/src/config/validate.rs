@@ -96,11 +96,19 @@ fn validate_embedder(ai: &AiGatewayConfig, problems: &mut Problems) {
     if ai.embedder.is_some() {
         return;
     }
-    let key_checks = ai.auth.keys.iter().enumerate().map(|(index, key)| (format!("ai_gateway.auth.keys[{index}].checks"), &key.checks));
+    let key_checks = ai
+        .auth
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(index, key)| (format!("ai_gateway.auth.keys[{index}].checks"), &key.checks));
     let global = std::iter::once(("ai_gateway.checks".to_owned(), &ai.checks));
     for (path, checks) in global.chain(key_checks) {
         if checks.as_ref().is_some_and(|checks| checks.injection.embedding.enabled) {
-            problems.add(format!("{path}.injection.embedding.enabled"), "needs `ai_gateway.embedder` (the model's path)");
+            problems.add(
+                format!("{path}.injection.embedding.enabled"),
+                "needs `ai_gateway.embedder` (the model's path)",
+            );
         }
     }
 }
@@ -596,6 +604,35 @@ routes:
         )
         .unwrap();
         assert_eq!(fine.ai_gateway.checks, Some(loom_guard::ChecksConfig::default()));
+    }
+
+    #[test]
+    fn an_embedding_stage_needs_the_embedder_and_sane_bounds() {
+        let yaml = "ai_gateway:
+  providers:
+    - {name: o, type: openai, api_key: k}
+  checks:
+    injection: {embedding: {enabled: true, max_windows: 0, timeout: 0s}}
+  auth:
+    enabled: true
+    keys:
+      - {id: app, key: lk-app, checks: {injection: {embedding: {enabled: true}}}}
+routes:
+  - {id: ai, path: /v1/*, ai_gateway: true, checks: {injection: {embedding: {enabled: true}}}}
+";
+        let error = LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_err().to_string();
+        for expected in [
+            "ai_gateway.checks.injection.embedding.max_windows: must be 1 to 32",
+            "ai_gateway.checks.injection.embedding.timeout: must be more than 0",
+            "ai_gateway.checks.injection.embedding.enabled: needs `ai_gateway.embedder` (the model's path)",
+            "ai_gateway.auth.keys[0].checks.injection.embedding.enabled: needs `ai_gateway.embedder`",
+            "routes[0].checks.injection.embedding.enabled: needs `ai_gateway.embedder`",
+        ] {
+            assert!(error.contains(expected), "{expected} not in: {error}");
+        }
+        let threads = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n  embedder: {path: /m, threads: 0}\n";
+        let error = LoomConfig::from_yaml_str(threads, &|_| None).unwrap_err().to_string();
+        assert!(error.contains("ai_gateway.embedder.threads: must be 1 to 64"), "{error}");
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub fn load(dir: &Path) -> Result<Vec<Labelled>, String> {
         let content = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         for (number, line) in content.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let at = || format!("{}:{}", file.display(), number + 1);
-            let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
+            let value: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
             let field = |name: &str| {
                 value[name].as_str().map(str::to_owned).ok_or_else(|| format!("{}: no {name}", at()))
             };

@@ -223,9 +223,8 @@ impl Policy {
                     *fired = true;
                 }
             }
-            let injection_open = injection
-                .as_ref()
-                .is_some_and(|(check, found)| check.applies(text) && !found.settled(check));
+            let injection_open =
+                injection.as_ref().is_some_and(|(check, found)| check.applies(text) && !found.settled(check));
             let deny_open = self
                 .filters
                 .iter()
@@ -330,7 +329,13 @@ impl Policy {
 
 impl Default for InjectionFinding {
     fn default() -> Self {
-        InjectionFinding { score: 0.0, threshold: f32::INFINITY, rules: Vec::new(), top: None, embedding: None }
+        InjectionFinding {
+            score: 0.0,
+            threshold: f32::INFINITY,
+            rules: Vec::new(),
+            top: None,
+            embedding: None,
+        }
     }
 }
 

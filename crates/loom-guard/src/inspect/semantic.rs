@@ -43,7 +43,10 @@ impl SemanticModel {
             return Err(SemanticModelError::Invalid("weights must be finite and non-empty"));
         }
         let [low, high] = model.band;
-        if !(0.0..=1.0).contains(&low) || !(low..=1.0).contains(&high) || !(0.0..=1.0).contains(&model.threshold) {
+        if !(0.0..=1.0).contains(&low)
+            || !(low..=1.0).contains(&high)
+            || !(0.0..=1.0).contains(&model.threshold)
+        {
             return Err(SemanticModelError::Invalid("band and threshold must be in [0, 1], low <= high"));
         }
         Ok(model)
