@@ -15,7 +15,11 @@
 //! The tower layers, in the order a gateway stacks them: [`auth::AuthLayer`] (virtual key
 //! to identity), then [`rate_limit::RateLimitLayer`] (limits and budgets: reserve before
 //! the call, settle with the recorded usage after it), then [`check::CheckLayer`] (security
-//! checks on what the model will read: prompt injection, content filters).
+//! checks on what the model reads and answers: prompt injection, content filters, personal
+//! data and credentials).
+//!
+//! Feature `embed` (off by default): the prompt-injection check's embedding stage, on
+//! `loom_tokens::embed`'s local MiniLM ([`check::CheckLayer::with_embedder`]).
 //!
 //! ```
 //! use std::time::Duration;
