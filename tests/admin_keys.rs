@@ -378,3 +378,39 @@ async fn budgets_show_the_spend_of_recorded_requests() {
     let bad = authorized(&gateway, Method::GET, "/ai/budgets?scope=model&value=x", "").await;
     assert_eq!((bad.status.as_u16(), bad.json()["error"]["param"].clone()), (400, json!("scope")));
 }
+
+#[tokio::test]
+async fn a_key_made_at_run_time_carries_its_own_checks() {
+    let mock = MockUpstream::start().await;
+    let gateway = TestGateway::start(&guarded_config(&mock.base_url(), "")).await;
+    let body = r#"{"id": "kiosk", "checks": {"injection": {"enabled": false},
+        "content_filters": [{"name": "codenames", "deny": ["orca"]}]}}"#;
+    let created = authorized(&gateway, Method::POST, "/ai/keys", body).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["checks"]["content_filters"][0]["name"], "codenames");
+    let plaintext = created.json()["key"].as_str().expect("the plaintext key").to_owned();
+    let codename = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Status of ORCA?"}]}"#;
+
+    let refused = chat_with(&gateway, &plaintext, codename).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["message"], "Request blocked by the content filter `codenames`");
+    // The configuration key has none of them: the built-in checks apply.
+    assert_eq!(chat_with(&gateway, CONFIG_KEY, codename).await.status, 200);
+
+    // `null` takes them away again.
+    let patched = authorized(&gateway, Method::PATCH, "/ai/keys/kiosk", r#"{"checks": null}"#).await;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert!(patched.json().get("checks").is_none(), "{}", patched.text());
+    assert_eq!(chat_with(&gateway, &plaintext, codename).await.status, 200);
+
+    // Bad checks name the field.
+    let bad = authorized(
+        &gateway,
+        Method::POST,
+        "/ai/keys",
+        r#"{"checks": {"content_filters": [{"name": "x", "regex": ["("]}]}}"#,
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(bad.json()["error"]["param"], "checks.content_filters[0].regex[0]");
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigProblem;
 use crate::inspect::pii::PiiKind;
@@ -15,7 +15,7 @@ pub const MAX_FILTER_PATTERNS: usize = 4096;
 pub const MAX_REGEX_BYTES: usize = 1 << 20;
 
 /// What a check does when it fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Refuse the request with a 400 `content_policy_violation`.
@@ -43,7 +43,7 @@ impl Action {
 }
 
 /// Which side of an exchange a check reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// What the client sends (what the model will read).
@@ -57,7 +57,7 @@ fn request_side() -> Vec<Side> {
 }
 
 /// `checks:`: which security checks run on a request's input, and what each does.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChecksConfig {
     /// The prompt-injection check (on unless `enabled: false`).
@@ -69,7 +69,7 @@ pub struct ChecksConfig {
 }
 
 /// `checks.pii`: personal data and credentials in what the model will read.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PiiConfig {
     /// Whether the check runs (default false).
@@ -97,7 +97,7 @@ impl Default for PiiConfig {
 }
 
 /// `checks.injection`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InjectionConfig {
     /// Whether the check runs (default true).
@@ -127,7 +127,7 @@ impl Default for InjectionConfig {
 
 /// `checks.injection.embedding`: a classifier over the text's sentence embedding, asked
 /// only when the default stages' score falls in the band they are unsure about.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddingStageConfig {
     /// Whether the stage runs (default false).
@@ -156,7 +156,7 @@ impl Default for EmbeddingStageConfig {
 }
 
 /// `checks.injection.embedding.on_error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnEmbeddingError {
     /// Keep the default stages' decision.
@@ -170,7 +170,7 @@ pub enum OnEmbeddingError {
 pub const MAX_EMBEDDING_WINDOWS: usize = 32;
 
 /// One `checks.content_filters[]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContentFilterConfig {
     /// The filter's name: in errors, the `x-loom-guard` header and metrics.

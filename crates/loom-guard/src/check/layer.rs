@@ -1,13 +1,15 @@
 //! [`CheckLayer`] and what it is built from.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use loom_tokens::accounting::UsageRecorder;
 use tower::Layer;
 
+use super::config::ChecksConfig;
 use super::policy::Policy;
 use super::service::Check;
+use crate::keys::VirtualKey;
 use crate::observer::{GuardObserver, NoObserver};
 
 /// What the stage decides with.
@@ -18,18 +20,51 @@ pub(super) struct Settings {
     pub(super) keys: HashMap<Arc<str>, Arc<Policy>>,
     pub(super) recorder: Option<Arc<UsageRecorder>>,
     pub(super) observer: Arc<dyn GuardObserver>,
+    /// Compiled checks of keys made at run time, by key id, with the config compiled.
+    pub(super) runtime_keys: Arc<Mutex<RuntimeKeyPolicies>>,
     /// The pool the injection check's embedding stage runs on.
     #[cfg(feature = "embed")]
     pub(super) embedder: Option<Arc<loom_tokens::embed::EmbedPool>>,
 }
 
+/// Run-time keys' checks by key id: the config and its compiled policy.
+type RuntimeKeyPolicies = HashMap<Arc<str>, (ChecksConfig, Arc<Policy>)>;
+
+/// Most keys made at run time whose compiled checks are kept; past it the cache starts over.
+const MAX_RUNTIME_KEY_POLICIES: usize = 4096;
+
 impl Settings {
-    /// The checks for a request: its key's, else its route's, else the global ones.
-    pub(super) fn policy_for(&self, key_id: Option<&str>, route: Option<&str>) -> Option<&Arc<Policy>> {
+    /// The checks for a request: its key's (from the config, else the run-time key's own
+    /// `checks`), else its route's, else the global ones.
+    pub(super) fn policy_for(
+        &self,
+        key_id: Option<&str>,
+        key: Option<&VirtualKey>,
+        route: Option<&str>,
+    ) -> Option<Arc<Policy>> {
         key_id
-            .and_then(|key| self.keys.get(key))
-            .or_else(|| route.and_then(|route| self.routes.get(route)))
-            .or(self.global.as_ref())
+            .and_then(|key| self.keys.get(key).cloned())
+            .or_else(|| key.and_then(|key| self.runtime_key_policy(key)))
+            .or_else(|| route.and_then(|route| self.routes.get(route).cloned()))
+            .or_else(|| self.global.clone())
+    }
+
+    /// A run-time key's own checks, compiled once per version of them.
+    fn runtime_key_policy(&self, key: &VirtualKey) -> Option<Arc<Policy>> {
+        let checks = key.checks.as_ref()?;
+        let mut cache = self.runtime_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((compiled, policy)) = cache.get(key.id.as_str())
+            && compiled == checks
+        {
+            return Some(policy.clone());
+        }
+        // Validated when the key was made; one that no longer compiles gets no checks of its own.
+        let policy = Arc::new(Policy::new(checks).ok()?);
+        if cache.len() >= MAX_RUNTIME_KEY_POLICIES {
+            cache.clear();
+        }
+        cache.insert(Arc::from(key.id.as_str()), (checks.clone(), policy.clone()));
+        Some(policy)
     }
 }
 
@@ -49,6 +84,7 @@ impl CheckLayer {
                 keys: HashMap::new(),
                 recorder: None,
                 observer: Arc::new(NoObserver),
+                runtime_keys: Arc::default(),
                 #[cfg(feature = "embed")]
                 embedder: None,
             }),

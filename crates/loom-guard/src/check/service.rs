@@ -17,6 +17,7 @@ use super::config::Action;
 use super::layer::Settings;
 use super::policy::{Finding, INJECTION, Policy};
 use super::text::{inspected_texts, total_bytes};
+use crate::auth::AuthenticatedKey;
 use crate::inspect::redact::Redactor;
 use crate::rate_limit::refused_record;
 
@@ -60,7 +61,8 @@ where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError>,
 {
     let context = &request.context;
-    let policy = settings.policy_for(context.identity.key_id.as_deref(), context.route.as_deref()).cloned();
+    let key = context.extensions.get::<AuthenticatedKey>().map(|key| &*key.0);
+    let policy = settings.policy_for(context.identity.key_id.as_deref(), key, context.route.as_deref());
     let Some(policy) = policy.filter(|policy| !policy.is_empty()) else {
         return inner.oneshot(request).await;
     };

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::GuardError;
+use crate::check::ChecksConfig;
 use crate::config::{
     BudgetConfig, ConfigProblem, KeyConfig, LimitConfig, access_problems, id_problem, validate_budgets,
     validate_limits,
@@ -65,6 +66,9 @@ pub struct VirtualKey {
     /// Budgets for this key's requests only.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Security checks for this key's requests, instead of its route's or the global ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<ChecksConfig>,
     /// When the key was created (none for configuration keys).
     #[serde(default, with = "optional_rfc3339")]
     pub created_at: Option<SystemTime>,
@@ -111,6 +115,7 @@ impl VirtualKey {
             revoked: false,
             limits: config.limits.clone(),
             budgets: config.budgets.clone(),
+            checks: config.checks.clone(),
             created_at: None,
             source: KeySource::Config,
             hash,
@@ -155,6 +160,9 @@ pub struct NewKey {
     /// Budgets for this key's requests only.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Security checks for this key's requests (default: its route's or the global ones).
+    #[serde(default)]
+    pub checks: Option<ChecksConfig>,
 }
 
 impl NewKey {
@@ -169,6 +177,7 @@ impl NewKey {
         problems.extend(access_problems(&self.models, &self.routes, ""));
         problems.extend(validate_limits(&self.limits, "limits"));
         problems.extend(validate_budgets(&self.budgets, "budgets"));
+        problems.extend(checks_problems(self.checks.as_ref()));
         first_problem(problems)
     }
 
@@ -187,6 +196,7 @@ impl NewKey {
             revoked: false,
             limits: self.limits,
             budgets: self.budgets,
+            checks: self.checks,
             created_at: Some(now),
             source: KeySource::Api,
             hash,
@@ -228,6 +238,23 @@ pub struct KeyPatch {
     /// New budgets (replace the old ones).
     #[serde(default)]
     pub budgets: Option<Vec<BudgetConfig>>,
+    /// New security checks (`null`: the route's or global ones again).
+    #[serde(default, deserialize_with = "present")]
+    pub checks: Option<Option<ChecksConfig>>,
+}
+
+/// A key's checks' problems; the embedding stage needs the gateway's embedder, which a
+/// key made at run time cannot be checked against, so it is refused here.
+fn checks_problems(checks: Option<&ChecksConfig>) -> Vec<ConfigProblem> {
+    let Some(checks) = checks else { return Vec::new() };
+    let mut problems = checks.validate_at("checks");
+    if checks.injection.embedding.enabled {
+        problems.push(ConfigProblem {
+            path: "checks.injection.embedding.enabled".to_owned(),
+            message: "not on keys made at run time (set it in the config)".to_owned(),
+        });
+    }
+    problems
 }
 
 /// A field that is present: `null` becomes `Some(None)`, absence stays `None` (by `default`).
@@ -247,6 +274,7 @@ impl KeyPatch {
         );
         problems.extend(validate_limits(self.limits.as_deref().unwrap_or_default(), "limits"));
         problems.extend(validate_budgets(self.budgets.as_deref().unwrap_or_default(), "budgets"));
+        problems.extend(checks_problems(self.checks.as_ref().and_then(Option::as_ref)));
         first_problem(problems)
     }
 
@@ -282,6 +310,9 @@ impl KeyPatch {
         }
         if let Some(budgets) = self.budgets {
             key.budgets = budgets;
+        }
+        if let Some(checks) = self.checks {
+            key.checks = checks;
         }
         key
     }
