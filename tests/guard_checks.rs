@@ -290,6 +290,9 @@ async fn without_a_checks_block_the_injection_check_flags_and_lets_the_request_t
     assert_eq!(response.header("x-loom-guard"), None);
     assert_eq!(setup.metric(r#"loom_ai_guard_decisions_total{check="injection",action="flag"}"#).await, 1.0);
     assert_eq!(setup.metric(r#"loom_ai_guard_decisions_total{check="injection",action="allow"}"#).await, 1.0);
+    // The usage record of each says what acted: the flag on the first, nothing on the second.
+    let rows: Vec<(String, Option<String>)> = loom_e2e::ledger_rows(&setup.ledger, "outcome, guard", 2).await;
+    assert_eq!(rows, [("ok".to_owned(), Some("injection:flag".to_owned())), ("ok".to_owned(), None)]);
 }
 
 #[tokio::test]

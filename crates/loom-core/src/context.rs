@@ -67,6 +67,12 @@ impl RequestContext {
     }
 }
 
+/// The security checks that acted on a request and let it go on, with their actions
+/// (e.g. `injection:flag, pii:redact`), for the usage record; set by the check stage in
+/// [`RequestContext::extensions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardMarks(pub Arc<str>);
+
 /// The request's input tokens as token accounting estimated them, for later stages
 /// (the `cost` strategy); in [`RequestContext::extensions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

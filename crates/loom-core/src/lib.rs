@@ -38,7 +38,9 @@ pub mod usage;
 
 pub use answer::{ChatAnswer, WireResponse};
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
-pub use context::{ClientFormat, Identity, InputTokenEstimate, PresentedKey, RequestContext, UpstreamTime};
+pub use context::{
+    ClientFormat, GuardMarks, Identity, InputTokenEstimate, PresentedKey, RequestContext, UpstreamTime,
+};
 pub use embeddings::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
 };

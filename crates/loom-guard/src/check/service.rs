@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::HeaderValue;
-use loom_core::{ErrorKind, LlmRequest, LlmResponse, LoomError};
+use loom_core::{ErrorKind, GuardMarks, LlmRequest, LlmResponse, LoomError};
 use tokio::runtime::Handle;
 use tower::{Service, ServiceExt};
 use tracing::info;
@@ -89,6 +89,14 @@ where
             // Redacted by `inspect` already; the answer says the check acted.
             Action::Redact => flagged.push(&finding.check),
         }
+    }
+    let marks: Vec<String> = findings
+        .iter()
+        .filter(|finding| finding.fired && finding.action != Action::Block)
+        .map(|finding| format!("{}:{}", finding.check, finding.action.as_str()))
+        .collect();
+    if blocked.is_none() && !marks.is_empty() {
+        request.context.extensions.insert(GuardMarks(Arc::from(marks.join(", "))));
     }
     if let Some(finding) = blocked {
         let error = block(finding);

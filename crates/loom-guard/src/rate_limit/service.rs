@@ -240,6 +240,7 @@ pub(crate) fn refused_record(request: &LlmRequest, reason: &str, status: u16) ->
         cache_hit: false,
         streamed: matches!(&request.payload, RequestPayload::Chat(chat) if chat.is_stream()),
         refusal: Some(Arc::from(reason)),
+        guard: None,
     }
 }
 

@@ -398,6 +398,7 @@ mod tests {
             cache_hit: false,
             streamed: false,
             refusal: None,
+            guard: None,
         }
     }
 

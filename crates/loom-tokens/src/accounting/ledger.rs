@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS usage (
     outcome TEXT NOT NULL,
     cache_hit INTEGER NOT NULL,
     streamed INTEGER NOT NULL,
-    refusal TEXT
+    refusal TEXT,
+    guard TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage (time_ms);
 ";
@@ -56,8 +57,10 @@ pub fn open(path: &Path) -> Result<Connection, AccountingError> {
 fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
     let mut statement = connection.prepare("SELECT name FROM pragma_table_info('usage')")?;
     let columns: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-    if !columns.iter().any(|column| column == "refusal") {
-        connection.execute_batch("ALTER TABLE usage ADD COLUMN refusal TEXT")?;
+    for (column, kind) in [("refusal", "TEXT"), ("guard", "TEXT")] {
+        if !columns.iter().any(|existing| existing == column) {
+            connection.execute_batch(&format!("ALTER TABLE usage ADD COLUMN {column} {kind}"))?;
+        }
     }
     Ok(())
 }
@@ -176,8 +179,8 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
         let mut statement = transaction.prepare_cached(
             "INSERT INTO usage (request_id, time_ms, key_id, user, team, route, provider, model_requested, \
              model_served, input_tokens, output_tokens, cached_tokens, reasoning_tokens, source, cost, \
-             latency_ms, ttfb_ms, status, outcome, cache_hit, streamed, refusal) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+             latency_ms, ttfb_ms, status, outcome, cache_hit, streamed, refusal, guard) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )?;
         for record in batch {
             statement.execute(params![
@@ -203,6 +206,7 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
                 record.cache_hit,
                 record.streamed,
                 record.refusal.as_deref(),
+                record.guard.as_deref(),
             ])?;
         }
     }
@@ -255,17 +259,20 @@ mod tests {
     }
 
     #[test]
-    fn a_ledger_of_an_older_loom_gains_the_refusal_column() {
+    fn a_ledger_of_an_older_loom_gains_the_refusal_and_guard_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("usage.db");
-        let old_schema = SCHEMA.replace(",\n    refusal TEXT", "");
-        assert!(!old_schema.contains("refusal"));
+        let old_schema = SCHEMA.replace(",\n    refusal TEXT,\n    guard TEXT", "");
+        assert!(!old_schema.contains("refusal") && !old_schema.contains("guard"));
         Connection::open(&path).unwrap().execute_batch(&old_schema).unwrap();
         let mut connection = open(&path).unwrap();
         let mut record = crate::accounting::record::tests::sample_record();
         record.refusal = Some("rate_limit:team:requests".into());
+        record.guard = Some("injection:flag".into());
         insert(&mut connection, &[record]).unwrap();
-        let stored: String = connection.query_row("SELECT refusal FROM usage", [], |row| row.get(0)).unwrap();
-        assert_eq!(stored, "rate_limit:team:requests");
+        let stored: (String, String) = connection
+            .query_row("SELECT refusal, guard FROM usage", [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        assert_eq!(stored, ("rate_limit:team:requests".to_owned(), "injection:flag".to_owned()));
     }
 }

@@ -110,6 +110,9 @@ pub struct UsageRecord {
     pub streamed: bool,
     /// Why Loom refused the request (e.g. `rate_limit:team:requests`), when it did.
     pub refusal: Option<Arc<str>>,
+    /// The security checks that acted on the request and let it go on, with their
+    /// actions (e.g. `injection:flag, pii:redact`).
+    pub guard: Option<Arc<str>>,
 }
 
 impl UsageRecord {
@@ -199,6 +202,7 @@ pub(crate) mod tests {
             cache_hit: false,
             streamed: false,
             refusal: None,
+            guard: None,
         }
     }
 
@@ -227,6 +231,7 @@ pub(crate) mod tests {
             cache_hit: false,
             streamed: false,
             refusal: None,
+            guard: None,
         };
         record.clamp_to_bounds();
         assert_eq!(

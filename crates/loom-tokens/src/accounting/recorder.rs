@@ -269,6 +269,7 @@ mod tests {
             cache_hit: false,
             streamed: false,
             refusal: None,
+            guard: None,
         };
         let recorder = UsageRecorder::new(None, Duration::ZERO, 0, Vec::new()).unwrap();
         recorder.record(record.clone());

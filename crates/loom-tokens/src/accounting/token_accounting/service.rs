@@ -69,6 +69,7 @@ pub(super) fn start(request: &mut LlmRequest, accounting: &Accounting) -> (Pendi
         cache_hit: false,
         streamed,
         refusal: None,
+        guard: context.extensions.get::<loom_core::GuardMarks>().map(|marks| marks.0.clone()),
     };
     let received_at = context.received_at;
     let report = context.extensions.get::<UsageReport>().cloned();
