@@ -224,7 +224,7 @@ mod tests {
         let insert = |user: &str, tokens: &str, cost: &str| {
             let sql = format!(
                 "INSERT INTO usage VALUES ('r', 5, NULL, {user}, NULL, NULL, NULL, 'm', NULL, \
-                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL)"
+                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL, NULL)"
             );
             connection.execute(&sql, []).unwrap();
         };
