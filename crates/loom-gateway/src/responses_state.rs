@@ -77,12 +77,14 @@ impl From<StoreError> for LoomError {
     /// A 503 in OpenAI's shape: the conversation exists, maybe, but cannot be read now.
     fn from(error: StoreError) -> Self {
         warn!(%error, "cannot read a stored conversation");
-        LoomError::new(
+        let mut refusal = LoomError::new(
             ErrorKind::Overloaded,
             "The conversation state backend is unavailable, so `previous_response_id` cannot be \
              continued now; try again later",
         )
-        .with_code("conversation_state_unavailable")
+        .with_code("conversation_state_unavailable");
+        refusal.param = Some("previous_response_id".to_owned());
+        refusal
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use loom_providers::{ProviderConfig, ProviderType};
+use loom_providers::{ProviderConfig, ProviderType, ResponsesApi};
 use loom_tokens::accounting::Price;
 
 use super::error::ConfigError;
@@ -339,6 +339,12 @@ fn validate_responses(responses: &super::schema::ResponsesConfig, problems: &mut
 
 fn validate_provider(key: &str, provider: &ProviderConfig, problems: &mut Problems) {
     let kind = provider.kind;
+    if provider.responses_api == ResponsesApi::Native && kind != ProviderType::Openai {
+        problems.add(
+            format!("{key}.responses_api"),
+            format!("`native` is for `type: openai` providers (this one is `{}`)", kind.as_str()),
+        );
+    }
     let needs_key = matches!(
         kind,
         ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic | ProviderType::Gemini
@@ -721,6 +727,17 @@ routes:
             "ai_gateway.responses.max_conversation_bytes: must be at most ai_gateway.responses.max_bytes (1000), not 2000"
         );
         assert!(error("    keep: 1h\n").contains("ai_gateway.responses"), "{}", error("    keep: 1h\n"));
+        let native = |kind: &str| {
+            let yaml = format!(
+                "ai_gateway:\n  providers:\n    - {{name: p, type: {kind}, api_key: k, responses_api: native}}\n"
+            );
+            LoomConfig::from_yaml_str(&yaml, &|_| None).map(|config| config.ai_gateway.providers[0].responses_api)
+        };
+        assert_eq!(native("openai").unwrap(), ResponsesApi::Native);
+        assert_eq!(
+            native("anthropic").unwrap_err().to_string(),
+            "ai_gateway.providers[0].responses_api: `native` is for `type: openai` providers (this one is `anthropic`)"
+        );
         let default = LoomConfig::from_yaml_str(PROVIDER, &|_| None).unwrap();
         assert_eq!(default.ai_gateway.responses, super::super::schema::ResponsesConfig::default());
     }
