@@ -66,6 +66,7 @@ impl LoomConfig {
             );
         }
         validate_routes(&self.routes, &self.ai_gateway, &mut problems);
+        check_native_responses(self, &mut problems);
         check_one_price_per_provider(&self.written_prices(), &mut problems);
         ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
     }
@@ -305,6 +306,42 @@ fn validate_ai_gateway(ai: &AiGatewayConfig, problems: &mut Problems) {
             if target.trim().is_empty() {
                 problems.add(key, "the provider model name must not be empty");
             }
+        }
+    }
+}
+
+/// `responses_api: native` passes the upstream's answer on as Responses JSON, which the
+/// checks that read or rewrite answers cannot read: the two are refused together.
+fn check_native_responses(config: &LoomConfig, problems: &mut Problems) {
+    let ai = &config.ai_gateway;
+    let touches_answers = |checks: &loom_guard::ChecksConfig| {
+        use loom_guard::check::Side;
+        let pii = &checks.pii;
+        let pii_answers =
+            pii.enabled && (pii.action == loom_guard::Action::Redact || pii.on.contains(&Side::Response));
+        pii_answers || checks.content_filters.iter().any(|filter| filter.on.contains(&Side::Response))
+    };
+    let answer_checks = ai
+        .checks
+        .iter()
+        .map(|checks| ("ai_gateway.checks".to_owned(), checks))
+        .chain(config.routes.iter().filter_map(|route| {
+            route.checks.as_ref().map(|checks| (format!("routes ({}).checks", route.id), checks))
+        }))
+        .chain(ai.auth.keys.iter().filter_map(|key| {
+            key.checks.as_ref().map(|checks| (format!("ai_gateway.auth.keys ({}).checks", key.id), checks))
+        }))
+        .find(|(_, checks)| touches_answers(checks));
+    let Some((checks_key, _)) = answer_checks else { return };
+    for (index, provider) in ai.providers.iter().enumerate() {
+        if provider.responses_api == ResponsesApi::Native {
+            problems.add(
+                format!("ai_gateway.providers[{index}].responses_api"),
+                format!(
+                    "`native` passes answers on as the upstream's Responses JSON, which the answer checks of \
+                     {checks_key} (pii `redact`, or `on: [response]`) cannot read; use `translate`"
+                ),
+            );
         }
     }
 }
@@ -734,6 +771,14 @@ routes:
             LoomConfig::from_yaml_str(&yaml, &|_| None).map(|config| config.ai_gateway.providers[0].responses_api)
         };
         assert_eq!(native("openai").unwrap(), ResponsesApi::Native);
+        let yaml = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: k, responses_api: native}\n  checks:\n    pii: {enabled: true, action: redact}\n";
+        assert_eq!(
+            LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_err().to_string(),
+            "ai_gateway.providers[0].responses_api: `native` passes answers on as the upstream's Responses JSON, \
+             which the answer checks of ai_gateway.checks (pii `redact`, or `on: [response]`) cannot read; use `translate`"
+        );
+        let blocking = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: k, responses_api: native}\n  checks:\n    pii: {enabled: true, action: block}\n";
+        assert!(LoomConfig::from_yaml_str(blocking, &|_| None).is_ok(), "request-side checks work with native");
         assert_eq!(
             native("anthropic").unwrap_err().to_string(),
             "ai_gateway.providers[0].responses_api: `native` is for `type: openai` providers (this one is `anthropic`)"
