@@ -139,8 +139,10 @@ async fn a_native_stream_is_passed_on_event_by_event() {
     while let Some(frame) = next_frame(&mut body, Duration::from_secs(5)).await {
         rest.push_str(&String::from_utf8_lossy(&frame));
     }
-    let expected: String =
-        events.iter().map(|event| format!("event: {}\ndata: {event}\n\n", event["type"].as_str().unwrap())).collect();
+    let expected: String = events
+        .iter()
+        .map(|event| format!("event: {}\ndata: {event}\n\n", event["type"].as_str().unwrap()))
+        .collect();
     assert_eq!(rest, expected, "every event as the upstream sent it");
     let mut sent = request.clone();
     sent["model"] = json!("gpt-4.1");
@@ -168,7 +170,8 @@ async fn built_in_tools_are_refused_by_translating_providers_only() {
     );
     let gateway = TestGateway::start(&yaml).await;
     native.push_reply(Reply::json(searched_response("resp_1")));
-    let body = |model: &str| json!({"model": model, "input": "Hi", "tools": [{"type": "web_search"}]}).to_string();
+    let body =
+        |model: &str| json!({"model": model, "input": "Hi", "tools": [{"type": "web_search"}]}).to_string();
 
     let refused = gateway.post("/v1/responses", &body("gpt-4o")).await;
     assert_eq!(refused.status, 400, "{}", refused.text());

@@ -89,6 +89,8 @@ impl From<StoreError> for LoomError {
 }
 
 /// Conversations by response id, in this process or on Redis.
+// One per gateway, built at start-up: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ResponseStore {
     /// In this process.
     Memory(MemoryConversations),

@@ -768,7 +768,8 @@ routes:
             let yaml = format!(
                 "ai_gateway:\n  providers:\n    - {{name: p, type: {kind}, api_key: k, responses_api: native}}\n"
             );
-            LoomConfig::from_yaml_str(&yaml, &|_| None).map(|config| config.ai_gateway.providers[0].responses_api)
+            LoomConfig::from_yaml_str(&yaml, &|_| None)
+                .map(|config| config.ai_gateway.providers[0].responses_api)
         };
         assert_eq!(native("openai").unwrap(), ResponsesApi::Native);
         let yaml = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: k, responses_api: native}\n  checks:\n    pii: {enabled: true, action: redact}\n";
@@ -778,7 +779,10 @@ routes:
              which the answer checks of ai_gateway.checks (pii `redact`, or `on: [response]`) cannot read; use `translate`"
         );
         let blocking = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: k, responses_api: native}\n  checks:\n    pii: {enabled: true, action: block}\n";
-        assert!(LoomConfig::from_yaml_str(blocking, &|_| None).is_ok(), "request-side checks work with native");
+        assert!(
+            LoomConfig::from_yaml_str(blocking, &|_| None).is_ok(),
+            "request-side checks work with native"
+        );
         assert_eq!(
             native("anthropic").unwrap_err().to_string(),
             "ai_gateway.providers[0].responses_api: `native` is for `type: openai` providers (this one is `anthropic`)"
