@@ -206,3 +206,27 @@ async fn the_request_checks_still_stand_before_a_native_provider() {
     assert_eq!(response.json()["error"]["code"], json!("content_policy_violation"), "{}", response.text());
     assert_eq!(mock.request_count(), 0, "blocked before the upstream");
 }
+
+#[tokio::test]
+async fn a_native_stream_failing_before_its_first_event_fails_over_to_a_translating_provider() {
+    let (native, backup) = (MockUpstream::start().await, MockUpstream::start().await);
+    let yaml = format!(
+        "ai_gateway:\n  providers:\n    - {{name: native, type: openai, api_key: sk-n-0123456789, base_url: {}, responses_api: native}}\n    - {{name: backup, type: openai, api_key: sk-b-0123456789, base_url: {}}}\n  routing:\n    strategy: priority\n    failover:\n      enabled: true\n      backoff: 1ms\n    providers:\n      - {{name: native, priority: 1}}\n      - {{name: backup, priority: 2}}\n",
+        native.base_url(),
+        backup.base_url()
+    );
+    let gateway = TestGateway::start(&yaml).await;
+    // The native upstream closes its stream before any event: nothing reached the client.
+    native.push_reply(Reply::sse(vec![]));
+    backup.push_reply(Reply::chat_stream("gpt-4o", true));
+    let response = gateway.post("/v1/responses", r#"{"model":"gpt-4o","input":"Hi","stream":true}"#).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("x-loom-provider").as_deref(), Some("backup"));
+    // Loom's own translated events (its ids, from `response.created` on), not a passed-through stream.
+    let text = response.text();
+    assert!(text.starts_with("event: response.created\ndata: "), "{text}");
+    assert!(text.contains("event: response.completed\n"), "{text}");
+    assert!(text.contains(r#""id":"resp_"#), "{text}");
+    assert_eq!((native.request_count(), backup.request_count()), (1, 1));
+    assert_eq!(backup.requests()[0].path, "/v1/chat/completions");
+}

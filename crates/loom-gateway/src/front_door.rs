@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -576,8 +577,16 @@ async fn responses_answer<S>(
     deadline: Instant,
     call: ResponsesCall,
 ) -> Result<Response<ResponseBody>, LoomError> {
+    let mut response = response;
+    if let ResponsePayload::Stream(chunks) = response.payload {
+        // A native provider marks its stream passed through with the first event (one
+        // failing before it may have been retried on a translating provider).
+        let mut chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
+        let first = chunks.next().await;
+        response.payload = ResponsePayload::Stream(Box::pin(futures_util::stream::iter(first).chain(chunks)));
+    }
     if call.native.was_passed_through() {
-        return native_answer(state, response, deadline, call.keep).await;
+        return native_answer(state, response, call.keep).await;
     }
     Ok(match response.payload {
         ResponsePayload::Chat(answer) => {
@@ -589,7 +598,6 @@ async fn responses_answer<S>(
             json_response(StatusCode::OK, to_json(&answer)?)
         }
         ResponsePayload::Stream(chunks) => {
-            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             let on_finished = call.keep.map(|keep| {
                 Box::new(move |answer: &ResponseObject| {
                     let answer = answer.clone();
@@ -609,7 +617,6 @@ async fn responses_answer<S>(
 async fn native_answer<S>(
     state: &FrontDoorState<S>,
     response: LlmResponse,
-    deadline: Instant,
     keep: Option<Kept>,
 ) -> Result<Response<ResponseBody>, LoomError> {
     Ok(match response.payload {
@@ -630,7 +637,6 @@ async fn native_answer<S>(
             json_response(StatusCode::OK, wire.json().clone())
         }
         ResponsePayload::Stream(chunks) => {
-            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
             let on_completed = keep.map(|keep| {
                 Box::new(move |id: String, output: Vec<serde_json::Value>| {
                     Box::pin(async move { keep.keep_native(&id, output).await }) as KeepFuture

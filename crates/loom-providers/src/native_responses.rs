@@ -193,9 +193,19 @@ fn is_terminal(kind: &str) -> bool {
 /// final event; closed before one, it is truncated.
 pub(crate) struct ResponsesEvents<E> {
     /// `None` once the stream has ended (the body is dropped then, freeing its connection).
-    pub(crate) events: Option<E>,
-    pub(crate) upstream: Upstream,
-    pub(crate) ended: bool,
+    events: Option<E>,
+    upstream: Upstream,
+    ended: bool,
+    /// Marked passed through with the first event: a stream failing before it may be
+    /// retried on another, translating provider.
+    native: Option<NativeResponses>,
+}
+
+impl<E> ResponsesEvents<E> {
+    /// The events of `upstream`'s answer to `native`'s request.
+    pub(crate) fn new(events: E, upstream: Upstream, native: NativeResponses) -> Self {
+        ResponsesEvents { events: Some(events), upstream, ended: false, native: Some(native) }
+    }
 }
 
 impl<E> futures_util::Stream for ResponsesEvents<E>
@@ -231,8 +241,13 @@ where
                     }
                 }
             };
-            if item.is_err() {
-                this.events = None;
+            match &item {
+                Ok(_) => {
+                    if let Some(native) = this.native.take() {
+                        native.mark_passed_through();
+                    }
+                }
+                Err(_) => this.events = None,
             }
             return Poll::Ready(Some(item.map_err(LoomError::from)));
         }

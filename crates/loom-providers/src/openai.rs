@@ -231,14 +231,13 @@ impl Inner {
         let response = self.upstream.post_json(endpoint, body, &budget).await?;
         let payload = if chat.is_stream() {
             let events = self.upstream.events(response, &budget);
-            let events =
-                ResponsesEvents { events: Some(events), upstream: self.upstream.clone(), ended: false };
-            ResponsePayload::Stream(Box::pin(events))
+            ResponsePayload::Stream(Box::pin(ResponsesEvents::new(events, self.upstream.clone(), native)))
         } else {
             let body = self.upstream.read_body(response, &budget).await?;
-            ResponsePayload::Chat(ChatAnswer::Wire(whole_answer(&self.upstream, body)?))
+            let answer = whole_answer(&self.upstream, body)?;
+            native.mark_passed_through();
+            ResponsePayload::Chat(ChatAnswer::Wire(answer))
         };
-        native.mark_passed_through();
         Ok(LlmResponse::new(self.upstream.name.clone(), payload))
     }
 
