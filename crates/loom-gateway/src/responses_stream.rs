@@ -452,8 +452,8 @@ pub fn responses_events(
     }))
 }
 
-/// Called with a native stream's response id and output items when it completes; its
-/// `response.completed` event waits for the future.
+/// Called with a native stream's response id and output items when it completes (or ends
+/// incomplete, never failed); that event waits for the future.
 pub type OnNativeCompleted = Box<dyn FnOnce(String, Vec<Value>) -> KeepFuture + Send>;
 
 /// What is read of a native provider's event.
@@ -506,7 +506,7 @@ pub fn native_events(chunks: ChunkStream, on_completed: Option<OnNativeCompleted
                         return failed(&error, next_sequence);
                     }
                 };
-                if event.kind == "response.completed"
+                if matches!(event.kind.as_str(), "response.completed" | "response.incomplete")
                     && let (Some(on_completed), Some(response)) = (on_completed.take(), event.response)
                 {
                     on_completed(response.id, response.output).await;
@@ -649,5 +649,70 @@ mod tests {
         let (name, last) = failed.last().unwrap();
         assert_eq!(name, "response.failed");
         assert_eq!(last["response"]["error"], json!({"code": "server_error", "message": "boom"}));
+    }
+
+    fn native_chunk(json: Value) -> Result<StreamChunk, LoomError> {
+        Ok(StreamChunk::Wire(loom_core::WireChunk::passed_through(
+            bytes::Bytes::from(json.to_string()),
+            None,
+        )))
+    }
+
+    async fn native_text(
+        chunks: Vec<Result<StreamChunk, LoomError>>,
+        on_completed: Option<OnNativeCompleted>,
+    ) -> String {
+        let stream = native_events(Box::pin(futures_util::stream::iter(chunks)), on_completed);
+        let mut encoded = BytesMut::new();
+        for event in stream.collect::<Vec<_>>().await {
+            event.write_to(&mut encoded);
+        }
+        String::from_utf8(encoded.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn native_events_pass_on_as_written_and_keep_the_completed_response_first() {
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let on_completed: OnNativeCompleted = {
+            let kept = kept.clone();
+            Box::new(move |id, output| {
+                *kept.lock().unwrap() = Some((id, output));
+                Box::pin(async {}) as KeepFuture
+            })
+        };
+        let delta = json!({"type": "response.output_text.delta", "sequence_number": 0, "delta": "Hi"});
+        let completed = json!({"type": "response.completed", "sequence_number": 1,
+            "response": {"id": "resp_up", "output": [{"type": "message"}]}});
+        let text = native_text(
+            vec![native_chunk(delta.clone()), native_chunk(completed.clone())],
+            Some(on_completed),
+        )
+        .await;
+        assert_eq!(
+            text,
+            format!(
+                "event: response.output_text.delta\ndata: {delta}\n\nevent: response.completed\ndata: {completed}\n\n"
+            )
+        );
+        assert_eq!(*kept.lock().unwrap(), Some(("resp_up".to_owned(), vec![json!({"type": "message"})])));
+    }
+
+    #[tokio::test]
+    async fn a_failing_native_stream_ends_with_an_error_event_numbered_after_the_last() {
+        let delta = json!({"type": "response.output_text.delta", "sequence_number": 7, "delta": "Hi"});
+        let text =
+            native_text(vec![native_chunk(delta.clone()), Err(LoomError::internal("boom"))], None).await;
+        let error = json!({"type": "error", "code": "server_error", "message": "boom", "param": null, "sequence_number": 8});
+        assert_eq!(
+            text,
+            format!("event: response.output_text.delta\ndata: {delta}\n\nevent: error\ndata: {error}\n\n")
+        );
+    }
+
+    #[test]
+    fn an_upstream_cannot_frame_events_of_its_own() {
+        let mut out = BytesMut::new();
+        write_event(&mut out, "x\ndata: injected", b"{\"a\":\n1}");
+        assert_eq!(&out[..], b"data: {\"a\":\ndata: 1}\n\n");
     }
 }
