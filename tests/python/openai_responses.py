@@ -16,6 +16,10 @@ deltas and the final response), a function-calling round trip (a call, then its
 `function_call_output` sent back with the first answer's output items), a streamed
 function call, and a second turn through `previous_response_id`.
 
+With `--native-model`, that model is an `openai` provider with `responses_api: native`
+(its mock answers as OpenAI's own Responses API does), and three more checks run last:
+a `web_search` built-in tool, a stream passed through, and `previous_response_id`.
+
 Output: `ok   <check>` per passed check; the first failure prints `FAIL <check>: ...`
 and exits with status 1.
 """
@@ -134,10 +138,37 @@ def check_previous_response(client: openai.OpenAI, model: str) -> None:
         raise CheckFailed("an unknown previous_response_id was accepted")
 
 
+def check_native_search(client: openai.OpenAI, model: str) -> None:
+    response = client.responses.create(model=model, input="What is Loom?", tools=[{"type": "web_search"}])
+    expect("output item types", [item.type for item in response.output], ["web_search_call", "message"])
+    expect("output_text", response.output_text, TEXT)
+    expect("the upstream's id", response.id, "resp_native_1")
+    if response.usage is None or response.usage.input_tokens_details.cached_tokens != 4:
+        raise CheckFailed(f"usage: {response.usage!r}")
+
+
+def check_native_stream(client: openai.OpenAI, model: str) -> None:
+    deltas: list[str] = []
+    with client.responses.stream(model=model, input="Hi") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    expect("text deltas", deltas, PIECES)
+    expect("final output_text", final.output_text, TEXT)
+    expect("final id", final.id, "resp_native_2")
+
+
+def check_native_previous(client: openai.OpenAI, model: str) -> None:
+    second = client.responses.create(model=model, input="And?", previous_response_id="resp_native_2")
+    expect("second answer", second.output_text, FOLLOW_UP)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url", required=True, help="the gateway's OpenAI base URL, ending in /v1")
     parser.add_argument("--time-limit", type=int, default=120, help="seconds before the script gives up")
+    parser.add_argument("--native-model", help="a model served by a provider with responses_api: native")
     args = parser.parse_args()
     # A hung stream must fail the run, not stall it.
     signal.alarm(args.time_limit)
@@ -152,6 +183,13 @@ def main() -> int:
             (f"{model}: function-call round trip", lambda model=model: check_function_round_trip(client, model)),
             (f"{model}: streamed function call", lambda model=model: check_streamed_call(client, model)),
             (f"{model}: previous_response_id", lambda model=model: check_previous_response(client, model)),
+        ]
+    native = args.native_model
+    if native:
+        checks += [
+            (f"{native}: native web_search", lambda: check_native_search(client, native)),
+            (f"{native}: native stream", lambda: check_native_stream(client, native)),
+            (f"{native}: native previous_response_id", lambda: check_native_previous(client, native)),
         ]
     for name, check in checks:
         try:

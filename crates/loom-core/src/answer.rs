@@ -91,6 +91,13 @@ impl WireResponse {
         Ok(WireResponse { json, id: outline.id, model: outline.model, usage: outline.usage.map(Box::new) })
     }
 
+    /// An answer in another API's format passed through as is (the Responses API's, from a
+    /// provider that serves it natively), with what accounting reads of it; it is no chat
+    /// completion, so [`ChatAnswer::into_typed`] fails on it.
+    pub fn passed_through(json: Bytes, id: String, model: String, usage: Option<Usage>) -> Self {
+        WireResponse { json, id, model, usage: usage.map(Box::new) }
+    }
+
     /// The answer's JSON, as received.
     pub fn json(&self) -> &Bytes {
         &self.json

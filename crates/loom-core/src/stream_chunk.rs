@@ -207,6 +207,13 @@ impl WireChunk {
         Ok(WireChunk { json, usage: None, model_at: None, has_choices: true, is_error: false })
     }
 
+    /// A stream event in another API's format passed through as is (the Responses API's,
+    /// from a provider that serves it natively), with the usage it reports; it is no chat
+    /// chunk, so [`StreamChunk::into_typed`] fails on it.
+    pub fn passed_through(json: Bytes, usage: Option<Usage>) -> Self {
+        WireChunk { json, usage: usage.map(Box::new), model_at: None, has_choices: true, is_error: false }
+    }
+
     /// The chunk's JSON, as received.
     pub fn json(&self) -> &Bytes {
         &self.json

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -36,12 +37,13 @@ use crate::openai_format::{for_openai_client, openai_events, parse_chat, parse_e
 use crate::request_body::{BodyLimits, read_body};
 use crate::request_id::RequestIds;
 use crate::responses_format::{
-    ResponseEcho, ResponseObject, assistant_message, parse_responses, to_response,
+    ResponseEcho, ResponseObject, assistant_message, output_messages, parse_responses, to_response,
 };
 use crate::responses_state::{ConversationScope, ResponseStore, ResponseStoreLimits};
-use crate::responses_stream::{OnFinished, responses_events};
+use crate::responses_stream::{KeepFuture, OnFinished, OnNativeCompleted, native_events, responses_events};
 use crate::routes::{MountedRoute, RouteMatch, match_route};
 use crate::sse::SseBody;
+use loom_providers::NativeResponses;
 
 /// Body of every gateway response: whole bytes or a live event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
@@ -78,6 +80,8 @@ pub struct FrontDoorSettings {
     /// Whether the key a client presents is handed to the stack as
     /// [`PresentedKey`] (for an authentication stage; default on).
     pub pass_presented_keys: bool,
+    /// Where conversations are kept for the Responses API's `previous_response_id`.
+    pub responses: Arc<ResponseStore>,
 }
 
 impl Default for FrontDoorSettings {
@@ -94,6 +98,7 @@ impl Default for FrontDoorSettings {
             request_timeout: server.request_timeout,
             metrics: Arc::new(Metrics::new()),
             pass_presented_keys: true,
+            responses: Arc::new(ResponseStore::memory(ResponseStoreLimits::default())),
         }
     }
 }
@@ -129,7 +134,7 @@ impl<S> FrontDoor<S> {
                 request_ids: RequestIds::new(),
                 metrics: settings.metrics,
                 pass_presented_keys: settings.pass_presented_keys,
-                responses: Arc::new(ResponseStore::new(ResponseStoreLimits::default())),
+                responses: settings.responses,
             }),
         }
     }
@@ -341,7 +346,7 @@ where
     // Conversations belong to the key that stored them, whether or not the stack sees it.
     let scope = (call == Call::Responses).then(|| {
         let key = presented_key.clone().or_else(|| self::presented_key(request.headers()));
-        state.responses.scope(key.as_ref().map(|key| key.0.expose()))
+        ConversationScope::of(key.as_ref().map(|key| key.0.expose()))
     });
     // One deadline from the request's arrival: a slow body eats into it.
     let deadline = started.checked_add(state.request_timeout).unwrap_or_else(far_future);
@@ -375,7 +380,8 @@ where
         }
         Call::Responses => {
             let scope = scope.ok_or_else(|| LoomError::internal("a Responses request without its scope"))?;
-            let (mut chat, responses) = responses_request(&state.responses, body, scope)?;
+            let (mut chat, responses) = responses_request(&state.responses, body, scope).await?;
+            context.extensions.insert(responses.native.clone());
             if chat.is_stream() && !state.streaming_enabled {
                 return Err(LoomError::invalid_request(
                     "Streaming is disabled on this gateway (`ai_gateway.streaming.enabled: false`)",
@@ -422,7 +428,7 @@ where
         ClientFormat::Responses => {
             let call = responses_call
                 .ok_or_else(|| LoomError::internal("a Responses answer without its request"))?;
-            responses_answer(state, response, deadline, call)?
+            responses_answer(state, response, deadline, call).await?
         }
     };
     if let Ok(value) = HeaderValue::from_str(&provider) {
@@ -505,6 +511,8 @@ struct ResponsesCall {
     echo: ResponseEcho,
     /// Where the conversation goes once answered; `None` with `store: false`.
     keep: Option<Kept>,
+    /// The client's body for a native provider, which tells whether one answered.
+    native: NativeResponses,
 }
 
 /// A conversation to keep once its answer is known.
@@ -517,21 +525,28 @@ struct Kept {
 
 impl Kept {
     /// Stores the conversation with `response`'s output, under its id.
-    fn keep(mut self, response: &ResponseObject) {
+    async fn keep(mut self, response: &ResponseObject) {
         self.conversation.extend(assistant_message(&response.output));
-        self.store.put(response.id.clone(), self.scope, self.conversation);
+        self.store.put(&response.id, self.scope, self.conversation).await;
+    }
+
+    /// Stores the conversation with a native provider's `output` items, under its `id`.
+    async fn keep_native(mut self, id: &str, output: Vec<serde_json::Value>) {
+        self.conversation.extend(output_messages(output));
+        self.store.put(id, self.scope, self.conversation).await;
     }
 }
 
 /// Parses a Responses body and puts it after the conversation it continues.
-fn responses_request(
+async fn responses_request(
     store: &Arc<ResponseStore>,
     body: &[u8],
     scope: ConversationScope,
 ) -> Result<(ChatRequest, ResponsesCall), LoomError> {
     let mut parsed = parse_responses(body)?;
     if let Some(previous) = parsed.previous_response_id.as_deref() {
-        let history = store.get(previous, scope).ok_or_else(|| previous_response_not_found(previous))?;
+        let history =
+            store.get(previous, scope).await?.ok_or_else(|| previous_response_not_found(previous))?;
         parsed.continue_from(&history);
     }
     let keep = parsed.echo.store().then(|| Kept {
@@ -539,7 +554,11 @@ fn responses_request(
         scope,
         conversation: parsed.conversation(),
     });
-    let call = ResponsesCall { model: parsed.chat.model.clone(), echo: parsed.echo, keep };
+    let client_body = serde_json::from_slice(body).map_err(|error| {
+        LoomError::invalid_request(format!("The body is not a JSON object: {error}"), None)
+    })?;
+    let native = NativeResponses::new(client_body, parsed.chat.messages.clone(), parsed.native_only);
+    let call = ResponsesCall { model: parsed.chat.model.clone(), echo: parsed.echo, keep, native };
     Ok((parsed.chat, call))
 }
 
@@ -552,31 +571,80 @@ fn previous_response_not_found(id: &str) -> LoomError {
     error
 }
 
-fn responses_answer<S>(
+async fn responses_answer<S>(
     state: &FrontDoorState<S>,
     response: LlmResponse,
     deadline: Instant,
     call: ResponsesCall,
 ) -> Result<Response<ResponseBody>, LoomError> {
+    let mut response = response;
+    if let ResponsePayload::Stream(chunks) = response.payload {
+        // A native provider marks its stream passed through with the first event (one
+        // failing before it may have been retried on a translating provider).
+        let mut chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
+        let first = chunks.next().await;
+        response.payload = ResponsePayload::Stream(Box::pin(futures_util::stream::iter(first).chain(chunks)));
+    }
+    if call.native.was_passed_through() {
+        return native_answer(state, response, call.keep).await;
+    }
     Ok(match response.payload {
         ResponsePayload::Chat(answer) => {
             let answer = to_response(answer.into_typed()?, &call.echo)?;
             if let Some(keep) = call.keep {
-                keep.keep(&answer);
+                // Kept before answering: the client's next turn may come at once, to any instance.
+                keep.keep(&answer).await;
             }
             json_response(StatusCode::OK, to_json(&answer)?)
         }
         ResponsePayload::Stream(chunks) => {
-            let chunks = stream_with_deadline(chunks, deadline, state.request_timeout);
-            let on_finished = call
-                .keep
-                .map(|keep| Box::new(move |answer: &ResponseObject| keep.keep(answer)) as OnFinished);
+            let on_finished = call.keep.map(|keep| {
+                Box::new(move |answer: &ResponseObject| {
+                    let answer = answer.clone();
+                    Box::pin(async move { keep.keep(&answer).await }) as KeepFuture
+                }) as OnFinished
+            });
             let events = responses_events(chunks, call.model, &call.echo, on_finished);
             sse_response(SseBody::new(events, state.flush_interval))
         }
         ResponsePayload::TokenCount(_) | ResponsePayload::Embeddings(_) => {
             return Err(LoomError::internal("a token count or embeddings answer to a Responses request"));
         }
+    })
+}
+
+/// A native provider's answer, as the upstream gave it (its conversation kept first).
+async fn native_answer<S>(
+    state: &FrontDoorState<S>,
+    response: LlmResponse,
+    keep: Option<Kept>,
+) -> Result<Response<ResponseBody>, LoomError> {
+    Ok(match response.payload {
+        ResponsePayload::Chat(answer) => {
+            let id = answer.id().to_owned();
+            let ChatAnswer::Wire(wire) = answer else {
+                return Err(LoomError::internal("a passed-through answer that is not wire JSON"));
+            };
+            if let Some(keep) = keep {
+                #[derive(serde::Deserialize)]
+                struct Output {
+                    #[serde(default)]
+                    output: Vec<serde_json::Value>,
+                }
+                let output = serde_json::from_slice::<Output>(wire.json()).map(|kept| kept.output);
+                keep.keep_native(&id, output.unwrap_or_default()).await;
+            }
+            json_response(StatusCode::OK, wire.json().clone())
+        }
+        ResponsePayload::Stream(chunks) => {
+            let on_completed = keep.map(|keep| {
+                Box::new(move |id: String, output: Vec<serde_json::Value>| {
+                    Box::pin(async move { keep.keep_native(&id, output).await }) as KeepFuture
+                }) as OnNativeCompleted
+            });
+            sse_response(SseBody::new(native_events(chunks, on_completed), state.flush_interval))
+        }
+        _ => return Err(LoomError::internal("a passed-through Responses answer of another kind")),
     })
 }
 

@@ -25,6 +25,7 @@ use crate::models::{ModelRefresher, RouteModels};
 use crate::pipeline::{Pipeline, Stages, pipeline, token_counter};
 use crate::provider_metrics::MetricsLayer;
 use crate::provider_metrics::ProviderTokens;
+use crate::responses_state::{ResponseStore, ResponseStoreLimits};
 use crate::routes::MountedRoute;
 use crate::scrub::ScrubErrorsLayer;
 use crate::server::{ConnectionLimits, serve};
@@ -69,6 +70,9 @@ pub enum GatewayError {
     /// Keys, rate limits or budgets could not be set up (e.g. a bad Redis URL).
     #[error("ai_gateway.state: {0}")]
     Guard(#[from] loom_guard::GuardError),
+    /// The Responses API's conversation store could not be set up (e.g. a bad Redis URL).
+    #[error("ai_gateway.state: {0}")]
+    Responses(#[from] crate::responses_state::StoreError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
@@ -219,6 +223,7 @@ impl Gateway {
             metrics: metrics.clone(),
             // Only the authentication stage reads it.
             pass_presented_keys: ai.auth.enabled,
+            responses: Arc::new(ResponseStore::from_config(&ai.state, response_store_limits(&ai.responses))?),
         };
         Ok(Gateway {
             front_door: FrontDoor::new(routes, settings),
@@ -331,6 +336,17 @@ impl Gateway {
             )));
         }
         RunningGateway { addr, admin_addr, shutdown_tx, tasks, key_refresh, recorder: self.recorder }
+    }
+}
+
+/// The conversation store's bounds, from `ai_gateway.responses` (validated to fit).
+fn response_store_limits(config: &crate::config::ResponsesConfig) -> ResponseStoreLimits {
+    let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+    ResponseStoreLimits {
+        ttl: config.store_ttl,
+        max_entries: size(config.max_conversations),
+        max_bytes: size(config.max_bytes),
+        max_conversation_bytes: size(config.max_conversation_bytes),
     }
 }
 

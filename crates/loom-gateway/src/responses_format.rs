@@ -18,6 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub use loom_providers::NativeOnly;
+
 /// Prefix of the `encrypted_content` of a reasoning item that carries a redacted
 /// (encrypted) reasoning block, told apart from a signature on the way back.
 const REDACTED_PREFIX: &str = "loom:redacted:";
@@ -175,6 +177,9 @@ pub struct ParsedResponses {
     pub echo: ResponseEcho,
     /// The stored response this one continues, if any.
     pub previous_response_id: Option<String>,
+    /// What only a provider serving the Responses API natively can do (built-in tools,
+    /// item types the chat APIs lack): left out of `chat`, refused by the others.
+    pub native_only: Vec<NativeOnly>,
     /// How many of `chat.messages` come from `instructions` (0 or 1), which a later
     /// turn does not inherit.
     instructions_len: usize,
@@ -230,6 +235,7 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
         messages.push(Message::text(Role::System, instructions.clone()));
     }
     let instructions_len = messages.len();
+    let mut native_only = Vec::new();
     match request.input {
         None if request.previous_response_id.is_none() => {
             return Err(LoomError::invalid_request("`input` is required", Some("input".into())));
@@ -240,7 +246,7 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
             if items.is_empty() && request.previous_response_id.is_none() {
                 return Err(LoomError::invalid_request("`input` must not be empty", Some("input".into())));
             }
-            messages.extend(input_messages(items)?);
+            messages.extend(input_messages(items, &mut native_only)?);
         }
     }
     let mut chat = ChatRequest::new(request.model, messages);
@@ -255,9 +261,16 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
     if let Some(tools) = request.tools {
         let mut canonical = Vec::with_capacity(tools.len());
         for (index, tool) in tools.into_iter().enumerate() {
-            let (tool, echoed) = function_tool(tool, index)?;
-            canonical.push(tool);
-            echo_tools.push(echoed);
+            match function_tool(tool, index)? {
+                Translated::Function(tool, echoed) => {
+                    canonical.push(tool);
+                    echo_tools.push(echoed);
+                }
+                Translated::NativeOnly(tool, refusal) => {
+                    echo_tools.push(tool);
+                    native_only.push(refusal);
+                }
+            }
         }
         if !canonical.is_empty() {
             chat.tools = Some(canonical);
@@ -266,7 +279,10 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
         }
     }
     if let Some(choice) = &request.tool_choice {
-        chat.tool_choice = Some(tool_choice(choice)?);
+        match builtin_tool_choice(choice) {
+            Some(refusal) => native_only.push(refusal),
+            None => chat.tool_choice = Some(tool_choice(choice)?),
+        }
     }
     if let Some(format) = request.text.as_ref().and_then(|text| text.format.clone()) {
         chat.response_format = match format {
@@ -295,7 +311,13 @@ pub fn parse_responses(body: &[u8]) -> Result<ParsedResponses, LoomError> {
         user: request.user,
         previous_response_id: request.previous_response_id.clone(),
     };
-    Ok(ParsedResponses { chat, echo, previous_response_id: request.previous_response_id, instructions_len })
+    Ok(ParsedResponses {
+        chat,
+        echo,
+        previous_response_id: request.previous_response_id,
+        native_only,
+        instructions_len,
+    })
 }
 
 /// Refuses what Loom cannot do for a Responses client.
@@ -315,8 +337,18 @@ fn refuse_unsupported(request: &ResponsesRequest) -> Result<(), LoomError> {
     Ok(())
 }
 
-/// A `tools[index]` entry: function tools only; built-in tools need OpenAI's own servers.
-fn function_tool(tool: Value, index: usize) -> Result<(Tool, Value), LoomError> {
+/// A `tools[index]` entry, translated or not.
+enum Translated {
+    /// A function tool: its canonical form and what the answer echoes.
+    Function(Tool, Value),
+    /// A built-in tool, which needs OpenAI's own servers: as written, and the refusal of
+    /// every other provider.
+    NativeOnly(Value, NativeOnly),
+}
+
+/// A `tools[index]` entry: function tools are translated; built-in tools only a native
+/// provider can run.
+fn function_tool(tool: Value, index: usize) -> Result<Translated, LoomError> {
     #[derive(Deserialize)]
     struct FunctionTool {
         name: String,
@@ -326,16 +358,22 @@ fn function_tool(tool: Value, index: usize) -> Result<(Tool, Value), LoomError> 
     }
     let param = format!("tools[{index}]");
     let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
-    if kind != "function" {
-        let shown = if kind.is_empty() { "(none)" } else { kind };
+    if kind.is_empty() {
         return Err(LoomError::invalid_request(
-            format!(
-                "The tool type `{shown}` is not supported: only `function` tools can be translated for \
+            format!("`{param}.type` is required"),
+            Some(format!("{param}.type")),
+        ));
+    }
+    if kind != "function" {
+        let refusal = NativeOnly {
+            param: format!("{param}.type"),
+            code: Some("unsupported_tool".to_owned()),
+            message: format!(
+                "The tool type `{kind}` is not supported: only `function` tools can be translated for \
                  the providers Loom serves the Responses API from"
             ),
-            Some(format!("{param}.type")),
-        )
-        .with_code("unsupported_tool"));
+        };
+        return Ok(Translated::NativeOnly(tool, refusal));
     }
     let function: FunctionTool = parse_at(tool, &param)?;
     let echoed = json!({
@@ -356,7 +394,21 @@ fn function_tool(tool: Value, index: usize) -> Result<(Tool, Value), LoomError> 
         cache_control: None,
         extra: Map::new(),
     };
-    Ok((tool, echoed))
+    Ok(Translated::Function(tool, echoed))
+}
+
+/// A `tool_choice` naming a built-in tool (`{"type": "web_search"}`): only a native
+/// provider can honour it.
+fn builtin_tool_choice(choice: &Value) -> Option<NativeOnly> {
+    let kind = choice.as_object()?.get("type")?.as_str()?;
+    (kind != "function").then(|| NativeOnly {
+        param: "tool_choice".to_owned(),
+        code: Some("unsupported_tool".to_owned()),
+        message: format!(
+            "The tool_choice type `{kind}` is not supported: only `function` tools can be translated for \
+             the providers Loom serves the Responses API from"
+        ),
+    })
 }
 
 fn tool_choice(choice: &Value) -> Result<ToolChoice, LoomError> {
@@ -403,7 +455,7 @@ fn parse_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, LoomError>
 /// The canonical messages of the `input` items. Consecutive assistant-side items
 /// (reasoning, assistant messages, function calls) become one assistant message, as the
 /// chat APIs want a turn's text and tool calls together.
-fn input_messages(items: Vec<Value>) -> Result<Vec<Message>, LoomError> {
+fn input_messages(items: Vec<Value>, native_only: &mut Vec<NativeOnly>) -> Result<Vec<Message>, LoomError> {
     let mut out = Vec::with_capacity(items.len());
     let mut turn = AssistantTurn::default();
     for (index, item) in items.into_iter().enumerate() {
@@ -457,18 +509,31 @@ fn input_messages(items: Vec<Value>) -> Result<Vec<Message>, LoomError> {
                 turn.add_reasoning(reasoning);
             }
             other => {
-                return Err(LoomError::invalid_request(
-                    format!(
+                // A built-in tool's call or an item reference: a native provider reads it.
+                native_only.push(NativeOnly {
+                    param: format!("{at}.type"),
+                    code: None,
+                    message: format!(
                         "Input items of type `{other}` are not supported: use message, function_call, \
                          function_call_output or reasoning items"
                     ),
-                    Some(format!("{at}.type")),
-                ));
+                });
             }
         }
     }
     turn.flush(&mut out);
     Ok(out)
+}
+
+/// The canonical messages of a native provider's `output` items, for a later turn that
+/// may go to any provider: messages and function calls; reasoning belongs to the model
+/// that wrote it, and built-in tools' items have no canonical form.
+pub fn output_messages(output: Vec<Value>) -> Vec<Message> {
+    let translatable = output
+        .into_iter()
+        .filter(|item| matches!(item.get("type").and_then(Value::as_str), Some("message" | "function_call")))
+        .collect();
+    input_messages(translatable, &mut Vec::new()).unwrap_or_default()
 }
 
 /// The assistant-side items gathered into one canonical assistant message.
@@ -994,19 +1059,56 @@ mod tests {
     }
 
     #[test]
+    fn what_only_a_native_provider_can_do_is_left_out_and_named() {
+        let parsed = parse_responses(
+            json!({"model": "m", "input": [{"role": "user", "content": "x"}, {"type": "item_reference", "id": "r"}],
+                   "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}],
+                   "tool_choice": {"type": "web_search"}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let named: Vec<(&str, Option<&str>)> = parsed
+            .native_only
+            .iter()
+            .map(|refusal| (refusal.param.as_str(), refusal.code.as_deref()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("input[1].type", None),
+                ("tools[1].type", Some("unsupported_tool")),
+                ("tool_choice", Some("unsupported_tool"))
+            ]
+        );
+        let tools = parsed.chat.tools.unwrap();
+        assert_eq!(tools.len(), 1, "only the function tool is translated");
+        assert_eq!(parsed.chat.tool_choice, None);
+        assert_eq!(parsed.chat.messages, [Message::text(Role::User, "x")]);
+        assert_eq!(parsed.echo.tools[1], json!({"type": "web_search"}), "echoed as written");
+    }
+
+    #[test]
+    fn output_messages_keep_messages_and_function_calls() {
+        let output = vec![
+            json!({"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"}),
+            json!({"type": "web_search_call", "id": "ws_1", "status": "completed"}),
+            json!({"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": "Found it.", "annotations": []}]}),
+            json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "{}"}),
+        ];
+        assert_eq!(
+            serde_json::to_value(output_messages(output)).unwrap(),
+            json!([{"role": "assistant", "content": "Found it.",
+                    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}])
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         assert_eq!(param_of(json!({"input": "x"})).1.as_deref(), Some("model"));
         assert_eq!(param_of(json!({"model": "m"})).1.as_deref(), Some("input"));
-        assert_eq!(
-            param_of(json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]}))
-                .1
-                .as_deref(),
-            Some("tools[1].type")
-        );
-        assert_eq!(
-            param_of(json!({"model": "m", "input": [{"type": "item_reference", "id": "x"}]})).1.as_deref(),
-            Some("input[0].type")
-        );
+
         assert_eq!(
             param_of(json!({"model": "m", "input": [{"role": "robot", "content": "x"}]})).1.as_deref(),
             Some("input[0].role")
@@ -1025,10 +1127,7 @@ mod tests {
                 .as_deref(),
             Some("input[0].content[0].image_url")
         );
-        assert_eq!(
-            param_of(json!({"model": "m", "input": "x", "tool_choice": {"type": "web_search"}})).1.as_deref(),
-            Some("tool_choice")
-        );
+
         assert_eq!(
             param_of(json!({"model": "m", "input": "x", "background": true})).1.as_deref(),
             Some("background")

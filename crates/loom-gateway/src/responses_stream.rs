@@ -4,7 +4,7 @@
 //! `sequence_number` counting from 0. The writer keeps the output items it has opened
 //! (the final `response.completed` repeats them whole), never the events themselves.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
 use loom_core::{ChatChunk, ChunkStream, FinishReason, LoomError, StreamChunk, Usage};
 use serde_json::{Map, Value, json};
@@ -14,8 +14,12 @@ use crate::responses_format::{
 };
 use crate::sse::{EventStream, SseEvent};
 
-/// Called with the finished response (completed or incomplete, never failed).
-pub type OnFinished = Box<dyn FnOnce(&ResponseObject) + Send>;
+/// Called with the finished response (completed or incomplete, never failed); the last
+/// event waits for its future (so the response is kept before the client sees it end).
+pub type OnFinished = Box<dyn FnOnce(&ResponseObject) -> KeepFuture + Send>;
+
+/// The work [`OnFinished`] starts.
+pub type KeepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The output item currently receiving deltas.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -383,8 +387,8 @@ impl EventWriter {
         out
     }
 
-    /// The closing events once the chunks end.
-    fn finish(&mut self) -> BytesMut {
+    /// The closing events once the chunks end, and the work to finish before sending them.
+    fn finish(&mut self) -> (BytesMut, Option<KeepFuture>) {
         let mut out = BytesMut::new();
         self.start(&mut out, None);
         self.close(&mut out);
@@ -392,10 +396,8 @@ impl EventWriter {
         let kind =
             if self.response.status == "incomplete" { "response.incomplete" } else { "response.completed" };
         self.emit_response(&mut out, kind);
-        if let Some(on_finished) = self.on_finished.take() {
-            on_finished(&self.response);
-        }
-        out
+        let keep = self.on_finished.take().map(|on_finished| on_finished(&self.response));
+        (out, keep)
     }
 
     /// The events that end a failed stream.
@@ -438,10 +440,106 @@ pub fn responses_events(
                     Some((SseEvent::Encoded(events.freeze()), Some((chunks, writer))))
                 }
                 Some(Err(error)) => Some((SseEvent::Encoded(writer.fail(&error).freeze()), None)),
-                None => Some((SseEvent::Encoded(Bytes::from(writer.finish())), None)),
+                None => {
+                    let (events, keep) = writer.finish();
+                    if let Some(keep) = keep {
+                        keep.await;
+                    }
+                    Some((SseEvent::Encoded(events.freeze()), None))
+                }
             };
         }
     }))
+}
+
+/// Called with a native stream's response id and output items when it completes (or ends
+/// incomplete, never failed); that event waits for the future.
+pub type OnNativeCompleted = Box<dyn FnOnce(String, Vec<Value>) -> KeepFuture + Send>;
+
+/// What is read of a native provider's event.
+#[derive(serde::Deserialize)]
+struct NativeEvent {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    sequence_number: Option<u64>,
+    #[serde(default)]
+    response: Option<NativeResponse>,
+}
+
+#[derive(serde::Deserialize)]
+struct NativeResponse {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    output: Vec<Value>,
+}
+
+/// A native provider's Responses events, passed on one by one as the upstream wrote
+/// them (`event: <type>` and its JSON); a failure after the first ends the stream with
+/// an `error` event, numbered after the last.
+pub fn native_events(chunks: ChunkStream, on_completed: Option<OnNativeCompleted>) -> EventStream {
+    let state = (chunks, on_completed, 0u64);
+    Box::pin(futures_util::stream::unfold(Some(state), |state| async move {
+        let (mut chunks, mut on_completed, next_sequence) = state?;
+        let failed = |error: &LoomError, sequence: u64| {
+            let code = if error.kind == loom_core::ErrorKind::RateLimited {
+                "rate_limit_exceeded"
+            } else {
+                "server_error"
+            };
+            let data = json!({"type": "error", "code": code, "message": error.message, "param": null,
+                              "sequence_number": sequence});
+            let mut out = BytesMut::new();
+            write_event(&mut out, "error", data.to_string().as_bytes());
+            Some((SseEvent::Encoded(out.freeze()), None))
+        };
+        match chunks.next().await {
+            Some(Ok(StreamChunk::Wire(wire))) => {
+                let event: NativeEvent = match serde_json::from_slice(wire.json()) {
+                    Ok(event) => event,
+                    Err(error) => {
+                        let error = LoomError::new(
+                            loom_core::ErrorKind::UpstreamError,
+                            format!("unexpected event: {error}"),
+                        );
+                        return failed(&error, next_sequence);
+                    }
+                };
+                if matches!(event.kind.as_str(), "response.completed" | "response.incomplete")
+                    && let (Some(on_completed), Some(response)) = (on_completed.take(), event.response)
+                {
+                    on_completed(response.id, response.output).await;
+                }
+                let mut out = BytesMut::new();
+                write_event(&mut out, &event.kind, wire.json());
+                let next_sequence = event.sequence_number.map_or(next_sequence, |sequence| sequence + 1);
+                Some((SseEvent::Encoded(out.freeze()), Some((chunks, on_completed, next_sequence))))
+            }
+            Some(Ok(StreamChunk::Typed(_))) => {
+                failed(&LoomError::internal("a canonical chunk in a passed-through stream"), next_sequence)
+            }
+            Some(Err(error)) => failed(&error, next_sequence),
+            None => None,
+        }
+    }))
+}
+
+/// Appends one SSE event: `event: <kind>` (left out unless it is a plain event name, so
+/// an upstream cannot frame events of its own) and its data, line by line.
+fn write_event(out: &mut BytesMut, kind: &str, data: &[u8]) {
+    let plain = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+    if !kind.is_empty() && kind.bytes().all(plain) {
+        out.put_slice(b"event: ");
+        out.put_slice(kind.as_bytes());
+        out.put_slice(b"\n");
+    }
+    for line in data.split(|byte| *byte == b'\n') {
+        out.put_slice(b"data: ");
+        out.put_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        out.put_slice(b"\n");
+    }
+    out.put_slice(b"\n");
 }
 
 #[cfg(test)]
@@ -551,5 +649,70 @@ mod tests {
         let (name, last) = failed.last().unwrap();
         assert_eq!(name, "response.failed");
         assert_eq!(last["response"]["error"], json!({"code": "server_error", "message": "boom"}));
+    }
+
+    fn native_chunk(json: Value) -> Result<StreamChunk, LoomError> {
+        Ok(StreamChunk::Wire(loom_core::WireChunk::passed_through(
+            bytes::Bytes::from(json.to_string()),
+            None,
+        )))
+    }
+
+    async fn native_text(
+        chunks: Vec<Result<StreamChunk, LoomError>>,
+        on_completed: Option<OnNativeCompleted>,
+    ) -> String {
+        let stream = native_events(Box::pin(futures_util::stream::iter(chunks)), on_completed);
+        let mut encoded = BytesMut::new();
+        for event in stream.collect::<Vec<_>>().await {
+            event.write_to(&mut encoded);
+        }
+        String::from_utf8(encoded.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn native_events_pass_on_as_written_and_keep_the_completed_response_first() {
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let on_completed: OnNativeCompleted = {
+            let kept = kept.clone();
+            Box::new(move |id, output| {
+                *kept.lock().unwrap() = Some((id, output));
+                Box::pin(async {}) as KeepFuture
+            })
+        };
+        let delta = json!({"type": "response.output_text.delta", "sequence_number": 0, "delta": "Hi"});
+        let completed = json!({"type": "response.completed", "sequence_number": 1,
+            "response": {"id": "resp_up", "output": [{"type": "message"}]}});
+        let text = native_text(
+            vec![native_chunk(delta.clone()), native_chunk(completed.clone())],
+            Some(on_completed),
+        )
+        .await;
+        assert_eq!(
+            text,
+            format!(
+                "event: response.output_text.delta\ndata: {delta}\n\nevent: response.completed\ndata: {completed}\n\n"
+            )
+        );
+        assert_eq!(*kept.lock().unwrap(), Some(("resp_up".to_owned(), vec![json!({"type": "message"})])));
+    }
+
+    #[tokio::test]
+    async fn a_failing_native_stream_ends_with_an_error_event_numbered_after_the_last() {
+        let delta = json!({"type": "response.output_text.delta", "sequence_number": 7, "delta": "Hi"});
+        let text =
+            native_text(vec![native_chunk(delta.clone()), Err(LoomError::internal("boom"))], None).await;
+        let error = json!({"type": "error", "code": "server_error", "message": "boom", "param": null, "sequence_number": 8});
+        assert_eq!(
+            text,
+            format!("event: response.output_text.delta\ndata: {delta}\n\nevent: error\ndata: {error}\n\n")
+        );
+    }
+
+    #[test]
+    fn an_upstream_cannot_frame_events_of_its_own() {
+        let mut out = BytesMut::new();
+        write_event(&mut out, "x\ndata: injected", b"{\"a\":\n1}");
+        assert_eq!(&out[..], b"data: {\"a\":\ndata: 1}\n\n");
     }
 }

@@ -52,6 +52,17 @@ pub enum WireFormat {
 
 pub use loom_core::Secret;
 
+/// How an OpenAI provider serves Responses API (`/v1/responses`) requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponsesApi {
+    /// Translated to chat completions, like for every other provider (the default).
+    #[default]
+    Translate,
+    /// Passed through untranslated to the upstream's own `/responses`.
+    Native,
+}
+
 /// Upstream timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -177,6 +188,9 @@ pub struct ProviderConfig {
     /// Settings of the `vertex` type.
     #[serde(default)]
     pub vertex: Option<VertexSettings>,
+    /// How an `openai` provider serves Responses API requests (default `translate`).
+    #[serde(default)]
+    pub responses_api: ResponsesApi,
 }
 
 fn default_pool_max_idle() -> usize {
@@ -203,6 +217,7 @@ impl ProviderConfig {
             pool_max_idle_per_host: default_pool_max_idle(),
             mock: None,
             vertex: None,
+            responses_api: ResponsesApi::Translate,
         }
     }
 

@@ -43,6 +43,7 @@ pub mod google_auth;
 mod media;
 pub mod mock;
 pub mod models;
+pub mod native_responses;
 pub mod openai;
 pub mod provider;
 pub mod secrets;
@@ -52,11 +53,14 @@ mod upstream;
 mod upstream_error;
 
 pub use anthropic::AnthropicProvider;
-pub use config::{MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, VertexSettings, WireFormat};
+pub use config::{
+    MockSettings, ProviderConfig, ProviderType, ResponsesApi, Secret, Timeouts, VertexSettings, WireFormat,
+};
 pub use error::{ErrorFields, ProviderError, TimeoutPhase};
 pub use gemini::GeminiProvider;
 pub use mock::MockProvider;
 pub use models::ListedModel;
+pub use native_responses::{NativeOnly, NativeResponses};
 pub use openai::OpenAiProvider;
 pub use provider::Provider;
 pub use secrets::ProviderSecrets;

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use tower::Service;
 
 use crate::client::{Endpoint, build_client};
+use crate::config::ResponsesApi;
 use crate::error::ProviderError;
+use crate::native_responses::{NativeResponses, ResponsesEvents, whole_answer};
 use crate::secrets::ProviderSecrets;
 use crate::settings::OpenAiSettings;
 use crate::upstream::{Budget, Upstream, base_headers};
@@ -36,6 +38,8 @@ pub struct OpenAiProvider {
 struct Inner {
     upstream: Upstream,
     endpoints: Endpoints,
+    /// Where Responses API requests go untranslated (`responses_api: native`).
+    responses: Option<Endpoint>,
 }
 
 /// Where chat and embeddings requests go.
@@ -105,8 +109,9 @@ impl Inner {
 impl OpenAiProvider {
     /// Builds the provider (`openai`, `local` with `format: openai`, or `azure`).
     pub fn new(settings: OpenAiSettings) -> Result<Self, ProviderError> {
-        let OpenAiSettings { upstream: config, azure } = settings;
+        let OpenAiSettings { upstream: config, azure, responses_api } = settings;
         let config_error = |reason: String| ProviderError::Config { provider: config.name.clone(), reason };
+        let mut responses = None;
         let (endpoints, auth) = if let Some(azure) = azure {
             let base = config
                 .base_url
@@ -130,6 +135,9 @@ impl OpenAiProvider {
                     .parse::<Endpoint>()
                     .map_err(|error| config_error(format!("base_url `{base}`: {error}")))
             };
+            if responses_api == ResponsesApi::Native {
+                responses = Some(uri("/responses")?);
+            }
             let endpoints = Endpoints::Fixed {
                 chat: uri("/chat/completions")?,
                 embeddings: uri("/embeddings")?,
@@ -149,8 +157,25 @@ impl OpenAiProvider {
                     ProviderSecrets::of(config.secrets().cloned()),
                 ),
                 endpoints,
+                responses,
             }),
         })
+    }
+
+    /// Whether Responses API requests go to the upstream's own `/responses` untranslated.
+    pub fn serves_responses_natively(&self) -> bool {
+        self.inner.responses.is_some()
+    }
+
+    /// Sends a Responses API request untranslated: `native`'s body, with the model
+    /// `request` names (as routing mapped it).
+    pub(crate) fn call_responses(
+        &self,
+        request: LlmRequest,
+        native: NativeResponses,
+    ) -> Pin<Box<dyn Future<Output = Result<LlmResponse, LoomError>> + Send>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.responses(request, native).await.map_err(LoomError::from) })
     }
 
     /// The provider's configured name.
@@ -186,6 +211,32 @@ impl Inner {
             }
             // OpenAI has no token-count API: Loom's tokenizers count.
             RequestPayload::CountTokens(chat) => ResponsePayload::TokenCount(TokenCount::uncounted(chat)),
+        };
+        Ok(LlmResponse::new(self.upstream.name.clone(), payload))
+    }
+
+    async fn responses(
+        &self,
+        request: LlmRequest,
+        native: NativeResponses,
+    ) -> Result<LlmResponse, ProviderError> {
+        let (Some(endpoint), RequestPayload::Chat(chat)) = (&self.responses, &request.payload) else {
+            return Err(ProviderError::Unsupported {
+                provider: self.upstream.name.to_string(),
+                what: "the Responses API natively (set `responses_api: native`)".to_owned(),
+            });
+        };
+        let budget = self.upstream.budget(&request.context.upstream_time);
+        let body = self.encode(&native.body_for(&chat.model))?;
+        let response = self.upstream.post_json(endpoint, body, &budget).await?;
+        let payload = if chat.is_stream() {
+            let events = self.upstream.events(response, &budget);
+            ResponsePayload::Stream(Box::pin(ResponsesEvents::new(events, self.upstream.clone(), native)))
+        } else {
+            let body = self.upstream.read_body(response, &budget).await?;
+            let answer = whole_answer(&self.upstream, body)?;
+            native.mark_passed_through();
+            ResponsePayload::Chat(ChatAnswer::Wire(answer))
         };
         Ok(LlmResponse::new(self.upstream.name.clone(), payload))
     }

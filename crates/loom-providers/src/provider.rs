@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use loom_core::{LlmRequest, LlmResponse, LoomError};
+use loom_core::{LlmRequest, LlmResponse, LoomError, RequestPayload};
 use tower::Service;
 
 use crate::anthropic::AnthropicProvider;
@@ -12,6 +12,7 @@ use crate::config::ProviderConfig;
 use crate::error::ProviderError;
 use crate::gemini::GeminiProvider;
 use crate::mock::MockProvider;
+use crate::native_responses::NativeResponses;
 use crate::openai::OpenAiProvider;
 use crate::settings::ProviderSettings;
 
@@ -70,6 +71,24 @@ impl Service<LlmRequest> for Provider {
     }
 
     fn call(&mut self, request: LlmRequest) -> Self::Future {
+        if let Some(native) = request.context.extensions.get::<NativeResponses>() {
+            let serves_natively =
+                matches!(self, Provider::OpenAi(provider) if provider.serves_responses_natively());
+            let unchanged = match &request.payload {
+                RequestPayload::Chat(chat) => native.is_unchanged(&chat.messages),
+                _ => false,
+            };
+            if serves_natively
+                && unchanged
+                && let Provider::OpenAi(provider) = self
+            {
+                let native = native.clone();
+                return provider.call_responses(request, native);
+            }
+            if let Some(refusal) = native.refusal(self.name(), serves_natively) {
+                return Box::pin(std::future::ready(Err(refusal)));
+            }
+        }
         match self {
             Provider::OpenAi(provider) => provider.call(request),
             Provider::Anthropic(provider) => provider.call(request),

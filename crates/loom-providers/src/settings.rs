@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use crate::anthropic::DEFAULT_MAX_TOKENS;
 use crate::config::{
-    MockSettings, ProviderConfig, ProviderType, Secret, Timeouts, VertexSettings, WireFormat,
+    MockSettings, ProviderConfig, ProviderType, ResponsesApi, Secret, Timeouts, VertexSettings, WireFormat,
 };
 use crate::error::ProviderError;
 
@@ -98,12 +98,18 @@ pub struct OpenAiSettings {
     pub upstream: UpstreamSettings,
     /// Azure OpenAI's URL scheme and `api-key` auth; `None` for OpenAI and compatible servers.
     pub azure: Option<AzureSettings>,
+    /// Whether Responses API requests go to the upstream's `/responses` untranslated.
+    pub responses_api: ResponsesApi,
 }
 
 impl OpenAiSettings {
     /// An OpenAI adapter named `name` at the OpenAI API.
     pub fn new(name: impl Into<String>) -> Self {
-        OpenAiSettings { upstream: UpstreamSettings::new(name), azure: None }
+        OpenAiSettings {
+            upstream: UpstreamSettings::new(name),
+            azure: None,
+            responses_api: ResponsesApi::Translate,
+        }
     }
 }
 
@@ -183,10 +189,18 @@ impl ProviderConfig {
                 let api_version =
                     self.api_version.clone().ok_or_else(|| config_error("azure needs `api_version`"))?;
                 let azure = AzureSettings { api_version, deployments: self.deployments.clone() };
-                ProviderSettings::OpenAi(OpenAiSettings { upstream, azure: Some(azure) })
+                ProviderSettings::OpenAi(OpenAiSettings {
+                    upstream,
+                    azure: Some(azure),
+                    responses_api: ResponsesApi::Translate,
+                })
             }
             (ProviderType::Openai, _) | (ProviderType::Local, Some(WireFormat::Openai) | None) => {
-                ProviderSettings::OpenAi(OpenAiSettings { upstream, azure: None })
+                ProviderSettings::OpenAi(OpenAiSettings {
+                    upstream,
+                    azure: None,
+                    responses_api: self.responses_api,
+                })
             }
             (ProviderType::Anthropic, _) | (ProviderType::Local, Some(WireFormat::Anthropic)) => {
                 ProviderSettings::Anthropic(AnthropicSettings {

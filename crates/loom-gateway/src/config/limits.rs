@@ -38,6 +38,11 @@ pub(crate) const STREAM_BATCH: DurationRange = DurationRange { min: Duration::ZE
 /// upstream for nothing, less than once a day leaves lists stale.
 pub(crate) const MODELS_REFRESH: DurationRange = DurationRange { min: Duration::from_secs(1), max: DAY };
 
+/// How long a stored Responses conversation lives: Redis expires keys in whole seconds,
+/// and a month is far past any client's conversation.
+pub(crate) const RESPONSES_TTL: DurationRange =
+    DurationRange { min: Duration::from_secs(1), max: Duration::from_secs(30 * 24 * 60 * 60) };
+
 /// Checks that the duration at `key` lies in `range`.
 pub(crate) fn check_duration(key: &str, value: Duration, range: DurationRange) -> Result {
     if value < range.min {
@@ -96,6 +101,13 @@ pub(crate) const MAX_WEIGHT: u64 = 1_000_000;
 /// Largest `token_accounting.max_aggregate_bytes`: 16 GiB; more is a typo, and the
 /// ledger is the place for that much history.
 pub(crate) const MAX_AGGREGATE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
+/// Largest `responses.max_conversations`: each entry costs an index slot in memory.
+pub(crate) const MAX_CONVERSATIONS: u64 = 10_000_000;
+/// Largest `responses.max_bytes`: 64 GiB.
+pub(crate) const MAX_CONVERSATIONS_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+/// Largest `responses.max_conversation_bytes`: 1 GiB (one conversation is read whole).
+pub(crate) const MAX_CONVERSATION_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Largest price per 1,000 tokens: far above any real one, and small enough that a cost
 /// of billions of tokens stays finite.

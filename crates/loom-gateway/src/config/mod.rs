@@ -37,7 +37,7 @@ pub use error::ConfigError;
 pub use load::{ConfigBuilder, ENV_IGNORED, ENV_PREFIX, ENV_SEPARATOR};
 pub use schema::{
     AdminConfig, AiGatewayConfig, DEFAULT_MAX_BUFFERED_BODY_BYTES, FailoverConfig, HealthConfig, LogFormat,
-    LoggingConfig, LoomConfig, RouteConfig, RoutingConfig, RoutingTarget, ServerConfig, Strategy,
-    StreamingConfig, TokenAccountingConfig,
+    LoggingConfig, LoomConfig, ResponsesConfig, RouteConfig, RoutingConfig, RoutingTarget, ServerConfig,
+    Strategy, StreamingConfig, TokenAccountingConfig,
 };
 pub use summary::provider_is_active;

@@ -180,6 +180,8 @@ pub struct AiGatewayConfig {
     pub reservations: loom_guard::ReservationsConfig,
     /// Where limits, budgets and keys live: in memory, or on Redis shared by instances.
     pub state: loom_guard::StateConfig,
+    /// The conversations kept for the Responses API's `previous_response_id`.
+    pub responses: ResponsesConfig,
     /// Security checks on what the model reads (absent: the built-in ones).
     pub checks: Option<loom_guard::ChecksConfig>,
     /// The local sentence-embedding model (the injection check's embedding stage).
@@ -207,6 +209,35 @@ fn one() -> usize {
 
 fn sixteen() -> usize {
     16
+}
+
+/// `ai_gateway.responses:` the conversations Loom keeps for `previous_response_id`, in the
+/// state backend of `ai_gateway.state` (memory or Redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesConfig {
+    /// How long a stored response stays continuable (default 1h; on Redis, the key's expiry).
+    #[serde(with = "humantime_serde")]
+    pub store_ttl: Duration,
+    /// Most conversations kept in memory, the oldest dropped first (default 10 000; 0 keeps
+    /// none, on either backend). Redis is bounded by `store_ttl` and its own `maxmemory`.
+    pub max_conversations: u64,
+    /// Most bytes (as JSON) all conversations kept in memory may take (default 256 MiB).
+    pub max_bytes: u64,
+    /// Most bytes (as JSON) one conversation may take, on either backend (default 16 MiB);
+    /// a longer one is not kept, and continuing it answers 404.
+    pub max_conversation_bytes: u64,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig {
+            store_ttl: Duration::from_secs(3600),
+            max_conversations: 10_000,
+            max_bytes: 256 * 1024 * 1024,
+            max_conversation_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 /// Default `ai_gateway.models_refresh`.
@@ -261,6 +292,7 @@ impl Default for AiGatewayConfig {
             budgets: Vec::new(),
             reservations: loom_guard::ReservationsConfig::default(),
             state: loom_guard::StateConfig::default(),
+            responses: ResponsesConfig::default(),
             checks: None,
             embedder: None,
         }

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use loom_providers::{ProviderConfig, ProviderType};
+use loom_providers::{ProviderConfig, ProviderType, ResponsesApi};
 use loom_tokens::accounting::Price;
 
 use super::error::ConfigError;
 use super::limits::{
     DELAY, DurationRange, MAX_AGGREGATE_BYTES, MAX_BODY_BYTES, MAX_BUFFERED_BODY_BYTES, MAX_CONNECTIONS,
-    MAX_HTTP2_STREAMS, MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, MODELS_REFRESH,
+    MAX_CONVERSATION_BYTES, MAX_CONVERSATIONS, MAX_CONVERSATIONS_BYTES, MAX_HTTP2_STREAMS,
+    MAX_POOL_IDLE_PER_HOST, MAX_RETRIES, MAX_WEIGHT, MAX_WORKERS, MODELS_REFRESH, RESPONSES_TTL,
     STREAM_BATCH, TIMEOUT, WORKERS_PER_CPU, check_count, check_durations, check_price, max_workers,
 };
 use super::schema::{AiGatewayConfig, LoomConfig, RouteConfig, RoutingConfig, ServerConfig, Strategy};
@@ -65,6 +66,7 @@ impl LoomConfig {
             );
         }
         validate_routes(&self.routes, &self.ai_gateway, &mut problems);
+        check_native_responses(self, &mut problems);
         check_one_price_per_provider(&self.written_prices(), &mut problems);
         ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
     }
@@ -283,6 +285,7 @@ fn validate_ai_gateway(ai: &AiGatewayConfig, problems: &mut Problems) {
         0,
         MAX_AGGREGATE_BYTES,
     ));
+    validate_responses(&ai.responses, problems);
     for (model, price) in &accounting.prices {
         let key = format!("ai_gateway.token_accounting.prices.{model}");
         problems.keep(check_price(&format!("{key}.cost_per_1k_input"), Some(price.cost_per_1k_input)));
@@ -307,8 +310,78 @@ fn validate_ai_gateway(ai: &AiGatewayConfig, problems: &mut Problems) {
     }
 }
 
+/// `responses_api: native` passes the upstream's answer on as Responses JSON, which the
+/// checks that read or rewrite answers cannot read: the two are refused together.
+fn check_native_responses(config: &LoomConfig, problems: &mut Problems) {
+    let ai = &config.ai_gateway;
+    let touches_answers = |checks: &loom_guard::ChecksConfig| {
+        use loom_guard::check::Side;
+        let pii = &checks.pii;
+        let pii_answers =
+            pii.enabled && (pii.action == loom_guard::Action::Redact || pii.on.contains(&Side::Response));
+        pii_answers || checks.content_filters.iter().any(|filter| filter.on.contains(&Side::Response))
+    };
+    let answer_checks = ai
+        .checks
+        .iter()
+        .map(|checks| ("ai_gateway.checks".to_owned(), checks))
+        .chain(config.routes.iter().filter_map(|route| {
+            route.checks.as_ref().map(|checks| (format!("routes ({}).checks", route.id), checks))
+        }))
+        .chain(ai.auth.keys.iter().filter_map(|key| {
+            key.checks.as_ref().map(|checks| (format!("ai_gateway.auth.keys ({}).checks", key.id), checks))
+        }))
+        .find(|(_, checks)| touches_answers(checks));
+    let Some((checks_key, _)) = answer_checks else { return };
+    for (index, provider) in ai.providers.iter().enumerate() {
+        if provider.responses_api == ResponsesApi::Native {
+            problems.add(
+                format!("ai_gateway.providers[{index}].responses_api"),
+                format!(
+                    "`native` passes answers on as the upstream's Responses JSON, which the answer checks of \
+                     {checks_key} (pii `redact`, or `on: [response]`) cannot read; use `translate`"
+                ),
+            );
+        }
+    }
+}
+
+/// `ai_gateway.responses`: a ttl Redis can expire, and bounds that fit in memory.
+fn validate_responses(responses: &super::schema::ResponsesConfig, problems: &mut Problems) {
+    const KEY: &str = "ai_gateway.responses";
+    problems.durations(KEY, &[("store_ttl", responses.store_ttl, RESPONSES_TTL)]);
+    problems.keep(check_count(
+        &format!("{KEY}.max_conversations"),
+        responses.max_conversations,
+        0,
+        MAX_CONVERSATIONS,
+    ));
+    problems.keep(check_count(&format!("{KEY}.max_bytes"), responses.max_bytes, 1, MAX_CONVERSATIONS_BYTES));
+    problems.keep(check_count(
+        &format!("{KEY}.max_conversation_bytes"),
+        responses.max_conversation_bytes,
+        1,
+        MAX_CONVERSATION_BYTES,
+    ));
+    if responses.max_bytes > 0 && responses.max_conversation_bytes > responses.max_bytes {
+        problems.add(
+            format!("{KEY}.max_conversation_bytes"),
+            format!(
+                "must be at most {KEY}.max_bytes ({}), not {}",
+                responses.max_bytes, responses.max_conversation_bytes
+            ),
+        );
+    }
+}
+
 fn validate_provider(key: &str, provider: &ProviderConfig, problems: &mut Problems) {
     let kind = provider.kind;
+    if provider.responses_api == ResponsesApi::Native && kind != ProviderType::Openai {
+        problems.add(
+            format!("{key}.responses_api"),
+            format!("`native` is for `type: openai` providers (this one is `{}`)", kind.as_str()),
+        );
+    }
     let needs_key = matches!(
         kind,
         ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic | ProviderType::Gemini
@@ -652,6 +725,70 @@ routes:
         );
         let default = LoomConfig::from_yaml_str(PROVIDER, &|_| None).unwrap();
         assert_eq!(default.ai_gateway.token_accounting.max_aggregate_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_responses_store_is_bounded_and_names_its_keys() {
+        const PROVIDER: &str = "ai_gateway:\n  providers:\n    - {name: o, type: openai, api_key: k}\n";
+        let load = |section: &str| {
+            let yaml = format!("{PROVIDER}  responses:\n{section}");
+            LoomConfig::from_yaml_str(&yaml, &|_| None).map(|config| config.ai_gateway.responses)
+        };
+        let error = |section: &str| load(section).unwrap_err().to_string();
+        let configured = load(
+            "    store_ttl: 15m\n    max_conversations: 5\n    max_bytes: 4096\n    max_conversation_bytes: 1024\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                configured.store_ttl,
+                configured.max_conversations,
+                configured.max_bytes,
+                configured.max_conversation_bytes
+            ),
+            (Duration::from_secs(900), 5, 4096, 1024)
+        );
+        assert_eq!(load("    max_conversations: 0\n").unwrap().max_conversations, 0, "0 keeps none");
+        assert_eq!(error("    store_ttl: 500ms\n"), "ai_gateway.responses.store_ttl: must be at least 1s");
+        assert_eq!(
+            error("    store_ttl: 721h\n"),
+            "ai_gateway.responses.store_ttl: must be at most 720h, not 30days 1h"
+        );
+        assert_eq!(error("    max_bytes: 0\n"), "ai_gateway.responses.max_bytes: must be greater than 0");
+        assert_eq!(
+            error("    max_conversations: 10000001\n"),
+            "ai_gateway.responses.max_conversations: must be at most 10000000, not 10000001"
+        );
+        assert_eq!(
+            error("    max_bytes: 1000\n    max_conversation_bytes: 2000\n"),
+            "ai_gateway.responses.max_conversation_bytes: must be at most ai_gateway.responses.max_bytes (1000), not 2000"
+        );
+        assert!(error("    keep: 1h\n").contains("ai_gateway.responses"), "{}", error("    keep: 1h\n"));
+        let native = |kind: &str| {
+            let yaml = format!(
+                "ai_gateway:\n  providers:\n    - {{name: p, type: {kind}, api_key: k, responses_api: native}}\n"
+            );
+            LoomConfig::from_yaml_str(&yaml, &|_| None)
+                .map(|config| config.ai_gateway.providers[0].responses_api)
+        };
+        assert_eq!(native("openai").unwrap(), ResponsesApi::Native);
+        let yaml = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: k, responses_api: native}\n  checks:\n    pii: {enabled: true, action: redact}\n";
+        assert_eq!(
+            LoomConfig::from_yaml_str(yaml, &|_| None).unwrap_err().to_string(),
+            "ai_gateway.providers[0].responses_api: `native` passes answers on as the upstream's Responses JSON, \
+             which the answer checks of ai_gateway.checks (pii `redact`, or `on: [response]`) cannot read; use `translate`"
+        );
+        let blocking = "ai_gateway:\n  providers:\n    - {name: p, type: openai, api_key: k, responses_api: native}\n  checks:\n    pii: {enabled: true, action: block}\n";
+        assert!(
+            LoomConfig::from_yaml_str(blocking, &|_| None).is_ok(),
+            "request-side checks work with native"
+        );
+        assert_eq!(
+            native("anthropic").unwrap_err().to_string(),
+            "ai_gateway.providers[0].responses_api: `native` is for `type: openai` providers (this one is `anthropic`)"
+        );
+        let default = LoomConfig::from_yaml_str(PROVIDER, &|_| None).unwrap();
+        assert_eq!(default.ai_gateway.responses, super::super::schema::ResponsesConfig::default());
     }
 
     #[test]
