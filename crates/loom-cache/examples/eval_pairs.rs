@@ -37,10 +37,16 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--model" => options.model = Some(PathBuf::from(value()?)),
             "--data" => options.data = PathBuf::from(value()?),
-            "--threshold" => options.threshold = value()?.parse().map_err(|error| format!("--threshold: {error}"))?,
+            "--threshold" => {
+                options.threshold = value()?.parse().map_err(|error| format!("--threshold: {error}"))?
+            }
             "--sweep" => {
                 let text = value()?;
-                let parts: Vec<f32> = text.split(':').map(str::parse).collect::<Result<_, _>>().map_err(|error| format!("--sweep: {error}"))?;
+                let parts: Vec<f32> = text
+                    .split(':')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|error| format!("--sweep: {error}"))?;
                 let [from, to, step] = parts[..] else { return Err("--sweep wants FROM:TO:STEP".into()) };
                 options.sweep = (from, to, step);
             }
@@ -64,13 +70,15 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let options = options()?;
     let model = options.model.ok_or("no model: pass --model DIR or set TEST_MINILM_DIR")?;
-    let data = std::fs::read_to_string(&options.data).map_err(|error| format!("{}: {error}", options.data.display()))?;
+    let data = std::fs::read_to_string(&options.data)
+        .map_err(|error| format!("{}: {error}", options.data.display()))?;
     let pairs = eval::parse_pairs(&data).map_err(|error| error.to_string())?;
     let embedder = Embedder::load(&model).map_err(|error| error.to_string())?;
 
     let started = Instant::now();
-    let scored = eval::score_pairs(&pairs, |text| embedder.embed(text).map(|embedding| embedding.as_slice().to_vec()))
-        .map_err(|error| error.to_string())?;
+    let scored =
+        eval::score_pairs(&pairs, |text| embedder.embed(text).map(|embedding| embedding.as_slice().to_vec()))
+            .map_err(|error| error.to_string())?;
     let embed_time = started.elapsed();
     println!(
         "{} pairs ({} paraphrases, {} must-miss) from {}; {} texts embedded in {:.1} s",
@@ -81,7 +89,11 @@ fn run() -> Result<(), String> {
         pairs.len() * 2,
         embed_time.as_secs_f64()
     );
-    println!("guard: {:.2} us per pair (mean over {} pairs, both texts read)\n", guard_micros(&pairs), pairs.len());
+    println!(
+        "guard: {:.2} us per pair (mean over {} pairs, both texts read)\n",
+        guard_micros(&pairs),
+        pairs.len()
+    );
 
     println!("{}\n", eval::evaluate(&scored, options.threshold));
 
@@ -107,7 +119,9 @@ fn run() -> Result<(), String> {
             best.paraphrases.hit_rate() * 100.0,
             best.must_miss.hit_rate() * 100.0
         ),
-        None => println!("\nno threshold in the sweep keeps false hits <= {:.0}%", MAX_FALSE_HIT_RATE * 100.0),
+        None => {
+            println!("\nno threshold in the sweep keeps false hits <= {:.0}%", MAX_FALSE_HIT_RATE * 100.0)
+        }
     }
     let cosine_only = sweep
         .iter()
@@ -147,7 +161,13 @@ fn show_mistakes(pairs: &[QuestionPair], scored: &[ScoredPair], threshold: f32) 
         if hit != pair.same {
             let why = score.verdict.difference().map_or("cosine", |difference| difference.as_str());
             let outcome = if hit { "FALSE HIT" } else { "missed" };
-            println!("  {outcome:<9} {:<10} cos {:.3} ({why})\n      {}\n      {}", pair.kind.as_str(), score.cosine, pair.a, pair.b);
+            println!(
+                "  {outcome:<9} {:<10} cos {:.3} ({why})\n      {}\n      {}",
+                pair.kind.as_str(),
+                score.cosine,
+                pair.a,
+                pair.b
+            );
         }
     }
 }

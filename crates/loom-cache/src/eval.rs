@@ -105,7 +105,11 @@ pub fn parse_pairs(jsonl: &str) -> Result<Vec<QuestionPair>, EvalError> {
         let pair: QuestionPair =
             serde_json::from_str(line).map_err(|source| EvalError::Parse { line: index + 1, source })?;
         if pair.same != (pair.kind == PairKind::Paraphrase) {
-            return Err(EvalError::Inconsistent { line: index + 1, same: pair.same, kind: pair.kind.as_str() });
+            return Err(EvalError::Inconsistent {
+                line: index + 1,
+                same: pair.same,
+                kind: pair.kind.as_str(),
+            });
         }
         pairs.push(pair);
     }
@@ -210,7 +214,8 @@ pub struct Evaluation {
 impl Evaluation {
     /// Whether the targets hold: false hits <= 1%, paraphrase hits >= 70%.
     pub fn meets_targets(&self) -> bool {
-        self.must_miss.hit_rate() <= MAX_FALSE_HIT_RATE && self.paraphrases.hit_rate() >= MIN_PARAPHRASE_HIT_RATE
+        self.must_miss.hit_rate() <= MAX_FALSE_HIT_RATE
+            && self.paraphrases.hit_rate() >= MIN_PARAPHRASE_HIT_RATE
     }
 }
 
@@ -284,7 +289,11 @@ impl fmt::Display for Evaluation {
         }
         let refused: Vec<String> =
             self.paraphrases_refused.iter().map(|(reason, count)| format!("{reason} {count}")).collect();
-        write!(formatter, "  paraphrases the guard refused: {}", if refused.is_empty() { "none".into() } else { refused.join(", ") })
+        write!(
+            formatter,
+            "  paraphrases the guard refused: {}",
+            if refused.is_empty() { "none".into() } else { refused.join(", ") }
+        )
     }
 }
 

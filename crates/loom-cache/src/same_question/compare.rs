@@ -51,14 +51,17 @@ fn same_words(a: &Signature, b: &Signature) -> bool {
     let (a, b) = (a.words.as_slice(), b.words.as_slice());
     a.len() == b.len()
         && a.iter().all(|word| {
-            let count = |words: &[super::signature::Word]| words.iter().filter(|other| other.stem == word.stem).count();
+            let count = |words: &[super::signature::Word]| {
+                words.iter().filter(|other| other.stem == word.stem).count()
+            };
             count(a) == count(b)
         })
 }
 
 /// `a` says "unsafe" where `b` says "safe".
 fn prefix_negates(a: &Signature, b: &Signature) -> bool {
-    let has = |signature: &Signature, stem: u64| signature.words.as_slice().iter().any(|word| word.stem == stem);
+    let has =
+        |signature: &Signature, stem: u64| signature.words.as_slice().iter().any(|word| word.stem == stem);
     a.prefixed
         .as_slice()
         .iter()
@@ -86,7 +89,10 @@ fn scales_disagree(a: &Signature, b: &Signature) -> bool {
     let (a, b) = (a.scales.as_slice(), b.scales.as_slice());
     a.iter().chain(b).any(|scale| {
         let signs = |scales: &[super::signature::Scale]| {
-            scales.iter().filter(|other| other.axis == scale.axis).fold(0u8, |mask, other| mask | sign_bit(other.sign))
+            scales
+                .iter()
+                .filter(|other| other.axis == scale.axis)
+                .fold(0u8, |mask, other| mask | sign_bit(other.sign))
         };
         let (in_a, in_b) = (signs(a), signs(b));
         in_a != 0 && in_b != 0 && in_a != in_b

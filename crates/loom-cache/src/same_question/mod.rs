@@ -119,3 +119,6 @@ pub fn same_question(stored: &str, new: &str) -> Verdict {
     }
     compare::compare(&scan::signature(stored), &scan::signature(new))
 }
+
+#[cfg(test)]
+mod tests;

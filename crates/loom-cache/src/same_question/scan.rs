@@ -3,8 +3,8 @@
 use super::bounded::Bounded;
 use super::lexicon::{self, AUTUMN, DateWord, Entry, NumberWord, Pivot, UNITS};
 use super::signature::{
-    MAX_BYTES, MAX_WORDS, NO_UNIT, Prefixed, Quantity, ROLE_NONE, Role, Scale, Signature, Word,
-    hash, stem, tagged_hash,
+    MAX_BYTES, MAX_WORDS, NO_UNIT, Prefixed, Quantity, ROLE_NONE, Role, Scale, Signature, Word, hash, stem,
+    tagged_hash,
 };
 
 /// Where a token sits in the text, and whether it starts a sentence.
@@ -142,7 +142,9 @@ fn tokenize(text: &str, out: &mut Bounded<Token, MAX_TOKENS>) {
             let next_is_word = next.is_some_and(is_word_char);
             let keep = is_word_char(c)
                 || (matches!(c, '.' | '-' | '/' | '&' | '@') && next_is_word)
-                || (matches!(c, '\'' | '’') && previous.is_alphabetic() && next.is_some_and(char::is_alphabetic))
+                || (matches!(c, '\'' | '’')
+                    && previous.is_alphabetic()
+                    && next.is_some_and(char::is_alphabetic))
                 || (c == ',' && previous.is_ascii_digit() && next.is_some_and(|n| n.is_ascii_digit()))
                 || (c == ':' && previous.is_ascii_digit() && next.is_some_and(|n| n.is_ascii_digit()))
                 || (c == ':' && next == Some(':'))
@@ -164,7 +166,13 @@ fn tokenize(text: &str, out: &mut Bounded<Token, MAX_TOKENS>) {
 
 /// Pushes a token, split at its hyphens when they join plain words ("thread-safe") or a
 /// number and a word ("15-year"); identifiers ("gpt-4", "utf-8") stay whole.
-fn push_token(text: &str, start: usize, end: usize, sentence_start: bool, out: &mut Bounded<Token, MAX_TOKENS>) {
+fn push_token(
+    text: &str,
+    start: usize,
+    end: usize,
+    sentence_start: bool,
+    out: &mut Bounded<Token, MAX_TOKENS>,
+) {
     let Some(token) = text.get(start..end) else { return };
     let splittable = !token.starts_with('-')
         && token.contains('-')
@@ -179,7 +187,11 @@ fn push_token(text: &str, start: usize, end: usize, sentence_start: bool, out: &
     }
     let mut part_start = start;
     for (index, part) in token.split('-').enumerate() {
-        out.push(Token { start: part_start, end: part_start + part.len(), sentence_start: sentence_start && index == 0 });
+        out.push(Token {
+            start: part_start,
+            end: part_start + part.len(),
+            sentence_start: sentence_start && index == 0,
+        });
         part_start += part.len() + 1;
     }
 }
@@ -223,7 +235,10 @@ struct Text<'t> {
 impl<'t> Scanner<'t> {
     fn token_text(&self, index: usize) -> Option<Text<'t>> {
         let token = self.tokens.get(index)?;
-        Some(Text { original: self.text.get(token.start..token.end)?, lower: self.lower.get(token.start..token.end)? })
+        Some(Text {
+            original: self.text.get(token.start..token.end)?,
+            lower: self.lower.get(token.start..token.end)?,
+        })
     }
 
     fn lower(&self, index: usize) -> &'t str {
@@ -286,17 +301,23 @@ impl<'t> Scanner<'t> {
         if starts_number(lower) {
             return self.number(index);
         }
-        if let Some(entry) = entry {
-            if let Some(read) = self.known_word(index, text, lower, entry) {
-                return read;
-            }
+        if let Some(entry) = entry
+            && let Some(read) = self.known_word(index, text, lower, entry)
+        {
+            return read;
         }
         self.content_word(index, text, lower, entry);
         1
     }
 
     /// A word the lexicon knows; `None` when it is an ordinary content word after all.
-    fn known_word(&mut self, index: usize, text: Text<'t>, lower: &'t str, entry: &'static Entry) -> Option<usize> {
+    fn known_word(
+        &mut self,
+        index: usize,
+        text: Text<'t>,
+        lower: &'t str,
+        entry: &'static Entry,
+    ) -> Option<usize> {
         if entry.negation {
             self.signature.negations += 1;
             self.push_word(lower, false, false);
@@ -359,7 +380,12 @@ impl<'t> Scanner<'t> {
 
     fn push_unit(&mut self, unit: u8) {
         let name = UNITS.get(usize::from(unit)).map_or("", |(name, _)| name);
-        self.push(Word { stem: tagged_hash(TAG_UNIT, name.as_bytes()), role: self.role, content: true, unit: true });
+        self.push(Word {
+            stem: tagged_hash(TAG_UNIT, name.as_bytes()),
+            role: self.role,
+            content: true,
+            unit: true,
+        });
     }
 
     fn push(&mut self, word: Word) {
@@ -393,13 +419,13 @@ impl<'t> Scanner<'t> {
             "less" | "least" => -1,
             _ => 0,
         };
-        if modifier != 0 && axis != lexicon::Axis::Amount {
-            if let Some(last) = self.signature.scales.last_mut()
-                && last.axis == lexicon::Axis::Amount
-            {
-                *last = Scale { axis, sign: sign * modifier };
-                return;
-            }
+        if modifier != 0
+            && axis != lexicon::Axis::Amount
+            && let Some(last) = self.signature.scales.last_mut()
+            && last.axis == lexicon::Axis::Amount
+        {
+            *last = Scale { axis, sign: sign * modifier };
+            return;
         }
         self.signature.scales.insert(Scale { axis, sign });
     }
@@ -422,7 +448,8 @@ impl<'t> Scanner<'t> {
                     let sentence_start = self.tokens.get(index).is_some_and(|token| token.sentence_start);
                     let capital = text.original.chars().next().is_some_and(char::is_uppercase);
                     let beside_number = starts_number(next) || starts_number(previous);
-                    let after_preposition = matches!(previous, "in" | "of" | "early" | "late" | "mid" | "since" | "until");
+                    let after_preposition =
+                        matches!(previous, "in" | "of" | "early" | "late" | "mid" | "since" | "until");
                     let is_month = beside_number || after_preposition || (capital && !sentence_start);
                     if !is_month {
                         return None;
@@ -435,7 +462,9 @@ impl<'t> Scanner<'t> {
                 let next_entry = self.entry(index + 1)?;
                 let period = match (next_entry.period, next_entry.date) {
                     (Some(period), _) => u64::from(period),
-                    (None, Some(DateWord::Fixed(id) | DateWord::Month { month: id, .. })) => 100 + u64::from(id),
+                    (None, Some(DateWord::Fixed(id) | DateWord::Month { month: id, .. })) => {
+                        100 + u64::from(id)
+                    }
                     (None, Some(DateWord::Fall)) => 100 + u64::from(AUTUMN),
                     _ => return None,
                 };
@@ -455,7 +484,12 @@ impl<'t> Scanner<'t> {
 
     fn push_date(&mut self, id: u64) {
         self.signature.dates.insert(id);
-        self.push(Word { stem: tagged_hash(TAG_DATE, &id.to_le_bytes()), role: self.role, content: true, unit: false });
+        self.push(Word {
+            stem: tagged_hash(TAG_DATE, &id.to_le_bytes()),
+            role: self.role,
+            content: true,
+            unit: false,
+        });
     }
 
     /// "twenty five", "a dozen", "two thousand", "twice"; `None` for a lone "one".
@@ -533,7 +567,9 @@ impl<'t> Scanner<'t> {
                 // "5 thousand", "1.5 million".
                 let mut value = value;
                 let mut read = 1;
-                while let Some(NumberWord::Multiplier(factor)) = self.entry(index + read).and_then(|entry| entry.number) {
+                while let Some(NumberWord::Multiplier(factor)) =
+                    self.entry(index + read).and_then(|entry| entry.number)
+                {
                     value *= factor;
                     read += 1;
                 }
@@ -567,7 +603,10 @@ impl<'t> Scanner<'t> {
         let mut read = 0;
         let mut unit = unit;
         let word = self.lower(next);
-        if matches!(word, "am" | "pm" | "a.m." | "p.m.") && value.fract() == 0.0 && (1.0..=12.0).contains(&value) {
+        if matches!(word, "am" | "pm" | "a.m." | "p.m.")
+            && value.fract() == 0.0
+            && (1.0..=12.0).contains(&value)
+        {
             let hour = value as u16 % 12 + if word.starts_with('p') { 12 } else { 0 };
             self.push_date(TIME_OF_DAY + u64::from(hour * 60));
             return 1;
@@ -578,7 +617,9 @@ impl<'t> Scanner<'t> {
             // "100 degrees Fahrenheit", "20 °C".
             if UNITS.get(usize::from(found)).is_some_and(|(name, _)| *name == "degree")
                 && let Some((scale, _)) = self.entry(next + 1).and_then(|entry| entry.unit)
-                && UNITS.get(usize::from(scale)).is_some_and(|(name, _)| matches!(*name, "celsius" | "fahrenheit" | "kelvin"))
+                && UNITS
+                    .get(usize::from(scale))
+                    .is_some_and(|(name, _)| matches!(*name, "celsius" | "fahrenheit" | "kelvin"))
             {
                 unit = scale;
                 read = 2;
@@ -588,7 +629,8 @@ impl<'t> Scanner<'t> {
             read = 2;
         }
         let plain_year = unit == NO_UNIT && value.fract() == 0.0 && (1800.0..=2100.0).contains(&value);
-        let currency_before = number.checked_sub(1).is_some_and(|previous| matches!(self.lower(previous), "$" | "€" | "£"));
+        let currency_before =
+            number.checked_sub(1).is_some_and(|previous| matches!(self.lower(previous), "$" | "€" | "£"));
         if plain_year && !currency_before {
             self.push_date(YEAR + value as u64);
             return read;
@@ -599,7 +641,12 @@ impl<'t> Scanner<'t> {
 
     fn push_quantity(&mut self, value: f64, unit: u8) {
         self.signature.quantities.insert(Quantity { value, unit });
-        self.push(Word { stem: tagged_hash(TAG_NUMBER, &value.to_bits().to_le_bytes()), role: self.role, content: true, unit: false });
+        self.push(Word {
+            stem: tagged_hash(TAG_NUMBER, &value.to_bits().to_le_bytes()),
+            role: self.role,
+            content: true,
+            unit: false,
+        });
         if unit != NO_UNIT {
             self.push_unit(unit);
         }
@@ -634,7 +681,11 @@ fn starts_number(word: &str) -> bool {
 /// What a token that starts with a digit says.
 #[derive(Debug, PartialEq)]
 enum Parsed {
-    Value { value: f64, unit: u8, ordinal: bool },
+    Value {
+        value: f64,
+        unit: u8,
+        ordinal: bool,
+    },
     /// "3/4", "5-10": two numbers.
     Pair(f64, f64),
     Time(u16),
@@ -689,7 +740,8 @@ fn parse_number(token: &str) -> Option<Parsed> {
         return Some(Parsed::Pair(value, second));
     }
     if let Some(minutes) = suffix.strip_prefix(':') {
-        let (minutes, meridiem) = minutes.split_at(minutes.find(|c: char| !c.is_ascii_digit()).unwrap_or(minutes.len()));
+        let (minutes, meridiem) =
+            minutes.split_at(minutes.find(|c: char| !c.is_ascii_digit()).unwrap_or(minutes.len()));
         let minutes: u16 = minutes.parse().ok()?;
         let hour = value as u16 % 24;
         let hour = match meridiem {
@@ -706,7 +758,9 @@ fn parse_number(token: &str) -> Option<Parsed> {
             let hour = value as u16 % 12 + if suffix == "pm" { 12 } else { 0 };
             return Some(Parsed::Time(hour * 60));
         }
-        "s" if value.fract() == 0.0 && (1000.0..=2100.0).contains(&value) => return Some(Parsed::Decade(value as u16)),
+        "s" if value.fract() == 0.0 && (1000.0..=2100.0).contains(&value) => {
+            return Some(Parsed::Decade(value as u16));
+        }
         "k" => return Some(Parsed::Value { value: value * 1e3, unit: NO_UNIT, ordinal: false }),
         "x" => return Some(Parsed::Value { value, unit: NO_UNIT, ordinal: false }),
         _ => {}
@@ -732,7 +786,13 @@ fn parse_digits(digits: &str) -> Option<f64> {
 }
 
 /// Whether a word names something: a product, a code identifier, or a capitalised name.
-fn is_entity(original: &str, lower: &str, entry: Option<&Entry>, sentence_start: bool, capitals_name: bool) -> bool {
+fn is_entity(
+    original: &str,
+    lower: &str,
+    entry: Option<&Entry>,
+    sentence_start: bool,
+    capitals_name: bool,
+) -> bool {
     if entry.is_some_and(|entry| entry.name) {
         return true;
     }
@@ -765,7 +825,8 @@ fn is_entity(original: &str, lower: &str, entry: Option<&Entry>, sentence_start:
     }
     // An acronym: "US", "TCP", "BMI".
     if !rest_has_lower && original.chars().count() >= 2 {
-        return !matches!(lower, "ok" | "am" | "pm") && entry.is_none_or(|entry| entry.unit.is_none() && entry.date.is_none());
+        return !matches!(lower, "ok" | "am" | "pm")
+            && entry.is_none_or(|entry| entry.unit.is_none() && entry.date.is_none());
     }
     match entry {
         None => true,
@@ -802,7 +863,11 @@ mod tests {
 
     #[test]
     fn numbers_parse_with_their_units_and_forms() {
-        let value = |value: f64, unit: &str| Parsed::Value { value, unit: unit_id(unit).unwrap_or(NO_UNIT), ordinal: false };
+        let value = |value: f64, unit: &str| Parsed::Value {
+            value,
+            unit: unit_id(unit).unwrap_or(NO_UNIT),
+            ordinal: false,
+        };
         assert_eq!(parse_number("10"), Some(value(10.0, "none")));
         assert_eq!(parse_number("10,000"), Some(value(10_000.0, "none")));
         assert_eq!(parse_number("$5"), Some(value(5.0, "usd")));

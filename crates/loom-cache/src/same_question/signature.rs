@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn stems_agree_across_singular_and_plural() {
-        for (a, b) in [("etfs", "etf"), ("dictionaries", "dictionary"), ("boxes", "box"), ("branches", "branch")] {
+        for (a, b) in
+            [("etfs", "etf"), ("dictionaries", "dictionary"), ("boxes", "box"), ("branches", "branch")]
+        {
             assert_eq!(stem(a), stem(b), "{a} vs {b}");
         }
         assert_eq!(stem("class"), "class");
