@@ -10,7 +10,7 @@
 //! both:
 //!
 //! - cosine similarity >= [`DEFAULT_SIMILARITY_THRESHOLD`] (or the configured threshold), and
-//! - [`same_question`] agreeing: negation, numbers and units, dates, names, quoted strings
+//! - [`same_question()`] agreeing: negation, numbers and units, dates, names, quoted strings
 //!   and comparison direction match (see [`same_question`](mod@same_question) for the rules).
 //!
 //! [`eval`] measures both on labelled pairs (`tests/data/question-pairs.jsonl`, 352 pairs
