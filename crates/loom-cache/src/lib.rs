@@ -47,6 +47,7 @@ pub mod same_question;
 pub use same_question::{Difference, Verdict, same_question};
 
 /// The cosine similarity at or above which a guarded semantic hit is served with
-/// all-MiniLM-L6-v2: the lowest threshold in the sweep (0.70 to 0.98, step 0.01) that keeps
-/// false hits on the labelled pairs at or below 1% (docs/cache.md).
+/// all-MiniLM-L6-v2: the lowest threshold in the sweep (0.70 to 0.98, step 0.01) that kept
+/// false hits on the labelled pairs at or below 1% (docs/cache.md says why it stayed there
+/// once the guard's substitution check made lower ones look safe).
 pub const DEFAULT_SIMILARITY_THRESHOLD: f32 = 0.84;

@@ -76,7 +76,8 @@ fn no_threshold_makes_the_cosine_alone_safe() {
             assert!(evaluation.paraphrases.cosine_hit_rate() < MIN_PARAPHRASE_HIT_RATE, "{evaluation}");
         }
     }
+    // The default is on the safe side of the sweep's pick (docs/cache.md says why it is not lower).
     let picked = eval::sweep(&scored, eval::thresholds(0.70, 0.98, 0.01));
     let picked = eval::pick_threshold(&picked, MAX_FALSE_HIT_RATE).unwrap();
-    assert_eq!(picked.threshold, DEFAULT_SIMILARITY_THRESHOLD, "the sweep picks another default:\n{picked}");
+    assert!(picked.threshold <= DEFAULT_SIMILARITY_THRESHOLD, "the sweep needs a higher default:\n{picked}");
 }

@@ -38,6 +38,9 @@ pub(super) fn compare(stored: &Signature, new: &Signature) -> Verdict {
     if let Some(difference) = roles_exchanged(stored, new) {
         return refuse(difference);
     }
+    if one_word_replaced(stored, new) {
+        return refuse(Difference::Substitution);
+    }
     Verdict::Same
 }
 
@@ -145,4 +148,16 @@ fn roles_exchanged(a: &Signature, b: &Signature) -> Option<Difference> {
         }
     }
     None
+}
+
+/// The same words in the same order but one ordinary word replaced by another ("Can dogs eat
+/// grapes?" / "Can cats eat grapes?"): a minimal edit changes what is asked far more often
+/// than it swaps in a synonym, and the embedding barely moves.
+fn one_word_replaced(a: &Signature, b: &Signature) -> bool {
+    let (a, b) = (a.words.as_slice(), b.words.as_slice());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut differing = a.iter().zip(b).filter(|(x, y)| x.stem != y.stem);
+    matches!((differing.next(), differing.next()), (Some((x, y)), None) if x.plain && y.plain)
 }

@@ -15,6 +15,7 @@
 //! | [`Difference::Date`] | years, months, days of the month, weekdays, times, "yesterday", "last week", seasons | 2024 / 2025; Monday / Tuesday |
 //! | [`Difference::Entity`] | names: capitalised words, acronyms, code identifiers, known products | Jupiter / Saturn; useEffect / useState |
 //! | [`Difference::Comparison`] | the direction of a comparison and which side is which | faster / slower; X than Y / Y than X |
+//! | [`Difference::Substitution`] | otherwise identical wording with one ordinary word replaced | "Can dogs eat grapes?" / "Can cats eat grapes?" |
 //! | [`Difference::Wording`] | in texts that are mostly not English: the same words | |
 //! | [`Difference::TooLong`] | texts over 1,536 bytes or 160 words are never matched | |
 //!
@@ -45,6 +46,8 @@ pub enum Difference {
     Comparison,
     /// A different date, day or time.
     Date,
+    /// The same words but one ordinary word replaced by another.
+    Substitution,
     /// Mostly not English, and the words differ.
     Wording,
     /// Too long to read whole.
@@ -53,7 +56,7 @@ pub enum Difference {
 
 impl Difference {
     /// Every difference, in the order the guard checks them.
-    pub const ALL: [Difference; 9] = [
+    pub const ALL: [Difference; 10] = [
         Difference::Quote,
         Difference::Wording,
         Difference::Negation,
@@ -62,6 +65,7 @@ impl Difference {
         Difference::Date,
         Difference::Entity,
         Difference::Comparison,
+        Difference::Substitution,
         Difference::TooLong,
     ];
 
@@ -75,6 +79,7 @@ impl Difference {
             Difference::Quote => "quote",
             Difference::Comparison => "comparison",
             Difference::Date => "date",
+            Difference::Substitution => "substitution",
             Difference::Wording => "wording",
             Difference::TooLong => "too_long",
         }

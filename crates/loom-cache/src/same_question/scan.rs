@@ -370,12 +370,17 @@ impl<'t> Scanner<'t> {
                     .insert(Prefixed { rest: hash(rest.as_bytes()), whole: hash(stem(lower).as_bytes()) });
             }
         }
-        self.push_word(lower, true, false);
+        self.push_plain_word(lower);
     }
 
     fn push_word(&mut self, lower: &str, content: bool, unit: bool) {
         let stem = hash(stem(lower).as_bytes());
-        self.push(Word { stem, role: self.role, content, unit });
+        self.push(Word { stem, role: self.role, content, unit, plain: false });
+    }
+
+    fn push_plain_word(&mut self, lower: &str) {
+        let stem = hash(stem(lower).as_bytes());
+        self.push(Word { stem, role: self.role, content: true, unit: false, plain: true });
     }
 
     fn push_unit(&mut self, unit: u8) {
@@ -385,6 +390,7 @@ impl<'t> Scanner<'t> {
             role: self.role,
             content: true,
             unit: true,
+            plain: false,
         });
     }
 
@@ -489,6 +495,7 @@ impl<'t> Scanner<'t> {
             role: self.role,
             content: true,
             unit: false,
+            plain: false,
         });
     }
 
@@ -539,7 +546,7 @@ impl<'t> Scanner<'t> {
         let Some(parsed) = parse_number(lower) else {
             // "0x80070005", "3d": an identifier.
             self.signature.entities.insert(hash(stem(lower).as_bytes()));
-            self.push_word(lower, true, false);
+            self.push_plain_word(lower);
             return 1;
         };
         match parsed {
@@ -646,6 +653,7 @@ impl<'t> Scanner<'t> {
             role: self.role,
             content: true,
             unit: false,
+            plain: false,
         });
         if unit != NO_UNIT {
             self.push_unit(unit);

@@ -26,6 +26,8 @@ pub(super) struct Word {
     pub content: bool,
     /// A unit of measure: a changed role is a changed conversion.
     pub unit: bool,
+    /// An ordinary content word: not a number, unit, date, scale or pivot.
+    pub plain: bool,
 }
 
 /// A number with its unit ([`NO_UNIT`] for none).

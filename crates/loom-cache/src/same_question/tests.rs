@@ -171,6 +171,25 @@ fn comparisons_must_point_the_same_way() {
 }
 
 #[test]
+fn one_word_replaced_in_the_same_wording_is_another_question() {
+    assert_refused(
+        Difference::Substitution,
+        &[
+            ("Can dogs eat grapes?", "Can cats eat grapes?"),
+            ("How do I boil an egg?", "How do I poach an egg?"),
+            ("What is the perimeter of a square?", "What is the area of a square?"),
+        ],
+    );
+    assert_allowed(&[
+        // A word added, or a spelling changed, is no replacement.
+        ("Can dogs eat grapes?", "Can my dogs eat grapes?"),
+        ("Can dogs eat grapes?", "can a dog eat grapes"),
+        // Scale words have their own check.
+        ("Which planet is the biggest?", "Which planet is the largest?"),
+    ]);
+}
+
+#[test]
 fn other_languages_need_the_same_words() {
     assert_eq!(
         refused("¿Cómo puedo cambiar mi contraseña?", "¿Cómo puedo borrar mi contraseña?"),
