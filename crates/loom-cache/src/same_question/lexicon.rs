@@ -162,7 +162,7 @@ pub(super) const UNITS: &[(&str, &[&str])] = &[
     ("amp", &["amp", "amps", "ampere", "amperes"]),
 ];
 
-/// The unit id of `usd`, the currency a bare `$` prefix means.
+/// The id of the unit whose canonical name is `canonical`.
 pub(super) fn unit_id(canonical: &str) -> Option<u8> {
     UNITS.iter().position(|(name, _)| *name == canonical).and_then(|index| u8::try_from(index).ok())
 }

@@ -57,6 +57,7 @@ pub enum Difference {
 impl Difference {
     /// Every difference, in the order the guard checks them.
     pub const ALL: [Difference; 10] = [
+        Difference::TooLong,
         Difference::Quote,
         Difference::Wording,
         Difference::Negation,
@@ -66,7 +67,6 @@ impl Difference {
         Difference::Entity,
         Difference::Comparison,
         Difference::Substitution,
-        Difference::TooLong,
     ];
 
     /// A lower-case name for logs, metrics and reports.
