@@ -152,7 +152,7 @@ async fn absurd_rows_already_in_the_ledger_still_give_a_report() {
     let insert = |user: &str, tokens: &str, cost: &str| {
         let sql = format!(
             "INSERT INTO usage VALUES ('r', {time}, NULL, {user}, NULL, NULL, 'openai', 'gpt-4o', NULL, \
-             {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL)",
+             {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL, NULL)",
             time = now_ms() - 1_000
         );
         connection.execute(&sql, []).unwrap_or_else(|error| panic!("{sql}: {error}"));
