@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use loom_core::Message;
 use loom_guard::StateConfig;
+use loom_guard::state::{url_secrets, without_secrets};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, SetExpiry, SetOptions};
 use serde::{Deserialize, Serialize};
@@ -151,28 +152,9 @@ impl RedisConversations {
     }
 }
 
-/// The user info and password of a Redis URL, which errors must not show.
-fn url_secrets(url: &str) -> Vec<String> {
-    let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let Some((user_info, _)) = authority.rsplit_once('@') else { return Vec::new() };
-    let mut secrets = vec![user_info.to_owned()];
-    if let Some((_, password)) = user_info.split_once(':') {
-        secrets.push(password.to_owned());
-    }
-    secrets.retain(|secret| !secret.is_empty());
-    // Longest first, so the whole user info goes before its password.
-    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-    secrets
-}
-
 /// A backend error whose message carries none of `secrets`.
 fn scrubbed(error: &impl Display, secrets: &[String]) -> StoreError {
-    let mut message = error.to_string();
-    for secret in secrets {
-        message = message.replace(secret.as_str(), "***");
-    }
-    StoreError::Backend(message)
+    StoreError::Backend(without_secrets(error, secrets))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 pub use self::memory::MemoryState;
-pub use self::redis::RedisState;
+pub use self::redis::{RedisState, url_secrets, without_secrets};
 use crate::GuardError;
 use crate::budgets::{BudgetCheck, BudgetUnit, BudgetWindow};
 use crate::config::{BudgetScope, StateConfig};

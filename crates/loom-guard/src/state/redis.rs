@@ -450,8 +450,9 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// The user-info parts of a URL (`user:password` and the password alone).
-fn url_secrets(url: &str) -> Vec<String> {
+/// The user-info parts of a Redis URL (`user:password` and the password alone), which
+/// errors must not show, longest first.
+pub fn url_secrets(url: &str) -> Vec<String> {
     let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let Some((user_info, _)) = authority.rsplit_once('@') else { return Vec::new() };
@@ -465,13 +466,18 @@ fn url_secrets(url: &str) -> Vec<String> {
     secrets
 }
 
-/// A backend error whose message carries none of `secrets`.
-fn scrubbed(error: &impl Display, secrets: &[String]) -> GuardError {
+/// `error`'s message with each of `secrets` replaced by `***`.
+pub fn without_secrets(error: &impl Display, secrets: &[String]) -> String {
     let mut message = error.to_string();
     for secret in secrets {
         message = message.replace(secret.as_str(), "***");
     }
-    GuardError::Backend(message)
+    message
+}
+
+/// A backend error whose message carries none of `secrets`.
+fn scrubbed(error: &impl Display, secrets: &[String]) -> GuardError {
+    GuardError::Backend(without_secrets(error, secrets))
 }
 
 #[cfg(test)]
