@@ -104,6 +104,12 @@ struct GuardDecisionLabels {
     action: String,
 }
 
+/// Labels of `loom_ai_guard_embeddings_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EmbeddingLabels {
+    outcome: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -127,6 +133,7 @@ pub struct Metrics {
     budget_spend: Family<ScopeLabels, Gauge<f64, AtomicU64>>,
     state_errors: Family<StateErrorLabels, Counter>,
     guard_decisions: Family<GuardDecisionLabels, Counter>,
+    guard_embeddings: Family<EmbeddingLabels, Counter>,
 }
 
 /// The `model` label of requests for a model the configuration does not name: clients
@@ -227,9 +234,16 @@ impl Metrics {
             "Security-check decisions, by check and action (block, flag or log when it fired, allow when it did not)",
             guard_decisions.clone(),
         );
+        let guard_embeddings = Family::<EmbeddingLabels, Counter>::default();
+        registry.register(
+            "loom_ai_guard_embeddings",
+            "Embeddings the injection check's embedding stage asked for, by outcome (ok, saturated, timeout, error)",
+            guard_embeddings.clone(),
+        );
         Metrics {
             registry,
             guard_decisions,
+            guard_embeddings,
             auth_failures,
             ratelimit_decisions,
             budget_spend,
@@ -426,6 +440,10 @@ impl loom_guard::GuardObserver for Metrics {
         self.guard_decisions
             .get_or_create(&GuardDecisionLabels { check: check.to_owned(), action: action.to_owned() })
             .inc();
+    }
+
+    fn embedding(&self, outcome: &'static str) {
+        self.guard_embeddings.get_or_create(&EmbeddingLabels { outcome }).inc();
     }
 }
 

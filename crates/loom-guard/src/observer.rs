@@ -47,6 +47,9 @@ pub trait GuardObserver: Send + Sync {
     /// A security check decided on a request: `action` is `block`, `flag` or `log` when it
     /// fired, `allow` when it did not.
     fn check_decision(&self, _check: &str, _action: &str) {}
+    /// The injection check's embedding stage was asked for an embedding: `outcome` is
+    /// `ok`, `saturated` (the pool's queue was full), `timeout` or `error`.
+    fn embedding(&self, _outcome: &'static str) {}
 }
 
 /// An observer that ignores everything.

@@ -15,10 +15,12 @@ use super::config::OnEmbeddingError;
 use super::policy::{Finding, INJECTION, Policy};
 use super::text::inspected_texts;
 use crate::inspect::semantic::SemanticModel;
+use crate::observer::GuardObserver;
 
 /// Runs the stage on `request` with `model` when `policy` asks for it and the score is in
 /// the band.
 pub(super) async fn decide(
+    observer: &dyn GuardObserver,
     pool: &EmbedPool,
     model: &SemanticModel,
     policy: &Policy,
@@ -37,23 +39,18 @@ pub(super) async fn decide(
     else {
         return;
     };
-    let embedded = match pool.try_embed_windows(text.clone(), stage.max_windows) {
+    let (embedded, outcome) = match pool.try_embed_windows(text.clone(), stage.max_windows) {
         Ok(pending) => match tokio::time::timeout(stage.timeout, pending).await {
-            Ok(Ok(windows)) => Some(windows),
+            Ok(Ok(windows)) => (Some(windows), "ok"),
             Ok(Err(error)) => {
                 debug!(%error, "embedding stage: no embedding");
-                None
+                (None, "error")
             }
-            Err(_) => {
-                debug!("embedding stage: timed out");
-                None
-            }
+            Err(_) => (None, "timeout"),
         },
-        Err(_) => {
-            debug!("embedding stage: the pool is saturated");
-            None
-        }
+        Err(_) => (None, "saturated"),
     };
+    observer.embedding(outcome);
     let Some(windows) = embedded else {
         if stage.on_error == OnEmbeddingError::Block {
             finding.fired = true;

@@ -70,7 +70,8 @@ where
     let (mut request, mut findings, redactor) = inspect(policy.clone(), request).await?;
     #[cfg(feature = "embed")]
     if let (Some(pool), Ok(model)) = (&settings.embedder, crate::inspect::semantic::builtin()) {
-        super::semantic_stage::decide(pool, model, &policy, &mut request, &mut findings).await;
+        let observer = settings.observer.as_ref();
+        super::semantic_stage::decide(observer, pool, model, &policy, &mut request, &mut findings).await;
     }
     let mut flagged: Vec<&str> = Vec::new();
     let mut blocked = None;

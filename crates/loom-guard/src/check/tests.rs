@@ -650,7 +650,7 @@ mod embedding {
     ) -> (Finding, LlmRequest) {
         let mut request = user(text);
         let mut findings = policy.inspect(&inspected_texts(&request.payload));
-        decide(pool, model, policy, &mut request, &mut findings).await;
+        decide(&crate::observer::NoObserver, pool, model, policy, &mut request, &mut findings).await;
         (findings.remove(0), request)
     }
 
