@@ -121,14 +121,20 @@ impl EmbeddingStage {
     }
 }
 
-/// (p50, p99) of `times`, in ms.
-fn millis_percentiles(times: &mut [Duration]) -> (f64, f64) {
+/// (p50, p99) of `times` (zero when there are none).
+fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
     times.sort_unstable();
     let at = |quantile: f64| {
         let index = ((times.len() as f64 - 1.0) * quantile).round() as usize;
-        times.get(index).map_or(0.0, |time| time.as_secs_f64() * 1e3)
+        times.get(index).copied().unwrap_or_default()
     };
     (at(0.5), at(0.99))
+}
+
+/// (p50, p99) of `times`, in ms.
+fn millis_percentiles(times: &mut [Duration]) -> (f64, f64) {
+    let (p50, p99) = percentiles(times);
+    (p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3)
 }
 
 /// Confusion counts of one stage.
@@ -228,13 +234,8 @@ impl Report {
 
     /// (p50, p99) of the time per text, in µs.
     fn percentiles(&self) -> (f64, f64) {
-        let mut times = self.times.clone();
-        times.sort_unstable();
-        let at = |quantile: f64| {
-            let index = ((times.len() as f64 - 1.0) * quantile).round() as usize;
-            times.get(index).map_or(0.0, |time| time.as_secs_f64() * 1e6)
-        };
-        (at(0.5), at(0.99))
+        let (p50, p99) = percentiles(&mut self.times.clone());
+        (p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6)
     }
 
     fn micros_per_kib(&self) -> f64 {

@@ -321,7 +321,7 @@ fn validate(
     let mut caught = 0;
     let mut benign: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for (example, &probability) in examples.iter().zip(probabilities) {
-        let injection = decide(model, example.score, probability);
+        let injection = model.is_injection(example.score, probability);
         if example.label {
             caught += usize::from(injection);
         } else {
@@ -333,21 +333,11 @@ fn validate(
     (caught, benign.values().all(|&(flagged, total)| flagged as f64 <= max_fpr * total as f64))
 }
 
-fn decide(model: &SemanticModel, score: f32, probability: f32) -> bool {
-    if score >= model.band[1] {
-        true
-    } else if score < model.band[0] {
-        false
-    } else {
-        probability >= model.threshold
-    }
-}
-
 fn report(model: &SemanticModel, default: f32, split: &str, examples: &[&Example]) {
     // Per source: [default stages, all stages] as (tp, fp, tn, fn), and how many reached the embedding.
     let mut sources: BTreeMap<&str, ([[usize; 4]; 2], usize, usize)> = BTreeMap::new();
     for example in examples {
-        let all = decide(model, example.score, model.probability(&example.embedding));
+        let all = model.is_injection(example.score, model.probability(&example.embedding));
         for source in [example.source.as_str(), "all"] {
             let entry = sources.entry(source).or_default();
             for (counts, predicted) in entry.0.iter_mut().zip([example.score >= default, all]) {
@@ -397,7 +387,7 @@ fn everyday(model: &SemanticModel, embedder: &Embedder, default: f32, dir: &Path
             let embedding = embedder.embed(text).map_err(|e| e.to_string())?;
             total += 1;
             default_flags += usize::from(score >= default);
-            all_flags += usize::from(decide(model, score, model.probability(embedding.as_slice())));
+            all_flags += usize::from(model.is_injection(score, model.probability(embedding.as_slice())));
         }
         println!(
             "{}: default stages flag {default_flags} of {total}, all stages {all_flags}",

@@ -160,6 +160,20 @@ impl Policy {
         !self.answer_filters.is_empty() || self.answer_pii.is_some()
     }
 
+    /// Every answer-side check, as not fired, in [`Policy::inspect_answer`]'s order.
+    pub fn answer_checks(&self) -> Vec<Finding> {
+        let unfired = |check: Arc<str>, action| Finding {
+            check,
+            action,
+            fired: false,
+            injection: None,
+            pii_kinds: Vec::new(),
+        };
+        let filters = self.answer_filters.iter().map(|filter| unfired(filter.check.clone(), filter.action));
+        let pii = self.answer_pii.as_ref().map(|check| unfired(Arc::from(PII), check.action));
+        filters.chain(pii).collect()
+    }
+
     /// Runs the answer-side checks on an answer's text: one finding per check, the
     /// content filters first, the PII check last.
     pub fn inspect_answer(&self, text: &str) -> Vec<Finding> {

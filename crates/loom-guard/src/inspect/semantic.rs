@@ -75,14 +75,19 @@ impl SemanticModel {
     /// embeddings are `windows` (the highest probability counts).
     pub fn decide<'a>(&self, score: f32, windows: impl IntoIterator<Item = &'a [f32]>) -> SemanticVerdict {
         let probability = windows.into_iter().map(|window| self.probability(window)).fold(0.0f32, f32::max);
-        let injection = if score >= self.band[1] {
+        SemanticVerdict { probability, injection: self.is_injection(score, probability) }
+    }
+
+    /// The decision on a text whose default-stage score is `score` and whose embedding's
+    /// probability is `probability`: the band says which of the two decides.
+    pub fn is_injection(&self, score: f32, probability: f32) -> bool {
+        if score >= self.band[1] {
             true
         } else if score < self.band[0] {
             false
         } else {
             probability >= self.threshold
-        };
-        SemanticVerdict { probability, injection }
+        }
     }
 }
 
