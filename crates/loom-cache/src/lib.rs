@@ -41,10 +41,23 @@
 //! assert!(same_question("Convert 10 miles to km", "How many kilometers are in 10 miles?").is_same());
 //! ```
 
+mod assemble;
+pub mod cache;
+pub mod config;
+pub mod entry;
 pub mod eval;
+pub mod key;
+pub mod layer;
+mod replay;
 pub mod same_question;
+pub mod status;
+pub mod store;
 
+pub use cache::{CacheStats, Lookup, ResponseCache};
+pub use config::{CacheConfig, CachePolicy, Namespace, RouteCacheConfig, SemanticConfig};
+pub use layer::{CacheLayer, CacheService};
 pub use same_question::{Difference, Verdict, same_question};
+pub use status::{CacheObserver, CacheStatus};
 
 /// The cosine similarity at or above which a guarded semantic hit is served with
 /// all-MiniLM-L6-v2: the lowest threshold in the sweep (0.70 to 0.98, step 0.01) that kept

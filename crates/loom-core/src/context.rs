@@ -83,6 +83,44 @@ pub struct InputTokenEstimate(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentedKey(pub crate::Secret);
 
+/// What the client asked of the response cache (`Cache-Control: no-cache` / `no-store`,
+/// `x-loom-cache: bypass`), set by the front door in [`RequestContext::extensions`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheDirectives {
+    /// Do not answer from the cache; a good answer still refreshes it.
+    pub no_cache: bool,
+    /// Do not store this answer.
+    pub no_store: bool,
+    /// Neither look up nor store.
+    pub bypass: bool,
+}
+
+impl CacheDirectives {
+    /// The directives in a request's headers.
+    pub fn from_headers(headers: &http::HeaderMap) -> CacheDirectives {
+        let mut directives = CacheDirectives::default();
+        for value in headers.get_all(http::header::CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for directive in value.split(',').map(str::trim) {
+                if directive.eq_ignore_ascii_case("no-cache") {
+                    directives.no_cache = true;
+                } else if directive.eq_ignore_ascii_case("no-store") {
+                    directives.no_store = true;
+                }
+            }
+        }
+        directives.bypass = headers
+            .get(CACHE_STATUS_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("bypass"));
+        directives
+    }
+}
+
+/// The header that says how the cache treated a request: on requests, `bypass`; on
+/// answers, `hit`, `semantic-hit`, `miss` or `bypass`.
+pub const CACHE_STATUS_HEADER: &str = "x-loom-cache";
+
 /// Time a request spent waiting for upstreams (every attempt, and the backoff between
 /// failover attempts), added up by the stages that wait; clones share one total.
 #[derive(Debug, Clone, Default)]
@@ -107,6 +145,21 @@ impl UpstreamTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_directives_come_from_cache_control_and_x_loom_cache() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(CacheDirectives::from_headers(&headers), CacheDirectives::default());
+        headers.append(http::header::CACHE_CONTROL, http::HeaderValue::from_static("max-age=0, No-Cache"));
+        headers.append(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        headers.insert(CACHE_STATUS_HEADER, http::HeaderValue::from_static("Bypass"));
+        assert_eq!(
+            CacheDirectives::from_headers(&headers),
+            CacheDirectives { no_cache: true, no_store: true, bypass: true }
+        );
+        headers.insert(CACHE_STATUS_HEADER, http::HeaderValue::from_static("hit"));
+        assert!(!CacheDirectives::from_headers(&headers).bypass);
+    }
 
     #[test]
     fn clones_add_to_one_total() {

@@ -39,7 +39,8 @@ pub mod usage;
 pub use answer::{ChatAnswer, WireResponse};
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
 pub use context::{
-    ClientFormat, GuardMarks, Identity, InputTokenEstimate, PresentedKey, RequestContext, UpstreamTime,
+    CACHE_STATUS_HEADER, CacheDirectives, ClientFormat, GuardMarks, Identity, InputTokenEstimate,
+    PresentedKey, RequestContext, UpstreamTime,
 };
 pub use embeddings::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,

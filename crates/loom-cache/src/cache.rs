@@ -1,0 +1,231 @@
+//! [`ResponseCache`]: the entries, the policies per route and the counters, shared by every
+//! copy of the cache layer and by the admin API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use loom_core::{ChatResponse, FinishReason};
+
+use crate::config::{CacheConfig, CachePolicy};
+use crate::entry::CachedAnswer;
+use crate::key::RequestKey;
+use crate::status::{CacheObserver, CacheStatus, Counters};
+use crate::store::memory::{MemoryStore, NewEntry};
+
+/// The response cache.
+pub struct ResponseCache {
+    config: CacheConfig,
+    default_policy: CachePolicy,
+    routes: HashMap<String, CachePolicy>,
+    memory: MemoryStore,
+    counters: Counters,
+    observer: Option<Arc<dyn CacheObserver>>,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A stored answer to serve, how it was found, and the similarity of a semantic hit.
+    Hit { answer: Arc<CachedAnswer>, status: CacheStatus, similarity: Option<f32> },
+    /// Nothing to serve: `Miss`, or `Error` when a store failed.
+    Miss(CacheStatus),
+}
+
+/// The cache's state, for the admin API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CacheStats {
+    /// Entries held in this process.
+    pub entries: usize,
+    /// Bytes they take.
+    pub memory_bytes: u64,
+    /// The bound on those bytes.
+    pub max_bytes: u64,
+    /// Requests answered with an exact hit since start.
+    pub hits: u64,
+    /// Requests answered with a semantic hit since start.
+    pub semantic_hits: u64,
+    /// Requests that missed since start.
+    pub misses: u64,
+    /// Requests not looked up since start.
+    pub bypassed: u64,
+    /// Lookups that failed (treated as misses) since start.
+    pub errors: u64,
+    /// Hits over looked-up requests.
+    pub hit_rate: f64,
+}
+
+impl ResponseCache {
+    /// A cache with `config`, and `routes` whose policy differs from the global one.
+    pub fn new(
+        config: &CacheConfig,
+        routes: impl IntoIterator<Item = (String, CachePolicy)>,
+    ) -> ResponseCache {
+        ResponseCache {
+            default_policy: CachePolicy::of(config, None),
+            routes: routes.into_iter().collect(),
+            memory: MemoryStore::new(config.max_bytes),
+            counters: Counters::default(),
+            observer: None,
+            config: config.clone(),
+        }
+    }
+
+    /// Tells `observer` of every lookup.
+    pub fn with_observer(mut self, observer: Arc<dyn CacheObserver>) -> ResponseCache {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The global configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The policy of `route` (the global one for a route without changes).
+    pub fn policy(&self, route: Option<&str>) -> &CachePolicy {
+        route.and_then(|route| self.routes.get(route)).unwrap_or(&self.default_policy)
+    }
+
+    /// The exact entry of `key`.
+    pub fn find(&self, key: &RequestKey) -> Lookup {
+        match self.memory.get(&key.id, Instant::now()) {
+            Some(answer) => Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None },
+            None => Lookup::Miss(CacheStatus::Miss),
+        }
+    }
+
+    /// Stores `response` (from `provider`) under `key` for `policy.ttl`, if it is a good,
+    /// complete answer of at most `max_entry_bytes`; returns whether it was stored.
+    pub fn keep(
+        &self,
+        key: &RequestKey,
+        response: ChatResponse,
+        provider: &str,
+        policy: &CachePolicy,
+    ) -> bool {
+        if !is_storable(&response, policy) {
+            return false;
+        }
+        let answer = CachedAnswer {
+            response,
+            provider: provider.to_owned(),
+            namespace: key.namespace.clone(),
+            model: key.model.clone(),
+            question: key.question.as_ref().map(|question| question.text.clone()),
+            stored_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs()),
+        };
+        let bytes = answer.to_bytes();
+        if bytes.len() as u64 > self.config.max_entry_bytes {
+            return false;
+        }
+        let now = Instant::now();
+        let expires_at = now.checked_add(policy.ttl).unwrap_or(now);
+        let entry = NewEntry { id: key.id, answer: Arc::new(answer), bytes: bytes.len() as u64, expires_at };
+        self.memory.insert(entry, now);
+        true
+    }
+
+    /// Removes the entries of `namespace` and/or `model` (both `None`: all); returns how many.
+    pub fn clear(&self, namespace: Option<&str>, model: Option<&str>) -> usize {
+        self.memory
+            .remove_where(|answer| {
+                namespace.is_none_or(|namespace| answer.namespace == namespace)
+                    && model.is_none_or(|model| answer.model == model)
+            })
+            .len()
+    }
+
+    /// Entries, memory and lookups so far.
+    pub fn stats(&self) -> CacheStats {
+        let counters = &self.counters;
+        CacheStats {
+            entries: self.memory.len(),
+            memory_bytes: self.memory.bytes(),
+            max_bytes: self.config.max_bytes,
+            hits: counters.get(CacheStatus::Hit),
+            semantic_hits: counters.get(CacheStatus::SemanticHit),
+            misses: counters.get(CacheStatus::Miss),
+            bypassed: counters.get(CacheStatus::Bypass),
+            errors: counters.get(CacheStatus::Error),
+            hit_rate: counters.hit_rate(),
+        }
+    }
+
+    /// Counts a request treated as `status`.
+    pub fn count(&self, status: CacheStatus) {
+        self.counters.add(status);
+        if let Some(observer) = &self.observer {
+            observer.lookup(status);
+        }
+    }
+}
+
+/// A complete answer that ended on its own: every choice stopped (or called tools, where
+/// `policy` allows), none refused or was filtered.
+pub fn is_storable(response: &ChatResponse, policy: &CachePolicy) -> bool {
+    !response.choices.is_empty()
+        && response.choices.iter().all(|choice| {
+            let finished = match &choice.finish_reason {
+                Some(FinishReason::Stop) => true,
+                Some(FinishReason::ToolCalls) => policy.tool_calls,
+                _ => false,
+            };
+            finished && choice.message.refusal.is_none()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::key::request_key;
+
+    fn response(finish: &str) -> ChatResponse {
+        serde_json::from_value(serde_json::json!({"id": "c", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"},
+            "finish_reason": finish}]}))
+        .unwrap()
+    }
+
+    fn key(question: &str) -> RequestKey {
+        let chat = serde_json::from_value(
+            serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": question}]}),
+        )
+        .unwrap();
+        request_key("global".into(), "ai", &chat).unwrap()
+    }
+
+    #[test]
+    fn only_answers_that_ended_on_their_own_are_kept() {
+        let cache = ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []);
+        let policy = cache.policy(None).clone();
+        for finish in ["length", "content_filter", "tool_calls"] {
+            assert!(!cache.keep(&key(finish), response(finish), "p", &policy), "{finish}");
+            assert!(matches!(cache.find(&key(finish)), Lookup::Miss(CacheStatus::Miss)));
+        }
+        let tools = CachePolicy { tool_calls: true, ..policy.clone() };
+        assert!(cache.keep(&key("tools"), response("tool_calls"), "p", &tools));
+        assert!(cache.keep(&key("Hi?"), response("stop"), "p", &policy));
+        let Lookup::Hit { answer, status, .. } = cache.find(&key("Hi?")) else { panic!("a hit") };
+        assert_eq!(
+            (status, answer.provider.as_str(), answer.question.as_deref()),
+            (CacheStatus::Hit, "p", Some("Hi?"))
+        );
+    }
+
+    #[test]
+    fn entries_expire_with_the_policy_ttl_and_clear_by_model() {
+        let cache = ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []);
+        let gone = CachePolicy { ttl: Duration::from_nanos(1), ..cache.policy(None).clone() };
+        assert!(cache.keep(&key("a"), response("stop"), "p", &gone));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(matches!(cache.find(&key("a")), Lookup::Miss(_)));
+        let policy = cache.policy(None).clone();
+        assert!(cache.keep(&key("b"), response("stop"), "p", &policy));
+        assert_eq!(cache.clear(None, Some("other")), 0);
+        assert_eq!(cache.clear(Some("global"), Some("gpt-4o")), 1);
+        assert_eq!(cache.stats().entries, 0);
+    }
+}

@@ -1,0 +1,35 @@
+//! A cached answer as stored: the provider's whole answer and what it was an answer to.
+
+use loom_core::ChatResponse;
+use serde::{Deserialize, Serialize};
+
+/// One stored answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedAnswer {
+    /// The answer as the provider gave it (streamed answers assembled whole).
+    pub response: ChatResponse,
+    /// The provider (as configured) that answered.
+    pub provider: String,
+    /// The namespace it was stored in.
+    pub namespace: String,
+    /// The model the client asked for.
+    pub model: String,
+    /// The last user turn, for the question guard of semantic lookups.
+    pub question: Option<String>,
+    /// When it was stored, in seconds since the Unix epoch.
+    pub stored_at: u64,
+}
+
+impl CachedAnswer {
+    /// The entry as stored in a shared backend.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain data (strings, numbers, maps) cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// An entry read back from a shared backend; `None` for anything malformed (a backend's
+    /// content is not trusted).
+    pub fn from_bytes(bytes: &[u8]) -> Option<CachedAnswer> {
+        serde_json::from_slice(bytes).ok()
+    }
+}

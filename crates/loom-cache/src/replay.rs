@@ -1,0 +1,123 @@
+//! A stored answer served again: whole, or as the stream a streaming client expects, with
+//! a fresh id and creation time.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use loom_core::tool::FunctionCallDelta;
+use loom_core::{
+    ChatAnswer, ChatChunk, ChatResponse, ChunkChoice, ChunkStream, Content, Delta, StreamChunk, ToolCallDelta,
+};
+use serde_json::Map;
+
+/// `response` as a new answer: id `chatcmpl-<request id>`, created now.
+pub fn whole(mut response: ChatResponse, request_id: &str) -> ChatAnswer {
+    response.id = format!("chatcmpl-{request_id}");
+    response.created = now();
+    ChatAnswer::Typed(Box::new(response))
+}
+
+/// `response` as a stream: per choice, the role with the whole text, the tool calls, then
+/// the finish reason; last, the usage (the edge shows it only to clients that asked).
+pub fn stream(response: ChatResponse, request_id: &str) -> ChunkStream {
+    let id = format!("chatcmpl-{request_id}");
+    let created = now();
+    let chunk = |choices: Vec<ChunkChoice>, usage| {
+        Ok(StreamChunk::from(ChatChunk {
+            id: id.clone(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: response.model.clone(),
+            choices,
+            usage,
+            start_usage: None,
+            system_fingerprint: response.system_fingerprint.clone(),
+            extra: Map::new(),
+        }))
+    };
+    let mut chunks = Vec::new();
+    for choice in &response.choices {
+        let message = &choice.message;
+        let text = match &message.content {
+            Some(Content::Text(text)) => Some(text.clone()),
+            Some(content @ Content::Parts(_)) => Some(content.joined_text()),
+            None => None,
+        };
+        let first = Delta {
+            role: Some(message.role),
+            content: text.or_else(|| Some(String::new())),
+            reasoning_content: message.reasoning_content.clone(),
+            ..Delta::default()
+        };
+        chunks.push(chunk(vec![choice_delta(choice.index, first, None)], None));
+        if let Some(calls) = &message.tool_calls {
+            let calls = calls
+                .iter()
+                .enumerate()
+                .map(|(index, call)| ToolCallDelta {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    id: Some(call.id.clone()),
+                    kind: Some(call.kind.clone()),
+                    function: Some(FunctionCallDelta {
+                        name: Some(call.function.name.clone()),
+                        arguments: Some(call.function.arguments.clone()),
+                    }),
+                })
+                .collect();
+            let delta = Delta { tool_calls: Some(calls), ..Delta::default() };
+            chunks.push(chunk(vec![choice_delta(choice.index, delta, None)], None));
+        }
+        let last = choice_delta(choice.index, Delta::default(), choice.finish_reason.clone());
+        chunks.push(chunk(vec![last], None));
+    }
+    if let Some(usage) = &response.usage {
+        chunks.push(chunk(Vec::new(), Some(usage.clone())));
+    }
+    Box::pin(futures_util::stream::iter(chunks))
+}
+
+fn choice_delta(index: u32, delta: Delta, finish_reason: Option<loom_core::FinishReason>) -> ChunkChoice {
+    ChunkChoice { index, delta, finish_reason, logprobs: None, extra: Map::new() }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::assemble::Assembler;
+
+    fn response() -> ChatResponse {
+        serde_json::from_value(serde_json::json!({"id": "chatcmpl-old", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi", "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_whole_replay_has_a_fresh_id_and_time() {
+        let ChatAnswer::Typed(answer) = whole(response(), "req-9") else { panic!("typed") };
+        assert_eq!(answer.id, "chatcmpl-req-9");
+        assert!(answer.created > 1);
+        assert_eq!(answer.choices, response().choices);
+        assert_eq!(answer.usage, response().usage);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_replay_assembles_back_into_the_stored_answer() {
+        let chunks: Vec<_> = stream(response(), "req-9").collect().await;
+        let mut assembler = Assembler::new(10_000);
+        for chunk in &chunks {
+            assembler.add(chunk.as_ref().unwrap());
+        }
+        let replayed = assembler.finish().unwrap();
+        assert_eq!(replayed.id, "chatcmpl-req-9");
+        assert_eq!(replayed.choices, response().choices);
+        assert_eq!(replayed.usage, response().usage);
+    }
+}

@@ -1,0 +1,3 @@
+//! Where entries are kept.
+
+pub mod memory;
