@@ -95,20 +95,22 @@ impl ResponseCache {
         }
     }
 
-    /// Stores `response` (from `provider`) under `key` for `policy.ttl`, if it is a good,
-    /// complete answer of at most `max_entry_bytes`; returns whether it was stored.
+    /// Stores `json`, the answer `response` as the client would get it (from `provider`),
+    /// under `key` for `policy.ttl`, if it is a good, complete answer of at most
+    /// `max_entry_bytes`; returns whether it was stored.
     pub fn keep(
         &self,
         key: &RequestKey,
-        response: ChatResponse,
+        response: &ChatResponse,
+        json: serde_json::Value,
         provider: &str,
         policy: &CachePolicy,
     ) -> bool {
-        if !is_storable(&response, policy) {
+        if !is_storable(response, policy) {
             return false;
         }
         let answer = CachedAnswer {
-            response,
+            response: json,
             provider: provider.to_owned(),
             namespace: key.namespace.clone(),
             model: key.model.clone(),
@@ -189,6 +191,12 @@ mod tests {
         .unwrap()
     }
 
+    fn keep(cache: &ResponseCache, key: &RequestKey, finish: &str, policy: &CachePolicy) -> bool {
+        let response = response(finish);
+        let json = serde_json::to_value(&response).unwrap();
+        cache.keep(key, &response, json, "p", policy)
+    }
+
     fn key(question: &str) -> RequestKey {
         let chat = serde_json::from_value(
             serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": question}]}),
@@ -202,12 +210,12 @@ mod tests {
         let cache = ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []);
         let policy = cache.policy(None).clone();
         for finish in ["length", "content_filter", "tool_calls"] {
-            assert!(!cache.keep(&key(finish), response(finish), "p", &policy), "{finish}");
+            assert!(!keep(&cache, &key(finish), finish, &policy), "{finish}");
             assert!(matches!(cache.find(&key(finish)), Lookup::Miss(CacheStatus::Miss)));
         }
         let tools = CachePolicy { tool_calls: true, ..policy.clone() };
-        assert!(cache.keep(&key("tools"), response("tool_calls"), "p", &tools));
-        assert!(cache.keep(&key("Hi?"), response("stop"), "p", &policy));
+        assert!(keep(&cache, &key("tools"), "tool_calls", &tools));
+        assert!(keep(&cache, &key("Hi?"), "stop", &policy));
         let Lookup::Hit { answer, status, .. } = cache.find(&key("Hi?")) else { panic!("a hit") };
         assert_eq!(
             (status, answer.provider.as_str(), answer.question.as_deref()),
@@ -219,11 +227,11 @@ mod tests {
     fn entries_expire_with_the_policy_ttl_and_clear_by_model() {
         let cache = ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []);
         let gone = CachePolicy { ttl: Duration::from_nanos(1), ..cache.policy(None).clone() };
-        assert!(cache.keep(&key("a"), response("stop"), "p", &gone));
+        assert!(keep(&cache, &key("a"), "stop", &gone));
         std::thread::sleep(Duration::from_millis(2));
         assert!(matches!(cache.find(&key("a")), Lookup::Miss(_)));
         let policy = cache.policy(None).clone();
-        assert!(cache.keep(&key("b"), response("stop"), "p", &policy));
+        assert!(keep(&cache, &key("b"), "stop", &policy));
         assert_eq!(cache.clear(None, Some("other")), 0);
         assert_eq!(cache.clear(Some("global"), Some("gpt-4o")), 1);
         assert_eq!(cache.stats().entries, 0);

@@ -1,13 +1,14 @@
 //! A cached answer as stored: the provider's whole answer and what it was an answer to.
 
-use loom_core::ChatResponse;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// One stored answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachedAnswer {
-    /// The answer as the provider gave it (streamed answers assembled whole).
-    pub response: ChatResponse,
+    /// The answer's `chat.completion` JSON as the provider gave it, nulls and unknown fields
+    /// included (a streamed answer assembled whole).
+    pub response: Value,
     /// The provider (as configured) that answered.
     pub provider: String,
     /// The namespace it was stored in.

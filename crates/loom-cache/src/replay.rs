@@ -5,20 +5,31 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use loom_core::tool::FunctionCallDelta;
 use loom_core::{
-    ChatAnswer, ChatChunk, ChatResponse, ChunkChoice, ChunkStream, Content, Delta, StreamChunk, ToolCallDelta,
+    ChatAnswer, ChatChunk, ChatResponse, ChunkChoice, ChunkStream, Content, Delta, StreamChunk,
+    ToolCallDelta, WireResponse,
 };
-use serde_json::Map;
+use serde_json::{Map, Value};
 
-/// `response` as a new answer: id `chatcmpl-<request id>`, created now.
-pub fn whole(mut response: ChatResponse, request_id: &str) -> ChatAnswer {
-    response.id = format!("chatcmpl-{request_id}");
-    response.created = now();
-    ChatAnswer::Typed(Box::new(response))
+/// The stored `json` as a new answer: id `chatcmpl-<request id>`, created now, every other
+/// field as stored; `None` if what is stored is no chat completion.
+pub fn whole(json: &Value, request_id: &str) -> Option<ChatAnswer> {
+    let mut json = json.clone();
+    let object = json.as_object_mut()?;
+    object.insert("id".into(), Value::String(format!("chatcmpl-{request_id}")));
+    object.insert("created".into(), Value::from(now()));
+    let bytes = serde_json::to_vec(&json).ok()?;
+    WireResponse::parse(bytes.into()).ok().map(ChatAnswer::Wire)
 }
 
-/// `response` as a stream: per choice, the role with the whole text, the tool calls, then
-/// the finish reason; last, the usage (the edge shows it only to clients that asked).
-pub fn stream(response: ChatResponse, request_id: &str) -> ChunkStream {
+/// The stored `json` as a stream: per choice, the role with the whole text, the tool
+/// calls, then the finish reason; last, the usage (the edge shows it only to clients that
+/// asked). `None` if what is stored is no chat completion.
+pub fn stream(json: &Value, request_id: &str) -> Option<ChunkStream> {
+    let response: ChatResponse = serde_json::from_value(json.clone()).ok()?;
+    Some(stream_of(response, request_id))
+}
+
+fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
     let id = format!("chatcmpl-{request_id}");
     let created = now();
     let chunk = |choices: Vec<ChunkChoice>, usage| {
@@ -90,34 +101,38 @@ mod tests {
     use super::*;
     use crate::assemble::Assembler;
 
-    fn response() -> ChatResponse {
-        serde_json::from_value(serde_json::json!({"id": "chatcmpl-old", "object": "chat.completion", "created": 1,
-            "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi", "tool_calls": [
+    fn stored() -> Value {
+        serde_json::json!({"id": "chatcmpl-old", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi",
+                "refusal": null, "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-                "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}}))
-        .unwrap()
+                "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}, "service_tier": "default"})
     }
 
     #[test]
-    fn a_whole_replay_has_a_fresh_id_and_time() {
-        let ChatAnswer::Typed(answer) = whole(response(), "req-9") else { panic!("typed") };
-        assert_eq!(answer.id, "chatcmpl-req-9");
-        assert!(answer.created > 1);
-        assert_eq!(answer.choices, response().choices);
-        assert_eq!(answer.usage, response().usage);
+    fn a_whole_replay_is_the_stored_json_with_a_fresh_id_and_time() {
+        let ChatAnswer::Wire(answer) = whole(&stored(), "req-9").unwrap() else { panic!("wire") };
+        let mut replayed: Value = serde_json::from_slice(answer.json()).unwrap();
+        assert_eq!(replayed["id"], "chatcmpl-req-9");
+        assert!(replayed["created"].as_u64().unwrap() > 1);
+        replayed["id"] = "chatcmpl-old".into();
+        replayed["created"] = 1.into();
+        assert_eq!(replayed, stored());
+        assert!(whole(&serde_json::json!(["not", "an", "answer"]), "r").is_none());
     }
 
     #[tokio::test]
     async fn a_streamed_replay_assembles_back_into_the_stored_answer() {
-        let chunks: Vec<_> = stream(response(), "req-9").collect().await;
+        let chunks: Vec<_> = stream(&stored(), "req-9").unwrap().collect().await;
         let mut assembler = Assembler::new(10_000);
         for chunk in &chunks {
             assembler.add(chunk.as_ref().unwrap());
         }
         let replayed = assembler.finish().unwrap();
+        let stored: ChatResponse = serde_json::from_value(stored()).unwrap();
         assert_eq!(replayed.id, "chatcmpl-req-9");
-        assert_eq!(replayed.choices, response().choices);
-        assert_eq!(replayed.usage, response().usage);
+        assert_eq!(replayed.choices, stored.choices);
+        assert_eq!(replayed.usage, stored.usage);
     }
 }

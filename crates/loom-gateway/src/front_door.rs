@@ -20,8 +20,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use loom_core::{
-    ChatAnswer, ChatRequest, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError, Message,
-    PresentedKey, RequestContext, ResponsePayload, Secret, UpstreamTime,
+    CacheDirectives, ChatAnswer, ChatRequest, ClientFormat, ErrorKind, LlmRequest, LlmResponse, LoomError,
+    Message, PresentedKey, RequestContext, ResponsePayload, Secret, UpstreamTime,
 };
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -343,6 +343,7 @@ where
     let header_user = header_identity(request.headers(), &LOOM_USER);
     let header_team = header_identity(request.headers(), &LOOM_TEAM);
     let presented_key = if state.pass_presented_keys { presented_key(request.headers()) } else { None };
+    let cache_directives = CacheDirectives::from_headers(request.headers());
     // Conversations belong to the key that stored them, whether or not the stack sees it.
     let scope = (call == Call::Responses).then(|| {
         let key = presented_key.clone().or_else(|| self::presented_key(request.headers()));
@@ -359,6 +360,7 @@ where
     if let Some(key) = presented_key {
         context.extensions.insert(key);
     }
+    context.extensions.insert(cache_directives);
     let mut wants_usage = false;
     let mut responses_call = None;
     let llm_request = match call {

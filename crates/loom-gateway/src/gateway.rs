@@ -103,6 +103,8 @@ pub struct Gateway {
     budgets: loom_guard::BudgetsConfig,
     /// The global security checks, for `POST /ai/guard/scan`.
     scan_checks: Arc<ScanChecks>,
+    /// The response cache, for `GET` and `DELETE /ai/cache`.
+    cache: Option<Arc<loom_cache::ResponseCache>>,
 }
 
 impl Gateway {
@@ -171,6 +173,7 @@ impl Gateway {
         if let Some(embedder) = build_embedder(config)? {
             checks = checks.with_embedder(embedder);
         }
+        let cache = build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>);
         let scan_checks = Arc::new(ScanChecks {
             layer: checks.clone(),
             routes: config.routes.iter().map(|route| route.id.clone()).collect(),
@@ -182,6 +185,7 @@ impl Gateway {
             rate_limits,
             checks,
             accounting: accounting_layer,
+            cache: cache.clone().map(loom_cache::CacheLayer::new),
             metrics: MetricsLayer::new(metrics.clone()),
             count_tokens: CountTokensLayer::new(tokenizers),
         };
@@ -239,6 +243,7 @@ impl Gateway {
             guard,
             budgets: ai.budgets.clone(),
             scan_checks,
+            cache,
             workers: config.server.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
                 NonZeroUsize::get,
@@ -326,6 +331,7 @@ impl Gateway {
                 providers: self.provider_states.clone(),
                 guard: self.guard.clone(),
                 checks: self.scan_checks.clone(),
+                cache: self.cache.clone(),
             });
             tasks.push(tokio::spawn(serve(
                 admin_listener,
@@ -408,6 +414,24 @@ fn build_embedder(config: &LoomConfig) -> Result<Option<Arc<loom_tokens::embed::
     let options =
         loom_tokens::embed::PoolOptions { threads: embedder.threads, queue_capacity: embedder.queue };
     Ok(Some(Arc::new(loom_tokens::embed::EmbedPool::new(Arc::new(model), options)?)))
+}
+
+/// The response cache, when any route caches.
+fn build_cache(
+    config: &LoomConfig,
+    observer: Arc<dyn loom_cache::CacheObserver>,
+) -> Option<Arc<loom_cache::ResponseCache>> {
+    let global = &config.ai_gateway.cache;
+    let routes: Vec<(String, loom_cache::CachePolicy)> = config
+        .routes
+        .iter()
+        .filter_map(|route| {
+            let changes = route.cache.as_ref()?;
+            Some((route.id.clone(), loom_cache::CachePolicy::of(global, Some(changes))))
+        })
+        .collect();
+    let caches = global.enabled || routes.iter().any(|(_, policy)| policy.enabled);
+    caches.then(|| Arc::new(loom_cache::ResponseCache::new(global, routes).with_observer(observer)))
 }
 
 /// A router target: a provider, behind its provider-scoped limits when any may apply.

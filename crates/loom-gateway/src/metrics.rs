@@ -110,6 +110,12 @@ struct EmbeddingLabels {
     outcome: &'static str,
 }
 
+/// Labels of `loom_ai_cache_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    status: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -134,6 +140,9 @@ pub struct Metrics {
     state_errors: Family<StateErrorLabels, Counter>,
     guard_decisions: Family<GuardDecisionLabels, Counter>,
     guard_embeddings: Family<EmbeddingLabels, Counter>,
+    cache_requests: Family<CacheLabels, Counter>,
+    cache_saved_tokens: Counter,
+    cache_saved_cost: Counter<f64, AtomicU64>,
 }
 
 /// The `model` label of requests for a model the configuration does not name: clients
@@ -240,8 +249,29 @@ impl Metrics {
             "Embeddings the injection check's embedding stage asked for, by outcome (ok, saturated, timeout, error)",
             guard_embeddings.clone(),
         );
+        let cache_requests = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "loom_ai_cache_requests",
+            "Chat requests on routes with caching on, by how the cache treated them (hit, semantic_hit, miss, bypass, error)",
+            cache_requests.clone(),
+        );
+        let cache_saved_tokens = Counter::default();
+        registry.register(
+            "loom_ai_cache_saved_tokens",
+            "Tokens (input and output) of answers served from the cache instead of a provider",
+            cache_saved_tokens.clone(),
+        );
+        let cache_saved_cost = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "loom_ai_cache_saved_cost",
+            "What answers served from the cache would have cost from their provider, in USD",
+            cache_saved_cost.clone(),
+        );
         Metrics {
             registry,
+            cache_requests,
+            cache_saved_tokens,
+            cache_saved_cost,
             guard_decisions,
             guard_embeddings,
             auth_failures,
@@ -408,9 +438,22 @@ impl ExpositionFormat {
 
 impl UsageObserver for Metrics {
     fn observe(&self, record: &UsageRecord) {
+        if record.cache_hit {
+            self.cache_saved_tokens.inc_by(record.input_tokens.saturating_add(record.output_tokens));
+            if record.saved_cost.is_finite() && record.saved_cost > 0.0 {
+                self.cache_saved_cost.inc_by(record.saved_cost);
+            }
+            return;
+        }
         if let Some(provider) = &record.provider {
             self.record_usage(provider, record.input_tokens, record.output_tokens, record.cost);
         }
+    }
+}
+
+impl loom_cache::CacheObserver for Metrics {
+    fn lookup(&self, status: loom_cache::CacheStatus) {
+        self.cache_requests.get_or_create(&CacheLabels { status: status.label() }).inc();
     }
 }
 

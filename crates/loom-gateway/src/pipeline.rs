@@ -1,5 +1,6 @@
 //! The pipeline every AI request goes through behind the front door, composed in one place.
 
+use loom_cache::CacheLayer;
 use loom_core::{LlmRequest, LlmResponse, LoomError};
 use loom_guard::auth::AuthLayer;
 use loom_guard::check::CheckLayer;
@@ -28,6 +29,8 @@ pub struct Stages {
     pub checks: Option<CheckLayer>,
     /// Counts usage and cost of every request.
     pub accounting: TokenAccountingLayer,
+    /// Answers from the response cache, and stores good answers (when caching is on).
+    pub cache: Option<CacheLayer>,
     /// Counts and times the requests that reach a provider.
     pub metrics: MetricsLayer,
     /// Counts a request's tokens when the provider cannot.
@@ -49,13 +52,14 @@ pub struct Stages {
 ///    (it is recorded in usage at zero cost), a flagged one an `x-loom-guard` header;
 /// 6. token accounting ([`TokenAccountingLayer`]): the input estimate on the way in; usage,
 ///    cost and one record per request on the way out, streams included;
-/// 7. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
-/// 8. the router ([`Router`]): model mapping, strategy, failover, health;
-/// 9. around each of its targets, the provider-scoped limits
-///    ([`RateLimitLayer::for_provider`]): a provider at its limit is skipped;
-/// 10. the provider adapters: canonical to wire format and back.
-///
-/// The cache takes its place between 6 and 7: one `.layer(...)` line.
+/// 7. the response cache ([`CacheLayer`]), when on: a stored answer to the same request
+///    (whole or replayed as a stream) goes back at once with `x-loom-cache: hit`, and is
+///    accounted at zero cost with its savings; a good answer from a provider is stored;
+/// 8. provider metrics ([`MetricsLayer`]): requests and durations per provider and model;
+/// 9. the router ([`Router`]): model mapping, strategy, failover, health;
+/// 10. around each of its targets, the provider-scoped limits
+///     ([`RateLimitLayer::for_provider`]): a provider at its limit is skipped;
+/// 11. the provider adapters: canonical to wire format and back.
 pub fn pipeline<S>(stages: &Stages, router: Router<S>) -> Pipeline
 where
     S: Service<LlmRequest, Response = LlmResponse, Error = LoomError> + Clone + Send + Sync + 'static,
@@ -67,6 +71,7 @@ where
         .option_layer(stages.rate_limits.clone())
         .option_layer(stages.checks.clone())
         .layer(stages.accounting.clone())
+        .option_layer(stages.cache.clone())
         .layer(stages.metrics.clone())
         .service(router);
     BoxCloneSyncService::new(stack)

@@ -977,7 +977,8 @@ fn defaults() {
             path: "/v1/*".into(),
             ai_gateway: true,
             routing: None,
-            checks: None
+            checks: None,
+            cache: None
         }]
     );
     let targets = ai.routing.targets_by_priority(&ai.providers);

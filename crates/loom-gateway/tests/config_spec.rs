@@ -90,7 +90,14 @@ fn names(targets: &[RoutingTarget]) -> Vec<&str> {
 }
 
 fn ai_route() -> RouteConfig {
-    RouteConfig { id: "ai".into(), path: "/v1/*".into(), ai_gateway: true, routing: None, checks: None }
+    RouteConfig {
+        id: "ai".into(),
+        path: "/v1/*".into(),
+        ai_gateway: true,
+        routing: None,
+        checks: None,
+        cache: None,
+    }
 }
 
 fn has_note(config: &LoomConfig, needle: &str) -> bool {

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use http::HeaderValue;
 use loom_core::{
-    CACHE_STATUS_HEADER, CacheDirectives, ChatRequest, ClientFormat, LlmRequest, LlmResponse, LoomError,
-    RequestPayload, ResponsePayload,
+    CACHE_STATUS_HEADER, CacheDirectives, ChatAnswer, ChatRequest, ClientFormat, LlmRequest, LlmResponse,
+    LoomError, RequestPayload, ResponsePayload,
 };
 use tower::Service;
 
@@ -94,17 +94,23 @@ where
         } else {
             match self.cache.find(&key) {
                 Lookup::Hit { answer, status, similarity } => {
-                    self.cache.count(status);
                     let stream = matches!(&request.payload, RequestPayload::Chat(chat) if chat.is_stream());
                     let request_id = &request.context.request_id;
                     let payload = if stream {
-                        ResponsePayload::Stream(replay::stream(answer.response.clone(), request_id))
+                        replay::stream(&answer.response, request_id).map(ResponsePayload::Stream)
                     } else {
-                        ResponsePayload::Chat(replay::whole(answer.response.clone(), request_id))
+                        replay::whole(&answer.response, request_id).map(ResponsePayload::Chat)
                     };
-                    let mut response = LlmResponse::new(answer.provider.as_str(), payload);
-                    set_status(&mut response, status, similarity);
-                    return Box::pin(std::future::ready(Ok(response)));
+                    match payload {
+                        Some(payload) => {
+                            self.cache.count(status);
+                            let mut response = LlmResponse::new(answer.provider.as_str(), payload);
+                            set_status(&mut response, status, similarity);
+                            return Box::pin(std::future::ready(Ok(response)));
+                        }
+                        // A shared store's entry that is no answer: the provider answers.
+                        None => CacheStatus::Error,
+                    }
                 }
                 Lookup::Miss(status) => status,
             }
@@ -127,8 +133,12 @@ where
 fn keep(cache: &Arc<ResponseCache>, key: RequestKey, policy: CachePolicy, response: &mut LlmResponse) {
     match &mut response.payload {
         ResponsePayload::Chat(answer) => {
-            if let Ok(typed) = answer.clone().into_typed() {
-                cache.keep(&key, typed, &response.provider, &policy);
+            let json = match answer {
+                ChatAnswer::Wire(wire) => serde_json::from_slice(wire.json()).ok(),
+                ChatAnswer::Typed(typed) => serde_json::to_value(typed).ok(),
+            };
+            if let (Some(json), Ok(typed)) = (json, answer.clone().into_typed()) {
+                cache.keep(&key, &typed, json, &response.provider, &policy);
             }
         }
         ResponsePayload::Stream(stream) => {

@@ -43,8 +43,9 @@ impl Stream for StoringStream {
             Poll::Ready(None) => {
                 if let Some(pending) = self.pending.take()
                     && let Some(response) = pending.assembler.finish()
+                    && let Ok(json) = serde_json::to_value(&response)
                 {
-                    pending.cache.keep(&pending.key, response, &pending.provider, &pending.policy);
+                    pending.cache.keep(&pending.key, &response, json, &pending.provider, &pending.policy);
                 }
             }
             Poll::Pending => {}

@@ -1,6 +1,7 @@
 //! The admin server, on its own port: health, Prometheus metrics, usage reports, provider
 //! state, virtual keys (`/ai/keys`), budgets (`/ai/budgets`) and a scan explaining the
-//! security checks' decision on a text (`POST /ai/guard/scan`).
+//! security checks' decision on a text (`POST /ai/guard/scan`), and the response cache
+//! (`GET` and `DELETE /ai/cache`).
 //!
 //! With `ai_gateway.auth.admin_key` set, every endpoint but `/health` needs that key in
 //! `Authorization: Bearer` or `x-api-key`; a Prometheus scraper then sends it through its
@@ -8,6 +9,7 @@
 
 mod access;
 mod budgets;
+mod cache;
 mod error;
 pub mod guard_scan;
 mod json_body;
@@ -47,6 +49,8 @@ pub struct AdminState {
     pub guard: Option<AdminGuard>,
     /// The security checks `POST /ai/guard/scan` runs.
     pub checks: Arc<guard_scan::ScanChecks>,
+    /// The response cache, when any route caches.
+    pub cache: Option<Arc<loom_cache::ResponseCache>>,
 }
 
 /// What the admin API manages when authentication, rate limits or budgets are configured.
@@ -116,6 +120,9 @@ where
         (_, "/health" | "/metrics" | "/ai/usage" | "/ai/providers" | "/ai/budgets") => {
             Err(ApiError::method_not_allowed("GET"))
         }
+        (&Method::GET, "/ai/cache") => Ok(cache::stats(state.cache.as_deref())),
+        (&Method::DELETE, "/ai/cache") => cache::clear(state.cache.as_deref(), &query),
+        (_, "/ai/cache") => Err(ApiError::method_not_allowed("GET, DELETE")),
         (&Method::POST, "/ai/guard/scan") => guard_scan::scan(&state.checks, &read_bounded(request).await?),
         (_, "/ai/guard/scan") => Err(ApiError::method_not_allowed("POST")),
         (_, path) => match KeysPath::parse(path) {

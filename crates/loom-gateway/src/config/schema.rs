@@ -184,8 +184,11 @@ pub struct AiGatewayConfig {
     pub responses: ResponsesConfig,
     /// Security checks on what the model reads (absent: the built-in ones).
     pub checks: Option<loom_guard::ChecksConfig>,
-    /// The local sentence-embedding model (the injection check's embedding stage).
+    /// The local sentence-embedding model (the injection check's embedding stage, the
+    /// semantic cache).
     pub embedder: Option<EmbedderConfig>,
+    /// The response cache.
+    pub cache: loom_cache::CacheConfig,
 }
 
 /// `ai_gateway.embedder:` the local sentence-embedding model and the threads it runs on.
@@ -295,6 +298,7 @@ impl Default for AiGatewayConfig {
             responses: ResponsesConfig::default(),
             checks: None,
             embedder: None,
+            cache: loom_cache::CacheConfig::default(),
         }
     }
 }
@@ -350,6 +354,9 @@ pub struct RouteConfig {
     /// Security checks for this route only, instead of `ai_gateway.checks`.
     #[serde(default)]
     pub checks: Option<loom_guard::ChecksConfig>,
+    /// What the response cache does differently on this route.
+    #[serde(default)]
+    pub cache: Option<loom_cache::RouteCacheConfig>,
 }
 
 impl RouteConfig {
@@ -361,6 +368,7 @@ impl RouteConfig {
             ai_gateway: true,
             routing: None,
             checks: None,
+            cache: None,
         }
     }
 }

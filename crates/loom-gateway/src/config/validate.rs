@@ -66,9 +66,39 @@ impl LoomConfig {
             );
         }
         validate_routes(&self.routes, &self.ai_gateway, &mut problems);
+        validate_cache(self, &mut problems);
         check_native_responses(self, &mut problems);
         check_one_price_per_provider(&self.written_prices(), &mut problems);
         ConfigError::from_problems(problems.0).map_or(Ok(()), Err)
+    }
+}
+
+/// Checks `ai_gateway.cache` and the routes' `cache` blocks.
+fn validate_cache(config: &LoomConfig, problems: &mut Problems) {
+    let cache = &config.ai_gateway.cache;
+    if let Err(error) = cache.validate() {
+        problems.add(format!("ai_gateway.cache.{}", error.key), error.reason);
+    }
+    let semantic_anywhere = cache.semantic.enabled
+        || config.routes.iter().any(|route| {
+            route
+                .cache
+                .as_ref()
+                .and_then(|cache| cache.semantic.as_ref())
+                .and_then(|semantic| semantic.enabled)
+                == Some(true)
+        });
+    if semantic_anywhere && config.ai_gateway.embedder.is_none() {
+        problems.add("ai_gateway.cache.semantic.enabled", "needs `ai_gateway.embedder` (the model's path)");
+    }
+    for (index, route) in config.routes.iter().enumerate() {
+        let Some(route_cache) = &route.cache else { continue };
+        let key = format!("routes[{index}].cache");
+        if !route.ai_gateway {
+            problems.add(key, "only allowed on a route with `ai_gateway: true`");
+        } else if let Err(error) = route_cache.validate() {
+            problems.add(format!("{key}.{}", error.key), error.reason);
+        }
     }
 }
 

@@ -22,6 +22,10 @@ impl ProviderTokens {
 
 impl UsageObserver for ProviderTokens {
     fn observe(&self, record: &UsageRecord) {
+        // A cache hit cost its provider nothing.
+        if record.cache_hit {
+            return;
+        }
         if let Some(state) = record.provider.as_deref().and_then(|name| self.by_name.get(name)) {
             state.add_tokens(record.input_tokens, record.output_tokens);
         }

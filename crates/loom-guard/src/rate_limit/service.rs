@@ -237,6 +237,7 @@ pub(crate) fn refused_record(request: &LlmRequest, reason: &str, status: u16) ->
         time_to_first_byte: None,
         status,
         outcome: Outcome::Refused,
+        saved_cost: 0.0,
         cache_hit: false,
         streamed: matches!(&request.payload, RequestPayload::Chat(chat) if chat.is_stream()),
         refusal: Some(Arc::from(reason)),

@@ -395,6 +395,7 @@ mod tests {
             time_to_first_byte: None,
             status: 200,
             outcome: Outcome::Ok,
+            saved_cost: 0.0,
             cache_hit: false,
             streamed: false,
             refusal: None,

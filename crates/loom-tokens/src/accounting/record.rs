@@ -94,6 +94,9 @@ pub struct UsageRecord {
     pub source: UsageSource,
     /// Cost in USD.
     pub cost: f64,
+    /// What a cache hit would have cost from its provider (0 unless `cache_hit`).
+    #[serde(default)]
+    pub saved_cost: f64,
     /// Time until the answer was complete (or the request ended).
     #[serde(with = "millis")]
     pub latency: Duration,
@@ -199,6 +202,7 @@ pub(crate) mod tests {
             time_to_first_byte: None,
             status: 200,
             outcome: Outcome::Ok,
+            saved_cost: 0.0,
             cache_hit: false,
             streamed: false,
             refusal: None,
@@ -228,6 +232,7 @@ pub(crate) mod tests {
             time_to_first_byte: None,
             status: 200,
             outcome: Outcome::Ok,
+            saved_cost: 0.0,
             cache_hit: false,
             streamed: false,
             refusal: None,

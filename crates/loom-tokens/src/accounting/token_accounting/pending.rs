@@ -82,6 +82,10 @@ impl Pending {
             .price(record.provider.as_deref(), model)
             .map(|price| price.cost(record.input_tokens, record.cached_tokens, record.output_tokens))
             .unwrap_or(0.0);
+        if record.cache_hit {
+            record.saved_cost = record.cost;
+            record.cost = 0.0;
+        }
         if let Some(report) = self.report.take() {
             let record = &self.record;
             let usage = RecordedUsage {

@@ -66,6 +66,7 @@ pub(super) fn start(request: &mut LlmRequest, accounting: &Accounting) -> (Pendi
         time_to_first_byte: None,
         status: 200,
         outcome: Outcome::Ok,
+        saved_cost: 0.0,
         cache_hit: false,
         streamed,
         refusal: None,
@@ -221,6 +222,11 @@ where
                 }
             };
             pending.record.provider = Some(response.provider.clone());
+            // The cache stage marks answers it served: they cost nothing, and save their price.
+            pending.record.cache_hit = response
+                .headers
+                .get(loom_core::CACHE_STATUS_HEADER)
+                .is_some_and(|status| status == "hit" || status == "semantic-hit");
             pending.record.time_to_first_byte = Some(pending.started.elapsed());
             match &mut response.payload {
                 ResponsePayload::Chat(answer) => {
