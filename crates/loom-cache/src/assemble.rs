@@ -94,7 +94,7 @@ impl Assembler {
                 message: Message {
                     role: Role::Assistant,
                     content: (!choice.text.is_empty() || choice.tool_calls.is_empty())
-                        .then(|| Content::Text(choice.text)),
+                        .then_some(Content::Text(choice.text)),
                     name: None,
                     tool_calls: (!choice.tool_calls.is_empty()).then_some(choice.tool_calls),
                     tool_call_id: None,

@@ -32,7 +32,7 @@ pub fn stream(json: &Value, request_id: &str) -> Option<ChunkStream> {
 fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
     let id = format!("chatcmpl-{request_id}");
     let created = now();
-    let chunk = |choices: Vec<ChunkChoice>, usage| {
+    let chunk = |choices: Vec<ChunkChoice>, usage, start_usage| {
         Ok(StreamChunk::from(ChatChunk {
             id: id.clone(),
             object: "chat.completion.chunk".into(),
@@ -40,7 +40,8 @@ fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
             model: response.model.clone(),
             choices,
             usage,
-            start_usage: None,
+            // Known from the start: Anthropic clients get the input tokens in `message_start`.
+            start_usage,
             system_fingerprint: response.system_fingerprint.clone(),
             extra: Map::new(),
         }))
@@ -59,7 +60,8 @@ fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
             reasoning_content: message.reasoning_content.clone(),
             ..Delta::default()
         };
-        chunks.push(chunk(vec![choice_delta(choice.index, first, None)], None));
+        let start_usage = chunks.is_empty().then(|| response.usage.clone()).flatten();
+        chunks.push(chunk(vec![choice_delta(choice.index, first, None)], None, start_usage));
         if let Some(calls) = &message.tool_calls {
             let calls = calls
                 .iter()
@@ -75,13 +77,13 @@ fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
                 })
                 .collect();
             let delta = Delta { tool_calls: Some(calls), ..Delta::default() };
-            chunks.push(chunk(vec![choice_delta(choice.index, delta, None)], None));
+            chunks.push(chunk(vec![choice_delta(choice.index, delta, None)], None, None));
         }
         let last = choice_delta(choice.index, Delta::default(), choice.finish_reason.clone());
-        chunks.push(chunk(vec![last], None));
+        chunks.push(chunk(vec![last], None, None));
     }
     if let Some(usage) = &response.usage {
-        chunks.push(chunk(Vec::new(), Some(usage.clone())));
+        chunks.push(chunk(Vec::new(), Some(usage.clone()), None));
     }
     Box::pin(futures_util::stream::iter(chunks))
 }
