@@ -42,6 +42,8 @@
 //! ```
 
 pub mod eval;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 pub mod same_question;
 
 pub use same_question::{Difference, Verdict, same_question};
