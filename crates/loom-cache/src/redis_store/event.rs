@@ -103,10 +103,13 @@ pub(super) fn decode(fields: &Value) -> Result<IndexEvent, Malformed> {
     }
 }
 
-/// The (field, value) pairs of an entry: a flat array (RESP2) or a map (RESP3).
-fn field_pairs(fields: &Value) -> Result<Vec<(&[u8], &[u8])>, Malformed> {
+/// A field's name and value.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// The fields of an entry: a flat array (RESP2) or a map (RESP3).
+fn field_pairs(fields: &Value) -> Result<Vec<Field<'_>>, Malformed> {
     match fields {
-        Value::Array(items) if items.len() % 2 == 0 => {
+        Value::Array(items) if items.len().is_multiple_of(2) => {
             items.chunks_exact(2).map(|pair| Ok((bytes(&pair[0])?, bytes(&pair[1])?))).collect()
         }
         Value::Map(pairs) => pairs.iter().map(|(key, value)| Ok((bytes(key)?, bytes(value)?))).collect(),
@@ -138,7 +141,7 @@ fn key_bytes(bytes: &[u8]) -> Result<[u8; 32], Malformed> {
 
 /// Little-endian f32s: at least one, at most [`MAX_DIMENSIONS`], all finite.
 fn vector(bytes: &[u8]) -> Result<Vec<f32>, Malformed> {
-    if bytes.is_empty() || bytes.len() % 4 != 0 || bytes.len() / 4 > MAX_DIMENSIONS {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) || bytes.len() / 4 > MAX_DIMENSIONS {
         return Err(Malformed("a vector of the wrong size"));
     }
     let vector: Vec<f32> = bytes
