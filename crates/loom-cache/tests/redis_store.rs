@@ -251,9 +251,26 @@ async fn a_frozen_redis_times_out() {
     let get = tokio::time::timeout(DEADLINE, store.get("team-a", "gpt-4o", &[1; 32])).await.unwrap();
     let put =
         tokio::time::timeout(DEADLINE, store.put(entry("team-a", "gpt-4o", &[2; 32], b"v"))).await.unwrap();
+    let delete = tokio::time::timeout(DEADLINE, store.delete(None, None)).await.unwrap();
     server.resume();
     assert_eq!(get, Err(RedisStoreError::Timeout(TIMEOUT)));
     assert_eq!(put, Err(RedisStoreError::Timeout(TIMEOUT)));
+    assert_eq!(delete, Err(RedisStoreError::Timeout(TIMEOUT)));
+    assert_eq!(store.failures(), 3);
+}
+
+#[tokio::test]
+async fn the_sync_stream_is_trimmed_to_about_its_bound() {
+    let server = RedisServer::start();
+    let store = RedisCacheStore::new(&server.url(), "loom", TIMEOUT).unwrap().with_max_events(10);
+    for index in 0..1000u32 {
+        let mut id = [0; 32];
+        id[..4].copy_from_slice(&index.to_le_bytes());
+        put_semantic(&store, &id, &[1.0], HOUR).await.unwrap();
+    }
+    let events: usize = redis::cmd("XLEN").arg("{loom}:cache:log").query(&mut server.connection()).unwrap();
+    // `MAXLEN ~` trims whole stream nodes (100 entries each by default).
+    assert!((10..=110).contains(&events), "{events}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
