@@ -215,7 +215,7 @@ impl RedisCacheStore {
     }
 
     /// Deletes the entries of `namespace` and `model` (`None`: any; both `None`: all), then
-    /// appends a clear event; the number deleted. Each Redis round trip is bounded by the
+    /// appends a clear event (a clear of all replaces the whole stream); the number deleted. Each Redis round trip is bounded by the
     /// timeout, not the whole scan.
     pub async fn delete(&self, namespace: Option<&str>, model: Option<&str>) -> Result<u64, RedisStoreError> {
         if namespace.is_some_and(|namespace| namespace.len() > MAX_NAMESPACE_BYTES)
@@ -246,6 +246,11 @@ impl RedisCacheStore {
                 }
             }
             let mut append = redis::pipe();
+            append.atomic();
+            if namespace.is_none() && model.is_none() {
+                // Everything before a clear of all is moot: later instances need not replay it.
+                append.cmd("XTRIM").arg(self.keys.log()).arg("MAXLEN").arg(0).ignore();
+            }
             self.append_event(&mut append, &event::clear_fields(namespace, model));
             self.connections.call(timeout, append.query_async::<()>(&mut connection)).await?;
             Ok(deleted)
