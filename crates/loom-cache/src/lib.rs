@@ -49,6 +49,8 @@ pub mod eval;
 pub mod key;
 pub mod layer;
 mod replay;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 pub mod same_question;
 pub mod status;
 pub mod store;
