@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use loom_core::{ChatResponse, FinishReason};
 
@@ -21,6 +21,9 @@ pub struct ResponseCache {
     memory: MemoryStore,
     counters: Counters,
     observer: Option<Arc<dyn CacheObserver>>,
+    /// Entries shared with other instances.
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<crate::redis_store::RedisCacheStore>>,
 }
 
 /// What a lookup found.
@@ -68,7 +71,16 @@ impl ResponseCache {
             counters: Counters::default(),
             observer: None,
             config: config.clone(),
+            #[cfg(feature = "redis")]
+            shared: None,
         }
+    }
+
+    /// Keeps entries in `store` too, shared with every instance that uses it.
+    #[cfg(feature = "redis")]
+    pub fn with_shared(mut self, store: Arc<crate::redis_store::RedisCacheStore>) -> ResponseCache {
+        self.shared = Some(store);
+        self
     }
 
     /// Tells `observer` of every lookup.
@@ -87,12 +99,45 @@ impl ResponseCache {
         route.and_then(|route| self.routes.get(route)).unwrap_or(&self.default_policy)
     }
 
-    /// The exact entry of `key`.
-    pub fn find(&self, key: &RequestKey) -> Lookup {
-        match self.memory.get(&key.id, Instant::now()) {
-            Some(answer) => Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None },
-            None => Lookup::Miss(CacheStatus::Miss),
+    /// The exact entry of `key`: this process's, else the shared store's (a failing shared
+    /// store is a miss with status `Error`).
+    pub async fn find(&self, key: &RequestKey) -> Lookup {
+        if let Some(answer) = self.memory.get(&key.id, Instant::now()) {
+            return Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None };
         }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return match shared.get(&key.namespace, &key.model, &key.id).await {
+                Ok(Some(bytes)) => match self.adopt(key, &bytes) {
+                    Some(answer) => Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None },
+                    None => Lookup::Miss(CacheStatus::Miss),
+                },
+                Ok(None) => Lookup::Miss(CacheStatus::Miss),
+                Err(_) => Lookup::Miss(CacheStatus::Error),
+            };
+        }
+        Lookup::Miss(CacheStatus::Miss)
+    }
+
+    /// An entry read from the shared store, kept here until it expires; `None` if it is
+    /// malformed, expired or not `key`'s (its content is not trusted).
+    #[cfg(feature = "redis")]
+    fn adopt(&self, key: &RequestKey, bytes: &[u8]) -> Option<Arc<CachedAnswer>> {
+        let answer = CachedAnswer::from_bytes(bytes)?;
+        if answer.namespace != key.namespace || answer.model != key.model {
+            return None;
+        }
+        let left = Duration::from_millis(answer.expires_at_ms).checked_sub(since_epoch())?;
+        let now = Instant::now();
+        let answer = Arc::new(answer);
+        let entry = NewEntry {
+            id: key.id,
+            answer: answer.clone(),
+            bytes: bytes.len() as u64,
+            expires_at: now.checked_add(left)?,
+        };
+        self.memory.insert(entry, now);
+        Some(answer)
     }
 
     /// Stores `json`, the answer `response` as the client would get it (from `provider`),
@@ -115,7 +160,9 @@ impl ResponseCache {
             namespace: key.namespace.clone(),
             model: key.model.clone(),
             question: key.question.as_ref().map(|question| question.text.clone()),
-            stored_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs()),
+            stored_at: since_epoch().as_secs(),
+            expires_at_ms: u64::try_from(since_epoch().saturating_add(policy.ttl).as_millis())
+                .unwrap_or(u64::MAX),
         };
         let bytes = answer.to_bytes();
         if bytes.len() as u64 > self.config.max_entry_bytes {
@@ -125,17 +172,49 @@ impl ResponseCache {
         let expires_at = now.checked_add(policy.ttl).unwrap_or(now);
         let entry = NewEntry { id: key.id, answer: Arc::new(answer), bytes: bytes.len() as u64, expires_at };
         self.memory.insert(entry, now);
+        #[cfg(feature = "redis")]
+        self.share(key, bytes, policy.ttl);
         true
     }
 
-    /// Removes the entries of `namespace` and/or `model` (both `None`: all); returns how many.
-    pub fn clear(&self, namespace: Option<&str>, model: Option<&str>) -> usize {
-        self.memory
+    /// Writes an entry to the shared store in the background: the answer is not held up,
+    /// and a failure only means other instances miss it.
+    #[cfg(feature = "redis")]
+    fn share(&self, key: &RequestKey, bytes: Vec<u8>, ttl: Duration) {
+        let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (shared, key) = (shared.clone(), key.clone());
+        runtime.spawn(async move {
+            let entry = crate::redis_store::NewEntry {
+                namespace: &key.namespace,
+                model: &key.model,
+                id: &key.id,
+                value: &bytes,
+                ttl,
+                semantic: None,
+            };
+            // Counted by the store (`failures`).
+            let _ = shared.put(entry).await;
+        });
+    }
+
+    /// Removes the entries of `namespace` and/or `model` (both `None`: all), here and in
+    /// the shared store; returns how many this process held and how many the shared store
+    /// did (`None` without one, or when it failed).
+    pub async fn clear(&self, namespace: Option<&str>, model: Option<&str>) -> (usize, Option<u64>) {
+        let local = self
+            .memory
             .remove_where(|answer| {
                 namespace.is_none_or(|namespace| answer.namespace == namespace)
                     && model.is_none_or(|model| answer.model == model)
             })
-            .len()
+            .len();
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return (local, shared.delete(namespace, model).await.ok());
+        }
+        (local, None)
     }
 
     /// Entries, memory and lookups so far.
@@ -161,6 +240,10 @@ impl ResponseCache {
             observer.lookup(status);
         }
     }
+}
+
+fn since_epoch() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// A complete answer that ended on its own: every choice stopped (or called tools, where
@@ -205,35 +288,35 @@ mod tests {
         request_key("global".into(), "ai", &chat).unwrap()
     }
 
-    #[test]
-    fn only_answers_that_ended_on_their_own_are_kept() {
+    #[tokio::test]
+    async fn only_answers_that_ended_on_their_own_are_kept() {
         let cache = ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []);
         let policy = cache.policy(None).clone();
         for finish in ["length", "content_filter", "tool_calls"] {
             assert!(!keep(&cache, &key(finish), finish, &policy), "{finish}");
-            assert!(matches!(cache.find(&key(finish)), Lookup::Miss(CacheStatus::Miss)));
+            assert!(matches!(cache.find(&key(finish)).await, Lookup::Miss(CacheStatus::Miss)));
         }
         let tools = CachePolicy { tool_calls: true, ..policy.clone() };
         assert!(keep(&cache, &key("tools"), "tool_calls", &tools));
         assert!(keep(&cache, &key("Hi?"), "stop", &policy));
-        let Lookup::Hit { answer, status, .. } = cache.find(&key("Hi?")) else { panic!("a hit") };
+        let Lookup::Hit { answer, status, .. } = cache.find(&key("Hi?")).await else { panic!("a hit") };
         assert_eq!(
             (status, answer.provider.as_str(), answer.question.as_deref()),
             (CacheStatus::Hit, "p", Some("Hi?"))
         );
     }
 
-    #[test]
-    fn entries_expire_with_the_policy_ttl_and_clear_by_model() {
+    #[tokio::test]
+    async fn entries_expire_with_the_policy_ttl_and_clear_by_model() {
         let cache = ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []);
         let gone = CachePolicy { ttl: Duration::from_nanos(1), ..cache.policy(None).clone() };
         assert!(keep(&cache, &key("a"), "stop", &gone));
         std::thread::sleep(Duration::from_millis(2));
-        assert!(matches!(cache.find(&key("a")), Lookup::Miss(_)));
+        assert!(matches!(cache.find(&key("a")).await, Lookup::Miss(_)));
         let policy = cache.policy(None).clone();
         assert!(keep(&cache, &key("b"), "stop", &policy));
-        assert_eq!(cache.clear(None, Some("other")), 0);
-        assert_eq!(cache.clear(Some("global"), Some("gpt-4o")), 1);
+        assert_eq!(cache.clear(None, Some("other")).await, (0, None));
+        assert_eq!(cache.clear(Some("global"), Some("gpt-4o")).await, (1, None));
         assert_eq!(cache.stats().entries, 0);
     }
 }

@@ -19,6 +19,9 @@ pub struct CachedAnswer {
     pub question: Option<String>,
     /// When it was stored, in seconds since the Unix epoch.
     pub stored_at: u64,
+    /// When it stops being served, in milliseconds since the Unix epoch (instances that
+    /// read it from a shared store keep it no longer).
+    pub expires_at_ms: u64,
 }
 
 impl CachedAnswer {

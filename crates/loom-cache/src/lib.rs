@@ -48,9 +48,9 @@ pub mod entry;
 pub mod eval;
 pub mod key;
 pub mod layer;
-mod replay;
 #[cfg(feature = "redis")]
 pub mod redis_store;
+mod replay;
 pub mod same_question;
 pub mod status;
 pub mod store;

@@ -73,6 +73,9 @@ pub enum GatewayError {
     /// The Responses API's conversation store could not be set up (e.g. a bad Redis URL).
     #[error("ai_gateway.state: {0}")]
     Responses(#[from] crate::responses_state::StoreError),
+    /// The response cache's shared store could not be set up (e.g. a bad Redis URL).
+    #[error("ai_gateway.cache: {0}")]
+    Cache(String),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
@@ -173,7 +176,7 @@ impl Gateway {
         if let Some(embedder) = build_embedder(config)? {
             checks = checks.with_embedder(embedder);
         }
-        let cache = build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>);
+        let cache = build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>)?;
         let scan_checks = Arc::new(ScanChecks {
             layer: checks.clone(),
             routes: config.routes.iter().map(|route| route.id.clone()).collect(),
@@ -420,7 +423,7 @@ fn build_embedder(config: &LoomConfig) -> Result<Option<Arc<loom_tokens::embed::
 fn build_cache(
     config: &LoomConfig,
     observer: Arc<dyn loom_cache::CacheObserver>,
-) -> Option<Arc<loom_cache::ResponseCache>> {
+) -> Result<Option<Arc<loom_cache::ResponseCache>>, GatewayError> {
     let global = &config.ai_gateway.cache;
     let routes: Vec<(String, loom_cache::CachePolicy)> = config
         .routes
@@ -431,7 +434,21 @@ fn build_cache(
         })
         .collect();
     let caches = global.enabled || routes.iter().any(|(_, policy)| policy.enabled);
-    caches.then(|| Arc::new(loom_cache::ResponseCache::new(global, routes).with_observer(observer)))
+    if !caches {
+        return Ok(None);
+    }
+    let mut cache = loom_cache::ResponseCache::new(global, routes).with_observer(observer);
+    let state = &config.ai_gateway.state;
+    if global.store == loom_cache::config::StoreChoice::State && state.backend == loom_guard::Backend::Redis {
+        let url = state.url.as_ref().ok_or_else(|| {
+            GatewayError::Cache("ai_gateway.state.url is required when backend is redis".into())
+        })?;
+        let store =
+            loom_cache::redis_store::RedisCacheStore::new(url.expose(), &state.key_prefix, state.timeout)
+                .map_err(|error| GatewayError::Cache(error.to_string()))?;
+        cache = cache.with_shared(Arc::new(store));
+    }
+    Ok(Some(Arc::new(cache)))
 }
 
 /// A router target: a provider, behind its provider-scoped limits when any may apply.

@@ -89,37 +89,39 @@ where
             }
             Plan::Cache { key, policy, refresh, store } => (key, policy, refresh, store),
         };
-        let status = if refresh {
-            CacheStatus::Miss
-        } else {
-            match self.cache.find(&key) {
-                Lookup::Hit { answer, status, similarity } => {
-                    let stream = matches!(&request.payload, RequestPayload::Chat(chat) if chat.is_stream());
-                    let request_id = &request.context.request_id;
-                    let payload = if stream {
-                        replay::stream(&answer.response, request_id).map(ResponsePayload::Stream)
-                    } else {
-                        replay::whole(&answer.response, request_id).map(ResponsePayload::Chat)
-                    };
-                    match payload {
-                        Some(payload) => {
-                            self.cache.count(status);
-                            let mut response = LlmResponse::new(answer.provider.as_str(), payload);
-                            set_status(&mut response, status, similarity);
-                            return Box::pin(std::future::ready(Ok(response)));
-                        }
-                        // A shared store's entry that is no answer: the provider answers.
-                        None => CacheStatus::Error,
-                    }
-                }
-                Lookup::Miss(status) => status,
-            }
-        };
-        self.cache.count(status);
-        let call = self.inner.call(request);
+        let stream = matches!(&request.payload, RequestPayload::Chat(chat) if chat.is_stream());
         let cache = self.cache.clone();
+        // The readied service makes the call; this one keeps a fresh clone.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
         Box::pin(async move {
-            let mut response = call.await?;
+            let status = if refresh {
+                CacheStatus::Miss
+            } else {
+                match cache.find(&key).await {
+                    Lookup::Hit { answer, status, similarity } => {
+                        let request_id = &request.context.request_id;
+                        let payload = if stream {
+                            replay::stream(&answer.response, request_id).map(ResponsePayload::Stream)
+                        } else {
+                            replay::whole(&answer.response, request_id).map(ResponsePayload::Chat)
+                        };
+                        match payload {
+                            Some(payload) => {
+                                cache.count(status);
+                                let mut response = LlmResponse::new(answer.provider.as_str(), payload);
+                                set_status(&mut response, status, similarity);
+                                return Ok(response);
+                            }
+                            // A shared store's entry that is no answer: the provider answers.
+                            None => CacheStatus::Error,
+                        }
+                    }
+                    Lookup::Miss(status) => status,
+                }
+            };
+            cache.count(status);
+            let mut response = inner.call(request).await?;
             set_status(&mut response, status, None);
             if store {
                 keep(&cache, key, policy, &mut response);

@@ -146,6 +146,7 @@ mod tests {
             model: model.into(),
             question: None,
             stored_at: 0,
+            expires_at_ms: 0,
         })
     }
 

@@ -25,11 +25,17 @@ pub(crate) fn stats(cache: Option<&ResponseCache>) -> Reply {
     }
 }
 
-/// Answers `DELETE /ai/cache[?namespace=&model=]`.
-pub(crate) fn clear(cache: Option<&ResponseCache>, query: &str) -> Result<Reply, ApiError> {
+/// Answers `DELETE /ai/cache[?namespace=&model=]`: `deleted` counts this instance's
+/// entries, `deleted_shared` the shared store's (absent without one, or when it failed).
+pub(crate) async fn clear(cache: Option<&ResponseCache>, query: &str) -> Result<Reply, ApiError> {
     let (namespace, model) = parse_query(query)?;
-    let deleted = cache.map_or(0, |cache| cache.clear(namespace.as_deref(), model.as_deref()));
-    Ok(Reply::json(StatusCode::OK, json!({"deleted": deleted})))
+    let Some(cache) = cache else { return Ok(Reply::json(StatusCode::OK, json!({"deleted": 0}))) };
+    match cache.clear(namespace.as_deref(), model.as_deref()).await {
+        (deleted, None) => Ok(Reply::json(StatusCode::OK, json!({"deleted": deleted}))),
+        (deleted, Some(shared)) => {
+            Ok(Reply::json(StatusCode::OK, json!({"deleted": deleted, "deleted_shared": shared})))
+        }
+    }
 }
 
 fn namespace_name(cache: &ResponseCache) -> &'static str {

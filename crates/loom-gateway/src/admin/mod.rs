@@ -121,7 +121,7 @@ where
             Err(ApiError::method_not_allowed("GET"))
         }
         (&Method::GET, "/ai/cache") => Ok(cache::stats(state.cache.as_deref())),
-        (&Method::DELETE, "/ai/cache") => cache::clear(state.cache.as_deref(), &query),
+        (&Method::DELETE, "/ai/cache") => cache::clear(state.cache.as_deref(), &query).await,
         (_, "/ai/cache") => Err(ApiError::method_not_allowed("GET, DELETE")),
         (&Method::POST, "/ai/guard/scan") => guard_scan::scan(&state.checks, &read_bounded(request).await?),
         (_, "/ai/guard/scan") => Err(ApiError::method_not_allowed("POST")),
