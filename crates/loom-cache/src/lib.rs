@@ -43,8 +43,10 @@
 
 pub mod eval;
 pub mod same_question;
+pub mod semantic_index;
 
 pub use same_question::{Difference, Verdict, same_question};
+pub use semantic_index::{IndexError, IndexOptions, Neighbour, SemanticIndex};
 
 /// The cosine similarity at or above which a guarded semantic hit is served with
 /// all-MiniLM-L6-v2: the lowest threshold in the sweep (0.70 to 0.98, step 0.01) that kept
