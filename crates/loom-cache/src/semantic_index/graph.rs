@@ -81,12 +81,27 @@ impl Graph {
     }
 
     /// Slots of up to `k` nodes near `query` for which `keep` holds, nearest first.
-    pub(crate) fn search(&self, query: &[f32], k: usize, keep: &dyn Fn(&usize) -> bool) -> Vec<usize> {
-        if self.nodes() == 0 || k == 0 {
+    ///
+    /// Asks hnsw_rs for more nodes than `k` and filters them here: its own filtered search
+    /// gives up its early stop and walks most of the graph (several times slower). When too
+    /// many are filtered out, asks again for four times as many.
+    pub(crate) fn search(&self, query: &[f32], k: usize, keep: &dyn Fn(usize) -> bool) -> Vec<usize> {
+        let nodes = self.nodes();
+        if nodes == 0 || k == 0 {
             return Vec::new();
         }
-        let ef = self.options.ef_search.max(k);
-        self.hnsw.search_filter(query, k, ef, Some(&keep)).into_iter().map(|n| n.d_id).collect()
+        let mut wanted = k + k / 2 + 4;
+        loop {
+            let ef = self.options.ef_search.max(wanted);
+            let found = self.hnsw.search(query, wanted, ef);
+            let exhausted = found.len() < wanted || wanted >= nodes;
+            let kept: Vec<usize> =
+                found.into_iter().map(|n| n.d_id).filter(|slot| keep(*slot)).take(k).collect();
+            if kept.len() == k || exhausted {
+                return kept;
+            }
+            wanted = wanted.saturating_mul(4).min(nodes);
+        }
     }
 
     /// Nodes in the graph.

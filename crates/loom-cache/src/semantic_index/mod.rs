@@ -76,7 +76,7 @@ impl IndexOptions {
             dimensions,
             max_entries,
             graph_threshold: 2048,
-            max_unindexed: 1024,
+            max_unindexed: 256,
             max_tombstone_fraction: 0.25,
             graph: GraphOptions::default(),
         }
@@ -248,6 +248,12 @@ impl SemanticIndex {
     /// Partitions holding at least one entry.
     pub fn partitions(&self) -> usize {
         self.directory.read().partitions.len()
+    }
+
+    /// Nodes in HNSW graphs, summed over partitions (removed entries count until their
+    /// partition is rebuilt); the other entries are searched exactly.
+    pub fn graph_nodes(&self) -> usize {
+        self.directory.read().partitions.values().map(|partition| partition.graph_nodes()).sum()
     }
 
     /// Removes every entry.

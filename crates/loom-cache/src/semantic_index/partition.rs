@@ -86,6 +86,11 @@ impl Partition {
         }
     }
 
+    /// Nodes in the partition's graph (removed entries included until a rebuild).
+    pub(crate) fn graph_nodes(&self) -> usize {
+        self.layout.read().graph.as_ref().map_or(0, |graph| graph.nodes())
+    }
+
     /// Entries not removed.
     pub(crate) fn live_count(&self) -> usize {
         self.layout.read().slot_of.len()
@@ -105,7 +110,7 @@ impl Partition {
         if let Some(graph) = &layout.graph {
             let covered = layout.covered;
             let live = &layout.live;
-            let keep = |slot: &usize| *slot < covered && live.get(*slot).copied().unwrap_or(false);
+            let keep = |slot: usize| slot < covered && live.get(slot).copied().unwrap_or(false);
             for slot in graph.search(query, k, &keep) {
                 if let Some(score) = similarity(slot) {
                     found.push((slot, score));

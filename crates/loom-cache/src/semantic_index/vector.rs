@@ -18,17 +18,40 @@ pub(crate) fn normalised(vector: &[f32], dimensions: usize) -> Result<Vec<f32>, 
     Ok(vector.iter().map(|&value| (f64::from(value) / norm) as f32).collect())
 }
 
-/// The dot product of two vectors of the same length (cosine similarity for unit vectors).
-///
-/// Eight independent sums so the compiler vectorises the loop (one running sum cannot be
-/// reordered in floating point and stays scalar, about 4x slower).
+/// The dot product of two vectors of the same length (cosine similarity for unit vectors),
+/// with AVX2 when the CPU has it (twice as wide as the SSE2 every x86-64 has).
 pub(crate) fn dot(left: &[f32], right: &[f32]) -> f32 {
-    let mut sums = [0f32; 8];
-    let left_chunks = left.chunks_exact(8);
-    let right_chunks = right.chunks_exact(8);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports the feature `dot_avx2` is compiled for (checked
+            // just above); the function itself is safe Rust.
+            return unsafe { dot_avx2(left, right) };
+        }
+    }
+    dot_portable(left, right)
+}
+
+/// [`dot_portable`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(left: &[f32], right: &[f32]) -> f32 {
+    dot_portable(left, right)
+}
+
+/// Independent running sums: the compiler vectorises the loop over them (one running sum
+/// cannot be reordered in floating point and stays scalar, about 4x slower).
+const LANES: usize = 16;
+
+/// The dot product, vectorised for whatever the caller is compiled for.
+#[inline(always)]
+fn dot_portable(left: &[f32], right: &[f32]) -> f32 {
+    let mut sums = [0f32; LANES];
+    let left_chunks = left.chunks_exact(LANES);
+    let right_chunks = right.chunks_exact(LANES);
     let tail: f32 = left_chunks.remainder().iter().zip(right_chunks.remainder()).map(|(a, b)| a * b).sum();
     for (a, b) in left_chunks.zip(right_chunks) {
-        for lane in 0..8 {
+        for lane in 0..LANES {
             sums[lane] += a[lane] * b[lane];
         }
     }
@@ -57,6 +80,7 @@ mod tests {
             let right: Vec<f32> = (0..length).map(|i| (i as f32 * 0.11).cos()).collect();
             let plain: f32 = left.iter().zip(&right).map(|(a, b)| a * b).sum();
             assert!((dot(&left, &right) - plain).abs() < 1e-3, "length {length}");
+            assert!((dot_portable(&left, &right) - plain).abs() < 1e-3, "length {length}");
         }
     }
 }
