@@ -9,7 +9,9 @@ use loom_core::{ChatResponse, FinishReason};
 
 use crate::config::{CacheConfig, CachePolicy};
 use crate::entry::CachedAnswer;
-use crate::key::RequestKey;
+use crate::key::{EntryId, RequestKey};
+use crate::same_question::same_question;
+use crate::semantic::{CANDIDATES, QuestionEmbedder, Semantic};
 use crate::status::{CacheObserver, CacheStatus, Counters};
 use crate::store::memory::{MemoryStore, NewEntry};
 
@@ -21,6 +23,8 @@ pub struct ResponseCache {
     memory: MemoryStore,
     counters: Counters,
     observer: Option<Arc<dyn CacheObserver>>,
+    /// Lookups by meaning, when an embedder is configured.
+    semantic: Option<Semantic>,
     /// Entries shared with other instances.
     #[cfg(feature = "redis")]
     shared: Option<Arc<crate::redis_store::RedisCacheStore>>,
@@ -71,9 +75,18 @@ impl ResponseCache {
             counters: Counters::default(),
             observer: None,
             config: config.clone(),
+            semantic: None,
             #[cfg(feature = "redis")]
             shared: None,
         }
+    }
+
+    /// Looks requests up by meaning too, with questions embedded by `embedder`.
+    pub fn with_semantic(mut self, embedder: Arc<dyn QuestionEmbedder>) -> ResponseCache {
+        let config = &self.config.semantic;
+        self.semantic =
+            Some(Semantic::new(embedder, config.max_entries, config.timeout, config.max_question_bytes));
+        self
     }
 
     /// Keeps entries in `store` too, shared with every instance that uses it.
@@ -102,27 +115,79 @@ impl ResponseCache {
     /// The exact entry of `key`: this process's, else the shared store's (a failing shared
     /// store is a miss with status `Error`).
     pub async fn find(&self, key: &RequestKey) -> Lookup {
-        if let Some(answer) = self.memory.get(&key.id, Instant::now()) {
-            return Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None };
+        match self.entry(key, &key.id).await {
+            Ok(Some(answer)) => Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None },
+            Ok(None) => Lookup::Miss(CacheStatus::Miss),
+            Err(()) => Lookup::Miss(CacheStatus::Error),
         }
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            return match shared.get(&key.namespace, &key.model, &key.id).await {
-                Ok(Some(bytes)) => match self.adopt(key, &bytes) {
-                    Some(answer) => Lookup::Hit { answer, status: CacheStatus::Hit, similarity: None },
-                    None => Lookup::Miss(CacheStatus::Miss),
-                },
-                Ok(None) => Lookup::Miss(CacheStatus::Miss),
-                Err(_) => Lookup::Miss(CacheStatus::Error),
+    }
+
+    /// An entry of `key`'s question asked in other words, when the route allows semantic
+    /// lookups (`threshold`): the nearest stored questions of its partition at or above the
+    /// threshold, the first the question guard agrees with. The embedding computed is kept
+    /// in `key`, for storing the answer; an embedder that fails or is saturated is a miss.
+    pub async fn find_similar(
+        &self,
+        key: &mut RequestKey,
+        threshold: f32,
+        extensions: &http::Extensions,
+    ) -> Lookup {
+        let (Some(semantic), Some(question)) = (&self.semantic, key.question.as_mut()) else {
+            return Lookup::Miss(CacheStatus::Miss);
+        };
+        let Some(embedding) = semantic.embed(&question.text, extensions).await else {
+            return Lookup::Miss(CacheStatus::Miss);
+        };
+        question.embedding = Some(embedding.clone());
+        let neighbours = semantic.index.search(&question.partition, &embedding, CANDIDATES);
+        let key = &*key;
+        let Some(question) = &key.question else { return Lookup::Miss(CacheStatus::Miss) };
+        for neighbour in neighbours.into_iter().filter(|neighbour| neighbour.similarity >= threshold) {
+            let answer = match self.entry(key, &neighbour.id).await {
+                Ok(Some(answer)) => answer,
+                Ok(None) => {
+                    // Expired or evicted: the index forgets it too.
+                    semantic.index.remove(&neighbour.id);
+                    continue;
+                }
+                Err(()) => return Lookup::Miss(CacheStatus::Error),
             };
+            let Some(stored) = &answer.question else { continue };
+            if same_question(stored, &question.text).is_same() {
+                let similarity = Some(neighbour.similarity);
+                return Lookup::Hit { answer, status: CacheStatus::SemanticHit, similarity };
+            }
         }
         Lookup::Miss(CacheStatus::Miss)
     }
 
+    /// Whether semantic lookups can run (an embedder is configured).
+    pub fn has_semantic(&self) -> bool {
+        self.semantic.is_some()
+    }
+
+    /// Entry `id` of `key`'s namespace and model: this process's, else the shared store's;
+    /// `Err` when the shared store failed.
+    async fn entry(&self, key: &RequestKey, id: &EntryId) -> Result<Option<Arc<CachedAnswer>>, ()> {
+        if let Some(answer) = self.memory.get(id, Instant::now()) {
+            return Ok(Some(answer));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return match shared.get(&key.namespace, &key.model, id).await {
+                Ok(Some(bytes)) => Ok(self.adopt(key, id, &bytes)),
+                Ok(None) => Ok(None),
+                Err(_) => Err(()),
+            };
+        }
+        let _ = key;
+        Ok(None)
+    }
+
     /// An entry read from the shared store, kept here until it expires; `None` if it is
-    /// malformed, expired or not `key`'s (its content is not trusted).
+    /// malformed, expired or not of `key`'s namespace and model (its content is not trusted).
     #[cfg(feature = "redis")]
-    fn adopt(&self, key: &RequestKey, bytes: &[u8]) -> Option<Arc<CachedAnswer>> {
+    fn adopt(&self, key: &RequestKey, id: &EntryId, bytes: &[u8]) -> Option<Arc<CachedAnswer>> {
         let answer = CachedAnswer::from_bytes(bytes)?;
         if answer.namespace != key.namespace || answer.model != key.model {
             return None;
@@ -131,13 +196,22 @@ impl ResponseCache {
         let now = Instant::now();
         let answer = Arc::new(answer);
         let entry = NewEntry {
-            id: key.id,
+            id: *id,
             answer: answer.clone(),
             bytes: bytes.len() as u64,
             expires_at: now.checked_add(left)?,
         };
-        self.memory.insert(entry, now);
+        self.forget(self.memory.insert(entry, now));
         Some(answer)
+    }
+
+    /// Drops evicted entries from the semantic index.
+    fn forget(&self, evicted: Vec<EntryId>) {
+        if let Some(semantic) = &self.semantic {
+            for id in &evicted {
+                semantic.index.remove(id);
+            }
+        }
     }
 
     /// Stores `json`, the answer `response` as the client would get it (from `provider`),
@@ -171,16 +245,22 @@ impl ResponseCache {
         let now = Instant::now();
         let expires_at = now.checked_add(policy.ttl).unwrap_or(now);
         let entry = NewEntry { id: key.id, answer: Arc::new(answer), bytes: bytes.len() as u64, expires_at };
-        self.memory.insert(entry, now);
+        self.forget(self.memory.insert(entry, now));
+        let question = key.question.as_ref().filter(|_| policy.semantic);
+        let indexed = question.and_then(|question| Some((question.partition, question.embedding.clone()?)));
+        if let (Some(semantic), Some((partition, embedding))) = (&self.semantic, &indexed) {
+            // A full index keeps the answer exact-only.
+            let _ = semantic.index.insert(*partition, key.id, embedding);
+        }
         #[cfg(feature = "redis")]
-        self.share(key, bytes, policy.ttl);
+        self.share(key, bytes, policy.ttl, indexed);
         true
     }
 
     /// Writes an entry to the shared store in the background: the answer is not held up,
     /// and a failure only means other instances miss it.
     #[cfg(feature = "redis")]
-    fn share(&self, key: &RequestKey, bytes: Vec<u8>, ttl: Duration) {
+    fn share(&self, key: &RequestKey, bytes: Vec<u8>, ttl: Duration, indexed: Option<(EntryId, Arc<[f32]>)>) {
         let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) else {
             return;
         };
@@ -192,7 +272,7 @@ impl ResponseCache {
                 id: &key.id,
                 value: &bytes,
                 ttl,
-                semantic: None,
+                semantic: indexed.as_ref().map(|(partition, embedding)| (*partition, &embedding[..])),
             };
             // Counted by the store (`failures`).
             let _ = shared.put(entry).await;
@@ -210,11 +290,34 @@ impl ResponseCache {
                     && model.is_none_or(|model| answer.model == model)
             })
             .len();
+        if let Some(semantic) = &self.semantic {
+            // The index does not know entries' namespaces: it starts over, and entries
+            // still stored come back into it as they are stored again.
+            semantic.index.clear();
+        }
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
             return (local, shared.delete(namespace, model).await.ok());
         }
         (local, None)
+    }
+
+    /// Keeps the semantic index in step with the shared store's stream of stored entries,
+    /// for as long as the future lives (the gateway spawns it). Without a shared store or
+    /// semantic lookups it ends at once.
+    #[cfg(feature = "redis")]
+    pub async fn follow_shared(&self) {
+        let (Some(shared), Some(semantic)) = (&self.shared, &self.semantic) else { return };
+        shared
+            .follow(|event| match event {
+                crate::redis_store::IndexEvent::Insert { id, partition, vector, expires_at, .. } => {
+                    if expires_at > SystemTime::now() {
+                        let _ = semantic.index.insert(partition, id, &vector);
+                    }
+                }
+                crate::redis_store::IndexEvent::Clear { .. } => semantic.index.clear(),
+            })
+            .await;
     }
 
     /// Entries, memory and lookups so far.

@@ -84,6 +84,9 @@ pub struct SemanticConfig {
     pub max_question_bytes: usize,
     /// Entries the semantic index holds at most.
     pub max_entries: usize,
+    /// Longest an embedding may take; a slower one is a miss.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 impl Default for SemanticConfig {
@@ -93,6 +96,7 @@ impl Default for SemanticConfig {
             similarity_threshold: DEFAULT_SIMILARITY_THRESHOLD,
             max_question_bytes: 2048,
             max_entries: 100_000,
+            timeout: Duration::from_millis(500),
         }
     }
 }
@@ -191,6 +195,9 @@ impl CacheConfig {
         }
         if self.semantic.max_entries == 0 {
             return error("semantic.max_entries", "must be above 0");
+        }
+        if self.semantic.timeout.is_zero() {
+            return error("semantic.timeout", "must be above 0");
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ pub type PartitionKey = [u8; 32];
 const NOT_IN_KEY: [&str; 4] = ["stream", "stream_options", "user", "metadata"];
 
 /// A request's place in the cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestKey {
     /// The exact entry's id.
     pub id: EntryId,
@@ -33,12 +33,14 @@ pub struct RequestKey {
 }
 
 /// The part of a request a semantic lookup compares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Question {
     /// Hash of everything else.
     pub partition: PartitionKey,
     /// The last user turn's text.
     pub text: String,
+    /// Its embedding, once a semantic lookup computed it (stored with the answer).
+    pub embedding: Option<std::sync::Arc<[f32]>>,
 }
 
 /// The namespace a caller's entries live in.
@@ -67,7 +69,7 @@ pub fn request_key(namespace: String, route: &str, chat: &ChatRequest) -> Option
         if let Some(Value::Array(messages)) = canonical.get_mut("messages") {
             messages.pop();
         }
-        Question { partition: digest(b"partition", &namespace, route, &canonical), text }
+        Question { partition: digest(b"partition", &namespace, route, &canonical), text, embedding: None }
     });
     Some(RequestKey { id, namespace, model: chat.model.clone(), question })
 }

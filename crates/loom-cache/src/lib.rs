@@ -52,16 +52,18 @@ pub mod layer;
 pub mod redis_store;
 mod replay;
 pub mod same_question;
+pub mod semantic;
+pub mod semantic_index;
 pub mod status;
 pub mod store;
-pub mod semantic_index;
 
 pub use cache::{CacheStats, Lookup, ResponseCache};
 pub use config::{CacheConfig, CachePolicy, Namespace, RouteCacheConfig, SemanticConfig};
 pub use layer::{CacheLayer, CacheService};
 pub use same_question::{Difference, Verdict, same_question};
-pub use status::{CacheObserver, CacheStatus};
+pub use semantic::{EmbedFuture, QuestionEmbedder};
 pub use semantic_index::{IndexError, IndexOptions, Neighbour, SemanticIndex};
+pub use status::{CacheObserver, CacheStatus};
 
 /// The cosine similarity at or above which a guarded semantic hit is served with
 /// all-MiniLM-L6-v2: the lowest threshold in the sweep (0.70 to 0.98, step 0.01) that kept

@@ -173,10 +173,11 @@ impl Gateway {
         });
         let mut checks =
             build_checks(config)?.with_recorder(recorder.clone()).with_observer(observer.clone());
-        if let Some(embedder) = build_embedder(config)? {
-            checks = checks.with_embedder(embedder);
+        let embedder = build_embedder(config)?;
+        if let Some(embedder) = &embedder {
+            checks = checks.with_embedder(embedder.clone());
         }
-        let cache = build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>)?;
+        let cache = build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>, embedder)?;
         let scan_checks = Arc::new(ScanChecks {
             layer: checks.clone(),
             routes: config.routes.iter().map(|route| route.id.clone()).collect(),
@@ -318,11 +319,17 @@ impl Gateway {
         };
         let mut tasks = vec![front];
         // Keys created, changed or revoked on another instance take effect here within a second.
-        let key_refresh = self
+        let mut background: Vec<JoinHandle<()>> = self
             .guard
             .as_ref()
             .and_then(|guard| guard.keys.as_ref())
-            .map(|keys| keys.spawn_refresh(loom_guard::DEFAULT_REFRESH_INTERVAL));
+            .map(|keys| keys.spawn_refresh(loom_guard::DEFAULT_REFRESH_INTERVAL))
+            .into_iter()
+            .collect();
+        // Answers stored through another instance become semantic hits here.
+        if let Some(cache) = self.cache.clone() {
+            background.push(tokio::spawn(async move { cache.follow_shared().await }));
+        }
         if !self.models.is_idle() {
             tasks.push(tokio::spawn(self.models.run(shutdown_rx.clone())));
         }
@@ -344,7 +351,7 @@ impl Gateway {
                 grace,
             )));
         }
-        RunningGateway { addr, admin_addr, shutdown_tx, tasks, key_refresh, recorder: self.recorder }
+        RunningGateway { addr, admin_addr, shutdown_tx, tasks, background, recorder: self.recorder }
     }
 }
 
@@ -423,6 +430,7 @@ fn build_embedder(config: &LoomConfig) -> Result<Option<Arc<loom_tokens::embed::
 fn build_cache(
     config: &LoomConfig,
     observer: Arc<dyn loom_cache::CacheObserver>,
+    embedder: Option<Arc<loom_tokens::embed::EmbedPool>>,
 ) -> Result<Option<Arc<loom_cache::ResponseCache>>, GatewayError> {
     let global = &config.ai_gateway.cache;
     let routes: Vec<(String, loom_cache::CachePolicy)> = config
@@ -437,7 +445,11 @@ fn build_cache(
     if !caches {
         return Ok(None);
     }
+    let semantic = global.semantic.enabled || routes.iter().any(|(_, policy)| policy.semantic);
     let mut cache = loom_cache::ResponseCache::new(global, routes).with_observer(observer);
+    if let Some(embedder) = embedder.filter(|_| semantic) {
+        cache = cache.with_semantic(Arc::new(crate::cache_embedder::LocalEmbedder::new(embedder)));
+    }
     let state = &config.ai_gateway.state;
     if global.store == loom_cache::config::StoreChoice::State && state.backend == loom_guard::Backend::Redis {
         let url = state.url.as_ref().ok_or_else(|| {
@@ -521,8 +533,9 @@ pub struct RunningGateway {
     admin_addr: Option<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    /// Polls the state backend for key changes until shutdown.
-    key_refresh: Option<JoinHandle<()>>,
+    /// Loops that run until shutdown: polling the state backend for key changes, following
+    /// the shared cache's index stream.
+    background: Vec<JoinHandle<()>>,
     recorder: Arc<UsageRecorder>,
 }
 
@@ -542,8 +555,8 @@ impl RunningGateway {
     /// servers have stopped.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
-        if let Some(refresh) = self.key_refresh {
-            refresh.abort();
+        for task in self.background {
+            task.abort();
         }
         for task in self.tasks {
             let _ = task.await;

@@ -37,6 +37,7 @@ pub mod admin;
 pub mod anthropic_format;
 mod anthropic_stream;
 mod budget_seed;
+mod cache_embedder;
 pub mod config;
 mod deadline;
 pub mod front_door;

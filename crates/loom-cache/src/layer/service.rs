@@ -81,7 +81,7 @@ where
     }
 
     fn call(&mut self, request: LlmRequest) -> BoxFuture {
-        let (key, policy, refresh, store) = match self.plan(&request) {
+        let (mut key, policy, refresh, store) = match self.plan(&request) {
             Plan::PassThrough => return Box::pin(self.inner.call(request)),
             Plan::Bypass => {
                 self.cache.count(CacheStatus::Bypass);
@@ -98,7 +98,14 @@ where
             let status = if refresh {
                 CacheStatus::Miss
             } else {
-                match cache.find(&key).await {
+                let mut found = cache.find(&key).await;
+                if matches!(found, Lookup::Miss(CacheStatus::Miss)) && policy.semantic && cache.has_semantic()
+                {
+                    found = cache
+                        .find_similar(&mut key, policy.similarity_threshold, &request.context.extensions)
+                        .await;
+                }
+                match found {
                     Lookup::Hit { answer, status, similarity } => {
                         let request_id = &request.context.request_id;
                         let payload = if stream {

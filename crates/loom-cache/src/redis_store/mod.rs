@@ -64,11 +64,7 @@ pub use self::error::RedisStoreError;
 pub use self::event::IndexEvent;
 use self::keys::Keys;
 
-/// An entry's id: the hash of its request.
-pub type EntryId = [u8; 32];
-
-/// The partition of a semantic entry: the hash of everything but the last user turn.
-pub type PartitionKey = [u8; 32];
+pub use crate::key::{EntryId, PartitionKey};
 
 /// The largest value stored or read back.
 pub const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;

@@ -45,11 +45,7 @@ use parking_lot::RwLock;
 pub use graph::GraphOptions;
 use partition::{Partition, Policy};
 
-/// A cache entry's id (the sha256 the cache computes for it).
-pub type EntryId = [u8; 32];
-
-/// The hash of everything in a request except its last user turn.
-pub type PartitionKey = [u8; 32];
+pub use crate::key::{EntryId, PartitionKey};
 
 /// Sizes and tuning of a [`SemanticIndex`].
 #[derive(Debug, Clone, Copy, PartialEq)]
