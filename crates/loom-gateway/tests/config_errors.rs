@@ -1162,3 +1162,41 @@ fn an_embedder_without_its_model_refuses_to_start_naming_the_file() {
     assert!(error.starts_with("ai_gateway.embedder.path: "), "{error}");
     assert!(error.contains("config.json"), "{error}");
 }
+
+// ---------------------------------------------------------------- cache
+
+#[test]
+fn cache_settings_are_validated_where_they_are_written() {
+    for (yaml, key) in [
+        ("ai_gateway:\n  cache:\n    enabeld: true\n", "ai_gateway.cache.enabeld"),
+        ("ai_gateway:\n  cache:\n    namespace: tenant\n", "ai_gateway.cache.namespace"),
+        ("ai_gateway:\n  cache:\n    ttl: 0s\n", "ai_gateway.cache.ttl"),
+        ("ai_gateway:\n  cache:\n    max_entry_bytes: 0\n", "ai_gateway.cache.max_entry_bytes"),
+        (
+            "ai_gateway:\n  cache:\n    semantic:\n      similarity_threshold: 1.5\n",
+            "ai_gateway.cache.semantic.similarity_threshold",
+        ),
+        // Semantic lookups embed questions: they need the model.
+        (
+            "ai_gateway:\n  cache:\n    enabled: true\n    semantic:\n      enabled: true\n",
+            "ai_gateway.cache.semantic.enabled",
+        ),
+        (
+            "routes:\n  - id: a\n    path: /v1/*\n    ai_gateway: true\n    cache:\n      semantic: {similarity_threshold: 0}\n",
+            "routes[0].cache.semantic.similarity_threshold",
+        ),
+        (
+            "routes:\n  - id: a\n    path: /v1/*\n    ai_gateway: true\n    cache:\n      ttl: 0s\n",
+            "routes[0].cache.ttl",
+        ),
+        ("routes:\n  - id: a\n    path: /web/*\n    cache:\n      enabled: true\n", "routes[0].cache"),
+    ] {
+        let found = match load(yaml) {
+            Err(error) => error.key().map(str::to_owned),
+            Ok(_) => None,
+        };
+        assert_eq!(found.as_deref(), Some(key), "{yaml}");
+    }
+    let config = load_ok("ai_gateway:\n  cache:\n    enabled: true\n    namespace: team\n    ttl: 5m\n");
+    assert_eq!(config.ai_gateway.cache.ttl, Duration::from_secs(300));
+}

@@ -201,3 +201,23 @@ fn the_two_instances_share_one_redis_and_differ_only_in_their_ports() {
     b_on_a_ports.admin.listen = a.admin.listen;
     assert_eq!(b_on_a_ports, a);
 }
+
+#[test]
+fn the_cache_example_loads_and_means_what_docs_cache_says() {
+    let blocks = yaml_blocks(&read(&repo_file("docs/cache.md")));
+    assert_eq!(blocks.len(), 1, "docs/cache.md has one yaml block");
+    let config = LoomConfig::from_yaml_str(&blocks[0].yaml, &env)
+        .unwrap_or_else(|error| panic!("docs/cache.md: {error}\n{}", blocks[0].yaml));
+    let cache = &config.ai_gateway.cache;
+    assert!(cache.enabled && cache.semantic.enabled);
+    assert_eq!(cache.namespace, loom_cache::Namespace::Key);
+    assert_eq!(cache.ttl, Duration::from_secs(3600));
+    assert_eq!(cache.semantic.similarity_threshold, 0.84);
+    assert_eq!(config.ai_gateway.state.backend, Backend::Redis);
+    let creative =
+        config.routes.iter().find(|route| route.id == "creative").and_then(|route| route.cache.clone());
+    let policy = loom_cache::CachePolicy::of(cache, creative.as_ref());
+    assert!(policy.enabled && policy.sampled && !policy.semantic);
+    assert_eq!(policy.ttl, Duration::from_secs(600));
+    assert!(config.summary().contains("  cache: on, namespace key, ttl 1h, max 268435456 bytes, entries shared on redis, semantic (threshold 0.84)"), "{}", config.summary());
+}

@@ -101,6 +101,7 @@ impl LoomConfig {
         } else {
             writeln!(out, "  streaming: disabled")?;
         }
+        write_cache(out, self)?;
 
         let routes = self.effective_routes();
         let default_note = if self.routes.is_empty() { " (default)" } else { "" };
@@ -234,4 +235,35 @@ mod tests {
         assert_eq!(display_url("https://user:pw@example.com:8443/v1/?key=sk"), "https://example.com:8443/v1");
         assert_eq!(display_url("https://api.openai.com/v1"), "https://api.openai.com/v1");
     }
+}
+
+/// The cache line: off, or how it is set up.
+fn write_cache(out: &mut String, config: &LoomConfig) -> std::fmt::Result {
+    let cache = &config.ai_gateway.cache;
+    let routes_on = config
+        .routes
+        .iter()
+        .filter(|route| route.cache.as_ref().and_then(|cache| cache.enabled) == Some(true));
+    if !cache.enabled && routes_on.count() == 0 {
+        return writeln!(out, "  cache: off");
+    }
+    let namespace = match cache.namespace {
+        loom_cache::Namespace::Key => "key",
+        loom_cache::Namespace::Team => "team",
+        loom_cache::Namespace::Global => "global",
+    };
+    let shared = cache.store == loom_cache::config::StoreChoice::State
+        && config.ai_gateway.state.backend == loom_guard::Backend::Redis;
+    write!(
+        out,
+        "  cache: {}, namespace {namespace}, ttl {}, max {} bytes, entries {}",
+        if cache.enabled { "on" } else { "on for some routes" },
+        format_duration(cache.ttl),
+        cache.max_bytes,
+        if shared { "shared on redis" } else { "in memory" },
+    )?;
+    if cache.semantic.enabled {
+        write!(out, ", semantic (threshold {})", cache.semantic.similarity_threshold)?;
+    }
+    writeln!(out)
 }
