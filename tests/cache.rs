@@ -315,3 +315,37 @@ async fn hits_are_accounted_at_no_cost_counted_and_managed_on_the_admin_port() {
     assert_eq!(bad.status, 400);
     assert_eq!(admin(&gateway, Method::POST, "/ai/cache").await.status, 405);
 }
+
+#[tokio::test]
+async fn a_providers_embeddings_endpoint_can_embed_the_questions() {
+    let mock = MockUpstream::start().await;
+    let cache = "  cache:\n    enabled: true\n    semantic:\n      enabled: true\n      embedder: {provider: openai, model: text-embedding-3-small, dimensions: 4}\n";
+    let gateway = TestGateway::start(&openai_config(&mock.base_url(), "", cache)).await;
+    let ask = |question: &str| {
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": question}]}).to_string()
+    };
+    let first = gateway.post("/v1/chat/completions", &ask("How do I reset my password?")).await;
+    assert_eq!(first.header("x-loom-cache").as_deref(), Some("miss"));
+    let requests = mock.take_requests();
+    assert_eq!(requests.len(), 2, "one embedding, one chat");
+    assert_eq!(requests[0].path, "/v1/embeddings");
+    assert_eq!(
+        requests[0].json(),
+        json!({"model": "text-embedding-3-small", "input": "How do I reset my password?"})
+    );
+
+    // The mock gives every text the same vector: the question guard decides.
+    let paraphrase = gateway.post("/v1/chat/completions", &ask("How can I reset my password?")).await;
+    assert_eq!(paraphrase.header("x-loom-cache").as_deref(), Some("semantic-hit"));
+    assert_eq!(paraphrase.header("x-loom-cache-similarity").as_deref(), Some("1.0000"));
+    let negated = gateway.post("/v1/chat/completions", &ask("How do I not reset my password?")).await;
+    assert_eq!(negated.header("x-loom-cache").as_deref(), Some("miss"));
+    let paths: Vec<String> = mock.take_requests().into_iter().map(|request| request.path).collect();
+    assert_eq!(paths, ["/v1/embeddings", "/v1/embeddings", "/v1/chat/completions"]);
+
+    // An embeddings endpoint that fails is a miss, never an error.
+    mock.push_reply(Reply::openai_error(500, "server_error", None, "down"));
+    let failed = gateway.post("/v1/chat/completions", &ask("What is a good password manager?")).await;
+    assert_eq!(failed.status, 200, "{}", failed.text());
+    assert_eq!(failed.header("x-loom-cache").as_deref(), Some("miss"));
+}

@@ -87,6 +87,27 @@ pub struct SemanticConfig {
     /// Longest an embedding may take; a slower one is a miss.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A provider's embeddings endpoint instead of the local model (`ai_gateway.embedder`).
+    pub embedder: Option<ProviderEmbedderConfig>,
+}
+
+/// `ai_gateway.cache.semantic.embedder`: questions embedded by a configured provider.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEmbedderConfig {
+    /// The provider's name in `ai_gateway.providers`.
+    pub provider: String,
+    /// The embedding model (e.g. `text-embedding-3-small`).
+    pub model: String,
+    /// The length of its vectors (e.g. 1536).
+    pub dimensions: usize,
+    /// Embedding calls in flight at most; past that a request misses rather than waits.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+}
+
+fn default_max_concurrent() -> usize {
+    16
 }
 
 impl Default for SemanticConfig {
@@ -97,6 +118,7 @@ impl Default for SemanticConfig {
             max_question_bytes: 2048,
             max_entries: 100_000,
             timeout: Duration::from_millis(500),
+            embedder: None,
         }
     }
 }
@@ -198,6 +220,17 @@ impl CacheConfig {
         }
         if self.semantic.timeout.is_zero() {
             return error("semantic.timeout", "must be above 0");
+        }
+        if let Some(embedder) = &self.semantic.embedder {
+            if embedder.model.trim().is_empty() {
+                return error("semantic.embedder.model", "must not be empty");
+            }
+            if !(1..=8192).contains(&embedder.dimensions) {
+                return error("semantic.embedder.dimensions", "must be 1 to 8192");
+            }
+            if !(1..=1024).contains(&embedder.max_concurrent) {
+                return error("semantic.embedder.max_concurrent", "must be 1 to 1024");
+            }
         }
         Ok(())
     }

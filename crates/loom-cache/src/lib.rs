@@ -58,7 +58,9 @@ pub mod status;
 pub mod store;
 
 pub use cache::{CacheStats, Lookup, ResponseCache};
-pub use config::{CacheConfig, CachePolicy, Namespace, RouteCacheConfig, SemanticConfig};
+pub use config::{
+    CacheConfig, CachePolicy, Namespace, ProviderEmbedderConfig, RouteCacheConfig, SemanticConfig,
+};
 pub use layer::{CacheLayer, CacheService};
 pub use same_question::{Difference, Verdict, same_question};
 pub use semantic::{EmbedFuture, QuestionEmbedder};

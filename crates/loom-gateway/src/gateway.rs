@@ -177,7 +177,8 @@ impl Gateway {
         if let Some(embedder) = &embedder {
             checks = checks.with_embedder(embedder.clone());
         }
-        let cache = build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>, embedder)?;
+        let cache =
+            build_cache(config, metrics.clone() as Arc<dyn loom_cache::CacheObserver>, embedder, &providers)?;
         let scan_checks = Arc::new(ScanChecks {
             layer: checks.clone(),
             routes: config.routes.iter().map(|route| route.id.clone()).collect(),
@@ -431,6 +432,7 @@ fn build_cache(
     config: &LoomConfig,
     observer: Arc<dyn loom_cache::CacheObserver>,
     embedder: Option<Arc<loom_tokens::embed::EmbedPool>>,
+    providers: &HashMap<String, (Provider, Arc<ProviderState>)>,
 ) -> Result<Option<Arc<loom_cache::ResponseCache>>, GatewayError> {
     let global = &config.ai_gateway.cache;
     let routes: Vec<(String, loom_cache::CachePolicy)> = config
@@ -447,8 +449,25 @@ fn build_cache(
     }
     let semantic = global.semantic.enabled || routes.iter().any(|(_, policy)| policy.semantic);
     let mut cache = loom_cache::ResponseCache::new(global, routes).with_observer(observer);
-    if let Some(embedder) = embedder.filter(|_| semantic) {
-        cache = cache.with_semantic(Arc::new(crate::cache_embedder::LocalEmbedder::new(embedder)));
+    if semantic {
+        let question_embedder: Option<Arc<dyn loom_cache::QuestionEmbedder>> = match &global.semantic.embedder
+        {
+            Some(remote) => providers.get(&remote.provider).map(|(provider, _)| {
+                Arc::new(crate::cache_embedder::ProviderEmbedder::new(
+                    provider.clone(),
+                    remote.model.clone(),
+                    remote.dimensions,
+                    remote.max_concurrent,
+                )) as Arc<dyn loom_cache::QuestionEmbedder>
+            }),
+            None => embedder.map(|pool| {
+                Arc::new(crate::cache_embedder::LocalEmbedder::new(pool))
+                    as Arc<dyn loom_cache::QuestionEmbedder>
+            }),
+        };
+        if let Some(question_embedder) = question_embedder {
+            cache = cache.with_semantic(question_embedder);
+        }
     }
     let state = &config.ai_gateway.state;
     if global.store == loom_cache::config::StoreChoice::State && state.backend == loom_guard::Backend::Redis {

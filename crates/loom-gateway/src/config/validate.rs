@@ -88,8 +88,20 @@ fn validate_cache(config: &LoomConfig, problems: &mut Problems) {
                 .and_then(|semantic| semantic.enabled)
                 == Some(true)
         });
-    if semantic_anywhere && config.ai_gateway.embedder.is_none() {
-        problems.add("ai_gateway.cache.semantic.enabled", "needs `ai_gateway.embedder` (the model's path)");
+    match &cache.semantic.embedder {
+        Some(embedder) => {
+            if config.ai_gateway.provider(&embedder.provider).is_none() {
+                problems.add(
+                    "ai_gateway.cache.semantic.embedder.provider",
+                    format!("no provider named \"{}\" in ai_gateway.providers", embedder.provider),
+                );
+            }
+        }
+        None if semantic_anywhere && config.ai_gateway.embedder.is_none() => problems.add(
+            "ai_gateway.cache.semantic.enabled",
+            "needs `ai_gateway.embedder` (the model's path) or `semantic.embedder` (a provider)",
+        ),
+        None => {}
     }
     for (index, route) in config.routes.iter().enumerate() {
         let Some(route_cache) = &route.cache else { continue };
