@@ -221,7 +221,7 @@ impl ResponseCache {
         &self,
         key: &RequestKey,
         response: &ChatResponse,
-        json: serde_json::Value,
+        json: Box<serde_json::value::RawValue>,
         provider: &str,
         policy: &CachePolicy,
     ) -> bool {
@@ -379,7 +379,7 @@ mod tests {
 
     fn keep(cache: &ResponseCache, key: &RequestKey, finish: &str, policy: &CachePolicy) -> bool {
         let response = response(finish);
-        let json = serde_json::to_value(&response).unwrap();
+        let json = serde_json::value::to_raw_value(&response).unwrap();
         cache.keep(key, &response, json, "p", policy)
     }
 

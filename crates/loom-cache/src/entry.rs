@@ -1,14 +1,15 @@
 //! A cached answer as stored: the provider's whole answer and what it was an answer to.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// One stored answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedAnswer {
     /// The answer's `chat.completion` JSON as the provider gave it, nulls and unknown fields
-    /// included (a streamed answer assembled whole).
-    pub response: Value,
+    /// included (a streamed answer assembled whole), kept as text: an entry takes about
+    /// its JSON's size in memory.
+    pub response: Box<RawValue>,
     /// The provider (as configured) that answered.
     pub provider: String,
     /// The namespace it was stored in.

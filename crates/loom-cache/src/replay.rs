@@ -8,24 +8,24 @@ use loom_core::{
     ChatAnswer, ChatChunk, ChatResponse, ChunkChoice, ChunkStream, Content, Delta, StreamChunk,
     ToolCallDelta, WireResponse,
 };
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The stored `json` as a new answer: id `chatcmpl-<request id>`, created now, every other
 /// field as stored; `None` if what is stored is no chat completion.
-pub fn whole(json: &Value, request_id: &str) -> Option<ChatAnswer> {
-    let mut json = json.clone();
-    let object = json.as_object_mut()?;
+pub fn whole(json: &RawValue, request_id: &str) -> Option<ChatAnswer> {
+    let mut object: Map<String, Value> = serde_json::from_str(json.get()).ok()?;
     object.insert("id".into(), Value::String(format!("chatcmpl-{request_id}")));
     object.insert("created".into(), Value::from(now()));
-    let bytes = serde_json::to_vec(&json).ok()?;
+    let bytes = serde_json::to_vec(&object).ok()?;
     WireResponse::parse(bytes.into()).ok().map(ChatAnswer::Wire)
 }
 
 /// The stored `json` as a stream: per choice, the role with the whole text, the tool
 /// calls, then the finish reason; last, the usage (the edge shows it only to clients that
 /// asked). `None` if what is stored is no chat completion.
-pub fn stream(json: &Value, request_id: &str) -> Option<ChunkStream> {
-    let response: ChatResponse = serde_json::from_value(json.clone()).ok()?;
+pub fn stream(json: &RawValue, request_id: &str) -> Option<ChunkStream> {
+    let response: ChatResponse = serde_json::from_str(json.get()).ok()?;
     Some(stream_of(response, request_id))
 }
 
@@ -103,13 +103,17 @@ mod tests {
     use super::*;
     use crate::assemble::Assembler;
 
-    fn stored() -> Value {
+    fn stored_value() -> Value {
         serde_json::json!({"id": "chatcmpl-old", "object": "chat.completion", "created": 1,
             "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi",
                 "refusal": null, "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
                 "logprobs": null, "finish_reason": "tool_calls"}],
             "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}, "service_tier": "default"})
+    }
+
+    fn stored() -> Box<RawValue> {
+        serde_json::value::to_raw_value(&stored_value()).unwrap()
     }
 
     #[test]
@@ -120,8 +124,10 @@ mod tests {
         assert!(replayed["created"].as_u64().unwrap() > 1);
         replayed["id"] = "chatcmpl-old".into();
         replayed["created"] = 1.into();
-        assert_eq!(replayed, stored());
-        assert!(whole(&serde_json::json!(["not", "an", "answer"]), "r").is_none());
+        assert_eq!(replayed, stored_value());
+        let not_an_answer =
+            serde_json::value::to_raw_value(&serde_json::json!(["not", "an", "answer"])).unwrap();
+        assert!(whole(&not_an_answer, "r").is_none());
     }
 
     #[tokio::test]
@@ -132,7 +138,7 @@ mod tests {
             assembler.add(chunk.as_ref().unwrap());
         }
         let replayed = assembler.finish().unwrap();
-        let stored: ChatResponse = serde_json::from_value(stored()).unwrap();
+        let stored: ChatResponse = serde_json::from_value(stored_value()).unwrap();
         assert_eq!(replayed.id, "chatcmpl-req-9");
         assert_eq!(replayed.choices, stored.choices);
         assert_eq!(replayed.usage, stored.usage);

@@ -558,6 +558,8 @@ mod tests {
                 "# TYPE loom_ai_breaker_state gauge",
                 "# TYPE loom_ai_usage_dropped_total counter",
                 "# TYPE loom_ai_usage_folded_total counter",
+                "# TYPE loom_ai_cache_saved_tokens_total counter",
+                "# TYPE loom_ai_cache_saved_cost_total counter",
             ],
             "{text}"
         );
@@ -611,6 +613,8 @@ mod tests {
                 "# TYPE loom_ai_breaker_state gauge",
                 "# TYPE loom_ai_usage_dropped counter",
                 "# TYPE loom_ai_usage_folded counter",
+                "# TYPE loom_ai_cache_saved_tokens counter",
+                "# TYPE loom_ai_cache_saved_cost counter",
             ],
             "{text}"
         );

@@ -144,7 +144,7 @@ fn keep(cache: &Arc<ResponseCache>, key: RequestKey, policy: CachePolicy, respon
         ResponsePayload::Chat(answer) => {
             let json = match answer {
                 ChatAnswer::Wire(wire) => serde_json::from_slice(wire.json()).ok(),
-                ChatAnswer::Typed(typed) => serde_json::to_value(typed).ok(),
+                ChatAnswer::Typed(typed) => serde_json::value::to_raw_value(typed).ok(),
             };
             if let (Some(json), Ok(typed)) = (json, answer.clone().into_typed()) {
                 cache.keep(&key, &typed, json, &response.provider, &policy);

@@ -43,7 +43,7 @@ impl Stream for StoringStream {
             Poll::Ready(None) => {
                 if let Some(pending) = self.pending.take()
                     && let Some(response) = pending.assembler.finish()
-                    && let Ok(json) = serde_json::to_value(&response)
+                    && let Ok(json) = serde_json::value::to_raw_value(&response)
                 {
                     pending.cache.keep(&pending.key, &response, json, &pending.provider, &pending.policy);
                 }

@@ -136,9 +136,10 @@ mod tests {
 
     use super::*;
     fn answer(model: &str) -> Arc<CachedAnswer> {
-        let response = serde_json::json!({
+        let response = serde_json::value::to_raw_value(&serde_json::json!({
             "id": "c", "object": "chat.completion", "created": 1, "model": model, "choices": []
-        });
+        }))
+        .unwrap();
         Arc::new(CachedAnswer {
             response,
             provider: "p".into(),
