@@ -72,6 +72,10 @@ async fn paraphrases_hit_and_questions_that_differ_in_meaning_miss() {
 
     let metrics = gateway.admin_get("/metrics").await.text();
     assert!(metrics.contains("loom_ai_cache_requests_total{status=\"semantic_hit\"} 1"), "{metrics}");
+    let stats = gateway.admin_get("/ai/cache").await.json();
+    assert_eq!(stats["stats"]["semantic_hits"], 1);
+    assert_eq!(stats["stats"]["semantic_entries"], 6, "{stats}");
+    assert!(stats["stats"]["semantic_memory_bytes"].as_u64().unwrap() >= 6 * 384 * 4, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

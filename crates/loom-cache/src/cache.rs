@@ -60,6 +60,10 @@ pub struct CacheStats {
     pub errors: u64,
     /// Hits over looked-up requests.
     pub hit_rate: f64,
+    /// Questions in the semantic index (`None` without semantic lookups).
+    pub semantic_entries: Option<usize>,
+    /// Bytes the semantic index takes, estimated.
+    pub semantic_memory_bytes: Option<usize>,
 }
 
 impl ResponseCache {
@@ -333,6 +337,8 @@ impl ResponseCache {
             bypassed: counters.get(CacheStatus::Bypass),
             errors: counters.get(CacheStatus::Error),
             hit_rate: counters.hit_rate(),
+            semantic_entries: self.semantic.as_ref().map(|semantic| semantic.index.len()),
+            semantic_memory_bytes: self.semantic.as_ref().map(|semantic| semantic.index.memory_bytes()),
         }
     }
 
