@@ -1,7 +1,15 @@
 //! # loom-cache
 //!
-//! The part of Loom's response cache that decides whether a cached answer may answer a new
-//! question, and the measurement of that decision.
+//! Loom's response cache as a tower layer, usable without loom-gateway: [`CacheLayer`] over a
+//! [`ResponseCache`] answers a chat request with the stored answer of the same request (an
+//! exact hit), or of the same question asked in other words (a semantic hit, with an
+//! embedder: [`ResponseCache::with_semantic`]), and stores good answers of the service
+//! below it, streamed ones included, without holding the stream back. Entries live in memory
+//! (bounded, least recently used evicted first, each with its ttl) and, with the `redis`
+//! feature, on a Redis shared by every instance (`redis_store`). The [`layer`] module
+//! shows it in a `ServiceBuilder`; docs/cache.md says what is stored and what never is.
+//!
+//! ## Never the wrong answer
 //!
 //! A semantic cache serves a stored answer when the new question's embedding is close to a
 //! stored one. Closeness alone is unsafe: with all-MiniLM-L6-v2, "Is Python dynamically

@@ -16,16 +16,37 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use loom_cache::{CacheConfig, CacheLayer, ResponseCache};
-//! use loom_core::{LlmRequest, LlmResponse, LoomError};
-//! use tower::{ServiceBuilder, service_fn};
 //!
-//! let cache = Arc::new(ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []));
-//! let provider = service_fn(|_request: LlmRequest| async {
-//!     Err::<LlmResponse, _>(LoomError::internal("no provider in this example"))
+//! use loom_cache::{CacheConfig, CacheLayer, ResponseCache};
+//! use loom_core::{ChatRequest, ChatResponse, LlmRequest, LlmResponse, LoomError, RequestContext, ResponsePayload};
+//! use serde_json::json;
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let answer: ChatResponse = serde_json::from_value(json!({
+//!     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+//!     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}]
+//! }))?;
+//! // Stands for the router and the providers.
+//! let provider = service_fn(move |_request: LlmRequest| {
+//!     let answer = answer.clone();
+//!     async move { Ok::<_, LoomError>(LlmResponse::new("openai", ResponsePayload::Chat(answer.into()))) }
 //! });
-//! let service = ServiceBuilder::new().layer(CacheLayer::new(cache)).service(provider);
-//! # let _ = service;
+//! let cache = Arc::new(ResponseCache::new(&CacheConfig { enabled: true, ..CacheConfig::default() }, []));
+//! let mut service = ServiceBuilder::new().layer(CacheLayer::new(cache.clone())).service(provider);
+//!
+//! let chat: ChatRequest = serde_json::from_value(json!({
+//!     "model": "gpt-4o", "messages": [{"role": "user", "content": "The capital of France?"}]
+//! }))?;
+//! for (request_id, expected) in [("req-1", "miss"), ("req-2", "hit")] {
+//!     let request = LlmRequest::chat(RequestContext::new(request_id), chat.clone());
+//!     let response = service.ready().await?.call(request).await?;
+//!     assert_eq!(response.headers["x-loom-cache"], expected);
+//! }
+//! assert_eq!(cache.stats().hits, 1);
+//! # Ok(())
+//! # }
 //! ```
 
 mod service;
