@@ -149,16 +149,23 @@ struct Directory {
 }
 
 impl Directory {
-    /// Removes `id` from its partition, dropping the partition when it empties.
+    /// Removes `id` from its partition and returns the partition, dropping it from the
+    /// directory when it empties (the caller frees it, after releasing the lock).
     fn remove(&mut self, id: &EntryId) -> Option<Arc<Partition>> {
         let key = self.locations.remove(id)?;
         let partition = self.partitions.get(&key).cloned()?;
         partition.remove(id);
         if partition.live_count() == 0 {
             self.partitions.remove(&key);
-            return None;
         }
         Some(partition)
+    }
+}
+
+/// Compacts `partition` if it still holds entries (an emptied one is only freed).
+fn maintain_unless_empty(partition: &Partition, policy: &Policy) {
+    if partition.live_count() > 0 {
+        partition.maintain(policy);
     }
 }
 
@@ -204,7 +211,7 @@ impl SemanticIndex {
             (target, previous)
         };
         if let Some(previous) = previous {
-            previous.maintain(&self.policy);
+            maintain_unless_empty(&previous, &self.policy);
         }
         target.maintain(&self.policy);
         Ok(())
@@ -212,15 +219,14 @@ impl SemanticIndex {
 
     /// Removes `id`; false when it was not indexed.
     pub fn remove(&self, id: &EntryId) -> bool {
-        let (found, partition) = {
-            let mut directory = self.directory.write();
-            let found = directory.locations.contains_key(id);
-            (found, directory.remove(id))
-        };
-        if let Some(partition) = partition {
-            partition.maintain(&self.policy);
+        let partition = self.directory.write().remove(id);
+        match partition {
+            Some(partition) => {
+                maintain_unless_empty(&partition, &self.policy);
+                true
+            }
+            None => false,
         }
-        found
     }
 
     /// The `k` entries of `partition` most similar to `vector`, most similar first. A
@@ -258,9 +264,9 @@ impl SemanticIndex {
 
     /// Removes every entry.
     pub fn clear(&self) {
-        let mut directory = self.directory.write();
-        directory.partitions.clear();
-        directory.locations.clear();
+        let emptied = std::mem::take(&mut *self.directory.write());
+        // Freeing graphs takes a while: not under the lock.
+        drop(emptied);
     }
 
     /// An estimate of the heap the index holds: vectors, ids, maps and graphs.
