@@ -4,7 +4,7 @@
 //! 10k partitions of 10 (the exact path): build time, search latency over 10k queries
 //! (p50/p99/max, embedding excluded), recall@1 against brute force and `memory_bytes`.
 //! `BENCH_INDEX_ENTRIES` changes the 100k; `BENCH_INDEX_M`, `BENCH_INDEX_EF_CONSTRUCTION` and
-//! `BENCH_INDEX_EF_SEARCH` the graph options; `BENCH_INDEX_PHASE=one` or `many` runs one part.
+//! `BENCH_INDEX_EF_SEARCH` the graph options, `BENCH_INDEX_GRAPH_THRESHOLD` where graphs start; `BENCH_INDEX_PHASE=one` or `many` runs one part.
 
 mod clustered;
 
@@ -24,7 +24,11 @@ fn main() {
     options.graph.links_per_node = setting("BENCH_INDEX_M", options.graph.links_per_node);
     options.graph.ef_construction = setting("BENCH_INDEX_EF_CONSTRUCTION", options.graph.ef_construction);
     options.graph.ef_search = setting("BENCH_INDEX_EF_SEARCH", options.graph.ef_search);
-    println!("{entries} entries of {DIMENSIONS} dimensions, {QUERIES} queries, {:?}", options.graph);
+    options.graph_threshold = setting("BENCH_INDEX_GRAPH_THRESHOLD", options.graph_threshold);
+    println!(
+        "{entries} entries of {DIMENSIONS} dimensions, {QUERIES} queries, graphs from {} entries, {:?}",
+        options.graph_threshold, options.graph
+    );
     // One phase per process measures resident memory cleanly (a freed index stays mapped).
     let phase = std::env::var("BENCH_INDEX_PHASE").unwrap_or_default();
     if phase != "many" {
