@@ -14,6 +14,7 @@ pub struct ClusteredVectors {
 /// about 0.5 to the rest of their topic, like questions on one subject with MiniLM.
 const SUBTOPIC_SPREAD: f32 = 0.8;
 const POINT_SPREAD: f32 = 0.6;
+const PARAPHRASE_SPREAD: f32 = 0.4;
 
 impl ClusteredVectors {
     /// `topics` topics of `subtopics_per_topic` subtopics each, from `seed`.
@@ -37,6 +38,12 @@ impl ClusteredVectors {
         let index = (self.rng.next_u64() % self.subtopics.len() as u64) as usize;
         let centre = self.subtopics[index].clone();
         self.rng.around(&centre, POINT_SPREAD)
+    }
+
+    /// A vector near `vector` (cosine about 0.93), as a paraphrase's embedding is near the
+    /// question's.
+    pub fn paraphrase_of(&mut self, vector: &[f32]) -> Vec<f32> {
+        self.rng.around(vector, PARAPHRASE_SPREAD)
     }
 
     /// A uniformly random u64 from the same stream (for picking partitions and ids).

@@ -118,10 +118,10 @@ impl Partition {
             }
         }
         for slot in layout.covered..layout.ids.len() {
-            if layout.live[slot] {
-                if let Some(score) = similarity(slot) {
-                    found.push((slot, score));
-                }
+            if layout.live[slot]
+                && let Some(score) = similarity(slot)
+            {
+                found.push((slot, score));
             }
         }
         let by_similarity = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -207,7 +207,10 @@ impl Partition {
                 let mut layout = self.layout.write();
                 if layout.generation == generation {
                     let renumbered = renumber(&layout, entries, end, graph, policy.dimensions);
-                    *layout = renumbered;
+                    let old = std::mem::replace(&mut *layout, renumbered);
+                    // Freeing a large graph takes a while: not under the lock.
+                    drop(layout);
+                    drop(old);
                 }
             }
         }
