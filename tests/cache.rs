@@ -334,6 +334,12 @@ async fn a_providers_embeddings_endpoint_can_embed_the_questions() {
         json!({"model": "text-embedding-3-small", "input": "How do I reset my password?"})
     );
 
+    // Indexed off the request path, a moment after the answer is stored.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gateway.admin_get("/ai/cache").await.json()["stats"]["semantic_entries"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the question was never indexed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // The mock gives every text the same vector: the question guard decides.
     let paraphrase = gateway.post("/v1/chat/completions", &ask("How can I reset my password?")).await;
     assert_eq!(paraphrase.header("x-loom-cache").as_deref(), Some("semantic-hit"));

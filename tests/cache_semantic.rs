@@ -39,6 +39,20 @@ async fn post(gateway: &TestGateway, question: &str, headers: &[(&str, &str)]) -
     response
 }
 
+/// Waits (bounded) until the index holds `n` questions: answers are indexed off the
+/// request path, a moment after they are stored.
+async fn indexed(gateway: &TestGateway, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = gateway.admin_get("/ai/cache").await.json();
+        if stats["stats"]["semantic_entries"].as_u64() >= Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the index never held {n} questions: {stats}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn status(response: &TestResponse) -> String {
     response.header("x-loom-cache").unwrap_or_default()
 }
@@ -50,6 +64,7 @@ async fn paraphrases_hit_and_questions_that_differ_in_meaning_miss() {
     let gateway = TestGateway::start(&yaml(&mock, &model, "")).await;
 
     assert_eq!(status(&post(&gateway, "How do I reset my password?", &[]).await), "miss");
+    indexed(&gateway, 1).await;
     let paraphrase = post(&gateway, "How can I reset my password?", &[]).await;
     assert_eq!(status(&paraphrase), "semantic-hit");
     let similarity: f32 = paraphrase.header("x-loom-cache-similarity").expect("similarity").parse().unwrap();
@@ -59,8 +74,10 @@ async fn paraphrases_hit_and_questions_that_differ_in_meaning_miss() {
 
     // Close in embedding space, different questions: the guard refuses them.
     assert_eq!(status(&post(&gateway, "Is Python dynamically typed?", &[]).await), "miss");
+    indexed(&gateway, 2).await;
     assert_eq!(status(&post(&gateway, "Is Python not dynamically typed?", &[]).await), "miss");
     assert_eq!(status(&post(&gateway, "Convert 10 miles to km", &[]).await), "miss");
+    indexed(&gateway, 4).await;
     assert_eq!(status(&post(&gateway, "Convert 12 miles to km", &[]).await), "miss");
     assert_eq!(mock.request_count(), 5);
 
@@ -72,9 +89,11 @@ async fn paraphrases_hit_and_questions_that_differ_in_meaning_miss() {
 
     let metrics = gateway.admin_get("/metrics").await.text();
     assert!(metrics.contains("loom_ai_cache_requests_total{status=\"semantic_hit\"} 1"), "{metrics}");
+    indexed(&gateway, 6).await;
     let stats = gateway.admin_get("/ai/cache").await.json();
     assert_eq!(stats["stats"]["semantic_hits"], 1);
     assert_eq!(stats["stats"]["semantic_entries"], 6, "{stats}");
+    assert_eq!(stats["stats"]["semantic_dropped_changes"], 0, "{stats}");
     assert!(stats["stats"]["semantic_memory_bytes"].as_u64().unwrap() >= 6 * 384 * 4, "{stats}");
 }
 

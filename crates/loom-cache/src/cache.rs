@@ -11,7 +11,7 @@ use crate::config::{CacheConfig, CachePolicy};
 use crate::entry::CachedAnswer;
 use crate::key::{EntryId, RequestKey};
 use crate::same_question::same_question;
-use crate::semantic::{CANDIDATES, QuestionEmbedder, Semantic};
+use crate::semantic::{CANDIDATES, Change, QuestionEmbedder, Semantic};
 use crate::status::{CacheObserver, CacheStatus, Counters};
 use crate::store::memory::{MemoryStore, NewEntry};
 
@@ -64,6 +64,8 @@ pub struct CacheStats {
     pub semantic_entries: Option<usize>,
     /// Bytes the semantic index takes, estimated.
     pub semantic_memory_bytes: Option<usize>,
+    /// Changes to the semantic index dropped because its writer was behind.
+    pub semantic_dropped_changes: Option<u64>,
 }
 
 impl ResponseCache {
@@ -151,7 +153,7 @@ impl ResponseCache {
                 Ok(Some(answer)) => answer,
                 Ok(None) => {
                     // Expired or evicted: the index forgets it too.
-                    semantic.index.remove(&neighbour.id);
+                    semantic.change(Change::Remove(neighbour.id));
                     continue;
                 }
                 Err(()) => return Lookup::Miss(CacheStatus::Error),
@@ -213,7 +215,7 @@ impl ResponseCache {
     fn forget(&self, evicted: Vec<EntryId>) {
         if let Some(semantic) = &self.semantic {
             for id in &evicted {
-                semantic.index.remove(id);
+                semantic.change(Change::Remove(*id));
             }
         }
     }
@@ -253,8 +255,7 @@ impl ResponseCache {
         let question = key.question.as_ref().filter(|_| policy.semantic);
         let indexed = question.and_then(|question| Some((question.partition, question.embedding.clone()?)));
         if let (Some(semantic), Some((partition, embedding))) = (&self.semantic, &indexed) {
-            // A full index keeps the answer exact-only.
-            let _ = semantic.index.insert(*partition, key.id, embedding);
+            semantic.change(Change::Insert(*partition, key.id, embedding.clone()));
         }
         #[cfg(feature = "redis")]
         self.share(key, bytes, policy.ttl, indexed);
@@ -297,7 +298,7 @@ impl ResponseCache {
         if let Some(semantic) = &self.semantic {
             // The index does not know entries' namespaces: it starts over, and entries
             // still stored come back into it as they are stored again.
-            semantic.index.clear();
+            semantic.change(Change::Clear);
         }
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
@@ -316,10 +317,10 @@ impl ResponseCache {
             .follow(|event| match event {
                 crate::redis_store::IndexEvent::Insert { id, partition, vector, expires_at, .. } => {
                     if expires_at > SystemTime::now() {
-                        let _ = semantic.index.insert(partition, id, &vector);
+                        semantic.change(Change::Insert(partition, id, Arc::from(vector)));
                     }
                 }
-                crate::redis_store::IndexEvent::Clear { .. } => semantic.index.clear(),
+                crate::redis_store::IndexEvent::Clear { .. } => semantic.change(Change::Clear),
             })
             .await;
     }
@@ -339,6 +340,7 @@ impl ResponseCache {
             hit_rate: counters.hit_rate(),
             semantic_entries: self.semantic.as_ref().map(|semantic| semantic.index.len()),
             semantic_memory_bytes: self.semantic.as_ref().map(|semantic| semantic.index.memory_bytes()),
+            semantic_dropped_changes: self.semantic.as_ref().map(Semantic::dropped_changes),
         }
     }
 

@@ -226,17 +226,6 @@ fn display_url(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_print_without_credentials_or_query() {
-        assert_eq!(display_url("https://user:pw@example.com:8443/v1/?key=sk"), "https://example.com:8443/v1");
-        assert_eq!(display_url("https://api.openai.com/v1"), "https://api.openai.com/v1");
-    }
-}
-
 /// The cache line: off, or how it is set up.
 fn write_cache(out: &mut String, config: &LoomConfig) -> std::fmt::Result {
     let cache = &config.ai_gateway.cache;
@@ -266,4 +255,15 @@ fn write_cache(out: &mut String, config: &LoomConfig) -> std::fmt::Result {
         write!(out, ", semantic (threshold {})", cache.semantic.similarity_threshold)?;
     }
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_print_without_credentials_or_query() {
+        assert_eq!(display_url("https://user:pw@example.com:8443/v1/?key=sk"), "https://example.com:8443/v1");
+        assert_eq!(display_url("https://api.openai.com/v1"), "https://api.openai.com/v1");
+    }
 }

@@ -89,14 +89,11 @@ fn validate_cache(config: &LoomConfig, problems: &mut Problems) {
                 == Some(true)
         });
     match &cache.semantic.embedder {
-        Some(embedder) => {
-            if config.ai_gateway.provider(&embedder.provider).is_none() {
-                problems.add(
-                    "ai_gateway.cache.semantic.embedder.provider",
-                    format!("no provider named \"{}\" in ai_gateway.providers", embedder.provider),
-                );
-            }
-        }
+        Some(embedder) if config.ai_gateway.provider(&embedder.provider).is_none() => problems.add(
+            "ai_gateway.cache.semantic.embedder.provider",
+            format!("no provider named \"{}\" in ai_gateway.providers", embedder.provider),
+        ),
+        Some(_) => {}
         None if semantic_anywhere && config.ai_gateway.embedder.is_none() => problems.add(
             "ai_gateway.cache.semantic.enabled",
             "needs `ai_gateway.embedder` (the model's path) or `semantic.embedder` (a provider)",
