@@ -20,6 +20,7 @@ use loom_cache::key::{namespace, request_key};
 use loom_cache::{CacheConfig, Lookup, Namespace, ResponseCache};
 use loom_core::{ChatRequest, ChatResponse, Identity};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 /// The route name the gateway gives a request without routes.
 const ROUTE: &str = "ai";
@@ -54,20 +55,22 @@ fn text(from: usize, words: usize) -> String {
     (from..from + words).map(|i| WORDS[i % WORDS.len()]).collect::<Vec<_>>().join(" ")
 }
 
-/// A chat whose JSON is at least `bytes` long: a system prompt, then user and assistant
-/// turns of about 40 words each, ending on a user turn.
+/// A chat of about `bytes` of JSON: a system prompt, then user and assistant turns of 20
+/// words each, ending on the first user turn at or past `bytes`.
 fn multi_turn(bytes: usize) -> Value {
-    let mut messages = vec![json!({"role": "system", "content": "You are a helpful assistant. Be brief."})];
-    let mut size = 0;
-    let mut turn = 0;
-    while size < bytes || messages.len() % 2 == 1 {
-        let role = if turn % 2 == 0 { "user" } else { "assistant" };
-        let content = text(turn * 7, 40);
-        size += content.len() + 40;
-        messages.push(json!({"role": role, "content": content}));
-        turn += 1;
+    let mut chat = json!({"model": "gpt-4o-mini", "max_tokens": 256, "messages": [
+        {"role": "system", "content": "You are a helpful assistant. Be brief."}]});
+    for turn in 0.. {
+        let user = turn % 2 == 0;
+        let message = json!({"role": if user { "user" } else { "assistant" }, "content": text(turn * 7, 20)});
+        if let Some(Value::Array(messages)) = chat.get_mut("messages") {
+            messages.push(message);
+        }
+        if user && chat.to_string().len() >= bytes {
+            break;
+        }
     }
-    json!({"model": "gpt-4o-mini", "messages": messages, "max_tokens": 256})
+    chat
 }
 
 fn short_chat(question: &str) -> Value {
@@ -82,6 +85,20 @@ fn answer() -> Result<ChatResponse, serde_json::Error> {
             "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 9, "total_tokens": 19}
     }))
+}
+
+/// Feeds what is written to a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The value at `quantile` (0..=1) of sorted nanoseconds, in µs.
@@ -144,6 +161,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "{:<24} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}",
         "request", "JSON", "key p50", "key p99", "find p50", "find p99", "total p50", "total p99"
     );
+    let mut parts = Vec::new();
     for (label, body) in shapes {
         let json_bytes = serde_json::to_vec(&body)?.len();
         let chat: ChatRequest = serde_json::from_value(body)?;
@@ -172,6 +190,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         for times in [&mut key_ns, &mut find_ns, &mut total_ns] {
             times.sort_unstable();
         }
+        parts.push((label, chat));
         println!(
             "{label:<24} {:>6} B {:>6.2} µs {:>6.2} µs {:>6.2} µs {:>6.2} µs {:>8.2} µs {:>8.2} µs",
             json_bytes,
@@ -181,6 +200,47 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             micros_at(&find_ns, 0.99),
             micros_at(&total_ns, 0.5),
             micros_at(&total_ns, 0.99),
+        );
+    }
+    breakdown(&parts, options.iterations)
+}
+
+/// Where the key's time goes, p50 of each step alone: the request as a JSON value, its
+/// bytes (done twice by the key: the exact id and the partition), SHA-256 over them; and,
+/// for comparison, the request serialised straight into the hasher (one pass, no copies).
+fn breakdown(requests: &[(&str, ChatRequest)], iterations: usize) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "{:<24} {:>13} {:>13} {:>13} {:>16}",
+        "key steps, p50", "to_value", "to_vec", "sha256", "into the hasher"
+    );
+    for (label, chat) in requests {
+        let (mut to_value, mut to_vec, mut sha, mut direct) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..iterations.min(20_000) {
+            let started = Instant::now();
+            let value = serde_json::to_value(chat)?;
+            let valued = Instant::now();
+            let bytes = serde_json::to_vec(&value)?;
+            let serialized = Instant::now();
+            let digest = Sha256::digest(&bytes);
+            let hashed = Instant::now();
+            std::hint::black_box(digest);
+            let mut hasher = HashWriter(Sha256::new());
+            serde_json::to_writer(&mut hasher, chat)?;
+            std::hint::black_box(hasher.0.finalize());
+            direct.push(nanos(hashed.elapsed()));
+            to_value.push(nanos(valued - started));
+            to_vec.push(nanos(serialized - valued));
+            sha.push(nanos(hashed - serialized));
+        }
+        for times in [&mut to_value, &mut to_vec, &mut sha, &mut direct] {
+            times.sort_unstable();
+        }
+        println!(
+            "{label:<24} {:>10.2} µs {:>10.2} µs {:>10.2} µs {:>13.2} µs",
+            micros_at(&to_value, 0.5),
+            micros_at(&to_vec, 0.5),
+            micros_at(&sha, 0.5),
+            micros_at(&direct, 0.5)
         );
     }
     Ok(())
