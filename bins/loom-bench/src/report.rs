@@ -403,7 +403,10 @@ impl Report {
                         )
                     }),
                     cache_over_nginx: median_over_rounds(&|round| {
-                        ratio(rps(TargetKind::Cache, workload, round), rps(TargetKind::Nginx, workload, round))
+                        ratio(
+                            rps(TargetKind::Cache, workload, round),
+                            rps(TargetKind::Nginx, workload, round),
+                        )
                     }),
                     cache_over_loom: median_over_rounds(&|round| {
                         ratio(rps(TargetKind::Cache, workload, round), rps(TargetKind::Loom, workload, round))
@@ -964,8 +967,14 @@ mod tests {
             row(TargetKind::Cache, Workload::Stream, 180.0),
         ];
         let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
-        assert_eq!((report.ratios[0].cache_over_nginx, report.ratios[0].cache_over_loom), (Some(2.4), Some(3.0)));
-        assert_eq!((report.ratios[1].cache_over_nginx, report.ratios[1].cache_over_loom), (Some(1.8), Some(2.0)));
+        assert_eq!(
+            (report.ratios[0].cache_over_nginx, report.ratios[0].cache_over_loom),
+            (Some(2.4), Some(3.0))
+        );
+        assert_eq!(
+            (report.ratios[1].cache_over_nginx, report.ratios[1].cache_over_loom),
+            (Some(1.8), Some(2.0))
+        );
         let cache: Vec<(&str, &str, Option<bool>)> = report
             .verdicts
             .iter()

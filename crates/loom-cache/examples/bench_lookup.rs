@@ -214,7 +214,8 @@ fn breakdown(requests: &[(&str, ChatRequest)], iterations: usize) -> Result<(), 
         "key steps, p50", "to_value", "to_vec", "sha256", "into the hasher"
     );
     for (label, chat) in requests {
-        let (mut to_value, mut to_vec, mut sha, mut direct) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut to_value, mut to_vec, mut sha, mut direct) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..iterations.min(20_000) {
             let started = Instant::now();
             let value = serde_json::to_value(chat)?;
