@@ -234,6 +234,11 @@ pub struct Ratio {
     /// Req/s of Loom answering from its cache divided by plain Loom's (`--cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_over_loom: Option<f64>,
+    /// The CPU per request of nginx and the mock behind it divided by that of Loom
+    /// answering from its cache (`--cache`): the servers' side of `cache_over_nginx`,
+    /// without the load generator's share of the cores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_nginx_and_mock_over_cache: Option<f64>,
 }
 
 /// Reads one ratio of a [`Ratio`].
@@ -410,6 +415,11 @@ impl Report {
                     }),
                     cache_over_loom: median_over_rounds(&|round| {
                         ratio(rps(TargetKind::Cache, workload, round), rps(TargetKind::Loom, workload, round))
+                    }),
+                    cpu_nginx_and_mock_over_cache: median_over_rounds(&|round| {
+                        let nginx = find(TargetKind::Nginx, workload, round)?;
+                        let proxying = nginx.proxy_cpu_us? + nginx.mock_cpu_us?;
+                        ratio(Some(proxying), cpu(TargetKind::Cache, workload, round))
                     }),
                 }
             })
@@ -657,10 +667,11 @@ impl Report {
             if ratio.cache_over_nginx.is_some() || ratio.cache_over_loom.is_some() {
                 let _ = writeln!(
                     out,
-                    "{:<8} cache/nginx {:>6}   cache/loom {:>6}",
+                    "{:<8} cache/nginx {:>6}   cache/loom {:>6}   CPU per request (nginx + mock)/cache {:>6}",
                     ratio.workload.name(),
                     format_ratio(ratio.cache_over_nginx),
-                    format_ratio(ratio.cache_over_loom)
+                    format_ratio(ratio.cache_over_loom),
+                    format_ratio(ratio.cpu_nginx_and_mock_over_cache)
                 );
             }
         }
@@ -959,9 +970,14 @@ mod tests {
     #[test]
     fn cache_hits_are_compared_with_nginx_and_plain_loom() {
         let saturation = vec![
-            row(TargetKind::Nginx, Workload::Whole, 100.0),
+            // nginx 10 µs and the mock 5 µs per request; a hit 5 µs, no mock.
+            SaturationRow {
+                proxy_cpu_us: Some(10.0),
+                mock_cpu_us: Some(5.0),
+                ..row(TargetKind::Nginx, Workload::Whole, 100.0)
+            },
             row(TargetKind::Loom, Workload::Whole, 80.0),
-            row(TargetKind::Cache, Workload::Whole, 240.0),
+            SaturationRow { proxy_cpu_us: Some(5.0), ..row(TargetKind::Cache, Workload::Whole, 240.0) },
             row(TargetKind::Nginx, Workload::Stream, 100.0),
             row(TargetKind::Loom, Workload::Stream, 90.0),
             row(TargetKind::Cache, Workload::Stream, 180.0),
@@ -975,6 +991,8 @@ mod tests {
             (report.ratios[1].cache_over_nginx, report.ratios[1].cache_over_loom),
             (Some(1.8), Some(2.0))
         );
+        assert_eq!(report.ratios[0].cpu_nginx_and_mock_over_cache, Some(3.0));
+        assert_eq!(report.ratios[1].cpu_nginx_and_mock_over_cache, None, "no mock CPU for streams");
         let cache: Vec<(&str, &str, Option<bool>)> = report
             .verdicts
             .iter()
@@ -989,7 +1007,12 @@ mod tests {
             ]
         );
         let table = report.table();
-        assert!(table.contains("whole    cache/nginx  2.40x   cache/loom  3.00x"), "{table}");
+        assert!(
+            table.contains(
+                "whole    cache/nginx  2.40x   cache/loom  3.00x   CPU per request (nginx + mock)/cache  3.00x"
+            ),
+            "{table}"
+        );
         assert!(table.contains("stream   cache/nginx  1.80x   cache/loom  2.00x"), "{table}");
         assert!(table.contains("cache    whole           240"), "{table}");
         assert!(table.contains("(cache: Loom with the exact response cache on"), "{table}");
