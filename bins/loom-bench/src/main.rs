@@ -12,7 +12,10 @@
 //! - the release `loom` binary with one `openai` provider pointing at the mock;
 //! - with `--guard`, two more Looms: with a virtual key, one request limit and one token
 //!   limit in memory (`guard`), and the same on a redis-server child (`redis`), compared
-//!   with the plain Loom (issue 18's targets: 0.95x and 0.7x of its req/s).
+//!   with the plain Loom (issue 18's targets: 0.95x and 0.7x of its req/s);
+//! - with `--checks`, a Loom with the default security checks on (`checks`, 0.9x of Loom);
+//! - with `--cache`, a Loom with the exact response cache on (`cache`): the load repeats one
+//!   request, so every measured request is a hit (issue 20's target: 2x nginx's req/s).
 //!
 //! It then loads each target (the mock directly, nginx, the bare proxy, Loom) with whole and with
 //! streamed chat completions, in two modes: saturation (a closed loop over
