@@ -49,6 +49,9 @@ pub enum Command {
         /// Turn the default security checks on (prompt-injection detection), no key or limit.
         #[arg(long, conflicts_with = "guard")]
         checks: bool,
+        /// Turn the exact response cache on, no key, limit or check.
+        #[arg(long, conflicts_with_all = ["guard", "checks"])]
+        cache: bool,
     },
     /// Print the nginx config the benchmark runs nginx with (scripts/instructions.sh uses it).
     NginxConfig {
@@ -111,6 +114,11 @@ pub struct BenchArgs {
     /// --checks`), target `checks`.
     #[arg(long)]
     pub checks: bool,
+    /// Also measure Loom with the exact response cache on (see `loom-config --cache`),
+    /// target `cache`: every request is the same, so after the first each is a hit
+    /// answered from memory, without the upstream; compared with nginx's req/s.
+    #[arg(long)]
+    pub cache: bool,
     /// The redis-server binary for `--guard` [default: `redis-server` on PATH].
     #[arg(long, default_value = "redis-server")]
     pub redis_bin: PathBuf,

@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 
 /// The path every target serves chat completions on.
 const CHAT_PATH: &str = "/v1/chat/completions";
+/// The header in which Loom says how its response cache treated a request.
+const CACHE_HEADER: &str = "x-loom-cache";
 /// Longest a single request may take before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest latency the histograms track, in microseconds.
@@ -164,8 +166,15 @@ async fn drain(response: http::Response<Incoming>) -> Result<(), String> {
     if status == StatusCode::OK { Ok(()) } else { Err(format!("status {status}")) }
 }
 
+/// What a probe learned beyond a good answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    /// The answer's `x-loom-cache` header (`hit`, `miss`...), when it has one.
+    pub cache: Option<String>,
+}
+
 /// Send one request to `addr` and check the answer in full (before measuring).
-pub async fn probe(addr: SocketAddr, workload: Workload) -> Result<(), String> {
+pub async fn probe(addr: SocketAddr, workload: Workload) -> Result<Probed, String> {
     let client = legacy_client();
     let uri = format!("http://{addr}{CHAT_PATH}");
     let mut request = request(addr, &workload.body());
@@ -175,11 +184,16 @@ pub async fn probe(addr: SocketAddr, workload: Workload) -> Result<(), String> {
         .map_err(|_| "probe timed out".to_owned())?
         .map_err(|err| format!("probe failed: {err}"))?;
     let status = response.status();
+    let cache = response
+        .headers()
+        .get(CACHE_HEADER)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let body = response.into_body().collect().await.map_err(|err| format!("probe body: {err}"))?.to_bytes();
     if status != StatusCode::OK {
         return Err(format!("probe got status {status}: {}", String::from_utf8_lossy(&body)));
     }
-    workload.check(&body)
+    workload.check(&body)?;
+    Ok(Probed { cache })
 }
 
 /// An HTTP/1.1 connection to `addr` (driven by a task of its own).

@@ -37,6 +37,9 @@ pub enum Guard {
     Redis(SocketAddr),
     /// No key or limit; the default security checks (prompt-injection detection, flagging) on.
     Checks,
+    /// No key or limit; the exact response cache on, so a repeated request is answered from
+    /// memory.
+    Cache,
 }
 
 /// Request limit of the guarded Looms: far above what one machine can send, so it
@@ -84,6 +87,9 @@ ai_gateway:
             yaml.push_str(&line);
             yaml.push('\n');
         }
+    }
+    if guard == Guard::Cache {
+        yaml.push_str("  cache:\n    enabled: true\n");
     }
     if let Guard::Redis(redis) = guard {
         yaml.push_str(&format!("  state:\n    backend: redis\n    url: redis://{redis}/0\n"));
@@ -147,6 +153,7 @@ mod tests {
         assert!(yaml.contains("api_key: sk-bench"));
         assert!(yaml.contains("base_url: http://127.0.0.1:9001/v1"));
         assert!(!yaml.contains("auth:") && !yaml.contains("rate_limits:") && !yaml.contains("state:"));
+        assert!(!yaml.contains("cache:"));
     }
 
     /// Every generated config loads as Loom loads it, and means what the report says.
@@ -160,6 +167,15 @@ mod tests {
         let plain = LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Off), &no_env).unwrap();
         assert!(!plain.ai_gateway.auth.enabled && plain.ai_gateway.rate_limits.is_empty());
         assert!(!plain.ai_gateway.checks.as_ref().expect("checks turned off").injection.enabled);
+        assert!(!plain.ai_gateway.cache.enabled);
+
+        // The cache on, in memory, and nothing else but what plain Loom has.
+        let cached =
+            LoomConfig::from_yaml_str(&config(listen, admin, upstream, Guard::Cache), &no_env).unwrap();
+        assert!(cached.ai_gateway.cache.enabled && !cached.ai_gateway.cache.semantic.enabled);
+        assert_eq!(cached.ai_gateway.state.backend, loom_guard::Backend::Memory);
+        assert!(!cached.ai_gateway.auth.enabled && cached.ai_gateway.rate_limits.is_empty());
+        assert!(!cached.ai_gateway.checks.as_ref().expect("checks turned off").injection.enabled);
 
         // The default checks: no `checks` block, so the built-in one.
         let checked =

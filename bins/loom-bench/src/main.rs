@@ -12,7 +12,10 @@
 //! - the release `loom` binary with one `openai` provider pointing at the mock;
 //! - with `--guard`, two more Looms: with a virtual key, one request limit and one token
 //!   limit in memory (`guard`), and the same on a redis-server child (`redis`), compared
-//!   with the plain Loom (issue 18's targets: 0.95x and 0.7x of its req/s).
+//!   with the plain Loom (issue 18's targets: 0.95x and 0.7x of its req/s);
+//! - with `--checks`, a Loom with the default security checks on (`checks`, 0.9x of Loom);
+//! - with `--cache`, a Loom with the exact response cache on (`cache`): the load repeats one
+//!   request, so every measured request is a hit (issue 20's target: 2x nginx's req/s).
 //!
 //! It then loads each target (the mock directly, nginx, the bare proxy, Loom) with whole and with
 //! streamed chat completions, in two modes: saturation (a closed loop over
@@ -82,12 +85,13 @@ fn main() -> ExitCode {
             print!("{}", nginx::config(&dir, listen, upstream, nginx::running_as_root()));
             ExitCode::SUCCESS
         }
-        Some(Command::LoomConfig { listen, admin, upstream, guard, redis, checks }) => {
-            let guard = match (guard, redis, checks) {
-                (_, Some(redis), _) => Guard::Redis(redis),
-                (true, None, _) => Guard::Memory,
-                (false, None, true) => Guard::Checks,
-                (false, None, false) => Guard::Off,
+        Some(Command::LoomConfig { listen, admin, upstream, guard, redis, checks, cache }) => {
+            let guard = match (guard, redis, checks, cache) {
+                (_, Some(redis), _, _) => Guard::Redis(redis),
+                (true, None, _, _) => Guard::Memory,
+                (false, None, true, _) => Guard::Checks,
+                (false, None, false, true) => Guard::Cache,
+                (false, None, false, false) => Guard::Off,
             };
             print!("{}", loom_child::config(listen, admin, upstream, guard));
             ExitCode::SUCCESS
@@ -204,6 +208,14 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     } else {
         None
     };
+    let cached = if args.cache {
+        let loom = loom_child::spawn(&loom_bin, mock.addr, Guard::Cache)
+            .map_err(|err| format!("loom with the cache: {err}"))?;
+        progress(format_args!("loom with the cache on {} (pid {})", loom.addr, loom.guard.pid()));
+        Some(loom)
+    } else {
+        None
+    };
     let mut targets = vec![Target {
         kind: TargetKind::Direct,
         addr: mock.addr,
@@ -266,6 +278,15 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
             admin: Some(loom.admin),
         });
     }
+    if let Some(loom) = &cached {
+        targets.push(Target {
+            kind: TargetKind::Cache,
+            addr: loom.addr,
+            pids: vec![loom.guard.pid()],
+            backend_pid: None,
+            admin: Some(loom.admin),
+        });
+    }
     let pids = Pids { mock: mock.guard.pid(), client: std::process::id() };
     let workloads: Vec<Workload> = match args.only {
         Some(workload) => vec![workload],
@@ -296,6 +317,8 @@ fn bench(args: &BenchArgs) -> Result<Report, String> {
     drop(sampler);
     let rss = Rss { idle_mib: idle as f64 / MIB, peak_mib: peak as f64 / MIB, after_mib: after as f64 / MIB };
     progress(format_args!("stopping the servers"));
+    drop(cached);
+    drop(checked);
     drop(guarded);
     drop(loom);
     drop(hyper);
@@ -356,9 +379,18 @@ async fn run_loads(
 ) -> Result<(Vec<SaturationRow>, Vec<RateRow>), String> {
     for &workload in workloads {
         for target in targets {
-            load::probe(target.addr, workload)
-                .await
-                .map_err(|err| format!("{} {}: {err}", target.kind.name(), workload.name()))?;
+            let probe_error = |err| format!("{} {}: {err}", target.kind.name(), workload.name());
+            load::probe(target.addr, workload).await.map_err(probe_error)?;
+            if target.kind == TargetKind::Cache {
+                // The first answer was stored (or an earlier workload's was): this one is a hit.
+                let status = load::probe(target.addr, workload).await.map_err(probe_error)?;
+                if status.cache.as_deref() != Some("hit") {
+                    return Err(probe_error(format!(
+                        "a repeated request was not a cache hit (x-loom-cache: {})",
+                        status.cache.as_deref().unwrap_or("none")
+                    )));
+                }
+            }
         }
     }
     let mut saturation = Vec::new();

@@ -21,6 +21,9 @@ pub const MIN_GUARD_RATIO: f64 = 0.95;
 pub const MIN_REDIS_RATIO: f64 = 0.7;
 /// Loom with the default security checks on, against plain Loom (issue 19).
 pub const MIN_CHECKS_RATIO: f64 = 0.9;
+/// Loom answering every request from its exact cache, against nginx in front of the
+/// upstream (issue 20).
+pub const MIN_CACHE_RATIO_VS_NGINX: f64 = 2.0;
 
 /// Which server a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +43,8 @@ pub enum TargetKind {
     Redis,
     /// Loom with the default security checks on (`--checks`).
     Checks,
+    /// Loom with the exact response cache on, every measured request a hit (`--cache`).
+    Cache,
 }
 
 impl TargetKind {
@@ -53,6 +58,7 @@ impl TargetKind {
             TargetKind::Guard => "guard",
             TargetKind::Redis => "redis",
             TargetKind::Checks => "checks",
+            TargetKind::Cache => "cache",
         }
     }
 }
@@ -222,6 +228,17 @@ pub struct Ratio {
     /// Req/s of Loom with the security checks divided by plain Loom's (`--checks`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks_over_loom: Option<f64>,
+    /// Req/s of Loom answering from its cache divided by nginx's (`--cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_over_nginx: Option<f64>,
+    /// Req/s of Loom answering from its cache divided by plain Loom's (`--cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_over_loom: Option<f64>,
+    /// The CPU per request of nginx and the mock behind it divided by that of Loom
+    /// answering from its cache (`--cache`): the servers' side of `cache_over_nginx`,
+    /// without the load generator's share of the cores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_nginx_and_mock_over_cache: Option<f64>,
 }
 
 /// Reads one ratio of a [`Ratio`].
@@ -390,6 +407,20 @@ impl Report {
                             rps(TargetKind::Loom, workload, round),
                         )
                     }),
+                    cache_over_nginx: median_over_rounds(&|round| {
+                        ratio(
+                            rps(TargetKind::Cache, workload, round),
+                            rps(TargetKind::Nginx, workload, round),
+                        )
+                    }),
+                    cache_over_loom: median_over_rounds(&|round| {
+                        ratio(rps(TargetKind::Cache, workload, round), rps(TargetKind::Loom, workload, round))
+                    }),
+                    cpu_nginx_and_mock_over_cache: median_over_rounds(&|round| {
+                        let nginx = find(TargetKind::Nginx, workload, round)?;
+                        let proxying = nginx.proxy_cpu_us? + nginx.mock_cpu_us?;
+                        ratio(Some(proxying), cpu(TargetKind::Cache, workload, round))
+                    }),
                 }
             })
             .collect();
@@ -416,6 +447,18 @@ impl Report {
                     target: format!("{} {name} >= {minimum:.2}x loom", ratio.workload.name()),
                     measured: format_ratio(measured(ratio)),
                     met: measured(ratio).map(|r| r >= minimum),
+                });
+            }
+        }
+        if guarded(TargetKind::Cache) {
+            for ratio in &ratios {
+                verdicts.push(Verdict {
+                    target: format!(
+                        "{} cache hits >= {MIN_CACHE_RATIO_VS_NGINX:.1}x nginx",
+                        ratio.workload.name()
+                    ),
+                    measured: format_ratio(ratio.cache_over_nginx),
+                    met: ratio.cache_over_nginx.map(|r| r >= MIN_CACHE_RATIO_VS_NGINX),
                 });
             }
         }
@@ -519,6 +562,12 @@ impl Report {
                 "(checks: Loom with the default security checks on: prompt-injection detection on every request)"
             );
         }
+        if self.saturation.iter().any(|row| row.target == TargetKind::Cache) {
+            let _ = writeln!(
+                out,
+                "(cache: Loom with the exact response cache on: every request the same, each after the first a hit answered from memory)"
+            );
+        }
         let backend: Vec<String> = self
             .saturation
             .iter()
@@ -611,6 +660,18 @@ impl Report {
                     "{:<8} checks/loom {:>6}",
                     ratio.workload.name(),
                     format_ratio(Some(checks))
+                );
+            }
+        }
+        for ratio in &self.ratios {
+            if ratio.cache_over_nginx.is_some() || ratio.cache_over_loom.is_some() {
+                let _ = writeln!(
+                    out,
+                    "{:<8} cache/nginx {:>6}   cache/loom {:>6}   CPU per request (nginx + mock)/cache {:>6}",
+                    ratio.workload.name(),
+                    format_ratio(ratio.cache_over_nginx),
+                    format_ratio(ratio.cache_over_loom),
+                    format_ratio(ratio.cpu_nginx_and_mock_over_cache)
                 );
             }
         }
@@ -907,6 +968,59 @@ mod tests {
     }
 
     #[test]
+    fn cache_hits_are_compared_with_nginx_and_plain_loom() {
+        let saturation = vec![
+            // nginx 10 µs and the mock 5 µs per request; a hit 5 µs, no mock.
+            SaturationRow {
+                proxy_cpu_us: Some(10.0),
+                mock_cpu_us: Some(5.0),
+                ..row(TargetKind::Nginx, Workload::Whole, 100.0)
+            },
+            row(TargetKind::Loom, Workload::Whole, 80.0),
+            SaturationRow { proxy_cpu_us: Some(5.0), ..row(TargetKind::Cache, Workload::Whole, 240.0) },
+            row(TargetKind::Nginx, Workload::Stream, 100.0),
+            row(TargetKind::Loom, Workload::Stream, 90.0),
+            row(TargetKind::Cache, Workload::Stream, 180.0),
+        ];
+        let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
+        assert_eq!(
+            (report.ratios[0].cache_over_nginx, report.ratios[0].cache_over_loom),
+            (Some(2.4), Some(3.0))
+        );
+        assert_eq!(
+            (report.ratios[1].cache_over_nginx, report.ratios[1].cache_over_loom),
+            (Some(1.8), Some(2.0))
+        );
+        assert_eq!(report.ratios[0].cpu_nginx_and_mock_over_cache, Some(3.0));
+        assert_eq!(report.ratios[1].cpu_nginx_and_mock_over_cache, None, "no mock CPU for streams");
+        let cache: Vec<(&str, &str, Option<bool>)> = report
+            .verdicts
+            .iter()
+            .filter(|verdict| verdict.target.contains("cache"))
+            .map(|verdict| (verdict.target.as_str(), verdict.measured.as_str(), verdict.met))
+            .collect();
+        assert_eq!(
+            cache,
+            [
+                ("whole cache hits >= 2.0x nginx", "2.40x", Some(true)),
+                ("stream cache hits >= 2.0x nginx", "1.80x", Some(false)),
+            ]
+        );
+        let table = report.table();
+        assert!(
+            table.contains(
+                "whole    cache/nginx  2.40x   cache/loom  3.00x   CPU per request (nginx + mock)/cache  3.00x"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("stream   cache/nginx  1.80x   cache/loom  2.00x"), "{table}");
+        assert!(table.contains("cache    whole           240"), "{table}");
+        assert!(table.contains("(cache: Loom with the exact response cache on"), "{table}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["ratios"][0]["cache_over_nginx"], 2.4);
+    }
+
+    #[test]
     fn without_guard_the_report_and_its_json_are_unchanged() {
         let saturation = vec![row(TargetKind::Loom, Workload::Whole, 100.0)];
         let report = Report::new(machine(), &args(), saturation, Vec::new(), Rss::default());
@@ -917,6 +1031,8 @@ mod tests {
         assert!(json.get("notes").is_none());
         assert!(json["ratios"][0].get("guard_over_loom").is_none(), "{json}");
         assert!(json["ratios"][0].get("redis_over_loom").is_none(), "{json}");
+        assert!(json["ratios"][0].get("cache_over_nginx").is_none(), "{json}");
+        assert!(!table.contains("cache"), "{table}");
         assert!(json["saturation"][0].get("backend_cpu_us").is_none(), "{json}");
     }
 
