@@ -1,4 +1,4 @@
-//! [`CacheLayer`]: answers a request from the [`ResponseCache`](crate::ResponseCache) when
+//! [`CacheLayer`]: answers a request from the [`ResponseCache`] when
 //! it can, and stores good answers of the provider when it cannot.
 //!
 //! For a chat request on a route where caching is on:
