@@ -392,11 +392,11 @@ mod tests {
     }
 
     fn key(question: &str) -> RequestKey {
-        let chat = serde_json::from_value(
+        let mut chat = serde_json::from_value(
             serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": question}]}),
         )
         .unwrap();
-        request_key("global".into(), "ai", &chat).unwrap()
+        request_key("global".into(), "ai", &mut chat).unwrap()
     }
 
     #[tokio::test]

@@ -3,21 +3,15 @@
 //! the last user turn (the partition) plus that turn's text (the question).
 
 use loom_core::{ChatRequest, Content, ContentPart, Identity, Role};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::config::Namespace;
 
-/// A cache entry's id: the SHA-256 of the request's namespace, route and canonical form.
+/// A cache entry's id: the BLAKE3 hash of the request's namespace, route and canonical form.
 pub type EntryId = [u8; 32];
 
-/// The SHA-256 of everything in a request but its last user turn: semantic lookups search
+/// The BLAKE3 hash of everything in a request but its last user turn: semantic lookups search
 /// only entries with the same one.
 pub type PartitionKey = [u8; 32];
-
-/// Fields that do not change what the model answers: how it is delivered and who asks
-/// (the namespace covers who may share an answer).
-const NOT_IN_KEY: [&str; 4] = ["stream", "stream_options", "user", "metadata"];
 
 /// A request's place in the cache.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,20 +51,38 @@ pub fn namespace(namespace: Namespace, identity: &Identity) -> String {
     }
 }
 
-/// The key of `chat` on `route` in `namespace`; `None` when the request cannot be put
-/// in canonical form (it serialises anything a client can send, so only on a bug).
-pub fn request_key(namespace: String, route: &str, chat: &ChatRequest) -> Option<RequestKey> {
-    let Value::Object(mut canonical) = serde_json::to_value(chat).ok()? else { return None };
-    for field in NOT_IN_KEY {
-        canonical.remove(field);
-    }
-    let id = digest(b"exact", &namespace, route, &canonical);
-    let question = last_user_text(chat).map(|text| {
-        if let Some(Value::Array(messages)) = canonical.get_mut("messages") {
-            messages.pop();
-        }
-        Question { partition: digest(b"partition", &namespace, route, &canonical), text, embedding: None }
-    });
+/// The key of `chat` on `route` in `namespace`; `None` when the request cannot be put in
+/// canonical form (it serialises anything a client can send, so only on a bug).
+///
+/// The request is serialised once into one buffer, as a sequence of JSON texts (each
+/// delimits itself, so no two different requests give the same bytes): the namespace, the
+/// route, everything but the messages and the fields left out of the key, the earlier
+/// messages. Its hash is the partition; the entry's id is the hash of the partition and the
+/// last message. `chat` is borrowed mutably to set the left-out fields aside while it is
+/// serialised (no copy of a large request); it is unchanged afterwards.
+pub fn request_key(namespace: String, route: &str, chat: &mut ChatRequest) -> Option<RequestKey> {
+    let mut bytes = Vec::with_capacity(1024);
+    bytes.push(b'P');
+    serde_json::to_writer(&mut bytes, &namespace).ok()?;
+    serde_json::to_writer(&mut bytes, route).ok()?;
+    let messages = std::mem::take(&mut chat.messages);
+    let left_out = (chat.stream.take(), chat.stream_options.take(), chat.user.take(), chat.metadata.take());
+    let rest = serde_json::to_writer(&mut bytes, &*chat);
+    chat.messages = messages;
+    (chat.stream, chat.stream_options, chat.user, chat.metadata) = left_out;
+    rest.ok()?;
+    let (earlier, last) = match chat.messages.split_last() {
+        Some((last, earlier)) => (earlier, Some(last)),
+        None => (&chat.messages[..], None),
+    };
+    serde_json::to_writer(&mut bytes, earlier).ok()?;
+    let partition: PartitionKey = blake3::hash(&bytes).into();
+    bytes.clear();
+    bytes.push(b'E');
+    bytes.extend_from_slice(&partition);
+    serde_json::to_writer(&mut bytes, &last).ok()?;
+    let id: EntryId = blake3::hash(&bytes).into();
+    let question = last_user_text(chat).map(|text| Question { partition, text, embedding: None });
     Some(RequestKey { id, namespace, model: chat.model.clone(), question })
 }
 
@@ -94,18 +106,6 @@ fn last_user_text(chat: &ChatRequest) -> Option<String> {
     }
 }
 
-fn digest(kind: &[u8], namespace: &str, route: &str, canonical: &serde_json::Map<String, Value>) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    // Length-prefixed: no two different (namespace, route) pairs hash the same bytes.
-    for part in [kind, namespace.as_bytes(), route.as_bytes()] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    let json = serde_json::to_vec(canonical).unwrap_or_default();
-    hasher.update(json);
-    hasher.finalize().into()
-}
-
 /// Lowercase hex of an id, for logs, Redis keys and the admin API.
 pub fn hex(id: &[u8]) -> String {
     id.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -121,7 +121,11 @@ mod tests {
     }
 
     fn key(body: serde_json::Value) -> RequestKey {
-        request_key("global".into(), "ai", &chat(body)).unwrap()
+        let mut request = chat(body);
+        let before = request.clone();
+        let key = request_key("global".into(), "ai", &mut request).unwrap();
+        assert_eq!(request, before, "the request is unchanged");
+        key
     }
 
     #[test]
@@ -153,9 +157,9 @@ mod tests {
             changed[field] = value;
             assert_ne!(key(changed).id, plain.id, "{field}");
         }
-        let other_route = request_key("global".into(), "other", &chat(base.clone())).unwrap();
+        let other_route = request_key("global".into(), "other", &mut chat(base.clone())).unwrap();
         assert_ne!(other_route.id, plain.id);
-        let other_tenant = request_key("key:k2".into(), "ai", &chat(base)).unwrap();
+        let other_tenant = request_key("key:k2".into(), "ai", &mut chat(base)).unwrap();
         assert_ne!(other_tenant.id, plain.id);
     }
 
@@ -186,7 +190,7 @@ mod tests {
         assert_eq!(parts.question.unwrap().text, "a\nb");
         let mut assistant_last = chat(serde_json::json!({"model": "m", "messages": []}));
         assistant_last.messages.push(Message::text(Role::Assistant, "Hello"));
-        assert_eq!(request_key("global".into(), "ai", &assistant_last).unwrap().question, None);
+        assert_eq!(request_key("global".into(), "ai", &mut assistant_last).unwrap().question, None);
     }
 
     #[test]

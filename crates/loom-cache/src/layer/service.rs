@@ -40,8 +40,8 @@ enum Plan {
 }
 
 impl<S> CacheService<S> {
-    fn plan(&self, request: &LlmRequest) -> Plan {
-        let RequestPayload::Chat(chat) = &request.payload else { return Plan::PassThrough };
+    fn plan(&self, request: &mut LlmRequest) -> Plan {
+        let RequestPayload::Chat(chat) = &mut request.payload else { return Plan::PassThrough };
         let context = &request.context;
         let policy = self.cache.policy(context.route.as_deref());
         if !policy.enabled {
@@ -80,8 +80,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: LlmRequest) -> BoxFuture {
-        let (mut key, policy, refresh, store) = match self.plan(&request) {
+    fn call(&mut self, mut request: LlmRequest) -> BoxFuture {
+        let (mut key, policy, refresh, store) = match self.plan(&mut request) {
             Plan::PassThrough => return Box::pin(self.inner.call(request)),
             Plan::Bypass => {
                 self.cache.count(CacheStatus::Bypass);
