@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{Finished, python, run, workspace_root};
+use loom_e2e::process::{Finished, python, run, sdk_script, workspace_root};
 use loom_test_support::{
     MockUpstream, RecordedRequest, Reply, SseStep, anthropic_fixtures, fixtures, gemini_fixtures,
 };
@@ -58,27 +58,8 @@ fn require_module(python: &Path, module: &str) {
 /// Runs `tests/python/{script}` against `base_url`; no SDK setting may come from the
 /// environment.
 async fn run_script(python: &Path, script: &str, base_url: String) -> (String, Finished) {
+    let command = sdk_script(python, script, &base_url, SCRIPT_DEADLINE);
     let script = workspace_root().join("tests/python").join(script);
-    let mut command = Command::new(python);
-    command
-        .arg(&script)
-        .arg("--base-url")
-        .arg(base_url)
-        .arg("--time-limit")
-        .arg((SCRIPT_DEADLINE.as_secs() - 30).to_string())
-        .env("NO_PROXY", "*")
-        .env("PYTHONUNBUFFERED", "1");
-    for variable in [
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_CUSTOM_HEADERS",
-        "ANTHROPIC_PROFILE",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ] {
-        command.env_remove(variable);
-    }
     let description = format!("{} {}", python.display(), script.display());
     let finished = tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
     (description, finished)

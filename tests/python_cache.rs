@@ -5,11 +5,10 @@
 //! The interpreter is `$TEST_PYTHON`, else `<workspace>/.venv/bin/python`, else `python3`;
 //! it must have the packages of `tests/python/requirements.txt` (`.ci/run` installs them).
 
-use std::process::Command;
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{python, run, workspace_root};
+use loom_e2e::process::{python, run, sdk_script};
 use loom_test_support::MockUpstream;
 
 /// Longest the script may take; it gives up by itself a little earlier.
@@ -22,24 +21,7 @@ async fn the_official_sdks_get_identical_answers_on_a_hit() {
         TestGateway::start(&loom_e2e::openai_config(&mock.base_url(), "", "  cache:\n    enabled: true\n"))
             .await;
     let python = python();
-    let mut command = Command::new(&python);
-    command
-        .arg(workspace_root().join("tests/python/cache_sdks.py"))
-        .arg("--base-url")
-        .arg(gateway.url(""))
-        .arg("--time-limit")
-        .arg((SCRIPT_DEADLINE.as_secs() - 30).to_string())
-        .env("NO_PROXY", "*")
-        .env("PYTHONUNBUFFERED", "1");
-    for variable in [
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ] {
-        command.env_remove(variable);
-    }
+    let command = sdk_script(&python, "cache_sdks.py", &gateway.url(""), SCRIPT_DEADLINE);
     let finished = tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
     assert!(
         finished.status.success(),

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{Finished, python, run, workspace_root};
+use loom_e2e::process::{Finished, python, run, sdk_script, workspace_root};
 use loom_test_support::MockUpstream;
 
 /// Longest a script may take; it gives up by itself a little earlier.
@@ -50,25 +50,8 @@ fn require_module(python: &Path, module: &str) {
 async fn run_script(module: &str, script: &str, base_url: String, checks: usize) {
     let python = python();
     require_module(&python, module);
+    let command = sdk_script(&python, script, &base_url, SCRIPT_DEADLINE);
     let script = workspace_root().join("tests/python").join(script);
-    let mut command = Command::new(&python);
-    command
-        .arg(&script)
-        .arg("--base-url")
-        .arg(base_url)
-        .arg("--time-limit")
-        .arg((SCRIPT_DEADLINE.as_secs() - 30).to_string())
-        .env("NO_PROXY", "*")
-        .env("PYTHONUNBUFFERED", "1");
-    for variable in [
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ] {
-        command.env_remove(variable);
-    }
     let finished: Finished =
         tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
     assert!(

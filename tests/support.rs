@@ -194,6 +194,32 @@ pub mod process {
         if venv.exists() { venv } else { PathBuf::from("python3") }
     }
 
+    /// `python tests/python/{script} --base-url URL --time-limit S`, where the script gives up
+    /// 30 s before `deadline`; no SDK setting may come from the environment.
+    pub fn sdk_script(python: &Path, script: &str, base_url: &str, deadline: Duration) -> Command {
+        let mut command = Command::new(python);
+        command
+            .arg(workspace_root().join("tests/python").join(script))
+            .arg("--base-url")
+            .arg(base_url)
+            .arg("--time-limit")
+            .arg(deadline.as_secs().saturating_sub(30).max(1).to_string())
+            .env("NO_PROXY", "*")
+            .env("PYTHONUNBUFFERED", "1");
+        for variable in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "ANTHROPIC_BASE_URL",
+            "ANTHROPIC_CUSTOM_HEADERS",
+            "ANTHROPIC_PROFILE",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+        ] {
+            command.env_remove(variable);
+        }
+        command
+    }
+
     /// How a finished command ended, with its output.
     pub struct Finished {
         /// Exit status.
