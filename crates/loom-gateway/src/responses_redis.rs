@@ -5,14 +5,13 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use loom_core::Message;
 use loom_guard::StateConfig;
-use loom_guard::state::{url_secrets, without_secrets};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use loom_guard::state::{ConnectionError, RuntimeConnections, url_secrets, without_secrets};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, SetExpiry, SetOptions};
 use serde::{Deserialize, Serialize};
 
@@ -22,15 +21,10 @@ use super::{ConversationScope, ResponseStoreLimits, StoreError};
 /// cannot make Loom build huge keys.
 const MAX_ID_BYTES: usize = 256;
 
-/// At most this many runtimes keep a connection (a process has one per worker).
-const MAX_CONNECTIONS: usize = 64;
-
 /// Conversations on a Redis shared by every instance.
 pub struct RedisConversations {
-    client: Client,
-    manager_config: ConnectionManagerConfig,
-    /// One connection per Tokio runtime: a worker's calls stay on its own thread.
-    connections: Mutex<Vec<(tokio::runtime::Id, ConnectionManager)>>,
+    /// One connection per Tokio runtime.
+    connections: RuntimeConnections,
     /// `{prefix}`: the hash tag every key starts with (the guard's too).
     tag: String,
     timeout: Duration,
@@ -56,15 +50,8 @@ impl RedisConversations {
         })?;
         let secrets = url_secrets(url.expose());
         let client = Client::open(url.expose()).map_err(|error| scrubbed(&error, &secrets))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(config.timeout);
         Ok(RedisConversations {
-            client,
-            manager_config,
-            connections: Mutex::new(Vec::new()),
+            connections: RuntimeConnections::new(client, config.timeout),
             tag: format!("{{{}}}", config.key_prefix),
             timeout: config.timeout,
             limits,
@@ -123,22 +110,12 @@ impl RedisConversations {
 
     /// The connection of the runtime this runs on (made on first use there).
     fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| StoreError::Backend("the redis state backend needs a Tokio runtime".to_owned()))?
-            .id();
-        let mut connections = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, connection)) = connections.iter().find(|(id, _)| *id == runtime) {
-            return Ok(connection.clone());
-        }
-        let connection =
-            ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager_config.clone())
-                .map_err(|error| scrubbed(&error, &self.secrets))?;
-        if connections.len() >= MAX_CONNECTIONS {
-            // The oldest runtime is the likeliest to be gone (tests make many).
-            connections.remove(0);
-        }
-        connections.push((runtime, connection.clone()));
-        Ok(connection)
+        self.connections.get().map_err(|error| match error {
+            ConnectionError::NoRuntime => {
+                StoreError::Backend("the redis state backend needs a Tokio runtime".to_owned())
+            }
+            ConnectionError::Redis(error) => scrubbed(&error, &self.secrets),
+        })
     }
 
     /// Runs one Redis call within the timeout, with a scrubbed error.

@@ -4,6 +4,7 @@
 //! same sequence of calls: the arithmetic is the (private) `gcra` module's, done in Rust for memory and
 //! in the Lua scripts beside this file for Redis.
 
+mod connections;
 mod memory;
 mod redis;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+pub use self::connections::{ConnectionError, RuntimeConnections};
 pub use self::memory::MemoryState;
 pub use self::redis::{RedisState, url_secrets, without_secrets};
 use crate::GuardError;

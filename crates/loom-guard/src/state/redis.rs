@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 use tokio::sync::Notify;
 
-use super::{Outcome, Reservation, increment_and_tolerance};
+use super::{ConnectionError, Outcome, Reservation, RuntimeConnections, increment_and_tolerance};
 use crate::GuardError;
 use crate::budgets::BudgetCheck;
 use crate::config::StateConfig;
@@ -40,9 +40,6 @@ const SETTLES_PER_CALL: usize = 32;
 /// reservations lapse after their ttl.
 const MAX_QUEUED_SETTLES: usize = 10_000;
 
-/// At most this many runtimes keep a connection (a process has one per worker).
-const MAX_CONNECTIONS: usize = 64;
-
 /// Limits, budgets and run-time keys on a Redis shared by every instance.
 #[derive(Clone)]
 pub struct RedisState {
@@ -50,11 +47,8 @@ pub struct RedisState {
 }
 
 struct Shared {
-    client: Client,
-    manager_config: ConnectionManagerConfig,
-    /// One connection per Tokio runtime: a worker's calls stay on its own thread, with no
-    /// cross-thread wake-up to reach a connection driven elsewhere.
-    connections: Mutex<Vec<(tokio::runtime::Id, ConnectionManager)>>,
+    /// One connection per Tokio runtime.
+    connections: RuntimeConnections,
     /// `{prefix}`: the hash tag every key starts with.
     tag: String,
     timeout: Duration,
@@ -108,24 +102,15 @@ impl RedisState {
             .ok_or_else(|| GuardError::invalid("ai_gateway.state.url", "required when backend is redis"))?;
         let secrets = url_secrets(url.expose());
         let client = Client::open(url.expose()).map_err(|error| scrubbed(&error, &secrets))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(config.timeout);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
-            .map_err(|error| scrubbed(&error, &secrets))?;
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| GuardError::Backend("the redis state backend needs a Tokio runtime".to_owned()))?
-            .id();
+        let connections = RuntimeConnections::new(client, config.timeout);
+        // Made now, so a bad setup fails at start rather than on the first request.
+        connections.get().map_err(|error| connection_error(&error, &secrets))?;
         let mut random = [0u8; 6];
         random_bytes(&mut random)?;
         let id_prefix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
         let state = RedisState {
             shared: Arc::new(Shared {
-                client,
-                manager_config,
-                connections: Mutex::new(vec![(runtime, connection)]),
+                connections,
                 tag: format!("{{{}}}", config.key_prefix),
                 timeout: config.timeout,
                 secrets,
@@ -148,24 +133,7 @@ impl RedisState {
 
     /// The connection of the runtime this runs on (made on first use there).
     fn connection(&self) -> Result<ConnectionManager, GuardError> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| GuardError::Backend("the redis state backend needs a Tokio runtime".to_owned()))?
-            .id();
-        let mut connections = self.shared.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, connection)) = connections.iter().find(|(id, _)| *id == runtime) {
-            return Ok(connection.clone());
-        }
-        let connection = ConnectionManager::new_lazy_with_config(
-            self.shared.client.clone(),
-            self.shared.manager_config.clone(),
-        )
-        .map_err(|error| scrubbed(&error, &self.shared.secrets))?;
-        if connections.len() >= MAX_CONNECTIONS {
-            // The oldest runtime is the likeliest to be gone (tests make many).
-            connections.remove(0);
-        }
-        connections.push((runtime, connection.clone()));
-        Ok(connection)
+        self.shared.connections.get().map_err(|error| connection_error(&error, &self.shared.secrets))
     }
 
     /// The Redis key of a bucket.
@@ -476,6 +444,16 @@ pub fn without_secrets(error: &impl Display, secrets: &[String]) -> String {
 }
 
 /// A backend error whose message carries none of `secrets`.
+/// Why no connection could be had, scrubbed of `secrets`.
+fn connection_error(error: &ConnectionError, secrets: &[String]) -> GuardError {
+    match error {
+        ConnectionError::NoRuntime => {
+            GuardError::Backend("the redis state backend needs a Tokio runtime".to_owned())
+        }
+        ConnectionError::Redis(error) => scrubbed(error, secrets),
+    }
+}
+
 fn scrubbed(error: &impl Display, secrets: &[String]) -> GuardError {
     GuardError::Backend(without_secrets(error, secrets))
 }
