@@ -215,11 +215,19 @@ async fn clients_control_the_cache_with_headers_and_sampled_requests_bypass_it()
         let answer = gateway.post("/v1/chat/completions", &sampled.to_string()).await;
         assert_eq!(answer.header("x-loom-cache").as_deref(), Some("bypass"));
     }
+    let mut logprobs: Value = serde_json::from_str(QUESTION).unwrap();
+    logprobs["logprobs"] = json!(true);
+    let answer = gateway.post("/v1/chat/completions", &logprobs.to_string()).await;
+    assert_eq!(
+        answer.header("x-loom-cache").as_deref(),
+        Some("bypass"),
+        "log probabilities are never replayed"
+    );
     sampled["temperature"] = json!(0);
     gateway.post("/v1/chat/completions", &sampled.to_string()).await;
     let greedy = gateway.post("/v1/chat/completions", &sampled.to_string()).await;
     assert_eq!(greedy.header("x-loom-cache").as_deref(), Some("hit"), "temperature 0 is cacheable");
-    assert_eq!(mock.request_count(), 7);
+    assert_eq!(mock.request_count(), 8);
 }
 
 #[tokio::test]

@@ -62,9 +62,10 @@ impl<S> CacheService<S> {
 /// Whether answers to `chat` may be served from the cache and stored in it.
 fn cacheable(chat: &ChatRequest, policy: &CachePolicy, format: ClientFormat) -> bool {
     // A Responses request may be passed through to a provider untranslated, its answer
-    // then not a chat answer.
+    // then not a chat answer; log probabilities describe one sampling, and a stream
+    // replayed from a stored answer could not carry them.
     let sampled = chat.temperature.is_some_and(|temperature| temperature > 0.0);
-    format != ClientFormat::Responses && (policy.sampled || !sampled)
+    format != ClientFormat::Responses && chat.logprobs != Some(true) && (policy.sampled || !sampled)
 }
 
 impl<S> Service<LlmRequest> for CacheService<S>
