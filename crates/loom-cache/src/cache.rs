@@ -244,13 +244,14 @@ impl ResponseCache {
             expires_at_ms: u64::try_from(since_epoch().saturating_add(policy.ttl).as_millis())
                 .unwrap_or(u64::MAX),
         };
-        let bytes = answer.to_bytes();
-        if bytes.len() as u64 > self.config.max_entry_bytes {
+        let size = answer.size() as u64;
+        if size > self.config.max_entry_bytes {
             return false;
         }
         let now = Instant::now();
         let expires_at = now.checked_add(policy.ttl).unwrap_or(now);
-        let entry = NewEntry { id: key.id, answer: Arc::new(answer), bytes: bytes.len() as u64, expires_at };
+        let answer = Arc::new(answer);
+        let entry = NewEntry { id: key.id, answer: answer.clone(), bytes: size, expires_at };
         self.forget(self.memory.insert(entry, now));
         let question = key.question.as_ref().filter(|_| policy.semantic);
         let indexed = question.and_then(|question| Some((question.partition, question.embedding.clone()?)));
@@ -258,19 +259,26 @@ impl ResponseCache {
             semantic.change(Change::Insert(*partition, key.id, embedding.clone()));
         }
         #[cfg(feature = "redis")]
-        self.share(key, bytes, policy.ttl, indexed);
+        self.share(key, answer, policy.ttl, indexed);
         true
     }
 
-    /// Writes an entry to the shared store in the background: the answer is not held up,
-    /// and a failure only means other instances miss it.
+    /// Writes an entry to the shared store in the background (encoded there too): the
+    /// answer is not held up, and a failure only means other instances miss it.
     #[cfg(feature = "redis")]
-    fn share(&self, key: &RequestKey, bytes: Vec<u8>, ttl: Duration, indexed: Option<(EntryId, Arc<[f32]>)>) {
+    fn share(
+        &self,
+        key: &RequestKey,
+        answer: Arc<CachedAnswer>,
+        ttl: Duration,
+        indexed: Option<(EntryId, Arc<[f32]>)>,
+    ) {
         let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) else {
             return;
         };
         let (shared, key) = (shared.clone(), key.clone());
         runtime.spawn(async move {
+            let bytes = answer.to_bytes();
             let entry = crate::redis_store::NewEntry {
                 namespace: &key.namespace,
                 model: &key.model,
@@ -353,7 +361,8 @@ impl ResponseCache {
     }
 }
 
-fn since_epoch() -> Duration {
+/// Time since the Unix epoch (zero on a clock set before it).
+pub(crate) fn since_epoch() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 

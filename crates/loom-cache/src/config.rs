@@ -62,6 +62,17 @@ pub enum Namespace {
     Global,
 }
 
+impl Namespace {
+    /// The name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Key => "key",
+            Namespace::Team => "team",
+            Namespace::Global => "global",
+        }
+    }
+}
+
 /// Where entries are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,6 +26,12 @@ pub struct CachedAnswer {
 }
 
 impl CachedAnswer {
+    /// About the bytes the entry takes: its JSON and its strings.
+    pub fn size(&self) -> usize {
+        let strings = self.provider.len() + self.namespace.len() + self.model.len();
+        self.response.get().len() + strings + self.question.as_ref().map_or(0, String::len)
+    }
+
     /// The entry as stored in a shared backend.
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising plain data (strings, numbers, maps) cannot fail.

@@ -1,8 +1,6 @@
 //! A stored answer served again: whole, or as the stream a streaming client expects, with
 //! a fresh id and creation time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use loom_core::tool::FunctionCallDelta;
 use loom_core::{
     ChatAnswer, ChatChunk, ChatResponse, ChunkChoice, ChunkStream, Content, Delta, StreamChunk,
@@ -16,7 +14,7 @@ use serde_json::{Map, Value};
 pub fn whole(json: &RawValue, request_id: &str) -> Option<ChatAnswer> {
     let mut object: Map<String, Value> = serde_json::from_str(json.get()).ok()?;
     object.insert("id".into(), Value::String(format!("chatcmpl-{request_id}")));
-    object.insert("created".into(), Value::from(now()));
+    object.insert("created".into(), Value::from(crate::cache::since_epoch().as_secs()));
     let bytes = serde_json::to_vec(&object).ok()?;
     WireResponse::parse(bytes.into()).ok().map(ChatAnswer::Wire)
 }
@@ -31,7 +29,7 @@ pub fn stream(json: &RawValue, request_id: &str) -> Option<ChunkStream> {
 
 fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
     let id = format!("chatcmpl-{request_id}");
-    let created = now();
+    let created = crate::cache::since_epoch().as_secs();
     let chunk = |choices: Vec<ChunkChoice>, usage, start_usage| {
         Ok(StreamChunk::from(ChatChunk {
             id: id.clone(),
@@ -90,10 +88,6 @@ fn stream_of(response: ChatResponse, request_id: &str) -> ChunkStream {
 
 fn choice_delta(index: u32, delta: Delta, finish_reason: Option<loom_core::FinishReason>) -> ChunkChoice {
     ChunkChoice { index, delta, finish_reason, logprobs: None, extra: Map::new() }
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

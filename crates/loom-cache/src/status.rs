@@ -41,8 +41,8 @@ impl CacheStatus {
     /// The `x-loom-cache` header value (`semantic-hit`); an error shows as a miss.
     pub fn header(self) -> &'static str {
         match self {
-            CacheStatus::Hit => "hit",
-            CacheStatus::SemanticHit => "semantic-hit",
+            CacheStatus::Hit => loom_core::CACHE_HIT,
+            CacheStatus::SemanticHit => loom_core::CACHE_SEMANTIC_HIT,
             CacheStatus::Miss | CacheStatus::Error => "miss",
             CacheStatus::Bypass => "bypass",
         }

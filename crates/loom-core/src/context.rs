@@ -121,6 +121,18 @@ impl CacheDirectives {
 /// answers, `hit`, `semantic-hit`, `miss` or `bypass`.
 pub const CACHE_STATUS_HEADER: &str = "x-loom-cache";
 
+/// [`CACHE_STATUS_HEADER`] on an answer served from the stored answer of the same request.
+pub const CACHE_HIT: &str = "hit";
+
+/// [`CACHE_STATUS_HEADER`] on an answer served from the stored answer of a question that
+/// asks the same thing.
+pub const CACHE_SEMANTIC_HIT: &str = "semantic-hit";
+
+/// Whether an answer's headers say the cache served it (no provider was asked).
+pub fn served_from_cache(headers: &http::HeaderMap) -> bool {
+    headers.get(CACHE_STATUS_HEADER).is_some_and(|status| status == CACHE_HIT || status == CACHE_SEMANTIC_HIT)
+}
+
 /// Time a request spent waiting for upstreams (every attempt, and the backoff between
 /// failover attempts), added up by the stages that wait; clones share one total.
 #[derive(Debug, Clone, Default)]

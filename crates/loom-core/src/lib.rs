@@ -39,8 +39,8 @@ pub mod usage;
 pub use answer::{ChatAnswer, WireResponse};
 pub use chunk::{ChatChunk, ChunkChoice, Delta};
 pub use context::{
-    CACHE_STATUS_HEADER, CacheDirectives, ClientFormat, GuardMarks, Identity, InputTokenEstimate,
-    PresentedKey, RequestContext, UpstreamTime,
+    CACHE_HIT, CACHE_SEMANTIC_HIT, CACHE_STATUS_HEADER, CacheDirectives, ClientFormat, GuardMarks, Identity,
+    InputTokenEstimate, PresentedKey, RequestContext, UpstreamTime, served_from_cache,
 };
 pub use embeddings::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,

@@ -18,7 +18,7 @@ pub(crate) fn stats(cache: Option<&ResponseCache>) -> Reply {
             let stats = cache.stats();
             Reply::json(
                 StatusCode::OK,
-                json!({"enabled": true, "namespace": namespace_name(cache), "stats": stats}),
+                json!({"enabled": true, "namespace": cache.config().namespace.as_str(), "stats": stats}),
             )
         }
         None => Reply::json(StatusCode::OK, json!({"enabled": false})),
@@ -35,14 +35,6 @@ pub(crate) async fn clear(cache: Option<&ResponseCache>, query: &str) -> Result<
         (deleted, Some(shared)) => {
             Ok(Reply::json(StatusCode::OK, json!({"deleted": deleted, "deleted_shared": shared})))
         }
-    }
-}
-
-fn namespace_name(cache: &ResponseCache) -> &'static str {
-    match cache.config().namespace {
-        loom_cache::Namespace::Key => "key",
-        loom_cache::Namespace::Team => "team",
-        loom_cache::Namespace::Global => "global",
     }
 }
 

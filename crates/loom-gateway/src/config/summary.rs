@@ -236,11 +236,7 @@ fn write_cache(out: &mut String, config: &LoomConfig) -> std::fmt::Result {
     if !cache.enabled && routes_on.count() == 0 {
         return writeln!(out, "  cache: off");
     }
-    let namespace = match cache.namespace {
-        loom_cache::Namespace::Key => "key",
-        loom_cache::Namespace::Team => "team",
-        loom_cache::Namespace::Global => "global",
-    };
+    let namespace = cache.namespace.as_str();
     let shared = cache.store == loom_cache::config::StoreChoice::State
         && config.ai_gateway.state.backend == loom_guard::Backend::Redis;
     write!(

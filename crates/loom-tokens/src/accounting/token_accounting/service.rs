@@ -223,10 +223,7 @@ where
             };
             pending.record.provider = Some(response.provider.clone());
             // The cache stage marks answers it served: they cost nothing, and save their price.
-            pending.record.cache_hit = response
-                .headers
-                .get(loom_core::CACHE_STATUS_HEADER)
-                .is_some_and(|status| status == "hit" || status == "semantic-hit");
+            pending.record.cache_hit = loom_core::served_from_cache(&response.headers);
             pending.record.time_to_first_byte = Some(pending.started.elapsed());
             match &mut response.payload {
                 ResponsePayload::Chat(answer) => {
