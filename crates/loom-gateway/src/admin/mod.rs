@@ -10,6 +10,7 @@
 mod access;
 mod budgets;
 mod cache;
+mod console;
 mod error;
 pub mod guard_scan;
 mod json_body;
@@ -90,6 +91,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let path = request.uri().path().to_owned();
+    // The console's files hold no data: the page asks for the admin key itself.
+    if request.method() == Method::GET
+        && let Some(page) = console::asset(&path)
+    {
+        return Ok(page);
+    }
     // Health stays open for load balancers; everything else may reveal or change state.
     if path != "/health" {
         let admin_key = state.guard.as_ref().and_then(|guard| guard.admin_key.as_ref());
