@@ -1,7 +1,7 @@
 //! The admin server, on its own port: health, Prometheus metrics, usage reports, provider
 //! state, virtual keys (`/ai/keys`), budgets (`/ai/budgets`) and a scan explaining the
 //! security checks' decision on a text (`POST /ai/guard/scan`), and the response cache
-//! (`GET` and `DELETE /ai/cache`).
+//! (`GET` and `DELETE /ai/cache`); and the console, a page that reads them (`GET /`).
 //!
 //! With `ai_gateway.auth.admin_key` set, every endpoint but `/health` needs that key in
 //! `Authorization: Bearer` or `x-api-key`; a Prometheus scraper then sends it through its
@@ -96,6 +96,9 @@ where
         && let Some(page) = console::asset(&path)
     {
         return Ok(page);
+    }
+    if request.method() == Method::GET && path == console::SESSION_PATH {
+        return Ok(console::session(state, request.headers()));
     }
     // Health stays open for load balancers; everything else may reveal or change state.
     if path != "/health" {

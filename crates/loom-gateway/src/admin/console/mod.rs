@@ -2,14 +2,22 @@
 //! `/console.css`), embedded in the binary. The page holds no data: it asks for the admin key
 //! when one is configured and reads the admin API with it, so an unauthenticated visitor
 //! sees a sign-in form and nothing else.
+//!
+//! `GET /console/session` tells the page whether the key it holds (if any) is accepted,
+//! always with a 200, so a visitor who has not signed in sees no failed request.
 
 use bytes::Bytes;
-use http::StatusCode;
 use http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
 
-use super::Reply;
+use super::access::check_admin_key;
+use super::{AdminState, Reply};
+
+/// The path of the page's session check.
+pub(crate) const SESSION_PATH: &str = "/console/session";
 
 const INDEX: &str = include_str!("index.html");
 const SCRIPT: &str = include_str!("console.js");
@@ -32,6 +40,20 @@ pub(crate) fn asset(path: &str) -> Option<Reply> {
     reply.headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     reply.headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Some(reply)
+}
+
+/// `GET /console/session`: whether an admin key is needed and whether `headers` carry it;
+/// what the admin API offers (virtual keys) only to a caller that may use it.
+pub(crate) fn session(state: &AdminState, headers: &HeaderMap) -> Reply {
+    let admin_key = state.guard.as_ref().and_then(|guard| guard.admin_key.as_ref());
+    let signed_in = check_admin_key(admin_key, headers).is_ok();
+    let keys = signed_in && state.guard.as_ref().is_some_and(|guard| guard.keys.is_some());
+    let mut reply = Reply::json(
+        StatusCode::OK,
+        json!({"admin_key_required": admin_key.is_some(), "signed_in": signed_in, "keys": keys}),
+    );
+    reply.headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    reply
 }
 
 #[cfg(test)]

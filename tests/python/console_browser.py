@@ -1,0 +1,191 @@
+"""The console in a real headless Chromium (Selenium + chromedriver), run by tests/console_browser.rs.
+
+Checks, against a running Loom whose admin port needs an admin key:
+1. an unauthenticated visitor sees the sign-in form and no data;
+2. after signing in: the config's providers, and an empty usage chart;
+3. a request sent through Loom's front door appears live (next refresh) with its cost;
+4. a virtual key is created (its plaintext shown once) and revoked from the page;
+5. the browser logged no console errors at any point.
+A screenshot of the signed-in console is written to --screenshot.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base-url", required=True, help="Loom's front door")
+    parser.add_argument("--admin-url", required=True)
+    parser.add_argument("--admin-key", required=True)
+    parser.add_argument("--api-key", required=True, help="a virtual key for the front door")
+    parser.add_argument("--providers", required=True, help="comma-separated provider names")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--cost", required=True, help="the cost the page must show for the request")
+    parser.add_argument("--screenshot", required=True)
+    parser.add_argument("--chromium", required=True)
+    parser.add_argument("--chromedriver", required=True)
+    parser.add_argument("--time-limit", type=float, default=90)
+    return parser.parse_args()
+
+
+def start_browser(args, profile):
+    options = webdriver.ChromeOptions()
+    options.binary_location = args.chromium
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--window-size=1280,2000",
+        f"--user-data-dir={profile}",
+    ]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A given driver path: Selenium Manager never goes looking on the network.
+    return webdriver.Chrome(service=Service(executable_path=args.chromedriver), options=options)
+
+
+def console_errors(driver):
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def send_request(args):
+    body = json.dumps({"model": args.model, "messages": [{"role": "user", "content": "Say hello."}]}).encode()
+    request = urllib.request.Request(
+        f"{args.base_url}/v1/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {args.api_key}"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=20) as response:
+        expect(response.status == 200, f"the front door answered {response.status}")
+
+
+def texts(driver, selector):
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+
+
+def run_checks(driver, args):
+    wait = WebDriverWait(driver, 20)
+    checks = []
+
+    driver.get(f"{args.admin_url}/")
+    wait.until(lambda d: d.find_element(By.ID, "sign-in").is_displayed())
+    expect(not driver.find_element(By.ID, "console").is_displayed(), "the console shows before sign-in")
+    page_text = driver.find_element(By.TAG_NAME, "body").text
+    for provider in args.providers.split(","):
+        expect(provider not in page_text, f"provider {provider} shown to a visitor who has not signed in")
+    checks.append("a visitor who has not signed in sees the sign-in form and no data")
+
+    driver.find_element(By.ID, "admin-key").send_keys("not-the-admin-key")
+    driver.find_element(By.CSS_SELECTOR, "#sign-in-form button").click()
+    wait.until(lambda d: d.find_element(By.ID, "sign-in-error").is_displayed())
+    expect(driver.find_element(By.ID, "sign-in-error").text == "That key was refused.", "a wrong key is not refused")
+    checks.append("a wrong admin key is refused")
+
+    driver.find_element(By.ID, "admin-key").send_keys(args.admin_key)
+    driver.find_element(By.CSS_SELECTOR, "#sign-in-form button").click()
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true")
+    shown = [row.get_attribute("data-provider") for row in driver.find_elements(By.CSS_SELECTOR, "#providers tbody tr")]
+    expect(shown == args.providers.split(","), f"providers shown: {shown}")
+    expect(texts(driver, "#usage-groups tbody tr") == [], "usage before any request")
+    expect(len(driver.find_elements(By.CSS_SELECTOR, "#usage-chart svg")) == 1, "no usage chart")
+    checks.append(f"signed in: the providers {shown} and an empty usage chart")
+
+    send_request(args)
+    row_selector = f'#usage-groups tbody tr[data-group="{args.model}"]'
+    try:
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, row_selector))
+    except TimeoutException:
+        raise CheckFailed(f"the request never appeared; usage rows: {texts(driver, '#usage-groups tbody tr')}")
+    cost = driver.find_element(By.CSS_SELECTOR, f"{row_selector} td.cost").text
+    expect(cost == args.cost, f"cost shown {cost!r}, expected {args.cost!r}")
+    requests_tile = driver.find_element(By.CSS_SELECTOR, '[data-tile="requests"] .tile-value').text
+    expect(requests_tile == "1", f"requests tile shows {requests_tile!r}")
+    cost_tile = driver.find_element(By.CSS_SELECTOR, '[data-tile="cost"] .tile-value').text
+    expect(cost_tile == args.cost, f"cost tile shows {cost_tile!r}")
+    bars = driver.find_elements(By.CSS_SELECTOR, "#usage-chart svg rect")
+    expect(len(bars) >= 1, "the request drew no bar")
+    checks.append(f"a request sent through Loom appeared live: {args.model} at {cost}")
+
+    driver.find_element(By.ID, "new-key-name").send_keys("console test")
+    driver.find_element(By.ID, "new-key-team").send_keys("web")
+    driver.find_element(By.CSS_SELECTOR, "#create-key-form button").click()
+    wait.until(lambda d: d.find_element(By.ID, "created-key").is_displayed())
+    key_id = driver.find_element(By.ID, "created-key-id").text
+    plaintext = driver.find_element(By.ID, "created-key-value").text
+    expect(key_id.startswith("vk-") and len(plaintext) >= 20, f"created key {key_id!r}")
+    key_row = f'#keys tbody tr[data-key="{key_id}"]'
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, key_row))
+    expect(plaintext not in driver.find_element(By.ID, "keys").text, "the plaintext key is in the keys table")
+    checks.append(f"key {key_id} created, its plaintext shown once")
+
+    # Taken before the revoke's confirmation dialog, which would block the capture.
+    driver.save_screenshot(args.screenshot)
+
+    driver.find_element(By.CSS_SELECTOR, f"{key_row} button.danger").click()
+    wait.until(lambda d: d.switch_to.alert)
+    driver.switch_to.alert.accept()
+    wait.until(lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, key_row).text)
+    checks.append(f"key {key_id} revoked")
+
+    errors = console_errors(driver)
+    expect(errors == [], f"console errors: {errors}")
+    checks.append("no console errors")
+    return checks
+
+
+def main():
+    args = parse_args()
+    deadline = time.monotonic() + args.time_limit
+    profile = tempfile.mkdtemp(prefix="loom-console-chromium-")
+    driver = start_browser(args, profile)
+    driver.set_page_load_timeout(max(deadline - time.monotonic(), 1))
+    try:
+        checks = run_checks(driver, args)
+    except CheckFailed as failure:
+        try:
+            driver.save_screenshot(args.screenshot)
+        finally:
+            print(f"FAILED: {failure}", file=sys.stderr)
+            print(f"browser log: {driver.get_log('browser')}", file=sys.stderr)
+        return 1
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    for check in checks:
+        print(f"ok: {check}")
+    print(f"all {len(checks)} checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
