@@ -171,11 +171,12 @@ def main():
     driver.set_page_load_timeout(max(deadline - time.monotonic(), 1))
     try:
         checks = run_checks(driver, args)
-    except CheckFailed as failure:
+    except (CheckFailed, TimeoutException) as failure:
         try:
             driver.save_screenshot(args.screenshot)
         finally:
-            print(f"FAILED: {failure}", file=sys.stderr)
+            print(f"FAILED: {failure!r}", file=sys.stderr)
+            print(f"page status: {driver.find_element(By.ID, 'status').text!r}", file=sys.stderr)
             print(f"browser log: {driver.get_log('browser')}", file=sys.stderr)
         return 1
     finally:

@@ -52,7 +52,8 @@ function formatCount(value) {
 
 function formatCost(value) {
   if (value === 0) return "$0";
-  if (value < 0.01) return `$${value.toFixed(6)}`;
+  // Three significant digits for small sums: one request often costs a fraction of a cent.
+  if (value < 0.01) return `$${Number(value.toPrecision(3))}`;
   if (value < 100) return `$${value.toFixed(4)}`;
   return `$${value.toFixed(2)}`;
 }
