@@ -231,11 +231,14 @@ struct Tier {
     kept: i64,
     charged: usize,
     max_bytes: usize,
+    /// Every record in a bucket starting after this is held: older buckets may have
+    /// been dropped (or never kept).
+    whole_after: i64,
 }
 
 impl Tier {
     fn new(width_ms: i64, kept: i64, max_bytes: usize) -> Tier {
-        Tier { buckets: BTreeMap::new(), width_ms, kept, charged: 0, max_bytes }
+        Tier { buckets: BTreeMap::new(), width_ms, kept, charged: 0, max_bytes, whole_after: i64::MIN }
     }
 
     /// Adds `record` (made at `at`, Unix ms, at least 0) to its bucket; false when a group
@@ -278,6 +281,7 @@ impl Tier {
     fn trim(&mut self) {
         let Some(newest) = self.buckets.keys().next_back().copied() else { return };
         let oldest_kept = newest.saturating_sub(self.kept * self.width_ms);
+        self.whole_after = self.whole_after.max(oldest_kept);
         let mut released = 0;
         self.buckets.retain(|start, bucket| {
             let keep = *start > oldest_kept;
@@ -367,9 +371,9 @@ impl UsageAggregates {
     }
 
     /// Totals per group of `dimension` for records in `[from_ms, to_ms)`, largest cost
-    /// first; what was folded is the group `(other)`. Minute buckets answer ranges within
-    /// the last day, day buckets older ones; a bucket counts when its start lies in the
-    /// range.
+    /// first; what was folded is the group `(other)`. Minute buckets answer ranges they
+    /// hold whole (within the last day), day buckets older ones; a bucket counts when its
+    /// start lies in the range.
     pub fn report(&self, dimension: Dimension, from_ms: i64, to_ms: i64) -> Vec<UsageGroup> {
         if from_ms >= to_ms {
             return Vec::new();
@@ -428,11 +432,11 @@ impl UsageAggregates {
 }
 
 impl Tiers {
-    /// The tier answering a range from `from_ms`: the minutes when they reach back that
-    /// far, else the days.
+    /// The tier answering a range from `from_ms`: the minutes when they still hold every
+    /// record from there on (a range within the last day, or any range while nothing
+    /// has aged out), else the days.
     fn answering(&self, from_ms: i64) -> &Tier {
-        let oldest_minute = self.minutes.buckets.keys().next().copied().unwrap_or(i64::MAX);
-        if from_ms >= oldest_minute { &self.minutes } else { &self.days }
+        if from_ms > self.minutes.whole_after { &self.minutes } else { &self.days }
     }
 }
 

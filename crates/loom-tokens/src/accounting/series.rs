@@ -289,6 +289,22 @@ mod tests {
     }
 
     #[test]
+    fn minutes_answer_ranges_from_before_the_first_record_while_none_aged_out() {
+        // A fresh gateway's last hour: the minutes hold everything, so they answer.
+        let aggregates = UsageAggregates::default();
+        aggregates.add(&at(DAY + 10 * MINUTE, "a", 1.0));
+        aggregates.add(&at(DAY + 11 * MINUTE, "a", 1.0));
+        let hour = aggregates.series(Dimension::Model, DAY, DAY + 60 * MINUTE, MINUTE, 10);
+        let points = vec![point(DAY + 10 * MINUTE, 1, 1.0), point(DAY + 11 * MINUTE, 1, 1.0)];
+        assert_eq!(hour, UsageSeries { bucket_ms: MINUTE, groups: vec![group("a", points)] });
+        // Once a day has passed, a range reaching back before it reads the days.
+        aggregates.add(&at(2 * DAY + 10 * MINUTE, "a", 1.0));
+        let two_days = aggregates.series(Dimension::Model, DAY, 3 * DAY, MINUTE, 10);
+        let points = vec![point(DAY, 2, 2.0), point(2 * DAY, 1, 1.0)];
+        assert_eq!(two_days, UsageSeries { bucket_ms: DAY, groups: vec![group("a", points)] });
+    }
+
+    #[test]
     fn widths_round_up_and_never_overflow() {
         assert_eq!(round_up_width(1, MINUTE), MINUTE);
         assert_eq!(round_up_width(MINUTE, MINUTE), MINUTE);
