@@ -401,7 +401,7 @@ impl UsageAggregates {
     /// A usage series of `dimension` over `[from_ms, to_ms)`: each bucket of the tier that
     /// [`report`](Self::report) would read adds to the series bucket (`bucket_ms`, rounded
     /// up to a whole number of the tier's buckets, aligned to the Unix epoch) holding its
-    /// start; the `limit` largest groups keep their names ([`series::build`]).
+    /// start; the `limit` largest groups keep their names, the others add up as `(other)`.
     pub fn series(
         &self,
         dimension: Dimension,
