@@ -1,6 +1,6 @@
 //! Usage over time: totals per group in buckets of equal width, aligned to the Unix
 //! epoch, for charts. The in-memory aggregates and the ledger both produce
-//! [`SeriesRows`]; [`build`] keeps the largest groups by name and sums the rest.
+//! `SeriesRows`; `build` keeps the largest groups by name and sums the rest.
 
 use std::collections::{BTreeMap, HashMap};
 
