@@ -152,7 +152,7 @@ async fn absurd_rows_already_in_the_ledger_still_give_a_report() {
     let insert = |user: &str, tokens: &str, cost: &str| {
         let sql = format!(
             "INSERT INTO usage VALUES ('r', {time}, NULL, {user}, NULL, NULL, 'openai', 'gpt-4o', NULL, \
-             {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL, NULL)",
+             {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL, NULL, {cost})",
             time = now_ms() - 1_000
         );
         connection.execute(&sql, []).unwrap_or_else(|error| panic!("{sql}: {error}"));
@@ -174,18 +174,17 @@ async fn absurd_rows_already_in_the_ledger_still_give_a_report() {
     // Each row counts at most 2^32 - 1 tokens (a record's bound), costs that are not finite
     // count 0, and a sum that no f64 holds is the largest one.
     let max_row = 4_294_967_295u64;
+    // The saved cost is stored like the cost, and sums like it.
+    let group = |group: &str, tokens: u64, cost: f64| {
+        json!({"group": group, "requests": 1, "input_tokens": tokens, "output_tokens": tokens,
+            "cached_tokens": tokens, "cost": cost, "errors": 0, "cache_hits": 0, "saved_cost": cost,
+            "rate_limited": 0, "over_budget": 0, "guard_blocked": 0, "guard_flagged": 0})
+    };
+    let mut huge = group("huge", 3 * max_row, f64::MAX);
+    huge["requests"] = json!(3);
     assert_eq!(
         body["groups"],
-        json!([
-            {"group": "huge", "requests": 3, "input_tokens": 3 * max_row, "output_tokens": 3 * max_row,
-                "cached_tokens": 3 * max_row, "cost": f64::MAX},
-            {"group": "42", "requests": 1, "input_tokens": max_row, "output_tokens": max_row,
-                "cached_tokens": max_row, "cost": 0.0},
-            {"group": "negative", "requests": 1, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0,
-                "cost": 0.0},
-            {"group": "text", "requests": 1, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0,
-                "cost": 0.0}
-        ])
+        json!([huge, group("42", max_row, 0.0), group("negative", 0, 0.0), group("text", 0, 0.0)])
     );
 }
 

@@ -59,9 +59,16 @@ async fn the_admin_key_guards_every_endpoint_but_health() {
     let mock = MockUpstream::start().await;
     let gateway = TestGateway::start(&guarded_config(&mock.base_url(), "")).await;
     let missing = "this admin endpoint needs the admin key (ai_gateway.auth.admin_key) in `Authorization: Bearer` or `x-api-key`";
-    for path in
-        ["/metrics", "/ai/usage", "/ai/providers", "/ai/keys", "/ai/budgets", "/ai/keys/ops", "/nowhere"]
-    {
+    for path in [
+        "/metrics",
+        "/ai/usage",
+        "/ai/usage/series",
+        "/ai/providers",
+        "/ai/keys",
+        "/ai/budgets",
+        "/ai/keys/ops",
+        "/nowhere",
+    ] {
         let response = admin(&gateway, Method::GET, path, &[], "").await;
         assert_eq!((response.status.as_u16(), response.json()), (401, invalid_admin_key(missing)), "{path}");
         for wrong in [("authorization", "Bearer adm-0123456789abcdeX"), ("x-api-key", "adm-0123456789abcde")]
@@ -81,7 +88,7 @@ async fn the_admin_key_guards_every_endpoint_but_health() {
 
     let health = admin(&gateway, Method::GET, "/health", &[], "").await;
     assert_eq!((health.status.as_u16(), health.json()), (200, json!({"status": "ok"})));
-    for path in ["/metrics", "/ai/usage", "/ai/providers", "/ai/keys", "/ai/budgets"] {
+    for path in ["/metrics", "/ai/usage", "/ai/usage/series", "/ai/providers", "/ai/keys", "/ai/budgets"] {
         assert_eq!(authorized(&gateway, Method::GET, path, "").await.status, 200, "{path}");
     }
     let by_header = admin(&gateway, Method::GET, "/metrics", &[("x-api-key", ADMIN_KEY)], "").await;

@@ -489,6 +489,7 @@ async fn a_spent_token_budget_refuses_with_insufficient_quota_at_zero_cost() {
     let gpt4o_cost = (9.0 * 0.0025 + 6.0 * 0.01) / 1000.0;
     let cost = groups[0]["cost"].as_f64().unwrap_or_default();
     assert!((cost - 2.0 * gpt4o_cost).abs() < 1e-12, "{cost}");
+    assert_eq!((groups[0]["over_budget"].as_u64(), groups[0]["rate_limited"].as_u64()), (Some(1), Some(0)));
     let rows = ledger_rows(&ledger, 3).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     let ok = (200, "ok".to_owned(), None, 9, 6);

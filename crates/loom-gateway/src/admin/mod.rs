@@ -1,5 +1,5 @@
-//! The admin server, on its own port: health, Prometheus metrics, usage reports, provider
-//! state, virtual keys (`/ai/keys`), budgets (`/ai/budgets`) and a scan explaining the
+//! The admin server, on its own port: health, Prometheus metrics, usage reports
+//! (`/ai/usage`) and usage over time (`/ai/usage/series`), provider state, virtual keys (`/ai/keys`), budgets (`/ai/budgets`) and a scan explaining the
 //! security checks' decision on a text (`POST /ai/guard/scan`), and the response cache
 //! (`GET` and `DELETE /ai/cache`); and the console, a page that reads them (`GET /`).
 //!
@@ -34,7 +34,7 @@ use self::access::check_admin_key;
 use self::error::ApiError;
 use self::json_body::read_bounded;
 use self::keys::KeysPath;
-pub use self::usage::{QueryError, UsageQuery, parse_usage_query};
+pub use self::usage::{QueryError, SeriesQuery, UsageQuery, parse_series_query, parse_usage_query};
 use crate::metrics::{ExpositionFormat, Metrics};
 
 /// What the admin endpoints read.
@@ -126,8 +126,11 @@ where
         (&Method::GET, "/ai/usage") => usage::usage(state, &query)
             .await
             .map(|body| Reply::bytes(StatusCode::OK, "application/json", body)),
+        (&Method::GET, "/ai/usage/series") => usage::series(state, &query)
+            .await
+            .map(|body| Reply::bytes(StatusCode::OK, "application/json", body)),
         (&Method::GET, "/ai/budgets") => budgets::budgets(guard_for_budgets(state)?, &query).await,
-        (_, "/health" | "/metrics" | "/ai/usage" | "/ai/providers" | "/ai/budgets") => {
+        (_, "/health" | "/metrics" | "/ai/usage" | "/ai/usage/series" | "/ai/providers" | "/ai/budgets") => {
             Err(ApiError::method_not_allowed("GET"))
         }
         (&Method::GET, "/ai/cache") => Ok(cache::stats(state.cache.as_deref())),

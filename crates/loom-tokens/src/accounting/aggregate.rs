@@ -9,7 +9,7 @@
 //! Group names come from clients (`x-loom-user`, a body's `user`), so the charge follows
 //! their length: a long name costs its bytes, and rotating names fold once the budget is
 //! spent. Old buckets age out (minutes after a day, days after 400) and release their
-//! charge. Outside the budget, each bucket holds a fixed few hundred bytes (its
+//! charge. Outside the budget, each bucket holds a fixed amount under a kilobyte (its
 //! `(other)` totals and empty tables), and there are at most 1,440 + 400 buckets.
 //!
 //! Two halves, so a year of daily totals cannot starve the last day's minutes, and a
@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::record::{UsageRecord, unix_millis_of};
+use super::record::{Outcome, UsageRecord, unix_millis_of};
+use super::series::{self, SeriesRows, UsageSeries};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -31,10 +32,12 @@ const MINUTES_KEPT: i64 = 24 * 60;
 /// Day buckets kept: a little over a year.
 const DAYS_KEPT: i64 = 400;
 /// What one held group costs beyond its name's bytes: its hash-table slot (name and
-/// totals, 64 bytes, at the lowest load a table has after growing) and its name's
-/// allocation. An upper estimate, so the charge is at least what the heap holds.
-pub const GROUP_OVERHEAD_BYTES: usize = 160;
-/// The default memory budget of the aggregates (32 MiB): about 190,000 groups with short
+/// totals, 120 bytes, plus a control byte) at the lowest load a table has after growing
+/// (7/16: each group pays for 16/7 slots, 277 bytes), and its name's allocation (at most
+/// 24 bytes of header and rounding). An upper estimate, so the charge is at least what
+/// the heap holds.
+pub const GROUP_OVERHEAD_BYTES: usize = 304;
+/// The default memory budget of the aggregates (32 MiB): about 100,000 groups with short
 /// names, half for the last day's minutes and half for the daily totals.
 pub const DEFAULT_MAX_AGGREGATE_BYTES: usize = 32 * 1024 * 1024;
 /// The group that collects the records whose group did not fit the memory budget.
@@ -116,25 +119,63 @@ pub struct UsageTotals {
     pub cached_tokens: u64,
     /// Cost in USD.
     pub cost: f64,
+    /// Requests that failed ([`Outcome::Error`]).
+    pub errors: u64,
+    /// Requests answered from Loom's cache.
+    pub cache_hits: u64,
+    /// What the cache hits would have cost from their providers, in USD.
+    pub saved_cost: f64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: u64,
+    /// Requests refused by a budget.
+    pub over_budget: u64,
+    /// Requests refused by a security check.
+    pub guard_blocked: u64,
+    /// Requests a security check acted on and let through (flagged, redacted, ...).
+    pub guard_flagged: u64,
 }
+
+/// How a rate limit's refusal starts ([`UsageRecord::refusal`]).
+pub const RATE_LIMIT_REFUSAL: &str = "rate_limit:";
+/// How a budget's refusal starts.
+pub const BUDGET_REFUSAL: &str = "budget:";
+/// How a security check's refusal starts.
+pub const GUARD_REFUSAL: &str = "guard:";
 
 impl UsageTotals {
     // Sums saturate rather than wrap: a total pinned at the maximum is visibly wrong, one
     // that wrapped looks like a small, plausible number.
     fn add(&mut self, record: &UsageRecord) {
+        let refused_by =
+            |prefix: &str| record.refusal.as_deref().is_some_and(|reason| reason.starts_with(prefix));
         self.requests = self.requests.saturating_add(1);
         self.input_tokens = self.input_tokens.saturating_add(record.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(record.output_tokens);
         self.cached_tokens = self.cached_tokens.saturating_add(record.cached_tokens);
         self.cost = finite_sum(self.cost, record.cost);
+        self.errors = self.errors.saturating_add(u64::from(record.outcome == Outcome::Error));
+        self.cache_hits = self.cache_hits.saturating_add(u64::from(record.cache_hit));
+        self.saved_cost = finite_sum(self.saved_cost, record.saved_cost);
+        self.rate_limited = self.rate_limited.saturating_add(u64::from(refused_by(RATE_LIMIT_REFUSAL)));
+        self.over_budget = self.over_budget.saturating_add(u64::from(refused_by(BUDGET_REFUSAL)));
+        self.guard_blocked = self.guard_blocked.saturating_add(u64::from(refused_by(GUARD_REFUSAL)));
+        self.guard_flagged = self.guard_flagged.saturating_add(u64::from(record.guard.is_some()));
     }
 
-    fn merge(&mut self, other: &UsageTotals) {
+    /// Adds `other`'s totals to these.
+    pub fn merge(&mut self, other: &UsageTotals) {
         self.requests = self.requests.saturating_add(other.requests);
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
         self.cost = finite_sum(self.cost, other.cost);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
+        self.saved_cost = finite_sum(self.saved_cost, other.saved_cost);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+        self.over_budget = self.over_budget.saturating_add(other.over_budget);
+        self.guard_blocked = self.guard_blocked.saturating_add(other.guard_blocked);
+        self.guard_flagged = self.guard_flagged.saturating_add(other.guard_flagged);
     }
 }
 
@@ -190,11 +231,14 @@ struct Tier {
     kept: i64,
     charged: usize,
     max_bytes: usize,
+    /// Every record in a bucket starting after this is held: older buckets may have
+    /// been dropped (or never kept).
+    whole_after: i64,
 }
 
 impl Tier {
     fn new(width_ms: i64, kept: i64, max_bytes: usize) -> Tier {
-        Tier { buckets: BTreeMap::new(), width_ms, kept, charged: 0, max_bytes }
+        Tier { buckets: BTreeMap::new(), width_ms, kept, charged: 0, max_bytes, whole_after: i64::MIN }
     }
 
     /// Adds `record` (made at `at`, Unix ms, at least 0) to its bucket; false when a group
@@ -237,6 +281,7 @@ impl Tier {
     fn trim(&mut self) {
         let Some(newest) = self.buckets.keys().next_back().copied() else { return };
         let oldest_kept = newest.saturating_sub(self.kept * self.width_ms);
+        self.whole_after = self.whole_after.max(oldest_kept);
         let mut released = 0;
         self.buckets.retain(|start, bucket| {
             let keep = *start > oldest_kept;
@@ -326,16 +371,15 @@ impl UsageAggregates {
     }
 
     /// Totals per group of `dimension` for records in `[from_ms, to_ms)`, largest cost
-    /// first; what was folded is the group `(other)`. Minute buckets answer ranges within
-    /// the last day, day buckets older ones; a bucket counts when its start lies in the
-    /// range.
+    /// first; what was folded is the group `(other)`. Minute buckets answer ranges they
+    /// hold whole (within the last day), day buckets older ones; a bucket counts when its
+    /// start lies in the range.
     pub fn report(&self, dimension: Dimension, from_ms: i64, to_ms: i64) -> Vec<UsageGroup> {
         if from_ms >= to_ms {
             return Vec::new();
         }
         let tiers = self.lock();
-        let oldest_minute = tiers.minutes.buckets.keys().next().copied().unwrap_or(i64::MAX);
-        let source = if from_ms >= oldest_minute { &tiers.minutes } else { &tiers.days };
+        let source = tiers.answering(from_ms);
         let mut merged: HashMap<&str, UsageTotals> = HashMap::new();
         for (_, bucket) in source.buckets.range(from_ms..to_ms) {
             let groups = &bucket.dimensions[dimension.index()];
@@ -353,6 +397,47 @@ impl UsageAggregates {
         sort_groups(&mut groups);
         groups
     }
+
+    /// A usage series of `dimension` over `[from_ms, to_ms)`: each bucket of the tier that
+    /// [`report`](Self::report) would read adds to the series bucket (`bucket_ms`, rounded
+    /// up to a whole number of the tier's buckets, aligned to the Unix epoch) holding its
+    /// start; the `limit` largest groups keep their names, the others add up as `(other)`.
+    pub fn series(
+        &self,
+        dimension: Dimension,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+        limit: usize,
+    ) -> UsageSeries {
+        let tiers = self.lock();
+        let source = tiers.answering(from_ms);
+        let width = series::round_up_width(bucket_ms, source.width_ms);
+        let mut rows = SeriesRows::default();
+        if from_ms < to_ms {
+            for (start, bucket) in source.buckets.range(from_ms..to_ms) {
+                let groups = &bucket.dimensions[dimension.index()];
+                let series_start = series::bucket_start(*start, width);
+                for (group, totals) in &groups.named {
+                    rows.add(series_start, group, totals);
+                }
+                if groups.other.requests > 0 {
+                    rows.add(series_start, OTHER_GROUP, &groups.other);
+                }
+            }
+        }
+        drop(tiers);
+        series::build(width, rows, limit)
+    }
+}
+
+impl Tiers {
+    /// The tier answering a range from `from_ms`: the minutes when they still hold every
+    /// record from there on (a range within the last day, or any range while nothing
+    /// has aged out), else the days.
+    fn answering(&self, from_ms: i64) -> &Tier {
+        if from_ms > self.minutes.whole_after { &self.minutes } else { &self.days }
+    }
 }
 
 /// Largest cost first, then most requests, then by name.
@@ -367,12 +452,12 @@ pub fn sort_groups(groups: &mut [UsageGroup]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::accounting::record::{Outcome, UsageSource};
+    use crate::accounting::record::UsageSource;
 
     fn record_at(minutes: u64, model: &str) -> UsageRecord {
         UsageRecord {
@@ -504,9 +589,10 @@ mod tests {
         let mut huge = record_at(0, "m");
         (huge.input_tokens, huge.output_tokens, huge.cached_tokens, huge.cost) =
             (u64::MAX, u64::MAX - 1, u64::MAX, f64::MAX);
+        huge.saved_cost = f64::MAX;
         aggregates.add(&huge);
         aggregates.add(&huge);
-        huge.cost = f64::NAN;
+        (huge.cost, huge.saved_cost) = (f64::NAN, f64::INFINITY);
         aggregates.add(&huge);
         let groups = aggregates.report(Dimension::Model, 0, MINUTE_MS);
         assert_eq!(
@@ -519,11 +605,77 @@ mod tests {
                     output_tokens: u64::MAX,
                     cached_tokens: u64::MAX,
                     cost: f64::MAX,
+                    saved_cost: f64::MAX,
+                    ..UsageTotals::default()
                 },
             }]
         );
         assert_eq!(aggregates.report(Dimension::Model, MINUTE_MS, 0), vec![], "an empty range, no panic");
         assert_eq!(aggregates.report(Dimension::Model, i64::MAX, i64::MIN), vec![]);
+    }
+
+    /// One record of each kind (an error, a cache hit saving 0.25, refusals by a rate limit,
+    /// a budget and a security check, one a check flagged, one plain), all of model `m`
+    /// at time 0, and their totals.
+    pub(crate) fn one_record_of_each_kind() -> (Vec<UsageRecord>, UsageTotals) {
+        let plain = record_at(0, "m");
+        let with = |change: &dyn Fn(&mut UsageRecord)| {
+            let mut record = plain.clone();
+            change(&mut record);
+            record
+        };
+        let refused = |reason: &'static str| {
+            with(&move |record| {
+                (record.outcome, record.input_tokens, record.output_tokens, record.cost) =
+                    (Outcome::Refused, 0, 0, 0.0);
+                record.refusal = Some(Arc::from(reason));
+            })
+        };
+        let records = vec![
+            plain.clone(),
+            with(&|record| (record.outcome, record.status) = (Outcome::Error, 502)),
+            with(&|record| (record.cache_hit, record.saved_cost, record.cost) = (true, 0.25, 0.0)),
+            refused("rate_limit:team:requests"),
+            refused("budget:key:cost"),
+            refused("guard:injection"),
+            with(&|record| record.guard = Some(Arc::from("pii:redact"))),
+        ];
+        let expected = UsageTotals {
+            requests: 7,
+            input_tokens: 4,
+            output_tokens: 8,
+            cached_tokens: 0,
+            cost: 1.5,
+            errors: 1,
+            cache_hits: 1,
+            saved_cost: 0.25,
+            rate_limited: 1,
+            over_budget: 1,
+            guard_blocked: 1,
+            guard_flagged: 1,
+        };
+        (records, expected)
+    }
+
+    #[test]
+    fn each_kind_of_record_counts_in_its_own_total() {
+        let (records, expected) = one_record_of_each_kind();
+        let aggregates = UsageAggregates::default();
+        for record in &records {
+            aggregates.add(record);
+        }
+        let group = UsageGroup { group: "m".to_owned(), totals: expected };
+        assert_eq!(aggregates.report(Dimension::Model, 0, MINUTE_MS), vec![group.clone()]);
+        assert_eq!(aggregates.report(Dimension::Model, 0, DAY_MS), vec![group], "the day buckets too");
+    }
+
+    #[test]
+    fn the_group_overhead_covers_a_slot_at_the_lowest_load() {
+        // A slot and its control byte, 16/7 of them per group, plus malloc's header and
+        // rounding of the name (8 + 15 bytes with glibc).
+        let slot = std::mem::size_of::<(String, UsageTotals)>() + 1;
+        assert_eq!(slot, 121);
+        assert!(GROUP_OVERHEAD_BYTES >= (slot * 16).div_ceil(7) + 24, "{GROUP_OVERHEAD_BYTES}");
     }
 
     #[test]

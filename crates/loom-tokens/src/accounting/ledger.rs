@@ -7,8 +7,12 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params};
 
 use super::AccountingError;
-use super::aggregate::{Dimension, NONE_GROUP, UsageGroup, UsageTotals, clamp_finite, sort_groups};
+use super::aggregate::{
+    BUDGET_REFUSAL, Dimension, GUARD_REFUSAL, NONE_GROUP, RATE_LIMIT_REFUSAL, UsageGroup, UsageTotals,
+    clamp_finite, sort_groups,
+};
 use super::record::{MAX_RECORD_TOKENS, UsageRecord, unix_millis_of};
+use super::series::{self, SeriesRows, UsageSeries};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS usage (
@@ -34,7 +38,8 @@ CREATE TABLE IF NOT EXISTS usage (
     cache_hit INTEGER NOT NULL,
     streamed INTEGER NOT NULL,
     refusal TEXT,
-    guard TEXT
+    guard TEXT,
+    saved_cost REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage (time_ms);
 ";
@@ -57,7 +62,7 @@ pub fn open(path: &Path) -> Result<Connection, AccountingError> {
 fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
     let mut statement = connection.prepare("SELECT name FROM pragma_table_info('usage')")?;
     let columns: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-    for (column, kind) in [("refusal", "TEXT"), ("guard", "TEXT")] {
+    for (column, kind) in [("refusal", "TEXT"), ("guard", "TEXT"), ("saved_cost", "REAL DEFAULT 0")] {
         if !columns.iter().any(|existing| existing == column) {
             connection.execute_batch(&format!("ALTER TABLE usage ADD COLUMN {column} {kind}"))?;
         }
@@ -86,6 +91,28 @@ pub fn report(
     totals(&connection, dimension, from_ms, to_ms).map_err(query_error)
 }
 
+/// A usage series of `dimension` over `[from_ms, to_ms)` in buckets of `bucket_ms`
+/// rounded up to whole minutes, read from disk with the sums of [`report`].
+pub fn series(
+    path: &Path,
+    dimension: Dimension,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    limit: usize,
+) -> Result<UsageSeries, AccountingError> {
+    let query_error = |error: rusqlite::Error| AccountingError::Ledger {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    };
+    let connection = Connection::open(path).map_err(query_error)?;
+    let width = series::round_up_width(bucket_ms, MINUTE_MS);
+    let rows = series_rows(&connection, dimension, from_ms, to_ms, width).map_err(query_error)?;
+    Ok(series::build(width, rows, limit))
+}
+
+const MINUTE_MS: i64 = 60_000;
+
 /// [`report`] on an open connection.
 fn totals(
     connection: &Connection,
@@ -95,30 +122,87 @@ fn totals(
 ) -> rusqlite::Result<Vec<UsageGroup>> {
     // The column name comes from a fixed list, never from the request.
     let sql = format!(
-        "SELECT CAST(COALESCE({column}, '{NONE_GROUP}') AS TEXT), COUNT(*), {input}, {output}, {cached}, {cost} \
+        "SELECT CAST(COALESCE({column}, '{NONE_GROUP}') AS TEXT), {sums} \
          FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1",
         column = dimension.column(),
-        input = total_tokens("input_tokens"),
-        output = total_tokens("output_tokens"),
-        cached = total_tokens("cached_tokens"),
-        cost = total_cost("cost"),
+        sums = total_columns(),
     );
     let mut statement = connection.prepare(&sql)?;
     let rows = statement.query_map(params![from_ms, to_ms], |row| {
-        Ok(UsageGroup {
-            group: text_of(row.get_ref(0)?),
-            totals: UsageTotals {
-                requests: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-                input_tokens: tokens_of(row.get(2)?),
-                output_tokens: tokens_of(row.get(3)?),
-                cached_tokens: tokens_of(row.get(4)?),
-                cost: clamp_finite(row.get(5)?),
-            },
-        })
+        Ok(UsageGroup { group: text_of(row.get_ref(0)?), totals: totals_at(row, 1)? })
     })?;
     let mut groups = rows.collect::<Result<Vec<_>, _>>()?;
     sort_groups(&mut groups);
     Ok(groups)
+}
+
+/// [`series`]' totals per bucket start and group, in one query.
+fn series_rows(
+    connection: &Connection,
+    dimension: Dimension,
+    from_ms: i64,
+    to_ms: i64,
+    width_ms: i64,
+) -> rusqlite::Result<SeriesRows> {
+    // Times are at least 0 (the range starts at 0 or later), so integer division floors.
+    let sql = format!(
+        "SELECT (CAST(time_ms AS INTEGER) / ?3) * ?3, CAST(COALESCE({column}, '{NONE_GROUP}') AS TEXT), {sums} \
+         FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1, 2",
+        column = dimension.column(),
+        sums = total_columns(),
+    );
+    let mut statement = connection.prepare(&sql)?;
+    let mut rows = statement.query(params![from_ms.max(0), to_ms, width_ms])?;
+    let mut series = SeriesRows::default();
+    while let Some(row) = rows.next()? {
+        let start_ms = match row.get_ref(0)? {
+            ValueRef::Integer(start) => start,
+            _ => 0, // an odd stored time still counts, in the first bucket
+        };
+        series.add(start_ms, &text_of(row.get_ref(1)?), &totals_at(row, 2)?);
+    }
+    Ok(series)
+}
+
+/// The SQL of the totals' columns, in [`totals_at`]'s order.
+fn total_columns() -> String {
+    let count_if = |condition: &str| format!("TOTAL(CASE WHEN {condition} THEN 1 ELSE 0 END)");
+    let refused_by = |prefix: &str| count_if(&format!("substr(refusal, 1, {}) = '{prefix}'", prefix.len()));
+    [
+        "COUNT(*)".to_owned(),
+        total_tokens("input_tokens"),
+        total_tokens("output_tokens"),
+        total_tokens("cached_tokens"),
+        total_cost("cost"),
+        count_if("outcome = 'error'"),
+        count_if("typeof(cache_hit) IN ('integer', 'real') AND cache_hit <> 0"),
+        total_cost("saved_cost"),
+        refused_by(RATE_LIMIT_REFUSAL),
+        refused_by(BUDGET_REFUSAL),
+        refused_by(GUARD_REFUSAL),
+        count_if("guard IS NOT NULL"),
+    ]
+    .join(", ")
+}
+
+/// The totals in `row`'s columns from `first` on ([`total_columns`]).
+fn totals_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<UsageTotals> {
+    let count = |offset: usize| row.get::<_, f64>(first + offset).map(tokens_of);
+    let cost = |offset: usize| row.get::<_, f64>(first + offset).map(clamp_finite);
+    Ok(UsageTotals {
+        requests: u64::try_from(row.get::<_, i64>(first)?).unwrap_or(0),
+        input_tokens: count(1)?,
+        output_tokens: count(2)?,
+        cached_tokens: count(3)?,
+        cost: cost(4)?,
+        errors: count(5)?,
+        cache_hits: count(6)?,
+        saved_cost: cost(7)?,
+        rate_limited: count(8)?,
+        over_budget: count(9)?,
+        guard_blocked: count(10)?,
+        guard_flagged: count(11)?,
+    })
 }
 
 /// SQL summing a token column: numbers only, each clamped to `0..=MAX_RECORD_TOKENS`.
@@ -179,8 +263,8 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
         let mut statement = transaction.prepare_cached(
             "INSERT INTO usage (request_id, time_ms, key_id, user, team, route, provider, model_requested, \
              model_served, input_tokens, output_tokens, cached_tokens, reasoning_tokens, source, cost, \
-             latency_ms, ttfb_ms, status, outcome, cache_hit, streamed, refusal, guard) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+             latency_ms, ttfb_ms, status, outcome, cache_hit, streamed, refusal, guard, saved_cost) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
         )?;
         for record in batch {
             statement.execute(params![
@@ -207,6 +291,8 @@ fn insert(connection: &mut Connection, batch: &[UsageRecord]) -> rusqlite::Resul
                 record.streamed,
                 record.refusal.as_deref(),
                 record.guard.as_deref(),
+                // SQLite would store NaN as NULL, which the column refuses.
+                if record.saved_cost.is_finite() { record.saved_cost } else { 0.0 },
             ])?;
         }
     }
@@ -224,7 +310,7 @@ mod tests {
         let insert = |user: &str, tokens: &str, cost: &str| {
             let sql = format!(
                 "INSERT INTO usage VALUES ('r', 5, NULL, {user}, NULL, NULL, NULL, 'm', NULL, \
-                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL, NULL)"
+                 {tokens}, {tokens}, {tokens}, 0, 'estimated', {cost}, 1, NULL, 200, 'ok', 0, 0, NULL, NULL, {cost})"
             );
             connection.execute(&sql, []).unwrap();
         };
@@ -244,6 +330,8 @@ mod tests {
                 output_tokens: tokens,
                 cached_tokens: tokens,
                 cost,
+                saved_cost: cost,
+                ..UsageTotals::default()
             },
         };
         assert_eq!(
@@ -259,11 +347,14 @@ mod tests {
     }
 
     #[test]
-    fn a_ledger_of_an_older_loom_gains_the_refusal_and_guard_columns() {
+    fn a_ledger_of_an_older_loom_gains_the_refusal_guard_and_saved_cost_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("usage.db");
-        let old_schema = SCHEMA.replace(",\n    refusal TEXT,\n    guard TEXT", "");
-        assert!(!old_schema.contains("refusal") && !old_schema.contains("guard"));
+        let old_schema = SCHEMA
+            .replace(",\n    refusal TEXT,\n    guard TEXT,\n    saved_cost REAL NOT NULL DEFAULT 0", "");
+        assert!(
+            !old_schema.contains("refusal") && !old_schema.contains("guard") && !old_schema.contains("saved")
+        );
         Connection::open(&path).unwrap().execute_batch(&old_schema).unwrap();
         let mut connection = open(&path).unwrap();
         let mut record = crate::accounting::record::tests::sample_record();
@@ -274,5 +365,64 @@ mod tests {
             .query_row("SELECT refusal, guard FROM usage", [], |row| Ok((row.get(0)?, row.get(1)?)))
             .unwrap();
         assert_eq!(stored, ("rate_limit:team:requests".to_owned(), "injection:flag".to_owned()));
+        // A row an older Loom wrote (no saved cost) counts 0 saved.
+        connection
+            .execute(
+                "INSERT INTO usage (request_id, time_ms, model_requested, input_tokens, output_tokens, \
+                 cached_tokens, reasoning_tokens, source, cost, latency_ms, status, outcome, cache_hit, streamed) \
+                 VALUES ('old', 0, 'm', 1, 1, 0, 0, 'reported', 0.5, 1, 200, 'ok', 1, 0)",
+                [],
+            )
+            .unwrap();
+        let report = totals(&connection, Dimension::Model, 0, 1).unwrap();
+        let expected = UsageTotals {
+            requests: 2,
+            input_tokens: 2,
+            output_tokens: 2,
+            cost: 0.5,
+            cache_hits: 1,
+            rate_limited: 1,
+            guard_flagged: 1,
+            ..UsageTotals::default()
+        };
+        assert_eq!(report, vec![UsageGroup { group: "m".to_owned(), totals: expected }]);
+    }
+
+    #[test]
+    fn each_kind_of_record_counts_in_its_own_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let mut connection = open(&path).unwrap();
+        let (records, expected) = crate::accounting::aggregate::tests::one_record_of_each_kind();
+        insert(&mut connection, &records).unwrap();
+        let report = report(&path, Dimension::Model, 0, 1).unwrap();
+        assert_eq!(report, vec![UsageGroup { group: "m".to_owned(), totals: expected }]);
+    }
+
+    #[test]
+    fn odd_flags_and_refusals_count_nothing_and_fail_nothing() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(SCHEMA).unwrap();
+        for (cache_hit, refusal, saved) in [
+            ("'yes'", "x'726174655f6c696d69743a'", "'lots'"), // refusal as a blob, text flags
+            ("x'01'", "'rate_limit'", "9e999"),               // a blob flag, no colon, an infinite saving
+            ("0.0", "42", "-1e999"),
+            ("2", "'guard:pii'", "0.25"), // counted: a numeric flag, a guard refusal
+        ] {
+            let sql = format!(
+                "INSERT INTO usage VALUES ('r', 5, NULL, NULL, NULL, NULL, NULL, 'm', NULL, 0, 0, 0, 0, 'estimated', \
+                 0, 1, NULL, 200, 'refused', {cache_hit}, 0, {refusal}, NULL, {saved})"
+            );
+            connection.execute(&sql, []).unwrap();
+        }
+        let expected = UsageTotals {
+            requests: 4,
+            cache_hits: 1,
+            saved_cost: 0.25,
+            guard_blocked: 1,
+            ..UsageTotals::default()
+        };
+        let report = totals(&connection, Dimension::Model, 0, 10).unwrap();
+        assert_eq!(report, vec![UsageGroup { group: "m".to_owned(), totals: expected }]);
     }
 }

@@ -22,6 +22,8 @@ pub mod recorder;
 #[cfg(feature = "accounting")]
 pub mod report;
 #[cfg(feature = "accounting")]
+pub mod series;
+#[cfg(feature = "accounting")]
 pub mod token_accounting;
 
 #[cfg(feature = "accounting")]
@@ -39,6 +41,8 @@ pub use record::{MAX_RECORD_TOKENS, Outcome, UsageRecord, UsageSource};
 pub use recorder::{UsageObserver, UsageRecorder};
 #[cfg(feature = "accounting")]
 pub use report::{RecordedUsage, UsageReport};
+#[cfg(feature = "accounting")]
+pub use series::{MAX_SERIES_GROUPS, SeriesGroup, SeriesPoint, UsageSeries};
 #[cfg(feature = "accounting")]
 pub use token_accounting::{TokenAccounting, TokenAccountingLayer};
 

@@ -21,6 +21,7 @@ use super::aggregate::{Dimension, UsageAggregates, UsageGroup};
 #[cfg(feature = "ledger")]
 use super::ledger;
 use super::record::UsageRecord;
+use super::series::UsageSeries;
 
 /// An open ledger database.
 #[cfg(feature = "ledger")]
@@ -142,6 +143,28 @@ impl UsageRecorder {
             #[cfg(not(feature = "ledger"))]
             Some(_) => Ok(Vec::new()), // `new` opens no ledger without the feature
             None => Ok(self.aggregates.report(dimension, from_ms, to_ms)),
+        }
+    }
+
+    /// Usage per group of `dimension` over `[from_ms, to_ms)` in buckets of about
+    /// `bucket_ms`, the `limit` largest groups by name and the rest as `(other)`: from the
+    /// ledger when there is one (any whole number of minutes), else from memory (whole
+    /// minutes within the last day, whole days before).
+    pub fn series(
+        &self,
+        dimension: Dimension,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+        limit: usize,
+    ) -> Result<UsageSeries, AccountingError> {
+        self.flush();
+        match &self.ledger_path {
+            #[cfg(feature = "ledger")]
+            Some(path) => ledger::series(path, dimension, from_ms, to_ms, bucket_ms, limit),
+            #[cfg(not(feature = "ledger"))]
+            Some(_) => Ok(UsageSeries { bucket_ms, groups: Vec::new() }), // no ledger without the feature
+            None => Ok(self.aggregates.series(dimension, from_ms, to_ms, bucket_ms, limit)),
         }
     }
 
