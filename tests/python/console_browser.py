@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -64,7 +64,7 @@ def start_browser(args, profile):
         "--disable-sync",
         "--no-first-run",
         "--no-default-browser-check",
-        "--window-size=1280,2000",
+        "--window-size=1280,1500",
         f"--user-data-dir={profile}",
     ]:
         options.add_argument(flag)
@@ -89,12 +89,33 @@ def send_request(args):
         expect(response.status == 200, f"the front door answered {response.status}")
 
 
+# The page redraws its tables on every refresh: read them in one script, not element by
+# element (an element found before a redraw is stale after it).
 def texts(driver, selector):
-    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((node) => node.textContent.trim())", selector
+    )
+
+
+def attributes(driver, selector, name):
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((node) => node.getAttribute(arguments[1]))",
+        selector,
+        name,
+    )
+
+
+def text_of(driver, selector):
+    found = texts(driver, selector)
+    return found[0] if found else None
+
+
+def waiting(driver, seconds=20):
+    return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException])
 
 
 def run_checks(driver, args):
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     checks = []
 
     driver.get(f"{args.admin_url}/")
@@ -114,26 +135,26 @@ def run_checks(driver, args):
     driver.find_element(By.ID, "admin-key").send_keys(args.admin_key)
     driver.find_element(By.CSS_SELECTOR, "#sign-in-form button").click()
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true")
-    shown = [row.get_attribute("data-provider") for row in driver.find_elements(By.CSS_SELECTOR, "#providers tbody tr")]
+    shown = attributes(driver, "#providers tbody tr", "data-provider")
     expect(shown == args.providers.split(","), f"providers shown: {shown}")
     expect(texts(driver, "#usage-groups tbody tr") == [], "usage before any request")
-    expect(len(driver.find_elements(By.CSS_SELECTOR, "#usage-chart svg")) == 1, "no usage chart")
+    expect(len(texts(driver, "#usage-chart svg")) == 1, "no usage chart")
     checks.append(f"signed in: the providers {shown} and an empty usage chart")
 
     send_request(args)
     row_selector = f'#usage-groups tbody tr[data-group="{args.model}"]'
     try:
-        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, row_selector))
+        waiting(driver, 30).until(lambda d: text_of(d, f"{row_selector} td.cost"))
     except TimeoutException:
         raise CheckFailed(f"the request never appeared; usage rows: {texts(driver, '#usage-groups tbody tr')}")
-    cost = driver.find_element(By.CSS_SELECTOR, f"{row_selector} td.cost").text
+    cost = text_of(driver, f"{row_selector} td.cost")
     expect(cost == args.cost, f"cost shown {cost!r}, expected {args.cost!r}")
-    requests_tile = driver.find_element(By.CSS_SELECTOR, '[data-tile="requests"] .tile-value').text
+    requests_tile = text_of(driver, '[data-tile="requests"] .tile-value')
     expect(requests_tile == "1", f"requests tile shows {requests_tile!r}")
-    cost_tile = driver.find_element(By.CSS_SELECTOR, '[data-tile="cost"] .tile-value').text
+    cost_tile = text_of(driver, '[data-tile="cost"] .tile-value')
     expect(cost_tile == args.cost, f"cost tile shows {cost_tile!r}")
-    bars = driver.find_elements(By.CSS_SELECTOR, "#usage-chart svg rect")
-    expect(len(bars) >= 1, "the request drew no bar")
+    bars = texts(driver, "#usage-chart svg rect title")
+    expect(any(bar.startswith(f"{args.model} ") for bar in bars), f"the request drew no bar: {bars}")
     checks.append(f"a request sent through Loom appeared live: {args.model} at {cost}")
 
     driver.find_element(By.ID, "new-key-name").send_keys("console test")
@@ -144,17 +165,18 @@ def run_checks(driver, args):
     plaintext = driver.find_element(By.ID, "created-key-value").text
     expect(key_id.startswith("vk-") and len(plaintext) >= 20, f"created key {key_id!r}")
     key_row = f'#keys tbody tr[data-key="{key_id}"]'
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, key_row))
-    expect(plaintext not in driver.find_element(By.ID, "keys").text, "the plaintext key is in the keys table")
+    wait.until(lambda d: texts(d, key_row))
+    expect(all(plaintext not in row for row in texts(driver, "#keys tbody tr")), "the plaintext key is in the keys table")
     checks.append(f"key {key_id} created, its plaintext shown once")
 
     # Taken before the revoke's confirmation dialog, which would block the capture.
     driver.save_screenshot(args.screenshot)
 
-    driver.find_element(By.CSS_SELECTOR, f"{key_row} button.danger").click()
+    # Found and clicked in one try, again if a refresh redrew the row in between.
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"{key_row} button.danger").click() or True)
     wait.until(lambda d: d.switch_to.alert)
     driver.switch_to.alert.accept()
-    wait.until(lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, key_row).text)
+    wait.until(lambda d: "revoked" in (text_of(d, key_row) or ""))
     checks.append(f"key {key_id} revoked")
 
     errors = console_errors(driver)

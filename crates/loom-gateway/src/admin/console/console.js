@@ -47,7 +47,8 @@ function formatCount(value) {
   if (value >= 1e9) return `${(value / 1e9).toFixed(1)}B`;
   if (value >= 1e6) return `${(value / 1e6).toFixed(1)}M`;
   if (value >= 1e4) return `${(value / 1e3).toFixed(1)}k`;
-  return String(Math.round(value));
+  // Axis ticks halve small counts: 0.5 must not read as 1.
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
 }
 
 function formatCost(value) {
@@ -98,7 +99,7 @@ function stackedBars(container, starts, layers, format) {
   const plotWidth = width - left - right, plotHeight = height - top - bottom;
   const step = plotWidth / Math.max(starts.length, 1);
   const scale = max > 0 ? plotHeight / max : 0;
-  for (const fraction of [0, 0.5, 1]) {
+  for (const fraction of max > 0 ? [0, 0.5, 1] : [0]) {
     const y = top + plotHeight - fraction * plotHeight;
     svg.appendChild(svgNode("line", { x1: left, x2: width - right, y1: y, y2: y, class: "grid" }));
     svg.appendChild(svgNode("text", { x: left - 6, y: y + 4, "text-anchor": "end", class: "axis" }, format(fraction * max)));
@@ -120,8 +121,10 @@ function stackedBars(container, starts, layers, format) {
   const labels = starts.length > 1 ? [0, Math.floor((starts.length - 1) / 2), starts.length - 1] : [0];
   for (const index of labels) {
     if (starts[index] === undefined) continue;
-    const x = left + index * step + step / 2;
-    svg.appendChild(svgNode("text", { x, y: height - 6, "text-anchor": "middle", class: "axis" }, formatTime(starts[index])));
+    // The first and last labels align to the plot's edges, so neither is cut off.
+    const anchor = index === 0 ? "start" : index === starts.length - 1 ? "end" : "middle";
+    const x = anchor === "start" ? left : anchor === "end" ? width - right : left + index * step + step / 2;
+    svg.appendChild(svgNode("text", { x, y: height - 6, "text-anchor": anchor, class: "axis" }, formatTime(starts[index])));
   }
   const legend = el("div", "legend");
   for (const layer of layers) {
