@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{python, run, workspace_root};
+use loom_e2e::process::{python, run_check_script, workspace_root};
 use loom_test_support::MockUpstream;
 
 /// Longest the browser run may take; the script gives up by itself a little earlier.
@@ -67,17 +67,7 @@ async fn the_console_shows_live_data_in_headless_chromium_without_console_errors
         .args(["--time-limit", &SCRIPT_DEADLINE.as_secs().saturating_sub(30).to_string()])
         .env("NO_PROXY", "*")
         .env("PYTHONUNBUFFERED", "1");
-    let finished = tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
-    assert!(
-        finished.status.success(),
-        "{} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        python.display(),
-        finished.status,
-        finished.stdout,
-        finished.stderr
-    );
-    println!("{}", finished.stdout);
-    assert!(finished.stdout.contains("all 7 checks passed"), "{}", finished.stdout);
+    run_check_script(command, SCRIPT_DEADLINE, 7).await;
     assert_eq!(
         primary.request_count() + backup.request_count(),
         1,

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{python, run, sdk_script};
+use loom_e2e::process::{python, run_check_script, sdk_script};
 use loom_test_support::MockUpstream;
 
 /// Longest the script may take; it gives up by itself a little earlier.
@@ -22,17 +22,7 @@ async fn the_official_sdks_get_identical_answers_on_a_hit() {
             .await;
     let python = python();
     let command = sdk_script(&python, "cache_sdks.py", &gateway.url(""), SCRIPT_DEADLINE);
-    let finished = tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
-    assert!(
-        finished.status.success(),
-        "{} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        python.display(),
-        finished.status,
-        finished.stdout,
-        finished.stderr
-    );
-    println!("{}", finished.stdout);
-    assert!(finished.stdout.contains("all 6 checks passed"), "{}", finished.stdout);
+    run_check_script(command, SCRIPT_DEADLINE, 6).await;
     // Six questions, each answered once by the upstream: every second ask was a hit.
     assert_eq!(mock.request_count(), 6);
 }

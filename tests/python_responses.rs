@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{python, run, workspace_root};
+use loom_e2e::process::{python, run_check_script, workspace_root};
 use loom_test_support::{MockUpstream, Reply, SseStep, anthropic_fixtures, fixtures, gemini_fixtures};
 use serde_json::{Value, json};
 
@@ -171,18 +171,7 @@ async fn official_openai_sdk_responses_api_works_against_every_provider_format()
         .env_remove("OPENAI_BASE_URL")
         .env("NO_PROXY", "*")
         .env("PYTHONUNBUFFERED", "1");
-    let finished = tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
-    assert!(
-        finished.status.success(),
-        "{} {} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        python.display(),
-        script.display(),
-        finished.status,
-        finished.stdout,
-        finished.stderr
-    );
-    println!("{}", finished.stdout);
-    assert!(finished.stdout.contains("all 18 checks passed"), "{}", finished.stdout);
+    run_check_script(command, SCRIPT_DEADLINE, 18).await;
     let native_requests: Vec<Value> = native.requests().iter().map(|request| request.json()).collect();
     assert_eq!(
         native_requests,

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use loom_e2e::TestGateway;
-use loom_e2e::process::{Finished, python, run, sdk_script, workspace_root};
+use loom_e2e::process::{python, run, run_check_script, sdk_script};
 use loom_test_support::MockUpstream;
 
 /// Longest a script may take; it gives up by itself a little earlier.
@@ -51,20 +51,7 @@ async fn run_script(module: &str, script: &str, base_url: String, checks: usize)
     let python = python();
     require_module(&python, module);
     let command = sdk_script(&python, script, &base_url, SCRIPT_DEADLINE);
-    let script = workspace_root().join("tests/python").join(script);
-    let finished: Finished =
-        tokio::task::spawn_blocking(move || run(command, SCRIPT_DEADLINE)).await.expect("runner");
-    assert!(
-        finished.status.success(),
-        "{} {} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        python.display(),
-        script.display(),
-        finished.status,
-        finished.stdout,
-        finished.stderr
-    );
-    println!("{}", finished.stdout);
-    assert!(finished.stdout.contains(&format!("all {checks} checks passed")), "{}", finished.stdout);
+    run_check_script(command, SCRIPT_DEADLINE, checks).await;
 }
 
 /// A ledger in a fresh temporary directory, and its `ai_gateway` YAML.

@@ -220,6 +220,24 @@ pub mod process {
         command
     }
 
+    /// Runs a check script (`command`) off the runtime and returns its standard output;
+    /// panics with everything it printed unless it exits 0 having printed
+    /// `all {checks} checks passed`.
+    pub async fn run_check_script(command: Command, deadline: Duration, checks: usize) -> String {
+        let description = format!("{command:?}");
+        let finished = tokio::task::spawn_blocking(move || run(command, deadline)).await.expect("runner");
+        let summary = format!("all {checks} checks passed");
+        assert!(
+            finished.status.success() && finished.stdout.contains(&summary),
+            "{description} exited with {} (expected \"{summary}\")\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            finished.status,
+            finished.stdout,
+            finished.stderr
+        );
+        println!("{}", finished.stdout);
+        finished.stdout
+    }
+
     /// How a finished command ended, with its output.
     pub struct Finished {
         /// Exit status.
