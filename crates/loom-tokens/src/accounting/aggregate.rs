@@ -135,19 +135,25 @@ pub struct UsageTotals {
     pub guard_flagged: u64,
 }
 
-/// How a rate limit's refusal starts ([`UsageRecord::refusal`]).
-pub const RATE_LIMIT_REFUSAL: &str = "rate_limit:";
-/// How a budget's refusal starts.
-pub const BUDGET_REFUSAL: &str = "budget:";
-/// How a security check's refusal starts.
-pub const GUARD_REFUSAL: &str = "guard:";
+/// The kind of a rate limit's refusal ([`UsageRecord::refusal`] is the kind, or the kind,
+/// `:` and details such as `rate_limit:team:requests`).
+pub const RATE_LIMIT_REFUSAL: &str = "rate_limit";
+/// The kind of a budget's refusal.
+pub const BUDGET_REFUSAL: &str = "budget";
+/// The kind of a security check's refusal.
+pub const GUARD_REFUSAL: &str = "guard";
+
+/// Whether `reason` is a refusal of `kind`: the kind alone, or followed by `:` and details.
+pub fn is_refusal_of(reason: &str, kind: &str) -> bool {
+    reason.strip_prefix(kind).is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+}
 
 impl UsageTotals {
     // Sums saturate rather than wrap: a total pinned at the maximum is visibly wrong, one
     // that wrapped looks like a small, plausible number.
     fn add(&mut self, record: &UsageRecord) {
         let refused_by =
-            |prefix: &str| record.refusal.as_deref().is_some_and(|reason| reason.starts_with(prefix));
+            |kind: &str| record.refusal.as_deref().is_some_and(|reason| is_refusal_of(reason, kind));
         self.requests = self.requests.saturating_add(1);
         self.input_tokens = self.input_tokens.saturating_add(record.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(record.output_tokens);
@@ -518,6 +524,14 @@ pub(crate) mod tests {
         groups.iter().map(|group| (group.group.as_str(), group.totals.requests)).collect()
     }
 
+    #[test]
+    fn a_refusal_is_of_a_kind_alone_or_with_details() {
+        assert!(is_refusal_of("rate_limit", RATE_LIMIT_REFUSAL));
+        assert!(is_refusal_of("rate_limit:team:requests", RATE_LIMIT_REFUSAL));
+        assert!(!is_refusal_of("rate_limiter", RATE_LIMIT_REFUSAL));
+        assert!(!is_refusal_of("budget:key:cost", GUARD_REFUSAL));
+        assert!(!is_refusal_of("", BUDGET_REFUSAL));
+    }
     #[test]
     fn a_group_past_the_budget_folds_into_other() {
         // Each half has room for the first record's five groups and two more users.

@@ -167,7 +167,10 @@ fn series_rows(
 /// The SQL of the totals' columns, in [`totals_at`]'s order.
 fn total_columns() -> String {
     let count_if = |condition: &str| format!("TOTAL(CASE WHEN {condition} THEN 1 ELSE 0 END)");
-    let refused_by = |prefix: &str| count_if(&format!("substr(refusal, 1, {}) = '{prefix}'", prefix.len()));
+    // The kind alone, or followed by `:` (as `is_refusal_of`); kinds are fixed identifiers.
+    let refused_by = |kind: &str| {
+        count_if(&format!("(refusal = '{kind}' OR substr(refusal, 1, {}) = '{kind}:')", kind.len() + 1))
+    };
     [
         "COUNT(*)".to_owned(),
         total_tokens("input_tokens"),
@@ -405,9 +408,10 @@ mod tests {
         connection.execute_batch(SCHEMA).unwrap();
         for (cache_hit, refusal, saved) in [
             ("'yes'", "x'726174655f6c696d69743a'", "'lots'"), // refusal as a blob, text flags
-            ("x'01'", "'rate_limit'", "9e999"),               // a blob flag, no colon, an infinite saving
+            ("x'01'", "'rate_limiter'", "9e999"),             // a blob flag, another word, an infinite saving
             ("0.0", "42", "-1e999"),
             ("2", "'guard:pii'", "0.25"), // counted: a numeric flag, a guard refusal
+            ("0", "'budget'", "0"),       // counted: a refusal's kind without details
         ] {
             let sql = format!(
                 "INSERT INTO usage VALUES ('r', 5, NULL, NULL, NULL, NULL, NULL, 'm', NULL, 0, 0, 0, 0, 'estimated', \
@@ -416,9 +420,10 @@ mod tests {
             connection.execute(&sql, []).unwrap();
         }
         let expected = UsageTotals {
-            requests: 4,
+            requests: 5,
             cache_hits: 1,
             saved_cost: 0.25,
+            over_budget: 1,
             guard_blocked: 1,
             ..UsageTotals::default()
         };
