@@ -3,16 +3,16 @@
 
 use std::path::Path;
 
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params};
 
 use super::AccountingError;
 use super::aggregate::{
-    BUDGET_REFUSAL, Dimension, GUARD_REFUSAL, NONE_GROUP, RATE_LIMIT_REFUSAL, UsageGroup, UsageTotals,
-    clamp_finite, sort_groups,
+    BUDGET_REFUSAL, Dimension, GUARD_REFUSAL, NONE_GROUP, OTHER_GROUP, RATE_LIMIT_REFUSAL, UsageGroup,
+    UsageTotals, clamp_finite, sort_groups,
 };
 use super::record::{MAX_RECORD_TOKENS, UsageRecord, unix_millis_of};
-use super::series::{self, SeriesRows, UsageSeries};
+use super::series::{self, MAX_SERIES_GROUPS, SeriesRows, UsageSeries};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS usage (
@@ -107,7 +107,7 @@ pub fn series(
     };
     let connection = Connection::open(path).map_err(query_error)?;
     let width = series::round_up_width(bucket_ms, MINUTE_MS);
-    let rows = series_rows(&connection, dimension, from_ms, to_ms, width).map_err(query_error)?;
+    let rows = series_rows(&connection, dimension, from_ms, to_ms, width, limit).map_err(query_error)?;
     Ok(series::build(width, rows, limit))
 }
 
@@ -136,23 +136,47 @@ fn totals(
     Ok(groups)
 }
 
-/// [`series`]' totals per bucket start and group, in one query.
+/// [`series`]' totals per bucket start and group: the `limit` largest groups by name and
+/// every other one as `(other)`, so the rows read stay within buckets × (`limit` + 1)
+/// however many groups (client-chosen user names, say) the range holds.
 fn series_rows(
     connection: &Connection,
     dimension: Dimension,
     from_ms: i64,
     to_ms: i64,
     width_ms: i64,
+    limit: usize,
 ) -> rusqlite::Result<SeriesRows> {
+    // The column name comes from a fixed list, never from the request.
+    let group = format!("CAST(COALESCE({}, '{NONE_GROUP}') AS TEXT)", dimension.column());
     // Times are at least 0 (the range starts at 0 or later), so integer division floors.
+    let from_ms = from_ms.max(0);
+    // `sort_groups`' order: largest cost first, then most requests, then by name. The
+    // values are kept as stored, so they match their rows below whatever their bytes.
+    let top_sql = format!(
+        "SELECT {group} FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 AND {group} <> '{OTHER_GROUP}' \
+         GROUP BY 1 ORDER BY {cost} DESC, COUNT(*) DESC, 1 LIMIT ?3",
+        cost = total_cost("cost"),
+    );
+    let limit = i64::try_from(limit.clamp(1, MAX_SERIES_GROUPS)).unwrap_or(1);
+    let top: Vec<Value> = connection
+        .prepare(&top_sql)?
+        .query_map(params![from_ms, to_ms, limit], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let named = if top.is_empty() {
+        "0".to_owned()
+    } else {
+        let placeholders: Vec<String> = (4..4 + top.len()).map(|index| format!("?{index}")).collect();
+        format!("{group} IN ({})", placeholders.join(", "))
+    };
     let sql = format!(
-        "SELECT (CAST(time_ms AS INTEGER) / ?3) * ?3, CAST(COALESCE({column}, '{NONE_GROUP}') AS TEXT), {sums} \
-         FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1, 2",
-        column = dimension.column(),
+        "SELECT (CAST(time_ms AS INTEGER) / ?3) * ?3, CASE WHEN {named} THEN {group} ELSE '{OTHER_GROUP}' END, \
+         {sums} FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1, 2",
         sums = total_columns(),
     );
     let mut statement = connection.prepare(&sql)?;
-    let mut rows = statement.query(params![from_ms.max(0), to_ms, width_ms])?;
+    let bound = [Value::Integer(from_ms), Value::Integer(to_ms), Value::Integer(width_ms)];
+    let mut rows = statement.query(rusqlite::params_from_iter(bound.into_iter().chain(top)))?;
     let mut series = SeriesRows::default();
     while let Some(row) = rows.next()? {
         let start_ms = match row.get_ref(0)? {

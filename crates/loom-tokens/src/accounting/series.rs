@@ -249,6 +249,32 @@ mod tests {
     }
 
     #[test]
+    fn the_top_groups_follow_cost_then_requests_then_name_among_many() {
+        // 300 one-request groups at 0.001, three that cost more, two that tie on cost and
+        // differ in requests, and a group that is itself called `(other)`.
+        let mut records: Vec<UsageRecord> =
+            (0..300).map(|index| at(index * 1000, &format!("user-{index:03}"), 0.001)).collect();
+        records.push(at(5, "dear", 9.0));
+        records.push(at(6, "mid", 5.0));
+        records.push(at(7, "tie-one", 2.0));
+        records.push(at(8, "tie-two", 1.0));
+        records.push(at(9, "tie-two", 1.0));
+        records.push(at(10, "(other)", 100.0));
+        both(&records, |series| {
+            let top = series(0, DAY, DAY, 4);
+            let names: Vec<&str> = top.groups.iter().map(|group| group.group.as_str()).collect();
+            assert_eq!(names, ["dear", "mid", "tie-two", "tie-one", "(other)"]);
+            let other = &top.groups[4];
+            assert_eq!((other.totals.requests, other.points.len()), (301, 1));
+            assert!((other.totals.cost - 100.3).abs() < 1e-9, "{}", other.totals.cost);
+            // Equal cost and requests: by name.
+            let cheap = series(0, 300_000, DAY, 50);
+            assert_eq!(cheap.groups[4].group, "user-000");
+            assert_eq!(cheap.groups[49].group, "user-045");
+        });
+    }
+
+    #[test]
     fn an_empty_range_has_no_groups() {
         both(&records(), |series| {
             assert_eq!(series(5, 5, MINUTE, 10).groups, vec![]);
