@@ -38,10 +38,11 @@ import argparse
 import asyncio
 import signal
 import sys
-import traceback
 from typing import Any, Callable
 
 import anthropic
+
+from loom_checks import CheckFailed, expect, run_checks
 
 # The built-in chat answer of the OpenAI mock upstream (fixtures.rs).
 CHAT_ID = "chatcmpl-mock"
@@ -116,15 +117,6 @@ TIME_TOOL: Any = {
         "required": ["timezone"],
     },
 }
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what: str, actual: object, expected: object) -> None:
-    if actual != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
 
 
 def blocks(message: Any) -> list[dict[str, Any]]:
@@ -453,25 +445,9 @@ def main() -> int:
         ("overloaded error event mid-stream raises APIStatusError", lambda: check_error_mid_stream(client)),
         ("AsyncAnthropic streamed message", lambda: asyncio.run(async_streamed(args.base_url))),
     ]
-    failed: list[str] = []
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as failure:
-            print(f"FAIL {name}: {failure}", flush=True)
-            failed.append(name)
-            continue
-        except Exception:  # noqa: BLE001 - report any SDK error as this check's failure
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-            failed.append(name)
-            continue
-        print(f"ok   {name}", flush=True)
+    status = run_checks(checks, keep_going=True)
     client.close()
-    if failed:
-        print(f"{len(failed)} of {len(checks)} checks failed: {'; '.join(failed)}", flush=True)
-        return 1
-    print(f"all {len(checks)} checks passed", flush=True)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

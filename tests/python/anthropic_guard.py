@@ -25,22 +25,14 @@ import argparse
 import logging
 import signal
 import sys
-import traceback
 from typing import Any, Callable
 
 import anthropic
 
+from loom_checks import CheckFailed, expect, run_checks
+
 CONTENT = "Hello from the mock upstream"
 HELLO: list[Any] = [{"role": "user", "content": "Hi"}]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what: str, actual: object, expected: object) -> None:
-    if actual != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
 
 
 def client(base_url: str, key: str) -> anthropic.Anthropic:
@@ -153,18 +145,7 @@ def main() -> int:
         ("a request over the limit raises RateLimitError", lambda: check_rate_limited(args.base_url)),
         ("max_retries=1 waits retry-after-ms and succeeds", lambda: check_retry_after_is_honoured(args.base_url)),
     ]
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as failure:
-            print(f"FAIL {name}: {failure}", flush=True)
-            return 1
-        except Exception:  # noqa: BLE001 - report any SDK error as this check's failure
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-            return 1
-        print(f"ok   {name}", flush=True)
-    print(f"all {len(checks)} checks passed", flush=True)
-    return 0
+    return run_checks(checks)
 
 
 if __name__ == "__main__":

@@ -18,20 +18,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import traceback
 from typing import Any, Callable
 
 import anthropic
 import openai
 
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what: str, actual: object, expected: object) -> None:
-    if actual != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
+from loom_checks import CheckFailed, expect, run_checks
 
 
 def ask(n: int) -> list[Any]:
@@ -168,18 +160,7 @@ def main() -> int:
         ("anthropic: a streamed hit is the same stream", lambda: check_anthropic_streamed(url)),
         ("anthropic: a whole answer replays as a stream", lambda: check_anthropic_whole_then_streamed(url)),
     ]
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as failure:
-            print(f"FAIL {name}: {failure}", flush=True)
-            return 1
-        except Exception:  # noqa: BLE001 - report any SDK error as this check's failure
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-            return 1
-        print(f"ok   {name}", flush=True)
-    print(f"all {len(checks)} checks passed", flush=True)
-    return 0
+    return run_checks(checks)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise CheckFailed(message)
+from loom_checks import CheckFailed, ensure
 
 
 def parse_args():
@@ -86,7 +79,7 @@ def send_request(args):
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=20) as response:
-        expect(response.status == 200, f"the front door answered {response.status}")
+        ensure(response.status == 200, f"the front door answered {response.status}")
 
 
 # The page redraws its tables on every refresh: read them in one script, not element by
@@ -114,31 +107,31 @@ def waiting(driver, seconds=20):
     return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException])
 
 
-def run_checks(driver, args):
+def browse(driver, args):
     wait = waiting(driver)
     checks = []
 
     driver.get(f"{args.admin_url}/")
     wait.until(lambda d: d.find_element(By.ID, "sign-in").is_displayed())
-    expect(not driver.find_element(By.ID, "console").is_displayed(), "the console shows before sign-in")
+    ensure(not driver.find_element(By.ID, "console").is_displayed(), "the console shows before sign-in")
     page_text = driver.find_element(By.TAG_NAME, "body").text
     for provider in args.providers.split(","):
-        expect(provider not in page_text, f"provider {provider} shown to a visitor who has not signed in")
+        ensure(provider not in page_text, f"provider {provider} shown to a visitor who has not signed in")
     checks.append("a visitor who has not signed in sees the sign-in form and no data")
 
     driver.find_element(By.ID, "admin-key").send_keys("not-the-admin-key")
     driver.find_element(By.CSS_SELECTOR, "#sign-in-form button").click()
     wait.until(lambda d: d.find_element(By.ID, "sign-in-error").is_displayed())
-    expect(driver.find_element(By.ID, "sign-in-error").text == "That key was refused.", "a wrong key is not refused")
+    ensure(driver.find_element(By.ID, "sign-in-error").text == "That key was refused.", "a wrong key is not refused")
     checks.append("a wrong admin key is refused")
 
     driver.find_element(By.ID, "admin-key").send_keys(args.admin_key)
     driver.find_element(By.CSS_SELECTOR, "#sign-in-form button").click()
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true")
     shown = attributes(driver, "#providers tbody tr", "data-provider")
-    expect(shown == args.providers.split(","), f"providers shown: {shown}")
-    expect(texts(driver, "#usage-groups tbody tr") == [], "usage before any request")
-    expect(len(texts(driver, "#usage-chart svg")) == 1, "no usage chart")
+    ensure(shown == args.providers.split(","), f"providers shown: {shown}")
+    ensure(texts(driver, "#usage-groups tbody tr") == [], "usage before any request")
+    ensure(len(texts(driver, "#usage-chart svg")) == 1, "no usage chart")
     checks.append(f"signed in: the providers {shown} and an empty usage chart")
 
     send_request(args)
@@ -148,13 +141,13 @@ def run_checks(driver, args):
     except TimeoutException:
         raise CheckFailed(f"the request never appeared; usage rows: {texts(driver, '#usage-groups tbody tr')}")
     cost = text_of(driver, f"{row_selector} td.cost")
-    expect(cost == args.cost, f"cost shown {cost!r}, expected {args.cost!r}")
+    ensure(cost == args.cost, f"cost shown {cost!r}, expected {args.cost!r}")
     requests_tile = text_of(driver, '[data-tile="requests"] .tile-value')
-    expect(requests_tile == "1", f"requests tile shows {requests_tile!r}")
+    ensure(requests_tile == "1", f"requests tile shows {requests_tile!r}")
     cost_tile = text_of(driver, '[data-tile="cost"] .tile-value')
-    expect(cost_tile == args.cost, f"cost tile shows {cost_tile!r}")
+    ensure(cost_tile == args.cost, f"cost tile shows {cost_tile!r}")
     bars = texts(driver, "#usage-chart svg rect title")
-    expect(any(bar.startswith(f"{args.model} ") for bar in bars), f"the request drew no bar: {bars}")
+    ensure(any(bar.startswith(f"{args.model} ") for bar in bars), f"the request drew no bar: {bars}")
     checks.append(f"a request sent through Loom appeared live: {args.model} at {cost}")
 
     driver.find_element(By.ID, "new-key-name").send_keys("console test")
@@ -163,10 +156,10 @@ def run_checks(driver, args):
     wait.until(lambda d: d.find_element(By.ID, "created-key").is_displayed())
     key_id = driver.find_element(By.ID, "created-key-id").text
     plaintext = driver.find_element(By.ID, "created-key-value").text
-    expect(key_id.startswith("vk-") and len(plaintext) >= 20, f"created key {key_id!r}")
+    ensure(key_id.startswith("vk-") and len(plaintext) >= 20, f"created key {key_id!r}")
     key_row = f'#keys tbody tr[data-key="{key_id}"]'
     wait.until(lambda d: texts(d, key_row))
-    expect(all(plaintext not in row for row in texts(driver, "#keys tbody tr")), "the plaintext key is in the keys table")
+    ensure(all(plaintext not in row for row in texts(driver, "#keys tbody tr")), "the plaintext key is in the keys table")
     checks.append(f"key {key_id} created, its plaintext shown once")
 
     # Taken before the revoke's confirmation dialog, which would block the capture.
@@ -180,7 +173,7 @@ def run_checks(driver, args):
     checks.append(f"key {key_id} revoked")
 
     errors = console_errors(driver)
-    expect(errors == [], f"console errors: {errors}")
+    ensure(errors == [], f"console errors: {errors}")
     checks.append("no console errors")
     return checks
 
@@ -192,7 +185,7 @@ def main():
     driver = start_browser(args, profile)
     driver.set_page_load_timeout(max(deadline - time.monotonic(), 1))
     try:
-        checks = run_checks(driver, args)
+        checks = browse(driver, args)
     except (CheckFailed, TimeoutException) as failure:
         try:
             driver.save_screenshot(args.screenshot)

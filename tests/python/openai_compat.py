@@ -25,10 +25,11 @@ import argparse
 import asyncio
 import signal
 import sys
-import traceback
 from typing import Any, Callable
 
 import openai
+
+from loom_checks import CheckFailed, expect, run_checks
 
 # The built-in chat answer of the mock upstream (fixtures.rs).
 CHAT_ID = "chatcmpl-mock"
@@ -88,15 +89,6 @@ TOOLS: list[Any] = [
 ]
 
 HELLO: list[Any] = [{"role": "user", "content": "Hi"}]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what: str, actual: object, expected: object) -> None:
-    if actual != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
 
 
 def check_whole_chat(client: openai.OpenAI) -> None:
@@ -331,19 +323,9 @@ def main() -> int:
         ("bad request raises BadRequestError", lambda: check_bad_request(client)),
         ("AsyncOpenAI streamed chat completion", lambda: asyncio.run(async_streamed_chat(args.base_url))),
     ]
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as failure:
-            print(f"FAIL {name}: {failure}", flush=True)
-            return 1
-        except Exception:  # noqa: BLE001 - report any SDK error as this check's failure
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-            return 1
-        print(f"ok   {name}", flush=True)
-    print(f"all {len(checks)} checks passed", flush=True)
+    status = run_checks(checks)
     client.close()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ import argparse
 import json
 import signal
 import sys
-import traceback
 from typing import Any, Callable
 
 import openai
+
+from loom_checks import CheckFailed, expect, run_checks
 
 TEXT = "Hello from the mock upstream"
 PIECES = ["Hello", " from", " the", " mock", " upstream"]
@@ -52,15 +53,6 @@ CALLS = {
     "claude-sonnet-4-5": ("toolu_01A09q90qw90lq917835lq9", '{"city":"Paris"}', '{"city": "Paris"}'),
     "gemini-2.5-flash": ("call_loom_0", '{"city":"Paris"}', '{"city":"Paris"}'),
 }
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what: str, actual: object, expected: object) -> None:
-    if actual != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
 
 
 def check_create(client: openai.OpenAI, model: str) -> None:
@@ -191,19 +183,9 @@ def main() -> int:
             (f"{native}: native stream", lambda: check_native_stream(client, native)),
             (f"{native}: native previous_response_id", lambda: check_native_previous(client, native)),
         ]
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as failure:
-            print(f"FAIL {name}: {failure}", flush=True)
-            return 1
-        except Exception:  # noqa: BLE001 - report any SDK error as this check's failure
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-            return 1
-        print(f"ok   {name}", flush=True)
-    print(f"all {len(checks)} checks passed", flush=True)
+    status = run_checks(checks)
     client.close()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ import argparse
 import json
 import signal
 import sys
-import traceback
 from typing import Any, Callable
 
 import openai
+
+from loom_checks import CheckFailed, expect, run_checks
 
 MESSAGE_ID = "msg_01XFDUDYJgAACzvnptvVoYEL"
 TOOL_USE_ID = "toolu_01A09q90qw90lq917835lq9"
@@ -34,15 +35,6 @@ WEATHER_TOOL: Any = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what: str, actual: object, expected: object) -> None:
-    if actual != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
 
 
 def check_streamed_tool_call(client: openai.OpenAI) -> None:
@@ -95,25 +87,9 @@ def main() -> int:
     checks: list[tuple[str, Callable[[], None]]] = [
         ("streamed tool call from an Anthropic provider", lambda: check_streamed_tool_call(client)),
     ]
-    failed: list[str] = []
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as failure:
-            print(f"FAIL {name}: {failure}", flush=True)
-            failed.append(name)
-            continue
-        except Exception:  # noqa: BLE001 - report any SDK error as this check's failure
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-            failed.append(name)
-            continue
-        print(f"ok   {name}", flush=True)
+    status = run_checks(checks, keep_going=True)
     client.close()
-    if failed:
-        print(f"{len(failed)} of {len(checks)} checks failed: {'; '.join(failed)}", flush=True)
-        return 1
-    print(f"all {len(checks)} checks passed", flush=True)
-    return 0
+    return status
 
 
 if __name__ == "__main__":
