@@ -1,7 +1,7 @@
 //! The console in a real headless Chromium (`tests/python/console_browser.py`, Selenium
 //! driving Debian's `chromium` through `chromedriver`): sign-in, the config's providers, a
-//! request sent through Loom appearing live with its cost, a key created and revoked, and
-//! no console errors. The screenshot is kept at `target/console/console.png`.
+//! request sent through Loom appearing live with its cost, a key created and revoked,
+//! sign-out, and no console errors. The screenshot is kept at `target/console/console.png`.
 //!
 //! Chromium and chromedriver are `$TEST_CHROMIUM` and `$TEST_CHROMEDRIVER`, else
 //! `/usr/bin/chromium` and `/usr/bin/chromedriver` (`.ci/run` installs both); the Python
@@ -67,7 +67,7 @@ async fn the_console_shows_live_data_in_headless_chromium_without_console_errors
         .args(["--time-limit", &SCRIPT_DEADLINE.as_secs().saturating_sub(30).to_string()])
         .env("NO_PROXY", "*")
         .env("PYTHONUNBUFFERED", "1");
-    run_check_script(command, SCRIPT_DEADLINE, 7).await;
+    run_check_script(command, SCRIPT_DEADLINE, 8).await;
     assert_eq!(
         primary.request_count() + backup.request_count(),
         1,

@@ -1,11 +1,12 @@
 """The console in a real headless Chromium (Selenium + chromedriver), run by tests/console_browser.rs.
 
 Checks, against a running Loom whose admin port needs an admin key:
-1. an unauthenticated visitor sees the sign-in form and no data;
+1. an unauthenticated visitor sees the sign-in form and no data, and a wrong key is refused;
 2. after signing in: the config's providers, and an empty usage chart;
 3. a request sent through Loom's front door appears live (next refresh) with its cost;
 4. a virtual key is created (its plaintext shown once) and revoked from the page;
-5. the browser logged no console errors at any point.
+5. signing out hides the console and forgets the created key;
+6. the browser logged no console errors at any point.
 A screenshot of the signed-in console is written to --screenshot.
 """
 
@@ -171,6 +172,12 @@ def browse(driver, args):
     driver.switch_to.alert.accept()
     wait.until(lambda d: "revoked" in (text_of(d, key_row) or ""))
     checks.append(f"key {key_id} revoked")
+
+    driver.find_element(By.ID, "sign-out").click()
+    wait.until(lambda d: d.find_element(By.ID, "sign-in").is_displayed())
+    ensure(plaintext not in driver.page_source, "the created key is still in the page after sign-out")
+    ensure(not driver.find_element(By.ID, "console").is_displayed(), "the console shows after sign-out")
+    checks.append("signing out hides the console and forgets the created key")
 
     errors = console_errors(driver)
     ensure(errors == [], f"console errors: {errors}")

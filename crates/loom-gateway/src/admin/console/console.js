@@ -406,6 +406,10 @@ function start() {
   $("sign-out").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
     session = null;
+    // A key created in this tab is not left on the page for whoever uses it next.
+    $("created-key").hidden = true;
+    $("created-key-id").textContent = "";
+    $("created-key-value").textContent = "";
     show(false);
     $("status").textContent = "signed out";
   });
