@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use loom_tokens::accounting::{Dimension, MAX_SERIES_GROUPS, SeriesGroup, UsageGroup};
+use loom_tokens::accounting::{AccountingError, Dimension, MAX_SERIES_GROUPS, SeriesGroup, UsageGroup};
 use serde::Serialize;
 
 use super::AdminState;
@@ -28,12 +28,23 @@ pub(crate) async fn usage(state: &AdminState, query: &str) -> Result<Bytes, ApiE
         .map_err(|error| ApiError::invalid(error.param, error.message))?;
     let (group_by, from_ms, to_ms) = (query.group_by(), query.from_ms(), query.to_ms());
     let usage = state.usage.clone();
-    let groups = tokio::task::spawn_blocking(move || usage.report(group_by, from_ms, to_ms))
+    let groups = off_runtime("usage report", move || usage.report(group_by, from_ms, to_ms)).await?;
+    json(&UsageReport { group_by, from: query.from_rfc3339(), to: query.to_rfc3339(), groups })
+}
+
+/// Runs a usage read on the blocking pool: with a ledger it is SQLite on disk.
+async fn off_runtime<T: Send + 'static>(
+    what: &str,
+    read: impl FnOnce() -> Result<T, AccountingError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(read)
         .await
-        .map_err(|error| ApiError::internal(format!("usage report failed: {error}")))?
-        .map_err(|error| ApiError::internal(error.to_string()))?;
-    let report = UsageReport { group_by, from: query.from_rfc3339(), to: query.to_rfc3339(), groups };
-    serde_json::to_vec(&report).map(Bytes::from).map_err(|error| ApiError::internal(error.to_string()))
+        .map_err(|error| ApiError::internal(format!("{what} failed: {error}")))?
+        .map_err(|error| ApiError::internal(error.to_string()))
+}
+
+fn json(report: &impl Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(report).map(Bytes::from).map_err(|error| ApiError::internal(error.to_string()))
 }
 
 /// A usage series (`GET /ai/usage/series`).
@@ -55,18 +66,14 @@ pub(crate) async fn series(state: &AdminState, query: &str) -> Result<Bytes, Api
     let (bucket_ms, limit) = (query.bucket_ms, query.limit);
     let usage = state.usage.clone();
     let series =
-        tokio::task::spawn_blocking(move || usage.series(group_by, from_ms, to_ms, bucket_ms, limit))
-            .await
-            .map_err(|error| ApiError::internal(format!("usage series failed: {error}")))?
-            .map_err(|error| ApiError::internal(error.to_string()))?;
-    let report = SeriesReport {
+        off_runtime("usage series", move || usage.series(group_by, from_ms, to_ms, bucket_ms, limit)).await?;
+    json(&SeriesReport {
         group_by,
         from: range.from_rfc3339(),
         to: range.to_rfc3339(),
         bucket_seconds: series.bucket_ms / 1000,
         series: series.groups,
-    };
-    serde_json::to_vec(&report).map(Bytes::from).map_err(|error| ApiError::internal(error.to_string()))
+    })
 }
 
 /// The latest time a usage query may name: the last second of the year 9999, the end

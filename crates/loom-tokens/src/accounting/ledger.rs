@@ -120,11 +120,9 @@ fn totals(
     from_ms: i64,
     to_ms: i64,
 ) -> rusqlite::Result<Vec<UsageGroup>> {
-    // The column name comes from a fixed list, never from the request.
     let sql = format!(
-        "SELECT CAST(COALESCE({column}, '{NONE_GROUP}') AS TEXT), {sums} \
-         FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1",
-        column = dimension.column(),
+        "SELECT {group}, {sums} FROM usage WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1",
+        group = group_of(dimension),
         sums = total_columns(),
     );
     let mut statement = connection.prepare(&sql)?;
@@ -147,8 +145,7 @@ fn series_rows(
     width_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<SeriesRows> {
-    // The column name comes from a fixed list, never from the request.
-    let group = format!("CAST(COALESCE({}, '{NONE_GROUP}') AS TEXT)", dimension.column());
+    let group = group_of(dimension);
     // Times are at least 0 (the range starts at 0 or later), so integer division floors.
     let from_ms = from_ms.max(0);
     // `sort_groups`' order: largest cost first, then most requests, then by name. The
@@ -186,6 +183,12 @@ fn series_rows(
         series.add(start_ms, &text_of(row.get_ref(1)?), &totals_at(row, 2)?);
     }
     Ok(series)
+}
+
+/// The SQL of a row's group in `dimension`: its column as text, `(none)` when empty. The
+/// column name comes from a fixed list, never from the request.
+fn group_of(dimension: Dimension) -> String {
+    format!("CAST(COALESCE({}, '{NONE_GROUP}') AS TEXT)", dimension.column())
 }
 
 /// The SQL of the totals' columns, in [`totals_at`]'s order.
